@@ -1,0 +1,122 @@
+"""What an exported artifact says about itself: the swin-deploy metadata in ONNX `metadata_props`.
+
+Export writes it; quantize, verify, bench and build-engine read it instead of asking the user again.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import onnx
+
+from .errors import UserError
+from .models.registry import SwinConfig, get_config
+
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+@dataclass
+class ArtifactInfo:
+    variant: str
+    timm_name: str | None
+    img_size: tuple[int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    interpolation: str
+    crop_pct: float
+    num_classes: int
+    weights_sha256: str
+    precision: str = "fp32"
+    opset: int = 17
+    version: str = ""
+    max_batch: int | None = None
+    static_batch: bool = False
+    extra: dict[str, str] = field(default_factory=dict)  # precision details (target, method, ...)
+
+    @classmethod
+    def for_config(cls, cfg: SwinConfig, weights_sha256: str, opset: int, max_batch: int | None,
+                   static_batch: bool) -> ArtifactInfo:
+        from . import __version__
+
+        return cls(variant=cfg.name, timm_name=cfg.timm_name, img_size=tuple(cfg.img_size), mean=tuple(cfg.mean),
+                   std=tuple(cfg.std), interpolation=cfg.interpolation, crop_pct=cfg.crop_pct,
+                   num_classes=cfg.num_classes, weights_sha256=weights_sha256, opset=opset, version=__version__,
+                   max_batch=max_batch, static_batch=static_batch)
+
+    def to_props(self) -> dict[str, str]:
+        props = {
+            "swin_deploy.variant": self.variant,
+            "swin_deploy.timm_name": self.timm_name or "",
+            "swin_deploy.input_size": json.dumps([3, *self.img_size]),
+            "swin_deploy.mean": json.dumps(list(self.mean)),
+            "swin_deploy.std": json.dumps(list(self.std)),
+            "swin_deploy.interpolation": self.interpolation,
+            "swin_deploy.crop_pct": str(self.crop_pct),
+            "swin_deploy.num_classes": str(self.num_classes),
+            "swin_deploy.weights_sha256": self.weights_sha256,
+            "swin_deploy.precision": self.precision,
+            "swin_deploy.opset": str(self.opset),
+            "swin_deploy.version": self.version,
+            "swin_deploy.max_batch": "" if self.max_batch is None else str(self.max_batch),
+            "swin_deploy.static_batch": str(self.static_batch).lower(),
+        }
+        props.update({f"swin_deploy.{k}": v for k, v in self.extra.items()})
+        return props
+
+    @classmethod
+    def from_props(cls, props: dict[str, str]) -> ArtifactInfo | None:
+        if "swin_deploy.variant" not in props:
+            return None
+        p = {k.removeprefix("swin_deploy."): v for k, v in props.items() if k.startswith("swin_deploy.")}
+        known = {"variant", "timm_name", "input_size", "mean", "std", "interpolation", "crop_pct", "num_classes",
+                 "weights_sha256", "precision", "opset", "version", "max_batch", "static_batch"}
+        return cls(variant=p["variant"], timm_name=p.get("timm_name") or None,
+                   img_size=tuple(json.loads(p["input_size"])[1:]), mean=tuple(json.loads(p["mean"])),
+                   std=tuple(json.loads(p["std"])), interpolation=p["interpolation"], crop_pct=float(p["crop_pct"]),
+                   num_classes=int(p["num_classes"]), weights_sha256=p["weights_sha256"],
+                   precision=p.get("precision", "fp32"), opset=int(p.get("opset", "17")), version=p.get("version", ""),
+                   max_batch=int(p["max_batch"]) if p.get("max_batch") else None,
+                   static_batch=p.get("static_batch") == "true",
+                   extra={k: v for k, v in p.items() if k not in known})
+
+    def config(self) -> SwinConfig:
+        """The registry config this artifact was exported from, at the artifact's input size."""
+        cfg = get_config(self.variant)
+        return cfg if tuple(cfg.img_size) == tuple(self.img_size) else cfg.with_img_size(tuple(self.img_size))
+
+
+def write_info(model: onnx.ModelProto, info: ArtifactInfo) -> None:
+    props = {p.key: p.value for p in model.metadata_props if not p.key.startswith("swin_deploy.")}
+    props.update(info.to_props())
+    del model.metadata_props[:]
+    for k, v in props.items():
+        model.metadata_props.add(key=k, value=v)
+
+
+def load_onnx(path: str | Path, load_weights: bool = True) -> onnx.ModelProto:
+    """onnx.load with a one-line error for missing, corrupt or non-ONNX files."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path} does not exist: pass the path of an ONNX file (swin-deploy export writes one)")
+    try:
+        model = onnx.load(str(path), load_external_data=load_weights)
+    except Exception as e:
+        raise UserError(f"{path} is not a readable ONNX model ({type(e).__name__}): re-export it") from e
+    if not model.graph.node:
+        raise UserError(f"{path} is not a readable ONNX model (no graph): re-export it")
+    return model
+
+
+def read_info(path: str | Path, variant: str | None = None) -> ArtifactInfo:
+    """The artifact's metadata; for a foreign ONNX, the registry's view of `variant` (else a UserError)."""
+    model = load_onnx(path, load_weights=False)
+    info = ArtifactInfo.from_props({p.key: p.value for p in model.metadata_props})
+    if info is not None:
+        return info
+    if variant is None:
+        raise UserError(f"{path} carries no swin-deploy metadata: pass --variant NAME to say what model it is")
+    cfg = get_config(variant)
+    return ArtifactInfo.for_config(cfg, weights_sha256="", opset=model.opset_import[0].version, max_batch=None,
+                                   static_batch=False)

@@ -1,0 +1,48 @@
+"""Atomic file output and content hashes."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import UserError
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def check_writable_dir(path: str | Path) -> Path:
+    """The folder an output will go to, or a UserError saying why it can't."""
+    folder = Path(path).resolve().parent
+    if not folder.is_dir():
+        raise UserError(f"output folder {folder} does not exist: create it or choose another -o path")
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"output folder {folder} is not writable: choose another -o path")
+    return folder
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path in the destination folder; rename it to `path` only on success.
+
+    A failed or interrupted run (exception, Ctrl-C) leaves nothing at `path` and no temp file.
+    """
+    path = Path(path)
+    folder = check_writable_dir(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=folder)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)

@@ -1,0 +1,8 @@
+"""Native Swin Transformer V1/V2 models, their variant registry and checkpoint loading."""
+
+from .checkpoint import Weights, build_model, convert_official_state_dict, load_strict, read_checkpoint
+from .registry import VARIANTS, SwinConfig, get_config
+from .swin import SwinTransformer
+
+__all__ = ["VARIANTS", "SwinConfig", "SwinTransformer", "Weights", "build_model", "convert_official_state_dict",
+           "get_config", "load_strict", "read_checkpoint"]

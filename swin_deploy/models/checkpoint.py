@@ -1,0 +1,198 @@
+"""Checkpoint reading, conversion to timm layout, and strict loading into the native model."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import re
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import UserError
+from ..fileio import sha256_file
+from .registry import WEIGHTS_DIR, SwinConfig
+from .swin import SwinTransformer
+
+_BUFFERS = ("relative_position_index", "relative_coords_table", "attn_mask")
+
+
+def convert_official_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """microsoft/Swin-Transformer layout -> timm layout (pure; the input is not modified).
+
+    The official code downsamples at the end of stage i, timm at the start of stage i + 1; the
+    official classifier is `head`, timm's `head.fc`. Derived buffers are dropped. timm-layout input
+    passes through unchanged apart from the buffers.
+    """
+    state_dict = state_dict.get("model", state_dict)
+    state_dict = state_dict.get("state_dict", state_dict)
+    official = "layers.0.downsample.reduction.weight" in state_dict
+    out = {}
+    for k, v in state_dict.items():
+        if any(b in k for b in _BUFFERS):
+            continue
+        if official:
+            k = re.sub(r"layers\.(\d+)\.downsample", lambda m: f"layers.{int(m.group(1)) + 1}.downsample", k)
+            k = re.sub(r"^head\.(weight|bias)$", r"head.fc.\1", k)
+        out[k] = v
+    return out
+
+
+def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state_dict from .pth/.pt (weights_only) or .safetensors, converted to timm layout."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist: pass the path of a .pth, .pt or .safetensors file")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            sd = load_file(str(path))
+        else:
+            sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt or foreign files raise many different types
+        raise UserError(f"cannot read checkpoint {path} ({type(e).__name__}): is it a PyTorch or safetensors state_dict?") from e
+    if not isinstance(sd, dict) or not sd:
+        raise UserError(f"checkpoint {path} holds no state_dict")
+    sd = convert_official_state_dict(sd)
+    if not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise UserError(f"checkpoint {path} is not a flat state_dict of tensors")
+    return sd
+
+
+def load_strict(model: SwinTransformer, state_dict: dict[str, torch.Tensor], source: str) -> None:
+    """load_state_dict(strict=True) with a one-line error naming the first mismatch."""
+    own = model.state_dict()
+    for k, v in own.items():
+        if k not in state_dict:
+            raise UserError(f"{source} does not fit {model.cfg.name}: tensor '{k}' is missing (is it another variant?)")
+        if tuple(state_dict[k].shape) != tuple(v.shape):
+            raise UserError(
+                f"{source} does not fit {model.cfg.name}: '{k}' has shape {tuple(state_dict[k].shape)}, "
+                f"{model.cfg.name} needs {tuple(v.shape)}"
+            )
+    extra = [k for k in state_dict if k not in own]
+    if extra:
+        raise UserError(f"{source} does not fit {model.cfg.name}: unexpected tensor '{extra[0]}' (is it another variant?)")
+    model.load_state_dict({k: v.float() for k, v in state_dict.items()}, strict=True)
+
+
+def state_dict_sha256(state_dict: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha256()
+    for k in sorted(state_dict):
+        h.update(k.encode())
+        h.update(state_dict[k].detach().float().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def pretrained_state_dict(cfg: SwinConfig) -> dict[str, torch.Tensor]:
+    """timm's pretrained weights for a registered timm variant (downloads through timm's hub cache)."""
+    if cfg.timm_name is None:
+        raise UserError(f"{cfg.name} has no timm pretrained weights: use --checkpoint PATH or --random-init")
+    offline = UserError(f"timm's pretrained weights for {cfg.timm_name} are not cached and the hub is out of reach "
+                        "(offline?): use --checkpoint PATH for local weights or --random-init")
+    try:
+        if not _hub_reachable():
+            # cached weights still load offline; an uncached model fails at once instead of ~60 s of retries
+            _go_offline()
+        import timm
+
+        with _quiet_hub():
+            return timm.create_model(cfg.timm_name, pretrained=True).state_dict()
+    except Exception as e:
+        if os.environ.get("HF_HUB_OFFLINE") == "1":
+            raise offline from e
+        raise UserError(
+            f"could not fetch timm's pretrained weights for {cfg.timm_name} ({type(e).__name__}; offline?): "
+            "use --checkpoint PATH for local weights or --random-init"
+        ) from e
+
+
+def _hub_reachable() -> bool:
+    """Can the Hugging Face hub's host name be resolved? (No traffic beyond a DNS lookup.)"""
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        return False
+    from urllib.parse import urlparse
+
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or ""
+    try:
+        socket.getaddrinfo(host, 443)
+        return True
+    except OSError:
+        return False
+
+
+def _go_offline() -> None:
+    """Make huggingface_hub use its cache only; its constants are read at import, so patch them too."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None:
+        constants.HF_HUB_OFFLINE = True
+
+
+@contextlib.contextmanager
+def _quiet_hub():
+    """huggingface_hub logs every retry as a warning; the caller reports failure in one line."""
+    log = logging.getLogger("huggingface_hub")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+@dataclass
+class Weights:
+    """Where a model's weights come from: 'pretrained', 'random' (with seed), 'bundled' or a checkpoint path."""
+
+    kind: str = "default"
+    path: Path | None = None
+    seed: int = 0
+
+    @classmethod
+    def from_options(cls, checkpoint: Path | None, pretrained: bool, random_init: bool, seed: int = 0) -> Weights:
+        chosen = [n for n, on in (("--checkpoint", checkpoint is not None), ("--pretrained", pretrained),
+                                  ("--random-init", random_init)) if on]
+        if len(chosen) > 1:
+            raise UserError(f"choose one source of weights, not {' and '.join(chosen)}")
+        if checkpoint is not None:
+            return cls("checkpoint", Path(checkpoint))
+        if pretrained:
+            return cls("pretrained")
+        if random_init:
+            return cls("random", seed=seed)
+        return cls("default")
+
+
+def build_model(cfg: SwinConfig, weights: Weights) -> tuple[SwinTransformer, str]:
+    """The native model in eval mode with its weights, and the sha256 that identifies those weights.
+
+    `default` means the bundled weights for demo variants and timm's pretrained weights otherwise.
+    """
+    kind = weights.kind
+    if kind == "default":
+        kind = "bundled" if cfg.bundled_weights else "pretrained"
+    if kind == "random":
+        torch.manual_seed(weights.seed)
+        model = SwinTransformer(cfg).eval()
+        return model, state_dict_sha256(model.state_dict())
+    model = SwinTransformer(cfg).eval()
+    if kind == "checkpoint":
+        assert weights.path is not None
+        load_strict(model, read_checkpoint(weights.path), f"checkpoint {weights.path.name}")
+        return model, sha256_file(weights.path)
+    if kind == "bundled":
+        if not cfg.bundled_weights:
+            raise UserError(f"{cfg.name} ships no weights: use --checkpoint PATH, --pretrained or --random-init")
+        path = WEIGHTS_DIR / cfg.bundled_weights
+        load_strict(model, read_checkpoint(path), f"bundled weights {path.name}")
+        return model, sha256_file(path)
+    sd = convert_official_state_dict(pretrained_state_dict(cfg))
+    load_strict(model, sd, f"timm pretrained weights of {cfg.timm_name}")
+    return model, state_dict_sha256(sd)

@@ -1,0 +1,181 @@
+"""Building blocks shared by Swin V1 and V2: window geometry, patch embedding, patch merging, MLP.
+
+Deployment layout. timm keeps activations as (B, H, W, C) and, in every block, rolls, partitions
+into windows, runs attention, reverses the partition and rolls back: four copies of the
+activations per block, and in ONNX a chain of Slice/Concat/Reshape/Transpose nodes. Every op of a
+Swin block except attention is token-wise (LayerNorm, MLP, residual add), so the order of tokens
+between attentions is free. swin-deploy therefore keeps the residual stream in the *window order of
+the current block* (tokens of window 0, then window 1, ...) and moves from one block's order to the
+next with a single constant Gather. Patch merging gathers its 2x2 neighbours straight from the last
+block's order into the next stage's first window order. The math is identical to timm's; only the
+token order between ops differs, and mean pooling does not depend on it.
+
+All geometry here is a pure function of (H, W, window, shift), so a dynamic-size mode can rebuild it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# timm and the official code add -100 to cross-region logits. exp(-100 + logit) is a subnormal float,
+# which x86 GEMM kernels process many times slower: the attn @ v matmul of every shifted block took
+# 3-4x the time of its unshifted twin in onnxruntime. -1e4 underflows to an exact 0 (also in float16,
+# whose range it fits) and changes the logits by less than 1e-30 relative.
+MASK_VALUE = -1e4
+
+
+def window_shift_for(grid: tuple[int, int], window: int, shift: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Per-axis window and shift for a feature grid, as timm's `_calc_window_shift`.
+
+    An axis no longer than the window gets one window covering it and no shift.
+    """
+    win = tuple(g if g <= window else window for g in grid)
+    sh = tuple(0 if g <= w else shift for g, w in zip(grid, win))
+    return win, sh  # type: ignore[return-value]
+
+
+def window_order(grid: tuple[int, int], window: tuple[int, int], shift: tuple[int, int]) -> torch.Tensor:
+    """Spatial index (h * W + w) of the token at each window-order position.
+
+    Window order = cyclic shift by -shift (torch.roll), then partition into windows, row-major
+    over windows and within each window. Returns a LongTensor of shape (H * W,).
+    """
+    (H, W), (wh, ww) = grid, window
+    idx = torch.arange(H * W).view(H, W)
+    if any(shift):
+        idx = torch.roll(idx, shifts=(-shift[0], -shift[1]), dims=(0, 1))
+    return idx.view(H // wh, wh, W // ww, ww).permute(0, 2, 1, 3).reshape(-1)
+
+
+def inverse_order(order: torch.Tensor) -> torch.Tensor:
+    """inv[order[p]] = p: where each spatial token sits in a given order."""
+    inv = torch.empty_like(order)
+    inv[order] = torch.arange(order.numel())
+    return inv
+
+
+def shifted_window_mask(grid: tuple[int, int], window: tuple[int, int], shift: tuple[int, int]) -> torch.Tensor | None:
+    """Additive attention mask of a shifted-window block: (num_windows, N, N), 0 or -100; None if no shift.
+
+    After the cyclic shift, a window can hold tokens from up to four image regions that are not
+    neighbours; tokens attend only within their region (same construction as timm and the paper).
+    """
+    if not any(shift):
+        return None
+    (H, W), (wh, ww), (sh, sw) = grid, window, shift
+    region = torch.zeros(H, W)
+    cnt = 0
+    for hs in (slice(0, -wh), slice(-wh, -sh if sh else None), slice(-sh, None) if sh else slice(0, 0)):
+        for ws in (slice(0, -ww), slice(-ww, -sw if sw else None), slice(-sw, None) if sw else slice(0, 0)):
+            region[hs, ws] = cnt
+            cnt += 1
+    # the mask is defined in shifted coordinates: partition without rolling
+    windows = region.view(H // wh, wh, W // ww, ww).permute(0, 2, 1, 3).reshape(-1, wh * ww)
+    diff = windows.unsqueeze(1) - windows.unsqueeze(2)
+    return torch.where(diff != 0, torch.tensor(MASK_VALUE), torch.tensor(0.0))
+
+
+def relative_position_index(window: tuple[int, int]) -> torch.Tensor:
+    """Index into a ((2*wh-1) * (2*ww-1)) table for each token pair of a window: (N, N) long."""
+    wh, ww = window
+    coords = torch.stack(torch.meshgrid(torch.arange(wh), torch.arange(ww), indexing="ij")).flatten(1)
+    rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0)
+    rel[:, :, 0] += wh - 1
+    rel[:, :, 1] += ww - 1
+    rel[:, :, 0] *= 2 * ww - 1
+    return rel.sum(-1)
+
+
+def tiles(grid: tuple[int, int], window: int) -> bool:
+    """True when every axis is a multiple of the window or fits inside one window."""
+    return all(g <= window or g % window == 0 for g in grid)
+
+
+class PatchEmbed(nn.Module):
+    """Image to patch tokens: Conv2d(kernel = stride = patch) then LayerNorm.
+
+    (B, 3, H, W) -> (B, H/p * W/p, C), tokens in row-major spatial order.
+    """
+
+    def __init__(self, patch_size: int, in_chans: int, embed_dim: int):
+        super().__init__()
+        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
+        self.norm = nn.LayerNorm(embed_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.proj(x).flatten(2).transpose(1, 2))
+
+
+class PatchMerging(nn.Module):
+    """Downsample 2x: concatenate each 2x2 neighbourhood (4C) and project to 2C.
+
+    V1 normalises before the projection, V2 after (`post_norm`). Channel order of the 4C vector is
+    timm's and the paper's: (0,0), (1,0), (0,1), (1,1) as (row, col) offsets.
+    `gather` picks, for each output token in the next stage's window order, its four inputs from the
+    previous block's order: (L_out * 4,) long. (B, L_in, C) -> (B, L_out, 2C).
+    """
+
+    def __init__(self, dim: int, gather: torch.Tensor, post_norm: bool):
+        super().__init__()
+        self.post_norm = post_norm
+        self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
+        self.norm = nn.LayerNorm(2 * dim if post_norm else 4 * dim)
+        self.register_buffer("gather", gather, persistent=False)
+
+    @staticmethod
+    def gather_index(grid: tuple[int, int], order_in: torch.Tensor, order_out: torch.Tensor) -> torch.Tensor:
+        """Indices into `order_in` layout for each (output token in `order_out`, 2x2 offset)."""
+        H, W = grid
+        pos_in = inverse_order(order_in)
+        oi, oj = order_out // (W // 2), order_out % (W // 2)
+        offsets = ((0, 0), (1, 0), (0, 1), (1, 1))
+        idx = torch.stack([pos_in[(2 * oi + dh) * W + (2 * oj + dw)] for dh, dw in offsets], dim=1)
+        return idx.reshape(-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # -1 for the batch and constants for the rest keep the exported Reshape free of Shape ops
+        x = x.index_select(1, self.gather).reshape(-1, self.gather.numel() // 4, self.reduction.in_features)
+        if self.post_norm:
+            return self.norm(self.reduction(x))
+        return self.reduction(self.norm(x))
+
+
+class Mlp(nn.Module):
+    """fc1 -> GELU -> fc2, token-wise. (B, L, C) -> (B, L, C)."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+def split_heads(qkv: torch.Tensor, num_windows: int, window_area: int, num_heads: int) -> tuple[torch.Tensor, ...]:
+    """(B, nW * N, 3 * C) -> q (B, nW, heads, N, d), k^T (B, nW, heads, d, N), v (B, nW, heads, N, d).
+
+    Splitting along channels before the head transpose gives three plain Transposes (k's straight
+    into the layout the matmul wants) instead of a 6-D transpose followed by Split and Squeeze.
+    """
+    head_dim = qkv.shape[-1] // (3 * num_heads)
+    q, k, v = (t.reshape(-1, num_windows, window_area, num_heads, head_dim) for t in qkv.chunk(3, dim=-1))
+    return q.permute(0, 1, 3, 2, 4), k.permute(0, 1, 3, 4, 2), v.permute(0, 1, 3, 2, 4)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(B, nW, heads, N, head_dim) -> (B, nW * N, heads * head_dim)."""
+    _, nW, h, N, d = x.shape
+    return x.permute(0, 1, 3, 2, 4).reshape(-1, nW * N, h * d)
+
+
+def attend(q: torch.Tensor, k_t: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """softmax(q k^T + bias) v with q pre-scaled and k given transposed (B, nW, heads, d, N).
+
+    bias: (nW or 1, heads, N, N), broadcast over batch.
+    """
+    attn = torch.matmul(q, k_t) + bias
+    return torch.matmul(F.softmax(attn, dim=-1), v)

@@ -1,0 +1,178 @@
+"""Variant registry: short name -> frozen architecture and preprocessing config.
+
+Preprocessing (mean, std, interpolation, crop_pct, num_classes) is copied from timm's
+pretrained_cfg of each model's default tag; `tests/test_registry.py` checks it against the
+installed timm so the two never drift apart silently.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from ..errors import UserError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+
+@dataclass(frozen=True)
+class SwinConfig:
+    name: str
+    version: int  # 1 or 2
+    img_size: tuple[int, int]
+    embed_dim: int
+    depths: tuple[int, ...]
+    num_heads: tuple[int, ...]
+    window_size: int
+    timm_name: str | None = None
+    patch_size: int = 4
+    mlp_ratio: float = 4.0
+    pretrained_window_sizes: tuple[int, ...] = (0, 0, 0, 0)
+    num_classes: int = 1000
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    interpolation: str = "bicubic"
+    crop_pct: float = 0.9
+    bundled_weights: str | None = None  # file name under swin_deploy/weights/ (demo models)
+    labels: tuple[str, ...] | None = None
+
+    @property
+    def stride(self) -> int:
+        """Total downsampling: the input must be a multiple of this."""
+        return self.patch_size * 2 ** (len(self.depths) - 1)
+
+    def stage_grids(self, img_size: tuple[int, int]) -> list[tuple[int, int]]:
+        g = (img_size[0] // self.patch_size, img_size[1] // self.patch_size)
+        return [(g[0] >> i, g[1] >> i) for i in range(len(self.depths))]
+
+    def size_ok(self, img_size: tuple[int, int]) -> bool:
+        if any(s % self.stride for s in img_size):
+            return False
+        return all(g <= self.window_size or g % self.window_size == 0 for grid in self.stage_grids(img_size) for g in grid)
+
+    def valid_sizes(self, limit: int = 1536) -> list[int]:
+        """Square input sizes up to `limit` whose stage grids tile into windows."""
+        return [s for s in range(self.stride, limit + 1, self.stride) if self.size_ok((s, s))]
+
+    def check_img_size(self, img_size: tuple[int, int]) -> None:
+        if not self.size_ok(img_size):
+            sizes = ", ".join(str(s) for s in self.valid_sizes()[:8])
+            raise UserError(
+                f"{self.name} cannot tile a {img_size[0]}x{img_size[1]} input into {self.window_size}x{self.window_size} "
+                f"windows at every stage; sizes that work: {sizes}, ..."
+            )
+
+    def with_img_size(self, size: tuple[int, int]) -> SwinConfig:
+        self.check_img_size(size)
+        return replace(self, img_size=size)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def params(self) -> int:
+        """Parameter count, from the architecture alone."""
+        C, total = self.embed_dim, 0
+        total += 3 * self.patch_size**2 * C + C + 2 * C  # patch embed conv + norm
+        for i, (depth, grid) in enumerate(zip(self.depths, self.stage_grids(self.img_size))):
+            d, h = C * 2**i, self.num_heads[i]
+            if i > 0:
+                total += 4 * (d // 2) * d + 2 * (d if self.version == 2 else 4 * (d // 2))
+            hidden = int(d * self.mlp_ratio)
+            per_block = 4 * d + 3 * d * d + 3 * d + d * d + d + d * hidden + hidden + hidden * d + d
+            wh, ww = (min(g, self.window_size) for g in grid)
+            if self.version == 1:
+                per_block += (2 * wh - 1) * (2 * ww - 1) * h
+            else:
+                per_block += h + 2 * 512 + 512 + 512 * h - d  # logit scale, cpb mlp; qkv has q,v bias only
+            total += depth * per_block
+        F = C * 2 ** (len(self.depths) - 1)
+        return total + 2 * F + F * self.num_classes + self.num_classes
+
+    def gflops(self, img_size: tuple[int, int] | None = None) -> float:
+        """Multiply-accumulates x 2 of the matmuls and convolutions, in GFLOPs."""
+        img_size = img_size or self.img_size
+        C, macs = self.embed_dim, 0
+        grids = self.stage_grids(img_size)
+        macs += grids[0][0] * grids[0][1] * 3 * self.patch_size**2 * C
+        for i, depth in enumerate(self.depths):
+            d, L = C * 2**i, grids[i][0] * grids[i][1]
+            if i > 0:
+                macs += L * 4 * (d // 2) * d
+            win = [min(g, self.window_size) for g in grids[i]]
+            N = win[0] * win[1]
+            macs += depth * (L * 4 * d * d + 2 * L * N * d + 2 * L * d * int(d * self.mlp_ratio))
+        F = C * 2 ** (len(self.depths) - 1)
+        return 2 * (macs + F * self.num_classes) / 1e9
+
+
+def _v1(name: str, timm_name: str, dim: int, depths, heads, window: int, size: int) -> SwinConfig:
+    return SwinConfig(name=name, version=1, img_size=(size, size), embed_dim=dim, depths=depths, num_heads=heads,
+                      window_size=window, timm_name=timm_name, crop_pct=1.0 if size >= 384 else 0.9)
+
+
+def _v2(name: str, timm_name: str, dim: int, depths, heads, window: int, size: int, pretrained=(0, 0, 0, 0),
+        num_classes: int = 1000) -> SwinConfig:
+    return SwinConfig(name=name, version=2, img_size=(size, size), embed_dim=dim, depths=depths, num_heads=heads,
+                      window_size=window, timm_name=timm_name, pretrained_window_sizes=pretrained,
+                      crop_pct=1.0 if size >= 384 else 0.9, num_classes=num_classes)
+
+
+_T, _S = (2, 2, 6, 2), (2, 2, 18, 2)
+_H96, _H128, _H192 = (3, 6, 12, 24), (4, 8, 16, 32), (6, 12, 24, 48)
+_PT = (12, 12, 12, 6)
+DIGIT_LABELS = tuple(str(i) for i in range(10))
+
+_ALL = [
+    _v1("swin_t", "swin_tiny_patch4_window7_224", 96, _T, _H96, 7, 224),
+    _v1("swin_s", "swin_small_patch4_window7_224", 96, _S, _H96, 7, 224),
+    _v1("swin_b", "swin_base_patch4_window7_224", 128, _S, _H128, 7, 224),
+    _v1("swin_b_384", "swin_base_patch4_window12_384", 128, _S, _H128, 12, 384),
+    _v1("swin_l", "swin_large_patch4_window7_224", 192, _S, _H192, 7, 224),
+    _v1("swin_l_384", "swin_large_patch4_window12_384", 192, _S, _H192, 12, 384),
+    _v2("swinv2_t", "swinv2_tiny_window8_256", 96, _T, _H96, 8, 256),
+    _v2("swinv2_t_w16", "swinv2_tiny_window16_256", 96, _T, _H96, 16, 256),
+    _v2("swinv2_s", "swinv2_small_window8_256", 96, _S, _H96, 8, 256),
+    _v2("swinv2_s_w16", "swinv2_small_window16_256", 96, _S, _H96, 16, 256),
+    _v2("swinv2_b", "swinv2_base_window8_256", 128, _S, _H128, 8, 256),
+    _v2("swinv2_b_w16", "swinv2_base_window16_256", 128, _S, _H128, 16, 256),
+    _v2("swinv2_b_192", "swinv2_base_window12_192", 128, _S, _H128, 12, 192, num_classes=21841),
+    _v2("swinv2_b_192to256", "swinv2_base_window12to16_192to256", 128, _S, _H128, 16, 256, _PT),
+    _v2("swinv2_b_192to384", "swinv2_base_window12to24_192to384", 128, _S, _H128, 24, 384, _PT),
+    _v2("swinv2_l_192", "swinv2_large_window12_192", 192, _S, _H192, 12, 192, num_classes=21841),
+    _v2("swinv2_l_192to256", "swinv2_large_window12to16_192to256", 192, _S, _H192, 16, 256, _PT),
+    _v2("swinv2_l_192to384", "swinv2_large_window12to24_192to384", 192, _S, _H192, 24, 384, _PT),
+    # tiny configurations for fast tests (random weights only)
+    SwinConfig(name="swin_test", version=1, img_size=(64, 64), embed_dim=16, depths=(2, 2, 2), num_heads=(2, 2, 4),
+               window_size=4, num_classes=10, pretrained_window_sizes=(0, 0, 0)),
+    SwinConfig(name="swinv2_test", version=2, img_size=(64, 64), embed_dim=16, depths=(2, 2, 2), num_heads=(2, 2, 4),
+               window_size=4, num_classes=10, pretrained_window_sizes=(3, 3, 2)),
+    # demo models trained on scikit-learn's handwritten digits (scripts/train_demo.py); weights ship in the package
+    SwinConfig(name="swin_digits", version=1, img_size=(32, 32), patch_size=2, embed_dim=32, depths=(2, 2, 2),
+               num_heads=(2, 4, 8), window_size=4, num_classes=10, pretrained_window_sizes=(0, 0, 0),
+               mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), interpolation="bilinear", crop_pct=1.0,
+               bundled_weights="swin_digits.safetensors", labels=DIGIT_LABELS),
+    SwinConfig(name="swinv2_digits", version=2, img_size=(32, 32), patch_size=2, embed_dim=32, depths=(2, 2, 2),
+               num_heads=(2, 4, 8), window_size=4, num_classes=10, pretrained_window_sizes=(0, 0, 0),
+               mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), interpolation="bilinear", crop_pct=1.0,
+               bundled_weights="swinv2_digits.safetensors", labels=DIGIT_LABELS),
+]
+
+VARIANTS: dict[str, SwinConfig] = {c.name: c for c in _ALL}
+_BY_TIMM = {c.timm_name: c for c in _ALL if c.timm_name}
+
+
+def get_config(name: str) -> SwinConfig:
+    """Look a variant up by short name or full timm name (a timm pretrained tag like `.ms_in1k` is ignored)."""
+    key = name.strip()
+    base = key.split(".")[0]
+    if key in VARIANTS:
+        return VARIANTS[key]
+    if base in _BY_TIMM:
+        return _BY_TIMM[base]
+    close = difflib.get_close_matches(key, list(VARIANTS) + list(_BY_TIMM), n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    raise UserError(f"unknown variant '{name}': {hint}`swin-deploy variants` lists them all")

@@ -1,0 +1,45 @@
+"""Every numeric threshold swin-deploy gates on, in one place.
+
+Export parity (fp32 ONNX vs the PyTorch model it came from) is the issue's contract:
+max |delta| <= 1e-4 x max |logits|. Float32 reorderings measured here stay near 1e-6.
+
+Verify gates, by the artifact's precision. Relative deltas are max |delta| / max |reference logits|.
+  fp32: the same math in another runtime; only summation order differs.
+  fp16: 10-bit mantissa (~5e-4 relative per op), accumulated over ~50 layers; LayerNorm and the V2
+        cosine path stay fp32. Argmax flips are allowed only between near-tied classes.
+  int8: 8-bit activations cost ~1% relative error per quantized matmul; the gate protects the
+        decision (top-1 agreement, accuracy drop) more than the raw logits.
+Every value can be overridden on the command line (`swin-deploy verify --help`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+EXPORT_PARITY_REL = 1e-4
+TIMM_PARITY_REL = 1e-4
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    max_rel_delta: float  # max |cand - ref| / max |ref|
+    min_cosine: float  # minimum per-sample cosine similarity of the logit vectors
+    min_top1_agreement: float  # fraction of samples with the same argmax
+    min_top5_agreement: float  # fraction of samples whose reference top-1 is in the candidate's top-5
+    max_top1_drop: float  # accuracy points (0-100) the candidate may lose on labelled data
+
+    def override(self, **values: float | None) -> Thresholds:
+        return replace(self, **{k: v for k, v in values.items() if v is not None})
+
+    def as_dict(self) -> dict[str, float]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+DEFAULT_THRESHOLDS: dict[str, Thresholds] = {
+    "fp32": Thresholds(max_rel_delta=1e-4, min_cosine=0.99999, min_top1_agreement=1.0, min_top5_agreement=1.0,
+                       max_top1_drop=0.0),
+    "fp16": Thresholds(max_rel_delta=2e-2, min_cosine=0.999, min_top1_agreement=0.99, min_top5_agreement=0.999,
+                       max_top1_drop=0.1),
+    "int8": Thresholds(max_rel_delta=0.25, min_cosine=0.98, min_top1_agreement=0.95, min_top5_agreement=0.99,
+                       max_top1_drop=1.0),
+}

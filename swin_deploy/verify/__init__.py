@@ -1,0 +1,1 @@
+"""Comparing artifacts against references: metrics, gates and reports."""

@@ -1,0 +1,161 @@
+"""`swin-deploy export`: graph contract, opsets, dynamic batch, metadata, atomicity, bad input."""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from swin_deploy.artifact import read_info
+from swin_deploy.export import ExportOptions, export_onnx, max_opset
+from swin_deploy.export.onnx_export import graph_problems
+from swin_deploy.models import Weights, build_model, get_config
+
+
+def ort_vs_torch(path, model, batch_sizes):
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for b in batch_sizes:
+        x = torch.randn(b, 3, *model.cfg.img_size)
+        with torch.no_grad():
+            ref = model(x).numpy()
+        out = session.run(None, {"input": x.numpy()})[0]
+        assert out.shape == ref.shape
+        assert np.abs(out - ref).max() <= 1e-4 * np.abs(ref).max()
+
+
+@pytest.mark.parametrize("name", ["swin_test", "swinv2_test"])
+def test_cli_export_graph_contract(cli, tmp_path, name):
+    path = tmp_path / "m.onnx"
+    r = cli("export", "--variant", name, "--random-init", "--max-batch", "8", "-o", path)
+    assert r.code == 0, r.err
+    assert "parity" in r.out and "nodes" in r.out
+    proto = onnx.load(str(path))
+    (inp,), (outp,) = proto.graph.input, proto.graph.output
+    assert (inp.name, outp.name) == ("input", "logits")
+    dims = [d.dim_param or d.dim_value for d in inp.type.tensor_type.shape.dim]
+    assert dims == ["batch", 3, 64, 64]
+    assert [d.dim_param or d.dim_value for d in outp.type.tensor_type.shape.dim] == ["batch", 10]
+    assert graph_problems(proto) == []
+    ops = collections.Counter(n.op_type for n in proto.graph.node)
+    assert ops["Shape"] == 0 and ops["Roll"] == 0 and ops["LayerNormalization"] > 0
+    info = read_info(path)
+    assert (info.variant, info.precision, info.opset, info.num_classes, info.max_batch) == (name, "fp32", 17, 10, 8)
+    assert info.img_size == (64, 64) and info.interpolation == "bicubic" and len(info.weights_sha256) == 64
+    model, sha = build_model(get_config(name), Weights("random"))
+    assert sha == info.weights_sha256
+    ort_vs_torch(path, model, (1, 3, 8, 5))
+
+
+@pytest.mark.parametrize("opset", list(range(13, max_opset() + 1)))
+def test_every_accepted_opset(tmp_path, opset):
+    for name in ("swin_test", "swinv2_test"):
+        model, sha = build_model(get_config(name), Weights("random"))
+        result = export_onnx(model, sha, tmp_path / f"{name}.onnx", ExportOptions(opset=opset))
+        assert result.parity_delta <= 1e-4
+        assert result.layernorm_fused == (opset >= 17)
+        assert onnx.load(str(result.path)).opset_import[0].version == opset
+        ort_vs_torch(result.path, model, (2,))
+
+
+def test_dynamo_exporter_fallback_path(tmp_path):
+    model, sha = build_model(get_config("swinv2_test"), Weights("random"))
+    result = export_onnx(model, sha, tmp_path / "d.onnx", ExportOptions(exporter="dynamo", opset=18, max_batch=4))
+    assert result.exporter == "dynamo" and result.parity_delta <= 1e-4
+    ort_vs_torch(result.path, model, (1, 4))
+
+
+def test_static_batch(cli, tmp_path):
+    path = tmp_path / "s.onnx"
+    assert cli("export", "--variant", "swin_test", "--random-init", "--static-batch", "--max-batch", "4",
+               "-o", path).code == 0
+    dims = [d.dim_value for d in onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim]
+    assert dims == [4, 3, 64, 64]
+
+
+def test_other_image_size_and_non_square_model(tmp_path):
+    cfg = get_config("swinv2_test").with_img_size((64, 128))
+    model, sha = build_model(cfg, Weights("random"))
+    result = export_onnx(model, sha, tmp_path / "ns.onnx", ExportOptions())
+    assert read_info(result.path).img_size == (64, 128)
+    ort_vs_torch(result.path, model, (1, 3))
+
+
+def test_graph_is_at_most_half_of_timms(tmp_path):
+    """Node count after the same simplification, vs timm's own export of the same architecture."""
+    import warnings
+
+    from swin_deploy.export.onnx_export import simplify
+    from swin_deploy.verify.timm_reference import timm_model
+
+    for name in ("swin_test", "swinv2_test"):
+        cfg = get_config(name)
+        model, sha = build_model(cfg, Weights("random"))
+        ours = export_onnx(model, sha, tmp_path / "ours.onnx", ExportOptions()).nodes
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(timm_model(cfg), (torch.zeros(1, 3, 64, 64),), str(tmp_path / "timm.onnx"),
+                              dynamo=False, opset_version=17, input_names=["input"],
+                              dynamic_axes={"input": {0: "batch"}})
+        theirs = len(simplify(onnx.load(str(tmp_path / "timm.onnx"))).graph.node)
+        assert ours <= 0.5 * theirs, (name, ours, theirs)
+
+
+def test_failed_parity_exits_1_and_leaves_nothing(cli, tmp_path, monkeypatch):
+    from swin_deploy.export import onnx_export
+
+    monkeypatch.setattr(onnx_export, "onnx_parity", lambda *a, **k: 0.5)
+    path = tmp_path / "m.onnx"
+    r = cli("export", "--variant", "swin_test", "--random-init", "-o", path)
+    assert r.code == 1 and "5.00e-01" in r.err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_interrupted_export_leaves_nothing(tmp_path, monkeypatch):
+    from swin_deploy.export import onnx_export
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(onnx_export, "simplify", boom)
+    model, sha = build_model(get_config("swin_test"), Weights("random"))
+    with pytest.raises(KeyboardInterrupt):
+        export_onnx(model, sha, tmp_path / "m.onnx", ExportOptions())
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--variant", "swin_tinyy"], "did you mean"),
+    (["--variant", "swin_t", "--img-size", "230"], "sizes that work"),
+    (["--variant", "swin_test", "--opset", "12"], "choose an opset from 13 to"),
+    (["--variant", "swin_test", "--checkpoint", "missing.pth"], "does not exist"),
+    (["--variant", "swin_test", "--random-init", "-o", "/nonexistent/dir/m.onnx"], "does not exist"),
+    (["--variant", "swin_test", "--random-init", "--pretrained"], "choose one source of weights"),
+])
+def test_bad_input_exits_2_with_one_line(cli, tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    r = cli("export", *args)
+    assert r.code == 2
+    assert message in r.err and "Traceback" not in r.err
+    assert len(r.err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_wrong_variant_checkpoint_exits_2(cli, tmp_path):
+    model, _ = build_model(get_config("swinv2_test"), Weights("random"))
+    torch.save(model.state_dict(), tmp_path / "v2.pth")
+    r = cli("export", "--variant", "swin_test", "--checkpoint", tmp_path / "v2.pth", "-o", tmp_path / "m.onnx")
+    assert r.code == 2 and "does not fit swin_test" in r.err
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_offline_pretrained_names_alternatives(cli, tmp_path, monkeypatch):
+    from swin_deploy.models import checkpoint
+
+    monkeypatch.setattr(checkpoint, "_hub_reachable", lambda: False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    r = cli("export", "--variant", "swin_t", "--pretrained", "-o", tmp_path / "m.onnx")
+    assert r.code == 2 and "--checkpoint" in r.err and "--random-init" in r.err

@@ -1,0 +1,168 @@
+"""Native Swin V1/V2 against timm, checkpoint formats and loading errors, the registry."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from swin_deploy.errors import UserError
+from swin_deploy.models import (
+    VARIANTS,
+    SwinTransformer,
+    Weights,
+    build_model,
+    convert_official_state_dict,
+    get_config,
+    read_checkpoint,
+)
+from swin_deploy.models.layers import inverse_order, shifted_window_mask, window_order
+from swin_deploy.tolerances import TIMM_PARITY_REL
+from swin_deploy.verify.timm_reference import timm_model, timm_parity
+
+
+# One V1, one V2, one V2 window-transfer variant at full size; the tiny configs cover non-square
+# inputs and pretrained-window normalisation. scripts/check_timm_parity.py covers all 18.
+@pytest.mark.parametrize("name", ["swin_t", "swinv2_t", "swinv2_b_192to256", "swin_test", "swinv2_test"])
+def test_parity_with_timm(name):
+    result = timm_parity(get_config(name), batch_sizes=(1, 3))
+    assert result.max_rel <= TIMM_PARITY_REL, result
+
+
+@pytest.mark.parametrize("name", ["swin_test", "swinv2_test"])
+def test_parity_with_timm_non_square(name):
+    cfg = get_config(name).with_img_size((64, 128))
+    assert timm_parity(cfg, batch_sizes=(2,)).max_rel <= TIMM_PARITY_REL
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n, c in VARIANTS.items() if c.timm_name])
+def test_parity_all_timm_variants(name):
+    result = timm_parity(get_config(name))
+    print(f"{name}: max rel delta {result.max_rel:.2e}")
+    assert result.max_rel <= TIMM_PARITY_REL
+
+
+def test_freeze_keeps_logits():
+    model, _ = build_model(get_config("swinv2_test"), Weights("random"))
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        before = model(x)
+        after = model.freeze()(x)
+    torch.testing.assert_close(before, after)
+
+
+def test_window_order_is_roll_then_partition():
+    grid, window, shift = (8, 12), (4, 4), (2, 2)
+    spatial = torch.arange(96).view(8, 12)
+    rolled = torch.roll(spatial, shifts=(-2, -2), dims=(0, 1))
+    expected = rolled.view(2, 4, 3, 4).permute(0, 2, 1, 3).reshape(-1)
+    order = window_order(grid, window, shift)
+    assert torch.equal(order, expected)
+    assert torch.equal(order[inverse_order(order)], torch.arange(96))
+
+
+def test_shift_mask_blocks_only_wrapped_regions():
+    mask = shifted_window_mask((8, 8), (4, 4), (2, 2)).squeeze()
+    assert mask.shape == (4, 16, 16)
+    assert (mask[0] == 0).all()  # the top-left window holds one region only
+    assert (mask[3] < 0).sum() > 0  # the bottom-right window mixes four regions
+    assert shifted_window_mask((8, 8), (4, 4), (0, 0)) is None
+
+
+def test_official_checkpoint_layout_converts(tmp_path):
+    """A microsoft/Swin-Transformer checkpoint (downsample at stage end, `head`, buffers) loads."""
+    cfg = get_config("swin_test")
+    reference = timm_model(cfg)
+    timm_sd = reference.state_dict()
+    official = {}
+    for k, v in timm_sd.items():
+        if ".downsample." in k:
+            i = int(k.split(".")[1])
+            k = k.replace(f"layers.{i}.downsample", f"layers.{i - 1}.downsample")
+        official[k.replace("head.fc.", "head.")] = v
+    official["layers.0.blocks.1.attn_mask"] = torch.zeros(1)
+    path = tmp_path / "official.pth"
+    torch.save({"model": official}, path)
+    converted = read_checkpoint(path)
+    assert set(converted) == set(timm_sd)
+    model, sha = build_model(cfg, Weights("checkpoint", path))
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference(x), atol=1e-5, rtol=1e-4)
+    assert len(sha) == 64
+    assert convert_official_state_dict(timm_sd).keys() == timm_sd.keys()  # timm layout passes through
+
+
+def test_safetensors_checkpoint(tmp_path):
+    from safetensors.torch import save_file
+
+    model, _ = build_model(get_config("swinv2_test"), Weights("random", seed=3))
+    path = tmp_path / "w.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    loaded, _ = build_model(get_config("swinv2_test"), Weights("checkpoint", path))
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x))
+
+
+def test_wrong_variant_checkpoint_names_tensor_and_shapes(tmp_path):
+    model, _ = build_model(get_config("swinv2_test"), Weights("random"))
+    path = tmp_path / "v2.pth"
+    torch.save(model.state_dict(), path)
+    with pytest.raises(UserError) as info:
+        build_model(get_config("swin_test"), Weights("checkpoint", path))
+    assert "does not fit swin_test" in str(info.value) and "'" in str(info.value)
+    sd = model.state_dict()
+    sd["head.fc.weight"] = torch.zeros(5, 64)
+    torch.save(sd, path)
+    with pytest.raises(UserError, match=r"head.fc.weight' has shape \(5, 64\), swinv2_test needs \(10, 64\)"):
+        build_model(get_config("swinv2_test"), Weights("checkpoint", path))
+
+
+def test_corrupt_checkpoint(tmp_path):
+    path = tmp_path / "bad.pth"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match="cannot read checkpoint"):
+        read_checkpoint(path)
+
+
+def test_registry_matches_timm_pretrained_cfg():
+    import timm
+
+    for cfg in VARIANTS.values():
+        if not cfg.timm_name:
+            continue
+        pc = timm.models.get_pretrained_cfg(cfg.timm_name)
+        assert tuple(pc.input_size[1:]) == cfg.img_size, cfg.name
+        assert (pc.mean, pc.std, pc.interpolation) == (cfg.mean, cfg.std, cfg.interpolation), cfg.name
+        assert (pc.crop_pct, pc.num_classes) == (cfg.crop_pct, cfg.num_classes), cfg.name
+        assert get_config(cfg.timm_name) is cfg and get_config(f"{cfg.timm_name}.{pc.tag}") is cfg
+
+
+def test_registry_param_count_matches_model():
+    for name in ("swin_t", "swinv2_t_w16", "swin_test", "swinv2_test"):
+        cfg = get_config(name)
+        assert cfg.params == sum(p.numel() for p in SwinTransformer(cfg).parameters()), name
+
+
+def test_unknown_variant_suggests():
+    with pytest.raises(UserError, match="did you mean swinv2_t"):
+        get_config("swinv2_tt")
+
+
+def test_untileable_size_lists_sizes_that_work():
+    with pytest.raises(UserError, match="sizes that work: 224, 448"):
+        get_config("swin_t").with_img_size((230, 230))
+
+
+def test_variants_command(cli):
+    import json
+
+    r = cli("variants", "--json")
+    assert r.code == 0
+    rows = {row["name"]: row for row in json.loads(r.out)}
+    assert rows["swin_t"]["timm_name"] == "swin_tiny_patch4_window7_224"
+    assert rows["swin_t"]["params_m"] == 28.29 and 4.3 < rows["swin_t"]["gflops"] / 2 < 4.6  # 4.5 GMACs
+    assert len([r for r in rows.values() if r["timm_name"]]) == 18
+    r = cli("variants")
+    assert r.code == 0 and "swinv2_b_192to384" in r.out
