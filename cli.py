@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -34,6 +35,22 @@ Pretrained = Annotated[bool, typer.Option("--pretrained", help="timm's pretraine
 RandomInit = Annotated[bool, typer.Option("--random-init", help="Seeded random weights (tests, speed).")]
 Seed = Annotated[int, typer.Option("--seed", help="Seed for random weights, sampling and synthetic inputs.")]
 Output = Annotated[Path | None, typer.Option("--output", "-o", help="Output path.")]
+BatchSizes = Annotated[str, typer.Option("--batch-sizes", help="Comma-separated batch sizes.")]
+Threads = Annotated[int | None, typer.Option("--threads", help="CPU threads (default: the runtime's choice).")]
+
+
+def parse_sizes(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"batch sizes must be comma-separated integers, not '{text}'") from None
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    from swin_deploy.fileio import atomic_output
+
+    with atomic_output(path) as tmp:
+        tmp.write_text(text)
 
 
 @contextmanager
@@ -129,6 +146,311 @@ def export(
     })
 
 
+@app.command()
+def verify(
+    artifact: Annotated[Path, typer.Argument(help="The .onnx or .engine to check.")],
+    checkpoint: Checkpoint = None,
+    pretrained: Pretrained = False,
+    random_init: RandomInit = False,
+    seed: Seed = 0,
+    reference: Annotated[Path | None, typer.Option("--reference", help="Gate against another artifact instead.")] = None,
+    timm_ref: Annotated[bool, typer.Option("--timm", help="Use timm's model (with --checkpoint) as the reference.")] = False,
+    variant: OptVariant = None,
+    data: Annotated[Path | None, typer.Option("--data", help="Image folder (ImageFolder layout adds accuracy).")] = None,
+    samples: Annotated[int, typer.Option("--samples", help="Seeded synthetic inputs when no --data.")] = 32,
+    limit: Annotated[int | None, typer.Option("--limit", help="Use at most this many images from --data.")] = None,
+    batch_sizes: BatchSizes = "1,3,8",
+    backend: Annotated[str | None, typer.Option("--backend", help="onnxruntime-cpu|-cuda|-tensorrt, tensorrt.")] = None,
+    max_rel_delta: Annotated[float | None, typer.Option(help="Gate: max |delta| / max |ref logits|.")] = None,
+    min_cosine: Annotated[float | None, typer.Option(help="Gate: minimum cosine similarity.")] = None,
+    min_top1_agreement: Annotated[float | None, typer.Option(help="Gate: fraction with the same top-1.")] = None,
+    min_top5_agreement: Annotated[float | None, typer.Option(help="Gate: reference top-1 in candidate top-5.")] = None,
+    max_top1_drop: Annotated[float | None, typer.Option(help="Gate: accuracy points lost (labelled data).")] = None,
+    report: Annotated[Path | None, typer.Option("--report", help="Write a JSON report.")] = None,
+    junit: Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML.")] = None,
+) -> None:
+    """Gate an artifact's accuracy against the float32 PyTorch reference: exit 0 pass, 1 fail, 2 bad input."""
+    from swin_deploy.artifact import read_info
+    from swin_deploy.backends import runner_for
+    from swin_deploy.models import Weights
+    from swin_deploy.tolerances import DEFAULT_THRESHOLDS
+    from swin_deploy.verify import reference as refs
+    from swin_deploy.verify.report import junit_xml
+    from swin_deploy.verify.run import load_inputs
+    from swin_deploy.verify.run import verify as run_verify
+
+    info = read_info(artifact, variant) if artifact.suffix == ".onnx" else _engine_info(artifact)
+    sizes = parse_sizes(batch_sizes)
+    refs.check_batch_sizes(info, sizes)
+    thresholds = DEFAULT_THRESHOLDS[info.precision].override(
+        max_rel_delta=max_rel_delta, min_cosine=min_cosine, min_top1_agreement=min_top1_agreement,
+        min_top5_agreement=min_top5_agreement, max_top1_drop=max_top1_drop)
+    candidate = runner_for(artifact, backend)
+    if reference is not None:
+        ref_runner = runner_for(reference)
+    elif timm_ref:
+        if checkpoint is None:
+            raise UserError("--timm needs --checkpoint: the weights timm's model should load")
+        ref_runner = refs.timm_reference(info, checkpoint)
+    else:
+        ref_runner = refs.torch_reference(info, Weights.from_options(checkpoint, pretrained, random_init, seed))
+    inputs = load_inputs(info, data, samples, seed, limit)
+    with steps(len(sizes)) as on_step:
+        result = run_verify(artifact, info, candidate, ref_runner, inputs, sizes, thresholds,
+                            on_batch=lambda b: on_step(f"batch size {b}"))
+    t = Table(title=f"verify {artifact.name} ({info.precision}) vs {result.reference['backend']} on {inputs.source}")
+    t.add_column("metric")
+    for b in result.batches:
+        t.add_column(f"batch {b.batch_size}", justify="right")
+    t.add_column("threshold", justify="right")
+    first = result.batches[0]
+    shown = ["max_abs_delta", "mean_abs_delta", *[c.metric for c in first.checks],
+             *[m for m in ("ref_top1", "cand_top1", "ref_top5", "cand_top5") if m in first.metrics]]
+    limits = {c.metric: ("<= " if c.kind == "max" else ">= ") + f"{c.threshold:.4g}" for c in first.checks}
+    for m in shown:
+        t.add_row(m, *[f"{b.metrics[m]:.4g}" for b in result.batches], limits.get(m, ""))
+    out.print(t)
+    if inputs.skipped:
+        err.print(f"skipped {inputs.skipped} unreadable image(s)")
+    if report:
+        write_text_atomic(report, json.dumps(result.report(), indent=2))
+    if junit:
+        write_text_atomic(junit, junit_xml(result))
+    failing = [f"batch {b.batch_size}: {c.describe()}" for b in result.batches for c in b.checks if not c.passed]
+    if failing:
+        for line in failing:
+            err.print(f"[red]fail[/red] {escape(line)}", highlight=False)
+        raise GateFailed(f"{artifact.name} failed {len(failing)} check(s)")
+    out.print(f"[green]PASS[/green] {artifact.name}: {len(result.batches)} batch size(s), all gates met")
+
+
+CalibData = Annotated[Path | None, typer.Option("--calib-data", help="Calibration images (ImageFolder or flat).")]
+CalibImages = Annotated[int, typer.Option("--calib-images", help="How many images to sample (by --seed).")]
+CalibBatch = Annotated[int, typer.Option("--calib-batch", help="Calibration batch size.")]
+CalibCache = Annotated[Path | None, typer.Option("--calib-cache", help="Reuse the ranges of an earlier run.")]
+Method = Annotated[str, typer.Option("--method", help="minmax | entropy | percentile.")]
+Percentile = Annotated[float, typer.Option("--percentile", help="For --method percentile.")]
+Target = Annotated[str, typer.Option("--target", help="tensorrt (symmetric int8) | onnxruntime (U8S8).")]
+HighPrecision = Annotated[str | None, typer.Option("--high-precision", help="fp32 | fp16 for non-quantized ops.")]
+AttentionMatmuls = Annotated[bool | None, typer.Option("--attention-matmuls/--no-attention-matmuls",
+                                                       help="Quantize q k^T and attn v (default per target).")]
+QuantizeHead = Annotated[bool, typer.Option("--quantize-head", help="Quantize the classifier too.")]
+Exclude = Annotated[list[str] | None, typer.Option("--exclude", help="Node-name glob to keep in float (repeatable).")]
+KeepAbove = Annotated[float, typer.Option("--fp16-keep-above", help="FP16: keep nodes whose activations exceed this.")]
+
+
+def int8_options(target: str, method: str, percentile: float, attention_matmuls: bool | None, quantize_head: bool,
+                 exclude: list[str] | None, high_precision: str | None):
+    from calibration import Int8Options
+
+    return Int8Options(target=target, method=method, percentile=percentile, attention_matmuls=attention_matmuls,
+                       quantize_head=quantize_head, exclude=list(exclude or []), high_precision=high_precision)
+
+
+def run_quantize(model: Path, precision: str, output: Path, options) -> object:
+    """Shared by `quantize` and `build-engine --fp16/--int8`: progress bar, then the summary table."""
+    from swin_deploy.precision.quantize import quantize as do_quantize
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=True) as progress:
+        task = progress.add_task(f"{precision}: converting", total=None)
+
+        def on_progress(step: str, n: int, total: int) -> None:
+            progress.update(task, description=f"{precision}: {step}", total=total or None)
+            progress.advance(task, n)
+
+        result = do_quantize(model, output, options, on_progress)
+    rows = {"path": result.path, "precision": precision, "quantized / converted nodes": result.quantized_nodes,
+            "nodes kept in float": result.float_nodes, **result.details}
+    if result.calib_images:
+        rows["calibration images"] = result.calib_images
+    if result.skipped_images:
+        rows["unreadable images skipped"] = result.skipped_images
+    if result.cache_path:
+        rows["calibration cache"] = result.cache_path
+    rows["seconds"] = f"{result.seconds:.1f}"
+    table(f"quantized {model.name}", rows)
+    return result
+
+
+@app.command()
+def quantize(
+    model: Annotated[Path, typer.Argument(help="An fp32 ONNX from swin-deploy export.")],
+    precision: Annotated[str, typer.Option("--precision", help="fp16 | int8.")],
+    output: Output = None,
+    calib_data: CalibData = None,
+    calib_images: CalibImages = 512,
+    calib_batch: CalibBatch = 16,
+    calib_cache: CalibCache = None,
+    seed: Seed = 0,
+    method: Method = "minmax",
+    percentile: Percentile = 99.999,
+    target: Target = "tensorrt",
+    high_precision: HighPrecision = None,
+    attention_matmuls: AttentionMatmuls = None,
+    quantize_head: QuantizeHead = False,
+    exclude: Exclude = None,
+    fp16_keep_above: KeepAbove = 1e4,
+    variant: OptVariant = None,
+) -> None:
+    """Decide precision in the ONNX: FP16 with an FP32 block list, or INT8 Q/DQ from calibration images."""
+    from swin_deploy.precision.quantize import QuantizeOptions
+
+    output = output or model.with_name(f"{model.name.removesuffix('.onnx')}.{precision}.onnx")
+    options = QuantizeOptions(precision=precision, calib_data=calib_data, calib_images=calib_images,
+                              calib_batch=calib_batch, seed=seed, calib_cache=calib_cache, fp16_keep_above=fp16_keep_above,
+                              int8=int8_options(target, method, percentile, attention_matmuls, quantize_head, exclude,
+                                                high_precision), variant=variant)
+    run_quantize(model, precision, output, options)
+
+
+@app.command("demo-data")
+def demo_data(folder: Annotated[Path, typer.Argument(help="Where to write calib/ and val/.")]) -> None:
+    """Write the demo models' dataset (scikit-learn digits) as PNG files in ImageFolder layout."""
+    from swin_deploy.demo import write_digits
+
+    counts = write_digits(folder)
+    table("demo data", {"folder": folder, "calib images": counts["calib"], "val images (held out)": counts["val"]})
+
+
+@app.command()
+def bench(
+    artifacts: Annotated[list[Path] | None, typer.Argument(help="ONNX files and/or TensorRT engines.")] = None,
+    torch_variant: Annotated[str | None, typer.Option("--torch", help="Add the PyTorch model of this variant.")] = None,
+    checkpoint: Checkpoint = None,
+    pretrained: Pretrained = False,
+    random_init: RandomInit = False,
+    seed: Seed = 0,
+    backend: Annotated[str | None, typer.Option("--backend", help="Runtime for the ONNX files (default CPU).")] = None,
+    batch_sizes: BatchSizes = "1,8,32",
+    warmup: Annotated[int, typer.Option("--warmup", help="Untimed runs per batch size.")] = 3,
+    iterations: Annotated[int | None, typer.Option("--iterations", help="Timed runs per batch size.")] = None,
+    seconds: Annotated[float | None, typer.Option("--seconds", help="Or: time budget per batch size.")] = None,
+    threads: Threads = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the results as JSON.")] = None,
+    plot_path: Annotated[Path | None, typer.Option("--plot", help="Write a PNG plot.")] = None,
+) -> None:
+    """Latency (p50/p90/p99, mean) and throughput of artifacts and the PyTorch reference, side by side."""
+    from swin_deploy.artifact import read_info
+    from swin_deploy.backends import runner_for
+    from swin_deploy.bench import BenchEntry, plot, run_bench
+
+    if not artifacts and not torch_variant:
+        raise UserError("nothing to benchmark: pass artifact paths and/or --torch VARIANT")
+    if iterations is not None and seconds is not None:
+        raise UserError("choose --iterations or --seconds, not both")
+    if iterations is None and seconds is None:
+        iterations = 20
+    if (iterations is not None and iterations < 1) or (seconds is not None and seconds <= 0) or warmup < 0:
+        raise UserError("--iterations and --seconds must be positive, --warmup not negative")
+    sizes = parse_sizes(batch_sizes)
+    if not sizes or min(sizes) < 1:
+        raise UserError("batch sizes must be positive integers, e.g. --batch-sizes 1,8,32")
+    entries = []
+    for path in artifacts or []:
+        info = read_info(path) if path.suffix == ".onnx" else _engine_info(path)
+        static = (info.max_batch or 1) if info.static_batch else None
+        entries.append(BenchEntry(path.name, runner_for(path, backend, threads), tuple(info.img_size),
+                                  info.max_batch, static))
+    if torch_variant:
+        from swin_deploy.backends.torch_runner import TorchRunner
+        from swin_deploy.models import Weights, build_model, get_config
+
+        model, _ = build_model(get_config(torch_variant), Weights.from_options(checkpoint, pretrained, random_init, seed))
+        entries.append(BenchEntry(f"pytorch {torch_variant}", TorchRunner(model.freeze(), threads=threads),
+                                  tuple(model.cfg.img_size)))
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
+                  transient=True) as progress:
+        task = progress.add_task("warming up")
+        results = run_bench(entries, sizes, warmup, iterations, seconds,
+                            on_tick=lambda msg: progress.update(task, description=msg), seed=seed)
+    t = Table(title="latency (ms) and throughput")
+    for col in ("artifact", "backend", "batch", "p50", "p90", "p99", "mean", "img/s"):
+        t.add_column(col, justify="left" if col in ("artifact", "backend") else "right", overflow="fold")
+    for r in results:
+        t.add_row(r.label, r.backend, str(r.batch_size), f"{r.p50_ms:.2f}", f"{r.p90_ms:.2f}", f"{r.p99_ms:.2f}",
+                  f"{r.mean_ms:.2f}", f"{r.throughput:.1f}")
+    out.print(t)
+    runners = {e.label: e.runner.describe() for e in entries}
+    if json_path:
+        write_text_atomic(json_path, json.dumps({"results": [r.as_dict() for r in results], "runners": runners,
+                                                 "threads": threads}, indent=2))
+    if plot_path:
+        plot(results, plot_path)
+
+
+def parse_bytes(text: str) -> int:
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    t = text.strip().lower().removesuffix("ib").removesuffix("b")
+    try:
+        return int(float(t[:-1]) * units[t[-1]]) if t and t[-1] in units else int(t)
+    except (ValueError, KeyError):
+        raise UserError(f"--workspace takes a size like 4GiB or 512MiB, not '{text}'") from None
+
+
+@app.command("build-engine")
+def build_engine(
+    model: Annotated[Path, typer.Argument(help="ONNX from export (fp32) or quantize (fp16/int8).")],
+    fp16: Annotated[bool, typer.Option("--fp16", help="Convert an fp32 ONNX to FP16 first.")] = False,
+    int8: Annotated[bool, typer.Option("--int8", help="Calibrate an fp32 ONNX to INT8 Q/DQ first.")] = False,
+    calib_data: CalibData = None,
+    calib_images: CalibImages = 512,
+    calib_batch: CalibBatch = 16,
+    calib_cache: CalibCache = None,
+    seed: Seed = 0,
+    method: Method = "minmax",
+    percentile: Percentile = 99.999,
+    high_precision: HighPrecision = None,
+    attention_matmuls: AttentionMatmuls = None,
+    exclude: Exclude = None,
+    min_batch: Annotated[int, typer.Option("--min-batch")] = 1,
+    opt_batch: Annotated[int, typer.Option("--opt-batch")] = 8,
+    max_batch: Annotated[int, typer.Option("--max-batch")] = 32,
+    workspace: Annotated[str, typer.Option("--workspace", help="Builder workspace, e.g. 4GiB.")] = "4GiB",
+    timing_cache: Annotated[Path | None, typer.Option("--timing-cache", help="Loaded if present, saved after.")] = None,
+    opt_level: Annotated[int | None, typer.Option("--builder-optimization-level", min=0, max=5)] = None,
+    output: Output = None,
+) -> None:
+    """Build a strongly typed TensorRT engine (TensorRT 10 and 11); precision comes from the ONNX."""
+    from swin_deploy.artifact import read_info
+    from swin_deploy.backends.tensorrt_runner import BuildOptions, check_profile, import_tensorrt
+    from swin_deploy.backends.tensorrt_runner import build_engine as do_build
+    from swin_deploy.fileio import sha256_file
+
+    import_tensorrt()  # fail fast, before any calibration work
+    if fp16 and int8:
+        raise UserError("choose --fp16 or --int8, not both")
+    info = read_info(model)
+    options = BuildOptions(min_batch, opt_batch, max_batch, parse_bytes(workspace), timing_cache, opt_level)
+    check_profile(info, options)
+    wanted = "fp16" if fp16 else "int8" if int8 else None
+    if wanted and info.precision != "fp32":
+        raise UserError(f"{model.name} is already {info.precision}: drop --{wanted}, or pass the fp32 export")
+    if wanted:
+        from swin_deploy.precision.quantize import QuantizeOptions
+
+        qpath = model.with_name(f"{model.name.removesuffix('.onnx')}.{wanted}.onnx")
+        run_quantize(model, wanted, qpath, QuantizeOptions(
+            precision=wanted, calib_data=calib_data, calib_images=calib_images, calib_batch=calib_batch, seed=seed,
+            calib_cache=calib_cache, int8=int8_options("tensorrt", method, percentile, attention_matmuls, False,
+                                                       exclude, high_precision)))
+        model, info = qpath, read_info(qpath)
+    output = output or model.with_suffix(".engine")
+    with steps(1) as on_step:
+        on_step("building TensorRT engine")
+        meta = do_build(model, info, sha256_file(model), output, options)
+    table(f"engine {output.name}", {"path": output, "precision": meta.precision, "TensorRT": meta.tensorrt,
+                                    "GPU": f"{meta.gpu} (sm {meta.compute_capability})",
+                                    "profile (batch)": f"{min_batch} / {opt_batch} / {max_batch}",
+                                    "seconds": meta.build_seconds})
+
+
+def _engine_info(path: Path):
+    from swin_deploy.backends.tensorrt_runner import engine_artifact_info
+
+    return engine_artifact_info(path)
+
+
 def main() -> None:
     """Console entry point: map library errors to exit codes and one-line messages.
 
@@ -142,12 +464,12 @@ def main() -> None:
         if debug:
             raise
         label = "error" if isinstance(e, UserError) else "FAILED"
-        err.print(f"[red]{label}:[/red] {e}", highlight=False, soft_wrap=True)
+        err.print(f"[red]{label}:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
     except Exception as e:
         if debug:
             raise
-        err.print(f"[red]internal error:[/red] {type(e).__name__}: {e} "
+        err.print(f"[red]internal error:[/red] {type(e).__name__}: {escape(str(e))} "
                   "(rerun with SWIN_DEPLOY_DEBUG=1 for the traceback)", highlight=False, soft_wrap=True)
         sys.exit(3)
 

@@ -1,9 +1,24 @@
 #!/usr/bin/env bash
-# The main job, end to end and offline: export swin_t and swinv2_t (seeded random weights) to ONNX with
-# parity checks, then measure them against timm's own export in onnxruntime CPU.
+# The main job, end to end and offline, on the bundled demo model (Swin V2 trained on handwritten digits):
+# real images on disk -> ONNX export -> FP16 and INT8 -> accuracy gates against PyTorch -> latency table.
+# Any failed gate stops the script with exit 1. Artifacts and reports land in out/demo/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mkdir -p out
-swin-deploy export --variant swin_t --random-init -o out/swin_t.onnx
-swin-deploy export --variant swinv2_t --random-init -o out/swinv2_t.onnx
-python benchmarks/export_vs_timm.py --variants swin_t swinv2_t --batch-sizes 1 8
+out=out/demo
+model=${1:-swinv2_digits}
+mkdir -p "$out"
+swin-deploy demo-data "$out/data"
+swin-deploy export --variant "$model" --max-batch 32 -o "$out/$model.onnx"
+swin-deploy quantize "$out/$model.onnx" --precision fp16 --calib-data "$out/data/calib" --calib-images 128 \
+  -o "$out/$model.fp16.onnx"
+swin-deploy quantize "$out/$model.onnx" --precision int8 --target tensorrt --calib-data "$out/data/calib" \
+  -o "$out/$model.int8.onnx"
+swin-deploy quantize "$out/$model.onnx" --precision int8 --target onnxruntime --calib-data "$out/data/calib" \
+  -o "$out/$model.int8-ort.onnx"
+for artifact in "$model.onnx" "$model.fp16.onnx" "$model.int8.onnx" "$model.int8-ort.onnx"; do
+  swin-deploy verify "$out/$artifact" --data "$out/data/val" --batch-sizes 1,8,32 \
+    --report "$out/${artifact%.onnx}.verify.json" --junit "$out/${artifact%.onnx}.junit.xml"
+done
+swin-deploy bench "$out/$model.onnx" "$out/$model.fp16.onnx" "$out/$model.int8.onnx" "$out/$model.int8-ort.onnx" \
+  --torch "$model" --batch-sizes 1,8,32 --iterations 20 --json "$out/bench.json" --plot "$out/bench.png"
+echo "demo: all gates passed; reports, bench.json and bench.png in $out"

@@ -1,0 +1,47 @@
+"""Calibration images as an onnxruntime CalibrationDataReader."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from onnxruntime.quantization import CalibrationDataReader
+
+from swin_deploy.artifact import ArtifactInfo
+from swin_deploy.data import ImageSet, iter_batches, list_images, preprocess_fn
+from swin_deploy.errors import UserError
+
+
+def calibration_images(folder: Path, count: int, seed: int) -> ImageSet:
+    return list_images(folder, limit=count, seed=seed)
+
+
+class ImageReader(CalibrationDataReader):
+    """Feeds preprocessed batches of the calibration images; counts unreadable files."""
+
+    def __init__(self, images: ImageSet, info: ArtifactInfo, batch_size: int,
+                 on_batch: Callable[[int], None] = lambda n: None):
+        self.images, self.batch_size, self.on_batch = images, batch_size, on_batch
+        self.transform = preprocess_fn(info.img_size, info.mean, info.std, info.interpolation, info.crop_pct)
+        self.used = 0
+        self._it = None
+
+    def batches(self):
+        for x, _ in iter_batches(self.images, self.transform, self.batch_size):
+            self.used += len(x)
+            self.on_batch(len(x))
+            yield x
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if self._it is None:
+            self._it = self.batches()
+        x = next(self._it, None)
+        if x is None:
+            if self.used == 0:
+                raise UserError(f"none of the {len(self.images)} calibration images could be read")
+            return None
+        return {"input": x}
+
+    def rewind(self) -> None:
+        self._it, self.used = None, 0

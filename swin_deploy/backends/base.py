@@ -1,0 +1,69 @@
+"""The runner protocol every backend shares (as Polygraphy's): activate, infer, deactivate.
+
+    with OnnxRuntimeRunner("model.onnx") as runner:
+        logits = runner.infer(batch)            # float32 NCHW -> float32 (B, num_classes)
+
+Runners only run; comparing lives in swin_deploy.verify. Heavy imports happen in activate().
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Timing:
+    total_ms: float  # wall time of one infer() call, host to host
+    compute_ms: float | None = None  # device compute alone, where the backend can measure it (CUDA events)
+
+
+class Runner(abc.ABC):
+    """A backend that turns float32 NCHW batches into float32 logits."""
+
+    name: str = "runner"
+
+    def __init__(self) -> None:
+        self.active = False
+
+    def activate(self) -> None:
+        if not self.active:
+            self._activate()
+            self.active = True
+
+    def deactivate(self) -> None:
+        if self.active:
+            self._deactivate()
+            self.active = False
+
+    def __enter__(self) -> Runner:
+        self.activate()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.deactivate()
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        assert self.active, f"{self.name}: activate() first (or use it as a context manager)"
+        return self._infer(np.ascontiguousarray(x, dtype=np.float32))
+
+    def infer_timed(self, x: np.ndarray) -> tuple[np.ndarray, Timing]:
+        """infer() with its timing; backends with device timers override this."""
+        t0 = time.perf_counter()
+        out = self.infer(x)
+        return out, Timing(total_ms=(time.perf_counter() - t0) * 1000)
+
+    def describe(self) -> dict:
+        return {"backend": self.name}
+
+    @abc.abstractmethod
+    def _activate(self) -> None: ...
+
+    @abc.abstractmethod
+    def _infer(self, x: np.ndarray) -> np.ndarray: ...
+
+    def _deactivate(self) -> None:  # noqa: B027 - optional hook; most runners hold nothing to release
+        """Release what _activate() acquired (optional)."""

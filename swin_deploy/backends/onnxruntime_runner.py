@@ -1,0 +1,57 @@
+"""onnxruntime: CPU, and the CUDA and TensorRT execution providers where onnxruntime-gpu is installed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError, missing_package
+from .base import Runner
+
+PROVIDERS = {
+    "cpu": ["CPUExecutionProvider"],
+    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+}
+
+
+class OnnxRuntimeRunner(Runner):
+    def __init__(self, path: str | Path, provider: str = "cpu", threads: int | None = None):
+        super().__init__()
+        if provider not in PROVIDERS:
+            raise UserError(f"unknown onnxruntime provider '{provider}': choose {', '.join(PROVIDERS)}")
+        self.path, self.provider, self.threads = Path(path), provider, threads
+        self.name = f"onnxruntime-{provider}"
+
+    def _activate(self) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as e:
+            raise missing_package("onnxruntime") from e
+        wanted = PROVIDERS[self.provider][0]
+        if wanted not in ort.get_available_providers():
+            raise UserError(f"onnxruntime has no {wanted} here: install onnxruntime-gpu (pip install 'swin-deploy[gpu]') "
+                            "on a machine with an NVIDIA GPU, or use --backend onnxruntime-cpu")
+        options = ort.SessionOptions()
+        # onnxruntime's worker threads spin-wait after each run by default; interleaved with other
+        # backends (bench, verify) that spinning steals the cores the next runner needs
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if self.threads:
+            options.intra_op_num_threads = self.threads
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=PROVIDERS[self.provider])
+        except Exception as e:
+            raise UserError(f"onnxruntime cannot load {self.path} ({type(e).__name__}): is it a valid ONNX model?") from e
+        self.input_name = self.session.get_inputs()[0].name
+
+    def _infer(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: x})[0].astype(np.float32, copy=False)
+
+    def _deactivate(self) -> None:
+        del self.session
+
+    def describe(self) -> dict:
+        import onnxruntime as ort
+
+        return {"backend": self.name, "onnxruntime": ort.__version__, "threads": self.threads or "default"}

@@ -1,0 +1,81 @@
+"""FP16: float16 weights and activations, float32 I/O, with a Swin-specific float32 block list.
+
+onnxruntime's bundled float16 converter does the conversion. Kept in float32 by default:
+  * LayerNorm (LayerNormalization, or its decomposition below opset 17): its variance overflows
+    float16 on real activations (Swin-T in TensorRT FP16 fell from 81.2% to 72.8% top-1 until
+    LayerNorm ran in FP32);
+  * V2's cosine attention path: ReduceL2 -> Clip -> Div normalisation of q and k, and the logit
+    scale multiply (up to 100x);
+  * any node whose measured output peak on calibration images exceeds `keep_above`.
+Two converter defects are repaired after it runs (see graph.py): input Casts out of topological
+order, and duplicate Casts when a tensor feeds two blocked nodes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import onnx
+
+from .graph import consumers, dedupe_casts, toposort, unique_node_names
+
+LAYERNORM_DECOMPOSED = {"ReduceMean", "Sub", "Pow", "Sqrt"}
+
+
+def default_block_list(model: onnx.ModelProto) -> list[str]:
+    graph = model.graph
+    users = consumers(graph)
+    block: list[str] = []
+    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    for node in graph.node:
+        if node.op_type == "LayerNormalization":
+            block.append(node.name)
+        elif opset < 17 and node.op_type in LAYERNORM_DECOMPOSED:
+            block.append(node.name)
+        elif node.op_type == "ReduceL2":  # V2 cosine normalisation: ReduceL2 -> Clip -> Div (-> Mul scale)
+            block.append(node.name)
+            for clip in users[node.output[0]]:
+                block.append(clip.name)
+                for div in users[clip.output[0]]:
+                    block.append(div.name)
+                    block.extend(m.name for m in users[div.output[0]] if m.op_type == "Mul")
+    if opset < 17:  # the Div and Add of the decomposed LayerNorm
+        for node in graph.node:
+            if node.op_type == "Sqrt":
+                block.extend(n.name for n in users[node.output[0]] if n.op_type == "Div")
+    return sorted(set(block))
+
+
+def activation_peaks(model: onnx.ModelProto, batches: Iterable[np.ndarray]) -> dict[str, float]:
+    """Largest |value| each float node output reaches over the batches (float32 model, onnxruntime CPU)."""
+    import onnxruntime as ort
+
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    probe = onnx.shape_inference.infer_shapes(probe)
+    float_outputs = {v.name for v in probe.graph.value_info if v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT}
+    known = {o.name for o in probe.graph.output}
+    names = [o for n in probe.graph.node for o in n.output if o in float_outputs and o not in known]
+    for name in names:
+        probe.graph.output.add(name=name)  # untyped outputs: onnxruntime infers them
+    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    out_names = [o.name for o in session.get_outputs()]
+    peaks = dict.fromkeys(out_names, 0.0)
+    for x in batches:
+        for name, value in zip(out_names, session.run(out_names, {"input": x})):
+            peaks[name] = max(peaks[name], float(np.abs(value).max()) if value.size else 0.0)
+    producer = {o: n.name for n in model.graph.node for o in n.output}
+    return {producer[k]: v for k, v in peaks.items() if k in producer}
+
+
+def convert_fp16(model: onnx.ModelProto, block_list: list[str]) -> onnx.ModelProto:
+    """float16 model with float32 `input`/`logits` and the named nodes kept in float32."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    converted = convert_float_to_float16(model, keep_io_types=True, node_block_list=block_list,
+                                         disable_shape_infer=False)
+    dedupe_casts(converted.graph)
+    toposort(converted.graph)
+    unique_node_names(converted.graph)
+    return converted

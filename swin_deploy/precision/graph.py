@@ -1,0 +1,76 @@
+"""Small ONNX graph utilities the precision passes need."""
+
+from __future__ import annotations
+
+import collections
+
+import onnx
+
+
+def consumers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
+    out = collections.defaultdict(list)
+    for node in graph.node:
+        for name in node.input:
+            out[name].append(node)
+    return out
+
+
+def producers(graph: onnx.GraphProto) -> dict[str, onnx.NodeProto]:
+    return {o: n for n in graph.node for o in n.output}
+
+
+def toposort(graph: onnx.GraphProto) -> None:
+    """Reorder graph.node topologically in place (stable: keeps the original order where it can)."""
+    available = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending = list(graph.node)
+    ordered: list[onnx.NodeProto] = []
+    while pending:
+        rest = []
+        for node in pending:
+            if all(i in available for i in node.input):
+                ordered.append(node)
+                available.update(node.output)
+            else:
+                rest.append(node)
+        if len(rest) == len(pending):
+            raise ValueError(f"graph has a cycle or a dangling input at node {rest[0].name}")
+        pending = rest
+    del graph.node[:]
+    graph.node.extend(ordered)
+
+
+def unique_node_names(graph: onnx.GraphProto) -> None:
+    """Give every node a distinct name (suffix _1, _2, ... on repeats)."""
+    seen: collections.Counter[str] = collections.Counter()
+    for node in graph.node:
+        if seen[node.name]:
+            base = node.name
+            while f"{base}_{seen[base]}" in seen:
+                seen[base] += 1
+            node.name = f"{base}_{seen[base]}"
+        seen[node.name] += 1
+
+
+def initializer_names(graph: onnx.GraphProto) -> set[str]:
+    return {i.name for i in graph.initializer}
+
+
+def dedupe_casts(graph: onnx.GraphProto) -> int:
+    """Drop repeated identical Cast nodes (same input, target type and output); returns how many.
+
+    onnxruntime's float16 converter inserts one Cast per blocked consumer of a tensor, all writing
+    the same output name, which breaks SSA when a tensor feeds two blocked nodes (V2's q feeds both
+    ReduceL2 and Div of the cosine normalisation).
+    """
+    seen, keep, dropped = set(), [], 0
+    for node in graph.node:
+        if node.op_type == "Cast":
+            key = (tuple(node.input), tuple(node.output), node.attribute[0].i)
+            if key in seen:
+                dropped += 1
+                continue
+            seen.add(key)
+        keep.append(node)
+    del graph.node[:]
+    graph.node.extend(keep)
+    return dropped

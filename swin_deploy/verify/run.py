@@ -1,0 +1,111 @@
+"""Running a candidate and a reference over the same inputs, batch size by batch size."""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..artifact import ArtifactInfo
+from ..backends.base import Runner
+from ..data import list_images, load_all, preprocess_fn
+from ..errors import UserError
+from ..fileio import sha256_file
+from ..tolerances import Thresholds
+from .compare import Check, compare_logits, gate
+
+
+@dataclass
+class Inputs:
+    x: np.ndarray  # (N, 3, H, W) float32, preprocessed
+    labels: np.ndarray | None
+    source: str
+    skipped: int = 0
+
+
+def load_inputs(info: ArtifactInfo, data: Path | None, samples: int, seed: int, limit: int | None = None) -> Inputs:
+    """Images from `data` preprocessed per the artifact's metadata, or `samples` seeded N(0, 1) inputs."""
+    if data is not None:
+        images = list_images(data, limit=limit, seed=seed)
+        transform = preprocess_fn(info.img_size, info.mean, info.std, info.interpolation, info.crop_pct)
+        x, labels = load_all(images, transform)
+        if labels is not None and images.classes and len(images.classes) > info.num_classes:
+            raise UserError(f"{data} has {len(images.classes)} class folders but the model has {info.num_classes} classes")
+        return Inputs(x, labels, str(data), images.skipped)
+    if samples < 1:
+        raise UserError("--samples must be at least 1")
+    x = np.random.default_rng(seed).standard_normal((samples, 3, *info.img_size), dtype=np.float32)
+    return Inputs(x, None, f"{samples} seeded N(0,1) inputs (seed {seed})")
+
+
+def run_batched(runner: Runner, x: np.ndarray, batch_size: int) -> np.ndarray:
+    return np.concatenate([runner.infer(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+@dataclass
+class BatchResult:
+    batch_size: int
+    metrics: dict[str, float]
+    checks: list[Check]
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+
+@dataclass
+class VerifyResult:
+    artifact: Path
+    info: ArtifactInfo
+    candidate: dict
+    reference: dict
+    inputs: str
+    thresholds: Thresholds
+    batches: list[BatchResult] = field(default_factory=list)
+    skipped_images: int = 0
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return all(b.passed for b in self.batches)
+
+    def report(self) -> dict:
+        import onnxruntime
+        import torch
+
+        from .. import __version__
+
+        return {
+            "artifact": str(self.artifact), "sha256": sha256_file(self.artifact), "variant": self.info.variant,
+            "precision": self.info.precision, "candidate": self.candidate, "reference": self.reference,
+            "inputs": self.inputs, "skipped_images": self.skipped_images, "thresholds": self.thresholds.as_dict(),
+            "passed": self.passed, "seconds": round(self.seconds, 2),
+            "batches": [{"batch_size": b.batch_size, "passed": b.passed, "metrics": b.metrics,
+                         "checks": [c.as_dict() for c in b.checks]} for b in self.batches],
+            "environment": {"swin_deploy": __version__, "python": platform.python_version(),
+                            "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
+                            "cpu": platform.processor() or platform.machine(),
+                            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
+        }
+
+
+def verify(artifact: Path, info: ArtifactInfo, candidate: Runner, reference: Runner, inputs: Inputs,
+           batch_sizes: list[int], thresholds: Thresholds,
+           on_batch: Callable[[int], None] = lambda b: None) -> VerifyResult:
+    """Run both at each batch size and gate the candidate's logits against the reference's."""
+    start = time.perf_counter()
+    result = VerifyResult(artifact, info, {}, {}, inputs.source, thresholds, skipped_images=inputs.skipped)
+    with candidate, reference:
+        result.candidate, result.reference = candidate.describe(), reference.describe()
+        for b in batch_sizes:
+            on_batch(b)
+            ref = run_batched(reference, inputs.x, b)
+            cand = run_batched(candidate, inputs.x, b)
+            metrics = compare_logits(ref, cand, inputs.labels)
+            result.batches.append(BatchResult(b, metrics, gate(metrics, thresholds)))
+    result.seconds = time.perf_counter() - start
+    return result

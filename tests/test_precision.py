@@ -1,0 +1,198 @@
+"""`swin-deploy quantize`, `verify` and `bench` on the demo models and real held-out digit images.
+
+Accuracy targets (the quantize issue) are asserted with the numbers `scripts/report_demo_accuracy.py` prints:
+FP32 top-1 >= 95%, FP16 within 0.1 points of FP32, INT8 within 1.0 point for every method and target.
+"""
+
+from __future__ import annotations
+
+import json
+
+import onnx
+import pytest
+from onnx import numpy_helper
+
+DEMO = ("swin_digits", "swinv2_digits")
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory):
+    """Demo data on disk and both demo models exported (bundled weights)."""
+    from swin_deploy.demo import write_digits
+    from swin_deploy.export import ExportOptions, export_onnx
+    from swin_deploy.models import Weights, build_model, get_config
+
+    folder = tmp_path_factory.mktemp("demo")
+    write_digits(folder / "data")
+    paths = {}
+    for name in DEMO:
+        model, sha = build_model(get_config(name), Weights())
+        paths[name] = export_onnx(model, sha, folder / f"{name}.onnx", ExportOptions(max_batch=32)).path
+    return folder, paths
+
+
+def accuracy(cli, path, data, tmp_path, *extra):
+    report = tmp_path / f"{path.stem}.json"
+    r = cli("verify", path, "--data", data, "--batch-sizes", "32", "--report", report, *extra)
+    rep = json.loads(report.read_text())
+    metrics = rep["batches"][0]["metrics"]
+    return r, metrics["ref_top1"], metrics["cand_top1"], rep
+
+
+@pytest.mark.parametrize("name", DEMO)
+def test_fp32_and_fp16_accuracy(cli, demo, tmp_path, name):
+    folder, paths = demo
+    val = folder / "data" / "val"
+    r, ref, cand, rep = accuracy(cli, paths[name], val, tmp_path)
+    assert r.code == 0 and ref >= 95.0 and cand == ref
+    fp16 = tmp_path / f"{name}.fp16.onnx"
+    q = cli("quantize", paths[name], "--precision", "fp16", "--calib-data", folder / "data" / "calib",
+            "--calib-images", "64", "-o", fp16)
+    assert q.code == 0, q.err
+    model = onnx.load(str(fp16))
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # I/O stay float32
+    assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer)
+    # LayerNorm keeps float32 weights (its variance overflows float16)
+    inits = {i.name: i for i in model.graph.initializer}
+    ln = [n for n in model.graph.node if n.op_type == "LayerNormalization"]
+    assert ln and all(inits[n.input[1]].data_type == onnx.TensorProto.FLOAT for n in ln)
+    r, ref16, cand16, rep = accuracy(cli, fp16, val, tmp_path)
+    assert r.code == 0, r.err
+    assert rep["precision"] == "fp16" and abs(ref16 - cand16) <= 0.1
+
+
+@pytest.mark.parametrize("name", DEMO)
+@pytest.mark.parametrize("target", ["tensorrt", "onnxruntime"])
+@pytest.mark.parametrize("method", ["minmax", "entropy", "percentile"])
+def test_int8_accuracy_every_method_and_target(cli, demo, tmp_path, name, target, method):
+    folder, paths = demo
+    out = tmp_path / f"{name}.int8.onnx"
+    q = cli("quantize", paths[name], "--precision", "int8", "--target", target, "--method", method,
+            "--calib-data", folder / "data" / "calib", "--calib-images", "256", "-o", out)
+    assert q.code == 0, q.err
+    r, ref, cand, rep = accuracy(cli, out, folder / "data" / "val", tmp_path)
+    assert r.code == 0, r.err
+    assert ref - cand <= 1.0, (ref, cand)
+    assert rep["precision"] == "int8"
+    model = onnx.load(str(out))
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    zero_points = [inits[n.input[2]] for n in model.graph.node if n.op_type == "QuantizeLinear"]
+    assert zero_points
+    if target == "tensorrt":  # symmetric int8, float16 elsewhere, DequantizeLinear feeding each quantized op
+        assert all(z.dtype.name == "int8" and (z == 0).all() for z in zero_points)
+        assert any(v.dtype.name == "float16" for v in inits.values())
+        producer = {o: n.op_type for n in model.graph.node for o in n.output}
+        quantized = [n for n in model.graph.node if n.op_type in ("MatMul", "Conv")
+                     and any(producer.get(i) == "DequantizeLinear" for i in n.input)]
+        assert quantized and all(producer.get(i) == "DequantizeLinear" for n in quantized for i in n.input[:2])
+    else:
+        assert all(z.dtype.name == "uint8" for z in zero_points)
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["swin_deploy.target"] == target and meta["swin_deploy.method"] == method
+
+
+def test_calibration_cache_reuse_and_refusal(cli, demo, tmp_path):
+    folder, paths = demo
+    first = tmp_path / "a.int8.onnx"
+    assert cli("quantize", paths["swin_digits"], "--precision", "int8", "--calib-data", folder / "data" / "calib",
+               "--calib-images", "64", "-o", first).code == 0
+    cache = tmp_path / "a.int8.calib.json"
+    raw = json.loads(cache.read_text())
+    assert raw["images"] == 64 and raw["method"] == "minmax" and raw["ranges"]
+    again = tmp_path / "b.int8.onnx"
+    assert cli("quantize", paths["swin_digits"], "--precision", "int8", "--calib-cache", cache, "-o", again).code == 0
+    assert [n.name for n in onnx.load(str(again)).graph.node] == [n.name for n in onnx.load(str(first)).graph.node]
+    other = cli("quantize", paths["swinv2_digits"], "--precision", "int8", "--calib-cache", cache,
+                "-o", tmp_path / "c.onnx")
+    assert other.code == 2 and "made for another model" in other.err
+    assert not (tmp_path / "c.onnx").exists()
+
+
+def test_quantize_bad_input(cli, demo, tmp_path):
+    folder, paths = demo
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x00garbage")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    int8 = tmp_path / "q.onnx"
+    assert cli("quantize", paths["swin_digits"], "--precision", "int8", "--calib-data", folder / "data" / "calib",
+               "--calib-images", "32", "-o", int8).code == 0
+    cases = [
+        (["quantize", junk, "--precision", "fp16"], "not a readable ONNX"),
+        (["quantize", int8, "--precision", "fp16"], "already quantized"),
+        (["quantize", paths["swin_digits"], "--precision", "int8", "--calib-data", empty], "no images"),
+        (["quantize", paths["swin_digits"], "--precision", "int8", "--calib-data", folder / "data", "--method",
+          "bogus"], "unknown calibration method"),
+        (["quantize", paths["swin_digits"], "--precision", "int4"], "unknown precision"),
+        (["quantize", paths["swin_digits"], "--precision", "int8"], "--calib-data"),
+    ]
+    for args, message in cases:
+        out = tmp_path / "out.onnx"
+        r = cli(*args, "-o", out)
+        assert r.code == 2 and message in r.err, (args, r.err)
+        assert not out.exists()
+
+
+def test_unreadable_calibration_images_are_skipped_and_counted(cli, demo, tmp_path):
+    import shutil
+
+    folder, paths = demo
+    calib = tmp_path / "calib"
+    shutil.copytree(folder / "data" / "calib" / "3", calib / "3")
+    (calib / "3" / "broken.png").write_bytes(b"not a png")
+    r = cli("quantize", paths["swin_digits"], "--precision", "int8", "--calib-data", calib, "-o", tmp_path / "q.onnx")
+    assert r.code == 0 and "unreadable images skipped" in r.out
+
+
+def test_verify_gate_fails_on_a_perturbed_weight(cli, demo, tmp_path):
+    folder, paths = demo
+    model = onnx.load(str(paths["swin_digits"]))
+    head = next(i for i in model.graph.initializer if i.name == "head.fc.weight")
+    w = numpy_helper.to_array(head).copy()
+    w[3, 0] += 0.5
+    head.CopyFrom(numpy_helper.from_array(w, head.name))
+    bad = tmp_path / "perturbed.onnx"
+    onnx.save(model, str(bad))
+    junit = tmp_path / "v.xml"
+    r = cli("verify", bad, "--samples", "16", "--batch-sizes", "1,8", "--junit", junit)
+    assert r.code == 1 and "max_rel_delta" in r.err
+    assert "<failure" in junit.read_text()
+    # the same artifact passes once the threshold allows the change
+    assert cli("verify", bad, "--samples", "16", "--batch-sizes", "8", "--max-rel-delta", "1", "--min-cosine", "0.9",
+               "--min-top1-agreement", "0", "--min-top5-agreement", "0").code == 0
+
+
+def test_verify_bad_input(cli, demo, tmp_path):
+    folder, paths = demo
+    foreign = tmp_path / "foreign.onnx"
+    model = onnx.load(str(paths["swin_digits"]))
+    del model.metadata_props[:]
+    onnx.save(model, str(foreign))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cases = [
+        (["verify", tmp_path / "missing.onnx"], "does not exist"),
+        (["verify", foreign], "--variant"),
+        (["verify", paths["swin_digits"], "--batch-sizes", "64"], "exceeds the artifact's max batch 32"),
+        (["verify", paths["swin_digits"], "--data", empty], "no images"),
+        (["verify", paths["swin_digits"], "--random-init"], "not the ones swin_digits was exported from"),
+    ]
+    for args, message in cases:
+        r = cli(*args)
+        assert r.code == 2 and message in r.err, (args, r.err)
+    # a foreign ONNX with --variant verifies against the registry's model
+    assert cli("verify", foreign, "--variant", "swin_digits", "--samples", "8", "--batch-sizes", "8").code == 0
+
+
+def test_bench_side_by_side(cli, demo, tmp_path):
+    folder, paths = demo
+    r = cli("bench", paths["swin_digits"], paths["swinv2_digits"], "--torch", "swin_digits", "--batch-sizes", "1,4",
+            "--iterations", "3", "--warmup", "1", "--json", tmp_path / "b.json", "--plot", tmp_path / "b.png")
+    assert r.code == 0, r.err
+    results = json.loads((tmp_path / "b.json").read_text())["results"]
+    assert {(x["label"], x["batch_size"]) for x in results} == {
+        (n, b) for n in ("swin_digits.onnx", "swinv2_digits.onnx", "pytorch swin_digits") for b in (1, 4)}
+    assert all(x["iterations"] == 3 and x["p50_ms"] > 0 and x["throughput"] > 0 for x in results)
+    assert (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"
+    assert cli("bench").code == 2

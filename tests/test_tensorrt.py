@@ -1,0 +1,34 @@
+"""TensorRT: without it, build-engine exits 2 with the install hint; with a GPU, the real path runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from swin_deploy.backends.tensorrt_runner import builder_unavailable_reason
+
+REASON = builder_unavailable_reason()
+
+
+def test_build_engine_without_tensorrt_gives_install_hint(cli, tiny_onnx):
+    if REASON is None:
+        pytest.skip("TensorRT is installed here")
+    r = cli("build-engine", tiny_onnx["swin_test"])
+    assert r.code == 2 and "pip install 'swin-deploy[tensorrt]'" in r.err and "Traceback" not in r.err
+
+
+def test_build_engine_help_works_without_tensorrt(cli):
+    r = cli("build-engine", "--help")
+    assert r.code == 0 and "--max-batch" in r.out
+
+
+@pytest.mark.tensorrt
+@pytest.mark.skipif(REASON is not None, reason=f"TensorRT Builder unavailable: {REASON}")
+@pytest.mark.parametrize("precision", ["", "--fp16"])
+def test_engine_build_verify_and_bench(cli, tiny_onnx, tmp_path, precision):
+    engine = tmp_path / "m.engine"
+    args = ["build-engine", tiny_onnx["swin_test"], "--max-batch", "8", "--opt-batch", "4", "-o", engine]
+    r = cli(*args, *([precision] if precision else []))
+    assert r.code == 0, r.err
+    assert (tmp_path / "m.engine.json").is_file()
+    assert cli("verify", engine, "--random-init", "--batch-sizes", "1,8").code == 0
+    assert cli("bench", engine, "--batch-sizes", "1,8", "--iterations", "5").code == 0
