@@ -2,7 +2,8 @@
 
     python benchmarks/anchor_table.py [--variants swin_t swinv2_t] [--batch-sizes 1 8] [--runs 10] [--md FILE]
 
-Random weights (speed does not depend on them). INT8 is `--target onnxruntime` (U8S8 Q/DQ), calibrated on
+Random weights (speed does not depend on them). onnxruntime sessions run without spin-waiting, all alike.
+INT8 is `--target onnxruntime` (U8S8 Q/DQ), calibrated on
 64 demo digit images. Every candidate is timed round-robin (median of --runs after warm-up) so drift hits
 all alike. Prints a Markdown table with the ratios the issues set goals for: FP32 vs timm's ONNX
 (>= 1.15x) and INT8 vs FP32 (>= 1.3x at batch 1, >= 2x at batch 8).
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,10 +30,7 @@ from swin_deploy.models import Weights, build_model, get_config
 from swin_deploy.precision.quantize import QuantizeOptions, quantize
 from swin_deploy.verify.timm_reference import timm_model
 
-sys_path = Path(__file__).resolve().parent
-import sys  # noqa: E402
-
-sys.path.insert(0, str(sys_path))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from export_vs_timm import timm_export  # noqa: E402
 
 
@@ -70,7 +69,10 @@ def main() -> None:
         timm_export(name, state, tmp / f"{name}.timm.onnx")
         eager = timm_model(cfg)
         eager.load_state_dict(state)
-        sessions = {k: ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
+        options = ort.SessionOptions()
+        # the same for every session: no spin-waiting, which would steal cores from the next runner in the round
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        sessions = {k: ort.InferenceSession(str(p), options, providers=["CPUExecutionProvider"])
                     for k, p in (("timm_onnx", tmp / f"{name}.timm.onnx"), ("fp32", fp32), ("int8", int8))}
 
         def timm_eager(x, m=eager):

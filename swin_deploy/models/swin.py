@@ -15,7 +15,6 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .layers import (
     Mlp,
@@ -24,9 +23,9 @@ from .layers import (
     attend,
     inverse_order,
     merge_heads,
+    project_heads,
     relative_position_index,
     shifted_window_mask,
-    split_heads,
     window_order,
     window_shift_for,
 )
@@ -55,7 +54,9 @@ class WindowAttention(nn.Module):
         return bias.view(N, N, -1).permute(2, 0, 1)
 
     def qkv_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        q, k, v = split_heads(self.qkv(x), self.num_windows, self.window[0] * self.window[1], self.num_heads)
+        b = self.qkv.bias.chunk(3)
+        q, k, v = project_heads(x, self.qkv.weight, list(b), self.num_windows, self.window[0] * self.window[1],
+                                self.num_heads)
         return q * self.scale, k, v
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -104,9 +105,8 @@ class WindowAttentionV2(nn.Module):
         return torch.clamp(self.logit_scale, max=math.log(1.0 / 0.01)).exp()
 
     def qkv_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        qkv_bias = torch.cat((self.q_bias, torch.zeros_like(self.v_bias), self.v_bias))
-        qkv = F.linear(x, self.qkv.weight, qkv_bias)
-        q, k, v = split_heads(qkv, self.num_windows, self.window[0] * self.window[1], self.num_heads)
+        q, k, v = project_heads(x, self.qkv.weight, [self.q_bias, None, self.v_bias], self.num_windows,
+                                self.window[0] * self.window[1], self.num_heads)
         # the logit scale multiplies q (N x d values) instead of the logits (N x N): same math, less work
         # k arrives transposed (B, nW, heads, d, N): normalise over d, now dim -2
         return _l2_normalize(q) * self.scale(), _l2_normalize(k, dim=-2), v
