@@ -196,3 +196,69 @@ def test_bench_side_by_side(cli, demo, tmp_path):
     assert all(x["iterations"] == 3 and x["p50_ms"] > 0 and x["throughput"] > 0 for x in results)
     assert (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"
     assert cli("bench").code == 2
+
+
+def test_int8_placement_options(cli, demo, tmp_path):
+    """--exclude, --quantize-head, --attention-matmuls and --high-precision change the graph as they say."""
+    folder, paths = demo
+    calib = folder / "data" / "calib"
+
+    def quantized_ops(*extra):
+        out = tmp_path / "p.onnx"
+        r = cli("quantize", paths["swin_digits"], "--precision", "int8", "--calib-data", calib, "--calib-images", "32",
+                "-o", out, *extra)
+        assert r.code == 0, r.err
+        model = onnx.load(str(out))
+        producer = {o: n.op_type for n in model.graph.node for o in n.output}
+        names = {n.name for n in model.graph.node if n.op_type in ("MatMul", "Conv", "Gemm")
+                 and any(producer.get(i) == "DequantizeLinear" for i in n.input)}
+        fp16 = any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer)
+        return names, fp16, out
+
+    fp32 = onnx.load(str(paths["swin_digits"]))
+    weights = {i.name for i in fp32.graph.initializer}
+    linear = {n.name for n in fp32.graph.node if n.op_type in ("MatMul", "Conv") and any(i in weights for i in n.input)}
+    attention = {n.name for n in fp32.graph.node if n.op_type == "MatMul" and not any(i in weights for i in n.input)}
+    head = {n.name for n in fp32.graph.node if n.op_type == "Gemm"}
+    assert len(attention) == 2 * 6 and head
+    base, fp16, _ = quantized_ops()
+    assert fp16 and base == linear
+    excluded, _, _ = quantized_ops("--exclude", "*/mlp/*")
+    assert excluded == {n for n in base if "/mlp/" not in n} and excluded != base
+    with_head, _, _ = quantized_ops("--quantize-head")
+    assert with_head == base | head
+    with_attention, _, out = quantized_ops("--attention-matmuls")
+    assert with_attention == base | attention
+    assert cli("verify", out, "--data", folder / "data" / "val", "--batch-sizes", "32").code == 0
+    _, fp16_high, out = quantized_ops("--high-precision", "fp32")
+    assert not fp16_high
+
+
+def test_verify_against_another_artifact_and_timm(cli, demo, tmp_path):
+    from swin_deploy.models import Weights, build_model, get_config
+
+    folder, paths = demo
+    fp16 = tmp_path / "m.fp16.onnx"
+    assert cli("quantize", paths["swin_digits"], "--precision", "fp16", "-o", fp16).code == 0
+    r = cli("verify", fp16, "--reference", paths["swin_digits"], "--samples", "8", "--batch-sizes", "4,8",
+            "--report", tmp_path / "r.json")
+    assert r.code == 0, r.err
+    assert json.loads((tmp_path / "r.json").read_text())["reference"]["backend"] == "onnxruntime-cpu"
+    model, _ = build_model(get_config("swin_digits"), Weights())
+    import torch
+
+    torch.save(model.state_dict(), tmp_path / "w.pth")
+    r = cli("verify", paths["swin_digits"], "--timm", "--checkpoint", tmp_path / "w.pth", "--samples", "8",
+            "--batch-sizes", "8", "--report", tmp_path / "t.json")
+    assert r.code == 0, r.err
+    assert json.loads((tmp_path / "t.json").read_text())["reference"]["backend"] == "timm-fp32"
+
+
+def test_bench_time_budget(cli, demo, tmp_path):
+    folder, paths = demo
+    r = cli("bench", paths["swin_digits"], "--batch-sizes", "2", "--seconds", "0.3", "--warmup", "0",
+            "--threads", "1", "--json", tmp_path / "b.json")
+    assert r.code == 0, r.err
+    (row,) = json.loads((tmp_path / "b.json").read_text())["results"]
+    assert row["iterations"] >= 1 and row["batch_size"] == 2
+    assert cli("bench", paths["swin_digits"], "--seconds", "1", "--iterations", "3").code == 2

@@ -32,3 +32,25 @@ def test_engine_build_verify_and_bench(cli, tiny_onnx, tmp_path, precision):
     assert (tmp_path / "m.engine.json").is_file()
     assert cli("verify", engine, "--random-init", "--batch-sizes", "1,8").code == 0
     assert cli("bench", engine, "--batch-sizes", "1,8", "--iterations", "5").code == 0
+
+
+def test_engine_profile_checked_against_the_onnx():
+    """Profile rules hold without TensorRT: static batch, exported max batch, onnxruntime-target INT8."""
+    from swin_deploy.artifact import ArtifactInfo
+    from swin_deploy.backends.tensorrt_runner import BuildOptions, check_profile
+    from swin_deploy.errors import UserError
+    from swin_deploy.models import get_config
+
+    info = ArtifactInfo.for_config(get_config("swin_test"), "0" * 64, 17, max_batch=16, static_batch=False)
+    check_profile(info, BuildOptions(1, 8, 16))
+    with pytest.raises(UserError, match="exceeds the batch the ONNX was exported"):
+        check_profile(info, BuildOptions(1, 8, 32))
+    with pytest.raises(UserError, match="min-batch <= --opt-batch"):
+        check_profile(info, BuildOptions(4, 2, 8))
+    static = ArtifactInfo.for_config(get_config("swin_test"), "0" * 64, 17, max_batch=4, static_batch=True)
+    with pytest.raises(UserError, match="static batch of 4"):
+        check_profile(static, BuildOptions(1, 4, 4))
+    check_profile(static, BuildOptions(4, 4, 4))
+    info.extra["target"] = "onnxruntime"
+    with pytest.raises(UserError, match="targets onnxruntime"):
+        check_profile(info, BuildOptions(1, 8, 16))
