@@ -10,6 +10,7 @@ import json
 import os
 import sys
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -37,6 +38,18 @@ Seed = Annotated[int, typer.Option("--seed", help="Seed for random weights, samp
 Output = Annotated[Path | None, typer.Option("--output", "-o", help="Output path.")]
 BatchSizes = Annotated[str, typer.Option("--batch-sizes", help="Comma-separated batch sizes.")]
 Threads = Annotated[int | None, typer.Option("--threads", help="CPU threads (default: the runtime's choice).")]
+
+
+def parse_hw(text: str, option: str) -> tuple[int, int]:
+    """'224' or '224,256' or '224x256' -> (H, W)."""
+    parts = text.replace("x", ",").split(",")
+    try:
+        values = [int(p) for p in parts if p.strip()]
+    except ValueError:
+        values = []
+    if len(values) not in (1, 2):
+        raise UserError(f"{option} takes H,W or a single side, e.g. 224 or 256,320; not '{text}'")
+    return (values[0], values[-1])
 
 
 def parse_sizes(text: str) -> list[int]:
@@ -113,6 +126,10 @@ def export(
     static_batch: Annotated[bool, typer.Option("--static-batch", help="Fixed batch (--max-batch or 1).")] = False,
     no_simplify: Annotated[bool, typer.Option("--no-simplify", help="Skip onnxslim.")] = False,
     no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip the onnxruntime-vs-PyTorch parity check.")] = False,
+    dynamic_size: Annotated[bool, typer.Option("--dynamic-size", help="Any input H, W in a range (--min/--max-size).")] = False,
+    min_size: Annotated[str | None, typer.Option("--min-size", help="H,W; default: smallest with full windows.")] = None,
+    max_size: Annotated[str | None, typer.Option("--max-size", help="H,W; default: twice the default size.")] = None,
+    features: Annotated[bool, typer.Option("--features", help="Output the stage feature maps (NCHW), not logits.")] = False,
     output: Output = None,
 ) -> None:
     """Export a native Swin model to ONNX (dynamic batch, opset-safe windows) and check parity.
@@ -123,10 +140,21 @@ def export(
     from swin_deploy.models import Weights, build_model, get_config
 
     cfg = get_config(variant)
-    if img_size is not None:
-        cfg = cfg.with_img_size((img_size, img_size))
+    if img_size is not None:  # a dynamic export checks its own range instead of tiling
+        cfg = replace(cfg, img_size=(img_size, img_size)) if dynamic_size else cfg.with_img_size((img_size, img_size))
+    size_range = None
+    if dynamic_size:
+        low = cfg.dynamic_min_size
+        lo = parse_hw(min_size, "--min-size") if min_size else (low, low)
+        hi = parse_hw(max_size, "--max-size") if max_size else (max(2 * cfg.img_size[0], lo[0]), max(2 * cfg.img_size[1], lo[1]))
+        cfg.check_dynamic_range(lo, hi)
+        if not (lo[0] <= cfg.img_size[0] <= hi[0] and lo[1] <= cfg.img_size[1] <= hi[1]):
+            cfg = replace(cfg, img_size=lo)  # the default size must lie in the range: it is where parity runs first
+        size_range = (lo, hi)
+    elif min_size or max_size:
+        raise UserError("--min-size/--max-size go with --dynamic-size")
     options = ExportOptions(opset=opset, static_batch=static_batch, max_batch=max_batch, simplify=not no_simplify,
-                            verify=not no_verify)
+                            verify=not no_verify, features=features, dynamic_size=size_range)
     path = output or Path(f"{cfg.name}.onnx")
     weights = Weights.from_options(checkpoint, pretrained, random_init, seed)
     from swin_deploy.export.onnx_export import check_options
@@ -136,13 +164,16 @@ def export(
     check_writable_dir(path)
     with steps(6) as on_step:
         on_step("build + load weights")
-        model, sha = build_model(cfg, weights)
+        model, sha = build_model(cfg, weights, dynamic=dynamic_size)
         result = export_onnx(model, sha, path, options, on_step=on_step)
     table(f"exported {cfg.name}", {
         "path": result.path, "size": f"{result.size_bytes / 1e6:.1f} MB", "opset": result.opset,
         "nodes": result.nodes, "LayerNorm": "fused (LayerNormalization)" if result.layernorm_fused else
         "decomposed (opset < 17)", "parity": "skipped" if result.parity_delta is None else
-        f"{result.parity_delta:.1e} x max|logits|", "exporter": result.exporter, "seconds": f"{result.seconds:.1f}",
+        f"{result.parity_delta:.1e} x max|output|", "exporter": result.exporter, "seconds": f"{result.seconds:.1f}",
+        "outputs": ", ".join(["logits"] if not features else [f"stage{i + 1}" for i in range(len(cfg.depths))]),
+        "input size": "x".join(map(str, cfg.img_size)) if not size_range else
+        f"{size_range[0][0]}x{size_range[0][1]} to {size_range[1][0]}x{size_range[1][1]} (dynamic)",
     })
 
 
@@ -160,6 +191,8 @@ def verify(
     samples: Annotated[int, typer.Option("--samples", help="Seeded synthetic inputs when no --data.")] = 32,
     limit: Annotated[int | None, typer.Option("--limit", help="Use at most this many images from --data.")] = None,
     batch_sizes: BatchSizes = "1,3,8",
+    img_sizes: Annotated[str | None, typer.Option("--img-sizes", help="Dynamic-size artifacts: sizes to check, "
+                                                  "e.g. 224,256x320 (default: the artifact's size).")] = None,
     backend: Annotated[str | None, typer.Option("--backend", help="onnxruntime-cpu|-cuda|-tensorrt, tensorrt.")] = None,
     max_rel_delta: Annotated[float | None, typer.Option(help="Gate: max |delta| / max |ref logits|.")] = None,
     min_cosine: Annotated[float | None, typer.Option(help="Gate: minimum cosine similarity.")] = None,
@@ -194,24 +227,28 @@ def verify(
         ref_runner = refs.timm_reference(info, checkpoint)
     else:
         ref_runner = refs.torch_reference(info, Weights.from_options(checkpoint, pretrained, random_init, seed))
-    inputs = load_inputs(info, data, samples, seed, limit)
-    with steps(len(sizes)) as on_step:
+    hw = [parse_hw(t, "--img-sizes") for t in img_sizes.split(",")] if img_sizes else [tuple(info.img_size)]
+    for size in hw:
+        info.check_size(size)
+    inputs = [load_inputs(info, data, samples, seed, limit, size) for size in hw]
+    with steps(len(sizes) * len(hw)) as on_step:
         result = run_verify(artifact, info, candidate, ref_runner, inputs, sizes, thresholds,
                             on_batch=lambda b: on_step(f"batch size {b}"))
-    t = Table(title=f"verify {artifact.name} ({info.precision}) vs {result.reference['backend']} on {inputs.source}")
+    t = Table(title=f"verify {artifact.name} ({info.precision}) vs {result.reference['backend']} on {inputs[0].source}")
     t.add_column("metric")
     for b in result.batches:
-        t.add_column(f"batch {b.batch_size}", justify="right")
+        t.add_column(f"batch {b.batch_size}" + (f" @{b.img_size[0]}x{b.img_size[1]}" if len(hw) > 1 else ""),
+                     justify="right")
     t.add_column("threshold", justify="right")
     first = result.batches[0]
-    shown = ["max_abs_delta", "mean_abs_delta", *[c.metric for c in first.checks],
+    shown = [*[m for m in ("max_abs_delta", "mean_abs_delta") if m in first.metrics], *[c.metric for c in first.checks],
              *[m for m in ("ref_top1", "cand_top1", "ref_top5", "cand_top5") if m in first.metrics]]
-    limits = {c.metric: ("<= " if c.kind == "max" else ">= ") + f"{c.threshold:.4g}" for c in first.checks}
+    limits = {c.metric: ("<= " if c.kind == "max" else ">= ") + f"{c.threshold:.6g}" for c in first.checks}
     for m in shown:
         t.add_row(m, *[f"{b.metrics[m]:.4g}" for b in result.batches], limits.get(m, ""))
     out.print(t)
-    if inputs.skipped:
-        err.print(f"skipped {inputs.skipped} unreadable image(s)")
+    if result.skipped_images:
+        err.print(f"skipped {result.skipped_images} unreadable image(s)")
     if report:
         write_text_atomic(report, json.dumps(result.report(), indent=2))
     if junit:
@@ -221,7 +258,7 @@ def verify(
         for line in failing:
             err.print(f"[red]fail[/red] {escape(line)}", highlight=False)
         raise GateFailed(f"{artifact.name} failed {len(failing)} check(s)")
-    out.print(f"[green]PASS[/green] {artifact.name}: {len(result.batches)} batch size(s), all gates met")
+    out.print(f"[green]PASS[/green] {artifact.name}: {len(result.batches)} run(s) (batch size x input size), all gates met")
 
 
 CalibData = Annotated[Path | None, typer.Option("--calib-data", help="Calibration images (ImageFolder or flat).")]
@@ -406,6 +443,9 @@ def build_engine(
     min_batch: Annotated[int, typer.Option("--min-batch")] = 1,
     opt_batch: Annotated[int, typer.Option("--opt-batch")] = 8,
     max_batch: Annotated[int, typer.Option("--max-batch")] = 32,
+    min_size: Annotated[str | None, typer.Option("--min-size", help="H,W for a --dynamic-size ONNX.")] = None,
+    opt_size: Annotated[str | None, typer.Option("--opt-size", help="H,W for a --dynamic-size ONNX.")] = None,
+    max_size: Annotated[str | None, typer.Option("--max-size", help="H,W for a --dynamic-size ONNX.")] = None,
     workspace: Annotated[str, typer.Option("--workspace", help="Builder workspace, e.g. 4GiB.")] = "4GiB",
     timing_cache: Annotated[Path | None, typer.Option("--timing-cache", help="Loaded if present, saved after.")] = None,
     opt_level: Annotated[int | None, typer.Option("--builder-optimization-level", min=0, max=5)] = None,
@@ -421,7 +461,10 @@ def build_engine(
     if fp16 and int8:
         raise UserError("choose --fp16 or --int8, not both")
     info = read_info(model)
-    options = BuildOptions(min_batch, opt_batch, max_batch, parse_bytes(workspace), timing_cache, opt_level)
+    options = BuildOptions(min_batch, opt_batch, max_batch,
+                           *(parse_hw(v, f"--{k}-size") if v else None for k, v in (("min", min_size), ("opt", opt_size),
+                                                                                   ("max", max_size))),
+                           workspace_bytes=parse_bytes(workspace), timing_cache=timing_cache, optimization_level=opt_level)
     check_profile(info, options)
     wanted = "fp16" if fp16 else "int8" if int8 else None
     if wanted and info.precision != "fp32":

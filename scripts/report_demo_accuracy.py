@@ -27,7 +27,7 @@ from swin_deploy.verify.run import load_inputs, run_batched
 
 def top1(path: Path, x: np.ndarray, y: np.ndarray) -> float:
     with OnnxRuntimeRunner(path) as runner:
-        return float((run_batched(runner, x, 64).argmax(1) == y).mean() * 100)
+        return float((run_batched(runner, x, 64)["logits"].argmax(1) == y).mean() * 100)
 
 
 def main() -> None:

@@ -33,6 +33,8 @@ class ArtifactInfo:
     version: str = ""
     max_batch: int | None = None
     static_batch: bool = False
+    outputs: tuple[str, ...] = ("logits",)  # ("stage1", ..., "stageN") for a --features export
+    dynamic_size: tuple[int, int, int, int] | None = None  # min H, min W, max H, max W
     extra: dict[str, str] = field(default_factory=dict)  # precision details (target, method, ...)
 
     @classmethod
@@ -61,6 +63,8 @@ class ArtifactInfo:
             "swin_deploy.version": self.version,
             "swin_deploy.max_batch": "" if self.max_batch is None else str(self.max_batch),
             "swin_deploy.static_batch": str(self.static_batch).lower(),
+            "swin_deploy.outputs": ",".join(self.outputs),
+            "swin_deploy.dynamic_size": "" if self.dynamic_size is None else json.dumps(list(self.dynamic_size)),
         }
         props.update({f"swin_deploy.{k}": v for k, v in self.extra.items()})
         return props
@@ -71,7 +75,8 @@ class ArtifactInfo:
             return None
         p = {k.removeprefix("swin_deploy."): v for k, v in props.items() if k.startswith("swin_deploy.")}
         known = {"variant", "timm_name", "input_size", "mean", "std", "interpolation", "crop_pct", "num_classes",
-                 "weights_sha256", "precision", "opset", "version", "max_batch", "static_batch"}
+                 "weights_sha256", "precision", "opset", "version", "max_batch", "static_batch", "outputs",
+                 "dynamic_size"}
         return cls(variant=p["variant"], timm_name=p.get("timm_name") or None,
                    img_size=tuple(json.loads(p["input_size"])[1:]), mean=tuple(json.loads(p["mean"])),
                    std=tuple(json.loads(p["std"])), interpolation=p["interpolation"], crop_pct=float(p["crop_pct"]),
@@ -79,12 +84,37 @@ class ArtifactInfo:
                    precision=p.get("precision", "fp32"), opset=int(p.get("opset", "17")), version=p.get("version", ""),
                    max_batch=int(p["max_batch"]) if p.get("max_batch") else None,
                    static_batch=p.get("static_batch") == "true",
+                   outputs=tuple(p.get("outputs", "logits").split(",")),
+                   dynamic_size=tuple(json.loads(p["dynamic_size"])) if p.get("dynamic_size") else None,
                    extra={k: v for k, v in p.items() if k not in known})
+
+    @property
+    def features(self) -> bool:
+        return self.outputs != ("logits",)
 
     def config(self) -> SwinConfig:
         """The registry config this artifact was exported from, at the artifact's input size."""
         cfg = get_config(self.variant)
-        return cfg if tuple(cfg.img_size) == tuple(self.img_size) else cfg.with_img_size(tuple(self.img_size))
+        if tuple(cfg.img_size) == tuple(self.img_size):
+            return cfg
+        if self.dynamic_size is not None:  # any size in range works; no tiling requirement
+            from dataclasses import replace
+
+            return replace(cfg, img_size=tuple(self.img_size))
+        return cfg.with_img_size(tuple(self.img_size))
+
+    def check_size(self, size: tuple[int, int]) -> None:
+        """A UserError unless this artifact accepts inputs of `size`."""
+        if self.dynamic_size is None:
+            if tuple(size) != tuple(self.img_size):
+                raise UserError(f"this artifact takes {self.img_size[0]}x{self.img_size[1]} inputs only: "
+                                "re-export with --dynamic-size for other sizes")
+            return
+        lo_h, lo_w, hi_h, hi_w = self.dynamic_size
+        stride = get_config(self.variant).stride
+        if not (lo_h <= size[0] <= hi_h and lo_w <= size[1] <= hi_w) or size[0] % stride or size[1] % stride:
+            raise UserError(f"size {size[0]}x{size[1]} is outside this artifact's range {lo_h}x{lo_w} to {hi_h}x{hi_w} "
+                            f"(multiples of {stride})")
 
 
 def write_info(model: onnx.ModelProto, info: ArtifactInfo) -> None:

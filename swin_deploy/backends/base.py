@@ -1,7 +1,7 @@
 """The runner protocol every backend shares (as Polygraphy's): activate, infer, deactivate.
 
     with OnnxRuntimeRunner("model.onnx") as runner:
-        logits = runner.infer(batch)            # float32 NCHW -> float32 (B, num_classes)
+        outputs = runner.infer(batch)           # float32 NCHW -> {"logits": (B, num_classes)} or {"stage1": ...}
 
 Runners only run; comparing lives in swin_deploy.verify. Heavy imports happen in activate().
 """
@@ -22,7 +22,7 @@ class Timing:
 
 
 class Runner(abc.ABC):
-    """A backend that turns float32 NCHW batches into float32 logits."""
+    """A backend that turns float32 NCHW batches into named float32 outputs (logits, or stage feature maps)."""
 
     name: str = "runner"
 
@@ -46,11 +46,11 @@ class Runner(abc.ABC):
     def __exit__(self, *exc) -> None:
         self.deactivate()
 
-    def infer(self, x: np.ndarray) -> np.ndarray:
+    def infer(self, x: np.ndarray) -> dict[str, np.ndarray]:
         assert self.active, f"{self.name}: activate() first (or use it as a context manager)"
         return self._infer(np.ascontiguousarray(x, dtype=np.float32))
 
-    def infer_timed(self, x: np.ndarray) -> tuple[np.ndarray, Timing]:
+    def infer_timed(self, x: np.ndarray) -> tuple[dict[str, np.ndarray], Timing]:
         """infer() with its timing; backends with device timers override this."""
         t0 = time.perf_counter()
         out = self.infer(x)
@@ -63,7 +63,7 @@ class Runner(abc.ABC):
     def _activate(self) -> None: ...
 
     @abc.abstractmethod
-    def _infer(self, x: np.ndarray) -> np.ndarray: ...
+    def _infer(self, x: np.ndarray) -> dict[str, np.ndarray]: ...
 
     def _deactivate(self) -> None:  # noqa: B027 - optional hook; most runners hold nothing to release
         """Release what _activate() acquired (optional)."""

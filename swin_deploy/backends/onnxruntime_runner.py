@@ -44,9 +44,11 @@ class OnnxRuntimeRunner(Runner):
         except Exception as e:
             raise UserError(f"onnxruntime cannot load {self.path} ({type(e).__name__}): is it a valid ONNX model?") from e
         self.input_name = self.session.get_inputs()[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()]
 
-    def _infer(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: x})[0].astype(np.float32, copy=False)
+    def _infer(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        values = self.session.run(self.output_names, {self.input_name: x})
+        return {k: v.astype(np.float32, copy=False) for k, v in zip(self.output_names, values)}
 
     def _deactivate(self) -> None:
         del self.session

@@ -90,6 +90,10 @@ class BuildOptions:
     min_batch: int = 1
     opt_batch: int = 8
     max_batch: int = 32
+    # (H, W) for a --dynamic-size ONNX; None: the artifact's range ends and its default size
+    min_size: tuple[int, int] | None = None
+    opt_size: tuple[int, int] | None = None
+    max_size: tuple[int, int] | None = None
     workspace_bytes: int = 4 << 30
     timing_cache: Path | None = None
     optimization_level: int | None = None
@@ -105,6 +109,11 @@ def check_profile(info: ArtifactInfo, options: BuildOptions) -> None:
     elif info.max_batch and options.max_batch > info.max_batch:
         raise UserError(f"--max-batch {options.max_batch} exceeds the batch the ONNX was exported and checked for "
                         f"({info.max_batch}): re-export with --max-batch {options.max_batch}")
+    sizes = [s for s in (options.min_size, options.opt_size, options.max_size) if s is not None]
+    if sizes and info.dynamic_size is None:
+        raise UserError("--min-size/--opt-size/--max-size need an ONNX exported with --dynamic-size")
+    for size in sizes:
+        info.check_size(size)
     if info.extra.get("target") == "onnxruntime":
         raise UserError("this INT8 model targets onnxruntime (uint8 activations), which TensorRT does not accept: "
                         "quantize the fp32 ONNX again with --target tensorrt")
@@ -133,7 +142,10 @@ def build_engine(onnx_path: Path, info: ArtifactInfo, source_sha256: str, out: P
     cache_bytes = options.timing_cache.read_bytes() if options.timing_cache and options.timing_cache.is_file() else b""
     cache = config.create_timing_cache(cache_bytes)
     config.set_timing_cache(cache, False)
-    shape = {k: [b, 3, *info.img_size] for k, b in
+    lo, hi = (tuple(info.dynamic_size[:2]), tuple(info.dynamic_size[2:])) if info.dynamic_size else (None, None)
+    hw = {"min": options.min_size or lo or info.img_size, "opt": options.opt_size or info.img_size,
+          "max": options.max_size or hi or info.img_size}
+    shape = {k: [b, 3, *hw[k]] for k, b in
              (("min", options.min_batch), ("opt", options.opt_batch), ("max", options.max_batch))}
     profile = builder.create_optimization_profile()
     profile.set_shape("input", shape["min"], shape["opt"], shape["max"])
@@ -180,6 +192,8 @@ class TensorRTRunner(Runner):
         if self.engine is None:
             raise UserError(f"TensorRT cannot load {self.path}: rebuild it with swin-deploy build-engine")
         self.context = self.engine.create_execution_context()
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        self.output_names = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
         self.stream = torch.cuda.Stream()
         self.trt = trt
 
@@ -190,23 +204,24 @@ class TensorRTRunner(Runner):
         with torch.cuda.stream(self.stream):
             x_dev = torch.from_numpy(x).to("cuda", non_blocking=True)
             self.context.set_input_shape("input", tuple(x.shape))
-            out_shape = tuple(self.context.get_tensor_shape("logits"))
-            assert self.engine.get_tensor_dtype("logits") == trt.DataType.FLOAT
-            y_dev = torch.empty(out_shape, dtype=torch.float32, device="cuda")
             self.context.set_tensor_address("input", x_dev.data_ptr())
-            self.context.set_tensor_address("logits", y_dev.data_ptr())
+            outs = {}
+            for name in self.output_names:  # I/O stay float32 at every precision (the ONNX keeps them so)
+                assert self.engine.get_tensor_dtype(name) == trt.DataType.FLOAT
+                outs[name] = torch.empty(tuple(self.context.get_tensor_shape(name)), dtype=torch.float32, device="cuda")
+                self.context.set_tensor_address(name, outs[name].data_ptr())
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record(self.stream)
             if not self.context.execute_async_v3(self.stream.cuda_stream):
                 raise RuntimeError("TensorRT execution failed")
             end.record(self.stream)
-            y = y_dev.cpu()  # synchronizes the stream
-        return y.numpy(), start.elapsed_time(end)
+            host = {k: v.cpu().numpy() for k, v in outs.items()}  # synchronizes the stream
+        return host, start.elapsed_time(end)
 
-    def _infer(self, x: np.ndarray) -> np.ndarray:
+    def _infer(self, x: np.ndarray) -> dict[str, np.ndarray]:
         return self._run(x)[0]
 
-    def infer_timed(self, x: np.ndarray) -> tuple[np.ndarray, Timing]:
+    def infer_timed(self, x: np.ndarray) -> tuple[dict[str, np.ndarray], Timing]:
         t0 = time.perf_counter()
         y, compute_ms = self._run(np.ascontiguousarray(x, dtype=np.float32))
         return y, Timing(total_ms=(time.perf_counter() - t0) * 1000, compute_ms=compute_ms)

@@ -1,4 +1,7 @@
-"""The PyTorch reference: the native model (or any nn.Module, e.g. timm's) in float32 eval."""
+"""The PyTorch reference: the native model (or any nn.Module, e.g. timm's) in float32 eval.
+
+A module returning a tuple (stage feature maps) is named by `output_names`.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +12,21 @@ from .base import Runner
 
 
 class TorchRunner(Runner):
-    def __init__(self, model: torch.nn.Module, name: str = "pytorch", threads: int | None = None):
+    def __init__(self, model: torch.nn.Module, name: str = "pytorch", threads: int | None = None,
+                 output_names: tuple[str, ...] = ("logits",)):
         super().__init__()
-        self.model, self.name, self.threads = model, name, threads
+        self.model, self.name, self.threads, self.output_names = model, name, threads, output_names
 
     def _activate(self) -> None:
         self.model.eval()
         if self.threads:
             torch.set_num_threads(self.threads)
 
-    def _infer(self, x: np.ndarray) -> np.ndarray:
+    def _infer(self, x: np.ndarray) -> dict[str, np.ndarray]:
         with torch.inference_mode():
-            return self.model(torch.from_numpy(x)).float().numpy()
+            out = self.model(torch.from_numpy(x))
+        outs = out if isinstance(out, tuple | list) else (out,)
+        return {name: t.float().numpy() for name, t in zip(self.output_names, outs)}
 
     def describe(self) -> dict:
         return {"backend": self.name, "torch": torch.__version__, "threads": torch.get_num_threads()}

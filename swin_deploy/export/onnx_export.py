@@ -49,6 +49,34 @@ class ExportOptions:
     simplify: bool = True
     verify: bool = True
     exporter: str = "auto"  # auto | torchscript | dynamo
+    features: bool = False  # output the stage feature maps instead of logits
+    dynamic_size: tuple[tuple[int, int], tuple[int, int]] | None = None  # (min H, W), (max H, W)
+
+
+class FeatureMaps(torch.nn.Module):
+    """Export wrapper: (B, 3, H, W) -> stage1..stageN feature maps, NCHW."""
+
+    def __init__(self, model: SwinTransformer):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(self.model.forward_stages(x))
+
+
+def output_names(model: SwinTransformer, features: bool) -> list[str]:
+    return [f"stage{i + 1}" for i in range(len(model.cfg.depths))] if features else ["logits"]
+
+
+def check_sizes(sizes: list[tuple[int, int]], options: ExportOptions, cfg) -> list[tuple[int, int]]:
+    """Sizes the parity check runs at: the model's size, and for a dynamic export also the range's ends
+    and a non-square size between them."""
+    if options.dynamic_size is None:
+        return sizes
+    (lo_h, lo_w), (hi_h, hi_w) = options.dynamic_size
+    s = cfg.stride
+    mid = ((lo_h + hi_h) // 2 // s * s, (lo_w + 3 * hi_w) // 4 // s * s)
+    return list(dict.fromkeys([*sizes, (lo_h, lo_w), mid, (hi_h, hi_w)]))
 
 
 @dataclass
@@ -75,25 +103,34 @@ def check_options(options: ExportOptions) -> None:
 
 
 def _torch_export(model: torch.nn.Module, example: torch.Tensor, path: Path, opset: int, static: bool,
-                  exporter: str) -> str:
+                  exporter: str, outputs: list[str], dynamic_size: bool) -> str:
     """Run one of torch's exporters; returns the one that worked."""
+    axes: dict[str, dict[int, str]] = {}
+    if not static:
+        axes = {"input": {0: "batch"}, **{name: {0: "batch"} for name in outputs}}
+    if dynamic_size:
+        axes.setdefault("input", {}).update({2: "height", 3: "width"})
+        for i, name in enumerate(n for n in outputs if n.startswith("stage")):
+            axes.setdefault(name, {}).update({2: f"height_{i + 1}", 3: f"width_{i + 1}"})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the deprecation notice of the TorchScript path, tracer warnings
         if exporter in ("auto", "torchscript"):
             try:
-                torch.onnx.export(model, (example,), str(path), input_names=["input"], output_names=["logits"],
+                torch.onnx.export(model, (example,), str(path), input_names=["input"], output_names=outputs,
                                   opset_version=opset, dynamo=False, do_constant_folding=True,
-                                  dynamic_axes=None if static else {"input": {0: "batch"}, "logits": {0: "batch"}})
+                                  dynamic_axes=axes or None)
                 return "torchscript"
             except Exception:
-                if exporter == "torchscript":
+                if exporter == "torchscript" or dynamic_size:
                     raise
         if opset < 18:
             # onnx's version converter has no Split adapter from 18 down, so the torch.export path
             # cannot produce these opsets for Swin
             raise UserError(f"the dynamo exporter writes opset 18 or newer, not {opset}: pass --opset 18")
+        if dynamic_size:
+            raise UserError("--dynamic-size needs the TorchScript exporter: drop --exporter dynamo")
         dynamic = None if static else {"x": {0: torch.export.Dim("batch", min=1, max=4096)}}
-        program = torch.onnx.export(model, (example,), None, input_names=["input"], output_names=["logits"],
+        program = torch.onnx.export(model, (example,), None, input_names=["input"], output_names=outputs,
                                     opset_version=opset, dynamo=True, dynamic_shapes=dynamic, verbose=False)
         program.save(str(path), external_data=False)
         return "dynamo"
@@ -117,19 +154,22 @@ def graph_problems(model: onnx.ModelProto) -> list[str]:
     return problems
 
 
-def onnx_parity(path: Path, model: SwinTransformer, batch_sizes: tuple[int, ...], seed: int = 0) -> float:
-    """Max relative |onnxruntime - torch| on seeded random inputs at each batch size."""
+def onnx_parity(path: Path, model: torch.nn.Module, batch_sizes: tuple[int, ...], sizes: list[tuple[int, int]],
+                seed: int = 0) -> float:
+    """Max relative |onnxruntime - torch| over every output, on seeded random inputs at each batch size and size."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     gen = torch.Generator().manual_seed(seed)
     worst = 0.0
-    for b in batch_sizes:
-        x = torch.randn(b, 3, *model.cfg.img_size, generator=gen)
-        with torch.no_grad():
-            ref = model(x).numpy()
-        out = session.run(None, {"input": x.numpy()})[0]
-        worst = max(worst, float(np.abs(out - ref).max() / max(np.abs(ref).max(), 1e-12)))
+    for size in sizes:
+        for b in batch_sizes:
+            x = torch.randn(b, 3, *size, generator=gen)
+            with torch.no_grad():
+                ref = model(x)
+            refs = [r.numpy() for r in (ref if isinstance(ref, tuple) else (ref,))]
+            for out, r in zip(session.run(None, {"input": x.numpy()}), refs):
+                worst = max(worst, float(np.abs(out - r).max() / max(np.abs(r).max(), 1e-12)))
     return worst
 
 
@@ -138,14 +178,21 @@ def export_onnx(model: SwinTransformer, weights_sha256: str, out: Path, options:
     """Export `model` to `out` atomically. Raises GateFailed if onnxruntime disagrees with PyTorch."""
     check_options(options)
     cfg = model.cfg
+    if options.dynamic_size is not None:
+        cfg.check_dynamic_range(*options.dynamic_size)
+        if not model.dynamic:
+            raise ValueError("a --dynamic-size export needs SwinTransformer(cfg, dynamic=True)")
     start = time.perf_counter()
     model = model.eval().freeze()
+    module = FeatureMaps(model) if options.features else model
+    outputs = output_names(model, options.features)
     batch = options.max_batch if options.static_batch and options.max_batch else 1
     example = torch.zeros(batch, 3, *cfg.img_size)
     with atomic_output(out, suffix=".onnx") as tmp:
         on_step("export")
         with torch.no_grad():
-            exporter = _torch_export(model, example, tmp, options.opset, options.static_batch, options.exporter)
+            exporter = _torch_export(module, example, tmp, options.opset, options.static_batch, options.exporter,
+                                     outputs, options.dynamic_size is not None)
         proto = onnx.load(str(tmp))
         if options.simplify:
             on_step("simplify")
@@ -154,6 +201,9 @@ def export_onnx(model: SwinTransformer, weights_sha256: str, out: Path, options:
         if problems:  # a bug in swin-deploy, not a user error: say what slipped in
             raise RuntimeError(f"exported graph is not opset-safe: {', '.join(problems[:3])}")
         info = ArtifactInfo.for_config(cfg, weights_sha256, options.opset, options.max_batch, options.static_batch)
+        info.outputs = tuple(outputs)
+        if options.dynamic_size is not None:
+            info.dynamic_size = (*options.dynamic_size[0], *options.dynamic_size[1])
         write_info(proto, info)
         proto.producer_name, proto.doc_string = "swin-deploy", f"{cfg.name} exported by swin-deploy {info.version}"
         onnx.save(proto, str(tmp))
@@ -164,7 +214,7 @@ def export_onnx(model: SwinTransformer, weights_sha256: str, out: Path, options:
             on_step("verify")
             extra = [options.max_batch] if options.max_batch else []
             sizes = (batch,) if options.static_batch else tuple(sorted({1, 3, *extra}))
-            delta = onnx_parity(tmp, model, sizes)
+            delta = onnx_parity(tmp, module, sizes, check_sizes([tuple(cfg.img_size)], options, cfg))
             if not delta <= EXPORT_PARITY_REL:
                 raise GateFailed(f"onnxruntime output differs from PyTorch by {delta:.2e} x max|logits| "
                                  f"(allowed {EXPORT_PARITY_REL:.0e}); the ONNX was not written")

@@ -170,19 +170,20 @@ class Weights:
         return cls("default")
 
 
-def build_model(cfg: SwinConfig, weights: Weights) -> tuple[SwinTransformer, str]:
+def build_model(cfg: SwinConfig, weights: Weights, dynamic: bool = False) -> tuple[SwinTransformer, str]:
     """The native model in eval mode with its weights, and the sha256 that identifies those weights.
 
     `default` means the bundled weights for demo variants and timm's pretrained weights otherwise.
+    `dynamic` builds the dynamic-size geometry (same parameters).
     """
     kind = weights.kind
     if kind == "default":
         kind = "bundled" if cfg.bundled_weights else "pretrained"
     if kind == "random":
         torch.manual_seed(weights.seed)
-        model = SwinTransformer(cfg).eval()
+        model = SwinTransformer(cfg, dynamic).eval()
         return model, state_dict_sha256(model.state_dict())
-    model = SwinTransformer(cfg).eval()
+    model = SwinTransformer(cfg, dynamic).eval()
     if kind == "checkpoint":
         assert weights.path is not None
         load_strict(model, read_checkpoint(weights.path), f"checkpoint {weights.path.name}")

@@ -36,17 +36,37 @@ def window_shift_for(grid: tuple[int, int], window: int, shift: int) -> tuple[tu
     return win, sh  # type: ignore[return-value]
 
 
-def window_order(grid: tuple[int, int], window: tuple[int, int], shift: tuple[int, int]) -> torch.Tensor:
-    """Spatial index (h * W + w) of the token at each window-order position.
+def _rolled_coords(n_win: int | torch.Tensor, win: int) -> torch.Tensor:
+    """Coordinate (in shifted, padded space) of each (window, offset) along one axis: (n_win, win)."""
+    return torch.arange(n_win).unsqueeze(1) * win + torch.arange(win).unsqueeze(0)
 
-    Window order = cyclic shift by -shift (torch.roll), then partition into windows, row-major
-    over windows and within each window. Returns a LongTensor of shape (H * W,).
+
+def window_partition_index(grid, window: tuple[int, int], shift) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where each token goes when a (H, W) grid is cyclically shifted, padded to whole windows and partitioned.
+
+    Same order as timm: roll by -shift, pad bottom/right, windows row-major, tokens row-major inside.
+    Returns
+      index (nW * N,): spatial index h * W + w of the token at each window-order position, or H * W for
+                       a padding position (callers append one zero token to gather from);
+      inverse (H * W,): window-order position of each spatial token.
+    H, W and shift may be ints (constants at build time) or 0-d tensors (sizes traced for a dynamic-size
+    export): everything is arithmetic, so the ONNX graph builds it from runtime shapes without control flow.
     """
-    (H, W), (wh, ww) = grid, window
-    idx = torch.arange(H * W).view(H, W)
-    if any(shift):
-        idx = torch.roll(idx, shifts=(-shift[0], -shift[1]), dims=(0, 1))
-    return idx.view(H // wh, wh, W // ww, ww).permute(0, 2, 1, 3).reshape(-1)
+    (H, W), (wh, ww), (sh, sw) = grid, window, shift
+    nwh, nww = (H + wh - 1) // wh, (W + ww - 1) // ww
+    rh = _rolled_coords(nwh, wh)[:, None, :, None]
+    rw = _rolled_coords(nww, ww)[None, :, None, :]
+    spatial = ((rh + sh) % H) * W + (rw + sw) % W
+    index = torch.where((rh < H) & (rw < W), spatial, H * W).reshape(-1)
+    h = (torch.arange(H).unsqueeze(1) - sh) % H
+    w = (torch.arange(W).unsqueeze(0) - sw) % W
+    inverse = (((h // wh) * nww + w // ww) * wh + h % wh) * ww + w % ww
+    return index, inverse.reshape(-1)
+
+
+def window_order(grid: tuple[int, int], window: tuple[int, int], shift: tuple[int, int]) -> torch.Tensor:
+    """Spatial index of the token at each window-order position, for a grid the windows tile: (H * W,)."""
+    return window_partition_index(grid, window, shift)[0]
 
 
 def inverse_order(order: torch.Tensor) -> torch.Tensor:
@@ -56,25 +76,27 @@ def inverse_order(order: torch.Tensor) -> torch.Tensor:
     return inv
 
 
-def shifted_window_mask(grid: tuple[int, int], window: tuple[int, int], shift: tuple[int, int]) -> torch.Tensor | None:
-    """Additive attention mask of a shifted-window block: (num_windows, N, N), 0 or -100; None if no shift.
+def shift_region_mask(grid, window: tuple[int, int], shift) -> torch.Tensor:
+    """Additive mask (nW, N, N) of a shifted-window block: 0 within a region, MASK_VALUE across regions.
 
-    After the cyclic shift, a window can hold tokens from up to four image regions that are not
-    neighbours; tokens attend only within their region (same construction as timm and the paper).
+    After the cyclic shift a window can hold up to four image regions that are not neighbours; tokens
+    attend within their region only. Regions are timm's slices (0, -w), (-w, -s), (-s, None) of the padded,
+    shifted grid along each axis. Like `window_partition_index`, sizes may be ints or traced tensors.
     """
-    if not any(shift):
-        return None
     (H, W), (wh, ww), (sh, sw) = grid, window, shift
-    region = torch.zeros(H, W)
-    cnt = 0
-    for hs in (slice(0, -wh), slice(-wh, -sh if sh else None), slice(-sh, None) if sh else slice(0, 0)):
-        for ws in (slice(0, -ww), slice(-ww, -sw if sw else None), slice(-sw, None) if sw else slice(0, 0)):
-            region[hs, ws] = cnt
-            cnt += 1
-    # the mask is defined in shifted coordinates: partition without rolling
-    windows = region.view(H // wh, wh, W // ww, ww).permute(0, 2, 1, 3).reshape(-1, wh * ww)
-    diff = windows.unsqueeze(1) - windows.unsqueeze(2)
-    return torch.where(diff != 0, torch.tensor(MASK_VALUE), torch.tensor(0.0))
+    nwh, nww = (H + wh - 1) // wh, (W + ww - 1) // ww
+    Hp, Wp = nwh * wh, nww * ww
+    rh, rw = _rolled_coords(nwh, wh), _rolled_coords(nww, ww)
+    region_h = (rh >= Hp - wh).long() + (rh >= Hp - sh).long()  # (nwh, wh)
+    region_w = (rw >= Wp - ww).long() + (rw >= Wp - sw).long()  # (nww, ww)
+    region = (region_h[:, None, :, None] * 3 + region_w[None, :, None, :]).reshape(-1, wh * ww)
+    same = region.unsqueeze(1) == region.unsqueeze(2)
+    return torch.where(same, torch.tensor(0.0), torch.tensor(MASK_VALUE))
+
+
+def shifted_window_mask(grid: tuple[int, int], window: tuple[int, int], shift: tuple[int, int]) -> torch.Tensor | None:
+    """The shift mask for a static geometry, or None for a block without shift."""
+    return shift_region_mask(grid, window, shift) if any(shift) else None
 
 
 def relative_position_index(window: tuple[int, int]) -> torch.Tensor:
@@ -117,7 +139,7 @@ class PatchMerging(nn.Module):
     previous block's order: (L_out * 4,) long. (B, L_in, C) -> (B, L_out, 2C).
     """
 
-    def __init__(self, dim: int, gather: torch.Tensor, post_norm: bool):
+    def __init__(self, dim: int, gather: torch.Tensor | None, post_norm: bool):
         super().__init__()
         self.post_norm = post_norm
         self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
@@ -136,7 +158,15 @@ class PatchMerging(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # -1 for the batch and constants for the rest keep the exported Reshape free of Shape ops
-        x = x.index_select(1, self.gather).reshape(-1, self.gather.numel() // 4, self.reduction.in_features)
+        return self.project(x.index_select(1, self.gather).reshape(-1, self.gather.numel() // 4, self.reduction.in_features))
+
+    def forward_spatial(self, x: torch.Tensor, H, W) -> torch.Tensor:
+        """Dynamic-size path: (B, H * W, C) in spatial order, H and W even -> (B, H/2 * W/2, 2C) spatial."""
+        C = x.shape[-1]
+        x = x.reshape(-1, H // 2, 2, W // 2, 2, C).permute(0, 1, 3, 4, 2, 5).reshape(-1, (H // 2) * (W // 2), 4 * C)
+        return self.project(x)
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
         if self.post_norm:
             return self.norm(self.reduction(x))
         return self.reduction(self.norm(x))

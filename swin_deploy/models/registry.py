@@ -53,6 +53,23 @@ class SwinConfig:
             return False
         return all(g <= self.window_size or g % self.window_size == 0 for grid in self.stage_grids(img_size) for g in grid)
 
+    @property
+    def dynamic_min_size(self) -> int:
+        """Smallest side for a dynamic-size export: every stage grid must hold at least one full window
+        (below that timm shrinks the window per size, which would need control flow in the graph)."""
+        return self.window_size * self.stride
+
+    def check_dynamic_range(self, min_size: tuple[int, int], max_size: tuple[int, int]) -> None:
+        low = self.dynamic_min_size
+        for s in (*min_size, *max_size):
+            if s % self.stride:
+                raise UserError(f"dynamic sizes must be multiples of {self.stride} for {self.name}, not {s}")
+        if min(min_size) < low:
+            raise UserError(f"--min-size for {self.name} must be at least {low} on each side "
+                            f"(every stage needs one full {self.window_size}x{self.window_size} window)")
+        if any(a > b for a, b in zip(min_size, max_size)):
+            raise UserError(f"--min-size {min_size} exceeds --max-size {max_size}")
+
     def valid_sizes(self, limit: int = 1536) -> list[int]:
         """Square input sizes up to `limit` whose stage grids tile into windows."""
         return [s for s in range(self.stride, limit + 1, self.stride) if self.size_ok((s, s))]

@@ -25,8 +25,10 @@ from .layers import (
     merge_heads,
     project_heads,
     relative_position_index,
+    shift_region_mask,
     shifted_window_mask,
     window_order,
+    window_partition_index,
     window_shift_for,
 )
 from .registry import SwinConfig
@@ -38,9 +40,9 @@ class WindowAttention(nn.Module):
     (B, nW * N, C) in window order -> (B, nW * N, C).
     """
 
-    def __init__(self, dim: int, num_heads: int, window: tuple[int, int], num_windows: int):
+    def __init__(self, dim: int, num_heads: int, window: tuple[int, int]):
         super().__init__()
-        self.num_heads, self.window, self.num_windows = num_heads, window, num_windows
+        self.num_heads, self.window = num_heads, window
         self.scale = (dim // num_heads) ** -0.5
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
@@ -53,14 +55,14 @@ class WindowAttention(nn.Module):
         bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
         return bias.view(N, N, -1).permute(2, 0, 1)
 
-    def qkv_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def qkv_heads(self, x: torch.Tensor, num_windows) -> tuple[torch.Tensor, ...]:
         b = self.qkv.bias.chunk(3)
-        q, k, v = project_heads(x, self.qkv.weight, list(b), self.num_windows, self.window[0] * self.window[1],
+        q, k, v = project_heads(x, self.qkv.weight, list(b), num_windows, self.window[0] * self.window[1],
                                 self.num_heads)
         return q * self.scale, k, v
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        return self.proj(merge_heads(attend(*self.qkv_heads(x), bias)))
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, num_windows) -> torch.Tensor:
+        return self.proj(merge_heads(attend(*self.qkv_heads(x, num_windows), bias)))
 
 
 class WindowAttentionV2(nn.Module):
@@ -71,9 +73,9 @@ class WindowAttentionV2(nn.Module):
     (B, nW * N, C) in window order -> (B, nW * N, C).
     """
 
-    def __init__(self, dim: int, num_heads: int, window: tuple[int, int], num_windows: int, pretrained_window: int):
+    def __init__(self, dim: int, num_heads: int, window: tuple[int, int], pretrained_window: int):
         super().__init__()
-        self.num_heads, self.window, self.num_windows = num_heads, window, num_windows
+        self.num_heads, self.window = num_heads, window
         self.logit_scale = nn.Parameter(torch.full((num_heads, 1, 1), math.log(10.0)))
         self.cpb_mlp = nn.Sequential(nn.Linear(2, 512), nn.ReLU(inplace=True), nn.Linear(512, num_heads, bias=False))
         self.qkv = nn.Linear(dim, 3 * dim, bias=False)
@@ -104,15 +106,15 @@ class WindowAttentionV2(nn.Module):
             return self.frozen_scale
         return torch.clamp(self.logit_scale, max=math.log(1.0 / 0.01)).exp()
 
-    def qkv_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        q, k, v = project_heads(x, self.qkv.weight, [self.q_bias, None, self.v_bias], self.num_windows,
+    def qkv_heads(self, x: torch.Tensor, num_windows) -> tuple[torch.Tensor, ...]:
+        q, k, v = project_heads(x, self.qkv.weight, [self.q_bias, None, self.v_bias], num_windows,
                                 self.window[0] * self.window[1], self.num_heads)
         # the logit scale multiplies q (N x d values) instead of the logits (N x N): same math, less work
         # k arrives transposed (B, nW, heads, d, N): normalise over d, now dim -2
         return _l2_normalize(q) * self.scale(), _l2_normalize(k, dim=-2), v
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        return self.proj(merge_heads(attend(*self.qkv_heads(x), bias)))
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, num_windows) -> torch.Tensor:
+        return self.proj(merge_heads(attend(*self.qkv_heads(x, num_windows), bias)))
 
 
 def _l2_normalize(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
@@ -123,109 +125,154 @@ def _l2_normalize(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
 class SwinBlock(nn.Module):
     """One (shifted-)window transformer block. V1: pre-norm residuals; V2: res-post-norm.
 
-    Input (B, L, C) in the previous layout; `reorder` (L,) moves it into this block's window order
-    first (absent when the orders agree). Output (B, L, C) in this block's window order.
+    Static geometry (`forward`): input (B, L, C) in the previous layout; `reorder` (L,) moves it into this
+    block's window order first (absent when the orders agree); output (B, L, C) in this block's window order.
+    Dynamic geometry (`forward_spatial`): (B, H * W, C) in spatial order in and out, any H and W; the
+    window indices, padding and shift mask are built from H and W (see layers.window_partition_index).
     """
 
-    def __init__(self, cfg: SwinConfig, dim: int, num_heads: int, grid: tuple[int, int], window: tuple[int, int],
-                 shift: tuple[int, int], reorder: torch.Tensor | None, pretrained_window: int):
+    def __init__(self, cfg: SwinConfig, dim: int, num_heads: int, window: tuple[int, int], shift: tuple[int, int],
+                 pretrained_window: int, grid: tuple[int, int] | None = None, reorder: torch.Tensor | None = None):
         super().__init__()
         self.post_norm = cfg.version == 2
-        num_windows = (grid[0] // window[0]) * (grid[1] // window[1])
         self.window, self.shift = window, shift
+        self.num_windows = (grid[0] // window[0]) * (grid[1] // window[1]) if grid else None
         self.norm1 = nn.LayerNorm(dim)
         if cfg.version == 2:
-            self.attn = WindowAttentionV2(dim, num_heads, window, num_windows, pretrained_window)
+            self.attn = WindowAttentionV2(dim, num_heads, window, pretrained_window)
         else:
-            self.attn = WindowAttention(dim, num_heads, window, num_windows)
+            self.attn = WindowAttention(dim, num_heads, window)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * cfg.mlp_ratio))
         self.register_buffer("reorder", reorder, persistent=False)
-        mask = shifted_window_mask(grid, window, shift)
+        mask = shifted_window_mask(grid, window, shift) if grid else None
         self.register_buffer("attn_mask", None if mask is None else mask.unsqueeze(1), persistent=False)
+        self.register_buffer("frozen_position_bias", None, persistent=False)
         self.register_buffer("frozen_bias", None, persistent=False)
 
+    def position_bias(self) -> torch.Tensor:
+        """(1, heads, N, N): the attention module's relative position bias."""
+        if self.frozen_position_bias is not None:
+            return self.frozen_position_bias
+        return self.attn.position_bias().unsqueeze(0)
+
     def attn_bias(self) -> torch.Tensor:
-        """Position bias plus shift mask, one additive tensor: (nW or 1, heads, N, N)."""
+        """Static geometry: position bias plus shift mask, one additive tensor (nW or 1, heads, N, N)."""
         if self.frozen_bias is not None:
             return self.frozen_bias
-        bias = self.attn.position_bias().unsqueeze(0)
+        bias = self.position_bias()
         return bias if self.attn_mask is None else bias + self.attn_mask
 
     def freeze(self) -> None:
         """Precompute everything that depends on weights only (for export and fast inference)."""
         with torch.no_grad():
+            self.frozen_position_bias = self.attn.position_bias().unsqueeze(0).contiguous()
             self.frozen_bias = self.attn_bias().contiguous()
             if isinstance(self.attn, WindowAttentionV2):
                 self.attn.frozen_scale = self.attn.scale().clone()
 
+    def residual(self, x: torch.Tensor, attend_fn) -> torch.Tensor:
+        if self.post_norm:
+            x = x + self.norm1(attend_fn(x))
+            return x + self.norm2(self.mlp(x))
+        x = x + attend_fn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.reorder is not None:
             x = x.index_select(1, self.reorder)
-        bias = self.attn_bias()
-        if self.post_norm:
-            x = x + self.norm1(self.attn(x, bias))
-            return x + self.norm2(self.mlp(x))
-        x = x + self.attn(self.norm1(x), bias)
-        return x + self.mlp(self.norm2(x))
+        return self.residual(x, lambda t: self.attn(t, self.attn_bias(), self.num_windows))
+
+    def forward_spatial(self, x: torch.Tensor, H, W) -> torch.Tensor:
+        (wh, ww), (sh, sw) = self.window, self.shift
+        # timm's rule: an axis that fits in one window gets no shift (arithmetic, not control flow)
+        shift = (sh * (H > wh), sw * (W > ww)) if sh or sw else (0, 0)
+        index, inverse = window_partition_index((H, W), self.window, shift)
+        num_windows = ((H + wh - 1) // wh) * ((W + ww - 1) // ww)
+        bias = self.position_bias()
+        if sh or sw:
+            bias = bias + shift_region_mask((H, W), self.window, shift).unsqueeze(1)
+
+        def windowed(t: torch.Tensor) -> torch.Tensor:
+            # padding positions gather an appended zero token, as timm pads the block input with zeros
+            padded = torch.cat([t, t.new_zeros(1, 1, t.shape[-1]).expand(t.shape[0], 1, -1)], dim=1)
+            out = self.attn(padded.index_select(1, index), bias, num_windows)
+            return out.index_select(1, inverse)
+
+        return self.residual(x, windowed)
 
 
 class SwinStage(nn.Module):
     """Optional patch merging, then `depth` blocks alternating regular and shifted windows.
 
-    (B, L_in, C_in) in the previous layout -> (B, L, C) in the last block's window order.
-    `orders` exposes each block's window order (spatial index per position) to the model.
+    Static: (B, L_in, C_in) in the previous layout -> (B, L, C) in the last block's window order; `orders`
+    holds each block's window order (spatial index per position). Dynamic (`grid` None): spatial order.
     """
 
-    def __init__(self, cfg: SwinConfig, index: int, grid: tuple[int, int], dim: int, prev_order: torch.Tensor,
-                 prev_grid: tuple[int, int] | None):
+    def __init__(self, cfg: SwinConfig, index: int, dim: int, grid: tuple[int, int] | None,
+                 prev_order: torch.Tensor | None, prev_grid: tuple[int, int] | None, first: bool):
         super().__init__()
         self.grid, self.dim = grid, dim
-        self.orders: list[torch.Tensor] = []
-        specs = [window_shift_for(grid, cfg.window_size, 0 if j % 2 == 0 else cfg.window_size // 2)
-                 for j in range(cfg.depths[index])]
-        for window, shift in specs:
-            self.orders.append(window_order(grid, window, shift))
-        if prev_grid is not None:
-            gather = PatchMerging.gather_index(prev_grid, prev_order, self.orders[0])
-            self.downsample: nn.Module = PatchMerging(dim // 2, gather, post_norm=cfg.version == 2)
-            current = self.orders[0]
+        shifts = [0 if j % 2 == 0 else cfg.window_size // 2 for j in range(cfg.depths[index])]
+        w = cfg.window_size
+        # dynamic geometry keeps the configured window (sizes are limited so every stage grid holds one)
+        specs = [window_shift_for(grid, w, s) for s in shifts] if grid else [((w, w), (s, s)) for s in shifts]
+        self.orders = [window_order(grid, window, shift) for window, shift in specs] if grid else []
+        if first:
+            self.downsample: nn.Module = nn.Identity()
         else:
-            self.downsample = nn.Identity()
-            current = prev_order
+            gather = PatchMerging.gather_index(prev_grid, prev_order, self.orders[0]) if grid else None
+            self.downsample = PatchMerging(dim // 2, gather, post_norm=cfg.version == 2)
+        current = prev_order if first else (self.orders[0] if grid else None)
         blocks = []
-        for (window, shift), order in zip(specs, self.orders):
-            reorder = None if torch.equal(order, current) else inverse_order(current)[order]
-            blocks.append(SwinBlock(cfg, dim, cfg.num_heads[index], grid, window, shift, reorder,
-                                    cfg.pretrained_window_sizes[index]))
-            current = order
+        for j, (window, shift) in enumerate(specs):
+            reorder = None
+            if grid:
+                order = self.orders[j]
+                reorder = None if torch.equal(order, current) else inverse_order(current)[order]
+                current = order
+            blocks.append(SwinBlock(cfg, dim, cfg.num_heads[index], window, shift, cfg.pretrained_window_sizes[index],
+                                    grid, reorder))
         self.blocks = nn.Sequential(*blocks)
+        if grid:  # static features: back from the last window order to spatial order
+            self.register_buffer("to_spatial", inverse_order(self.orders[-1]), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.blocks(self.downsample(x))
+
+    def forward_spatial(self, x: torch.Tensor, H, W):
+        if isinstance(self.downsample, PatchMerging):
+            x = self.downsample.forward_spatial(x, H, W)
+            H, W = H // 2, W // 2
+        for block in self.blocks:
+            x = block.forward_spatial(x, H, W)
+        return x, H, W
 
 
 class SwinTransformer(nn.Module):
     """Swin Transformer classifier (V1 or V2 by `cfg.version`).
 
-    (B, 3, H, W) float32 -> (B, num_classes) logits. H, W = cfg.img_size.
+    (B, 3, H, W) float32 -> (B, num_classes) logits. Static geometry (default): H, W = cfg.img_size, built
+    into constants. `dynamic=True`: any H, W that are multiples of `cfg.stride` and give every stage at
+    least one full window (see SwinConfig.dynamic_min_size); geometry is computed from the input's shape.
     """
 
-    def __init__(self, cfg: SwinConfig):
+    def __init__(self, cfg: SwinConfig, dynamic: bool = False):
         super().__init__()
-        cfg.check_img_size(cfg.img_size)
-        self.cfg = cfg
+        if not dynamic:
+            cfg.check_img_size(cfg.img_size)
+        self.cfg, self.dynamic = cfg, dynamic
         self.patch_embed = PatchEmbed(cfg.patch_size, 3, cfg.embed_dim)
-        grid = (cfg.img_size[0] // cfg.patch_size, cfg.img_size[1] // cfg.patch_size)
-        order = torch.arange(grid[0] * grid[1])  # patch embedding emits row-major spatial order
+        grid = None if dynamic else (cfg.img_size[0] // cfg.patch_size, cfg.img_size[1] // cfg.patch_size)
+        order = None if dynamic else torch.arange(grid[0] * grid[1])  # patch embedding: row-major spatial order
         prev_grid = None
         stages = []
         for i in range(len(cfg.depths)):
-            dim = cfg.embed_dim * 2**i
-            stage = SwinStage(cfg, i, grid, dim, order, prev_grid)
+            stage = SwinStage(cfg, i, cfg.embed_dim * 2**i, grid, order, prev_grid, first=i == 0)
             stages.append(stage)
-            order, prev_grid = stage.orders[-1], grid
-            grid = (grid[0] // 2, grid[1] // 2)
+            if grid:
+                order, prev_grid = stage.orders[-1], grid
+                grid = (grid[0] // 2, grid[1] // 2)
         self.layers = nn.Sequential(*stages)
         self.num_features = cfg.embed_dim * 2 ** (len(cfg.depths) - 1)
         self.norm = nn.LayerNorm(self.num_features)
@@ -249,8 +296,33 @@ class SwinTransformer(nn.Module):
                 block.freeze()
         return self
 
+    def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """(B, 3, H, W) -> each stage's output (B, C_i, H_i, W_i), NCHW, before the final norm (as timm's
+        forward_intermediates with norm=False)."""
+        x = self.patch_embed.proj(x)
+        H, W = x.shape[2], x.shape[3]
+        x = self.patch_embed.norm(x.flatten(2).transpose(1, 2))
+        outs = []
+        for stage in self.layers:
+            if self.dynamic:
+                x, H, W = stage.forward_spatial(x, H, W)
+                spatial = x
+            else:
+                x = stage(x)
+                H, W = stage.grid
+                spatial = x.index_select(1, stage.to_spatial)
+            outs.append(spatial.reshape(-1, H, W, stage.dim).permute(0, 3, 1, 2))
+        return outs
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) -> (B, L_last, C_last) after the final norm, in window order."""
+        """(B, 3, H, W) -> (B, L_last, C_last) after the final norm (window order for static geometry)."""
+        if self.dynamic:
+            x = self.patch_embed.proj(x)
+            H, W = x.shape[2], x.shape[3]
+            x = self.patch_embed.norm(x.flatten(2).transpose(1, 2))
+            for stage in self.layers:
+                x, H, W = stage.forward_spatial(x, H, W)
+            return self.norm(x)
         return self.norm(self.layers(self.patch_embed(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

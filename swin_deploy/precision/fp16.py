@@ -7,8 +7,9 @@ onnxruntime's bundled float16 converter does the conversion. Kept in float32 by 
   * V2's cosine attention path: ReduceL2 -> Clip -> Div normalisation of q and k, and the logit
     scale multiply (up to 100x);
   * any node whose measured output peak on calibration images exceeds `keep_above`.
-Two converter defects are repaired after it runs (see graph.py): input Casts out of topological
-order, and duplicate Casts when a tensor feeds two blocked nodes.
+Three converter defects are repaired after it runs (see graph.py): input Casts out of topological
+order, duplicate Casts when a tensor feeds two blocked nodes, and float16 round trips between two
+blocked nodes (which turned V2's 1e-12 norm clamp into 0 and a zero padding token into NaN).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Iterable
 import numpy as np
 import onnx
 
-from .graph import consumers, dedupe_casts, toposort, unique_node_names
+from .graph import consumers, dedupe_casts, remove_cast_round_trips, toposort, unique_node_names
 
 LAYERNORM_DECOMPOSED = {"ReduceMean", "Sub", "Pow", "Sqrt"}
 
@@ -76,6 +77,7 @@ def convert_fp16(model: onnx.ModelProto, block_list: list[str]) -> onnx.ModelPro
     converted = convert_float_to_float16(model, keep_io_types=True, node_block_list=block_list,
                                          disable_shape_infer=False)
     dedupe_casts(converted.graph)
+    remove_cast_round_trips(converted.graph)
     toposort(converted.graph)
     unique_node_names(converted.graph)
     return converted

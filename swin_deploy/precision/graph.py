@@ -74,3 +74,39 @@ def dedupe_casts(graph: onnx.GraphProto) -> int:
     del graph.node[:]
     graph.node.extend(keep)
     return dropped
+
+
+def remove_cast_round_trips(graph: onnx.GraphProto) -> int:
+    """Bypass Cast(to float16) -> Cast(to float32) pairs; returns how many consumers were rewired.
+
+    onnxruntime's float16 converter types the output of a blocked node as float16 when it is not a graph
+    output, so a value flowing between two float32 (blocked) nodes still round-trips through float16:
+    V2's norm clamp of 1e-12 became 0, and a zero token's cosine normalisation 0/0. Dead Casts are removed.
+    """
+    made = producers(graph)
+    to_fp16, to_fp32 = onnx.TensorProto.FLOAT16, onnx.TensorProto.FLOAT
+    rewired = 0
+    for node in graph.node:
+        if node.op_type != "Cast" or node.attribute[0].i != to_fp32:
+            continue
+        first = made.get(node.input[0])
+        if first is None or first.op_type != "Cast" or first.attribute[0].i != to_fp16:
+            continue
+        source, target = first.input[0], node.output[0]
+        for user in graph.node:
+            for k, name in enumerate(user.input):
+                if name == target:
+                    user.input[k] = source
+                    rewired += 1
+        for out in graph.output:
+            if out.name == target:  # keep the graph output's name: turn the second Cast into an Identity
+                node.op_type, node.input[0] = "Identity", source
+                del node.attribute[:]
+    used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+    keep = [n for n in graph.node if n.op_type != "Cast" or any(o in used for o in n.output)]
+    while len(keep) != len(graph.node):
+        del graph.node[:]
+        graph.node.extend(keep)
+        used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+        keep = [n for n in graph.node if n.op_type != "Cast" or any(o in used for o in n.output)]
+    return rewired

@@ -43,6 +43,31 @@ def compare_logits(ref: np.ndarray, cand: np.ndarray, labels: np.ndarray | None 
     return metrics
 
 
+def compare_features(ref: np.ndarray, cand: np.ndarray) -> dict[str, float]:
+    """Metrics for a feature-map output: deltas and per-sample cosine of the flattened maps."""
+    r, c = ref.reshape(len(ref), -1), np.nan_to_num(cand.reshape(len(cand), -1), nan=0.0, posinf=0.0, neginf=0.0)
+    delta = np.abs(c - r)
+    cosine = np.sum(r * c, axis=1) / np.maximum(np.linalg.norm(r, axis=1) * np.linalg.norm(c, axis=1), 1e-30)
+    return {"max_abs_delta": float(delta.max()), "mean_abs_delta": float(delta.mean()),
+            "max_rel_delta": float(delta.max() / max(np.abs(r).max(), 1e-30)), "min_cosine": float(cosine.min()),
+            "all_finite": float(np.isfinite(cand).all())}
+
+
+def compare_outputs(ref: dict[str, np.ndarray], cand: dict[str, np.ndarray],
+                    labels: np.ndarray | None = None) -> dict[str, float]:
+    """Metrics for every output: `logits` ones unprefixed, feature maps as `stageN.metric`."""
+    missing = set(ref) - set(cand)
+    if missing:
+        raise ValueError(f"candidate lacks outputs {sorted(missing)}")
+    metrics: dict[str, float] = {}
+    for name in ref:
+        if name == "logits":
+            metrics.update(compare_logits(ref[name], cand[name], labels))
+        else:
+            metrics.update({f"{name}.{k}": v for k, v in compare_features(ref[name], cand[name]).items()})
+    return metrics
+
+
 @dataclass
 class Check:
     metric: str
@@ -61,9 +86,14 @@ class Check:
 
 def gate(metrics: dict[str, float], t: Thresholds) -> list[Check]:
     """Each gated metric against its threshold. NaN/Inf anywhere fails outright."""
-    rules = [("max_rel_delta", t.max_rel_delta, "max"), ("min_cosine", t.min_cosine, "min"),
-             ("top1_agreement", t.min_top1_agreement, "min"), ("top5_agreement", t.min_top5_agreement, "min"),
-             ("all_finite", 1.0, "min")]
+    prefixes = sorted({k.rsplit(".", 1)[0] + "." for k in metrics if "." in k})
+    rules = [(p + "max_rel_delta", t.max_rel_delta, "max") for p in prefixes]
+    rules += [(p + "min_cosine", t.min_cosine, "min") for p in prefixes]
+    rules += [(p + "all_finite", 1.0, "min") for p in prefixes]
+    if "max_rel_delta" in metrics:  # logits
+        rules += [("max_rel_delta", t.max_rel_delta, "max"), ("min_cosine", t.min_cosine, "min"),
+                  ("top1_agreement", t.min_top1_agreement, "min"), ("top5_agreement", t.min_top5_agreement, "min"),
+                  ("all_finite", 1.0, "min")]
     if "top1_drop" in metrics:
         rules.append(("top1_drop", t.max_top1_drop, "max"))
     checks = []

@@ -13,12 +13,14 @@ from ..models.checkpoint import Weights, build_model
 def torch_reference(info: ArtifactInfo, weights: Weights) -> Runner:
     """The float32 native model rebuilt from the artifact's metadata, with weights that must be the ones exported."""
     from ..backends.torch_runner import TorchRunner
+    from ..export.onnx_export import FeatureMaps
 
-    model, sha = build_model(info.config(), weights)
+    model, sha = build_model(info.config(), weights, dynamic=info.dynamic_size is not None)
     if info.weights_sha256 and sha != info.weights_sha256:
         raise UserError(f"these weights are not the ones {info.variant} was exported from (sha256 {sha[:12]} vs "
                         f"{info.weights_sha256[:12]} in the artifact): pass the same --checkpoint/--random-init/--seed")
-    return TorchRunner(model.freeze(), name="pytorch-fp32")
+    module = FeatureMaps(model.freeze()) if info.features else model.freeze()
+    return TorchRunner(module, name="pytorch-fp32", output_names=info.outputs)
 
 
 def timm_reference(info: ArtifactInfo, checkpoint: Path) -> Runner:

@@ -16,7 +16,7 @@ from ..data import list_images, load_all, preprocess_fn
 from ..errors import UserError
 from ..fileio import sha256_file
 from ..tolerances import Thresholds
-from .compare import Check, compare_logits, gate
+from .compare import Check, compare_outputs, gate
 
 
 @dataclass
@@ -27,23 +27,27 @@ class Inputs:
     skipped: int = 0
 
 
-def load_inputs(info: ArtifactInfo, data: Path | None, samples: int, seed: int, limit: int | None = None) -> Inputs:
-    """Images from `data` preprocessed per the artifact's metadata, or `samples` seeded N(0, 1) inputs."""
+def load_inputs(info: ArtifactInfo, data: Path | None, samples: int, seed: int, limit: int | None = None,
+                img_size: tuple[int, int] | None = None) -> Inputs:
+    """Images from `data` preprocessed per the artifact's metadata (at `img_size`, default the artifact's),
+    or `samples` seeded N(0, 1) inputs."""
+    img_size = tuple(img_size or info.img_size)
     if data is not None:
         images = list_images(data, limit=limit, seed=seed)
-        transform = preprocess_fn(info.img_size, info.mean, info.std, info.interpolation, info.crop_pct)
+        transform = preprocess_fn(img_size, info.mean, info.std, info.interpolation, info.crop_pct)
         x, labels = load_all(images, transform)
         if labels is not None and images.classes and len(images.classes) > info.num_classes:
             raise UserError(f"{data} has {len(images.classes)} class folders but the model has {info.num_classes} classes")
         return Inputs(x, labels, str(data), images.skipped)
     if samples < 1:
         raise UserError("--samples must be at least 1")
-    x = np.random.default_rng(seed).standard_normal((samples, 3, *info.img_size), dtype=np.float32)
+    x = np.random.default_rng(seed).standard_normal((samples, 3, *img_size), dtype=np.float32)
     return Inputs(x, None, f"{samples} seeded N(0,1) inputs (seed {seed})")
 
 
-def run_batched(runner: Runner, x: np.ndarray, batch_size: int) -> np.ndarray:
-    return np.concatenate([runner.infer(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+def run_batched(runner: Runner, x: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
+    parts = [runner.infer(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
 
 @dataclass
@@ -51,6 +55,7 @@ class BatchResult:
     batch_size: int
     metrics: dict[str, float]
     checks: list[Check]
+    img_size: tuple[int, int] = (0, 0)
 
     @property
     def passed(self) -> bool:
@@ -84,7 +89,7 @@ class VerifyResult:
             "precision": self.info.precision, "candidate": self.candidate, "reference": self.reference,
             "inputs": self.inputs, "skipped_images": self.skipped_images, "thresholds": self.thresholds.as_dict(),
             "passed": self.passed, "seconds": round(self.seconds, 2),
-            "batches": [{"batch_size": b.batch_size, "passed": b.passed, "metrics": b.metrics,
+            "batches": [{"batch_size": b.batch_size, "img_size": list(b.img_size), "passed": b.passed, "metrics": b.metrics,
                          "checks": [c.as_dict() for c in b.checks]} for b in self.batches],
             "environment": {"swin_deploy": __version__, "python": platform.python_version(),
                             "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
@@ -93,19 +98,21 @@ class VerifyResult:
         }
 
 
-def verify(artifact: Path, info: ArtifactInfo, candidate: Runner, reference: Runner, inputs: Inputs,
+def verify(artifact: Path, info: ArtifactInfo, candidate: Runner, reference: Runner, inputs: list[Inputs],
            batch_sizes: list[int], thresholds: Thresholds,
            on_batch: Callable[[int], None] = lambda b: None) -> VerifyResult:
-    """Run both at each batch size and gate the candidate's logits against the reference's."""
+    """Run both on each input set (one per image size) at each batch size and gate every output."""
     start = time.perf_counter()
-    result = VerifyResult(artifact, info, {}, {}, inputs.source, thresholds, skipped_images=inputs.skipped)
+    result = VerifyResult(artifact, info, {}, {}, inputs[0].source, thresholds,
+                          skipped_images=sum(i.skipped for i in inputs))
     with candidate, reference:
         result.candidate, result.reference = candidate.describe(), reference.describe()
-        for b in batch_sizes:
-            on_batch(b)
-            ref = run_batched(reference, inputs.x, b)
-            cand = run_batched(candidate, inputs.x, b)
-            metrics = compare_logits(ref, cand, inputs.labels)
-            result.batches.append(BatchResult(b, metrics, gate(metrics, thresholds)))
+        for inp in inputs:
+            for b in batch_sizes:
+                on_batch(b)
+                ref = run_batched(reference, inp.x, b)
+                cand = run_batched(candidate, inp.x, b)
+                metrics = compare_outputs(ref, cand, inp.labels)
+                result.batches.append(BatchResult(b, metrics, gate(metrics, thresholds), tuple(inp.x.shape[2:])))
     result.seconds = time.perf_counter() - start
     return result

@@ -1,0 +1,133 @@
+"""Beyond a fixed input size: dynamic-resolution export and stage feature maps (V1 and V2)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from swin_deploy.artifact import read_info
+from swin_deploy.export.onnx_export import graph_problems
+from swin_deploy.models import SwinTransformer, Weights, build_model, get_config, load_strict
+from swin_deploy.tolerances import TIMM_PARITY_REL
+from swin_deploy.verify.timm_reference import timm_model
+
+# swin_test / swinv2_test: stride 16, window 4, minimum side 64. Sizes include non-square ones and ones whose
+# stage grids need window padding (80 -> grids 20, 10, 5: the last two are padded to 12 and 8).
+SIZES = [(64, 64), (80, 96), (112, 64), (96, 160), (128, 128), (144, 80)]
+
+
+def timm_at(name: str, size: tuple[int, int]):
+    return timm_model(dataclasses.replace(get_config(name), img_size=size))
+
+
+@pytest.mark.parametrize("name", ["swin_test", "swinv2_test"])
+def test_dynamic_model_matches_timm_at_every_size(name):
+    native = SwinTransformer(get_config(name), dynamic=True).eval()
+    for size in SIZES:
+        torch.manual_seed(sum(size))
+        reference = timm_at(name, size)
+        with torch.no_grad():
+            for p in reference.parameters():
+                p.add_(torch.randn_like(p) * 0.02)
+        load_strict(native, reference.state_dict(), "timm")
+        x = torch.randn(2, 3, *size)
+        with torch.no_grad():
+            ref, out = reference(x), native(x)
+            assert (out - ref).abs().max() <= TIMM_PARITY_REL * ref.abs().max(), size
+            feats = native.forward_stages(x)
+            ref_feats = reference.forward_intermediates(x, norm=False, intermediates_only=True, output_fmt="NCHW")
+        for a, b in zip(feats, ref_feats):
+            assert a.shape == b.shape and (a - b).abs().max() <= TIMM_PARITY_REL * b.abs().max()
+
+
+@pytest.mark.parametrize("name", ["swin_test", "swinv2_test"])
+def test_dynamic_size_export_runs_at_every_size(cli, tmp_path, name):
+    path = tmp_path / "d.onnx"
+    r = cli("export", "--variant", name, "--random-init", "--dynamic-size", "--max-size", "160,160", "-o", path)
+    assert r.code == 0, r.err
+    proto = onnx.load(str(path))
+    assert graph_problems(proto) == []  # no If/Loop/Scan/Roll, default domain only
+    dims = [d.dim_param or d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == ["batch", 3, "height", "width"]
+    info = read_info(path)
+    assert info.dynamic_size == (64, 64, 160, 160) and info.outputs == ("logits",)
+    model, _ = build_model(get_config(name), Weights("random"), dynamic=True)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for size in SIZES:
+        x = torch.randn(3, 3, *size)
+        with torch.no_grad():
+            ref = model(x).numpy()
+        out = session.run(None, {"input": x.numpy()})[0]
+        assert np.abs(out - ref).max() <= 1e-4 * np.abs(ref).max(), size
+    ok = cli("verify", path, "--random-init", "--img-sizes", "64,80x96,144x80", "--batch-sizes", "1,3", "--samples", "6")
+    assert ok.code == 0, ok.err
+    outside = cli("verify", path, "--random-init", "--img-sizes", "192")
+    assert outside.code == 2 and "outside this artifact's range" in outside.err
+
+
+def test_dynamic_size_bad_ranges(cli, tmp_path):
+    for args, message in [(["--min-size", "48"], "at least 64"), (["--max-size", "100,100"], "multiples of 16"),
+                          (["--min-size", "128", "--max-size", "96"], "exceeds --max-size")]:
+        r = cli("export", "--variant", "swin_test", "--random-init", "--dynamic-size", *args, "-o", tmp_path / "x.onnx")
+        assert r.code == 2 and message in r.err, r.err
+    r = cli("export", "--variant", "swin_test", "--random-init", "--min-size", "64", "-o", tmp_path / "x.onnx")
+    assert r.code == 2 and "go with --dynamic-size" in r.err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_features_export_verify_bench(cli, tmp_path, dynamic):
+    path = tmp_path / "f.onnx"
+    args = ["--dynamic-size", "--max-size", "128,128"] if dynamic else []
+    r = cli("export", "--variant", "swinv2_test", "--random-init", "--features", "--max-batch", "4", *args, "-o", path)
+    assert r.code == 0, r.err
+    proto = onnx.load(str(path))
+    assert [o.name for o in proto.graph.output] == ["stage1", "stage2", "stage3"]
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    size = (96, 128) if dynamic else (64, 64)
+    outs = session.run(None, {"input": np.zeros((2, 3, *size), np.float32)})
+    assert [o.shape for o in outs] == [(2, 16 * 2**i, size[0] // 4 >> i, size[1] // 4 >> i) for i in range(3)]
+    report = tmp_path / "r.json"
+    v = cli("verify", path, "--random-init", "--batch-sizes", "1,4", "--samples", "4", "--report", report,
+            *(["--img-sizes", "64,96x128"] if dynamic else []))
+    assert v.code == 0, v.err
+    checks = {c["metric"] for b in json.loads(report.read_text())["batches"] for c in b["checks"]}
+    assert {"stage1.max_rel_delta", "stage2.min_cosine", "stage3.all_finite"} <= checks
+    b = cli("bench", path, "--batch-sizes", "1,4", "--iterations", "2", "--warmup", "0")
+    assert b.code == 0, b.err
+
+
+def test_quantized_dynamic_model_verifies_at_several_sizes(cli, tmp_path):
+    from swin_deploy.demo import write_digits
+
+    write_digits(tmp_path / "data")
+    path = tmp_path / "d.onnx"
+    assert cli("export", "--variant", "swinv2_digits", "--dynamic-size", "--max-size", "64,64", "-o", path).code == 0
+    for precision in ("fp16", "int8"):
+        q = tmp_path / f"d.{precision}.onnx"
+        r = cli("quantize", path, "--precision", precision, "--calib-data", tmp_path / "data" / "calib",
+                "--calib-images", "64", "-o", q)
+        assert r.code == 0, r.err
+        assert read_info(q).dynamic_size == (32, 32, 64, 64)
+        v = cli("verify", q, "--data", tmp_path / "data" / "val", "--img-sizes", "32,48x64", "--batch-sizes", "16")
+        assert v.code == 0, v.err
+
+
+def test_engine_profile_sizes_follow_the_dynamic_range():
+    from swin_deploy.artifact import ArtifactInfo
+    from swin_deploy.backends.tensorrt_runner import BuildOptions, check_profile
+    from swin_deploy.errors import UserError
+
+    info = ArtifactInfo.for_config(get_config("swin_test"), "0" * 64, 17, max_batch=None, static_batch=False)
+    with pytest.raises(UserError, match="need an ONNX exported with --dynamic-size"):
+        check_profile(info, BuildOptions(min_size=(64, 64)))
+    info.dynamic_size = (64, 64, 128, 160)
+    check_profile(info, BuildOptions(min_size=(64, 64), opt_size=(96, 96), max_size=(128, 160)))
+    with pytest.raises(UserError, match="outside this artifact's range"):
+        check_profile(info, BuildOptions(max_size=(128, 192)))
