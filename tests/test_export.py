@@ -159,3 +159,14 @@ def test_offline_pretrained_names_alternatives(cli, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     r = cli("export", "--variant", "swin_t", "--pretrained", "-o", tmp_path / "m.onnx")
     assert r.code == 2 and "--checkpoint" in r.err and "--random-init" in r.err
+
+
+def test_outputs_get_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    model, sha = build_model(get_config("swin_test"), Weights("random"))
+    path = export_onnx(model, sha, tmp_path / "m.onnx", ExportOptions(verify=False)).path
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask

@@ -54,3 +54,12 @@ def test_engine_profile_checked_against_the_onnx():
     info.extra["target"] = "onnxruntime"
     with pytest.raises(UserError, match="targets onnxruntime"):
         check_profile(info, BuildOptions(1, 8, 16))
+
+
+def test_engine_with_corrupt_sidecar_exits_2(cli, tmp_path):
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"\x00")
+    (tmp_path / "m.engine.json").write_text("{not json")
+    r = cli("verify", engine)
+    assert r.code == 2 and "rebuild the engine" in r.err
+    assert cli("verify", tmp_path / "other.engine").code == 2

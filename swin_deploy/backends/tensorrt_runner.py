@@ -77,8 +77,11 @@ def engine_artifact_info(engine: Path) -> ArtifactInfo:
     sidecar = EngineInfo.path_for(Path(engine))
     if not sidecar.is_file():
         raise UserError(f"{engine} has no sidecar {sidecar.name}: rebuild it with swin-deploy build-engine")
-    raw = json.loads(sidecar.read_text())
-    info = ArtifactInfo.from_props(raw["artifact"])
+    try:
+        raw = json.loads(sidecar.read_text())
+        info = ArtifactInfo.from_props(raw["artifact"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserError(f"{sidecar} is unreadable ({type(e).__name__}): rebuild the engine with swin-deploy build-engine") from e
     if info is None:
         raise UserError(f"{sidecar} carries no swin-deploy metadata: rebuild the engine")
     info.max_batch = raw["profile"]["max"][0]
