@@ -144,13 +144,8 @@ def export(
         cfg = replace(cfg, img_size=(img_size, img_size)) if dynamic_size else cfg.with_img_size((img_size, img_size))
     size_range = None
     if dynamic_size:
-        low = cfg.dynamic_min_size
-        lo = parse_hw(min_size, "--min-size") if min_size else (low, low)
-        hi = parse_hw(max_size, "--max-size") if max_size else (max(2 * cfg.img_size[0], lo[0]), max(2 * cfg.img_size[1], lo[1]))
-        cfg.check_dynamic_range(lo, hi)
-        if not (lo[0] <= cfg.img_size[0] <= hi[0] and lo[1] <= cfg.img_size[1] <= hi[1]):
-            cfg = replace(cfg, img_size=lo)  # the default size must lie in the range: it is where parity runs first
-        size_range = (lo, hi)
+        cfg, size_range = cfg.for_dynamic(parse_hw(min_size, "--min-size") if min_size else None,
+                                          parse_hw(max_size, "--max-size") if max_size else None)
     elif min_size or max_size:
         raise UserError("--min-size/--max-size go with --dynamic-size")
     options = ExportOptions(opset=opset, static_batch=static_batch, max_batch=max_batch, simplify=not no_simplify,
@@ -171,7 +166,7 @@ def export(
         "nodes": result.nodes, "LayerNorm": "fused (LayerNormalization)" if result.layernorm_fused else
         "decomposed (opset < 17)", "parity": "skipped" if result.parity_delta is None else
         f"{result.parity_delta:.1e} x max|output|", "exporter": result.exporter, "seconds": f"{result.seconds:.1f}",
-        "outputs": ", ".join(["logits"] if not features else [f"stage{i + 1}" for i in range(len(cfg.depths))]),
+        "outputs": ", ".join(result.outputs),
         "input size": "x".join(map(str, cfg.img_size)) if not size_range else
         f"{size_range[0][0]}x{size_range[0][1]} to {size_range[1][0]}x{size_range[1][1]} (dynamic)",
     })

@@ -90,6 +90,7 @@ class ExportResult:
     exporter: str
     layernorm_fused: bool
     op_counts: dict[str, int]
+    outputs: list[str]
 
 
 def check_options(options: ExportOptions) -> None:
@@ -222,4 +223,4 @@ def export_onnx(model: SwinTransformer, weights_sha256: str, out: Path, options:
     ops = collections.Counter(n.op_type for n in proto.graph.node)
     return ExportResult(path=out, opset=options.opset, nodes=len(proto.graph.node), size_bytes=size,
                         parity_delta=delta, seconds=time.perf_counter() - start, exporter=exporter,
-                        layernorm_fused="LayerNormalization" in ops, op_counts=dict(ops))
+                        layernorm_fused="LayerNormalization" in ops, op_counts=dict(ops), outputs=outputs)

@@ -70,6 +70,17 @@ class SwinConfig:
         if any(a > b for a, b in zip(min_size, max_size)):
             raise UserError(f"--min-size {min_size} exceeds --max-size {max_size}")
 
+    def for_dynamic(self, min_size: tuple[int, int] | None, max_size: tuple[int, int] | None
+                    ) -> tuple[SwinConfig, tuple[tuple[int, int], tuple[int, int]]]:
+        """The config and (min, max) range of a dynamic-size export. Defaults: the smallest size with full
+        windows, and twice the default size. The config's size moves into the range if it lies outside."""
+        low = self.dynamic_min_size
+        lo = min_size or (low, low)
+        hi = max_size or (max(2 * self.img_size[0], lo[0]), max(2 * self.img_size[1], lo[1]))
+        self.check_dynamic_range(lo, hi)
+        inside = lo[0] <= self.img_size[0] <= hi[0] and lo[1] <= self.img_size[1] <= hi[1]
+        return (self if inside else replace(self, img_size=lo)), (lo, hi)
+
     def valid_sizes(self, limit: int = 1536) -> list[int]:
         """Square input sizes up to `limit` whose stage grids tile into windows."""
         return [s for s in range(self.stride, limit + 1, self.stride) if self.size_ok((s, s))]
