@@ -10,7 +10,8 @@ next with a single constant Gather. Patch merging gathers its 2x2 neighbours str
 block's order into the next stage's first window order. The math is identical to timm's; only the
 token order between ops differs, and mean pooling does not depend on it.
 
-All geometry here is a pure function of (H, W, window, shift), so a dynamic-size mode can rebuild it.
+All geometry here is a pure function of (H, W, window, shift) written as tensor arithmetic: the static
+model evaluates it once into constants, the dynamic-size model traces it into the graph.
 """
 
 from __future__ import annotations
@@ -108,11 +109,6 @@ def relative_position_index(window: tuple[int, int]) -> torch.Tensor:
     rel[:, :, 1] += ww - 1
     rel[:, :, 0] *= 2 * ww - 1
     return rel.sum(-1)
-
-
-def tiles(grid: tuple[int, int], window: int) -> bool:
-    """True when every axis is a multiple of the window or fits inside one window."""
-    return all(g <= window or g % window == 0 for g in grid)
 
 
 class PatchEmbed(nn.Module):

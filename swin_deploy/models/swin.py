@@ -296,12 +296,16 @@ class SwinTransformer(nn.Module):
                 block.freeze()
         return self
 
+    def _embed(self, x: torch.Tensor):
+        """(B, 3, H, W) -> patch tokens (B, H/p * W/p, C) in spatial order, and the token grid's H, W."""
+        x = self.patch_embed.proj(x)
+        H, W = x.shape[2], x.shape[3]
+        return self.patch_embed.norm(x.flatten(2).transpose(1, 2)), H, W
+
     def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
         """(B, 3, H, W) -> each stage's output (B, C_i, H_i, W_i), NCHW, before the final norm (as timm's
         forward_intermediates with norm=False)."""
-        x = self.patch_embed.proj(x)
-        H, W = x.shape[2], x.shape[3]
-        x = self.patch_embed.norm(x.flatten(2).transpose(1, 2))
+        x, H, W = self._embed(x)
         outs = []
         for stage in self.layers:
             if self.dynamic:
@@ -317,9 +321,7 @@ class SwinTransformer(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) -> (B, L_last, C_last) after the final norm (window order for static geometry)."""
         if self.dynamic:
-            x = self.patch_embed.proj(x)
-            H, W = x.shape[2], x.shape[3]
-            x = self.patch_embed.norm(x.flatten(2).transpose(1, 2))
+            x, H, W = self._embed(x)
             for stage in self.layers:
                 x, H, W = stage.forward_spatial(x, H, W)
             return self.norm(x)
