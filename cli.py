@@ -269,6 +269,8 @@ AttentionMatmuls = Annotated[bool | None, typer.Option("--attention-matmuls/--no
 QuantizeHead = Annotated[bool, typer.Option("--quantize-head", help="Quantize the classifier too.")]
 Exclude = Annotated[list[str] | None, typer.Option("--exclude", help="Node-name glob to keep in float (repeatable).")]
 KeepAbove = Annotated[float, typer.Option("--fp16-keep-above", help="FP16: keep nodes whose activations exceed this.")]
+CalibSize = Annotated[str | None, typer.Option("--calib-size", help="Dynamic-size models: calibrate at H,W "
+                                               "(default: the model's default size).")]
 
 
 def int8_options(target: str, method: str, percentile: float, attention_matmuls: bool | None, quantize_head: bool,
@@ -323,6 +325,7 @@ def quantize(
     quantize_head: QuantizeHead = False,
     exclude: Exclude = None,
     fp16_keep_above: KeepAbove = 1e4,
+    calib_size: CalibSize = None,
     variant: OptVariant = None,
 ) -> None:
     """Decide precision in the ONNX: FP16 with an FP32 block list, or INT8 Q/DQ from calibration images."""
@@ -332,7 +335,8 @@ def quantize(
     options = QuantizeOptions(precision=precision, calib_data=calib_data, calib_images=calib_images,
                               calib_batch=calib_batch, seed=seed, calib_cache=calib_cache, fp16_keep_above=fp16_keep_above,
                               int8=int8_options(target, method, percentile, attention_matmuls, quantize_head, exclude,
-                                                high_precision), variant=variant)
+                                                high_precision), variant=variant,
+                              calib_size=parse_hw(calib_size, "--calib-size") if calib_size else None)
     run_quantize(model, precision, output, options)
 
 
@@ -396,12 +400,14 @@ def bench(
         task = progress.add_task("warming up")
         results = run_bench(entries, sizes, warmup, iterations, seconds,
                             on_tick=lambda msg: progress.update(task, description=msg), seed=seed)
-    t = Table(title="latency (ms) and throughput")
-    for col in ("artifact", "backend", "batch", "p50", "p90", "p99", "mean", "img/s"):
+    t = Table(title="latency (ms, host to host) and throughput")
+    device = any(r.compute_p50_ms is not None for r in results)  # GPU runners time device compute apart
+    for col in ("artifact", "backend", "batch", "p50", "p90", "p99", "mean", "img/s", *(["compute p50"] if device else [])):
         t.add_column(col, justify="left" if col in ("artifact", "backend") else "right", overflow="fold")
     for r in results:
+        compute = ["-" if r.compute_p50_ms is None else f"{r.compute_p50_ms:.2f}"] if device else []
         t.add_row(r.label, r.backend, str(r.batch_size), f"{r.p50_ms:.2f}", f"{r.p90_ms:.2f}", f"{r.p99_ms:.2f}",
-                  f"{r.mean_ms:.2f}", f"{r.throughput:.1f}")
+                  f"{r.mean_ms:.2f}", f"{r.throughput:.1f}", *compute)
     out.print(t)
     runners = {e.label: e.runner.describe() for e in entries}
     if json_path:

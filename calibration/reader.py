@@ -21,9 +21,11 @@ class ImageReader(CalibrationDataReader):
     """Feeds preprocessed batches of the calibration images; counts unreadable files."""
 
     def __init__(self, images: ImageSet, info: ArtifactInfo, batch_size: int,
-                 on_batch: Callable[[int], None] = lambda n: None):
+                 on_batch: Callable[[int], None] = lambda n: None, img_size: tuple[int, int] | None = None):
+        """`img_size` (a dynamic-size model only) calibrates at another size than the model's default."""
         self.images, self.batch_size, self.on_batch = images, batch_size, on_batch
-        self.transform = preprocess_fn(info.img_size, info.mean, info.std, info.interpolation, info.crop_pct)
+        size = tuple(img_size or info.img_size)
+        self.transform = preprocess_fn(size, info.mean, info.std, info.interpolation, info.crop_pct)
         self.used = 0
         self._it = None
 

@@ -117,6 +117,17 @@ def test_quantized_dynamic_model_verifies_at_several_sizes(cli, tmp_path):
         assert read_info(q).dynamic_size == (32, 32, 64, 64)
         v = cli("verify", q, "--data", tmp_path / "data" / "val", "--img-sizes", "32,48x64", "--batch-sizes", "16")
         assert v.code == 0, v.err
+    # calibrating at another size in the range: recorded, and still within the INT8 gate at both sizes
+    q = tmp_path / "d.int8-48.onnx"
+    r = cli("quantize", path, "--precision", "int8", "--calib-data", tmp_path / "data" / "calib", "--calib-images", "64",
+            "--calib-size", "48,48", "-o", q)
+    assert r.code == 0, r.err
+    meta = {p.key: p.value for p in onnx.load(str(q)).metadata_props}
+    assert meta["swin_deploy.calib_size"] == "48x48"
+    assert cli("verify", q, "--data", tmp_path / "data" / "val", "--img-sizes", "32,48", "--batch-sizes", "16").code == 0
+    r = cli("quantize", path, "--precision", "int8", "--calib-data", tmp_path / "data" / "calib", "--calib-size", "96",
+            "-o", tmp_path / "bad.onnx")
+    assert r.code == 2 and "outside this artifact's range" in r.err
 
 
 def test_engine_profile_sizes_follow_the_dynamic_range():

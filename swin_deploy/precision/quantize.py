@@ -26,6 +26,7 @@ class QuantizeOptions:
     fp16_keep_above: float = 1e4
     int8: object = None  # calibration.Int8Options
     variant: str | None = None  # for an ONNX without metadata
+    calib_size: tuple[int, int] | None = None  # dynamic-size models: calibrate at this size, not the default
 
 
 @dataclass
@@ -56,8 +57,10 @@ def _calib_batches(info: ArtifactInfo, options: QuantizeOptions, on_batch: Calla
         raise UserError("int8 needs calibration images: pass --calib-data DIR (swin-deploy demo-data writes some)")
     if options.calib_images < 1 or options.calib_batch < 1:
         raise UserError("--calib-images and --calib-batch must be at least 1")
+    if options.calib_size is not None:
+        info.check_size(options.calib_size)
     images = calibration_images(options.calib_data, options.calib_images, options.seed)
-    return ImageReader(images, info, options.calib_batch, on_batch)
+    return ImageReader(images, info, options.calib_batch, on_batch, options.calib_size)
 
 
 def quantize(src: Path, out: Path, options: QuantizeOptions,
@@ -109,6 +112,8 @@ def quantize(src: Path, out: Path, options: QuantizeOptions,
         qmodel, placement = quantize_int8(model, ranges, int8)
         result.quantized_nodes, result.float_nodes = len(placement.quantize), placement.kept
         high = int8.high_precision or DEFAULT_HIGH_PRECISION[int8.target]
+        if options.calib_size is not None:
+            result.details["calib_size"] = "x".join(map(str, options.calib_size))
         result.details.update(target=int8.target, method=ranges.method, high_precision=high,
                               attention_matmuls=str(placement.attention_matmuls).lower(),
                               activations="int8 symmetric" if int8.target == "tensorrt" else "uint8 asymmetric")
