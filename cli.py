@@ -66,11 +66,17 @@ def write_text_atomic(path: Path, text: str) -> None:
         tmp.write_text(text)
 
 
+def progress_bar(counted: bool = True) -> Progress:
+    """The one rich progress line every long command shows on stderr (with a bar and count if `counted`)."""
+    columns = [SpinnerColumn(), TextColumn("{task.description}")]
+    columns += [BarColumn(), MofNCompleteColumn()] if counted else []
+    return Progress(*columns, TimeElapsedColumn(), console=err, transient=True)
+
+
 @contextmanager
 def steps(total: int):
-    """A rich progress line for multi-step work; yields a callback that names the current step."""
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err, transient=True) as progress:
+    """A progress line for multi-step work; yields a callback that names the current step."""
+    with progress_bar() as progress:
         task = progress.add_task("starting", total=total)
         seen: list[str] = []
 
@@ -198,8 +204,7 @@ def verify(
     junit: Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML.")] = None,
 ) -> None:
     """Gate an artifact's accuracy against the float32 PyTorch reference: exit 0 pass, 1 fail, 2 bad input."""
-    from swin_deploy.artifact import read_info
-    from swin_deploy.backends import runner_for
+    from swin_deploy.backends import artifact_info, runner_for
     from swin_deploy.models import Weights
     from swin_deploy.tolerances import DEFAULT_THRESHOLDS
     from swin_deploy.verify import reference as refs
@@ -207,7 +212,7 @@ def verify(
     from swin_deploy.verify.run import load_inputs
     from swin_deploy.verify.run import verify as run_verify
 
-    info = read_info(artifact, variant) if artifact.suffix == ".onnx" else _engine_info(artifact)
+    info = artifact_info(artifact, variant)
     sizes = parse_sizes(batch_sizes)
     refs.check_batch_sizes(info, sizes)
     thresholds = DEFAULT_THRESHOLDS[info.precision].override(
@@ -285,8 +290,7 @@ def run_quantize(model: Path, precision: str, output: Path, options) -> object:
     """Shared by `quantize` and `build-engine --fp16/--int8`: progress bar, then the summary table."""
     from swin_deploy.precision.quantize import quantize as do_quantize
 
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err, transient=True) as progress:
+    with progress_bar() as progress:
         task = progress.add_task(f"{precision}: converting", total=None)
 
         def on_progress(step: str, n: int, total: int) -> None:
@@ -367,8 +371,7 @@ def bench(
     plot_path: Annotated[Path | None, typer.Option("--plot", help="Write a PNG plot.")] = None,
 ) -> None:
     """Latency (p50/p90/p99, mean) and throughput of artifacts and the PyTorch reference, side by side."""
-    from swin_deploy.artifact import read_info
-    from swin_deploy.backends import runner_for
+    from swin_deploy.backends import artifact_info, runner_for
     from swin_deploy.bench import BenchEntry, plot, run_bench
 
     if not artifacts and not torch_variant:
@@ -384,7 +387,7 @@ def bench(
         raise UserError("batch sizes must be positive integers, e.g. --batch-sizes 1,8,32")
     entries = []
     for path in artifacts or []:
-        info = read_info(path) if path.suffix == ".onnx" else _engine_info(path)
+        info = artifact_info(path)
         static = (info.max_batch or 1) if info.static_batch else None
         entries.append(BenchEntry(path.name, runner_for(path, backend, threads), tuple(info.img_size),
                                   info.max_batch, static))
@@ -395,8 +398,7 @@ def bench(
         model, _ = build_model(get_config(torch_variant), Weights.from_options(checkpoint, pretrained, random_init, seed))
         entries.append(BenchEntry(f"pytorch {torch_variant}", TorchRunner(model.freeze(), threads=threads),
                                   tuple(model.cfg.img_size)))
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
-                  transient=True) as progress:
+    with progress_bar(counted=False) as progress:
         task = progress.add_task("warming up")
         results = run_bench(entries, sizes, warmup, iterations, seconds,
                             on_tick=lambda msg: progress.update(task, description=msg), seed=seed)
@@ -487,12 +489,6 @@ def build_engine(
                                     "GPU": f"{meta.gpu} (sm {meta.compute_capability})",
                                     "profile (batch)": f"{min_batch} / {opt_batch} / {max_batch}",
                                     "seconds": meta.build_seconds})
-
-
-def _engine_info(path: Path):
-    from swin_deploy.backends.tensorrt_runner import engine_artifact_info
-
-    return engine_artifact_info(path)
 
 
 def main() -> None:

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 from onnxruntime.quantization import CalibrationDataReader
 
 from swin_deploy.artifact import ArtifactInfo
-from swin_deploy.data import ImageSet, iter_batches, list_images, preprocess_fn
+from swin_deploy.data import ImageSet, iter_batches, preprocess_fn
 from swin_deploy.errors import UserError
-
-
-def calibration_images(folder: Path, count: int, seed: int) -> ImageSet:
-    return list_images(folder, limit=count, seed=seed)
 
 
 class ImageReader(CalibrationDataReader):
@@ -44,6 +39,3 @@ class ImageReader(CalibrationDataReader):
                 raise UserError(f"none of the {len(self.images)} calibration images could be read")
             return None
         return {"input": x}
-
-    def rewind(self) -> None:
-        self._it, self.used = None, 0

@@ -35,7 +35,6 @@ class QuantizeResult:
     precision: str
     quantized_nodes: int
     float_nodes: int
-    fp32_blocked: list[str] = field(default_factory=list)
     calib_images: int = 0
     skipped_images: int = 0
     cache_path: Path | None = None
@@ -51,7 +50,9 @@ def _refuse_quantized(model: onnx.ModelProto, info: ArtifactInfo, path: Path) ->
 
 
 def _calib_batches(info: ArtifactInfo, options: QuantizeOptions, on_batch: Callable[[int], None]):
-    from calibration.reader import ImageReader, calibration_images
+    from calibration.reader import ImageReader
+
+    from ..data import list_images
 
     if options.calib_data is None:
         raise UserError("int8 needs calibration images: pass --calib-data DIR (swin-deploy demo-data writes some)")
@@ -59,7 +60,7 @@ def _calib_batches(info: ArtifactInfo, options: QuantizeOptions, on_batch: Calla
         raise UserError("--calib-images and --calib-batch must be at least 1")
     if options.calib_size is not None:
         info.check_size(options.calib_size)
-    images = calibration_images(options.calib_data, options.calib_images, options.seed)
+    images = list_images(options.calib_data, limit=options.calib_images, seed=options.seed)
     return ImageReader(images, info, options.calib_batch, on_batch, options.calib_size)
 
 
@@ -88,8 +89,7 @@ def quantize(src: Path, out: Path, options: QuantizeOptions,
             result.details["fp16_keep_above"] = str(options.fp16_keep_above)
             result.details["fp16_hot_nodes"] = str(len(hot))
         qmodel = convert_fp16(model, block)
-        result.fp32_blocked = block
-        result.quantized_nodes = sum(n.name not in set(block) for n in model.graph.node)
+        result.quantized_nodes = len(model.graph.node) - len(block)
         result.float_nodes = len(block)
         result.details["fp32_nodes"] = str(len(block))
     else:
