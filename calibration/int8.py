@@ -6,7 +6,8 @@ Targets (measured on swin_t, onnxruntime 1.31 CPU, see the quantize issue):
                (the model moves to opset 19 so Q/DQ carry float16 scales and no Cast sits
                between DequantizeLinear and its MatMul);
   onnxruntime  uint8 activations with int8 weights (U8S8), which onnxruntime's x86 kernels run fast
-               (S8S8 ran at 0.56x FP32 speed at batch 1), high precision float32.
+               (S8S8 ran at 0.56x FP32 speed at batch 1), high precision float32, and q k^T as
+               onnxruntime's FusedMatMul (transB) so k is not transposed element by element.
 Ranges come from calibration.ranges; onnxruntime's QDQQuantizer writes the Q/DQ pairs.
 """
 
@@ -20,7 +21,7 @@ from onnxruntime.quantization import QuantType
 from onnxruntime.quantization.qdq_quantizer import QDQQuantizer
 
 from swin_deploy.precision.fp16 import convert_fp16, default_block_list
-from swin_deploy.precision.graph import toposort
+from swin_deploy.precision.graph import fold_transpose_into_matmul, toposort
 
 from .placement import Placement, select_nodes
 from .ranges import Ranges
@@ -74,6 +75,8 @@ def quantize_int8(model: onnx.ModelProto, ranges: Ranges, options: Int8Options) 
     toposort(qmodel.graph)  # the quantizer appends the input's Q/DQ after its consumers
     if high == "fp16":
         qmodel = convert_fp16(qmodel, default_block_list(qmodel))
+    if options.target == "onnxruntime":
+        fold_transpose_into_matmul(qmodel)
     return qmodel, placement
 
 

@@ -88,6 +88,11 @@ def test_int8_accuracy_every_method_and_target(cli, demo, tmp_path, name, target
         assert quantized and all(producer.get(i) == "DequantizeLinear" for n in quantized for i in n.input[:2])
     else:
         assert all(z.dtype.name == "uint8" for z in zero_points)
+        # q k^T reads k transposed inside the GEMM: no Transpose left that moves the last axis
+        fused = [n for n in model.graph.node if n.op_type == "FusedMatMul"]
+        assert len(fused) == 6 and all(a.name != "transB" or a.i == 1 for n in fused for a in n.attribute)
+        perms = [list(n.attribute[0].ints) for n in model.graph.node if n.op_type == "Transpose"]
+        assert all(p[-1] == len(p) - 1 for p in perms if len(p) == 5)
     meta = {p.key: p.value for p in model.metadata_props}
     assert meta["swin_deploy.target"] == target and meta["swin_deploy.method"] == method
 
@@ -262,3 +267,32 @@ def test_bench_time_budget(cli, demo, tmp_path):
     (row,) = json.loads((tmp_path / "b.json").read_text())["results"]
     assert row["iterations"] >= 1 and row["batch_size"] == 2
     assert cli("bench", paths["swin_digits"], "--seconds", "1", "--iterations", "3").code == 2
+
+
+@pytest.mark.parametrize("perm", [[0, 1, 3, 4, 2], [0, 2, 1], [0, 1, 3, 2], [1, 0]])
+def test_fold_transpose_into_matmul_keeps_the_product(perm):
+    """MatMul(a, Transpose(x)) and its FusedMatMul(transB) rewrite give the same numbers, for permutations that
+    leave a Transpose behind (Swin's k^T) and for ones that only swap the last two axes (the Transpose goes)."""
+    import numpy as np
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from swin_deploy.precision.graph import fold_transpose_into_matmul
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal([2, 3, 4, 5, 6][:len(perm)]).astype(np.float32)
+    b_shape = x.transpose(perm).shape
+    a = rng.standard_normal((*b_shape[:-2], 7, b_shape[-2])).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Transpose", ["x"], ["xt"], perm=perm), helper.make_node("MatMul", ["a", "xt"], ["y"])], "g",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, v.shape) for n, v in (("a", a), ("x", x))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, (*b_shape[:-2], 7, b_shape[-1]))],
+        value_info=[helper.make_tensor_value_info("xt", TensorProto.FLOAT, b_shape)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
+    assert fold_transpose_into_matmul(model) == 1
+    ops = [n.op_type for n in model.graph.node]
+    assert ops == (["Transpose", "FusedMatMul"] if perm == [0, 1, 3, 4, 2] else ["FusedMatMul"])
+    assert not model.graph.value_info  # the changed shape is not left recorded
+    onnx.checker.check_model(model)
+    y = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"a": a, "x": x})[0]
+    np.testing.assert_allclose(y, a @ x.transpose(perm), rtol=1e-5, atol=1e-5)

@@ -186,15 +186,15 @@ def project_heads(x: torch.Tensor, weight: torch.Tensor, bias: list[torch.Tensor
     """qkv projection straight into head layout.
 
     x (B, nW * N, C); weight (3C, C) as timm's fused qkv; bias per q, k, v (None: no bias).
-    Returns q (B, nW, heads, N, d), k^T (B, nW, heads, d, N), v (B, nW, heads, N, d).
+    Returns q, k, v, each (B, nW, heads, N, d).
     Three matmuls on constant slices of the fused weight replace one matmul plus a Split of its
-    output (the Split was 5% of the INT8 model's CPU time), and k lands in the layout q k^T wants.
+    output (the Split was 5% of the INT8 model's CPU time).
     """
     C = weight.shape[1]
     head_dim = C // num_heads
     q, k, v = (F.linear(x, weight[i * C:(i + 1) * C], bias[i]).reshape(-1, num_windows, window_area, num_heads, head_dim)
                for i in range(3))
-    return q.permute(0, 1, 3, 2, 4), k.permute(0, 1, 3, 4, 2), v.permute(0, 1, 3, 2, 4)
+    return tuple(t.permute(0, 1, 3, 2, 4) for t in (q, k, v))
 
 
 def merge_heads(x: torch.Tensor) -> torch.Tensor:
@@ -203,10 +203,12 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 1, 3, 2, 4).reshape(-1, nW * N, h * d)
 
 
-def attend(q: torch.Tensor, k_t: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """softmax(q k^T + bias) v with q pre-scaled and k given transposed (B, nW, heads, d, N).
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """softmax(q k^T + bias) v with q pre-scaled; q, k, v (B, nW, heads, N, d).
 
     bias: (nW or 1, heads, N, N), broadcast over batch.
     """
-    attn = torch.matmul(q, k_t) + bias
+    # k^T is a Transpose in the ONNX that feeds the MatMul: the onnxruntime INT8 target folds it into
+    # the matmul (precision.graph.fold_transpose_into_matmul), TensorRT folds it by itself
+    attn = torch.matmul(q, k.transpose(-2, -1)) + bias
     return torch.matmul(F.softmax(attn, dim=-1), v)

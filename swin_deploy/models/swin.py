@@ -110,16 +110,15 @@ class WindowAttentionV2(nn.Module):
         q, k, v = project_heads(x, self.qkv.weight, [self.q_bias, None, self.v_bias], num_windows,
                                 self.window[0] * self.window[1], self.num_heads)
         # the logit scale multiplies q (N x d values) instead of the logits (N x N): same math, less work
-        # k arrives transposed (B, nW, heads, d, N): normalise over d, now dim -2
-        return _l2_normalize(q) * self.scale(), _l2_normalize(k, dim=-2), v
+        return _l2_normalize(q) * self.scale(), _l2_normalize(k), v
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor, num_windows) -> torch.Tensor:
         return self.proj(merge_heads(attend(*self.qkv_heads(x, num_windows), bias)))
 
 
-def _l2_normalize(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    """F.normalize(x, dim=dim), written so the export broadcasts instead of emitting Shape/Expand."""
-    return x / torch.linalg.vector_norm(x, dim=dim, keepdim=True).clamp_min(1e-12)
+def _l2_normalize(x: torch.Tensor) -> torch.Tensor:
+    """F.normalize(x, dim=-1), written so the export broadcasts instead of emitting Shape/Expand."""
+    return x / torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min(1e-12)
 
 
 class SwinBlock(nn.Module):

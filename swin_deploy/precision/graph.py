@@ -110,3 +110,50 @@ def remove_cast_round_trips(graph: onnx.GraphProto) -> int:
         used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
         keep = [n for n in graph.node if n.op_type != "Cast" or any(o in used for o in n.output)]
     return rewired
+
+
+MS_DOMAIN = "com.microsoft"
+
+
+def fold_transpose_into_matmul(model: onnx.ModelProto) -> int:
+    """MatMul(a, Transpose(x)) -> FusedMatMul(a, Transpose'(x), transB=1); returns how many.
+
+    For onnxruntime-only graphs. Transpose' is the same permutation with its last two axes swapped, so
+    the matmul reads B transposed in its GEMM instead of a Transpose moving every element: Swin's k^T
+    (..., heads, N, d) -> (..., heads, d, N) becomes a block copy of d-long rows (or nothing). We do it
+    because onnxruntime's own MatMul-Transpose fusion comes too late: its transpose optimizer first merges
+    k's two Transposes (heads split, k^T) into one element-wise permutation. Measured on swin_t INT8
+    (onnxruntime 1.31 CPU, batch 8): 6% less time.
+    """
+    graph = model.graph
+    made, used_by = producers(graph), consumers(graph)
+    folded, dead, stale = 0, set(), set()
+    for node in graph.node:
+        if node.op_type != "MatMul" or node.domain not in ("", "ai.onnx"):
+            continue
+        transpose = made.get(node.input[1])
+        if transpose is None or transpose.op_type != "Transpose" or len(used_by[transpose.output[0]]) != 1:
+            continue
+        perm = list(onnx.helper.get_attribute_value(transpose.attribute[0])) if transpose.attribute else []
+        if len(perm) < 2 or perm[-1] == len(perm) - 1:
+            continue  # no perm (reverses all axes) or last axis kept: nothing to gain
+        perm[-2], perm[-1] = perm[-1], perm[-2]
+        if perm == sorted(perm):
+            node.input[1] = transpose.input[0]
+            dead.add(id(transpose))
+        else:
+            del transpose.attribute[:]
+            transpose.attribute.append(onnx.helper.make_attribute("perm", perm))
+        stale.add(transpose.output[0])  # gone, or its recorded shape no longer holds
+        node.op_type, node.domain = "FusedMatMul", MS_DOMAIN
+        node.attribute.append(onnx.helper.make_attribute("transB", 1))
+        folded += 1
+    keep_nodes = [n for n in graph.node if id(n) not in dead]
+    del graph.node[:]
+    graph.node.extend(keep_nodes)
+    keep_info = [v for v in graph.value_info if v.name not in stale]
+    del graph.value_info[:]
+    graph.value_info.extend(keep_info)
+    if folded and not any(o.domain == MS_DOMAIN for o in model.opset_import):
+        model.opset_import.append(onnx.helper.make_opsetid(MS_DOMAIN, 1))
+    return folded
