@@ -208,7 +208,7 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor
 
     bias: (nW or 1, heads, N, N), broadcast over batch.
     """
-    # k^T is a Transpose in the ONNX that feeds the MatMul: the onnxruntime INT8 target folds it into
-    # the matmul (precision.graph.fold_transpose_into_matmul), TensorRT folds it by itself
+    # k^T is a Transpose feeding the MatMul in the ONNX: the onnxruntime INT8 target folds it into the
+    # matmul (precision.graph.fold_transpose_into_matmul); TensorRT's builder does such folding itself
     attn = torch.matmul(q, k.transpose(-2, -1)) + bias
     return torch.matmul(F.softmax(attn, dim=-1), v)

@@ -127,12 +127,14 @@ def fold_transpose_into_matmul(model: onnx.ModelProto) -> int:
     """
     graph = model.graph
     made, used_by = producers(graph), consumers(graph)
+    outputs = {o.name for o in graph.output}
     folded, dead, stale = 0, set(), set()
     for node in graph.node:
         if node.op_type != "MatMul" or node.domain not in ("", "ai.onnx"):
             continue
         transpose = made.get(node.input[1])
-        if transpose is None or transpose.op_type != "Transpose" or len(used_by[transpose.output[0]]) != 1:
+        if (transpose is None or transpose.op_type != "Transpose" or len(used_by[transpose.output[0]]) != 1
+                or transpose.output[0] in outputs):
             continue
         perm = list(onnx.helper.get_attribute_value(transpose.attribute[0])) if transpose.attribute else []
         if len(perm) < 2 or perm[-1] == len(perm) - 1:
