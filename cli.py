@@ -36,7 +36,8 @@ Pretrained = Annotated[bool, typer.Option("--pretrained", help="timm's pretraine
 RandomInit = Annotated[bool, typer.Option("--random-init", help="Seeded random weights (tests, speed).")]
 Seed = Annotated[int, typer.Option("--seed", help="Seed for random weights, sampling and synthetic inputs.")]
 Output = Annotated[Path | None, typer.Option("--output", "-o", help="Output path.")]
-BatchSizes = Annotated[str, typer.Option("--batch-sizes", help="Comma-separated batch sizes.")]
+def batch_sizes_option(default: str):
+    return Annotated[str | None, typer.Option("--batch-sizes", help=f"Comma-separated batch sizes (default: {default}).")]
 Threads = Annotated[int | None, typer.Option("--threads", help="CPU threads (default: the runtime's choice).")]
 
 
@@ -52,7 +53,9 @@ def parse_hw(text: str, option: str) -> tuple[int, int]:
     return (values[0], values[-1])
 
 
-def parse_sizes(text: str) -> list[int]:
+def parse_sizes(text: str | None, default: list[int]) -> list[int]:
+    if text is None:
+        return default
     try:
         return [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
@@ -191,7 +194,7 @@ def verify(
     data: Annotated[Path | None, typer.Option("--data", help="Image folder (ImageFolder layout adds accuracy).")] = None,
     samples: Annotated[int, typer.Option("--samples", help="Seeded synthetic inputs when no --data.")] = 32,
     limit: Annotated[int | None, typer.Option("--limit", help="Use at most this many images from --data.")] = None,
-    batch_sizes: BatchSizes = "1,3,8",
+    batch_sizes: batch_sizes_option("1,3,8, or a static-batch artifact's own") = None,
     img_sizes: Annotated[str | None, typer.Option("--img-sizes", help="Dynamic-size artifacts: sizes to check, "
                                                   "e.g. 224,256x320 (default: the artifact's size).")] = None,
     backend: Annotated[str | None, typer.Option("--backend", help="onnxruntime-cpu|-cuda|-tensorrt, tensorrt.")] = None,
@@ -213,7 +216,7 @@ def verify(
     from swin_deploy.verify.run import verify as run_verify
 
     info = artifact_info(artifact, variant)
-    sizes = parse_sizes(batch_sizes)
+    sizes = parse_sizes(batch_sizes, [info.fixed_batch] if info.fixed_batch else [1, 3, 8])
     refs.check_batch_sizes(info, sizes)
     thresholds = DEFAULT_THRESHOLDS[info.precision].override(
         max_rel_delta=max_rel_delta, min_cosine=min_cosine, min_top1_agreement=min_top1_agreement,
@@ -362,7 +365,7 @@ def bench(
     random_init: RandomInit = False,
     seed: Seed = 0,
     backend: Annotated[str | None, typer.Option("--backend", help="Runtime for the ONNX files (default CPU).")] = None,
-    batch_sizes: BatchSizes = "1,8,32",
+    batch_sizes: batch_sizes_option("1,8,32 and any static-batch artifact's own") = None,
     warmup: Annotated[int, typer.Option("--warmup", help="Untimed runs per batch size.")] = 3,
     iterations: Annotated[int | None, typer.Option("--iterations", help="Timed runs per batch size.")] = None,
     seconds: Annotated[float | None, typer.Option("--seconds", help="Or: time budget per batch size.")] = None,
@@ -382,15 +385,18 @@ def bench(
         iterations = 20
     if (iterations is not None and iterations < 1) or (seconds is not None and seconds <= 0) or warmup < 0:
         raise UserError("--iterations and --seconds must be positive, --warmup not negative")
-    sizes = parse_sizes(batch_sizes)
+    infos = {path: artifact_info(path) for path in artifacts or []}
+    fixed = {i.fixed_batch for i in infos.values() if i.fixed_batch}
+    sizes = parse_sizes(batch_sizes, sorted({1, 8, 32} | fixed))
     if not sizes or min(sizes) < 1:
         raise UserError("batch sizes must be positive integers, e.g. --batch-sizes 1,8,32")
     entries = []
-    for path in artifacts or []:
-        info = artifact_info(path)
-        static = (info.max_batch or 1) if info.static_batch else None
+    for path, info in infos.items():
         entries.append(BenchEntry(path.name, runner_for(path, backend, threads), tuple(info.img_size),
-                                  info.max_batch, static))
+                                  info.max_batch, info.fixed_batch))
+        if not any(entries[-1].accepts(b) for b in sizes):
+            takes = f"only batch {info.fixed_batch}" if info.fixed_batch else f"batches up to {info.max_batch}"
+            raise UserError(f"{path.name} takes {takes}: pick --batch-sizes it accepts")
     if torch_variant:
         from swin_deploy.backends.torch_runner import TorchRunner
         from swin_deploy.models import Weights, build_model, get_config

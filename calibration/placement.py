@@ -1,7 +1,8 @@
 """Which nodes of a Swin graph get Q/DQ.
 
-Quantized: the linear layers (MatMul with a weight initializer: qkv, proj, fc1, fc2, patch-merging
-reduction) and the patch-embedding Conv; the classifier Gemm only on request; the attention matmuls
+Quantized: the linear layers (MatMul, or Gemm where a static-shape export fused MatMul + Add into one,
+with a weight initializer: qkv, proj, fc1, fc2, patch-merging reduction) and the patch-embedding Conv;
+the classifier head (the weighted op that writes the logits) only on request; the attention matmuls
 (q k^T and attn v, both inputs activations) by flag. Everything else (LayerNorm, Softmax, GELU,
 residual adds, the bias/mask add) stays in high precision because it has no Q/DQ of its own.
 """
@@ -26,16 +27,32 @@ class Placement:
 def select_nodes(model: onnx.ModelProto, attention_matmuls: bool, head: bool, exclude: list[str]) -> Placement:
     graph = model.graph
     weights = initializer_names(graph)
+    heads = _head_nodes(graph, weights)
     chosen = []
     for node in graph.node:
         if any(fnmatch.fnmatch(node.name, pattern) for pattern in exclude):
             continue
-        if node.op_type == "Conv":
-            chosen.append(node.name)
-        elif node.op_type == "Gemm" and head:
-            chosen.append(node.name)
-        elif node.op_type == "MatMul":
-            is_linear = any(i in weights for i in node.input)
-            if is_linear or attention_matmuls:
+        weighted = any(i in weights for i in node.input[:2])
+        if node.name in heads:
+            if head:
                 chosen.append(node.name)
+        elif node.op_type == "Conv" or (node.op_type == "Gemm" and weighted):
+            chosen.append(node.name)
+        elif node.op_type == "MatMul" and (weighted or attention_matmuls):
+            chosen.append(node.name)
     return Placement(chosen, len(graph.node) - len(chosen), attention_matmuls)
+
+
+def _head_nodes(graph: onnx.GraphProto, weights: set[str]) -> set[str]:
+    """The classifier: the last weighted MatMul/Gemm before the `logits` output (through Reshape/Add only)."""
+    made = {o: n for n in graph.node for o in n.output}
+    found = set()
+    for out in graph.output:
+        if out.name != "logits":
+            continue
+        node = made.get(out.name)
+        while node is not None and node.op_type in ("Reshape", "Add", "Flatten", "Squeeze"):
+            node = next((made[i] for i in node.input if i in made), None)
+        if node is not None and node.op_type in ("MatMul", "Gemm") and any(i in weights for i in node.input[:2]):
+            found.add(node.name)
+    return found

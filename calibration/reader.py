@@ -13,29 +13,36 @@ from swin_deploy.errors import UserError
 
 
 class ImageReader(CalibrationDataReader):
-    """Feeds preprocessed batches of the calibration images; counts unreadable files."""
+    """Feeds preprocessed batches of the calibration images; counts unreadable files.
+
+    A static-batch model takes only its own batch size: that replaces `batch_size`, and images left over
+    after the last full batch are not used (`used` counts the ones that were).
+    """
 
     def __init__(self, images: ImageSet, info: ArtifactInfo, batch_size: int,
                  on_batch: Callable[[int], None] = lambda n: None, img_size: tuple[int, int] | None = None):
         """`img_size` (a dynamic-size model only) calibrates at another size than the model's default."""
-        self.images, self.batch_size, self.on_batch = images, batch_size, on_batch
+        self.fixed = info.fixed_batch
+        self.images, self.batch_size, self.on_batch = images, self.fixed or batch_size, on_batch
         size = tuple(img_size or info.img_size)
         self.transform = preprocess_fn(size, info.mean, info.std, info.interpolation, info.crop_pct)
         self.used = 0
-        self._it = None
 
     def batches(self):
         for x, _ in iter_batches(self.images, self.transform, self.batch_size):
+            if self.fixed and len(x) < self.fixed:
+                break
             self.used += len(x)
             self.on_batch(len(x))
             yield x
+        if self.used == 0:
+            if self.fixed and len(self.images) - self.images.skipped > 0:
+                raise UserError(f"this model has a static batch of {self.fixed}: give it at least {self.fixed} "
+                                "readable calibration images (--calib-images)")
+            raise UserError(f"none of the {len(self.images)} calibration images could be read")
 
     def get_next(self) -> dict[str, np.ndarray] | None:
-        if self._it is None:
+        if not hasattr(self, "_it"):
             self._it = self.batches()
         x = next(self._it, None)
-        if x is None:
-            if self.used == 0:
-                raise UserError(f"none of the {len(self.images)} calibration images could be read")
-            return None
-        return {"input": x}
+        return None if x is None else {"input": x}

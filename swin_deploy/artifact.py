@@ -37,6 +37,11 @@ class ArtifactInfo:
     dynamic_size: tuple[int, int, int, int] | None = None  # min H, min W, max H, max W
     extra: dict[str, str] = field(default_factory=dict)  # precision details (target, method, ...)
 
+    @property
+    def fixed_batch(self) -> int | None:
+        """The only batch size a --static-batch artifact takes; None when the batch is dynamic."""
+        return (self.max_batch or 1) if self.static_batch else None
+
     @classmethod
     def for_config(cls, cfg: SwinConfig, weights_sha256: str, opset: int, max_batch: int | None,
                    static_batch: bool) -> ArtifactInfo:

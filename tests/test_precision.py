@@ -296,3 +296,40 @@ def test_fold_transpose_into_matmul_keeps_the_product(perm):
     onnx.checker.check_model(model)
     y = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"a": a, "x": x})[0]
     np.testing.assert_allclose(y, a @ x.transpose(perm), rtol=1e-5, atol=1e-5)
+
+
+def test_static_batch_model_through_quantize_verify_and_bench(cli, demo, tmp_path):
+    """A --static-batch export (its linear layers become Gemm) quantizes the same layers as the dynamic one,
+    calibrates and verifies in batches of its own size (359 val images leave a partial last batch), and bench
+    defaults to that size."""
+    folder, paths = demo
+    data = folder / "data"
+    static = tmp_path / "s.onnx"
+    assert cli("export", "-v", "swin_digits", "--static-batch", "--max-batch", "4", "-o", static).code == 0
+    assert any(n.op_type == "Gemm" for n in onnx.load(str(static)).graph.node)
+
+    def quantized(path, target):
+        out = tmp_path / f"{path.stem}.{target}.onnx"
+        r = cli("quantize", path, "--precision", "int8", "--target", target, "--calib-data", data / "calib",
+                "--calib-images", "30", "-o", out)
+        assert r.code == 0, r.err
+        model = onnx.load(str(out))
+        producer = {o: n.op_type for n in model.graph.node for o in n.output}
+        return out, sum(n.op_type in ("MatMul", "Gemm", "Conv") and producer.get(n.input[0]) == "DequantizeLinear"
+                        for n in model.graph.node)
+
+    for target in ("tensorrt", "onnxruntime"):
+        out, count = quantized(static, target)
+        assert count == quantized(paths["swin_digits"], target)[1] == 1 + 6 * 6 + 2  # embed, 6 blocks, 2 merges
+        r = cli("verify", out, "--data", data / "val", "--report", tmp_path / "r.json")
+        assert r.code == 0, r.err
+        rep = json.loads((tmp_path / "r.json").read_text())
+        assert [b["batch_size"] for b in rep["batches"]] == [4] and rep["batches"][0]["metrics"]["cand_top1"] >= 95
+    r = cli("bench", static, "--iterations", "2", "--warmup", "0", "--json", tmp_path / "b.json")
+    assert r.code == 0, r.err
+    assert [x["batch_size"] for x in json.loads((tmp_path / "b.json").read_text())["results"]] == [4]
+    r = cli("bench", static, "--batch-sizes", "1,8")
+    assert r.code == 2 and "takes only batch 4" in r.err
+    r = cli("quantize", static, "--precision", "int8", "--calib-data", data / "calib", "--calib-images", "3",
+            "-o", tmp_path / "few.onnx")
+    assert r.code == 2 and "static batch of 4" in r.err and not (tmp_path / "few.onnx").exists()

@@ -137,7 +137,7 @@ def _smoke_run(path: Path, info: ArtifactInfo) -> None:
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    x = np.random.default_rng(0).standard_normal((1, 3, *info.img_size), dtype=np.float32)
+    x = np.random.default_rng(0).standard_normal((info.fixed_batch or 1, 3, *info.img_size), dtype=np.float32)
     logits = session.run(None, {"input": x})[0]
     if logits.dtype != np.float32 or not np.isfinite(logits).all():
         raise RuntimeError(f"converted model produced {logits.dtype} / non-finite logits")

@@ -37,8 +37,8 @@ def timm_reference(info: ArtifactInfo, checkpoint: Path) -> Runner:
 def check_batch_sizes(info: ArtifactInfo, sizes: list[int]) -> None:
     if not sizes or any(b < 1 for b in sizes):
         raise UserError("batch sizes must be positive integers, e.g. --batch-sizes 1,3,8")
-    if info.static_batch and any(b != (info.max_batch or 1) for b in sizes):
-        raise UserError(f"this artifact has a static batch of {info.max_batch or 1}: use --batch-sizes {info.max_batch or 1}")
+    if info.fixed_batch is not None and any(b != info.fixed_batch for b in sizes):
+        raise UserError(f"this artifact has a static batch of {info.fixed_batch}: use --batch-sizes {info.fixed_batch}")
     if info.max_batch and max(sizes) > info.max_batch:
         raise UserError(f"batch size {max(sizes)} exceeds the artifact's max batch {info.max_batch}: "
                         f"use sizes up to {info.max_batch} or re-export with a larger --max-batch")
