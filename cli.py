@@ -289,6 +289,20 @@ def int8_options(target: str, method: str, percentile: float, attention_matmuls:
                        quantize_head=quantize_head, exclude=list(exclude or []), high_precision=high_precision)
 
 
+INT8_ONLY = ("calib_cache", "method", "percentile", "target", "high_precision", "attention_matmuls", "quantize_head",
+             "exclude")
+CALIBRATION = ("calib_data", "calib_images", "calib_batch", "calib_size")
+
+
+def reject_unused(ctx: typer.Context, names: tuple[str, ...], applies_to: str) -> None:
+    """Options given on the command line that do not apply here are a mistake to report, not to ignore."""
+    given = [n for n in names if n in ctx.params and getattr(ctx.get_parameter_source(n), "name", "DEFAULT") != "DEFAULT"]
+    if given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        verb, pronoun = ("apply", "them") if len(given) > 1 else ("applies", "it")
+        raise UserError(f"{flags} only {verb} to {applies_to}: drop {pronoun}")
+
+
 def run_quantize(model: Path, precision: str, output: Path, options) -> object:
     """Shared by `quantize` and `build-engine --fp16/--int8`: progress bar, then the summary table."""
     from swin_deploy.precision.quantize import quantize as do_quantize
@@ -316,6 +330,7 @@ def run_quantize(model: Path, precision: str, output: Path, options) -> object:
 
 @app.command()
 def quantize(
+    ctx: typer.Context,
     model: Annotated[Path, typer.Argument(help="An fp32 ONNX from swin-deploy export.")],
     precision: Annotated[str, typer.Option("--precision", help="fp16 | int8.")],
     output: Output = None,
@@ -338,6 +353,10 @@ def quantize(
     """Decide precision in the ONNX: FP16 with an FP32 block list, or INT8 Q/DQ from calibration images."""
     from swin_deploy.precision.quantize import QuantizeOptions
 
+    if precision == "fp16":
+        reject_unused(ctx, INT8_ONLY, "--precision int8")
+    elif precision == "int8":
+        reject_unused(ctx, ("fp16_keep_above",), "--precision fp16")
     output = output or model.with_name(f"{model.name.removesuffix('.onnx')}.{precision}.onnx")
     options = QuantizeOptions(precision=precision, calib_data=calib_data, calib_images=calib_images,
                               calib_batch=calib_batch, seed=seed, calib_cache=calib_cache, fp16_keep_above=fp16_keep_above,
@@ -436,6 +455,7 @@ def parse_bytes(text: str) -> int:
 
 @app.command("build-engine")
 def build_engine(
+    ctx: typer.Context,
     model: Annotated[Path, typer.Argument(help="ONNX from export (fp32) or quantize (fp16/int8).")],
     fp16: Annotated[bool, typer.Option("--fp16", help="Convert an fp32 ONNX to FP16 first.")] = False,
     int8: Annotated[bool, typer.Option("--int8", help="Calibrate an fp32 ONNX to INT8 Q/DQ first.")] = False,
@@ -466,9 +486,13 @@ def build_engine(
     from swin_deploy.backends.tensorrt_runner import build_engine as do_build
     from swin_deploy.fileio import sha256_file
 
-    import_tensorrt()  # fail fast, before any calibration work
     if fp16 and int8:
         raise UserError("choose --fp16 or --int8, not both")
+    if not int8:
+        reject_unused(ctx, INT8_ONLY, "--int8")
+    if not (int8 or fp16):
+        reject_unused(ctx, CALIBRATION, "--int8 or --fp16 (calibration images)")
+    import_tensorrt()  # fail fast, before any calibration work
     info = read_info(model)
     options = BuildOptions(min_batch, opt_batch, max_batch,
                            *(parse_hw(v, f"--{k}-size") if v else None for k, v in (("min", min_size), ("opt", opt_size),

@@ -131,6 +131,13 @@ def test_quantize_bad_input(cli, demo, tmp_path):
           "bogus"], "unknown calibration method"),
         (["quantize", paths["swin_digits"], "--precision", "int4"], "unknown precision"),
         (["quantize", paths["swin_digits"], "--precision", "int8"], "--calib-data"),
+        # options of the other precision are reported, not silently ignored
+        (["quantize", paths["swin_digits"], "--precision", "fp16", "--target", "onnxruntime", "--method", "entropy"],
+         "--method, --target only apply to --precision int8"),
+        (["quantize", paths["swin_digits"], "--precision", "int8", "--calib-data", folder / "data",
+          "--fp16-keep-above", "10"], "--fp16-keep-above only applies to --precision fp16"),
+        (["build-engine", paths["swin_digits"], "--fp16", "--exclude", "*/mlp/*"], "--exclude only applies to --int8"),
+        (["build-engine", paths["swin_digits"], "--calib-data", folder / "data"], "--calib-data only applies to --int8 or"),
     ]
     for args, message in cases:
         out = tmp_path / "out.onnx"
