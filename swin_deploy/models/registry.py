@@ -88,9 +88,10 @@ class SwinConfig:
     def check_img_size(self, img_size: tuple[int, int]) -> None:
         if not self.size_ok(img_size):
             sizes = ", ".join(str(s) for s in self.valid_sizes()[:8])
+            pads = min(img_size) >= self.dynamic_min_size and all(s % self.stride == 0 for s in img_size)
             raise UserError(
                 f"{self.name} cannot tile a {img_size[0]}x{img_size[1]} input into {self.window_size}x{self.window_size} "
-                f"windows at every stage; sizes that work: {sizes}, ..."
+                f"windows at every stage; sizes that work: {sizes}, ...{' (or export --dynamic-size, which pads)' * pads}"
             )
 
     def with_img_size(self, size: tuple[int, int]) -> SwinConfig:
