@@ -105,8 +105,8 @@ class BuildOptions:
 def check_profile(info: ArtifactInfo, options: BuildOptions) -> None:
     if not 1 <= options.min_batch <= options.opt_batch <= options.max_batch:
         raise UserError("the profile needs 1 <= --min-batch <= --opt-batch <= --max-batch")
-    if info.static_batch:
-        b = info.max_batch or 1
+    if info.fixed_batch is not None:
+        b = info.fixed_batch
         if (options.min_batch, options.opt_batch, options.max_batch) != (b, b, b):
             raise UserError(f"this ONNX has a static batch of {b}: pass --min-batch {b} --opt-batch {b} --max-batch {b}")
     elif info.max_batch and options.max_batch > info.max_batch:
@@ -210,7 +210,8 @@ class TensorRTRunner(Runner):
             self.context.set_tensor_address("input", x_dev.data_ptr())
             outs = {}
             for name in self.output_names:  # I/O stay float32 at every precision (the ONNX keeps them so)
-                assert self.engine.get_tensor_dtype(name) == trt.DataType.FLOAT
+                if self.engine.get_tensor_dtype(name) != trt.DataType.FLOAT:
+                    raise UserError(f"{self.path.name} has a non-float32 output '{name}': build it from a swin-deploy ONNX")
                 outs[name] = torch.empty(tuple(self.context.get_tensor_shape(name)), dtype=torch.float32, device="cuda")
                 self.context.set_tensor_address(name, outs[name].data_ptr())
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
