@@ -140,6 +140,9 @@ def build_engine(onnx_path: Path, info: ArtifactInfo, source_sha256: str, out: P
         raise UserError(f"TensorRT cannot parse {onnx_path.name}: {detail}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_bytes)
+    # TF32 is on by default (a math mode, not a type, so strong typing keeps it): float32 GEMMs and convs on
+    # Ampere+ would round inputs to a 10-bit mantissa. Precision lives in the ONNX, so float32 means float32.
+    config.clear_flag(trt.BuilderFlag.TF32)
     if options.optimization_level is not None:
         config.builder_optimization_level = options.optimization_level
     cache_bytes = options.timing_cache.read_bytes() if options.timing_cache and options.timing_cache.is_file() else b""
