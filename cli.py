@@ -36,9 +36,12 @@ Pretrained = Annotated[bool, typer.Option("--pretrained", help="timm's pretraine
 RandomInit = Annotated[bool, typer.Option("--random-init", help="Seeded random weights (tests, speed).")]
 Seed = Annotated[int, typer.Option("--seed", help="Seed for random weights, sampling and synthetic inputs.")]
 Output = Annotated[Path | None, typer.Option("--output", "-o", help="Output path.")]
-def batch_sizes_option(default: str):
-    return Annotated[str | None, typer.Option("--batch-sizes", help=f"Comma-separated batch sizes (default: {default}).")]
 Threads = Annotated[int | None, typer.Option("--threads", help="CPU threads (default: the runtime's choice).")]
+
+
+def batch_sizes_option(default: str):
+    """--batch-sizes, defaulting to None so a command can choose by artifact (a static batch)."""
+    return Annotated[str | None, typer.Option("--batch-sizes", help=f"Comma-separated batch sizes (default: {default}).")]
 
 
 def parse_hw(text: str, option: str) -> tuple[int, int]:

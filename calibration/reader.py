@@ -27,6 +27,7 @@ class ImageReader(CalibrationDataReader):
         size = tuple(img_size or info.img_size)
         self.transform = preprocess_fn(size, info.mean, info.std, info.interpolation, info.crop_pct)
         self.used = 0
+        self._it = None
 
     def batches(self):
         for x, _ in iter_batches(self.images, self.transform, self.batch_size):
@@ -42,7 +43,7 @@ class ImageReader(CalibrationDataReader):
             raise UserError(f"none of the {len(self.images)} calibration images could be read")
 
     def get_next(self) -> dict[str, np.ndarray] | None:
-        if not hasattr(self, "_it"):
+        if self._it is None:
             self._it = self.batches()
         x = next(self._it, None)
         return None if x is None else {"input": x}

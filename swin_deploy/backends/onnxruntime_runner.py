@@ -11,7 +11,7 @@ from .base import Runner
 
 # precision lives in the ONNX: float32 tensors compute in float32. onnxruntime's CUDA provider runs float32
 # GEMMs and convolutions in TF32 (10-bit mantissa) by default on Ampere and newer, ~1e-3 relative error,
-# ten times the float32 gate, so it is switched off. (Its TensorRT provider has no such switch.)
+# ten times the float32 gate, so it is switched off. (We found no such switch for its TensorRT provider.)
 CUDA = ("CUDAExecutionProvider", {"use_tf32": "0"})
 PROVIDERS = {
     "cpu": ["CPUExecutionProvider"],
