@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import onnx
 
+from swin_deploy.errors import UserError
 from swin_deploy.precision.graph import initializer_names
 
 
@@ -28,6 +29,10 @@ def select_nodes(model: onnx.ModelProto, attention_matmuls: bool, head: bool, ex
     graph = model.graph
     weights = initializer_names(graph)
     heads = _head_nodes(graph, weights)
+    for pattern in exclude:
+        if not any(fnmatch.fnmatch(node.name, pattern) for node in graph.node):
+            example = next((n.name for n in graph.node if n.op_type == "MatMul"), "")
+            raise UserError(f"--exclude '{pattern}' matches no node (names look like '{example}'): fix the pattern")
     chosen = []
     for node in graph.node:
         if any(fnmatch.fnmatch(node.name, pattern) for pattern in exclude):

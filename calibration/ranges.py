@@ -69,10 +69,18 @@ class _ListReader:
         return next(self.items, None)
 
 
-def calibrate(model: onnx.ModelProto, reader, method: str, percentile: float, model_sha256: str) -> Ranges:
-    """Run the calibrator over every batch the reader yields; ranges of MatMul/Conv/Gemm inputs and outputs."""
+def check_method(method: str, percentile: float) -> str:
+    """A one-line error for an unknown method or a percentile out of range; returns the method as a cache names it."""
     if method not in METHODS:
         raise UserError(f"unknown calibration method '{method}': choose {', '.join(METHODS)}")
+    if method == "percentile" and not 0 < percentile <= 100:
+        raise UserError(f"--percentile must be in (0, 100], not {percentile}")
+    return f"percentile {percentile}" if method == "percentile" else method
+
+
+def calibrate(model: onnx.ModelProto, reader, method: str, percentile: float, model_sha256: str) -> Ranges:
+    """Run the calibrator over every batch the reader yields; ranges of MatMul/Conv/Gemm inputs and outputs."""
+    check_method(method, percentile)
     extra = {"percentile": percentile, "symmetric": False} if method == "percentile" else {}
     if method == "entropy":
         extra = {"symmetric": False}

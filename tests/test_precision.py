@@ -138,6 +138,12 @@ def test_quantize_bad_input(cli, demo, tmp_path):
           "--fp16-keep-above", "10"], "--fp16-keep-above only applies to --precision fp16"),
         (["build-engine", paths["swin_digits"], "--fp16", "--exclude", "*/mlp/*"], "--exclude only applies to --int8"),
         (["build-engine", paths["swin_digits"], "--calib-data", folder / "data"], "--calib-data only applies to --int8 or"),
+        (["quantize", paths["swin_digits"], "--precision", "int8", "--calib-data", folder / "data", "--method",
+          "percentile", "--percentile", "150"], "--percentile must be in (0, 100]"),
+        (["quantize", paths["swin_digits"], "--precision", "int8", "--calib-data", folder / "data", "--exclude",
+          "*/mpl/*"], "--exclude '*/mpl/*' matches no node"),
+        (["quantize", paths["swin_digits"], "--precision", "int8", "--calib-cache", tmp_path / "q.calib.json", "--method",
+          "entropy"], "holds minmax ranges, not entropy"),
     ]
     for args, message in cases:
         out = tmp_path / "out.onnx"

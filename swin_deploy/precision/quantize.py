@@ -94,15 +94,20 @@ def quantize(src: Path, out: Path, options: QuantizeOptions,
         result.details["fp32_nodes"] = str(len(block))
     else:
         from calibration.int8 import DEFAULT_HIGH_PRECISION, Int8Options, quantize_int8
-        from calibration.ranges import Ranges, calibrate
+        from calibration.ranges import Ranges, calibrate, check_method
 
         int8: Int8Options = options.int8 or Int8Options()
         if int8.target not in DEFAULT_HIGH_PRECISION:
             raise UserError(f"unknown target '{int8.target}': choose tensorrt or onnxruntime")
         if int8.high_precision not in (None, "fp32", "fp16"):
             raise UserError(f"--high-precision must be fp32 or fp16, not '{int8.high_precision}'")
+        wanted = check_method(int8.method, int8.percentile)
         if options.calib_cache is not None:
             ranges = Ranges.load(options.calib_cache, model_sha)
+            cached = check_method(ranges.method, ranges.percentile or 0.0)
+            if wanted != cached:
+                raise UserError(f"calibration cache {options.calib_cache} holds {cached} ranges, not {wanted}: pass "
+                                f"--method {ranges.method} to use it, or drop --calib-cache to calibrate again")
         else:
             reader = _calib_batches(info, options, lambda n: on_progress("calibrating", n, len(reader.images)))
             ranges = calibrate(model, reader, int8.method, int8.percentile, model_sha)
