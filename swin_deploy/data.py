@@ -31,6 +31,8 @@ class ImageSet:
 
 def list_images(folder: str | Path, limit: int | None = None, seed: int = 0) -> ImageSet:
     """The images under `folder`; `limit` samples that many deterministically (by `seed`)."""
+    if limit is not None and limit < 1:
+        raise UserError(f"the image limit must be at least 1, not {limit}")
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"image folder {folder} does not exist: pass a folder of images (ImageFolder layout or flat)")

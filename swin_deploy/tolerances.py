@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
+from .errors import UserError
+
 EXPORT_PARITY_REL = 1e-4
 TIMM_PARITY_REL = 1e-4
 
@@ -29,11 +31,20 @@ class Thresholds:
     max_top1_drop: float  # accuracy points (0-100) the candidate may lose on labelled data
 
     def override(self, **values: float | None) -> Thresholds:
-        return replace(self, **{k: v for k, v in values.items() if v is not None})
+        given = {k: v for k, v in values.items() if v is not None}
+        for name, v in given.items():
+            low, high = RANGES[name]
+            if not low <= v <= high:
+                raise UserError(f"--{name.replace('_', '-')} must be between {low} and {high}, not {v}")
+        return replace(self, **given)
 
     def as_dict(self) -> dict[str, float]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
+
+# what each gate can mean: a threshold outside its range is a typo, not a gate
+RANGES = {"max_rel_delta": (0.0, float("inf")), "min_cosine": (-1.0, 1.0), "min_top1_agreement": (0.0, 1.0),
+          "min_top5_agreement": (0.0, 1.0), "max_top1_drop": (0.0, 100.0)}
 
 DEFAULT_THRESHOLDS: dict[str, Thresholds] = {
     "fp32": Thresholds(max_rel_delta=1e-4, min_cosine=0.99999, min_top1_agreement=1.0, min_top5_agreement=1.0,

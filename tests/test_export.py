@@ -134,6 +134,7 @@ def test_interrupted_export_leaves_nothing(tmp_path, monkeypatch):
     (["--variant", "swin_test", "--checkpoint", "missing.pth"], "does not exist"),
     (["--variant", "swin_test", "--random-init", "-o", "/nonexistent/dir/m.onnx"], "does not exist"),
     (["--variant", "swin_test", "--random-init", "--pretrained"], "choose one source of weights"),
+    (["--variant", "swin_test", "--random-init", "--img-size", "0"], "image size must be positive"),
 ])
 def test_bad_input_exits_2_with_one_line(cli, tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)

@@ -144,6 +144,7 @@ def test_quantize_bad_input(cli, demo, tmp_path):
           "*/mpl/*"], "--exclude '*/mpl/*' matches no node"),
         (["quantize", paths["swin_digits"], "--precision", "int8", "--calib-cache", tmp_path / "q.calib.json", "--method",
           "entropy"], "holds minmax ranges, not entropy"),
+        (["quantize", paths["swin_digits"], "--precision", "fp16", "--fp16-keep-above", "-1"], "must be positive"),
     ]
     for args, message in cases:
         out = tmp_path / "out.onnx"
@@ -195,6 +196,8 @@ def test_verify_bad_input(cli, demo, tmp_path):
         (["verify", paths["swin_digits"], "--batch-sizes", "64"], "exceeds the artifact's max batch 32"),
         (["verify", paths["swin_digits"], "--data", empty], "no images"),
         (["verify", paths["swin_digits"], "--random-init"], "not the ones swin_digits was exported from"),
+        (["verify", paths["swin_digits"], "--min-cosine", "2"], "--min-cosine must be between -1.0 and 1.0"),
+        (["verify", paths["swin_digits"], "--data", folder / "data" / "val", "--limit", "0"], "limit must be at least 1"),
     ]
     for args, message in cases:
         r = cli(*args)

@@ -86,6 +86,8 @@ class SwinConfig:
         return [s for s in range(self.stride, limit + 1, self.stride) if self.size_ok((s, s))]
 
     def check_img_size(self, img_size: tuple[int, int]) -> None:
+        if min(img_size) < 1:
+            raise UserError(f"image size must be positive, not {img_size[0]}x{img_size[1]}")
         if not self.size_ok(img_size):
             sizes = ", ".join(str(s) for s in self.valid_sizes()[:8])
             pads = min(img_size) >= self.dynamic_min_size and all(s % self.stride == 0 for s in img_size)

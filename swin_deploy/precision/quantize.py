@@ -70,6 +70,8 @@ def quantize(src: Path, out: Path, options: QuantizeOptions,
     start = time.perf_counter()
     if options.precision not in ("fp16", "int8"):
         raise UserError(f"unknown precision '{options.precision}': choose fp16 or int8")
+    if not options.fp16_keep_above > 0:
+        raise UserError(f"--fp16-keep-above must be positive (float16 overflows past 65504), not {options.fp16_keep_above}")
     model = load_onnx(src)
     info = read_info(src, options.variant)
     _refuse_quantized(model, info, src)
