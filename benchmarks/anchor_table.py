@@ -1,6 +1,6 @@
 """Anchor table: timm eager, timm's own ONNX export, swin-deploy FP32 and INT8, all on this CPU, in one run.
 
-    python benchmarks/anchor_table.py [--variants swin_t swinv2_t] [--batch-sizes 1 8] [--runs 10] [--md FILE]
+    python benchmarks/anchor_table.py [--variants swin_t swinv2_t] [--batch-sizes 1 8] [--runs 20] [--md FILE]
 
 Random weights (speed does not depend on them). onnxruntime sessions run without spin-waiting, all alike.
 INT8 is `--target onnxruntime` (U8S8 Q/DQ), calibrated on
@@ -48,7 +48,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variants", nargs="+", default=["swin_t", "swinv2_t"])
     ap.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8])
-    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--md", type=Path, default=None, help="Also write the table to this Markdown file.")
     args = ap.parse_args()
