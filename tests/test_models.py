@@ -93,6 +93,30 @@ def test_official_checkpoint_layout_converts(tmp_path):
     assert convert_official_state_dict(timm_sd).keys() == timm_sd.keys()  # timm layout passes through
 
 
+def test_training_checkpoints_unwrap(tmp_path):
+    """What training scripts save: timm's (args Namespace, optimizer, EMA), DDP-prefixed keys, EMA-only."""
+    import argparse
+
+    model, _ = build_model(get_config("swin_test"), Weights("random", seed=1))
+    ema, _ = build_model(get_config("swin_test"), Weights("random", seed=2))
+    sd, ema_sd = model.state_dict(), ema.state_dict()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    cases = {
+        "timm_train.pth": ({"epoch": 3, "arch": "swin_test", "state_dict": sd, "state_dict_ema": ema_sd,
+                            "optimizer": opt.state_dict(), "args": argparse.Namespace(lr=0.1), "version": 2}, sd),
+        "ddp.pth": ({"state_dict": {"module." + k: v for k, v in sd.items()}}, sd),
+        "ema_only.pth": ({"model_ema": ema_sd, "epoch": 1}, ema_sd),
+    }
+    x = torch.randn(2, 3, 64, 64)
+    for name, (checkpoint, expected) in cases.items():
+        torch.save(checkpoint, tmp_path / name)
+        loaded, _ = build_model(get_config("swin_test"), Weights("checkpoint", tmp_path / name))
+        reference, _ = build_model(get_config("swin_test"), Weights("random"))
+        reference.load_state_dict(expected)
+        with torch.no_grad():
+            torch.testing.assert_close(loaded(x), reference(x), msg=name)
+
+
 def test_safetensors_checkpoint(tmp_path):
     from safetensors.torch import save_file
 

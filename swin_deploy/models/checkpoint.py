@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import logging
@@ -29,8 +30,6 @@ def convert_official_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str
     official classifier is `head`, timm's `head.fc`. Derived buffers are dropped. timm-layout input
     passes through unchanged apart from the buffers.
     """
-    state_dict = state_dict.get("model", state_dict)
-    state_dict = state_dict.get("state_dict", state_dict)
     official = "layers.0.downsample.reduction.weight" in state_dict
     out = {}
     for k, v in state_dict.items():
@@ -43,8 +42,29 @@ def convert_official_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str
     return out
 
 
+# where training scripts keep the weights: timm ("state_dict", EMA in "state_dict_ema"), the official Swin code and
+# many others ("model", EMA in "model_ema"); the raw weights are preferred, EMA only when it is all there is
+CONTAINER_KEYS = ("state_dict", "model", "state_dict_ema", "model_ema")
+
+
+def unwrap_checkpoint(checkpoint: dict) -> dict:
+    """The state_dict inside a training checkpoint (a flat state_dict passes through)."""
+    if all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        return checkpoint
+    return next((checkpoint[k] for k in CONTAINER_KEYS if isinstance(checkpoint.get(k), dict)), checkpoint)
+
+
+def clean_state_dict(state_dict: dict) -> dict:
+    """Drop DDP ('module.') and torch.compile ('_orig_mod.') key prefixes: timm's own helper does it."""
+    from timm.models import clean_state_dict as timm_clean
+
+    return timm_clean(state_dict)
+
+
 def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
-    """A state_dict from .pth/.pt (weights_only) or .safetensors, converted to timm layout."""
+    """A state_dict from .pth/.pt (weights_only) or .safetensors, converted to timm layout.
+
+    Training checkpoints are unwrapped (see CONTAINER_KEYS) and DDP/torch.compile prefixes dropped."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist: pass the path of a .pth, .pt or .safetensors file")
@@ -54,12 +74,14 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
 
             sd = load_file(str(path))
         else:
-            sd = torch.load(path, map_location="cpu", weights_only=True)
+            # weights_only keeps unpickling safe; timm's training checkpoints also carry their argparse.Namespace
+            with torch.serialization.safe_globals([argparse.Namespace]):
+                sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt or foreign files raise many different types
         raise UserError(f"cannot read checkpoint {path} ({type(e).__name__}): is it a PyTorch or safetensors state_dict?") from e
     if not isinstance(sd, dict) or not sd:
         raise UserError(f"checkpoint {path} holds no state_dict")
-    sd = convert_official_state_dict(sd)
+    sd = convert_official_state_dict(clean_state_dict(unwrap_checkpoint(sd)))
     if not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise UserError(f"checkpoint {path} is not a flat state_dict of tensors")
     return sd
