@@ -154,7 +154,7 @@ def export(
     cfg = get_config(variant)
     if img_size is not None:  # a dynamic export checks its own range instead of tiling
         cfg = replace(cfg, img_size=(img_size, img_size)) if dynamic_size else cfg.with_img_size((img_size, img_size))
-    size_range = None
+    size_range, native = None, cfg.img_size
     if dynamic_size:
         cfg, size_range = cfg.for_dynamic(parse_hw(min_size, "--min-size") if min_size else None,
                                           parse_hw(max_size, "--max-size") if max_size else None)
@@ -181,6 +181,8 @@ def export(
         "outputs": ", ".join(result.outputs),
         "input size": "x".join(map(str, cfg.img_size)) if not size_range else
         f"{size_range[0][0]}x{size_range[0][1]} to {size_range[1][0]}x{size_range[1][1]} (dynamic)",
+        **({"note": f"{native[0]}x{native[1]} is below the dynamic range (every stage needs a full window): "
+                    "export without --dynamic-size for it"} if cfg.img_size != native else {}),
     })
 
 

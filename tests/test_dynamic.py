@@ -81,6 +81,18 @@ def test_dynamic_size_bad_ranges(cli, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_dynamic_default_range_when_the_native_size_is_below_its_minimum(cli, tmp_path):
+    """Like swinv2_base_window12to16_192to256 (native 256, full 16x16 windows from 512): the range is not collapsed
+    to one size, and the summary says the native size needs a static export."""
+    from swin_deploy.artifact import read_info
+
+    r = cli("export", "--variant", "swin_test", "--random-init", "--img-size", "32", "--dynamic-size", "--no-verify",
+            "-o", tmp_path / "x.onnx")
+    assert r.code == 0, r.err
+    assert read_info(tmp_path / "x.onnx").dynamic_size == (64, 64, 128, 128)
+    assert "32x32 is below the dynamic range" in r.out
+
+
 @pytest.mark.parametrize("dynamic", [False, True])
 def test_features_export_verify_bench(cli, tmp_path, dynamic):
     path = tmp_path / "f.onnx"

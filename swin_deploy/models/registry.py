@@ -73,10 +73,11 @@ class SwinConfig:
     def for_dynamic(self, min_size: tuple[int, int] | None, max_size: tuple[int, int] | None
                     ) -> tuple[SwinConfig, tuple[tuple[int, int], tuple[int, int]]]:
         """The config and (min, max) range of a dynamic-size export. Defaults: the smallest size with full
-        windows, and twice the default size. The config's size moves into the range if it lies outside."""
+        windows, and twice the larger of the default size and that. The config's size moves into the range if it lies
+        outside."""
         low = self.dynamic_min_size
         lo = min_size or (low, low)
-        hi = max_size or (max(2 * self.img_size[0], lo[0]), max(2 * self.img_size[1], lo[1]))
+        hi = max_size or (2 * max(self.img_size[0], lo[0]), 2 * max(self.img_size[1], lo[1]))
         self.check_dynamic_range(lo, hi)
         inside = lo[0] <= self.img_size[0] <= hi[0] and lo[1] <= self.img_size[1] <= hi[1]
         return (self if inside else replace(self, img_size=lo)), (lo, hi)
