@@ -140,7 +140,7 @@ def export(
     no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip the onnxruntime-vs-PyTorch parity check.")] = False,
     dynamic_size: Annotated[bool, typer.Option("--dynamic-size", help="Any input H, W in a range (--min/--max-size).")] = False,
     min_size: Annotated[str | None, typer.Option("--min-size", help="H,W; default: smallest with full windows.")] = None,
-    max_size: Annotated[str | None, typer.Option("--max-size", help="H,W; default: twice the default size.")] = None,
+    max_size: Annotated[str | None, typer.Option("--max-size", help="H,W; default: 2x max(default size, min size).")] = None,
     features: Annotated[bool, typer.Option("--features", help="Output the stage feature maps (NCHW), not logits.")] = False,
     output: Output = None,
 ) -> None:
