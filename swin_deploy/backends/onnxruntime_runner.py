@@ -12,11 +12,11 @@ from .base import Runner
 # precision lives in the ONNX: float32 tensors compute in float32. onnxruntime's CUDA provider runs float32
 # GEMMs and convolutions in TF32 (10-bit mantissa) by default on Ampere and newer, ~1e-3 relative error,
 # ten times the float32 gate, so it is switched off. (We found no such switch for its TensorRT provider.)
-CUDA = ("CUDAExecutionProvider", {"use_tf32": "0"})
+PROVIDER_OPTIONS = {"CUDAExecutionProvider": {"use_tf32": "0"}}
 PROVIDERS = {
     "cpu": ["CPUExecutionProvider"],
-    "cuda": [CUDA, "CPUExecutionProvider"],
-    "tensorrt": ["TensorrtExecutionProvider", CUDA, "CPUExecutionProvider"],
+    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
 }
 
 
@@ -33,8 +33,7 @@ class OnnxRuntimeRunner(Runner):
             import onnxruntime as ort
         except ImportError as e:
             raise missing_package("onnxruntime") from e
-        first = PROVIDERS[self.provider][0]
-        wanted = first[0] if isinstance(first, tuple) else first
+        wanted = PROVIDERS[self.provider][0]
         if wanted not in ort.get_available_providers():
             raise UserError(f"onnxruntime has no {wanted} here: install onnxruntime-gpu (pip install 'swin-deploy[gpu]') "
                             "on a machine with an NVIDIA GPU, or use --backend onnxruntime-cpu")
@@ -45,7 +44,8 @@ class OnnxRuntimeRunner(Runner):
         if self.threads:
             options.intra_op_num_threads = self.threads
         try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=PROVIDERS[self.provider])
+            providers = [(p, PROVIDER_OPTIONS[p]) if p in PROVIDER_OPTIONS else p for p in PROVIDERS[self.provider]]
+            self.session = ort.InferenceSession(str(self.path), options, providers=providers)
         except Exception as e:
             raise UserError(f"onnxruntime cannot load {self.path} ({type(e).__name__}): is it a valid ONNX model?") from e
         self.input_name = self.session.get_inputs()[0].name

@@ -54,13 +54,6 @@ def unwrap_checkpoint(checkpoint: dict) -> dict:
     return next((checkpoint[k] for k in CONTAINER_KEYS if isinstance(checkpoint.get(k), dict)), checkpoint)
 
 
-def clean_state_dict(state_dict: dict) -> dict:
-    """Drop DDP ('module.') and torch.compile ('_orig_mod.') key prefixes: timm's own helper does it."""
-    from timm.models import clean_state_dict as timm_clean
-
-    return timm_clean(state_dict)
-
-
 def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     """A state_dict from .pth/.pt (weights_only) or .safetensors, converted to timm layout.
 
@@ -81,6 +74,8 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
         raise UserError(f"cannot read checkpoint {path} ({type(e).__name__}): is it a PyTorch or safetensors state_dict?") from e
     if not isinstance(sd, dict) or not sd:
         raise UserError(f"checkpoint {path} holds no state_dict")
+    from timm.models import clean_state_dict  # DDP 'module.' and torch.compile '_orig_mod.' prefixes
+
     sd = convert_official_state_dict(clean_state_dict(unwrap_checkpoint(sd)))
     if not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise UserError(f"checkpoint {path} is not a flat state_dict of tensors")
