@@ -1,6 +1,6 @@
 """INT8 post-training static quantization to explicit Q/DQ, for TensorRT or onnxruntime.
 
-Targets (measured on swin_t, onnxruntime 1.31 CPU, see the quantize issue):
+Targets (the measurements behind these choices are in the README's INT8 section):
   tensorrt     symmetric int8 activations and weights (zero point 0, the only form TensorRT
                accepts), per-channel weights, high precision float16 elsewhere by default
                (the model moves to opset 19 so Q/DQ carry float16 scales and no Cast sits
@@ -20,43 +20,61 @@ from onnx import version_converter
 from onnxruntime.quantization import QuantType
 from onnxruntime.quantization.qdq_quantizer import QDQQuantizer
 
+from swin_deploy import defaults
+from swin_deploy.enums import CalibMethod, HighPrecision, Int8Target
 from swin_deploy.precision.fp16 import convert_fp16, default_block_list
-from swin_deploy.precision.graph import fold_transpose_into_matmul, toposort
+from swin_deploy.precision.graph import fold_transpose_into_matmul, opset_of, toposort
 
 from .placement import Placement, select_nodes
-from .ranges import Ranges
+from .ranges import Ranges, check_percentile
 
-TARGETS = ("tensorrt", "onnxruntime")
 QDQ_FP16_OPSET = 19
-DEFAULT_HIGH_PRECISION = {"tensorrt": "fp16", "onnxruntime": "fp32"}
-# Attention matmuls (q k^T, attn v), measured 2026-11-22 (onnxruntime 1.31 CPU, swin_t, U8S8): quantized,
-# INT8 ran 1.46x / 1.77x faster than FP32 at batch 1 / 8, against 1.66x / 1.84x with them in float;
-# demo-model accuracy was the same either way. TensorRT could not be measured here, so it follows the
-# same evidence; --attention-matmuls turns them on for either target.
-DEFAULT_ATTENTION_MATMULS = {"tensorrt": False, "onnxruntime": False}
+DEFAULT_HIGH_PRECISION = {Int8Target.TENSORRT: HighPrecision.FP16, Int8Target.ONNXRUNTIME: HighPrecision.FP32}
+# Attention matmuls (q k^T, attn v) in float for both targets: on onnxruntime CPU (swin_t, U8S8) quantizing them
+# made INT8 slower (README, INT8 section) at the same demo-model accuracy. TensorRT could not be measured here,
+# so it follows the same evidence; `attention_matmuls` turns them on for either target.
+DEFAULT_ATTENTION_MATMULS = {Int8Target.TENSORRT: False, Int8Target.ONNXRUNTIME: False}
 
 
 @dataclass
 class Int8Options:
-    target: str = "tensorrt"
-    method: str = "minmax"
-    percentile: float = 99.999
+    """How to place and write INT8 Q/DQ; validated (and strings turned into enums) on construction."""
+
+    target: Int8Target = Int8Target.TENSORRT
+    method: CalibMethod = CalibMethod.MINMAX
+    percentile: float = defaults.PERCENTILE
     attention_matmuls: bool | None = None  # None: the target's default
     quantize_head: bool = False
     exclude: list[str] = field(default_factory=list)
-    high_precision: str | None = None  # None: the target's default
+    high_precision: HighPrecision | None = None  # None: the target's default
+
+    def __post_init__(self) -> None:
+        self.target = Int8Target.parse(self.target)
+        self.method = CalibMethod.parse(self.method)
+        if self.high_precision is not None:
+            self.high_precision = HighPrecision.parse(self.high_precision, "high_precision")
+        if self.method == CalibMethod.PERCENTILE:
+            check_percentile(self.percentile)
+        self.exclude = list(self.exclude)
+
+    @property
+    def high(self) -> HighPrecision:
+        return self.high_precision or DEFAULT_HIGH_PRECISION[self.target]
+
+    @property
+    def attention(self) -> bool:
+        return DEFAULT_ATTENTION_MATMULS[self.target] if self.attention_matmuls is None else self.attention_matmuls
 
 
 def quantize_int8(model: onnx.ModelProto, ranges: Ranges, options: Int8Options) -> tuple[onnx.ModelProto, Placement]:
     """Q/DQ model (and the placement used) from a float32 model and its calibration ranges."""
-    symmetric = options.target == "tensorrt"
-    high = options.high_precision or DEFAULT_HIGH_PRECISION[options.target]
-    if high == "fp16" and _opset(model) < QDQ_FP16_OPSET:
+    symmetric = options.target == Int8Target.TENSORRT
+    high = options.high
+    if high == HighPrecision.FP16 and opset_of(model) < QDQ_FP16_OPSET:
         # Q/DQ with float16 scales (opset 19+) let DequantizeLinear feed a float16 MatMul directly; at
         # lower opsets the converter must put a Cast between them, which hides the pattern TensorRT fuses
         model = version_converter.convert_version(model, QDQ_FP16_OPSET)
-    attention = DEFAULT_ATTENTION_MATMULS[options.target] if options.attention_matmuls is None else options.attention_matmuls
-    placement = select_nodes(model, attention, options.quantize_head, options.exclude)
+    placement = select_nodes(model, options.attention, options.quantize_head, options.exclude)
     quantizer = QDQQuantizer(
         model, per_channel=True, reduce_range=False, weight_qType=QuantType.QInt8,
         activation_qType=QuantType.QInt8 if symmetric else QuantType.QUInt8,
@@ -73,12 +91,8 @@ def quantize_int8(model: onnx.ModelProto, ranges: Ranges, options: Int8Options) 
     quantizer.quantize_model()
     qmodel = quantizer.model.model
     toposort(qmodel.graph)  # the quantizer appends the input's Q/DQ after its consumers
-    if high == "fp16":
+    if high == HighPrecision.FP16:
         qmodel = convert_fp16(qmodel, default_block_list(qmodel))
-    if options.target == "onnxruntime":
+    if options.target == Int8Target.ONNXRUNTIME:
         fold_transpose_into_matmul(qmodel)
     return qmodel, placement
-
-
-def _opset(model: onnx.ModelProto) -> int:
-    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))

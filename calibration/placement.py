@@ -32,7 +32,7 @@ def select_nodes(model: onnx.ModelProto, attention_matmuls: bool, head: bool, ex
     for pattern in exclude:
         if not any(fnmatch.fnmatch(node.name, pattern) for node in graph.node):
             example = next((n.name for n in graph.node if n.op_type == "MatMul"), "")
-            raise UserError(f"--exclude '{pattern}' matches no node (names look like '{example}'): fix the pattern")
+            raise UserError(f"`exclude` '{pattern}' matches no node (names look like '{example}'): fix the pattern")
     chosen = []
     for node in graph.node:
         if any(fnmatch.fnmatch(node.name, pattern) for pattern in exclude):

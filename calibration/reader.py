@@ -39,7 +39,7 @@ class ImageReader(CalibrationDataReader):
         if self.used == 0:
             if self.fixed and len(self.images) - self.images.skipped > 0:
                 raise UserError(f"this model has a static batch of {self.fixed}: give it at least {self.fixed} "
-                                "readable calibration images (--calib-images)")
+                                "readable calibration images (`calib_images`)")
             raise UserError(f"none of the {len(self.images)} calibration images could be read")
 
     def get_next(self) -> dict[str, np.ndarray] | None:

@@ -3,7 +3,7 @@
     python scripts/report_demo_accuracy.py [--calib-images 512] [--out DIR]
 
 Exports each demo model, converts it as `swin-deploy quantize` does, and scores every artifact in
-onnxruntime CPU on val/ (359 images never used for training or calibration). Targets (quantize issue):
+onnxruntime CPU on val/ (359 images never used for training or calibration). Targets:
 FP32 >= 95%, FP16 within 0.1 points of FP32, INT8 within 1.0 point. Exit 1 if any target is missed.
 """
 
@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from calibration import Int8Options
+from calibration import Int8Options, QuantizeOptions, quantize
+from swin_deploy import defaults
 from swin_deploy.artifact import read_info
 from swin_deploy.backends.onnxruntime_runner import OnnxRuntimeRunner
 from swin_deploy.demo import write_digits
 from swin_deploy.export import ExportOptions, export_onnx
 from swin_deploy.models import Weights, build_model, get_config
-from swin_deploy.precision.quantize import QuantizeOptions, quantize
 from swin_deploy.verify.run import load_inputs, run_batched
 
 
@@ -32,7 +32,7 @@ def top1(path: Path, x: np.ndarray, y: np.ndarray) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--calib-images", type=int, default=512)
+    ap.add_argument("--calib-images", type=int, default=defaults.CALIB_IMAGES)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     out = args.out or Path(tempfile.mkdtemp())

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import onnx
 
+from .enums import Precision
 from .errors import UserError
 from .models.registry import SwinConfig, get_config
-
-PRECISIONS = ("fp32", "fp16", "int8")
 
 
 @dataclass
@@ -28,7 +27,7 @@ class ArtifactInfo:
     crop_pct: float
     num_classes: int
     weights_sha256: str
-    precision: str = "fp32"
+    precision: Precision = Precision.FP32
     opset: int = 17
     version: str = ""
     max_batch: int | None = None
@@ -41,6 +40,25 @@ class ArtifactInfo:
     def fixed_batch(self) -> int | None:
         """The only batch size a --static-batch artifact takes; None when the batch is dynamic."""
         return (self.max_batch or 1) if self.static_batch else None
+
+    def accepts_batch(self, batch: int) -> bool:
+        if self.fixed_batch is not None:
+            return batch == self.fixed_batch
+        return self.max_batch is None or batch <= self.max_batch
+
+    def default_batch_sizes(self, defaults: tuple[int, ...]) -> list[int]:
+        """`defaults`, or the one batch a static-batch artifact takes."""
+        return [self.fixed_batch] if self.fixed_batch else list(defaults)
+
+    def check_batch_sizes(self, sizes: list[int]) -> None:
+        """A UserError unless every size is one this artifact takes."""
+        if not sizes or any(b < 1 for b in sizes):
+            raise UserError("batch sizes must be positive integers, e.g. `batch_sizes` 1,3,8")
+        if self.fixed_batch is not None and any(b != self.fixed_batch for b in sizes):
+            raise UserError(f"this artifact has a static batch of {self.fixed_batch}: use `batch_sizes` {self.fixed_batch}")
+        if self.max_batch and max(sizes) > self.max_batch:
+            raise UserError(f"batch size {max(sizes)} exceeds the artifact's max batch {self.max_batch}: "
+                            f"use sizes up to {self.max_batch} or re-export with a larger `max_batch`")
 
     @classmethod
     def for_config(cls, cfg: SwinConfig, weights_sha256: str, opset: int, max_batch: int | None,
@@ -63,7 +81,7 @@ class ArtifactInfo:
             "swin_deploy.crop_pct": str(self.crop_pct),
             "swin_deploy.num_classes": str(self.num_classes),
             "swin_deploy.weights_sha256": self.weights_sha256,
-            "swin_deploy.precision": self.precision,
+            "swin_deploy.precision": str(self.precision),
             "swin_deploy.opset": str(self.opset),
             "swin_deploy.version": self.version,
             "swin_deploy.max_batch": "" if self.max_batch is None else str(self.max_batch),
@@ -86,7 +104,8 @@ class ArtifactInfo:
                    img_size=tuple(json.loads(p["input_size"])[1:]), mean=tuple(json.loads(p["mean"])),
                    std=tuple(json.loads(p["std"])), interpolation=p["interpolation"], crop_pct=float(p["crop_pct"]),
                    num_classes=int(p["num_classes"]), weights_sha256=p["weights_sha256"],
-                   precision=p.get("precision", "fp32"), opset=int(p.get("opset", "17")), version=p.get("version", ""),
+                   precision=Precision.parse(p.get("precision", "fp32")), opset=int(p.get("opset", "17")),
+                   version=p.get("version", ""),
                    max_batch=int(p["max_batch"]) if p.get("max_batch") else None,
                    static_batch=p.get("static_batch") == "true",
                    outputs=tuple(p.get("outputs", "logits").split(",")),
@@ -99,21 +118,14 @@ class ArtifactInfo:
 
     def config(self) -> SwinConfig:
         """The registry config this artifact was exported from, at the artifact's input size."""
-        cfg = get_config(self.variant)
-        if tuple(cfg.img_size) == tuple(self.img_size):
-            return cfg
-        if self.dynamic_size is not None:  # any size in range works; no tiling requirement
-            from dataclasses import replace
-
-            return replace(cfg, img_size=tuple(self.img_size))
-        return cfg.with_img_size(tuple(self.img_size))
+        return get_config(self.variant).at_size(tuple(self.img_size), dynamic=self.dynamic_size is not None)
 
     def check_size(self, size: tuple[int, int]) -> None:
         """A UserError unless this artifact accepts inputs of `size`."""
         if self.dynamic_size is None:
             if tuple(size) != tuple(self.img_size):
                 raise UserError(f"this artifact takes {self.img_size[0]}x{self.img_size[1]} inputs only: "
-                                "re-export with --dynamic-size for other sizes")
+                                "re-export with `dynamic_size` for other sizes")
             return
         lo_h, lo_w, hi_h, hi_w = self.dynamic_size
         stride = get_config(self.variant).stride
@@ -151,7 +163,7 @@ def read_info(path: str | Path, variant: str | None = None) -> ArtifactInfo:
     if info is not None:
         return info
     if variant is None:
-        raise UserError(f"{path} carries no swin-deploy metadata: pass --variant NAME to say what model it is")
+        raise UserError(f"{path} carries no swin-deploy metadata: pass `variant` NAME to say what model it is")
     cfg = get_config(variant)
     return ArtifactInfo.for_config(cfg, weights_sha256="", opset=model.opset_import[0].version, max_batch=None,
                                    static_batch=False)

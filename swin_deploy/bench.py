@@ -1,31 +1,32 @@
-"""Latency and throughput of several runners side by side, interleaved so drift hits all alike."""
+"""Latency and throughput of several runners side by side, interleaved so drift hits all alike.
+
+`time_round_robin` is the one timing loop: `bench`, and the scripts under benchmarks/, time through it.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .backends.base import Runner
+from . import defaults
+from .backends import artifact_info, runner_for
+from .backends.base import Runner, Timing
+from .errors import UserError
+from .models import Weights
 
 
 @dataclass
 class BenchEntry:
-    """One runner that takes inputs of `img_size` and batches up to `max_batch` (None: any)."""
+    """One runner that takes inputs of `img_size` and batches `accepts` says it takes (default: any)."""
 
     label: str
     runner: Runner
     img_size: tuple[int, int]
-    max_batch: int | None = None
-    static_batch: int | None = None
-
-    def accepts(self, batch: int) -> bool:
-        if self.static_batch is not None:
-            return batch == self.static_batch
-        return self.max_batch is None or batch <= self.max_batch
+    accepts: Callable[[int], bool] = lambda batch: True
 
 
 @dataclass
@@ -44,44 +45,117 @@ class BenchStats:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_timings(cls, label: str, backend: str, batch_size: int, timings: list[Timing]) -> BenchStats:
+        ms = np.array([t.total_ms for t in timings])
+        computes = [t.compute_ms for t in timings if t.compute_ms is not None]
+        p50 = float(np.percentile(ms, 50))
+        return cls(label, backend, batch_size, len(ms), p50, float(np.percentile(ms, 90)), float(np.percentile(ms, 99)),
+                   float(ms.mean()), batch_size / (p50 / 1000), float(np.percentile(computes, 50)) if computes else None)
+
+
+def time_round_robin(cases: dict[str, tuple[Runner, np.ndarray]], warmup: int, iterations: int | None = None,
+                     seconds: float | None = None, on_round: Callable[[int], None] = lambda n: None
+                     ) -> dict[str, list[Timing]]:
+    """Time every (active) runner on its input, one run each per round, until `iterations` rounds are done or
+    `seconds` have passed; `warmup` untimed runs each first."""
+    if (iterations is None) == (seconds is None):
+        raise ValueError("pass exactly one of iterations and seconds")
+    for runner, x in cases.values():
+        for _ in range(warmup):
+            runner.infer(x)
+    timings: dict[str, list[Timing]] = {label: [] for label in cases}
+    deadline = time.perf_counter() + seconds if seconds is not None else None
+    n = 0
+    while cases and (n < iterations if iterations is not None else time.perf_counter() < deadline):
+        for label, (runner, x) in cases.items():
+            timings[label].append(runner.infer_timed(x)[1])
+        n += 1
+        on_round(n)
+    return timings
+
 
 def run_bench(entries: list[BenchEntry], batch_sizes: list[int], warmup: int, iterations: int | None,
-              seconds: float | None, on_tick: Callable[[str], None] = lambda msg: None, seed: int = 0) -> list[BenchStats]:
-    """For each batch size: warm every runner up, then time them round-robin until the budget is spent."""
+              seconds: float | None, on_tick: Callable[[str], None] = lambda msg: None,
+              seed: int = defaults.SEED) -> list[BenchStats]:
+    """For each batch size: warm every runner that takes it up, then time them round-robin."""
     results: list[BenchStats] = []
     rng = np.random.default_rng(seed)
     for entry in entries:
         entry.runner.activate()
     try:
         for b in batch_sizes:
-            active = [e for e in entries if e.accepts(b)]
-            inputs = {e.label: rng.standard_normal((b, 3, *e.img_size), dtype=np.float32) for e in active}
-            for e in active:
-                for _ in range(warmup):
-                    e.runner.infer(inputs[e.label])
-            totals: dict[str, list[float]] = {e.label: [] for e in active}
-            computes: dict[str, list[float]] = {e.label: [] for e in active}
-            deadline = time.perf_counter() + seconds if seconds else None
-            n = 0
-            while active and (n < iterations if iterations else time.perf_counter() < deadline):
-                for e in active:
-                    _, t = e.runner.infer_timed(inputs[e.label])
-                    totals[e.label].append(t.total_ms)
-                    if t.compute_ms is not None:
-                        computes[e.label].append(t.compute_ms)
-                n += 1
-                on_tick(f"batch {b}: {n} rounds")
-            for e in active:
-                ms = np.array(totals[e.label])
-                p50 = float(np.percentile(ms, 50))
-                results.append(BenchStats(
-                    e.label, e.runner.name, b, len(ms), p50, float(np.percentile(ms, 90)), float(np.percentile(ms, 99)),
-                    float(ms.mean()), b / (p50 / 1000),
-                    float(np.percentile(computes[e.label], 50)) if computes[e.label] else None))
+            active = {e.label: e for e in entries if e.accepts(b)}
+            cases = {label: (e.runner, rng.standard_normal((b, 3, *e.img_size), dtype=np.float32))
+                     for label, e in active.items()}
+            timings = time_round_robin(cases, warmup, iterations, seconds,
+                                       on_round=lambda n, b=b: on_tick(f"batch {b}: {n} rounds"))
+            results += [BenchStats.from_timings(label, active[label].runner.name, b, t) for label, t in timings.items()]
     finally:
         for entry in entries:
             entry.runner.deactivate()
     return results
+
+
+@dataclass
+class BenchOptions:
+    torch_variant: str | None = None  # also time the PyTorch model of this variant
+    weights: Weights = field(default_factory=Weights)  # for the PyTorch model
+    backend: str | None = None  # for the ONNX files (default onnxruntime CPU)
+    batch_sizes: list[int] | None = None  # default: BENCH_BATCH_SIZES and any static-batch artifact's own
+    warmup: int = defaults.BENCH_WARMUP
+    iterations: int | None = None  # default BENCH_ITERATIONS, unless `seconds` is given
+    seconds: float | None = None
+    threads: int | None = None  # onnxruntime intra-op threads
+    seed: int = defaults.SEED
+
+
+@dataclass
+class BenchReport:
+    results: list[BenchStats]
+    runners: dict[str, dict]
+    threads: int | None
+
+    @property
+    def device_timed(self) -> bool:
+        """Whether some runner timed device compute apart (GPU backends)."""
+        return any(r.compute_p50_ms is not None for r in self.results)
+
+    def as_dict(self) -> dict:
+        return {"results": [r.as_dict() for r in self.results], "runners": self.runners, "threads": self.threads}
+
+
+def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
+                    on_tick: Callable[[str], None] = lambda msg: None) -> BenchReport:
+    """Latency of artifacts (and optionally the PyTorch model), interleaved, at each batch size."""
+    o = options or BenchOptions()
+    if not artifacts and not o.torch_variant:
+        raise UserError("nothing to benchmark: pass artifact paths and/or `torch` VARIANT")
+    if o.iterations is not None and o.seconds is not None:
+        raise UserError("choose `iterations` or `seconds`, not both")
+    iterations = defaults.BENCH_ITERATIONS if o.iterations is None and o.seconds is None else o.iterations
+    if (iterations is not None and iterations < 1) or (o.seconds is not None and o.seconds <= 0) or o.warmup < 0:
+        raise UserError("`iterations` and `seconds` must be positive, `warmup` not negative")
+    infos = {Path(path): artifact_info(path) for path in artifacts}
+    fixed = {i.fixed_batch for i in infos.values() if i.fixed_batch}
+    sizes = o.batch_sizes or sorted(set(defaults.BENCH_BATCH_SIZES) | fixed)
+    if min(sizes) < 1:
+        raise UserError("batch sizes must be positive integers, e.g. `batch_sizes` 1,8,32")
+    entries = []
+    for path, info in infos.items():
+        if not any(info.accepts_batch(b) for b in sizes):
+            takes = f"only batch {info.fixed_batch}" if info.fixed_batch else f"batches up to {info.max_batch}"
+            raise UserError(f"{path.name} takes {takes}: pick `batch_sizes` it accepts")
+        entries.append(BenchEntry(path.name, runner_for(path, o.backend, o.threads), tuple(info.img_size),
+                                  info.accepts_batch))
+    if o.torch_variant:
+        from .backends.torch_runner import TorchRunner
+        from .models import build_model, get_config
+
+        model, _ = build_model(get_config(o.torch_variant), o.weights)
+        entries.append(BenchEntry(f"pytorch {o.torch_variant}", TorchRunner(model.freeze()), tuple(model.cfg.img_size)))
+    results = run_bench(entries, sizes, o.warmup, iterations, o.seconds, on_tick, o.seed)
+    return BenchReport(results, {e.label: e.runner.describe() for e in entries}, o.threads)
 
 
 def plot(results: list[BenchStats], path: Path) -> None:

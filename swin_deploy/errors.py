@@ -3,16 +3,34 @@
 `UserError` (exit 2): the user asked for something that cannot be done as asked (bad path,
 unknown variant, corrupt file, unsupported option). Its message is one line that says what to do.
 `GateFailed` (exit 1): the tool worked, and the artifact did not meet its accuracy gate.
+
+Messages name a parameter as `name` (the Python parameter, in backticks); `render()` lets a front end
+spell it its own way (the command line shows `--name`).
 """
 
+from __future__ import annotations
 
-class UserError(Exception):
+import re
+from collections.abc import Callable
+
+_PARAM = re.compile(r"`([a-z][a-z0-9_]*)`")
+
+
+class SwinDeployError(Exception):
+    exit_code = 1
+
+    def render(self, spell: Callable[[str], str]) -> str:
+        """The message with every `param` reference spelled by `spell(name)`."""
+        return _PARAM.sub(lambda m: spell(m.group(1)), str(self))
+
+
+class UserError(SwinDeployError):
     """A mistake in the user's input; exit code 2."""
 
     exit_code = 2
 
 
-class GateFailed(Exception):
+class GateFailed(SwinDeployError):
     """A measured result is outside its threshold; exit code 1."""
 
     exit_code = 1

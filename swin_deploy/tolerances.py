@@ -1,7 +1,7 @@
 """Every numeric threshold swin-deploy gates on, in one place.
 
-Export parity (fp32 ONNX vs the PyTorch model it came from) is the issue's contract:
-max |delta| <= 1e-4 x max |logits|. Float32 reorderings measured here stay near 1e-6.
+Export parity (fp32 ONNX vs the PyTorch model it came from): max |delta| <= 1e-4 x max |logits|.
+Float32 reorderings measured here stay near 1e-6.
 
 Verify gates, by the artifact's precision. Relative deltas are max |delta| / max |reference logits|.
   fp32: the same math in another runtime; only summation order differs.
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
+from .enums import Precision
 from .errors import UserError
 
 EXPORT_PARITY_REL = 1e-4
@@ -35,7 +36,7 @@ class Thresholds:
         for name, v in given.items():
             low, high = RANGES[name]
             if not low <= v <= high:
-                raise UserError(f"--{name.replace('_', '-')} must be between {low} and {high}, not {v}")
+                raise UserError(f"`{name}` must be between {low} and {high}, not {v}")
         return replace(self, **given)
 
     def as_dict(self) -> dict[str, float]:
@@ -46,11 +47,11 @@ class Thresholds:
 RANGES = {"max_rel_delta": (0.0, float("inf")), "min_cosine": (-1.0, 1.0), "min_top1_agreement": (0.0, 1.0),
           "min_top5_agreement": (0.0, 1.0), "max_top1_drop": (0.0, 100.0)}
 
-DEFAULT_THRESHOLDS: dict[str, Thresholds] = {
-    "fp32": Thresholds(max_rel_delta=1e-4, min_cosine=0.99999, min_top1_agreement=1.0, min_top5_agreement=1.0,
+DEFAULT_THRESHOLDS: dict[Precision, Thresholds] = {
+    Precision.FP32: Thresholds(max_rel_delta=1e-4, min_cosine=0.99999, min_top1_agreement=1.0, min_top5_agreement=1.0,
                        max_top1_drop=0.0),
-    "fp16": Thresholds(max_rel_delta=2e-2, min_cosine=0.999, min_top1_agreement=0.99, min_top5_agreement=0.999,
+    Precision.FP16: Thresholds(max_rel_delta=2e-2, min_cosine=0.999, min_top1_agreement=0.99, min_top5_agreement=0.999,
                        max_top1_drop=0.1),
-    "int8": Thresholds(max_rel_delta=0.25, min_cosine=0.98, min_top1_agreement=0.95, min_top5_agreement=0.99,
+    Precision.INT8: Thresholds(max_rel_delta=0.25, min_cosine=0.98, min_top1_agreement=0.95, min_top5_agreement=0.99,
                        max_top1_drop=1.0),
 }

@@ -8,9 +8,6 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
 
 @dataclass
 class CliResult:
@@ -23,8 +20,6 @@ class CliResult:
 def cli(capsys, monkeypatch):
     """Run `swin-deploy ARGS...` in-process through the real entry point; returns exit code and output."""
     import cli as cli_module
-
-    monkeypatch.setattr(cli_module.out, "width", 200, raising=False)
 
     def run(*args: object) -> CliResult:
         monkeypatch.setattr(sys, "argv", ["swin-deploy", *map(str, args)])

@@ -148,7 +148,7 @@ def test_engine_profile_sizes_follow_the_dynamic_range():
     from swin_deploy.errors import UserError
 
     info = ArtifactInfo.for_config(get_config("swin_test"), "0" * 64, 17, max_batch=None, static_batch=False)
-    with pytest.raises(UserError, match="need an ONNX exported with --dynamic-size"):
+    with pytest.raises(UserError, match="need an ONNX exported with `dynamic_size`"):
         check_profile(info, BuildOptions(min_size=(64, 64)))
     info.dynamic_size = (64, 64, 128, 160)
     check_profile(info, BuildOptions(min_size=(64, 64), opt_size=(96, 96), max_size=(128, 160)))

@@ -45,7 +45,7 @@ def test_engine_profile_checked_against_the_onnx():
     check_profile(info, BuildOptions(1, 8, 16))
     with pytest.raises(UserError, match="exceeds the batch the ONNX was exported"):
         check_profile(info, BuildOptions(1, 8, 32))
-    with pytest.raises(UserError, match="min-batch <= --opt-batch"):
+    with pytest.raises(UserError, match="`min_batch` <= `opt_batch`"):
         check_profile(info, BuildOptions(4, 2, 8))
     static = ArtifactInfo.for_config(get_config("swin_test"), "0" * 64, 17, max_batch=4, static_batch=True)
     with pytest.raises(UserError, match="static batch of 4"):

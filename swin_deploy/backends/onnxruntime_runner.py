@@ -21,11 +21,15 @@ PROVIDERS = {
 
 
 class OnnxRuntimeRunner(Runner):
-    def __init__(self, path: str | Path, provider: str = "cpu", threads: int | None = None):
+    """An ONNX file (or serialized model bytes) in an onnxruntime session."""
+
+    def __init__(self, model: str | Path | bytes, provider: str = "cpu", threads: int | None = None):
         super().__init__()
         if provider not in PROVIDERS:
             raise UserError(f"unknown onnxruntime provider '{provider}': choose {', '.join(PROVIDERS)}")
-        self.path, self.provider, self.threads = Path(path), provider, threads
+        self.model = model if isinstance(model, bytes) else Path(model)
+        self.path = None if isinstance(model, bytes) else self.model
+        self.provider, self.threads = provider, threads
         self.name = f"onnxruntime-{provider}"
 
     def _activate(self) -> None:
@@ -36,7 +40,7 @@ class OnnxRuntimeRunner(Runner):
         wanted = PROVIDERS[self.provider][0]
         if wanted not in ort.get_available_providers():
             raise UserError(f"onnxruntime has no {wanted} here: install onnxruntime-gpu (pip install 'swin-deploy[gpu]') "
-                            "on a machine with an NVIDIA GPU, or use --backend onnxruntime-cpu")
+                            "on a machine with an NVIDIA GPU, or use `backend` onnxruntime-cpu")
         options = ort.SessionOptions()
         # onnxruntime's worker threads spin-wait after each run by default; interleaved with other
         # backends (bench, verify) that spinning steals the cores the next runner needs
@@ -45,9 +49,11 @@ class OnnxRuntimeRunner(Runner):
             options.intra_op_num_threads = self.threads
         try:
             providers = [(p, PROVIDER_OPTIONS[p]) if p in PROVIDER_OPTIONS else p for p in PROVIDERS[self.provider]]
-            self.session = ort.InferenceSession(str(self.path), options, providers=providers)
+            source = self.model if isinstance(self.model, bytes) else str(self.model)
+            self.session = ort.InferenceSession(source, options, providers=providers)
         except Exception as e:
-            raise UserError(f"onnxruntime cannot load {self.path} ({type(e).__name__}): is it a valid ONNX model?") from e
+            what = self.path or "the model"
+            raise UserError(f"onnxruntime cannot load {what} ({type(e).__name__}): is it a valid ONNX model?") from e
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
 

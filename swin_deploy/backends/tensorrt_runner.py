@@ -17,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import defaults
 from ..artifact import ArtifactInfo
+from ..enums import Int8Target
 from ..errors import UserError, missing_package
 from .base import Runner, Timing
 
@@ -90,36 +92,36 @@ def engine_artifact_info(engine: Path) -> ArtifactInfo:
 
 @dataclass
 class BuildOptions:
-    min_batch: int = 1
-    opt_batch: int = 8
-    max_batch: int = 32
+    min_batch: int = defaults.ENGINE_MIN_BATCH
+    opt_batch: int = defaults.ENGINE_OPT_BATCH
+    max_batch: int = defaults.ENGINE_MAX_BATCH
     # (H, W) for a --dynamic-size ONNX; None: the artifact's range ends and its default size
     min_size: tuple[int, int] | None = None
     opt_size: tuple[int, int] | None = None
     max_size: tuple[int, int] | None = None
-    workspace_bytes: int = 4 << 30
+    workspace_bytes: int = defaults.WORKSPACE_BYTES
     timing_cache: Path | None = None
     optimization_level: int | None = None
 
 
 def check_profile(info: ArtifactInfo, options: BuildOptions) -> None:
     if not 1 <= options.min_batch <= options.opt_batch <= options.max_batch:
-        raise UserError("the profile needs 1 <= --min-batch <= --opt-batch <= --max-batch")
+        raise UserError("the profile needs 1 <= `min_batch` <= `opt_batch` <= `max_batch`")
     if info.fixed_batch is not None:
         b = info.fixed_batch
         if (options.min_batch, options.opt_batch, options.max_batch) != (b, b, b):
-            raise UserError(f"this ONNX has a static batch of {b}: pass --min-batch {b} --opt-batch {b} --max-batch {b}")
+            raise UserError(f"this ONNX has a static batch of {b}: pass `min_batch` {b} `opt_batch` {b} `max_batch` {b}")
     elif info.max_batch and options.max_batch > info.max_batch:
-        raise UserError(f"--max-batch {options.max_batch} exceeds the batch the ONNX was exported and checked for "
-                        f"({info.max_batch}): re-export with --max-batch {options.max_batch}")
+        raise UserError(f"`max_batch` {options.max_batch} exceeds the batch the ONNX was exported and checked for "
+                        f"({info.max_batch}): re-export with `max_batch` {options.max_batch}")
     sizes = [s for s in (options.min_size, options.opt_size, options.max_size) if s is not None]
     if sizes and info.dynamic_size is None:
-        raise UserError("--min-size/--opt-size/--max-size need an ONNX exported with --dynamic-size")
+        raise UserError("`min_size`/`opt_size`/`max_size` need an ONNX exported with `dynamic_size`")
     for size in sizes:
         info.check_size(size)
-    if info.extra.get("target") == "onnxruntime":
+    if info.extra.get("target") == Int8Target.ONNXRUNTIME:
         raise UserError("this INT8 model targets onnxruntime (uint8 activations), which TensorRT does not accept: "
-                        "quantize the fp32 ONNX again with --target tensorrt")
+                        "quantize the fp32 ONNX again with `target` tensorrt")
 
 
 def build_engine(onnx_path: Path, info: ArtifactInfo, source_sha256: str, out: Path, options: BuildOptions) -> EngineInfo:

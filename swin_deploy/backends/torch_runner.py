@@ -1,6 +1,7 @@
 """The PyTorch reference: the native model (or any nn.Module, e.g. timm's) in float32 eval.
 
-A module returning a tuple (stage feature maps) is named by `output_names`.
+A module returning a tuple (stage feature maps) is named by `output_names`. The runner leaves torch's
+process-wide thread count alone: that is the application's to set (the command line's --threads).
 """
 
 from __future__ import annotations
@@ -12,15 +13,12 @@ from .base import Runner
 
 
 class TorchRunner(Runner):
-    def __init__(self, model: torch.nn.Module, name: str = "pytorch", threads: int | None = None,
-                 output_names: tuple[str, ...] = ("logits",)):
+    def __init__(self, model: torch.nn.Module, name: str = "pytorch", output_names: tuple[str, ...] = ("logits",)):
         super().__init__()
-        self.model, self.name, self.threads, self.output_names = model, name, threads, output_names
+        self.model, self.name, self.output_names = model, name, tuple(output_names)
 
     def _activate(self) -> None:
         self.model.eval()
-        if self.threads:
-            torch.set_num_threads(self.threads)
 
     def _infer(self, x: np.ndarray) -> dict[str, np.ndarray]:
         with torch.inference_mode():

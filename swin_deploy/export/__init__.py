@@ -1,5 +1,5 @@
 """ONNX export of the native models."""
 
-from .onnx_export import DEFAULT_OPSET, MIN_OPSET, ExportOptions, ExportResult, export_onnx, max_opset
+from .onnx_export import DEFAULT_OPSET, MIN_OPSET, ExportOptions, ExportResult, export_onnx, export_variant, max_opset
 
-__all__ = ["DEFAULT_OPSET", "MIN_OPSET", "ExportOptions", "ExportResult", "export_onnx", "max_opset"]
+__all__ = ["DEFAULT_OPSET", "MIN_OPSET", "ExportOptions", "ExportResult", "export_onnx", "export_variant", "max_opset"]

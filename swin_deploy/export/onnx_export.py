@@ -1,16 +1,15 @@
 """Native Swin model -> ONNX with a symbolic batch, opset-safe windows, metadata, checks and parity.
 
-Exporter choice (measured on swin_t, torch 2.14, opset 17/18, see benchmarks/export_vs_timm.py):
+Exporter choice (measured on swin_t with torch 2.14, opset 17/18; benchmarks/export_vs_timm.py):
 the TorchScript-based exporter (`dynamo=False`) gives a graph of the same size after simplification
-(363 vs 375 nodes), exports in a third of the time (4.6 s vs 11.5 s) and supports opsets 13-20,
-where the torch.export path starts at 18 and needs the version converter below that. The
-TorchScript path is deprecated, so `exporter="auto"` falls back to `dynamo=True` when the
-TorchScript exporter is unavailable or fails; both are covered by tests.
+(363 vs 375 nodes), exports in a third of the time and supports opsets 13-20, where the torch.export
+path starts at 18 and needs the version converter below that. The TorchScript path is deprecated,
+so `exporter="auto"` falls back to `dynamo=True` when the TorchScript exporter is unavailable or
+fails; both are covered by tests.
 """
 
 from __future__ import annotations
 
-import collections
 import time
 import warnings
 from collections.abc import Callable
@@ -21,14 +20,18 @@ import numpy as np
 import onnx
 import torch
 
+from .. import defaults
 from ..artifact import ArtifactInfo, write_info
+from ..backends.onnxruntime_runner import OnnxRuntimeRunner
+from ..backends.torch_runner import TorchRunner
 from ..errors import GateFailed, UserError
-from ..fileio import atomic_output
-from ..models.swin import SwinTransformer
+from ..fileio import atomic_output, check_writable_dir
+from ..models import FeatureMaps, SwinTransformer, Weights, build_model, get_config
 from ..tolerances import EXPORT_PARITY_REL
+from ..verify.compare import max_rel_delta_outputs
 
-MIN_OPSET = 13
-DEFAULT_OPSET = 17  # first opset with LayerNormalization
+MIN_OPSET = defaults.MIN_OPSET
+DEFAULT_OPSET = defaults.OPSET
 FORBIDDEN_OPS = {"If", "Loop", "Scan", "Roll"}
 
 
@@ -53,21 +56,6 @@ class ExportOptions:
     dynamic_size: tuple[tuple[int, int], tuple[int, int]] | None = None  # (min H, W), (max H, W)
 
 
-class FeatureMaps(torch.nn.Module):
-    """Export wrapper: (B, 3, H, W) -> stage1..stageN feature maps, NCHW."""
-
-    def __init__(self, model: SwinTransformer):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return tuple(self.model.forward_stages(x))
-
-
-def output_names(model: SwinTransformer, features: bool) -> list[str]:
-    return [f"stage{i + 1}" for i in range(len(model.cfg.depths))] if features else ["logits"]
-
-
 def check_sizes(sizes: list[tuple[int, int]], options: ExportOptions, cfg) -> list[tuple[int, int]]:
     """Sizes the parity check runs at: the model's size, and for a dynamic export also the range's ends
     and a non-square size between them."""
@@ -89,8 +77,9 @@ class ExportResult:
     seconds: float
     exporter: str
     layernorm_fused: bool
-    op_counts: dict[str, int]
     outputs: list[str]
+    input_size: str = ""  # "224x224", or "64x64 to 128x128 (dynamic)"
+    note: str | None = None  # something the user should know about what was written
 
 
 def check_options(options: ExportOptions) -> None:
@@ -98,7 +87,7 @@ def check_options(options: ExportOptions) -> None:
     if not MIN_OPSET <= options.opset <= top:
         raise UserError(f"opset {options.opset} is not supported: choose an opset from {MIN_OPSET} to {top}")
     if options.max_batch is not None and options.max_batch < 1:
-        raise UserError("--max-batch must be at least 1")
+        raise UserError("`max_batch` must be at least 1")
     if options.exporter not in ("auto", "torchscript", "dynamo"):
         raise UserError(f"unknown exporter '{options.exporter}': choose auto, torchscript or dynamo")
 
@@ -127,9 +116,9 @@ def _torch_export(model: torch.nn.Module, example: torch.Tensor, path: Path, ops
         if opset < 18:
             # onnx's version converter has no Split adapter from 18 down, so the torch.export path
             # cannot produce these opsets for Swin
-            raise UserError(f"the dynamo exporter writes opset 18 or newer, not {opset}: pass --opset 18")
+            raise UserError(f"the dynamo exporter writes opset 18 or newer, not {opset}: pass `opset` 18")
         if dynamic_size:
-            raise UserError("--dynamic-size needs the TorchScript exporter: drop --exporter dynamo")
+            raise UserError("`dynamic_size` needs the TorchScript exporter: drop `exporter` dynamo")
         dynamic = None if static else {"x": {0: torch.export.Dim("batch", min=1, max=4096)}}
         program = torch.onnx.export(model, (example,), None, input_names=["input"], output_names=outputs,
                                     opset_version=opset, dynamo=True, dynamic_shapes=dynamic, verbose=False)
@@ -156,37 +145,66 @@ def graph_problems(model: onnx.ModelProto) -> list[str]:
 
 
 def onnx_parity(path: Path, model: torch.nn.Module, batch_sizes: tuple[int, ...], sizes: list[tuple[int, int]],
-                seed: int = 0) -> float:
-    """Max relative |onnxruntime - torch| over every output, on seeded random inputs at each batch size and size."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    gen = torch.Generator().manual_seed(seed)
+                seed: int = defaults.SEED) -> float:
+    """Worst max relative delta (onnxruntime vs torch) over every output, on seeded random inputs at each batch
+    size and input size."""
+    names = model.output_names() if isinstance(model, FeatureMaps) else ["logits"]
+    rng = np.random.default_rng(seed)
     worst = 0.0
-    for size in sizes:
-        for b in batch_sizes:
-            x = torch.randn(b, 3, *size, generator=gen)
-            with torch.no_grad():
-                ref = model(x)
-            refs = [r.numpy() for r in (ref if isinstance(ref, tuple) else (ref,))]
-            for out, r in zip(session.run(None, {"input": x.numpy()}), refs):
-                worst = max(worst, float(np.abs(out - r).max() / max(np.abs(r).max(), 1e-12)))
+    with OnnxRuntimeRunner(path) as onnx_runner, TorchRunner(model, output_names=names) as torch_runner:
+        for size in sizes:
+            for b in batch_sizes:
+                x = rng.standard_normal((b, 3, *size), dtype=np.float32)
+                worst = max(worst, max_rel_delta_outputs(torch_runner.infer(x), onnx_runner.infer(x)))
     return worst
+
+
+def export_variant(variant: str, weights: Weights, out: Path | None = None, options: ExportOptions | None = None,
+                   img_size: tuple[int, int] | None = None, dynamic: bool = False,
+                   min_size: tuple[int, int] | None = None, max_size: tuple[int, int] | None = None,
+                   on_step: Callable[[str], None] = lambda step: None) -> ExportResult:
+    """A registered variant at `img_size` (default its own) with `weights`, exported to `out` (default
+    `<variant>.onnx`). `dynamic` takes any size in [min_size, max_size] (defaults: see SwinConfig.for_dynamic)."""
+    from dataclasses import replace
+
+    options = options or ExportOptions()
+    cfg = get_config(variant).at_size(img_size, dynamic)
+    native = cfg.img_size
+    if dynamic:
+        cfg, size_range = cfg.for_dynamic(min_size, max_size)
+        options = replace(options, dynamic_size=size_range)
+    elif min_size or max_size:
+        raise UserError("`min_size`/`max_size` go with `dynamic_size`")
+    out = Path(out or f"{cfg.name}.onnx")
+    check_options(options)
+    check_writable_dir(out)
+    on_step("build + load weights")
+    model, sha = build_model(cfg, weights, dynamic=dynamic)
+    result = _export(model, sha, out, options, on_step)
+    if cfg.img_size != native:
+        result.note = (f"{native[0]}x{native[1]} is below the dynamic range (every stage needs a full window): "
+                       "export it without `dynamic_size`")
+    return result
 
 
 def export_onnx(model: SwinTransformer, weights_sha256: str, out: Path, options: ExportOptions,
                 on_step: Callable[[str], None] = lambda step: None) -> ExportResult:
     """Export `model` to `out` atomically. Raises GateFailed if onnxruntime disagrees with PyTorch."""
     check_options(options)
+    return _export(model, weights_sha256, out, options, on_step)
+
+
+def _export(model: SwinTransformer, weights_sha256: str, out: Path, options: ExportOptions,
+            on_step: Callable[[str], None]) -> ExportResult:
     cfg = model.cfg
     if options.dynamic_size is not None:
         cfg.check_dynamic_range(*options.dynamic_size)
         if not model.dynamic:
-            raise ValueError("a --dynamic-size export needs SwinTransformer(cfg, dynamic=True)")
+            raise ValueError("a dynamic-size export needs SwinTransformer(cfg, dynamic=True)")
     start = time.perf_counter()
     model = model.eval().freeze()
     module = FeatureMaps(model) if options.features else model
-    outputs = output_names(model, options.features)
+    outputs = module.output_names() if options.features else ["logits"]
     batch = options.max_batch if options.static_batch and options.max_batch else 1
     example = torch.zeros(batch, 3, *cfg.img_size)
     with atomic_output(out, suffix=".onnx") as tmp:
@@ -214,13 +232,16 @@ def export_onnx(model: SwinTransformer, weights_sha256: str, out: Path, options:
         if options.verify:
             on_step("verify")
             extra = [options.max_batch] if options.max_batch else []
-            sizes = (batch,) if options.static_batch else tuple(sorted({1, 3, *extra}))
+            sizes = (batch,) if options.static_batch else tuple(sorted({*defaults.EXPORT_PARITY_BATCH_SIZES, *extra}))
             delta = onnx_parity(tmp, module, sizes, check_sizes([tuple(cfg.img_size)], options, cfg))
             if not delta <= EXPORT_PARITY_REL:
                 raise GateFailed(f"onnxruntime output differs from PyTorch by {delta:.2e} x max|logits| "
                                  f"(allowed {EXPORT_PARITY_REL:.0e}); the ONNX was not written")
         size = tmp.stat().st_size
-    ops = collections.Counter(n.op_type for n in proto.graph.node)
+    rng = options.dynamic_size
+    described = "x".join(map(str, cfg.img_size)) if rng is None else \
+        f"{rng[0][0]}x{rng[0][1]} to {rng[1][0]}x{rng[1][1]} (dynamic)"
     return ExportResult(path=out, opset=options.opset, nodes=len(proto.graph.node), size_bytes=size,
                         parity_delta=delta, seconds=time.perf_counter() - start, exporter=exporter,
-                        layernorm_fused="LayerNormalization" in ops, op_counts=dict(ops), outputs=outputs)
+                        layernorm_fused=any(n.op_type == "LayerNormalization" for n in proto.graph.node),
+                        outputs=outputs, input_size=described)

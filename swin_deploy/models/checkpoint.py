@@ -6,15 +6,14 @@ import argparse
 import contextlib
 import hashlib
 import logging
-import os
 import re
 import socket
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from ..enums import WeightsSource
 from ..errors import UserError
 from ..fileio import sha256_file
 from .registry import WEIGHTS_DIR, SwinConfig
@@ -110,33 +109,30 @@ def state_dict_sha256(state_dict: dict[str, torch.Tensor]) -> str:
 def pretrained_state_dict(cfg: SwinConfig) -> dict[str, torch.Tensor]:
     """timm's pretrained weights for a registered timm variant (downloads through timm's hub cache)."""
     if cfg.timm_name is None:
-        raise UserError(f"{cfg.name} has no timm pretrained weights: use --checkpoint PATH or --random-init")
-    offline = UserError(f"timm's pretrained weights for {cfg.timm_name} are not cached and the hub is out of reach "
-                        "(offline?): use --checkpoint PATH for local weights or --random-init")
+        raise UserError(f"{cfg.name} has no timm pretrained weights: use `checkpoint` PATH or `random_init`")
+    reachable = _hub_reachable()
     try:
-        if not _hub_reachable():
-            # cached weights still load offline; an uncached model fails at once instead of ~60 s of retries
-            _go_offline()
         import timm
 
-        with _quiet_hub():
+        # cached weights still load offline; an uncached model fails at once instead of ~60 s of retries
+        with _quiet_hub(), _hub_offline(not reachable):
             return timm.create_model(cfg.timm_name, pretrained=True).state_dict()
     except Exception as e:
-        if os.environ.get("HF_HUB_OFFLINE") == "1":
-            raise offline from e
-        raise UserError(
-            f"could not fetch timm's pretrained weights for {cfg.timm_name} ({type(e).__name__}; offline?): "
-            "use --checkpoint PATH for local weights or --random-init"
-        ) from e
+        why = "are not cached and the hub is out of reach (offline?)" if not reachable else \
+            f"could not be fetched ({type(e).__name__}; offline?)"
+        raise UserError(f"timm's pretrained weights for {cfg.timm_name} {why}: use `checkpoint` PATH for local "
+                        "weights or `random_init`") from e
 
 
 def _hub_reachable() -> bool:
     """Can the Hugging Face hub's host name be resolved? (No traffic beyond a DNS lookup.)"""
-    if os.environ.get("HF_HUB_OFFLINE") == "1":
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
         return False
     from urllib.parse import urlparse
 
-    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or ""
+    host = urlparse(constants.ENDPOINT).hostname or ""
     try:
         socket.getaddrinfo(host, 443)
         return True
@@ -144,12 +140,18 @@ def _hub_reachable() -> bool:
         return False
 
 
-def _go_offline() -> None:
-    """Make huggingface_hub use its cache only; its constants are read at import, so patch them too."""
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    constants = sys.modules.get("huggingface_hub.constants")
-    if constants is not None:
-        constants.HF_HUB_OFFLINE = True
+@contextlib.contextmanager
+def _hub_offline(offline: bool):
+    """huggingface_hub in cache-only mode for the duration (its flag is read at call time), then as it was.
+    The environment is left alone: it would leak into everything else the process does."""
+    from huggingface_hub import constants
+
+    saved = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = saved or offline
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = saved
 
 
 @contextlib.contextmanager
@@ -164,27 +166,31 @@ def _quiet_hub():
         log.setLevel(level)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Weights:
-    """Where a model's weights come from: 'pretrained', 'random' (with seed), 'bundled' or a checkpoint path."""
+    """Where a model's weights come from: a WeightsSource, with the checkpoint path or the random seed."""
 
-    kind: str = "default"
+    source: WeightsSource = WeightsSource.DEFAULT
     path: Path | None = None
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "source", WeightsSource.parse(self.source))
+
     @classmethod
-    def from_options(cls, checkpoint: Path | None, pretrained: bool, random_init: bool, seed: int = 0) -> Weights:
-        chosen = [n for n, on in (("--checkpoint", checkpoint is not None), ("--pretrained", pretrained),
-                                  ("--random-init", random_init)) if on]
+    def from_options(cls, checkpoint: Path | None = None, pretrained: bool = False, random_init: bool = False,
+                     seed: int = 0) -> Weights:
+        chosen = [n for n, on in (("checkpoint", checkpoint is not None), ("pretrained", pretrained),
+                                  ("random_init", random_init)) if on]
         if len(chosen) > 1:
-            raise UserError(f"choose one source of weights, not {' and '.join(chosen)}")
+            raise UserError(f"choose one source of weights, not {' and '.join(f'`{n}`' for n in chosen)}")
         if checkpoint is not None:
-            return cls("checkpoint", Path(checkpoint))
+            return cls(WeightsSource.CHECKPOINT, Path(checkpoint))
         if pretrained:
-            return cls("pretrained")
+            return cls(WeightsSource.PRETRAINED)
         if random_init:
-            return cls("random", seed=seed)
-        return cls("default")
+            return cls(WeightsSource.RANDOM, seed=seed)
+        return cls()
 
 
 def build_model(cfg: SwinConfig, weights: Weights, dynamic: bool = False) -> tuple[SwinTransformer, str]:
@@ -193,21 +199,21 @@ def build_model(cfg: SwinConfig, weights: Weights, dynamic: bool = False) -> tup
     `default` means the bundled weights for demo variants and timm's pretrained weights otherwise.
     `dynamic` builds the dynamic-size geometry (same parameters).
     """
-    kind = weights.kind
-    if kind == "default":
-        kind = "bundled" if cfg.bundled_weights else "pretrained"
-    if kind == "random":
+    kind = weights.source
+    if kind == WeightsSource.DEFAULT:
+        kind = WeightsSource.BUNDLED if cfg.bundled_weights else WeightsSource.PRETRAINED
+    if kind == WeightsSource.RANDOM:
         torch.manual_seed(weights.seed)
         model = SwinTransformer(cfg, dynamic).eval()
         return model, state_dict_sha256(model.state_dict())
     model = SwinTransformer(cfg, dynamic).eval()
-    if kind == "checkpoint":
+    if kind == WeightsSource.CHECKPOINT:
         assert weights.path is not None
         load_strict(model, read_checkpoint(weights.path), f"checkpoint {weights.path.name}")
         return model, sha256_file(weights.path)
-    if kind == "bundled":
+    if kind == WeightsSource.BUNDLED:
         if not cfg.bundled_weights:
-            raise UserError(f"{cfg.name} ships no weights: use --checkpoint PATH, --pretrained or --random-init")
+            raise UserError(f"{cfg.name} ships no weights: use `checkpoint` PATH, `pretrained` or `random_init`")
         path = WEIGHTS_DIR / cfg.bundled_weights
         load_strict(model, read_checkpoint(path), f"bundled weights {path.name}")
         return model, sha256_file(path)

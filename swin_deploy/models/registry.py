@@ -1,14 +1,14 @@
 """Variant registry: short name -> frozen architecture and preprocessing config.
 
 Preprocessing (mean, std, interpolation, crop_pct, num_classes) is copied from timm's
-pretrained_cfg of each model's default tag; `tests/test_registry.py` checks it against the
+pretrained_cfg of each model's default tag; `tests/test_models.py` checks it against the
 installed timm so the two never drift apart silently.
 """
 
 from __future__ import annotations
 
 import difflib
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import UserError
@@ -65,10 +65,10 @@ class SwinConfig:
             if s % self.stride:
                 raise UserError(f"dynamic sizes must be multiples of {self.stride} for {self.name}, not {s}")
         if min(min_size) < low:
-            raise UserError(f"--min-size for {self.name} must be at least {low} on each side "
+            raise UserError(f"`min_size` for {self.name} must be at least {low} on each side "
                             f"(every stage needs one full {self.window_size}x{self.window_size} window)")
         if any(a > b for a, b in zip(min_size, max_size)):
-            raise UserError(f"--min-size {min_size} exceeds --max-size {max_size}")
+            raise UserError(f"`min_size` {min_size} exceeds `max_size` {max_size}")
 
     def for_dynamic(self, min_size: tuple[int, int] | None, max_size: tuple[int, int] | None
                     ) -> tuple[SwinConfig, tuple[tuple[int, int], tuple[int, int]]]:
@@ -94,15 +94,27 @@ class SwinConfig:
             pads = min(img_size) >= self.dynamic_min_size and all(s % self.stride == 0 for s in img_size)
             raise UserError(
                 f"{self.name} cannot tile a {img_size[0]}x{img_size[1]} input into {self.window_size}x{self.window_size} "
-                f"windows at every stage; sizes that work: {sizes}, ...{' (or export --dynamic-size, which pads)' * pads}"
+                f"windows at every stage; sizes that work: {sizes}, ...{' (or export with `dynamic_size`, which pads)' * pads}"
             )
 
     def with_img_size(self, size: tuple[int, int]) -> SwinConfig:
         self.check_img_size(size)
         return replace(self, img_size=size)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    def at_size(self, size: tuple[int, int] | None, dynamic: bool = False) -> SwinConfig:
+        """This config at input `size` (None: its own). A static size must tile into windows at every stage;
+        a dynamic-size model pads, so any size goes (its range is checked by `for_dynamic`)."""
+        if size is None or tuple(size) == tuple(self.img_size):
+            return self
+        if min(size) < 1:
+            raise UserError(f"image size must be positive, not {size[0]}x{size[1]}")
+        return replace(self, img_size=tuple(size)) if dynamic else self.with_img_size(tuple(size))
+
+    def summary(self) -> dict:
+        """What `swin-deploy variants --json` lists for this variant."""
+        return dict(name=self.name, timm_name=self.timm_name, version=self.version, input_size=list(self.img_size),
+                    window=self.window_size, params_m=round(self.params / 1e6, 2), gflops=round(self.gflops(), 2),
+                    num_classes=self.num_classes)
 
     @property
     def params(self) -> int:

@@ -328,3 +328,21 @@ class SwinTransformer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head.fc(self.forward_features(x).mean(dim=1))
+
+
+class FeatureMaps(nn.Module):
+    """(B, 3, H, W) -> the stage feature maps (stage1..stageN, NCHW): the module a --features export traces."""
+
+    def __init__(self, model: SwinTransformer):
+        super().__init__()
+        self.model = model
+
+    @property
+    def cfg(self):
+        return self.model.cfg
+
+    def output_names(self) -> list[str]:
+        return [f"stage{i + 1}" for i in range(len(self.model.cfg.depths))]
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(self.model.forward_stages(x))

@@ -1,1 +1,1 @@
-"""Precision decided in the ONNX: FP16 conversion here, INT8 calibration in the top-level calibration package."""
+"""FP16 conversion and the ONNX graph utilities both precisions use (INT8 lives in the top-level calibration package)."""

@@ -1,12 +1,13 @@
 """FP16: float16 weights and activations, float32 I/O, with a Swin-specific float32 block list.
 
-onnxruntime's bundled float16 converter does the conversion. Kept in float32 by default:
+onnxruntime's bundled float16 converter does the conversion. Kept in float32:
   * LayerNorm (LayerNormalization, or its decomposition below opset 17): its variance overflows
     float16 on real activations (Swin-T in TensorRT FP16 fell from 81.2% to 72.8% top-1 until
     LayerNorm ran in FP32);
   * V2's cosine attention path: ReduceL2 -> Clip -> Div normalisation of q and k, and the logit
     scale multiply (up to 100x);
-  * any node whose measured output peak on calibration images exceeds `keep_above`.
+  * any node the caller names, e.g. one whose output peak on calibration images exceeds a limit
+    (calibration.quantize measures the peaks).
 Three converter defects are repaired after it runs (see graph.py): input Casts out of topological
 order, duplicate Casts when a tensor feeds two blocked nodes, and float16 round trips between two
 blocked nodes (which turned V2's 1e-12 norm clamp into 0 and a zero padding token into NaN).
@@ -14,12 +15,9 @@ blocked nodes (which turned V2's 1e-12 norm clamp into 0 and a zero padding toke
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
-import numpy as np
 import onnx
 
-from .graph import consumers, dedupe_casts, remove_cast_round_trips, toposort, unique_node_names
+from .graph import consumers, dedupe_casts, opset_of, remove_cast_round_trips, toposort, unique_node_names
 
 LAYERNORM_DECOMPOSED = {"ReduceMean", "Sub", "Pow", "Sqrt"}
 
@@ -28,7 +26,7 @@ def default_block_list(model: onnx.ModelProto) -> list[str]:
     graph = model.graph
     users = consumers(graph)
     block: list[str] = []
-    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    opset = opset_of(model)
     for node in graph.node:
         if node.op_type == "LayerNormalization":
             block.append(node.name)
@@ -46,28 +44,6 @@ def default_block_list(model: onnx.ModelProto) -> list[str]:
             if node.op_type == "Sqrt":
                 block.extend(n.name for n in users[node.output[0]] if n.op_type == "Div")
     return sorted(set(block))
-
-
-def activation_peaks(model: onnx.ModelProto, batches: Iterable[np.ndarray]) -> dict[str, float]:
-    """Largest |value| each float node output reaches over the batches (float32 model, onnxruntime CPU)."""
-    import onnxruntime as ort
-
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    probe = onnx.shape_inference.infer_shapes(probe)
-    float_outputs = {v.name for v in probe.graph.value_info if v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT}
-    known = {o.name for o in probe.graph.output}
-    names = [o for n in probe.graph.node for o in n.output if o in float_outputs and o not in known]
-    for name in names:
-        probe.graph.output.add(name=name)  # untyped outputs: onnxruntime infers them
-    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
-    out_names = [o.name for o in session.get_outputs()]
-    peaks = dict.fromkeys(out_names, 0.0)
-    for x in batches:
-        for name, value in zip(out_names, session.run(out_names, {"input": x})):
-            peaks[name] = max(peaks[name], float(np.abs(value).max()) if value.size else 0.0)
-    producer = {o: n.name for n in model.graph.node for o in n.output}
-    return {producer[k]: v for k, v in peaks.items() if k in producer}
 
 
 def convert_fp16(model: onnx.ModelProto, block_list: list[str]) -> onnx.ModelProto:

@@ -7,6 +7,11 @@ import collections
 import onnx
 
 
+def opset_of(model: onnx.ModelProto) -> int:
+    """The model's default-domain opset."""
+    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+
+
 def consumers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
     out = collections.defaultdict(list)
     for node in graph.node:

@@ -9,6 +9,16 @@ import numpy as np
 from ..tolerances import Thresholds
 
 
+def max_rel_delta(ref: np.ndarray, cand: np.ndarray) -> float:
+    """max |cand - ref| / max |ref|: the one relative-delta formula every gate and parity check uses."""
+    return float(np.abs(cand - ref).max() / max(float(np.abs(ref).max()), 1e-30))
+
+
+def max_rel_delta_outputs(ref: dict[str, np.ndarray], cand: dict[str, np.ndarray]) -> float:
+    """The worst `max_rel_delta` over every named output."""
+    return max(max_rel_delta(ref[name], cand[name]) for name in ref)
+
+
 def topk_accuracy(logits: np.ndarray, labels: np.ndarray, k: int) -> float:
     k = min(k, logits.shape[1])
     top = np.argsort(-logits, axis=1)[:, :k]
@@ -28,7 +38,7 @@ def compare_logits(ref: np.ndarray, cand: np.ndarray, labels: np.ndarray | None 
     metrics = {
         "max_abs_delta": float(delta.max()),
         "mean_abs_delta": float(delta.mean()),
-        "max_rel_delta": float(delta.max() / max(np.abs(ref).max(), 1e-30)),
+        "max_rel_delta": max_rel_delta(ref, cand_f),
         "min_cosine": float(cosine.min()),
         "top1_agreement": float((cand_f.argmax(1) == ref_top1).mean()),
         "top5_agreement": float((cand_topk == ref_top1[:, None]).any(axis=1).mean()),
@@ -49,7 +59,7 @@ def compare_features(ref: np.ndarray, cand: np.ndarray) -> dict[str, float]:
     delta = np.abs(c - r)
     cosine = np.sum(r * c, axis=1) / np.maximum(np.linalg.norm(r, axis=1) * np.linalg.norm(c, axis=1), 1e-30)
     return {"max_abs_delta": float(delta.max()), "mean_abs_delta": float(delta.mean()),
-            "max_rel_delta": float(delta.max() / max(np.abs(r).max(), 1e-30)), "min_cosine": float(cosine.min()),
+            "max_rel_delta": max_rel_delta(r, c), "min_cosine": float(cosine.min()),
             "all_finite": float(np.isfinite(cand).all())}
 
 

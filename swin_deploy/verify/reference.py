@@ -1,24 +1,25 @@
-"""Building the reference a candidate is gated against."""
+"""The reference a candidate is gated against: the native float32 model, timm's, or another artifact."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from ..artifact import ArtifactInfo
+from ..backends import runner_for
 from ..backends.base import Runner
+from ..enums import WeightsSource
 from ..errors import UserError
-from ..models.checkpoint import Weights, build_model
+from ..models import FeatureMaps, Weights, build_model
 
 
 def torch_reference(info: ArtifactInfo, weights: Weights) -> Runner:
     """The float32 native model rebuilt from the artifact's metadata, with weights that must be the ones exported."""
     from ..backends.torch_runner import TorchRunner
-    from ..export.onnx_export import FeatureMaps
 
     model, sha = build_model(info.config(), weights, dynamic=info.dynamic_size is not None)
     if info.weights_sha256 and sha != info.weights_sha256:
         raise UserError(f"these weights are not the ones {info.variant} was exported from (sha256 {sha[:12]} vs "
-                        f"{info.weights_sha256[:12]} in the artifact): pass the same --checkpoint/--random-init/--seed")
+                        f"{info.weights_sha256[:12]} in the artifact): pass the same `checkpoint`/`random_init`/`seed`")
     module = FeatureMaps(model.freeze()) if info.features else model.freeze()
     return TorchRunner(module, name="pytorch-fp32", output_names=info.outputs)
 
@@ -34,11 +35,12 @@ def timm_reference(info: ArtifactInfo, checkpoint: Path) -> Runner:
     return TorchRunner(model, name="timm-fp32")
 
 
-def check_batch_sizes(info: ArtifactInfo, sizes: list[int]) -> None:
-    if not sizes or any(b < 1 for b in sizes):
-        raise UserError("batch sizes must be positive integers, e.g. --batch-sizes 1,3,8")
-    if info.fixed_batch is not None and any(b != info.fixed_batch for b in sizes):
-        raise UserError(f"this artifact has a static batch of {info.fixed_batch}: use --batch-sizes {info.fixed_batch}")
-    if info.max_batch and max(sizes) > info.max_batch:
-        raise UserError(f"batch size {max(sizes)} exceeds the artifact's max batch {info.max_batch}: "
-                        f"use sizes up to {info.max_batch} or re-export with a larger --max-batch")
+def reference_runner(info: ArtifactInfo, weights: Weights, timm: bool = False, artifact: Path | None = None) -> Runner:
+    """Another artifact if given, else timm's model (with a checkpoint), else the native model with `weights`."""
+    if artifact is not None:
+        return runner_for(artifact)
+    if timm:
+        if weights.source != WeightsSource.CHECKPOINT or weights.path is None:
+            raise UserError("`timm` needs `checkpoint`: the weights timm's model should load")
+        return timm_reference(info, weights.path)
+    return torch_reference(info, weights)

@@ -1,9 +1,12 @@
-"""Verify results as JUnit XML (one test case per batch size and metric) for CI systems."""
+"""Verify results as files for CI: the JSON report and JUnit XML (one test case per batch size and metric)."""
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
+from ..fileio import write_text_atomic
 from .run import VerifyResult
 
 
@@ -18,3 +21,11 @@ def junit_xml(result: VerifyResult) -> str:
         if not check.passed:
             ET.SubElement(case, "failure", message=check.describe())
     return ET.tostring(ET.ElementTree(suite).getroot(), encoding="unicode", xml_declaration=True)
+
+
+def write_reports(result: VerifyResult, report: Path | None = None, junit: Path | None = None) -> None:
+    """The JSON report and/or JUnit XML, each written atomically."""
+    if report:
+        write_text_atomic(report, json.dumps(result.report(), indent=2))
+    if junit:
+        write_text_atomic(junit, junit_xml(result))

@@ -10,13 +10,35 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import defaults
 from ..artifact import ArtifactInfo
+from ..backends import artifact_info, runner_for
 from ..backends.base import Runner
 from ..data import list_images, load_all, preprocess_fn
 from ..errors import UserError
 from ..fileio import sha256_file
-from ..tolerances import Thresholds
+from ..models import Weights
+from ..tolerances import DEFAULT_THRESHOLDS, Thresholds
 from .compare import Check, compare_outputs, gate
+from .reference import reference_runner
+
+
+@dataclass
+class VerifyOptions:
+    """What `verify_artifact` checks against what, on which inputs. None means the artifact's own default."""
+
+    weights: Weights = field(default_factory=Weights)  # the native reference's weights (or timm's checkpoint)
+    timm: bool = False  # timm's model as the reference
+    reference: Path | None = None  # another artifact as the reference
+    variant: str | None = None  # for an ONNX without swin-deploy metadata
+    data: Path | None = None  # image folder; None: seeded synthetic inputs
+    samples: int = defaults.VERIFY_SAMPLES
+    limit: int | None = None
+    seed: int = defaults.SEED
+    batch_sizes: list[int] | None = None
+    img_sizes: list[tuple[int, int]] | None = None  # dynamic-size artifacts
+    backend: str | None = None
+    thresholds: dict[str, float | None] = field(default_factory=dict)  # overrides of the precision's defaults
 
 
 @dataclass
@@ -40,7 +62,7 @@ def load_inputs(info: ArtifactInfo, data: Path | None, samples: int, seed: int, 
             raise UserError(f"{data} has {len(images.classes)} class folders but the model has {info.num_classes} classes")
         return Inputs(x, labels, str(data), images.skipped)
     if samples < 1:
-        raise UserError("--samples must be at least 1")
+        raise UserError("`samples` must be at least 1")
     x = np.random.default_rng(seed).standard_normal((samples, 3, *img_size), dtype=np.float32)
     return Inputs(x, None, f"{samples} seeded N(0,1) inputs (seed {seed})")
 
@@ -86,6 +108,18 @@ class VerifyResult:
     def passed(self) -> bool:
         return all(b.passed for b in self.batches)
 
+    def shown_metrics(self) -> list[str]:
+        """The metrics a summary shows, in order: deltas, every gated metric, then accuracies."""
+        first = self.batches[0]
+        return [*[m for m in ("max_abs_delta", "mean_abs_delta") if m in first.metrics], *[c.metric for c in first.checks],
+                *[m for m in ("ref_top1", "cand_top1", "ref_top5", "cand_top5") if m in first.metrics]]
+
+    def limits(self) -> dict[str, str]:
+        return {c.metric: ("<= " if c.kind == "max" else ">= ") + f"{c.threshold:.6g}" for c in self.batches[0].checks}
+
+    def failures(self) -> list[str]:
+        return [f"batch {b.batch_size}: {c.describe()}" for b in self.batches for c in b.checks if not c.passed]
+
     def report(self) -> dict:
         import onnxruntime
         import torch
@@ -106,9 +140,26 @@ class VerifyResult:
         }
 
 
-def verify(artifact: Path, info: ArtifactInfo, candidate: Runner, reference: Runner, inputs: list[Inputs],
-           batch_sizes: list[int], thresholds: Thresholds,
-           on_batch: Callable[[int], None] = lambda b: None) -> VerifyResult:
+def verify_artifact(artifact: Path, options: VerifyOptions | None = None,
+                    on_batch: Callable[[int, tuple[int, int]], None] = lambda b, size: None) -> VerifyResult:
+    """Gate `artifact` against its reference: every batch size at every input size, thresholds by precision."""
+    options = options or VerifyOptions()
+    info = artifact_info(artifact, options.variant)
+    sizes = options.batch_sizes or info.default_batch_sizes(defaults.VERIFY_BATCH_SIZES)
+    info.check_batch_sizes(sizes)
+    thresholds = DEFAULT_THRESHOLDS[info.precision].override(**options.thresholds)
+    candidate = runner_for(artifact, options.backend)
+    reference = reference_runner(info, options.weights, options.timm, options.reference)
+    img_sizes = options.img_sizes or [tuple(info.img_size)]
+    for size in img_sizes:
+        info.check_size(size)
+    inputs = [load_inputs(info, options.data, options.samples, options.seed, options.limit, s) for s in img_sizes]
+    return run_verify(Path(artifact), info, candidate, reference, inputs, sizes, thresholds, on_batch)
+
+
+def run_verify(artifact: Path, info: ArtifactInfo, candidate: Runner, reference: Runner, inputs: list[Inputs],
+               batch_sizes: list[int], thresholds: Thresholds,
+               on_batch: Callable[[int, tuple[int, int]], None] = lambda b, size: None) -> VerifyResult:
     """Run both on each input set (one per image size) at each batch size and gate every output."""
     start = time.perf_counter()
     result = VerifyResult(artifact, info, {}, {}, inputs[0].source, thresholds,
@@ -117,7 +168,7 @@ def verify(artifact: Path, info: ArtifactInfo, candidate: Runner, reference: Run
         result.candidate, result.reference = candidate.describe(), reference.describe()
         for inp in inputs:
             for b in batch_sizes:
-                on_batch(b)
+                on_batch(b, tuple(inp.x.shape[2:]))
                 ref = run_batched(reference, inp.x, b)
                 cand = run_batched(candidate, inp.x, b)
                 metrics = compare_outputs(ref, cand, inp.labels)

@@ -1,0 +1,172 @@
+"""The one place that decides precision by name: an fp32 swin-deploy ONNX -> FP16 or INT8, checked, written atomically.
+
+FP16 is swin_deploy.precision's conversion with its float32 block list, plus the nodes whose activations
+exceed `fp16_keep_above` on calibration images (when given); INT8 is this package's calibration and Q/DQ.
+Both read calibration images through the same statistics pass (ranges.calibrate).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from swin_deploy import defaults
+from swin_deploy.artifact import ArtifactInfo, load_onnx, read_info, write_info
+from swin_deploy.backends.onnxruntime_runner import OnnxRuntimeRunner
+from swin_deploy.data import list_images
+from swin_deploy.enums import Int8Target, Precision
+from swin_deploy.errors import UserError
+from swin_deploy.fileio import atomic_output, check_writable_dir, sha256_file
+from swin_deploy.precision.fp16 import convert_fp16, default_block_list
+from swin_deploy.precision.graph import opset_of
+
+from .int8 import Int8Options, quantize_int8
+from .ranges import Ranges, calibrate
+from .reader import ImageReader
+
+Progress = Callable[[str, int, int], None]  # (step, images done in this call, total images or 0)
+
+
+@dataclass
+class QuantizeOptions:
+    precision: Precision
+    calib_data: Path | None = None
+    calib_images: int = defaults.CALIB_IMAGES
+    calib_batch: int = defaults.CALIB_BATCH
+    seed: int = defaults.SEED
+    calib_cache: Path | None = None  # INT8: reuse the ranges of an earlier run
+    fp16_keep_above: float = defaults.FP16_KEEP_ABOVE
+    int8: Int8Options = field(default_factory=Int8Options)
+    variant: str | None = None  # for an ONNX without metadata
+    calib_size: tuple[int, int] | None = None  # dynamic-size models: calibrate at this size, not the default
+
+    def __post_init__(self) -> None:
+        self.precision = Precision.parse(self.precision)
+        if self.precision == Precision.FP32:
+            raise UserError("`precision` fp32 is what export writes: choose fp16 or int8")
+        if not self.fp16_keep_above > 0:
+            raise UserError(f"`fp16_keep_above` must be positive (float16 overflows past {defaults.FP16_MAX:g}), "
+                            f"not {self.fp16_keep_above}")
+        if self.calib_images < 1 or self.calib_batch < 1:
+            raise UserError("`calib_images` and `calib_batch` must be at least 1")
+
+
+@dataclass
+class QuantizeResult:
+    path: Path
+    precision: Precision
+    quantized_nodes: int
+    float_nodes: int
+    calib_images: int = 0
+    skipped_images: int = 0
+    cache_path: Path | None = None
+    seconds: float = 0.0
+    details: dict[str, str] = field(default_factory=dict)
+
+
+def default_output(model: Path, precision: Precision | str) -> Path:
+    """model.onnx -> model.<precision>.onnx beside it."""
+    return model.with_name(f"{model.name.removesuffix('.onnx')}.{Precision.parse(precision)}.onnx")
+
+
+def quantize(src: Path, out: Path | None, options: QuantizeOptions, on_progress: Progress = lambda s, n, t: None
+             ) -> QuantizeResult:
+    """Convert `src` to `options.precision` at `out` (default: beside it); `on_progress` reports images."""
+    start = time.perf_counter()
+    src = Path(src)
+    out = Path(out or default_output(src, options.precision))
+    model = load_onnx(src)
+    info = read_info(src, options.variant)
+    _refuse_quantized(model, info, src)
+    check_writable_dir(out)
+    model_sha = sha256_file(src)
+    result = QuantizeResult(out, options.precision, 0, 0)
+    if options.precision == Precision.FP16:
+        qmodel, ranges = _fp16(model, info, options, result, on_progress), None
+    else:
+        qmodel, ranges = _int8(model, info, options, model_sha, result, on_progress)
+    new_info = ArtifactInfo(**{**info.__dict__, "precision": options.precision, "opset": opset_of(qmodel),
+                               "extra": dict(result.details)})
+    new_info.extra["source_sha256"] = model_sha
+    write_info(qmodel, new_info)
+    with atomic_output(out, suffix=".onnx") as tmp:
+        onnx.save(qmodel, str(tmp))
+        onnx.checker.check_model(str(tmp), full_check=True)
+        _smoke_run(tmp, qmodel, info)
+        if result.cache_path is not None and ranges is not None:
+            ranges.save(result.cache_path)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _refuse_quantized(model: onnx.ModelProto, info: ArtifactInfo, path: Path) -> None:
+    already = info.precision != Precision.FP32 or any(n.op_type in ("QuantizeLinear", "DequantizeLinear")
+                                                      for n in model.graph.node) \
+        or any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer)
+    if already:
+        raise UserError(f"{path} is already quantized ({info.precision}): quantize the fp32 export instead")
+
+
+def _reader(info: ArtifactInfo, options: QuantizeOptions, on_batch: Callable[[int], None]) -> ImageReader:
+    if options.calib_size is not None:
+        info.check_size(options.calib_size)
+    images = list_images(options.calib_data, limit=options.calib_images, seed=options.seed)
+    return ImageReader(images, info, options.calib_batch, on_batch, options.calib_size)
+
+
+def _fp16(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOptions, result: QuantizeResult,
+          on_progress: Progress) -> onnx.ModelProto:
+    block = default_block_list(model)
+    if options.calib_data is not None:
+        reader = _reader(info, options, lambda n: on_progress("measuring activations", n, len(reader.images)))
+        peaks = calibrate(model, reader, op_types=None).peaks(model)  # every float tensor
+        hot = [name for name, peak in peaks.items() if peak > options.fp16_keep_above]
+        block = sorted(set(block) | set(hot))
+        result.calib_images, result.skipped_images = reader.used, reader.images.skipped
+        result.details.update(fp16_keep_above=str(options.fp16_keep_above), fp16_hot_nodes=str(len(hot)))
+    result.quantized_nodes, result.float_nodes = len(model.graph.node) - len(block), len(block)
+    result.details["fp32_nodes"] = str(len(block))
+    return convert_fp16(model, block)
+
+
+def _int8(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOptions, model_sha: str,
+          result: QuantizeResult, on_progress: Progress) -> tuple[onnx.ModelProto, Ranges]:
+    int8 = options.int8
+    if options.calib_cache is not None:
+        ranges = Ranges.load(options.calib_cache, model_sha)
+        wanted = Ranges(model_sha, int8.method, int8.percentile if int8.method == "percentile" else None, 0, {}).label
+        if wanted != ranges.label:
+            raise UserError(f"calibration cache {options.calib_cache} holds {ranges.label} ranges, not {wanted}: pass "
+                            f"`method` {ranges.method} to use it, or drop `calib_cache` to calibrate again")
+    else:
+        if options.calib_data is None:
+            raise UserError("int8 needs calibration images: pass `calib_data` DIR (swin-deploy demo-data writes some)")
+        reader = _reader(info, options, lambda n: on_progress("calibrating", n, len(reader.images)))
+        ranges = calibrate(model, reader, int8.method, int8.percentile, model_sha)
+        result.skipped_images = reader.images.skipped
+        result.cache_path = result.path.with_name(result.path.name.removesuffix(".onnx") + ".calib.json")
+    result.calib_images = ranges.images
+    qmodel, placement = quantize_int8(model, ranges, int8)
+    result.quantized_nodes, result.float_nodes = len(placement.quantize), placement.kept
+    if options.calib_size is not None:
+        result.details["calib_size"] = "x".join(map(str, options.calib_size))
+    result.details.update(target=str(int8.target), method=str(ranges.method), high_precision=str(int8.high),
+                          attention_matmuls=str(placement.attention_matmuls).lower(),
+                          activations="int8 symmetric" if int8.target == Int8Target.TENSORRT else "uint8 asymmetric")
+    return qmodel, ranges
+
+
+def _smoke_run(path: Path, model: onnx.ModelProto, info: ArtifactInfo) -> None:
+    """The converted model keeps float32 outputs, and loads and runs in onnxruntime CPU with finite output."""
+    if any(o.type.tensor_type.elem_type != onnx.TensorProto.FLOAT for o in model.graph.output):
+        raise RuntimeError("converted model has non-float32 outputs")
+    x = np.random.default_rng(defaults.SEED).standard_normal((info.fixed_batch or 1, 3, *info.img_size), dtype=np.float32)
+    with OnnxRuntimeRunner(path) as runner:
+        outputs = runner.infer(x)
+    if not all(np.isfinite(o).all() for o in outputs.values()):
+        raise RuntimeError("converted model produced non-finite outputs")

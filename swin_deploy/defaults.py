@@ -1,0 +1,35 @@
+"""Every numeric default swin-deploy uses, in one place (thresholds live beside it in tolerances.py).
+
+Library functions, the command line, scripts and tests import these instead of restating them.
+"""
+
+from __future__ import annotations
+
+# export
+OPSET = 17  # first opset with LayerNormalization
+MIN_OPSET = 13
+EXPORT_PARITY_BATCH_SIZES = (1, 3)  # plus the --max-batch, if given
+SEED = 0
+
+# calibration (FP16 hot-node detection and INT8 ranges)
+CALIB_IMAGES = 512
+CALIB_BATCH = 16
+# onnxruntime's calibrators hold every intermediate of every image they are fed until they reduce it,
+# so images are fed in chunks of this many
+CALIB_CHUNK_IMAGES = 16
+PERCENTILE = 99.999
+FP16_KEEP_ABOVE = 1e4  # float16 overflows past 65504; keep nodes in float32 whose activations exceed this
+FP16_MAX = 65504.0
+
+# verify
+VERIFY_BATCH_SIZES = (1, 3, 8)
+VERIFY_SAMPLES = 32  # seeded synthetic inputs when no images are given
+
+# bench
+BENCH_BATCH_SIZES = (1, 8, 32)
+BENCH_WARMUP = 3
+BENCH_ITERATIONS = 20
+
+# TensorRT engine build
+ENGINE_MIN_BATCH, ENGINE_OPT_BATCH, ENGINE_MAX_BATCH = 1, 8, 32
+WORKSPACE_BYTES = 4 << 30

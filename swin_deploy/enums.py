@@ -1,0 +1,70 @@
+"""The closed sets of choices, as enums checked in one place (`parse`), not free strings.
+
+Each is a `str` enum, so `Precision.INT8 == "int8"` and its value is what metadata and JSON store.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from .errors import UserError
+
+
+class Choice(str, Enum):
+    @classmethod
+    def parse(cls, value: str | Choice, param: str | None = None) -> Choice:
+        """`value` as a member, or a UserError listing the choices (naming `param` if given)."""
+        if isinstance(value, cls):
+            return value
+        try:
+            return cls(str(value).strip().lower())
+        except ValueError:
+            what = f"`{param}`" if param else _WHAT.get(cls.__name__, cls.__name__)
+            raise UserError(f"unknown {what} '{value}': choose {', '.join(m.value for m in cls)}") from None
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __hash__(self) -> int:  # as the plain string, so a member and its value are the same dict key
+        return str.__hash__(self)
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+class Precision(Choice):
+    FP32 = "fp32"
+    FP16 = "fp16"
+    INT8 = "int8"
+
+
+class Int8Target(Choice):
+    """Who runs the INT8 graph: TensorRT (symmetric int8 activations) or onnxruntime (U8S8)."""
+
+    TENSORRT = "tensorrt"
+    ONNXRUNTIME = "onnxruntime"
+
+
+class CalibMethod(Choice):
+    MINMAX = "minmax"
+    ENTROPY = "entropy"
+    PERCENTILE = "percentile"
+
+
+class HighPrecision(Choice):
+    """The float type of the ops an INT8 graph leaves unquantized."""
+
+    FP32 = "fp32"
+    FP16 = "fp16"
+
+
+class WeightsSource(Choice):
+    DEFAULT = "default"  # bundled weights for demo variants, else timm's pretrained
+    PRETRAINED = "pretrained"
+    RANDOM = "random"
+    BUNDLED = "bundled"
+    CHECKPOINT = "checkpoint"
+
+
+_WHAT = {"Precision": "precision", "Int8Target": "target", "CalibMethod": "calibration method",
+         "HighPrecision": "high precision", "WeightsSource": "weights source"}

@@ -1,0 +1,40 @@
+"""Parsing the compact text forms users write sizes in ('224,256', '1,8,32', '4GiB')."""
+
+from __future__ import annotations
+
+from .errors import UserError
+
+
+def parse_hw(text: str, param: str) -> tuple[int, int]:
+    """'224' or '224,256' or '224x256' -> (H, W)."""
+    parts = text.replace("x", ",").split(",")
+    try:
+        values = [int(p) for p in parts if p.strip()]
+    except ValueError:
+        values = []
+    if len(values) not in (1, 2):
+        raise UserError(f"`{param}` takes H,W or a single side, e.g. 224 or 256,320; not '{text}'")
+    return (values[0], values[-1])
+
+
+def parse_hw_list(text: str, param: str) -> list[tuple[int, int]]:
+    """'224,256x320' -> [(224, 224), (256, 320)]: comma-separated sizes, each a side or HxW."""
+    return [parse_hw(t, param) for t in text.split(",") if t.strip()]
+
+
+def parse_ints(text: str, param: str) -> list[int]:
+    """'1,8,32' -> [1, 8, 32]."""
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"`{param}` takes comma-separated integers, not '{text}'") from None
+
+
+def parse_bytes(text: str, param: str) -> int:
+    """'4GiB', '512MiB', '1g' or a plain byte count -> bytes."""
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    t = text.strip().lower().removesuffix("ib").removesuffix("b")
+    try:
+        return int(float(t[:-1]) * units[t[-1]]) if t and t[-1] in units else int(t)
+    except (ValueError, KeyError):
+        raise UserError(f"`{param}` takes a size like 4GiB or 512MiB, not '{text}'") from None

@@ -1,0 +1,167 @@
+"""What the command line shows: rich tables on stdout, progress and messages on stderr.
+
+The presentation layer of cli.py (only it imports this module); the library itself never prints.
+Piped output (CI logs) is laid out at PIPED_WIDTH columns instead of rich's 80, so tables do not
+wrap artifact names over two lines.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+PIPED_WIDTH = 200
+
+
+def _console(stderr: bool = False) -> Console:
+    console = Console(stderr=stderr)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = PIPED_WIDTH
+    return console
+
+
+out = _console()
+err = _console(stderr=True)
+
+
+def progress_bar(counted: bool = True) -> Progress:
+    """The one rich progress line every long command shows on stderr (with a bar and count if `counted`)."""
+    columns = [SpinnerColumn(), TextColumn("{task.description}")]
+    columns += [BarColumn(), MofNCompleteColumn()] if counted else []
+    return Progress(*columns, TimeElapsedColumn(), console=err, transient=True)
+
+
+@contextmanager
+def steps(total: int) -> Iterator[Callable[[str], None]]:
+    """A progress line for multi-step work; yields a callback that names the current step."""
+    with progress_bar() as progress:
+        task = progress.add_task("starting", total=total)
+        seen: list[str] = []
+
+        def on_step(name: str) -> None:
+            if seen:
+                progress.advance(task)
+            seen.append(name)
+            progress.update(task, description=name)
+
+        yield on_step
+
+
+@contextmanager
+def image_progress(label: str) -> Iterator[Callable[[str, int, int], None]]:
+    """Progress over images: yields on_progress(step, images done in this call, total images or 0)."""
+    with progress_bar() as progress:
+        task = progress.add_task(f"{label}: converting", total=None)
+
+        def on_progress(step: str, n: int, total: int) -> None:
+            progress.update(task, description=f"{label}: {step}", total=total or None)
+            progress.advance(task, n)
+
+        yield on_progress
+
+
+@contextmanager
+def ticker(first: str) -> Iterator[Callable[[str], None]]:
+    """A spinner whose text the callback replaces (no count)."""
+    with progress_bar(counted=False) as progress:
+        task = progress.add_task(first)
+        yield lambda msg: progress.update(task, description=msg)
+
+
+def summary(title: str, rows: dict[str, object]) -> None:
+    t = Table(title=title, show_header=False, title_justify="left", min_width=min(len(title), out.width))
+    t.add_column(style="bold", no_wrap=True)
+    t.add_column(overflow="fold")
+    for k, v in rows.items():
+        t.add_row(k, str(v))
+    out.print(t)
+
+
+def columns(title: str, headers: list[str], rows: list[list[object]], left: tuple[str, ...] = ()) -> None:
+    """A table with a header row; `left` columns are left-aligned and never wrapped (names), the rest numbers."""
+    t = Table(title=title, min_width=min(len(title), out.width))  # a title wraps at the table's width
+    for h in headers:
+        t.add_column(h, justify="left" if h in left else "right", no_wrap=h in left)
+    for row in rows:
+        t.add_row(*map(str, row))
+    out.print(t)
+
+
+def message(text: str) -> None:
+    out.print(text, highlight=False)
+
+
+def warn(text: str) -> None:
+    err.print(escape(text), highlight=False)
+
+
+def failure(label: str, text: str) -> None:
+    err.print(f"[red]{label}[/red] {escape(text)}", highlight=False, soft_wrap=True)
+
+
+# ---- one renderer per command result -------------------------------------------------------------------------
+def variants_table(configs) -> None:
+    rows = [[c.name, c.timm_name or "-", c.version, "x".join(map(str, c.img_size)), c.window_size,
+             f"{c.params / 1e6:.2f}", f"{c.gflops():.2f}"] for c in configs]
+    columns("Swin variants", ["name", "timm name", "V", "input", "window", "params (M)", "GFLOPs"], rows,
+            left=("name", "timm name", "V", "input"))
+
+
+def export_summary(result) -> None:
+    summary(f"exported {result.path.stem}", {
+        "path": result.path, "size": f"{result.size_bytes / 1e6:.1f} MB", "opset": result.opset, "nodes": result.nodes,
+        "LayerNorm": "fused (LayerNormalization)" if result.layernorm_fused else "decomposed (opset < 17)",
+        "parity": "skipped" if result.parity_delta is None else f"{result.parity_delta:.1e} x max|output|",
+        "exporter": result.exporter, "seconds": f"{result.seconds:.1f}", "outputs": ", ".join(result.outputs),
+        "input size": result.input_size, **({"note": result.note} if result.note else {})})
+
+
+def verify_table(result) -> None:
+    sizes = {b.img_size for b in result.batches}
+    headers = ["metric", *[f"batch {b.batch_size}" + (f" @{b.img_size[0]}x{b.img_size[1]}" if len(sizes) > 1 else "")
+                           for b in result.batches], "threshold"]
+    limits = result.limits()
+    rows = [[m, *[f"{b.metrics[m]:.4g}" for b in result.batches], limits.get(m, "")] for m in result.shown_metrics()]
+    columns(f"verify {result.artifact.name} ({result.info.precision}) vs {result.reference['backend']} on {result.inputs}",
+            headers, rows, left=("metric",))
+    if result.skipped_images:
+        warn(f"skipped {result.skipped_images} unreadable image(s)")
+
+
+def quantize_summary(source_name: str, result) -> None:
+    rows = {"path": result.path, "precision": result.precision, "quantized / converted nodes": result.quantized_nodes,
+            "nodes kept in float": result.float_nodes, **result.details}
+    if result.calib_images:
+        rows["calibration images"] = result.calib_images
+    if result.skipped_images:
+        rows["unreadable images skipped"] = result.skipped_images
+    if result.cache_path:
+        rows["calibration cache"] = result.cache_path
+    rows["seconds"] = f"{result.seconds:.1f}"
+    summary(f"quantized {source_name}", rows)
+
+
+def bench_table(report) -> None:
+    device = report.device_timed
+    headers = ["artifact", "backend", "batch", "p50", "p90", "p99", "mean", "img/s", *(["compute p50"] if device else [])]
+    rows = [[r.label, r.backend, r.batch_size, f"{r.p50_ms:.2f}", f"{r.p90_ms:.2f}", f"{r.p99_ms:.2f}",
+             f"{r.mean_ms:.2f}", f"{r.throughput:.1f}",
+             *(["-" if r.compute_p50_ms is None else f"{r.compute_p50_ms:.2f}"] if device else [])]
+            for r in report.results]
+    columns("latency (ms, host to host) and throughput", headers, rows, left=("artifact", "backend"))
+
+
+def engine_summary(result) -> None:
+    meta = result.engine
+    profile = meta.profile
+    summary(f"engine {result.path.name}", {
+        "path": result.path, "built from": result.onnx, "precision": meta.precision, "TensorRT": meta.tensorrt,
+        "GPU": f"{meta.gpu} (sm {meta.compute_capability})",
+        "profile (batch)": f"{profile['min'][0]} / {profile['opt'][0]} / {profile['max'][0]}",
+        "seconds": meta.build_seconds})
