@@ -45,6 +45,7 @@ AttentionMatmuls = Annotated[bool | None, typer.Option("--attention-matmuls/--no
                                                        help="Quantize q k^T and attn v (default per target).")]
 QuantizeHead = Annotated[bool, typer.Option("--quantize-head", help="Quantize the classifier too.")]
 Exclude = Annotated[list[str] | None, typer.Option("--exclude", help="Node-name glob to keep in float (repeatable).")]
+Workers = Annotated[int | None, typer.Option("--workers", help="Image decode workers (default: by the machine).")]
 Gate = Annotated[float | None, typer.Option(help="Gate threshold (default: by precision, swin_deploy/tolerances.py).")]
 
 
@@ -76,7 +77,7 @@ def write_json(path: Path | None, document: dict) -> None:
 
 INT8_ONLY = ("calib_cache", "method", "percentile", "target", "high_precision", "attention_matmuls", "quantize_head",
              "exclude")
-CALIBRATION = ("calib_data", "calib_images", "calib_batch", "calib_size")
+CALIBRATION = ("calib_data", "calib_images", "calib_batch", "calib_size", "workers")
 
 
 def reject_unused(ctx: typer.Context, names: tuple[str, ...], applies_to: str) -> None:
@@ -97,7 +98,7 @@ def quantize_options(precision: str, p: dict):
     return QuantizeOptions(precision=precision, calib_data=p["calib_data"], calib_images=p["calib_images"],
                            calib_batch=p["calib_batch"], seed=p["seed"], calib_cache=p["calib_cache"],
                            fp16_keep_above=p.get("fp16_keep_above", defaults.FP16_KEEP_ABOVE), int8=int8,
-                           variant=p["variant"], calib_size=hw(p["calib_size"], "calib_size"))
+                           variant=p["variant"], calib_size=hw(p["calib_size"], "calib_size"), workers=p["workers"])
 
 
 # ---- commands ------------------------------------------------------------------------------------------------
@@ -159,10 +160,21 @@ def verify(
     reference: Annotated[Path | None, typer.Option("--reference", help="Gate against another artifact instead.")] = None,
     timm: Annotated[bool, typer.Option("--timm", help="Use timm's model (with --checkpoint) as the reference.")] = False,
     variant: OptVariant = None,
-    data: Annotated[Path | None, typer.Option("--data", help="Image folder (ImageFolder layout adds accuracy).")] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="Image folder: class folders (or ImageNet synset "
+                                              "folders) add accuracy.")] = None,
+    labels: Annotated[Path | None, typer.Option("--labels", help="CSV filename,label (index or synset) for a flat "
+                                                "--data folder.")] = None,
     samples: Annotated[int, typer.Option("--samples", help="Seeded synthetic inputs when no --data.")] = defaults.VERIFY_SAMPLES,
     limit: Annotated[int | None, typer.Option("--limit", help="Use at most this many images from --data.")] = None,
-    batch_sizes: batch_sizes_option("1,3,8, or a static-batch artifact's own") = None,
+    batch_sizes: batch_sizes_option("1,3,8, or a static-batch artifact's own; accuracy over every input at the "
+                                     "first, batch consistency on a subset at the others") = None,
+    consistency_samples: Annotated[int, typer.Option(help="Inputs each further batch size is checked on.")] =
+    defaults.CONSISTENCY_SAMPLES,
+    reference_cache: Annotated[Path | None, typer.Option(help="Reference outputs saved here once, reused after "
+                                                         "(refused if made for anything else).")] = None,
+    reference_device: Annotated[str, typer.Option(help="PyTorch reference on auto | cpu | cuda.")] = "auto",
+    workers: Workers = None,
+    strict: Annotated[bool, typer.Option("--strict", help="An unreadable image fails the run (exit 2).")] = False,
     img_sizes: Annotated[str | None, typer.Option("--img-sizes", help="Dynamic-size artifacts: sizes to check, "
                                                   "e.g. 224,256x320 (default: the artifact's size).")] = None,
     backend: Annotated[str | None, typer.Option("--backend", help="onnxruntime-cpu|-cuda|-tensorrt, tensorrt.")] = None,
@@ -181,12 +193,14 @@ def verify(
 
     options = VerifyOptions(
         weights=weights(checkpoint, pretrained, random_init, seed), timm=timm, reference=reference, variant=variant,
-        data=data, samples=samples, limit=limit, seed=seed, batch_sizes=ints(batch_sizes, "batch_sizes"),
-        img_sizes=parse_hw_list(img_sizes, "img_sizes") if img_sizes else None, backend=backend,
+        data=data, labels=labels, samples=samples, limit=limit, seed=seed, batch_sizes=ints(batch_sizes, "batch_sizes"),
+        consistency_samples=consistency_samples, img_sizes=parse_hw_list(img_sizes, "img_sizes") if img_sizes else None,
+        backend=backend, reference_device=reference_device, reference_cache=reference_cache, workers=workers,
+        strict=strict,
         thresholds=dict(max_rel_delta=max_rel_delta, min_cosine=min_cosine, min_top1_agreement=min_top1_agreement,
                         min_top5_agreement=min_top5_agreement, max_top1_drop=max_top1_drop))
-    with render.ticker("verifying") as on_tick:
-        result = verify_artifact(artifact, options, on_batch=lambda b, s: on_tick(f"batch size {b} at {s[0]}x{s[1]}"))
+    with render.rate_progress() as on_progress:
+        result = verify_artifact(artifact, options, on_progress)
     render.verify_table(result)
     write_reports(result, report, junit)
     for line in result.failures():
@@ -218,6 +232,7 @@ def quantize(
     fp16_keep_above: Annotated[float, typer.Option(
         "--fp16-keep-above", help="FP16: keep nodes whose activations exceed this.")] = defaults.FP16_KEEP_ABOVE,
     calib_size: CalibSize = None,
+    workers: Workers = None,
     variant: OptVariant = None,
 ) -> None:
     """Decide precision in the ONNX: FP16 with an FP32 block list, or INT8 Q/DQ from calibration images."""
@@ -292,6 +307,7 @@ def build_engine(
     calib_batch: CalibBatch = defaults.CALIB_BATCH,
     calib_cache: CalibCache = None,
     calib_size: CalibSize = None,
+    workers: Workers = None,
     seed: Seed = defaults.SEED,
     method: Method = "minmax",
     percentile: Percentile = defaults.PERCENTILE,

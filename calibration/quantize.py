@@ -44,6 +44,7 @@ class QuantizeOptions:
     int8: Int8Options = field(default_factory=Int8Options)
     variant: str | None = None  # for an ONNX without metadata
     calib_size: tuple[int, int] | None = None  # dynamic-size models: calibrate at this size, not the default
+    workers: int | None = None  # image decode workers (default: by the machine)
 
     def __post_init__(self) -> None:
         self.precision = Precision.parse(self.precision)
@@ -116,7 +117,7 @@ def _reader(info: ArtifactInfo, options: QuantizeOptions, on_batch: Callable[[in
     if options.calib_size is not None:
         info.check_size(options.calib_size)
     images = list_images(options.calib_data, limit=options.calib_images, seed=options.seed)
-    return ImageReader(images, info, options.calib_batch, on_batch, options.calib_size)
+    return ImageReader(images, info, options.calib_batch, on_batch, options.calib_size, options.workers)
 
 
 def _fp16(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOptions, result: QuantizeResult,

@@ -8,7 +8,7 @@ import numpy as np
 from onnxruntime.quantization import CalibrationDataReader
 
 from swin_deploy.artifact import ArtifactInfo
-from swin_deploy.data import ImageSet, iter_batches, preprocess_fn
+from swin_deploy.data import ImageSet, preprocess_fn, stream_batches
 from swin_deploy.errors import UserError
 
 
@@ -20,17 +20,21 @@ class ImageReader(CalibrationDataReader):
     """
 
     def __init__(self, images: ImageSet, info: ArtifactInfo, batch_size: int,
-                 on_batch: Callable[[int], None] = lambda n: None, img_size: tuple[int, int] | None = None):
-        """`img_size` (a dynamic-size model only) calibrates at another size than the model's default."""
+                 on_batch: Callable[[int], None] = lambda n: None, img_size: tuple[int, int] | None = None,
+                 workers: int | None = None):
+        """`img_size` (a dynamic-size model only) calibrates at another size than the model's default;
+        `workers` decode images in parallel (default: by the machine)."""
         self.fixed = info.fixed_batch
         self.images, self.batch_size, self.on_batch = images, self.fixed or batch_size, on_batch
         size = tuple(img_size or info.img_size)
         self.transform = preprocess_fn(size, info.mean, info.std, info.interpolation, info.crop_pct)
+        self.workers = workers
         self.used = 0
         self._it = None
 
     def batches(self):
-        for x, _ in iter_batches(self.images, self.transform, self.batch_size):
+        for batch in stream_batches(self.images, self.transform, self.batch_size, self.workers):
+            x = batch.x
             if self.fixed and len(x) < self.fixed:
                 break
             self.used += len(x)

@@ -19,10 +19,11 @@ from calibration import Int8Options, QuantizeOptions, quantize
 from swin_deploy import defaults
 from swin_deploy.artifact import read_info
 from swin_deploy.backends.onnxruntime_runner import OnnxRuntimeRunner
+from swin_deploy.data import list_images, load_all, preprocess_fn
 from swin_deploy.demo import write_digits
 from swin_deploy.export import ExportOptions, export_onnx
 from swin_deploy.models import Weights, build_model, get_config
-from swin_deploy.verify.run import load_inputs, run_batched
+from swin_deploy.verify.run import run_batched
 
 
 def top1(path: Path, x: np.ndarray, y: np.ndarray) -> float:
@@ -42,8 +43,10 @@ def main() -> None:
     for name in ("swin_digits", "swinv2_digits"):
         model, sha = build_model(get_config(name), Weights())
         fp32 = export_onnx(model, sha, out / f"{name}.onnx", ExportOptions()).path
-        inputs = load_inputs(read_info(fp32), out / "data" / "val", 0, 0)
-        base = top1(fp32, inputs.x, inputs.labels)
+        info = read_info(fp32)
+        x, y = load_all(list_images(out / "data" / "val"),
+                        preprocess_fn(info.img_size, info.mean, info.std, info.interpolation, info.crop_pct))
+        base = top1(fp32, x, y)
         ok = base >= 95.0
         failures += not ok
         print(f"{name:14} {'fp32':28} {base:8.2f} {'':>8} {'>= 95':>8} {'' if ok else 'MISSED'}")
@@ -54,7 +57,7 @@ def main() -> None:
             precision = "fp16" if int8 is None else "int8"
             quantize(fp32, path, QuantizeOptions(precision=precision, calib_data=out / "data" / "calib",
                                                  calib_images=args.calib_images, int8=int8))
-            acc = top1(path, inputs.x, inputs.labels)
+            acc = top1(path, x, y)
             ok = base - acc <= allowed
             failures += not ok
             print(f"{name:14} {label:28} {acc:8.2f} {acc - base:+8.2f} {f'>= -{allowed}':>8} {'' if ok else 'MISSED'}")

@@ -1,13 +1,23 @@
-"""Images from disk, preprocessed exactly as an artifact's metadata says (timm.data transforms).
+"""Images from disk, preprocessed exactly as an artifact's metadata says (timm.data transforms), streamed.
 
-A folder is either ImageFolder layout (one subfolder per class: labels from the subfolder names, in
-sorted order, as torchvision's ImageFolder) or flat (no labels).
+Label layouts:
+  * ImageFolder: one subfolder per class, labels by sorted folder order (as torchvision's ImageFolder);
+    ImageNet synset folders (n01440764, ...) map to timm's ImageNet-1k class indices instead (offline:
+    timm ships the synset list);
+  * flat: a folder of images, unlabelled, or labelled by a CSV file `filename,label` (label an index or a synset).
+`stream_batches` decodes with a small pool of workers and holds a bounded number of batches in flight, so
+memory does not grow with the number of images; unreadable files are skipped and counted (or, strict, refused).
 """
 
 from __future__ import annotations
 
+import csv
+import os
 import random
-from collections.abc import Iterator
+import re
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,43 +26,127 @@ import numpy as np
 from .errors import UserError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm"}
+SYNSET = re.compile(r"^n\d{8}$")
+SKIPPED_EXAMPLES = 5  # unreadable paths a report lists by name
+
+
+def default_workers() -> int:
+    """Decode workers: the machine's cores, at most 8 (decoding overlaps inference, which wants cores too)."""
+    return max(1, min(8, os.cpu_count() or 1))
 
 
 @dataclass
 class ImageSet:
     files: list[Path]
-    labels: list[int] | None  # None for a flat folder
+    labels: list[int] | None  # None when unlabelled
     classes: list[str] = field(default_factory=list)
-    skipped: int = 0  # unreadable files met while loading
+    skipped: int = 0  # unreadable files met while streaming
+    skipped_paths: list[Path] = field(default_factory=list)  # the first few of them
+    label_source: str = "none"  # "folders", "imagenet synsets", "labels file", "none"
 
     def __len__(self) -> int:
         return len(self.files)
 
+    def skip(self, path: Path) -> None:
+        self.skipped += 1
+        if len(self.skipped_paths) < SKIPPED_EXAMPLES:
+            self.skipped_paths.append(path)
 
-def list_images(folder: str | Path, limit: int | None = None, seed: int = 0) -> ImageSet:
-    """The images under `folder`; `limit` samples that many deterministically (by `seed`)."""
+
+def _imagenet_synsets() -> dict[str, int]:
+    from timm.data import ImageNetInfo
+
+    return {name: i for i, name in enumerate(ImageNetInfo("imagenet-1k").label_names())}
+
+
+def _label(text: str, synsets: Callable[[], dict[str, int]], num_classes: int | None, where: str) -> int:
+    text = text.strip()
+    if SYNSET.match(text):
+        if text not in synsets():
+            raise UserError(f"{where}: '{text}' is not an ImageNet-1k synset")
+        return synsets()[text]
+    try:
+        value = int(text)
+    except ValueError:
+        raise UserError(f"{where}: label '{text}' is neither a class index nor an ImageNet synset") from None
+    if value < 0 or (num_classes is not None and value >= num_classes):
+        raise UserError(f"{where}: class index {value} is outside the model's {num_classes} classes")
+    return value
+
+
+def list_images(folder: str | Path, limit: int | None = None, seed: int = 0, labels_file: str | Path | None = None,
+                num_classes: int | None = None) -> ImageSet:
+    """The images under `folder` with their labels (see the module doc); `limit` samples that many
+    deterministically (by `seed`). `num_classes` (the model's) checks that the labels can mean its classes."""
     if limit is not None and limit < 1:
         raise UserError(f"the image limit must be at least 1, not {limit}")
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"image folder {folder} does not exist: pass a folder of images (ImageFolder layout or flat)")
     subdirs = sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
-    files: list[Path]
-    labels: list[int] | None
-    if subdirs:
+    synset_table: dict[str, int] = {}
+
+    def synsets() -> dict[str, int]:
+        if not synset_table:
+            synset_table.update(_imagenet_synsets())
+        return synset_table
+
+    classes: list[str] = []
+    labels: list[int] | None = None
+    source = "none"
+    if labels_file is not None:
+        if subdirs:
+            raise UserError(f"`labels` goes with a flat folder of images; {folder} has class folders")
+        files, labels = _read_labels_file(Path(labels_file), folder, synsets, num_classes)
+        source = "labels file"
+    elif subdirs:
         classes = [d.name for d in subdirs]
-        pairs = [(f, i) for i, d in enumerate(subdirs) for f in sorted(d.rglob("*")) if f.suffix.lower() in IMAGE_SUFFIXES]
+        if any(SYNSET.match(c) for c in classes):
+            if num_classes is not None and num_classes != 1000:
+                raise UserError(f"{folder} has ImageNet synset folders but the model has {num_classes} classes, not 1000")
+            unmapped = next((c for c in classes if c not in synsets()), None)
+            if unmapped is not None:
+                raise UserError(f"class folder '{unmapped}' in {folder} is not an ImageNet-1k synset: use class folders "
+                                "in the model's class order, or a flat folder with `labels`")
+            index = {c: synsets()[c] for c in classes}
+            source = "imagenet synsets"
+        else:
+            if num_classes is not None and len(classes) > num_classes:
+                raise UserError(f"{folder} has {len(classes)} class folders but the model has {num_classes} classes")
+            index = {c: i for i, c in enumerate(classes)}
+            source = "folders"
+        pairs = [(f, index[d.name]) for d in subdirs for f in sorted(d.rglob("*")) if f.suffix.lower() in IMAGE_SUFFIXES]
         files, labels = [p[0] for p in pairs], [p[1] for p in pairs]
     else:
-        classes = []
-        files, labels = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES), None
+        files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise UserError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found in {folder}")
     if limit is not None and limit < len(files):
         keep = sorted(random.Random(seed).sample(range(len(files)), limit))
         files = [files[i] for i in keep]
         labels = [labels[i] for i in keep] if labels is not None else None
-    return ImageSet(files, labels, classes)
+    return ImageSet(files, labels, classes, label_source=source)
+
+
+def _read_labels_file(path: Path, folder: Path, synsets, num_classes: int | None) -> tuple[list[Path], list[int]]:
+    """CSV `filename,label` (a header row is allowed); filenames relative to `folder`."""
+    if not path.is_file():
+        raise UserError(f"labels file {path} does not exist: pass a CSV of filename,label")
+    files, labels = [], []
+    with open(path, newline="") as f:
+        for n, row in enumerate(csv.reader(f), start=1):
+            if not row or not "".join(row).strip() or row[0].startswith("#"):
+                continue
+            if len(row) < 2:
+                raise UserError(f"{path.name} line {n}: expected filename,label")
+            if n == 1 and row[0].strip().lower() in ("filename", "file", "path", "image"):
+                continue
+            image = folder / row[0].strip()
+            if not image.is_file():
+                raise UserError(f"{path.name} line {n}: {image} does not exist")
+            files.append(image)
+            labels.append(_label(row[1], synsets, num_classes, f"{path.name} line {n}"))
+    return files, labels
 
 
 def preprocess_fn(img_size: tuple[int, int], mean, std, interpolation: str, crop_pct: float):
@@ -63,34 +157,75 @@ def preprocess_fn(img_size: tuple[int, int], mean, std, interpolation: str, crop
                             mean=tuple(mean), std=tuple(std), crop_pct=crop_pct, crop_mode="center")
 
 
-def iter_batches(images: ImageSet, transform, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-    """(float32 NCHW batch, labels or None); unreadable files are skipped and counted in images.skipped."""
+@dataclass
+class Batch:
+    x: np.ndarray  # (n, 3, H, W) float32
+    labels: np.ndarray | None
+    index: np.ndarray  # positions of these images in ImageSet.files
+
+
+def _decode(path: Path, transform) -> np.ndarray | None:
     from PIL import Image
 
-    xs, ys = [], []
-    for i, path in enumerate(images.files):
-        try:
-            with Image.open(path) as im:
-                x = transform(im.convert("RGB")).numpy()
-        except Exception:  # PIL raises many types for truncated or foreign files
-            images.skipped += 1
+    try:
+        with Image.open(path) as im:
+            return transform(im.convert("RGB")).numpy()
+    except Exception:  # PIL raises many types for truncated or foreign files
+        return None
+
+
+def stream_batches(images: ImageSet, transform, batch_size: int, workers: int | None = None,
+                   strict: bool = False) -> Iterator[Batch]:
+    """Preprocessed batches in file order, decoded by `workers` threads with at most ~2 batches in flight.
+
+    An unreadable file is skipped and counted in `images` (strict: a UserError naming it)."""
+    workers = default_workers() if workers is None else workers
+    if workers < 1:
+        raise UserError(f"`workers` must be at least 1, not {workers}")
+    window = max(2 * batch_size, 2 * workers)  # decodes in flight: bounds memory whatever the number of images
+    xs, ys, idx = [], [], []
+    with ThreadPoolExecutor(workers) as pool:
+        pending: deque = deque()
+        files = iter(enumerate(images.files))
+        for i, path in files:
+            pending.append((i, path, pool.submit(_decode, path, transform)))
+            if len(pending) < window:
+                continue
+            yield from _drain(images, pending, 1, batch_size, strict, xs, ys, idx)
+        yield from _drain(images, pending, len(pending), batch_size, strict, xs, ys, idx)
+    if xs:
+        yield _batch(images, xs, ys, idx)
+
+
+def _drain(images: ImageSet, pending: deque, count: int, batch_size: int, strict: bool, xs, ys, idx) -> Iterator[Batch]:
+    for _ in range(count):
+        i, path, future = pending.popleft()
+        x = future.result()
+        if x is None:
+            if strict:
+                raise UserError(f"{path} is not a readable image: remove it, or drop `strict` to skip unreadable files")
+            images.skip(path)
             continue
         xs.append(x)
+        idx.append(i)
         if images.labels is not None:
             ys.append(images.labels[i])
         if len(xs) == batch_size:
-            yield np.stack(xs), (np.array(ys) if images.labels is not None else None)
-            xs, ys = [], []
-    if xs:
-        yield np.stack(xs), (np.array(ys) if images.labels is not None else None)
+            yield _batch(images, xs, ys, idx)
+
+
+def _batch(images: ImageSet, xs: list, ys: list, idx: list) -> Batch:
+    batch = Batch(np.stack(xs), np.array(ys) if images.labels is not None else None, np.array(idx))
+    xs.clear()
+    ys.clear()
+    idx.clear()
+    return batch
 
 
 def load_all(images: ImageSet, transform, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray | None]:
-    xs, ys = [], []
-    for x, y in iter_batches(images, transform, batch_size):
-        xs.append(x)
-        if y is not None:
-            ys.append(y)
-    if not xs:
+    """Every image in memory at once: for small sets only (demo training); verify and calibration stream."""
+    parts = list(stream_batches(images, transform, batch_size))
+    if not parts:
         raise UserError(f"none of the {len(images)} images could be read")
-    return np.concatenate(xs), (np.concatenate(ys) if ys else None)
+    labels = np.concatenate([p.labels for p in parts]) if images.labels is not None else None
+    return np.concatenate([p.x for p in parts]), labels

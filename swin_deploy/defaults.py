@@ -24,6 +24,7 @@ FP16_MAX = 65504.0
 # verify
 VERIFY_BATCH_SIZES = (1, 3, 8)
 VERIFY_SAMPLES = 32  # seeded synthetic inputs when no images are given
+CONSISTENCY_SAMPLES = 64  # inputs each batch size after the first is checked on
 
 # bench
 BENCH_BATCH_SIZES = (1, 8, 32)

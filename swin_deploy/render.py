@@ -13,8 +13,18 @@ from contextlib import contextmanager
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
 PIPED_WIDTH = 200
 
@@ -62,6 +72,27 @@ def image_progress(label: str) -> Iterator[Callable[[str, int, int], None]]:
         def on_progress(step: str, n: int, total: int) -> None:
             progress.update(task, description=f"{label}: {step}", total=total or None)
             progress.advance(task, n)
+
+        yield on_progress
+
+
+class _Rate(ProgressColumn):
+    def render(self, task) -> Text:
+        return Text(f"{task.speed:.1f} img/s" if task.speed else "", style="progress.data.speed")
+
+
+@contextmanager
+def rate_progress() -> Iterator[Callable[[str, int, int], None]]:
+    """Progress over a stream of inputs with images/s and ETA: yields on_progress(what, done in this call, total)."""
+    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _Rate(),
+               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
+    with Progress(*columns, console=err, transient=True) as progress:
+        tasks: dict[str, int] = {}
+
+        def on_progress(what: str, n: int, total: int) -> None:
+            if what not in tasks:
+                tasks[what] = progress.add_task(what, total=total)
+            progress.advance(tasks[what], n)
 
         yield on_progress
 
@@ -127,11 +158,18 @@ def verify_table(result) -> None:
     headers = ["metric", *[f"batch {b.batch_size}" + (f" @{b.img_size[0]}x{b.img_size[1]}" if len(sizes) > 1 else "")
                            for b in result.batches], "threshold"]
     limits = result.limits()
-    rows = [[m, *[f"{b.metrics[m]:.4g}" for b in result.batches], limits.get(m, "")] for m in result.shown_metrics()]
+    rows = [[m, *[f"{b.metrics[m]:.4g}" if m in b.metrics else "-" for b in result.batches], limits.get(m, "")]
+            for m in result.shown_metrics()]
     columns(f"verify {result.artifact.name} ({result.info.precision}) vs {result.reference['backend']} on {result.inputs}",
             headers, rows, left=("metric",))
+    first, rest = result.batches[0], [b for b in result.batches if b.scope != "all"]
+    cache = result.cache and (" (reference from cache)" if result.cache["hit"] else " (reference cache written)")
+    message(f"accuracy and deltas over {first.images} input(s) at batch {first.batch_size}{cache or ''}"
+            + (f"; batch consistency at {', '.join(str(b.batch_size) for b in rest)} over the {rest[0].scope} "
+               "(logit gates only)" if rest else ""))
     if result.skipped_images:
-        warn(f"skipped {result.skipped_images} unreadable image(s)")
+        examples = ", ".join(result.skipped_examples)
+        warn(f"skipped {result.skipped_images} unreadable image(s): {examples}{', ...' * (result.skipped_images > 5)}")
 
 
 def quantize_summary(source_name: str, result) -> None:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+DEMO = ("swin_digits", "swinv2_digits")
+
 
 @dataclass
 class CliResult:
@@ -46,3 +48,19 @@ def tiny_onnx(tmp_path_factory) -> dict[str, Path]:
         model, sha = build_model(get_config(name), Weights("random"))
         paths[name] = export_onnx(model, sha, folder / f"{name}.onnx", ExportOptions()).path
     return paths
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory):
+    """Demo data on disk and both demo models exported (bundled weights)."""
+    from swin_deploy.demo import write_digits
+    from swin_deploy.export import ExportOptions, export_onnx
+    from swin_deploy.models import Weights, build_model, get_config
+
+    folder = tmp_path_factory.mktemp("demo")
+    write_digits(folder / "data")
+    paths = {}
+    for name in DEMO:
+        model, sha = build_model(get_config(name), Weights())
+        paths[name] = export_onnx(model, sha, folder / f"{name}.onnx", ExportOptions(max_batch=32)).path
+    return folder, paths

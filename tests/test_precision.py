@@ -1,6 +1,6 @@
 """`swin-deploy quantize`, `verify` and `bench` on the demo models and real held-out digit images.
 
-Accuracy targets (the quantize issue) are asserted with the numbers `scripts/report_demo_accuracy.py` prints:
+Accuracy targets are asserted with the numbers `scripts/report_demo_accuracy.py` prints:
 FP32 top-1 >= 95%, FP16 within 0.1 points of FP32, INT8 within 1.0 point for every method and target.
 """
 
@@ -12,23 +12,7 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-DEMO = ("swin_digits", "swinv2_digits")
-
-
-@pytest.fixture(scope="session")
-def demo(tmp_path_factory):
-    """Demo data on disk and both demo models exported (bundled weights)."""
-    from swin_deploy.demo import write_digits
-    from swin_deploy.export import ExportOptions, export_onnx
-    from swin_deploy.models import Weights, build_model, get_config
-
-    folder = tmp_path_factory.mktemp("demo")
-    write_digits(folder / "data")
-    paths = {}
-    for name in DEMO:
-        model, sha = build_model(get_config(name), Weights())
-        paths[name] = export_onnx(model, sha, folder / f"{name}.onnx", ExportOptions(max_batch=32)).path
-    return folder, paths
+DEMO = ("swin_digits", "swinv2_digits")  # the demo fixture exports both
 
 
 def accuracy(cli, path, data, tmp_path, *extra):

@@ -19,63 +19,87 @@ def max_rel_delta_outputs(ref: dict[str, np.ndarray], cand: dict[str, np.ndarray
     return max(max_rel_delta(ref[name], cand[name]) for name in ref)
 
 
-def topk_accuracy(logits: np.ndarray, labels: np.ndarray, k: int) -> float:
-    k = min(k, logits.shape[1])
-    top = np.argsort(-logits, axis=1)[:, :k]
-    return float((top == labels[:, None]).any(axis=1).mean() * 100)
+def _clean(cand: np.ndarray) -> np.ndarray:
+    return np.nan_to_num(cand, nan=0.0, posinf=0.0, neginf=0.0)
 
 
-def compare_logits(ref: np.ndarray, cand: np.ndarray, labels: np.ndarray | None = None) -> dict[str, float]:
-    """Metrics of a candidate's logits against the reference's for the same inputs (N, classes)."""
-    finite = bool(np.isfinite(cand).all())
-    cand_f = np.nan_to_num(cand, nan=0.0, posinf=0.0, neginf=0.0)
-    delta = np.abs(cand_f - ref)
-    norms = np.linalg.norm(ref, axis=1) * np.linalg.norm(cand_f, axis=1)
-    cosine = np.sum(ref * cand_f, axis=1) / np.maximum(norms, 1e-30)
-    k = min(5, ref.shape[1])
-    ref_top1 = ref.argmax(1)
-    cand_topk = np.argsort(-cand_f, axis=1)[:, :k]
-    metrics = {
-        "max_abs_delta": float(delta.max()),
-        "mean_abs_delta": float(delta.mean()),
-        "max_rel_delta": max_rel_delta(ref, cand_f),
-        "min_cosine": float(cosine.min()),
-        "top1_agreement": float((cand_f.argmax(1) == ref_top1).mean()),
-        "top5_agreement": float((cand_topk == ref_top1[:, None]).any(axis=1).mean()),
-        "all_finite": float(finite),
-    }
-    if labels is not None:
-        metrics["ref_top1"] = topk_accuracy(ref, labels, 1)
-        metrics["ref_top5"] = topk_accuracy(ref, labels, 5)
-        metrics["cand_top1"] = topk_accuracy(cand_f, labels, 1)
-        metrics["cand_top5"] = topk_accuracy(cand_f, labels, 5)
-        metrics["top1_drop"] = metrics["ref_top1"] - metrics["cand_top1"]
-    return metrics
+class _Deltas:
+    """Running delta, cosine and finiteness statistics of one output, batch by batch."""
+
+    def __init__(self) -> None:
+        self.max_abs, self.sum_abs, self.count, self.ref_peak = 0.0, 0.0, 0, 0.0
+        self.min_cos, self.finite = float("inf"), True
+
+    def update(self, ref: np.ndarray, cand: np.ndarray) -> None:
+        r, c = ref.reshape(len(ref), -1), _clean(cand.reshape(len(cand), -1))
+        delta = np.abs(c - r)
+        self.max_abs = max(self.max_abs, float(delta.max()))
+        self.sum_abs += float(delta.sum(dtype=np.float64))
+        self.count += delta.size
+        self.ref_peak = max(self.ref_peak, float(np.abs(r).max()))
+        norms = np.linalg.norm(r, axis=1) * np.linalg.norm(c, axis=1)
+        self.min_cos = min(self.min_cos, float((np.sum(r * c, axis=1) / np.maximum(norms, 1e-30)).min()))
+        self.finite &= bool(np.isfinite(cand).all())
+
+    def metrics(self) -> dict[str, float]:
+        return {"max_abs_delta": self.max_abs, "mean_abs_delta": self.sum_abs / max(self.count, 1),
+                "max_rel_delta": self.max_abs / max(self.ref_peak, 1e-30), "min_cosine": self.min_cos,
+                "all_finite": float(self.finite)}
 
 
-def compare_features(ref: np.ndarray, cand: np.ndarray) -> dict[str, float]:
-    """Metrics for a feature-map output: deltas and per-sample cosine of the flattened maps."""
-    r, c = ref.reshape(len(ref), -1), np.nan_to_num(cand.reshape(len(cand), -1), nan=0.0, posinf=0.0, neginf=0.0)
-    delta = np.abs(c - r)
-    cosine = np.sum(r * c, axis=1) / np.maximum(np.linalg.norm(r, axis=1) * np.linalg.norm(c, axis=1), 1e-30)
-    return {"max_abs_delta": float(delta.max()), "mean_abs_delta": float(delta.mean()),
-            "max_rel_delta": max_rel_delta(r, c), "min_cosine": float(cosine.min()),
-            "all_finite": float(np.isfinite(cand).all())}
+class Comparison:
+    """Metrics of a candidate's outputs against the reference's, accumulated batch by batch so a whole
+    validation set never sits in memory: `logits` metrics unprefixed, feature maps as `stageN.metric`."""
+
+    def __init__(self) -> None:
+        self.deltas: dict[str, _Deltas] = {}
+        self.samples = 0
+        self.top1_agree = self.top5_agree = 0
+        self.correct: dict[str, int] = {"ref_top1": 0, "ref_top5": 0, "cand_top1": 0, "cand_top5": 0}
+        self.labelled = 0
+
+    def update(self, ref: dict[str, np.ndarray], cand: dict[str, np.ndarray], labels: np.ndarray | None = None) -> None:
+        missing = set(ref) - set(cand)
+        if missing:
+            raise ValueError(f"candidate lacks outputs {sorted(missing)}")
+        for name in ref:
+            self.deltas.setdefault(name, _Deltas()).update(ref[name], cand[name])
+        self.samples += len(next(iter(ref.values())))
+        if "logits" in ref:
+            r, c = ref["logits"], _clean(cand["logits"])
+            k = min(5, r.shape[1])
+            ref_top1 = r.argmax(1)
+            cand_topk = np.argsort(-c, axis=1)[:, :k]
+            self.top1_agree += int((c.argmax(1) == ref_top1).sum())
+            self.top5_agree += int((cand_topk == ref_top1[:, None]).any(axis=1).sum())
+            if labels is not None:
+                ref_topk = np.argsort(-r, axis=1)[:, :k]
+                for who, top in (("ref", ref_topk), ("cand", cand_topk)):
+                    self.correct[f"{who}_top1"] += int((top[:, 0] == labels).sum())
+                    self.correct[f"{who}_top5"] += int((top == labels[:, None]).any(axis=1).sum())
+                self.labelled += len(labels)
+
+    def metrics(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for name, d in self.deltas.items():
+            if name == "logits":
+                out.update(d.metrics())
+                out["top1_agreement"] = self.top1_agree / max(self.samples, 1)
+                out["top5_agreement"] = self.top5_agree / max(self.samples, 1)
+                if self.labelled:
+                    out.update({k: v * 100 / self.labelled for k, v in self.correct.items()})
+                    out["top1_drop"] = out["ref_top1"] - out["cand_top1"]
+            else:
+                out.update({f"{name}.{k}": v for k, v in d.metrics().items()})
+        return out
 
 
 def compare_outputs(ref: dict[str, np.ndarray], cand: dict[str, np.ndarray],
                     labels: np.ndarray | None = None) -> dict[str, float]:
-    """Metrics for every output: `logits` ones unprefixed, feature maps as `stageN.metric`."""
-    missing = set(ref) - set(cand)
-    if missing:
-        raise ValueError(f"candidate lacks outputs {sorted(missing)}")
-    metrics: dict[str, float] = {}
-    for name in ref:
-        if name == "logits":
-            metrics.update(compare_logits(ref[name], cand[name], labels))
-        else:
-            metrics.update({f"{name}.{k}": v for k, v in compare_features(ref[name], cand[name]).items()})
-    return metrics
+    """Metrics for outputs held in memory at once (one `Comparison` update)."""
+    comparison = Comparison()
+    comparison.update(ref, cand, labels)
+    return comparison.metrics()
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..artifact import ArtifactInfo
@@ -9,10 +10,17 @@ from ..backends import runner_for
 from ..backends.base import Runner
 from ..enums import WeightsSource
 from ..errors import UserError
+from ..fileio import sha256_file
 from ..models import FeatureMaps, Weights, build_model
 
 
-def torch_reference(info: ArtifactInfo, weights: Weights) -> Runner:
+@dataclass
+class Reference:
+    runner: Runner
+    identity: str  # what the reference is, with its weights' sha256: a reference cache is valid for this only
+
+
+def torch_reference(info: ArtifactInfo, weights: Weights, device: str = "cpu") -> Runner:
     """The float32 native model rebuilt from the artifact's metadata, with weights that must be the ones exported."""
     from ..backends.torch_runner import TorchRunner
 
@@ -21,10 +29,10 @@ def torch_reference(info: ArtifactInfo, weights: Weights) -> Runner:
         raise UserError(f"these weights are not the ones {info.variant} was exported from (sha256 {sha[:12]} vs "
                         f"{info.weights_sha256[:12]} in the artifact): pass the same `checkpoint`/`random_init`/`seed`")
     module = FeatureMaps(model.freeze()) if info.features else model.freeze()
-    return TorchRunner(module, name="pytorch-fp32", output_names=info.outputs)
+    return TorchRunner(module, name="pytorch-fp32", output_names=info.outputs, device=device)
 
 
-def timm_reference(info: ArtifactInfo, checkpoint: Path) -> Runner:
+def timm_reference(info: ArtifactInfo, checkpoint: Path, device: str = "cpu") -> Runner:
     """timm's own model with the same checkpoint, as an independent reference."""
     from ..backends.torch_runner import TorchRunner
     from ..models.checkpoint import read_checkpoint
@@ -32,15 +40,18 @@ def timm_reference(info: ArtifactInfo, checkpoint: Path) -> Runner:
 
     model = timm_model(info.config())
     model.load_state_dict(read_checkpoint(checkpoint))
-    return TorchRunner(model, name="timm-fp32")
+    return TorchRunner(model, name="timm-fp32", device=device)
 
 
-def reference_runner(info: ArtifactInfo, weights: Weights, timm: bool = False, artifact: Path | None = None) -> Runner:
-    """Another artifact if given, else timm's model (with a checkpoint), else the native model with `weights`."""
+def reference_for(info: ArtifactInfo, weights: Weights, timm: bool = False, artifact: Path | None = None,
+                  device: str = "auto") -> Reference:
+    """Another artifact if given, else timm's model (with a checkpoint), else the native model with `weights`;
+    PyTorch references run on `device` (auto: CUDA where there is one)."""
     if artifact is not None:
-        return runner_for(artifact)
+        return Reference(runner_for(artifact), f"artifact {sha256_file(artifact)}")
     if timm:
         if weights.source != WeightsSource.CHECKPOINT or weights.path is None:
             raise UserError("`timm` needs `checkpoint`: the weights timm's model should load")
-        return timm_reference(info, weights.path)
-    return torch_reference(info, weights)
+        return Reference(timm_reference(info, weights.path, device), f"timm {sha256_file(weights.path)}")
+    # torch_reference refuses weights other than the exported ones, so the artifact's sha256 names them
+    return Reference(torch_reference(info, weights, device), f"pytorch {info.weights_sha256 or weights}")

@@ -1,10 +1,18 @@
-"""Running a candidate and a reference over the same inputs, batch size by batch size."""
+"""Running a candidate and its reference over the same inputs, streamed, and gating the result.
+
+Every image goes through the reference once: the accuracy metrics cover the whole input set at the first batch
+size (or the artifact's static batch); every other batch size checks batch consistency on the first
+`consistency_samples` inputs. Images are decoded by a pool of workers while the models run, a bounded number of
+batches at a time, so memory does not grow with the size of the set. With a reference cache the reference's
+outputs are read from disk instead of computed (see cache.py).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,13 +22,14 @@ from .. import defaults
 from ..artifact import ArtifactInfo
 from ..backends import artifact_info, runner_for
 from ..backends.base import Runner
-from ..data import list_images, load_all, preprocess_fn
+from ..data import Batch, ImageSet, list_images, preprocess_fn, stream_batches
 from ..errors import UserError
 from ..fileio import sha256_file
 from ..models import Weights
 from ..tolerances import DEFAULT_THRESHOLDS, Thresholds
-from .compare import Check, compare_outputs, gate
-from .reference import reference_runner
+from .cache import CacheReader, CacheWriter
+from .compare import Check, Comparison, gate
+from .reference import reference_for
 
 
 @dataclass
@@ -32,51 +41,97 @@ class VerifyOptions:
     reference: Path | None = None  # another artifact as the reference
     variant: str | None = None  # for an ONNX without swin-deploy metadata
     data: Path | None = None  # image folder; None: seeded synthetic inputs
+    labels: Path | None = None  # CSV filename,label for a flat `data` folder
     samples: int = defaults.VERIFY_SAMPLES
     limit: int | None = None
     seed: int = defaults.SEED
     batch_sizes: list[int] | None = None
+    consistency_samples: int = defaults.CONSISTENCY_SAMPLES
     img_sizes: list[tuple[int, int]] | None = None  # dynamic-size artifacts
     backend: str | None = None
+    reference_device: str = "auto"  # PyTorch references: cuda where available, else cpu
+    reference_cache: Path | None = None
+    workers: int | None = None  # image decode workers (default: by the machine)
+    strict: bool = False  # an unreadable image is an error instead of skipped
     thresholds: dict[str, float | None] = field(default_factory=dict)  # overrides of the precision's defaults
 
 
-@dataclass
-class Inputs:
-    x: np.ndarray  # (N, 3, H, W) float32, preprocessed
-    labels: np.ndarray | None
-    source: str
-    skipped: int = 0
+class InputSet:
+    """The inputs of one pass: an image folder preprocessed per the artifact's metadata at `img_size`, or
+    `samples` seeded N(0, 1) inputs; streamed in batches of any size, always in the same order."""
+
+    def __init__(self, info: ArtifactInfo, options: VerifyOptions, img_size: tuple[int, int]):
+        self.img_size, self.options = tuple(img_size), options
+        self.images: ImageSet | None = None
+        if options.data is not None:
+            self.images = list_images(options.data, options.limit, options.seed, options.labels, info.num_classes)
+            self.transform = preprocess_fn(self.img_size, info.mean, info.std, info.interpolation, info.crop_pct)
+        elif options.labels is not None:
+            raise UserError("`labels` needs `data`: the folder the labelled files are in")
+        elif options.samples < 1:
+            raise UserError("`samples` must be at least 1")
+        self.key = self._key(info)
+
+    @property
+    def total(self) -> int:
+        return len(self.images) if self.images is not None else self.options.samples
+
+    def describe(self) -> str:
+        if self.images is None:
+            return f"{self.options.samples} seeded N(0,1) inputs (seed {self.options.seed})"
+        return str(self.options.data)
+
+    def batches(self, batch_size: int, limit: int | None = None) -> Iterator[Batch]:
+        """Batches in order; `limit` stops after that many inputs (the last batch may be short)."""
+        taken = 0
+        for batch in self._batches(batch_size):
+            if limit is not None and taken + len(batch.x) > limit:
+                keep = limit - taken
+                batch = Batch(batch.x[:keep], None if batch.labels is None else batch.labels[:keep], batch.index[:keep])
+            taken += len(batch.x)
+            if len(batch.x):
+                yield batch
+            if limit is not None and taken >= limit:
+                return
+
+    def _batches(self, batch_size: int) -> Iterator[Batch]:
+        if self.images is not None:
+            yield from stream_batches(self.images, self.transform, batch_size, self.options.workers, self.options.strict)
+            return
+        rng = np.random.default_rng(self.options.seed)  # chunked draws give the same values as one big draw
+        for start in range(0, self.options.samples, batch_size):
+            n = min(batch_size, self.options.samples - start)
+            yield Batch(rng.standard_normal((n, 3, *self.img_size), dtype=np.float32), None, np.arange(start, start + n))
+
+    def _key(self, info: ArtifactInfo) -> dict:
+        """What a reference cache for these inputs is valid for."""
+        if self.images is None:
+            inputs = f"synthetic N(0,1): seed {self.options.seed}, {self.options.samples} samples"
+        else:
+            h = hashlib.sha256()
+            root = Path(self.options.data)
+            for i, f in enumerate(self.images.files):
+                label = "" if self.images.labels is None else self.images.labels[i]
+                h.update(f"{f.relative_to(root)}\0{f.stat().st_size}\0{label}\n".encode())
+            inputs = f"{len(self.images)} images, sha256 {h.hexdigest()}"
+        preprocessing = {"mean": list(info.mean), "std": list(info.std), "interpolation": info.interpolation,
+                         "crop_pct": info.crop_pct}
+        return {"variant": info.variant, "input_size": list(self.img_size), "preprocessing": preprocessing,
+                "image_list": inputs, "outputs": list(info.outputs)}
 
 
-def load_inputs(info: ArtifactInfo, data: Path | None, samples: int, seed: int, limit: int | None = None,
-                img_size: tuple[int, int] | None = None) -> Inputs:
-    """Images from `data` preprocessed per the artifact's metadata (at `img_size`, default the artifact's),
-    or `samples` seeded N(0, 1) inputs."""
-    img_size = tuple(img_size or info.img_size)
-    if data is not None:
-        images = list_images(data, limit=limit, seed=seed)
-        transform = preprocess_fn(img_size, info.mean, info.std, info.interpolation, info.crop_pct)
-        x, labels = load_all(images, transform)
-        if labels is not None and images.classes and len(images.classes) > info.num_classes:
-            raise UserError(f"{data} has {len(images.classes)} class folders but the model has {info.num_classes} classes")
-        return Inputs(x, labels, str(data), images.skipped)
-    if samples < 1:
-        raise UserError("`samples` must be at least 1")
-    x = np.random.default_rng(seed).standard_normal((samples, 3, *img_size), dtype=np.float32)
-    return Inputs(x, None, f"{samples} seeded N(0,1) inputs (seed {seed})")
+def run_padded(runner: Runner, x: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
+    """One run at exactly `batch_size` (what the gate claims to check, and all a static-batch artifact takes):
+    a short batch is padded with copies of its last input and the copies' outputs dropped."""
+    n = len(x)
+    if n < batch_size:
+        x = np.concatenate([x, np.repeat(x[-1:], batch_size - n, axis=0)])
+    return {name: out[:n] for name, out in runner.infer(x).items()}
 
 
 def run_batched(runner: Runner, x: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
-    """Every run at exactly `batch_size` (what the gate claims to check, and all a static-batch artifact
-    takes): the last partial batch is padded with copies of its last input and the copies' outputs dropped."""
-    parts = []
-    for i in range(0, len(x), batch_size):
-        chunk = x[i:i + batch_size]
-        n = len(chunk)
-        if n < batch_size:
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - n, axis=0)])
-        parts.append({name: out[:n] for name, out in runner.infer(chunk).items()})
+    """`run_padded` over an in-memory array, batch by batch."""
+    parts = [run_padded(runner, x[i:i + batch_size], batch_size) for i in range(0, len(x), batch_size)]
     return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
 
@@ -86,6 +141,8 @@ class BatchResult:
     metrics: dict[str, float]
     checks: list[Check]
     img_size: tuple[int, int] = (0, 0)
+    images: int = 0  # how many inputs these metrics are over
+    scope: str = "all"  # "all" inputs, or "first N" (batch consistency)
 
     @property
     def passed(self) -> bool:
@@ -101,7 +158,11 @@ class VerifyResult:
     inputs: str
     thresholds: Thresholds
     batches: list[BatchResult] = field(default_factory=list)
+    total_images: int = 0  # inputs listed (per input size)
     skipped_images: int = 0
+    skipped_examples: list[str] = field(default_factory=list)
+    labels: str = "none"
+    cache: dict | None = None  # {"path", "hit"} with a reference cache
     seconds: float = 0.0
 
     @property
@@ -131,7 +192,11 @@ class VerifyResult:
             "precision": self.info.precision, "candidate": self.candidate, "reference": self.reference,
             "inputs": self.inputs, "skipped_images": self.skipped_images, "thresholds": self.thresholds.as_dict(),
             "passed": self.passed, "seconds": round(self.seconds, 2),
-            "batches": [{"batch_size": b.batch_size, "img_size": list(b.img_size), "passed": b.passed, "metrics": b.metrics,
+            "images": {"listed": self.total_images, "skipped": self.skipped_images,
+                       "skipped_examples": self.skipped_examples, "labels": self.labels},
+            "reference_cache": self.cache,
+            "batches": [{"batch_size": b.batch_size, "img_size": list(b.img_size), "passed": b.passed,
+                         "images": b.images, "scope": b.scope, "metrics": b.metrics,
                          "checks": [c.as_dict() for c in b.checks]} for b in self.batches],
             "environment": {"swin_deploy": __version__, "python": platform.python_version(),
                             "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
@@ -140,38 +205,87 @@ class VerifyResult:
         }
 
 
+Progress = Callable[[str, int, int], None]  # (what, inputs done in this call, total inputs)
+
+
 def verify_artifact(artifact: Path, options: VerifyOptions | None = None,
-                    on_batch: Callable[[int, tuple[int, int]], None] = lambda b, size: None) -> VerifyResult:
-    """Gate `artifact` against its reference: every batch size at every input size, thresholds by precision."""
-    options = options or VerifyOptions()
-    info = artifact_info(artifact, options.variant)
-    sizes = options.batch_sizes or info.default_batch_sizes(defaults.VERIFY_BATCH_SIZES)
+                    on_progress: Progress = lambda what, n, total: None) -> VerifyResult:
+    """Gate `artifact` against its reference at every batch size and input size, thresholds by precision."""
+    o = options or VerifyOptions()
+    start = time.perf_counter()
+    artifact = Path(artifact)
+    info = artifact_info(artifact, o.variant)
+    sizes = o.batch_sizes or info.default_batch_sizes(defaults.VERIFY_BATCH_SIZES)
     info.check_batch_sizes(sizes)
-    thresholds = DEFAULT_THRESHOLDS[info.precision].override(**options.thresholds)
-    candidate = runner_for(artifact, options.backend)
-    reference = reference_runner(info, options.weights, options.timm, options.reference)
-    img_sizes = options.img_sizes or [tuple(info.img_size)]
+    if o.consistency_samples < 1:
+        raise UserError(f"`consistency_samples` must be at least 1, not {o.consistency_samples}")
+    thresholds = DEFAULT_THRESHOLDS[info.precision].override(**o.thresholds)
+    img_sizes = o.img_sizes or [tuple(info.img_size)]
     for size in img_sizes:
         info.check_size(size)
-    inputs = [load_inputs(info, options.data, options.samples, options.seed, options.limit, s) for s in img_sizes]
-    return run_verify(Path(artifact), info, candidate, reference, inputs, sizes, thresholds, on_batch)
-
-
-def run_verify(artifact: Path, info: ArtifactInfo, candidate: Runner, reference: Runner, inputs: list[Inputs],
-               batch_sizes: list[int], thresholds: Thresholds,
-               on_batch: Callable[[int, tuple[int, int]], None] = lambda b, size: None) -> VerifyResult:
-    """Run both on each input set (one per image size) at each batch size and gate every output."""
-    start = time.perf_counter()
-    result = VerifyResult(artifact, info, {}, {}, inputs[0].source, thresholds,
-                          skipped_images=sum(i.skipped for i in inputs))
-    with candidate, reference:
-        result.candidate, result.reference = candidate.describe(), reference.describe()
+    if o.reference_cache is not None and len(img_sizes) > 1:
+        raise UserError("a reference cache holds one input size: run verify once per size of `img_sizes`")
+    candidate = runner_for(artifact, o.backend)
+    reference = reference_for(info, o.weights, o.timm, o.reference, o.reference_device)
+    inputs = [InputSet(info, o, size) for size in img_sizes]
+    result = VerifyResult(artifact, info, {}, {}, inputs[0].describe(), thresholds, total_images=inputs[0].total)
+    cache_key = None
+    if o.reference_cache is not None:
+        cache_key = {"reference": reference.identity, **inputs[0].key}
+        result.cache = {"path": str(o.reference_cache), "hit": Path(o.reference_cache).is_file()}
+    with candidate:
+        result.candidate = candidate.describe()
+        result.reference = reference.runner.describe()
         for inp in inputs:
-            for b in batch_sizes:
-                on_batch(b, tuple(inp.x.shape[2:]))
-                ref = run_batched(reference, inp.x, b)
-                cand = run_batched(candidate, inp.x, b)
-                metrics = compare_outputs(ref, cand, inp.labels)
-                result.batches.append(BatchResult(b, metrics, gate(metrics, thresholds), tuple(inp.x.shape[2:])))
+            _gate_input_set(inp, sizes, candidate, reference.runner, thresholds, o, cache_key, result, on_progress)
+    if inputs[0].images is not None:
+        images = inputs[0].images
+        result.skipped_images = images.skipped
+        result.skipped_examples = [str(p) for p in images.skipped_paths]
+        result.labels = images.label_source
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _gate_input_set(inp: InputSet, sizes: list[int], candidate: Runner, reference: Runner, thresholds: Thresholds,
+                    o: VerifyOptions, cache_key: dict | None, result: VerifyResult, on_progress: Progress) -> None:
+    """The full pass at the first batch size, then batch consistency on a subset at every other size."""
+    main, others = sizes[0], sizes[1:]
+    keep = o.consistency_samples if others else 0
+    cached = CacheReader(o.reference_cache, cache_key) if cache_key is not None and result.cache["hit"] else None
+    writer = CacheWriter(o.reference_cache, cache_key) if cache_key is not None and cached is None else None
+    comparison, subset = Comparison(), []
+    if cached is None:
+        reference.activate()
+    try:
+        label = f"{inp.img_size[0]}x{inp.img_size[1]}, batch {main}"
+        for batch in inp.batches(main):
+            ref = cached.outputs(batch.index) if cached is not None else run_padded(reference, batch.x, main)
+            if writer is not None:
+                writer.add(batch.index, ref)
+            comparison.update(ref, run_padded(candidate, batch.x, main), batch.labels)
+            if sum(len(s[0]) for s in subset) < keep:
+                subset.append((batch.x, ref))
+            on_progress(label, len(batch.x), inp.total)
+        if comparison.samples == 0:
+            raise UserError(f"none of the {inp.total} images could be read")
+        if writer is not None:
+            writer.commit()
+            writer = None
+    finally:
+        if writer is not None:
+            writer.discard()
+        reference.deactivate()
+    metrics = comparison.metrics()
+    result.batches.append(BatchResult(main, metrics, gate(metrics, thresholds), inp.img_size, comparison.samples, "all"))
+    if not others:
+        return
+    x = np.concatenate([s[0] for s in subset])[:keep]
+    ref = {k: np.concatenate([s[1][k] for s in subset])[:keep] for k in subset[0][1]}
+    for b in others:  # consistency: the same logit gates, no accuracy (that is over the whole set, above)
+        on_progress(f"{inp.img_size[0]}x{inp.img_size[1]}, batch {b} (consistency)", 0, inp.total)
+        check = Comparison()
+        check.update(ref, run_batched(candidate, x, b))
+        metrics = check.metrics()
+        result.batches.append(BatchResult(b, metrics, gate(metrics, thresholds), inp.img_size, len(x), f"first {len(x)}"))
+

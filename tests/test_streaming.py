@@ -1,0 +1,148 @@
+"""verify at real scale: streamed inputs, each image through the reference once, a reference cache, label layouts,
+and unreadable files among many. Real images: the demo models' held-out digits (359 files)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from swin_deploy.errors import UserError
+
+
+def report_of(cli, tmp_path, *args, name="r.json"):
+    path = tmp_path / name
+    r = cli("verify", *args, "--report", path)
+    return r, (json.loads(path.read_text()) if path.is_file() else None)
+
+
+def test_streamed_metrics_equal_the_all_in_memory_numbers(demo):
+    """The same images at the same batch size give the numbers the old load-everything-then-compare path gave."""
+    from swin_deploy.artifact import read_info
+    from swin_deploy.backends.onnxruntime_runner import OnnxRuntimeRunner
+    from swin_deploy.data import list_images, load_all, preprocess_fn
+    from swin_deploy.models import Weights
+    from swin_deploy.verify.reference import torch_reference
+    from swin_deploy.verify.run import VerifyOptions, run_batched, verify_artifact
+
+    folder, paths = demo
+    path, val = paths["swinv2_digits"], folder / "data" / "val"
+    info = read_info(path)
+    x, y = load_all(list_images(val), preprocess_fn(info.img_size, info.mean, info.std, info.interpolation,
+                                                    info.crop_pct))
+    with OnnxRuntimeRunner(path) as cand_runner, torch_reference(info, Weights()) as ref_runner:
+        ref, cand = run_batched(ref_runner, x, 32)["logits"], run_batched(cand_runner, x, 32)["logits"]
+    delta = np.abs(cand - ref)
+    cos = np.sum(ref * cand, 1) / (np.linalg.norm(ref, axis=1) * np.linalg.norm(cand, axis=1))
+    expected = {"max_abs_delta": delta.max(), "mean_abs_delta": delta.mean(), "max_rel_delta": delta.max() / np.abs(ref).max(),
+                "min_cosine": cos.min(), "top1_agreement": (ref.argmax(1) == cand.argmax(1)).mean(),
+                "ref_top1": (ref.argmax(1) == y).mean() * 100, "cand_top1": (cand.argmax(1) == y).mean() * 100}
+    result = verify_artifact(path, VerifyOptions(data=val, batch_sizes=[32], workers=3))
+    (main,) = result.batches
+    assert main.images == len(x) == 359 and main.scope == "all"
+    for k, v in expected.items():
+        assert main.metrics[k] == pytest.approx(float(v), rel=1e-6, abs=1e-9), k
+
+
+def test_each_image_through_the_reference_once_and_the_cache(cli, demo, tmp_path, monkeypatch):
+    from swin_deploy.backends.torch_runner import TorchRunner
+
+    folder, paths = demo
+    calls = []
+    real = TorchRunner._infer
+    monkeypatch.setattr(TorchRunner, "_infer", lambda self, x: calls.append(len(x)) or real(self, x))
+    cache = tmp_path / "ref.cache"
+    args = [paths["swin_digits"], "--data", folder / "data" / "val", "--batch-sizes", "8,1,3",
+            "--consistency-samples", "20", "--reference-cache", cache]
+    r, first = report_of(cli, tmp_path, *args)
+    assert r.code == 0, r.err
+    assert sum(calls) == 359 + 1  # every image once (the last batch padded from 7 to 8), none again for 1 and 3
+    assert [(b["batch_size"], b["images"], b["scope"]) for b in first["batches"]] == [
+        (8, 359, "all"), (1, 20, "first 20"), (3, 20, "first 20")]
+    assert "cand_top1" in first["batches"][0]["metrics"] and "cand_top1" not in first["batches"][1]["metrics"]
+    assert first["reference_cache"] == {"path": str(cache), "hit": False} and cache.is_file()
+    calls.clear()
+    r, again = report_of(cli, tmp_path, *args, name="again.json")
+    assert r.code == 0, r.err
+    assert calls == [] and again["reference_cache"]["hit"] is True  # the reference never ran
+    assert again["batches"][0]["metrics"] == first["batches"][0]["metrics"]
+    # a cache is valid for its inputs and reference only: anything else is refused, never reused
+    stale = ((["--limit", "100"], "another image list"), (["--reference", paths["swinv2_digits"]], "another reference"))
+    for extra, what in stale:
+        out = tmp_path / "stale.json"
+        r = cli("verify", *args, *extra, "--report", out)
+        assert r.code == 2 and what in r.err and "--reference-cache" in r.err, r.err
+        assert not out.exists()
+    v2_cache = tmp_path / "v2.cache"
+    assert cli("verify", paths["swinv2_digits"], "--samples", "8", "--batch-sizes", "8", "--reference-cache",
+               v2_cache).code == 0
+    r = cli("verify", paths["swin_digits"], "--samples", "8", "--batch-sizes", "8", "--reference-cache", v2_cache)
+    assert r.code == 2 and "was made for another reference" in r.err
+    junk = tmp_path / "junk.cache"
+    junk.write_bytes(b"not a cache")
+    r = cli("verify", paths["swin_digits"], "--samples", "8", "--batch-sizes", "8", "--reference-cache", junk)
+    assert r.code == 2 and "not a swin-deploy reference cache" in r.err
+
+
+def test_imagenet_synset_folders_map_to_timms_class_indices(tmp_path, demo):
+    from timm.data import ImageNetInfo
+
+    from swin_deploy.data import list_images
+
+    folder, _ = demo
+    png = next((folder / "data" / "val" / "3").iterdir())
+    synsets = ImageNetInfo("imagenet-1k").label_names()
+    for s in ("n04589890", "n01440764", "n02123045"):
+        (tmp_path / "val" / s).mkdir(parents=True)
+        shutil.copy(png, tmp_path / "val" / s / "a.png")
+    images = list_images(tmp_path / "val", num_classes=1000)
+    assert images.labels == [synsets.index("n01440764"), synsets.index("n02123045"), synsets.index("n04589890")]
+    assert images.labels == [0, 281, 904] and images.label_source == "imagenet synsets"
+    with pytest.raises(UserError, match="1000"):
+        list_images(tmp_path / "val", num_classes=10)
+    (tmp_path / "val" / "n99999999").mkdir()
+    with pytest.raises(UserError, match="'n99999999'"):
+        list_images(tmp_path / "val", num_classes=1000)
+
+
+def test_flat_folder_with_a_labels_file(cli, demo, tmp_path):
+    folder, paths = demo
+    flat, rows = tmp_path / "flat", ["filename,label"]
+    flat.mkdir()
+    for digit in range(10):
+        for png in sorted((folder / "data" / "val" / str(digit)).iterdir())[:6]:
+            shutil.copy(png, flat / f"{digit}_{png.name}")
+            rows.append(f"{digit}_{png.name},{digit}")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    r, rep = report_of(cli, tmp_path, paths["swin_digits"], "--data", flat, "--labels", tmp_path / "labels.csv",
+                       "--batch-sizes", "16")
+    assert r.code == 0, r.err
+    assert rep["images"]["labels"] == "labels file" and rep["batches"][0]["metrics"]["cand_top1"] >= 95
+    (tmp_path / "bad.csv").write_text("0_x.png,3\n")
+    r = cli("verify", paths["swin_digits"], "--data", flat, "--labels", tmp_path / "bad.csv")
+    assert r.code == 2 and "does not exist" in r.err
+    (tmp_path / "range.csv").write_text(rows[1].rsplit(",", 1)[0] + ",10\n")
+    r = cli("verify", paths["swin_digits"], "--data", flat, "--labels", tmp_path / "range.csv")
+    assert r.code == 2 and "outside the model's 10 classes" in r.err
+
+
+def test_unreadable_files_are_skipped_and_counted_or_refused_when_strict(cli, demo, tmp_path):
+    folder, paths = demo
+    val = tmp_path / "val"
+    shutil.copytree(folder / "data" / "val", val)
+    for i, digit in enumerate(("2", "7")):
+        (val / digit / f"zz_broken{i}.png").write_bytes(b"\x89PNG truncated")
+    r, rep = report_of(cli, tmp_path, paths["swin_digits"], "--data", val, "--batch-sizes", "32", "--workers", "2")
+    assert r.code == 0, r.err
+    assert rep["skipped_images"] == rep["images"]["skipped"] == 2 and rep["batches"][0]["images"] == 359
+    assert any("zz_broken0.png" in p for p in rep["images"]["skipped_examples"])
+    assert "skipped 2 unreadable image(s)" in r.err and "zz_broken1.png" in r.err
+    r = cli("verify", paths["swin_digits"], "--data", val, "--strict")
+    assert r.code == 2 and "zz_broken0.png is not a readable image" in r.err
+    only_bad = tmp_path / "bad"
+    only_bad.mkdir()
+    (only_bad / "x.png").write_bytes(b"nope")
+    r = cli("verify", paths["swin_digits"], "--data", only_bad)
+    assert r.code == 2 and "none of the 1 images could be read" in r.err
