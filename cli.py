@@ -23,10 +23,11 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Export Swin Transformer V1/V2 to ONNX and TensorRT, set precision, and gate accuracy and speed.")
 
 # ---- shared options ------------------------------------------------------------------------------------------
-Variant = Annotated[str, typer.Option("--variant", "-v", help="Short name (swin_t, swinv2_t, ...) or timm name.")]
+Variant = Annotated[str | None, typer.Option("--variant", "-v", help="Short name (swin_t, swinv2_t, ...) or timm "
+                                             "name; default swin_t, or a transformers checkpoint's own.")]
 OptVariant = Annotated[str | None, typer.Option("--variant", help="Variant, for an ONNX without swin-deploy metadata.")]
 Checkpoint = Annotated[Path | None, typer.Option(
-    "--checkpoint", help="timm or official Swin state_dict (.pth/.pt/.safetensors).")]
+    "--checkpoint", help="timm or official Swin state_dict (.pth/.pt/.safetensors), or a transformers folder.")]
 Pretrained = Annotated[bool, typer.Option("--pretrained", help="timm's pretrained weights (downloads through timm).")]
 RandomInit = Annotated[bool, typer.Option("--random-init", help="Seeded random weights (tests, speed).")]
 Seed = Annotated[int, typer.Option("--seed", help="Seed for random weights, sampling and synthetic inputs.")]
@@ -44,6 +45,8 @@ HighPrecision = Annotated[str | None, typer.Option("--high-precision", help="fp3
 AttentionMatmuls = Annotated[bool | None, typer.Option("--attention-matmuls/--no-attention-matmuls",
                                                        help="Quantize q k^T and attn v (default per target).")]
 QuantizeHead = Annotated[bool, typer.Option("--quantize-head", help="Quantize the classifier too.")]
+Placement = Annotated[str, typer.Option("--placement", help="INT8 Q/DQ: linear (linear layers' inputs) | nvidia (+ "
+                                        "attention matmuls and residual adds, NVIDIA's guidance for TensorRT).")]
 Exclude = Annotated[list[str] | None, typer.Option("--exclude", help="Node-name glob to keep in float (repeatable).")]
 Workers = Annotated[int | None, typer.Option("--workers", help="Image decode workers (default: by the machine).")]
 Gate = Annotated[float | None, typer.Option(help="Gate threshold (default: by precision, swin_deploy/tolerances.py).")]
@@ -76,7 +79,7 @@ def write_json(path: Path | None, document: dict) -> None:
 
 
 INT8_ONLY = ("calib_cache", "method", "percentile", "target", "high_precision", "attention_matmuls", "quantize_head",
-             "exclude")
+             "exclude", "placement")
 CALIBRATION = ("calib_data", "calib_images", "calib_batch", "calib_size", "workers")
 
 
@@ -94,7 +97,7 @@ def quantize_options(precision: str, p: dict):
 
     int8 = Int8Options(target=p.get("target", "tensorrt"), method=p["method"], percentile=p["percentile"],
                        attention_matmuls=p["attention_matmuls"], quantize_head=p["quantize_head"],
-                       exclude=p["exclude"] or [], high_precision=p["high_precision"])
+                       exclude=p["exclude"] or [], high_precision=p["high_precision"], placement=p["placement"])
     return QuantizeOptions(precision=precision, calib_data=p["calib_data"], calib_images=p["calib_images"],
                            calib_batch=p["calib_batch"], seed=p["seed"], calib_cache=p["calib_cache"],
                            fp16_keep_above=p.get("fp16_keep_above", defaults.FP16_KEEP_ABOVE), int8=int8,
@@ -116,7 +119,7 @@ def variants(as_json: Annotated[bool, typer.Option("--json", help="Machine-reada
 
 @app.command()
 def export(
-    variant: Variant = "swin_t",
+    variant: Variant = None,
     checkpoint: Checkpoint = None,
     pretrained: Pretrained = False,
     random_init: RandomInit = False,
@@ -125,12 +128,17 @@ def export(
     opset: Annotated[int, typer.Option("--opset", help="ONNX opset, 13 up to the newest supported.")] = defaults.OPSET,
     max_batch: Annotated[int | None, typer.Option("--max-batch", help="Largest batch the artifact is checked for.")] = None,
     static_batch: Annotated[bool, typer.Option("--static-batch", help="Fixed batch (--max-batch or 1).")] = False,
-    no_simplify: Annotated[bool, typer.Option("--no-simplify", help="Skip onnxslim.")] = False,
+    simplifier: Annotated[str, typer.Option("--simplifier", help="onnxsim | onnxslim | onnxslim+onnxsim | none.")] =
+    defaults.SIMPLIFIER,
+    no_simplify: Annotated[bool, typer.Option("--no-simplify", help="Same as --simplifier none.")] = False,
     no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip the onnxruntime-vs-PyTorch parity check.")] = False,
     dynamic_size: Annotated[bool, typer.Option("--dynamic-size", help="Any input H, W in a range (--min/--max-size).")] = False,
     min_size: Annotated[str | None, typer.Option("--min-size", help="H,W; default: smallest with full windows.")] = None,
     max_size: Annotated[str | None, typer.Option("--max-size", help="H,W; default: 2x max(default size, min size).")] = None,
     features: Annotated[bool, typer.Option("--features", help="Output the stage feature maps (NCHW), not logits.")] = False,
+    input_format: Annotated[str, typer.Option("--input-format", help="float32 (normalised NCHW) | uint8 (raw pixels "
+                                              "after resize/crop; normalisation folded into the graph).")] = "float32",
+    channels_last: Annotated[bool, typer.Option("--channels-last", help="uint8 pixels as (B, H, W, 3).")] = False,
     output: Output = None,
 ) -> None:
     """Export a native Swin model to ONNX (dynamic batch, opset-safe windows) and check parity.
@@ -140,8 +148,10 @@ def export(
     from swin_deploy import render
     from swin_deploy.export import ExportOptions, export_variant
 
-    options = ExportOptions(opset=opset, static_batch=static_batch, max_batch=max_batch, simplify=not no_simplify,
-                            verify=not no_verify, features=features)
+    options = ExportOptions(opset=opset, static_batch=static_batch, max_batch=max_batch,
+                            simplifier="none" if no_simplify else simplifier,
+                            verify=not no_verify, features=features, input_format=input_format,
+                            channels_last=channels_last)
     source = weights(checkpoint, pretrained, random_init, seed)
     with render.steps(6) as on_step:
         result = export_variant(variant, source, output, options, img_size=None if img_size is None else (img_size, img_size),
@@ -159,6 +169,8 @@ def verify(
     seed: Seed = defaults.SEED,
     reference: Annotated[Path | None, typer.Option("--reference", help="Gate against another artifact instead.")] = None,
     timm: Annotated[bool, typer.Option("--timm", help="Use timm's model (with --checkpoint) as the reference.")] = False,
+    transformers: Annotated[bool, typer.Option("--transformers", help="Use transformers' model (with --checkpoint "
+                                               "FOLDER) as the reference.")] = False,
     variant: OptVariant = None,
     data: Annotated[Path | None, typer.Option("--data", help="Image folder: class folders (or ImageNet synset "
                                               "folders) add accuracy.")] = None,
@@ -192,7 +204,8 @@ def verify(
     from swin_deploy.verify.run import VerifyOptions, verify_artifact
 
     options = VerifyOptions(
-        weights=weights(checkpoint, pretrained, random_init, seed), timm=timm, reference=reference, variant=variant,
+        weights=weights(checkpoint, pretrained, random_init, seed), timm=timm, transformers=transformers,
+        reference=reference, variant=variant,
         data=data, labels=labels, samples=samples, limit=limit, seed=seed, batch_sizes=ints(batch_sizes, "batch_sizes"),
         consistency_samples=consistency_samples, img_sizes=parse_hw_list(img_sizes, "img_sizes") if img_sizes else None,
         backend=backend, reference_device=reference_device, reference_cache=reference_cache, workers=workers,
@@ -228,6 +241,7 @@ def quantize(
     high_precision: HighPrecision = None,
     attention_matmuls: AttentionMatmuls = None,
     quantize_head: QuantizeHead = False,
+    placement: Placement = "linear",
     exclude: Exclude = None,
     fp16_keep_above: Annotated[float, typer.Option(
         "--fp16-keep-above", help="FP16: keep nodes whose activations exceed this.")] = defaults.FP16_KEEP_ABOVE,
@@ -247,6 +261,87 @@ def quantize(
     with render.image_progress(precision) as on_progress:
         result = convert(model, output, options, on_progress)
     render.quantize_summary(model.name, result)
+
+
+@app.command()
+def predict(
+    artifact: Annotated[Path, typer.Argument(help="An .onnx (any precision) or .engine.")],
+    images: Annotated[list[Path], typer.Argument(help="Image files and/or folders (searched recursively).")],
+    top_k: Annotated[int, typer.Option("--top-k", help="Classes shown per image.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout instead of tables.")] = False,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Default 8, or a static batch.")] = None,
+    backend: Annotated[str | None, typer.Option("--backend", help="Runtime for an ONNX (default CPU).")] = None,
+    workers: Workers = None,
+) -> None:
+    """What the artifact sees: top-k classes with names per image (unreadable images are listed and skipped)."""
+    from swin_deploy import render
+    from swin_deploy.predict import predict as run_predict
+
+    with render.rate_progress() as on_progress:
+        result = run_predict(artifact, images, top_k, batch_size, backend, workers, on_progress)
+    for path in result.skipped:
+        render.warn(f"skipped {path}: not a readable image")
+    if as_json:
+        print(json.dumps(result.as_dict(), indent=2))
+    else:
+        render.predictions(result)
+
+
+@app.command()
+def triton(
+    artifact: Annotated[Path | None, typer.Argument(help="An .onnx or .engine to serve.")] = None,
+    repo: Annotated[Path | None, typer.Option("--repo", help="The model repository folder to write into.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Model name (default: from the file name).")] = None,
+    version: Annotated[int, typer.Option("--version", help="Version folder.")] = 1,
+    max_batch: Annotated[int | None, typer.Option("--max-batch", help="max_batch_size (default: the engine profile's "
+                                                  "or the export's max, else 32).")] = None,
+    instances: Annotated[int, typer.Option("--instances", help="Model instances.")] = 1,
+    kind: Annotated[str, typer.Option("--kind", help="gpu | cpu.")] = "gpu",
+    dynamic_batching: Annotated[bool | None, typer.Option("--dynamic-batching/--no-dynamic-batching",
+                                                          help="Server-side batching (default: on if it can).")] = None,
+    preferred_batch: Annotated[str | None, typer.Option("--preferred-batch", help="e.g. 8,16.")] = None,
+    max_queue_delay_us: Annotated[int, typer.Option("--max-queue-delay-us", help="Dynamic batching delay.")] = 100,
+    ort_tensorrt: Annotated[str | None, typer.Option("--ort-tensorrt", help="fp16 | int8: onnxruntime's TensorRT "
+                                                     "accelerator for an ONNX on GPU.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing model folder.")] = False,
+    check: Annotated[Path | None, typer.Option("--check", help="Validate an existing model folder DIR/NAME instead.")]
+    = None,
+) -> None:
+    """Write a Triton Inference Server model folder (config.pbtxt, labels, version/model) and validate it."""
+    from swin_deploy import render
+    from swin_deploy.serve.triton import TritonOptions, check_model, write_model
+
+    if check is not None:
+        if artifact is not None or repo is not None:
+            raise UserError("--check FOLDER validates an existing model: drop ARTIFACT and --repo")
+        findings = check_model(check)
+        render.findings(f"triton check {check}", findings)
+        raise typer.Exit(1 if findings else 0)
+    if artifact is None or repo is None:
+        raise UserError("pass ARTIFACT and --repo DIR (or --check DIR/NAME to validate a model folder)")
+    options = TritonOptions(name=name, version=version, max_batch=max_batch, instances=instances, kind=kind,
+                            dynamic_batching=dynamic_batching,
+                            preferred_batch=parse_ints(preferred_batch, "preferred_batch") if preferred_batch else [],
+                            max_queue_delay_us=max_queue_delay_us, ort_tensorrt=ort_tensorrt, overwrite=overwrite)
+    render.triton_summary(write_model(artifact, repo, options))
+
+
+@app.command()
+def check(
+    artifact: Annotated[Path, typer.Argument(help="The ONNX to lint.")],
+    target: Annotated[str, typer.Option("--target", help="The runtime whose rules apply: tensorrt.")] = "tensorrt",
+    tensorrt: Annotated[int, typer.Option("--tensorrt", help="TensorRT major version: 10 or 11.")] = 11,
+) -> None:
+    """Lint an ONNX against TensorRT's ONNX parser rules (ops and types, Q/DQ, strong typing, build-time shapes):
+    exit 0 clean, 1 with findings (one line each)."""
+    from swin_deploy import render
+    from swin_deploy.lint.tensorrt import check_onnx
+
+    if target != "tensorrt":
+        raise UserError(f"unknown --target '{target}': the lint knows tensorrt")
+    findings = check_onnx(artifact, tensorrt)
+    render.findings(f"{artifact.name} against TensorRT {tensorrt}'s ONNX parser rules", [str(f) for f in findings])
+    raise typer.Exit(1 if findings else 0)
 
 
 @app.command("demo-data")
@@ -314,6 +409,7 @@ def build_engine(
     high_precision: HighPrecision = None,
     attention_matmuls: AttentionMatmuls = None,
     quantize_head: QuantizeHead = False,
+    placement: Placement = "linear",
     exclude: Exclude = None,
     variant: OptVariant = None,
     min_batch: Annotated[int, typer.Option("--min-batch")] = defaults.ENGINE_MIN_BATCH,
@@ -325,12 +421,14 @@ def build_engine(
     workspace: Annotated[str, typer.Option("--workspace", help="Builder workspace, e.g. 4GiB.")] = "4GiB",
     timing_cache: Annotated[Path | None, typer.Option("--timing-cache", help="Loaded if present, saved after.")] = None,
     opt_level: Annotated[int | None, typer.Option("--builder-optimization-level", min=0, max=5)] = None,
+    no_check: Annotated[bool, typer.Option("--no-check", help="Build even if `swin-deploy check` has findings.")]
+    = False,
     output: Output = None,
 ) -> None:
     """Build a strongly typed TensorRT engine (TensorRT 10 and 11); precision comes from the ONNX."""
     from calibration.engine import quantize_and_build
     from swin_deploy import render
-    from swin_deploy.backends.tensorrt_runner import BuildOptions
+    from swin_deploy.backends.tensorrt.loader import BuildOptions
 
     if fp16 and int8:
         raise UserError("choose `fp16` or `int8`, not both")
@@ -342,7 +440,8 @@ def build_engine(
                          hw(max_size, "max_size"), parse_bytes(workspace, "workspace"), timing_cache, opt_level)
     convert = quantize_options("fp16" if fp16 else "int8", ctx.params) if (fp16 or int8) else None
     with render.image_progress("build-engine") as on_progress:
-        result = quantize_and_build(model, output, build, convert, on_progress, lambda step: on_progress(step, 0, 0))
+        result = quantize_and_build(model, output, build, convert, on_progress, lambda step: on_progress(step, 0, 0),
+                                    lint=not no_check)
     if result.quantized:
         render.quantize_summary(model.name, result.quantized)
     render.engine_summary(result)

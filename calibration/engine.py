@@ -10,11 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from swin_deploy.artifact import read_info
-from swin_deploy.backends.tensorrt_runner import BuildOptions, EngineInfo, check_profile, import_tensorrt
-from swin_deploy.backends.tensorrt_runner import build_engine as build_serialized
+from swin_deploy.backends.tensorrt import import_tensorrt
+from swin_deploy.backends.tensorrt.loader import BuildOptions, check_profile
+from swin_deploy.backends.tensorrt.loader import build_engine as build_serialized
+from swin_deploy.backends.tensorrt.sidecar import EngineInfo
 from swin_deploy.enums import Int8Target, Precision
-from swin_deploy.errors import UserError
+from swin_deploy.errors import GateFailed, UserError
 from swin_deploy.fileio import sha256_file
+from swin_deploy.lint.tensorrt import check_onnx
 
 from .quantize import Progress, QuantizeOptions, QuantizeResult, default_output, quantize
 
@@ -29,11 +32,12 @@ class EngineResult:
 
 def quantize_and_build(model: Path, output: Path | None, build: BuildOptions, convert: QuantizeOptions | None = None,
                        on_progress: Progress = lambda s, n, t: None,
-                       on_step: Callable[[str], None] = lambda step: None) -> EngineResult:
+                       on_step: Callable[[str], None] = lambda step: None, lint: bool = True) -> EngineResult:
     """Build a strongly typed TensorRT engine from `model`; with `convert`, first quantize the fp32 ONNX to
-    `convert.precision` for TensorRT (INT8 Q/DQ are then symmetric int8, as TensorRT takes them)."""
+    `convert.precision` for TensorRT (INT8 Q/DQ are then symmetric int8, as TensorRT takes them). With `lint`, the
+    ONNX must first pass TensorRT's parser rules (swin_deploy.lint): findings are a GateFailed, nothing is built."""
     model = Path(model)
-    import_tensorrt()  # fail fast, before any calibration work
+    trt = import_tensorrt()  # fail fast, before any calibration work
     info = read_info(model, convert.variant if convert else None)
     check_profile(info, build)
     quantized = None
@@ -45,6 +49,14 @@ def quantize_and_build(model: Path, output: Path | None, build: BuildOptions, co
         quantized = quantize(model, default_output(model, convert.precision), convert, on_progress)
         model, info = quantized.path, read_info(quantized.path)
     output = Path(output or model.with_suffix(".engine"))
+    if lint:
+        on_step("checking TensorRT's parser rules")
+        version = 11 if int(str(trt.__version__).split(".")[0]) >= 11 else 10
+        findings = check_onnx(model, version)
+        if findings:
+            raise GateFailed(f"{model.name} breaks TensorRT {version}'s ONNX parser rules ({len(findings)} finding(s); "
+                             f"`swin-deploy check` lists them), first: {findings[0]}; nothing was built (`no_check` "
+                             "to build anyway)")
     on_step("building TensorRT engine")
     engine = build_serialized(model, info, sha256_file(model), output, build)
     return EngineResult(output, engine, model, quantized)

@@ -21,7 +21,8 @@ from onnxruntime.quantization import QuantType
 from onnxruntime.quantization.qdq_quantizer import QDQQuantizer
 
 from swin_deploy import defaults
-from swin_deploy.enums import CalibMethod, HighPrecision, Int8Target
+from swin_deploy.enums import CalibMethod, HighPrecision, Int8Target, QdqPlacement
+from swin_deploy.errors import UserError
 from swin_deploy.precision.fp16 import convert_fp16, default_block_list
 from swin_deploy.precision.graph import fold_transpose_into_matmul, opset_of, toposort
 
@@ -47,10 +48,15 @@ class Int8Options:
     quantize_head: bool = False
     exclude: list[str] = field(default_factory=list)
     high_precision: HighPrecision | None = None  # None: the target's default
+    placement: QdqPlacement = QdqPlacement.LINEAR  # nvidia: + attention matmuls and residual adds
 
     def __post_init__(self) -> None:
         self.target = Int8Target.parse(self.target)
         self.method = CalibMethod.parse(self.method)
+        self.placement = QdqPlacement.parse(self.placement, "placement")
+        if self.placement == QdqPlacement.NVIDIA and self.attention_matmuls is False:
+            raise UserError("`placement` nvidia quantizes the attention matmuls: drop `no_attention_matmuls`, "
+                            "or use `placement` linear")
         if self.high_precision is not None:
             self.high_precision = HighPrecision.parse(self.high_precision, "high_precision")
         if self.method == CalibMethod.PERCENTILE:
@@ -63,7 +69,14 @@ class Int8Options:
 
     @property
     def attention(self) -> bool:
+        if self.placement == QdqPlacement.NVIDIA:
+            return True
         return DEFAULT_ATTENTION_MATMULS[self.target] if self.attention_matmuls is None else self.attention_matmuls
+
+    @property
+    def calibrated_ops(self) -> tuple[str, ...]:
+        """The op types whose inputs and outputs calibration must measure for this placement."""
+        return ("MatMul", "Conv", "Gemm", "Add") if self.placement == QdqPlacement.NVIDIA else ("MatMul", "Conv", "Gemm")
 
 
 def quantize_int8(model: onnx.ModelProto, ranges: Ranges, options: Int8Options) -> tuple[onnx.ModelProto, Placement]:
@@ -74,19 +87,24 @@ def quantize_int8(model: onnx.ModelProto, ranges: Ranges, options: Int8Options) 
         # Q/DQ with float16 scales (opset 19+) let DequantizeLinear feed a float16 MatMul directly; at
         # lower opsets the converter must put a Cast between them, which hides the pattern TensorRT fuses
         model = version_converter.convert_version(model, QDQ_FP16_OPSET)
-    placement = select_nodes(model, options.attention, options.quantize_head, options.exclude)
+    placement = select_nodes(model, options.attention, options.quantize_head, options.exclude, options.placement)
+    ops = list(options.calibrated_ops)
     quantizer = QDQQuantizer(
         model, per_channel=True, reduce_range=False, weight_qType=QuantType.QInt8,
         activation_qType=QuantType.QInt8 if symmetric else QuantType.QUInt8,
         tensors_range=ranges.tensors_data(), nodes_to_quantize=placement.quantize, nodes_to_exclude=[],
-        op_types_to_quantize=["MatMul", "Conv", "Gemm"],
+        op_types_to_quantize=ops,
         extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True,
                        # Q/DQ on the inputs of weighted ops only (what TensorRT fuses); onnxruntime's default also
                        # quantizes their outputs, a round trip into the float GELU/residual/softmax that cost
                        # ~25% of the INT8 model's time on CPU
-                       "OpTypesToExcludeOutputQuantization": ["MatMul", "Conv", "Gemm"],
+                       # (nvidia placement: a residual Add's inputs, its output stays float for the LayerNorm)
+                       "OpTypesToExcludeOutputQuantization": ops,
                        # MatMul weights are (in, out): one scale per output channel is axis 1
-                       "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1}},
+                       "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
+                       # onnxruntime quantizes Conv/Gemm biases to int32 by default; TensorRT's DequantizeLinear
+                       # takes int8 (fp8/int4) only, so for TensorRT the bias stays float (found by `check`)
+                       "QuantizeBias": not symmetric},
     )
     quantizer.quantize_model()
     qmodel = quantizer.model.model

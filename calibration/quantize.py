@@ -19,13 +19,14 @@ from swin_deploy import defaults
 from swin_deploy.artifact import ArtifactInfo, load_onnx, read_info, write_info
 from swin_deploy.backends.onnxruntime_runner import OnnxRuntimeRunner
 from swin_deploy.data import list_images
-from swin_deploy.enums import Int8Target, Precision
-from swin_deploy.errors import UserError
+from swin_deploy.enums import Int8Target, Precision, QdqPlacement
+from swin_deploy.errors import GateFailed, UserError
 from swin_deploy.fileio import atomic_output, check_writable_dir, sha256_file
 from swin_deploy.precision.fp16 import convert_fp16, default_block_list
 from swin_deploy.precision.graph import opset_of
 
 from .int8 import Int8Options, quantize_int8
+from .placement import residual_adds
 from .ranges import Ranges, calibrate
 from .reader import ImageReader
 
@@ -95,6 +96,8 @@ def quantize(src: Path, out: Path | None, options: QuantizeOptions, on_progress:
                                "extra": dict(result.details)})
     new_info.extra["source_sha256"] = model_sha
     write_info(qmodel, new_info)
+    if options.precision == Precision.INT8 and options.int8.target == Int8Target.TENSORRT:
+        _check_tensorrt_rules(qmodel, new_info, result)
     with atomic_output(out, suffix=".onnx") as tmp:
         onnx.save(qmodel, str(tmp))
         onnx.checker.check_model(str(tmp), full_check=True)
@@ -103,6 +106,18 @@ def quantize(src: Path, out: Path | None, options: QuantizeOptions, on_progress:
             ranges.save(result.cache_path)
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _check_tensorrt_rules(model: onnx.ModelProto, info: ArtifactInfo, result: QuantizeResult) -> None:
+    """The INT8 graph written for TensorRT passes TensorRT's parser rules (swin_deploy.lint), else nothing is written."""
+    from swin_deploy.lint.tensorrt import VERSIONS, check_model
+
+    for version in VERSIONS:
+        findings = check_model(model, info, version)
+        if findings:
+            raise GateFailed(f"the INT8 graph breaks TensorRT {version}'s ONNX parser rules ({len(findings)} finding(s)), "
+                             f"first: {findings[0]}; nothing was written")
+    result.details["tensorrt_check"] = f"clean (TensorRT {' and '.join(map(str, VERSIONS))} parser rules)"
 
 
 def _refuse_quantized(model: onnx.ModelProto, info: ArtifactInfo, path: Path) -> None:
@@ -148,16 +163,23 @@ def _int8(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOptions, 
         if options.calib_data is None:
             raise UserError("int8 needs calibration images: pass `calib_data` DIR (swin-deploy demo-data writes some)")
         reader = _reader(info, options, lambda n: on_progress("calibrating", n, len(reader.images)))
-        ranges = calibrate(model, reader, int8.method, int8.percentile, model_sha)
+        ranges = calibrate(model, reader, int8.method, int8.percentile, model_sha, op_types=int8.calibrated_ops)
         result.skipped_images = reader.images.skipped
         result.cache_path = result.path.with_name(result.path.name.removesuffix(".onnx") + ".calib.json")
     result.calib_images = ranges.images
+    if int8.placement == QdqPlacement.NVIDIA and options.calib_cache is not None:
+        adds = set(residual_adds(model))
+        missing = [i for n in model.graph.node if n.name in adds for i in n.input if i not in ranges.ranges]
+        if missing:
+            raise UserError(f"calibration cache {options.calib_cache} has no ranges for the residual adds the nvidia "
+                            "placement quantizes (it was made for `placement` linear): drop `calib_cache` to calibrate again")
     qmodel, placement = quantize_int8(model, ranges, int8)
     result.quantized_nodes, result.float_nodes = len(placement.quantize), placement.kept
     if options.calib_size is not None:
         result.details["calib_size"] = "x".join(map(str, options.calib_size))
     result.details.update(target=str(int8.target), method=str(ranges.method), high_precision=str(int8.high),
-                          attention_matmuls=str(placement.attention_matmuls).lower(),
+                          placement=str(int8.placement), attention_matmuls=str(placement.attention_matmuls).lower(),
+                          **({"residual_adds": str(placement.residual_adds)} if placement.residual_adds else {}),
                           activations="int8 symmetric" if int8.target == Int8Target.TENSORRT else "uint8 asymmetric")
     return qmodel, ranges
 
@@ -166,7 +188,7 @@ def _smoke_run(path: Path, model: onnx.ModelProto, info: ArtifactInfo) -> None:
     """The converted model keeps float32 outputs, and loads and runs in onnxruntime CPU with finite output."""
     if any(o.type.tensor_type.elem_type != onnx.TensorProto.FLOAT for o in model.graph.output):
         raise RuntimeError("converted model has non-float32 outputs")
-    x = np.random.default_rng(defaults.SEED).standard_normal((info.fixed_batch or 1, 3, *info.img_size), dtype=np.float32)
+    x = info.example_input(np.random.default_rng(defaults.SEED), info.fixed_batch or 1)
     with OnnxRuntimeRunner(path) as runner:
         outputs = runner.infer(x)
     if not all(np.isfinite(o).all() for o in outputs.values()):

@@ -8,7 +8,7 @@ import numpy as np
 from onnxruntime.quantization import CalibrationDataReader
 
 from swin_deploy.artifact import ArtifactInfo
-from swin_deploy.data import ImageSet, preprocess_fn, stream_batches
+from swin_deploy.data import ImageSet, stream_batches, transform_for
 from swin_deploy.errors import UserError
 
 
@@ -26,8 +26,7 @@ class ImageReader(CalibrationDataReader):
         `workers` decode images in parallel (default: by the machine)."""
         self.fixed = info.fixed_batch
         self.images, self.batch_size, self.on_batch = images, self.fixed or batch_size, on_batch
-        size = tuple(img_size or info.img_size)
-        self.transform = preprocess_fn(size, info.mean, info.std, info.interpolation, info.crop_pct)
+        self.transform = transform_for(info, img_size)
         self.workers = workers
         self.used = 0
         self._it = None

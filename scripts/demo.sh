@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job, end to end and offline, on the bundled demo model (Swin V2 trained on handwritten digits):
-# real images on disk -> ONNX export -> FP16 and INT8 -> accuracy gates against PyTorch -> latency table.
+# real images on disk -> ONNX export -> FP16 and INT8 -> accuracy gates against PyTorch -> TensorRT parser lint ->
+# a Triton model folder -> latency table.
 # Any failed gate stops the script with exit 1. Artifacts and reports land in out/demo/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,9 @@ for artifact in "$model.onnx" "$model.fp16.onnx" "$model.int8.onnx" "$model.int8
   swin-deploy verify "$out/$artifact" --data "$out/data/val" --batch-sizes 1,8,32 \
     --report "$out/${artifact%.onnx}.verify.json" --junit "$out/${artifact%.onnx}.junit.xml"
 done
+swin-deploy check "$out/$model.int8.onnx"   # TensorRT's ONNX parser rules, statically (no GPU needed)
+mkdir -p "$out/triton"
+swin-deploy triton "$out/$model.int8.onnx" --repo "$out/triton" --name "$model" --overwrite --preferred-batch 8,16
 swin-deploy bench "$out/$model.onnx" "$out/$model.fp16.onnx" "$out/$model.int8.onnx" "$out/$model.int8-ort.onnx" \
   --torch "$model" --batch-sizes 1,8,32 --iterations 20 --json "$out/bench.json" --plot "$out/bench.png"
-echo "demo: all gates passed; reports, bench.json and bench.png in $out"
+echo "demo: all gates passed; reports, bench.json, bench.png and a Triton repository (triton/) in $out"

@@ -19,7 +19,7 @@ from calibration import Int8Options, QuantizeOptions, quantize
 from swin_deploy import defaults
 from swin_deploy.artifact import read_info
 from swin_deploy.backends.onnxruntime_runner import OnnxRuntimeRunner
-from swin_deploy.data import list_images, load_all, preprocess_fn
+from swin_deploy.data import list_images, load_all, transform_for
 from swin_deploy.demo import write_digits
 from swin_deploy.export import ExportOptions, export_onnx
 from swin_deploy.models import Weights, build_model, get_config
@@ -45,7 +45,7 @@ def main() -> None:
         fp32 = export_onnx(model, sha, out / f"{name}.onnx", ExportOptions()).path
         info = read_info(fp32)
         x, y = load_all(list_images(out / "data" / "val"),
-                        preprocess_fn(info.img_size, info.mean, info.std, info.interpolation, info.crop_pct))
+                        transform_for(info))
         base = top1(fp32, x, y)
         ok = base >= 95.0
         failures += not ok

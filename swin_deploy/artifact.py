@@ -9,9 +9,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import onnx
 
-from .enums import Precision
+from .enums import InputFormat, Precision
 from .errors import UserError
 from .models.registry import SwinConfig, get_config
 
@@ -34,6 +35,10 @@ class ArtifactInfo:
     static_batch: bool = False
     outputs: tuple[str, ...] = ("logits",)  # ("stage1", ..., "stageN") for a --features export
     dynamic_size: tuple[int, int, int, int] | None = None  # min H, min W, max H, max W
+    architecture: dict | None = None  # SwinConfig.architecture(): rebuilds models not in the registry (fine-tunes)
+    labels: tuple[str, ...] | None = None  # class names (id2label of a transformers fine-tune, the demo digits)
+    input_format: InputFormat = InputFormat.FLOAT32  # uint8: raw pixels, normalisation folded into the graph
+    channels_last: bool = False  # uint8 input as (B, H, W, 3)
     extra: dict[str, str] = field(default_factory=dict)  # precision details (target, method, ...)
 
     @property
@@ -68,7 +73,8 @@ class ArtifactInfo:
         return cls(variant=cfg.name, timm_name=cfg.timm_name, img_size=tuple(cfg.img_size), mean=tuple(cfg.mean),
                    std=tuple(cfg.std), interpolation=cfg.interpolation, crop_pct=cfg.crop_pct,
                    num_classes=cfg.num_classes, weights_sha256=weights_sha256, opset=opset, version=__version__,
-                   max_batch=max_batch, static_batch=static_batch)
+                   max_batch=max_batch, static_batch=static_batch, architecture=cfg.architecture(),
+                   labels=tuple(cfg.labels) if cfg.labels else None)
 
     def to_props(self) -> dict[str, str]:
         props = {
@@ -88,6 +94,10 @@ class ArtifactInfo:
             "swin_deploy.static_batch": str(self.static_batch).lower(),
             "swin_deploy.outputs": ",".join(self.outputs),
             "swin_deploy.dynamic_size": "" if self.dynamic_size is None else json.dumps(list(self.dynamic_size)),
+            "swin_deploy.architecture": "" if self.architecture is None else json.dumps(self.architecture),
+            "swin_deploy.labels": "" if self.labels is None else json.dumps(list(self.labels)),
+            "swin_deploy.input_format": str(self.input_format),
+            "swin_deploy.channels_last": str(self.channels_last).lower(),
         }
         props.update({f"swin_deploy.{k}": v for k, v in self.extra.items()})
         return props
@@ -99,7 +109,7 @@ class ArtifactInfo:
         p = {k.removeprefix("swin_deploy."): v for k, v in props.items() if k.startswith("swin_deploy.")}
         known = {"variant", "timm_name", "input_size", "mean", "std", "interpolation", "crop_pct", "num_classes",
                  "weights_sha256", "precision", "opset", "version", "max_batch", "static_batch", "outputs",
-                 "dynamic_size"}
+                 "dynamic_size", "architecture", "labels", "input_format", "channels_last"}
         return cls(variant=p["variant"], timm_name=p.get("timm_name") or None,
                    img_size=tuple(json.loads(p["input_size"])[1:]), mean=tuple(json.loads(p["mean"])),
                    std=tuple(json.loads(p["std"])), interpolation=p["interpolation"], crop_pct=float(p["crop_pct"]),
@@ -110,15 +120,47 @@ class ArtifactInfo:
                    static_batch=p.get("static_batch") == "true",
                    outputs=tuple(p.get("outputs", "logits").split(",")),
                    dynamic_size=tuple(json.loads(p["dynamic_size"])) if p.get("dynamic_size") else None,
+                   architecture=json.loads(p["architecture"]) if p.get("architecture") else None,
+                   labels=tuple(json.loads(p["labels"])) if p.get("labels") else None,
+                   input_format=InputFormat.parse(p.get("input_format") or "float32"),
+                   channels_last=p.get("channels_last") == "true",
                    extra={k: v for k, v in p.items() if k not in known})
 
     @property
     def features(self) -> bool:
         return self.outputs != ("logits",)
 
+    @property
+    def pixels(self) -> bool:
+        """Takes raw uint8 pixels (normalisation inside the graph) rather than normalised float32."""
+        return self.input_format == InputFormat.UINT8
+
+    def input_shape(self, batch: int, size: tuple[int, int] | None = None) -> tuple[int, ...]:
+        h, w = size or self.img_size
+        return (batch, h, w, 3) if self.channels_last else (batch, 3, h, w)
+
+    def example_input(self, rng: np.random.Generator, batch: int, size: tuple[int, int] | None = None) -> np.ndarray:
+        """Seeded synthetic input the artifact takes: N(0, 1) float32, or uniform uint8 pixels."""
+        shape = self.input_shape(batch, size)
+        if self.pixels:
+            return rng.integers(0, 256, shape, dtype=np.uint8)
+        return rng.standard_normal(shape, dtype=np.float32)
+
+    def normalized(self, x: np.ndarray) -> np.ndarray:
+        """What a float32 model (the PyTorch reference) takes for input `x` of this artifact: x itself, or for
+        pixels (B, 3, H, W) float32 computed as timm's ToTensor + Normalize do, (p / 255 - mean) / std."""
+        if not self.pixels:
+            return x
+        x = x.transpose(0, 3, 1, 2) if self.channels_last else x
+        mean = np.asarray(self.mean, dtype=np.float32).reshape(1, 3, 1, 1)
+        std = np.asarray(self.std, dtype=np.float32).reshape(1, 3, 1, 1)
+        return np.ascontiguousarray((x.astype(np.float32) / np.float32(255) - mean) / std)
+
     def config(self) -> SwinConfig:
-        """The registry config this artifact was exported from, at the artifact's input size."""
-        return get_config(self.variant).at_size(tuple(self.img_size), dynamic=self.dynamic_size is not None)
+        """The config this artifact was exported from (recorded, or the registry's for older artifacts), at the
+        artifact's input size."""
+        cfg = SwinConfig.from_architecture(self.architecture, self.labels) if self.architecture else get_config(self.variant)
+        return cfg.at_size(tuple(self.img_size), dynamic=self.dynamic_size is not None)
 
     def check_size(self, size: tuple[int, int]) -> None:
         """A UserError unless this artifact accepts inputs of `size`."""
@@ -128,7 +170,7 @@ class ArtifactInfo:
                                 "re-export with `dynamic_size` for other sizes")
             return
         lo_h, lo_w, hi_h, hi_w = self.dynamic_size
-        stride = get_config(self.variant).stride
+        stride = self.config().stride
         if not (lo_h <= size[0] <= hi_h and lo_w <= size[1] <= hi_w) or size[0] % stride or size[1] % stride:
             raise UserError(f"size {size[0]}x{size[1]} is outside this artifact's range {lo_h}x{lo_w} to {hi_h}x{hi_w} "
                             f"(multiples of {stride})")

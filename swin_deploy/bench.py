@@ -21,11 +21,12 @@ from .models import Weights
 
 @dataclass
 class BenchEntry:
-    """One runner that takes inputs of `img_size` and batches `accepts` says it takes (default: any)."""
+    """One runner, the seeded input it takes at a batch size (`example(rng, batch)`) and the batches `accepts`
+    says it takes (default: any)."""
 
     label: str
     runner: Runner
-    img_size: tuple[int, int]
+    example: Callable[[np.random.Generator, int], np.ndarray]
     accepts: Callable[[int], bool] = lambda batch: True
 
 
@@ -86,8 +87,7 @@ def run_bench(entries: list[BenchEntry], batch_sizes: list[int], warmup: int, it
     try:
         for b in batch_sizes:
             active = {e.label: e for e in entries if e.accepts(b)}
-            cases = {label: (e.runner, rng.standard_normal((b, 3, *e.img_size), dtype=np.float32))
-                     for label, e in active.items()}
+            cases = {label: (e.runner, e.example(rng, b)) for label, e in active.items()}
             timings = time_round_robin(cases, warmup, iterations, seconds,
                                        on_round=lambda n, b=b: on_tick(f"batch {b}: {n} rounds"))
             results += [BenchStats.from_timings(label, active[label].runner.name, b, t) for label, t in timings.items()]
@@ -146,14 +146,16 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
         if not any(info.accepts_batch(b) for b in sizes):
             takes = f"only batch {info.fixed_batch}" if info.fixed_batch else f"batches up to {info.max_batch}"
             raise UserError(f"{path.name} takes {takes}: pick `batch_sizes` it accepts")
-        entries.append(BenchEntry(path.name, runner_for(path, o.backend, o.threads), tuple(info.img_size),
+        entries.append(BenchEntry(path.name, runner_for(path, o.backend, o.threads), info.example_input,
                                   info.accepts_batch))
     if o.torch_variant:
         from .backends.torch_runner import TorchRunner
         from .models import build_model, get_config
 
         model, _ = build_model(get_config(o.torch_variant), o.weights)
-        entries.append(BenchEntry(f"pytorch {o.torch_variant}", TorchRunner(model.freeze()), tuple(model.cfg.img_size)))
+        size = tuple(model.cfg.img_size)
+        entries.append(BenchEntry(f"pytorch {o.torch_variant}", TorchRunner(model.freeze()),
+                                  lambda rng, b: rng.standard_normal((b, 3, *size), dtype=np.float32)))
     results = run_bench(entries, sizes, o.warmup, iterations, o.seconds, on_tick, o.seed)
     return BenchReport(results, {e.label: e.runner.describe() for e in entries}, o.threads)
 

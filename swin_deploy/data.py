@@ -41,7 +41,7 @@ class ImageSet:
     labels: list[int] | None  # None when unlabelled
     classes: list[str] = field(default_factory=list)
     skipped: int = 0  # unreadable files met while streaming
-    skipped_paths: list[Path] = field(default_factory=list)  # the first few of them
+    skipped_paths: list[Path] = field(default_factory=list)  # all of them (reports list the first few)
     label_source: str = "none"  # "folders", "imagenet synsets", "labels file", "none"
 
     def __len__(self) -> int:
@@ -49,8 +49,7 @@ class ImageSet:
 
     def skip(self, path: Path) -> None:
         self.skipped += 1
-        if len(self.skipped_paths) < SKIPPED_EXAMPLES:
-            self.skipped_paths.append(path)
+        self.skipped_paths.append(path)
 
 
 def _imagenet_synsets() -> dict[str, int]:
@@ -128,6 +127,21 @@ def list_images(folder: str | Path, limit: int | None = None, seed: int = 0, lab
     return ImageSet(files, labels, classes, label_source=source)
 
 
+def image_files(paths: list[str | Path]) -> list[Path]:
+    """Image files named directly or found (recursively, sorted) in the folders named."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        elif p.is_file():
+            found.append(p)
+        else:
+            raise UserError(f"{p} does not exist: pass image files or folders of images")
+    if not found:
+        raise UserError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found in {', '.join(map(str, paths))}")
+    return found
+
+
 def _read_labels_file(path: Path, folder: Path, synsets, num_classes: int | None) -> tuple[list[Path], list[int]]:
     """CSV `filename,label` (a header row is allowed); filenames relative to `folder`."""
     if not path.is_file():
@@ -157,9 +171,38 @@ def preprocess_fn(img_size: tuple[int, int], mean, std, interpolation: str, crop
                             mean=tuple(mean), std=tuple(std), crop_pct=crop_pct, crop_mode="center")
 
 
+class PixelTransform:
+    """timm's eval transform up to the crop, then the uint8 pixels as an array: (3, H, W), or (H, W, 3) for
+    channels_last. What a raw-pixel artifact takes (its normalisation is in the graph)."""
+
+    def __init__(self, float_transform, channels_last: bool):
+        from timm.data.transforms import MaybeToTensor, ToNumpy
+        from torchvision.transforms import Normalize, ToTensor
+
+        # timm has no "resize and crop only" eval transform, so its own one is cut before the tensor conversion
+        # (same resize, interpolation and crop as the float path)
+        tail = (MaybeToTensor, ToTensor, ToNumpy, Normalize)
+        self.steps = [t for t in float_transform.transforms if not isinstance(t, tail)]
+        self.channels_last = channels_last
+
+    def __call__(self, img) -> np.ndarray:
+        for step in self.steps:
+            img = step(img)
+        x = np.asarray(img, dtype=np.uint8)
+        return x if self.channels_last else np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+def transform_for(info, img_size: tuple[int, int] | None = None):
+    """The preprocessing an artifact's metadata (`ArtifactInfo`) asks for, at `img_size` (default its own):
+    PIL image -> float32 (3, H, W) normalised, or uint8 pixels for a raw-pixel artifact."""
+    size = tuple(img_size or info.img_size)
+    transform = preprocess_fn(size, info.mean, info.std, info.interpolation, info.crop_pct)
+    return PixelTransform(transform, info.channels_last) if info.pixels else transform
+
+
 @dataclass
 class Batch:
-    x: np.ndarray  # (n, 3, H, W) float32
+    x: np.ndarray  # (n, 3, H, W) float32, or the uint8 pixels a raw-pixel artifact takes
     labels: np.ndarray | None
     index: np.ndarray  # positions of these images in ImageSet.files
 
@@ -169,7 +212,8 @@ def _decode(path: Path, transform) -> np.ndarray | None:
 
     try:
         with Image.open(path) as im:
-            return transform(im.convert("RGB")).numpy()
+            x = transform(im.convert("RGB"))
+            return x if isinstance(x, np.ndarray) else x.numpy()
     except Exception:  # PIL raises many types for truncated or foreign files
         return None
 

@@ -10,6 +10,7 @@ OPSET = 17  # first opset with LayerNormalization
 MIN_OPSET = 13
 EXPORT_PARITY_BATCH_SIZES = (1, 3)  # plus the --max-batch, if given
 SEED = 0
+SIMPLIFIER = "onnxslim"  # see the README's export section for the measurements behind the choice
 
 # calibration (FP16 hot-node detection and INT8 ranges)
 CALIB_IMAGES = 512
@@ -34,3 +35,6 @@ BENCH_ITERATIONS = 20
 # TensorRT engine build
 ENGINE_MIN_BATCH, ENGINE_OPT_BATCH, ENGINE_MAX_BATCH = 1, 8, 32
 WORKSPACE_BYTES = 4 << 30
+
+# Triton model repositories
+TRITON_MAX_BATCH = 32  # max_batch_size when the artifact records no limit

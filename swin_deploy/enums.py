@@ -51,11 +51,42 @@ class CalibMethod(Choice):
     PERCENTILE = "percentile"
 
 
+class QdqPlacement(Choice):
+    """Where INT8 Q/DQ go: the linear layers' inputs only, or NVIDIA's guidance for transformers on TensorRT (every
+    GEMM and MatMul including the two attention matmuls, and both inputs of every residual Add)."""
+
+    LINEAR = "linear"
+    NVIDIA = "nvidia"
+
+
 class HighPrecision(Choice):
     """The float type of the ops an INT8 graph leaves unquantized."""
 
     FP32 = "fp32"
     FP16 = "fp16"
+
+
+class Simplifier(Choice):
+    """Which ONNX simplifier export runs (see the README's export section for the measurements)."""
+
+    ONNXSIM = "onnxsim"
+    ONNXSLIM = "onnxslim"
+    BOTH = "onnxslim+onnxsim"
+    NONE = "none"
+
+
+class InputFormat(Choice):
+    """What an exported model takes: normalised float32 NCHW, or raw uint8 pixels (normalisation folded in)."""
+
+    FLOAT32 = "float32"
+    UINT8 = "uint8"
+
+
+class TritonKind(Choice):
+    """Where Triton runs a model's instances."""
+
+    GPU = "gpu"
+    CPU = "cpu"
 
 
 class WeightsSource(Choice):
@@ -67,4 +98,5 @@ class WeightsSource(Choice):
 
 
 _WHAT = {"Precision": "precision", "Int8Target": "target", "CalibMethod": "calibration method",
-         "HighPrecision": "high precision", "WeightsSource": "weights source"}
+         "HighPrecision": "high precision", "WeightsSource": "weights source", "Simplifier": "simplifier",
+         "InputFormat": "input format", "QdqPlacement": "placement", "TritonKind": "instance kind"}

@@ -203,3 +203,26 @@ def engine_summary(result) -> None:
         "GPU": f"{meta.gpu} (sm {meta.compute_capability})",
         "profile (batch)": f"{profile['min'][0]} / {profile['opt'][0]} / {profile['max'][0]}",
         "seconds": meta.build_seconds})
+
+
+def predictions(result) -> None:
+    for p in result.predictions:
+        columns(p.image, ["rank", "class", "label", "probability"],
+                [[i + 1, t["index"], t["label"], f"{t['probability']:.4f}"] for i, t in enumerate(p.top)], left=("label",))
+
+
+def findings(title: str, found: list[str]) -> None:
+    """A lint's result: one line per finding, then PASS/FAIL."""
+    for f in found:
+        out.print(f"- {escape(f)}", highlight=False, soft_wrap=True)
+    if found:
+        failure("FAIL", f"{title}: {len(found)} finding(s)")
+    else:
+        message(f"PASS {escape(title)}: no findings")
+
+
+def triton_summary(result) -> None:
+    summary(f"triton model {result.folder.name}", {
+        "folder": result.folder, "model": result.model_file, "labels": result.labels or "-",
+        "check": "passed (ModelConfig protobuf + artifact checks)"})
+    message(result.config_text.rstrip())

@@ -24,6 +24,7 @@ def cli(capsys, monkeypatch):
     import cli as cli_module
 
     def run(*args: object) -> CliResult:
+        capsys.readouterr()  # only this command's output, not what the test printed before it
         monkeypatch.setattr(sys, "argv", ["swin-deploy", *map(str, args)])
         code = 0
         try:
@@ -64,3 +65,41 @@ def demo(tmp_path_factory):
         model, sha = build_model(get_config(name), Weights())
         paths[name] = export_onnx(model, sha, folder / f"{name}.onnx", ExportOptions(max_batch=32)).path
     return folder, paths
+
+
+def export_small(folder: Path, name: str, **options) -> Path:
+    """`name` (random weights, seed 0) exported with ExportOptions(**options) into `folder`."""
+    from swin_deploy.export import ExportOptions, export_onnx
+    from swin_deploy.models import Weights, build_model, get_config
+
+    model, sha = build_model(get_config(name), Weights("random"), dynamic=options.get("dynamic_size") is not None)
+    suffix = "-".join(f"{k}{v if not isinstance(v, bool) else ''}" for k, v in options.items() if v) or "float"
+    return export_onnx(model, sha, folder / f"{name}-{suffix}.onnx".replace(" ", ""), ExportOptions(**options)).path
+
+
+@pytest.fixture(scope="session")
+def artifacts(demo, tmp_path_factory) -> dict[str, Path]:
+    """Every artifact kind swin-deploy writes, small: FP32, FP16, INT8 (each method for TensorRT, and the
+    onnxruntime target), dynamic-size, features, static batch, opset 13 and the newest, uint8 NHWC pixels."""
+    from calibration import QuantizeOptions, quantize
+    from calibration.int8 import Int8Options
+    from swin_deploy.export.onnx_export import max_opset
+
+    folder, paths = demo
+    tmp = tmp_path_factory.mktemp("kinds")
+    fp32 = paths["swin_digits"]
+    kinds = {"fp32": fp32}
+    calib = dict(calib_data=folder / "data" / "calib", calib_images=64)
+    for label, opts in {"fp16": QuantizeOptions("fp16"),
+                        "int8": QuantizeOptions("int8", **calib),
+                        "int8_entropy": QuantizeOptions("int8", **calib, int8=Int8Options(method="entropy")),
+                        "int8_percentile": QuantizeOptions("int8", **calib, int8=Int8Options(method="percentile")),
+                        "int8_ort": QuantizeOptions("int8", **calib, int8=Int8Options(target="onnxruntime"))}.items():
+        kinds[label] = quantize(fp32, tmp / f"{label}.onnx", opts).path
+    kinds["dynamic"] = export_small(tmp, "swin_test", dynamic_size=((64, 64), (128, 128)))
+    kinds["features"] = export_small(tmp, "swinv2_test", features=True)
+    kinds["static_batch"] = export_small(tmp, "swinv2_test", static_batch=True, max_batch=4)
+    kinds["opset13"] = export_small(tmp, "swin_test", opset=13)
+    kinds["opset_newest"] = export_small(tmp, "swinv2_test", opset=max_opset())
+    kinds["uint8"] = export_small(tmp, "swin_test", input_format="uint8", channels_last=True)
+    return kinds

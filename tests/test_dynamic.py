@@ -144,7 +144,7 @@ def test_quantized_dynamic_model_verifies_at_several_sizes(cli, tmp_path):
 
 def test_engine_profile_sizes_follow_the_dynamic_range():
     from swin_deploy.artifact import ArtifactInfo
-    from swin_deploy.backends.tensorrt_runner import BuildOptions, check_profile
+    from swin_deploy.backends.tensorrt.loader import BuildOptions, check_profile
     from swin_deploy.errors import UserError
 
     info = ArtifactInfo.for_config(get_config("swin_test"), "0" * 64, 17, max_batch=None, static_batch=False)

@@ -81,6 +81,50 @@ def test_int8_accuracy_every_method_and_target(cli, demo, tmp_path, name, target
     assert meta["swin_deploy.target"] == target and meta["swin_deploy.method"] == method
 
 
+@pytest.mark.parametrize("name", DEMO)
+@pytest.mark.parametrize("method", ["minmax", "entropy", "percentile"])
+def test_nvidia_placement_accuracy_and_graph(cli, demo, tmp_path, name, method):
+    """--placement nvidia: Q/DQ also on both attention matmuls and both inputs of every residual Add; top-1 within
+    1 point of FP32 for every method; the graph passes TensorRT's parser rules."""
+    folder, paths = demo
+    out = tmp_path / f"{name}.nvidia.onnx"
+    q = cli("quantize", paths[name], "--precision", "int8", "--placement", "nvidia", "--method", method,
+            "--calib-data", folder / "data" / "calib", "--calib-images", "256", "-o", out)
+    assert q.code == 0, q.err
+    r, ref, cand, _ = accuracy(cli, out, folder / "data" / "val", tmp_path)
+    assert r.code == 0 and ref - cand <= 1.0, (ref, cand, r.out)
+    model = onnx.load(str(out))
+    producer = {o: n.op_type for n in model.graph.node for o in n.output}
+    inits = {i.name for i in model.graph.initializer}
+    fp32 = onnx.load(str(paths[name]))
+    fp32_inits = {i.name for i in fp32.graph.initializer}
+    residual = [n for n in fp32.graph.node if n.op_type == "Add" and not any(i in fp32_inits for i in n.input)]
+    assert len(residual) == 2 * 6  # two per block
+    q_adds = [n for n in model.graph.node if n.op_type == "Add" and not any(i in inits for i in n.input)
+              and all(producer.get(i) == "DequantizeLinear" for i in n.input)]
+    assert len(q_adds) == len(residual)
+    attention = [n for n in model.graph.node if n.op_type == "MatMul"
+                 and all(producer.get(i) == "DequantizeLinear" for i in n.input)]
+    assert len(attention) >= 2 * 6 + 4 * 6  # attention matmuls + linear layers
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["swin_deploy.placement"] == "nvidia" and meta["swin_deploy.residual_adds"] == "12"
+    assert cli("check", out).code == 0
+
+
+def test_nvidia_placement_refuses_a_linear_cache(cli, demo, tmp_path):
+    folder, paths = demo
+    first = tmp_path / "a.int8.onnx"
+    assert cli("quantize", paths["swin_digits"], "--precision", "int8", "--calib-data", folder / "data" / "calib",
+               "--calib-images", "32", "-o", first).code == 0
+    r = cli("quantize", paths["swin_digits"], "--precision", "int8", "--placement", "nvidia",
+            "--calib-cache", tmp_path / "a.int8.calib.json", "-o", tmp_path / "b.onnx")
+    assert r.code == 2 and "residual adds" in r.err and "--calib-cache" in r.err and not (tmp_path / "b.onnx").exists()
+    r = cli("quantize", paths["swin_digits"], "--precision", "int8", "--placement", "nvidia", "--no-attention-matmuls",
+            "--calib-data", folder / "data" / "calib", "-o", tmp_path / "c.onnx")
+    assert r.code == 2 and "--placement" in r.err
+    assert cli("quantize", paths["swin_digits"], "--precision", "fp16", "--placement", "nvidia").code == 2
+
+
 def test_calibration_cache_reuse_and_refusal(cli, demo, tmp_path):
     folder, paths = demo
     first = tmp_path / "a.int8.onnx"

@@ -22,7 +22,7 @@ def test_streamed_metrics_equal_the_all_in_memory_numbers(demo):
     """The same images at the same batch size give the numbers the old load-everything-then-compare path gave."""
     from swin_deploy.artifact import read_info
     from swin_deploy.backends.onnxruntime_runner import OnnxRuntimeRunner
-    from swin_deploy.data import list_images, load_all, preprocess_fn
+    from swin_deploy.data import list_images, load_all, transform_for
     from swin_deploy.models import Weights
     from swin_deploy.verify.reference import torch_reference
     from swin_deploy.verify.run import VerifyOptions, run_batched, verify_artifact
@@ -30,8 +30,7 @@ def test_streamed_metrics_equal_the_all_in_memory_numbers(demo):
     folder, paths = demo
     path, val = paths["swinv2_digits"], folder / "data" / "val"
     info = read_info(path)
-    x, y = load_all(list_images(val), preprocess_fn(info.img_size, info.mean, info.std, info.interpolation,
-                                                    info.crop_pct))
+    x, y = load_all(list_images(val), transform_for(info))
     with OnnxRuntimeRunner(path) as cand_runner, torch_reference(info, Weights()) as ref_runner:
         ref, cand = run_batched(ref_runner, x, 32)["logits"], run_batched(cand_runner, x, 32)["logits"]
     delta = np.abs(cand - ref)

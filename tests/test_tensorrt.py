@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import sys
+
+import numpy as np
 import pytest
 
-from swin_deploy.backends.tensorrt_runner import builder_unavailable_reason
+from swin_deploy.backends.tensorrt import builder_unavailable_reason
+from swin_deploy.errors import UserError
 
 REASON = builder_unavailable_reason()
 
@@ -37,7 +42,7 @@ def test_engine_build_verify_and_bench(cli, tiny_onnx, tmp_path, precision):
 def test_engine_profile_checked_against_the_onnx():
     """Profile rules hold without TensorRT: static batch, exported max batch, onnxruntime-target INT8."""
     from swin_deploy.artifact import ArtifactInfo
-    from swin_deploy.backends.tensorrt_runner import BuildOptions, check_profile
+    from swin_deploy.backends.tensorrt.loader import BuildOptions, check_profile
     from swin_deploy.errors import UserError
     from swin_deploy.models import get_config
 
@@ -63,3 +68,117 @@ def test_engine_with_corrupt_sidecar_exits_2(cli, tmp_path):
     r = cli("verify", engine)
     assert r.code == 2 and "rebuild the engine" in r.err
     assert cli("verify", tmp_path / "other.engine").code == 2
+
+
+# ---- control flow against the STAND-IN tensorrt module (tests/stand_in_tensorrt.py): not TensorRT ------------------
+@pytest.fixture
+def stand_in(monkeypatch):
+    """`import tensorrt` answers with the stand-in, and builds record a made-up device (no GPU is asked)."""
+    import stand_in_tensorrt
+
+    from swin_deploy.backends.tensorrt import loader
+
+    monkeypatch.setitem(sys.modules, "tensorrt", stand_in_tensorrt)
+    monkeypatch.setattr(loader, "cuda_device", lambda: ("stand-in device", "0.0"))
+    return stand_in_tensorrt
+
+
+def build(onnx_path, out, options=None):
+    from swin_deploy.artifact import read_info
+    from swin_deploy.backends.tensorrt.loader import BuildOptions, build_engine
+
+    return build_engine(onnx_path, read_info(onnx_path), "0" * 64, out, options or BuildOptions(1, 4, 8))
+
+
+def test_loader_writes_a_strongly_typed_engine_and_its_sidecar(stand_in, demo, tmp_path):
+    from swin_deploy.backends.tensorrt.sidecar import read_sidecar
+
+    _, paths = demo
+    engine = tmp_path / "m.engine"
+    cache = tmp_path / "timing.cache"
+    from swin_deploy.backends.tensorrt.loader import BuildOptions
+
+    meta = build(paths["swin_digits"], engine, BuildOptions(1, 4, 8, timing_cache=cache))
+    note = json.loads(engine.read_bytes())
+    assert note["strongly_typed"] and note["tf32_cleared"] and note["workspace"] == 4 << 30
+    assert note["profile"] == {"input": [[1, 3, 32, 32], [4, 3, 32, 32], [8, 3, 32, 32]]}
+    sidecar = read_sidecar(engine)
+    assert sidecar == meta and sidecar.profile["max"] == [8, 3, 32, 32] and sidecar.tensorrt == stand_in.__version__
+    assert sidecar.artifact_info().max_batch == 8 and cache.is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.engine", "m.engine.json", "timing.cache"]
+
+
+def test_runner_reads_io_from_the_engine_and_matches_onnxruntime(stand_in, demo, tmp_path):
+    from swin_deploy.backends.onnxruntime_runner import OnnxRuntimeRunner
+    from swin_deploy.backends.tensorrt.runner import TensorRTRunner
+
+    _, paths = demo
+    engine = tmp_path / "m.engine"
+    build(paths["swinv2_digits"], engine)
+    x = np.random.default_rng(0).standard_normal((5, 3, 32, 32), dtype=np.float32)
+    with TensorRTRunner(engine, device="cpu") as trt_runner, OnnxRuntimeRunner(paths["swinv2_digits"]) as ort_runner:
+        assert trt_runner.input_name == "input" and trt_runner.output_names == ["logits"]
+        for n in (1, 5):  # the input shape is set per call
+            np.testing.assert_array_equal(trt_runner.infer(x[:n])["logits"], ort_runner.infer(x[:n])["logits"])
+        assert trt_runner.context.calls == [(1, 3, 32, 32), (5, 3, 32, 32)]
+        with pytest.raises(UserError, match="is torch.float32, not uint8"):
+            trt_runner.infer(np.zeros((1, 3, 32, 32), np.uint8))
+    # the same engine as bytes
+    with TensorRTRunner(engine.read_bytes(), device="cpu") as r:
+        assert r.infer(x[:2])["logits"].shape == (2, 10)
+
+
+def test_runner_pads_a_static_batch_and_takes_uint8_pixels(stand_in, tmp_path):
+    from swin_deploy.artifact import read_info
+    from swin_deploy.backends.onnxruntime_runner import OnnxRuntimeRunner
+    from swin_deploy.backends.tensorrt.loader import BuildOptions
+    from swin_deploy.backends.tensorrt.runner import TensorRTRunner
+    from swin_deploy.export import ExportOptions, export_onnx
+    from swin_deploy.models import Weights, build_model, get_config
+
+    model, sha = build_model(get_config("swin_test"), Weights("random"))
+    onnx_path = export_onnx(model, sha, tmp_path / "s.onnx", ExportOptions(static_batch=True, max_batch=4,
+                                                                          input_format="uint8", channels_last=True)).path
+    engine = tmp_path / "s.engine"
+    build(onnx_path, engine, BuildOptions(4, 4, 4))
+    pixels = read_info(onnx_path).example_input(np.random.default_rng(0), 4)
+    with TensorRTRunner(engine, device="cpu") as r, OnnxRuntimeRunner(onnx_path) as ort_runner:
+        assert r.fixed_batch == 4
+        out = r.infer(pixels[:3])["logits"]  # padded to 4, sliced back to 3
+        assert out.shape == (3, 10) and r.context.calls == [(4, 64, 64, 3)]
+        np.testing.assert_array_equal(out, ort_runner.infer(pixels)["logits"][:3])
+
+
+def test_foreign_or_stale_engines_are_refused(stand_in, demo, tmp_path):
+    from swin_deploy.backends.tensorrt.runner import TensorRTRunner
+    from swin_deploy.backends.tensorrt.sidecar import read_sidecar
+
+    foreign = tmp_path / "foreign.engine"
+    foreign.write_bytes(b"\x00serialized by something else")
+    with pytest.raises(UserError, match="cannot load"):
+        TensorRTRunner(foreign, device="cpu").activate()
+    engine = tmp_path / "m.engine"
+    build(demo[1]["swin_digits"], engine)
+    with pytest.raises(UserError, match="rebuild it"):  # another TensorRT or another GPU: engines are not portable
+        read_sidecar(engine).check_runtime(engine, "10.16.1", "NVIDIA A100", "8.0")
+    read_sidecar(engine).check_runtime(engine, stand_in.__version__, "any", "0.0")
+
+
+def test_build_engine_command_lints_first(stand_in, cli, demo, tmp_path):
+    """build-engine through the CLI with the stand-in: a clean ONNX builds; one with findings exits 1 and writes
+    nothing unless --no-check."""
+    import onnx
+
+    _, paths = demo
+    r = cli("build-engine", paths["swin_digits"], "--max-batch", "8", "-o", tmp_path / "ok.engine")
+    assert r.code == 0, r.err
+    assert (tmp_path / "ok.engine").is_file() and (tmp_path / "ok.engine.json").is_file()
+    model = onnx.load(str(paths["swin_digits"]))
+    erf = next(n for n in model.graph.node if n.op_type == "Erf")
+    erf.op_type = "Acos"  # valid ONNX, not in TensorRT's table
+    bad = tmp_path / "bad.onnx"
+    onnx.save(model, str(bad))
+    r = cli("build-engine", bad, "--max-batch", "8", "-o", tmp_path / "bad.engine")
+    assert r.code == 1 and "Acos" in r.err and "--no-check" in r.err and not (tmp_path / "bad.engine").exists()
+    r = cli("build-engine", bad, "--max-batch", "8", "--no-check", "-o", tmp_path / "bad.engine")
+    assert r.code == 0 and (tmp_path / "bad.engine").is_file()

@@ -15,7 +15,7 @@ def artifact_info(path, variant: str | None = None):
     from ..artifact import read_info
 
     if Path(path).suffix in ENGINE_SUFFIXES:
-        from .tensorrt_runner import engine_artifact_info
+        from .tensorrt.sidecar import engine_artifact_info
 
         return engine_artifact_info(Path(path))
     return read_info(path, variant)
@@ -33,7 +33,7 @@ def runner_for(path, backend: str | None = None, threads: int | None = None) -> 
     if backend is None:
         backend = "tensorrt" if path.suffix in ENGINE_SUFFIXES else "onnxruntime-cpu"
     if backend == "tensorrt":
-        from .tensorrt_runner import TensorRTRunner
+        from .tensorrt.runner import TensorRTRunner
 
         return TensorRTRunner(path)
     if backend.startswith("onnxruntime-"):

@@ -1,7 +1,7 @@
 """The runner protocol every backend shares (as Polygraphy's): activate, infer, deactivate.
 
     with OnnxRuntimeRunner("model.onnx") as runner:
-        outputs = runner.infer(batch)           # float32 NCHW -> {"logits": (B, num_classes)} or {"stage1": ...}
+        outputs = runner.infer(batch)           # float32 NCHW (or uint8 pixels) -> {"logits": (B, classes)} or {"stage1": ...}
 
 Runners only run; comparing lives in swin_deploy.verify. Heavy imports happen in activate().
 """
@@ -22,7 +22,8 @@ class Timing:
 
 
 class Runner(abc.ABC):
-    """A backend that turns float32 NCHW batches into named float32 outputs (logits, or stage feature maps)."""
+    """A backend that turns input batches (float32 NCHW, or a raw-pixel artifact's uint8 pixels) into named
+    float32 outputs (logits, or stage feature maps)."""
 
     name: str = "runner"
 
@@ -48,7 +49,8 @@ class Runner(abc.ABC):
 
     def infer(self, x: np.ndarray) -> dict[str, np.ndarray]:
         assert self.active, f"{self.name}: activate() first (or use it as a context manager)"
-        return self._infer(np.ascontiguousarray(x, dtype=np.float32))
+        # uint8 stays uint8 (raw-pixel artifacts take pixels); any other input is float32
+        return self._infer(np.ascontiguousarray(x, dtype=np.uint8 if x.dtype == np.uint8 else np.float32))
 
     def infer_timed(self, x: np.ndarray) -> tuple[dict[str, np.ndarray], Timing]:
         """infer() with its timing; backends with device timers override this."""

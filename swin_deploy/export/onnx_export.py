@@ -24,9 +24,10 @@ from .. import defaults
 from ..artifact import ArtifactInfo, write_info
 from ..backends.onnxruntime_runner import OnnxRuntimeRunner
 from ..backends.torch_runner import TorchRunner
-from ..errors import GateFailed, UserError
+from ..enums import InputFormat, Simplifier
+from ..errors import GateFailed, UserError, missing_package
 from ..fileio import atomic_output, check_writable_dir
-from ..models import FeatureMaps, SwinTransformer, Weights, build_model, get_config
+from ..models import FeatureMaps, PixelInput, SwinTransformer, Weights, build_model, config_for
 from ..tolerances import EXPORT_PARITY_REL
 from ..verify.compare import max_rel_delta_outputs
 
@@ -49,11 +50,17 @@ class ExportOptions:
     opset: int = DEFAULT_OPSET
     static_batch: bool = False
     max_batch: int | None = None
-    simplify: bool = True
+    simplifier: Simplifier = defaults.SIMPLIFIER
     verify: bool = True
     exporter: str = "auto"  # auto | torchscript | dynamo
     features: bool = False  # output the stage feature maps instead of logits
     dynamic_size: tuple[tuple[int, int], tuple[int, int]] | None = None  # (min H, W), (max H, W)
+    input_format: InputFormat = InputFormat.FLOAT32  # uint8: raw pixels in, normalisation folded into the graph
+    channels_last: bool = False  # uint8 pixels as (B, H, W, 3)
+
+    def __post_init__(self) -> None:
+        self.simplifier = Simplifier.parse(self.simplifier, "simplifier")
+        self.input_format = InputFormat.parse(self.input_format, "input_format")
 
 
 def check_sizes(sizes: list[tuple[int, int]], options: ExportOptions, cfg) -> list[tuple[int, int]]:
@@ -78,7 +85,7 @@ class ExportResult:
     exporter: str
     layernorm_fused: bool
     outputs: list[str]
-    input_size: str = ""  # "224x224", or "64x64 to 128x128 (dynamic)"
+    input_size: str = ""  # "224x224", or "64x64 to 128x128 (dynamic)", with ", uint8 pixels ..." for raw pixels
     note: str | None = None  # something the user should know about what was written
 
 
@@ -90,16 +97,19 @@ def check_options(options: ExportOptions) -> None:
         raise UserError("`max_batch` must be at least 1")
     if options.exporter not in ("auto", "torchscript", "dynamo"):
         raise UserError(f"unknown exporter '{options.exporter}': choose auto, torchscript or dynamo")
+    if options.channels_last and options.input_format != InputFormat.UINT8:
+        raise UserError("`channels_last` goes with `input_format` uint8 (raw pixels as B, H, W, 3)")
 
 
 def _torch_export(model: torch.nn.Module, example: torch.Tensor, path: Path, opset: int, static: bool,
-                  exporter: str, outputs: list[str], dynamic_size: bool) -> str:
+                  exporter: str, outputs: list[str], dynamic_size: bool, channels_last: bool = False) -> str:
     """Run one of torch's exporters; returns the one that worked."""
     axes: dict[str, dict[int, str]] = {}
     if not static:
         axes = {"input": {0: "batch"}, **{name: {0: "batch"} for name in outputs}}
     if dynamic_size:
-        axes.setdefault("input", {}).update({2: "height", 3: "width"})
+        h, w = (1, 2) if channels_last else (2, 3)
+        axes.setdefault("input", {}).update({h: "height", w: "width"})
         for i, name in enumerate(n for n in outputs if n.startswith("stage")):
             axes.setdefault(name, {}).update({2: f"height_{i + 1}", 3: f"width_{i + 1}"})
     with warnings.catch_warnings():
@@ -126,11 +136,22 @@ def _torch_export(model: torch.nn.Module, example: torch.Tensor, path: Path, ops
         return "dynamo"
 
 
-def simplify(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Constant folding, dead-node removal and shape-op cleanup by onnxslim."""
-    import onnxslim
+def simplify(model: onnx.ModelProto, simplifier: Simplifier | str = defaults.SIMPLIFIER) -> onnx.ModelProto:
+    """Constant folding, dead-node removal and shape-op cleanup by onnx-simplifier and/or onnxslim."""
+    simplifier = Simplifier.parse(simplifier, "simplifier")
+    if simplifier in (Simplifier.ONNXSLIM, Simplifier.BOTH):
+        import onnxslim
 
-    return onnxslim.slim(model)
+        model = onnxslim.slim(model)
+    if simplifier in (Simplifier.ONNXSIM, Simplifier.BOTH):
+        try:
+            import onnxsim
+        except ImportError as e:
+            raise missing_package("onnxsim") from e
+        model, ok = onnxsim.simplify(model)
+        if not ok:  # its own check compares against the unsimplified model; ours (parity) runs after too
+            raise RuntimeError("onnx-simplifier's own check of the simplified graph failed")
+    return model
 
 
 def graph_problems(model: onnx.ModelProto) -> list[str]:
@@ -144,31 +165,33 @@ def graph_problems(model: onnx.ModelProto) -> list[str]:
     return problems
 
 
-def onnx_parity(path: Path, model: torch.nn.Module, batch_sizes: tuple[int, ...], sizes: list[tuple[int, int]],
-                seed: int = defaults.SEED) -> float:
-    """Worst max relative delta (onnxruntime vs torch) over every output, on seeded random inputs at each batch
-    size and input size."""
+def onnx_parity(path: Path, model: torch.nn.Module, info: ArtifactInfo, batch_sizes: tuple[int, ...],
+                sizes: list[tuple[int, int]], seed: int = defaults.SEED) -> float:
+    """Worst max relative delta (onnxruntime vs the float32 torch `model`) over every output, on the seeded
+    inputs the artifact `info` describes takes, at each batch size and input size: N(0, 1) floats, or for a
+    raw-pixel artifact uint8 pixels, which `model` gets normalised."""
     names = model.output_names() if isinstance(model, FeatureMaps) else ["logits"]
     rng = np.random.default_rng(seed)
     worst = 0.0
     with OnnxRuntimeRunner(path) as onnx_runner, TorchRunner(model, output_names=names) as torch_runner:
         for size in sizes:
             for b in batch_sizes:
-                x = rng.standard_normal((b, 3, *size), dtype=np.float32)
-                worst = max(worst, max_rel_delta_outputs(torch_runner.infer(x), onnx_runner.infer(x)))
+                x = info.example_input(rng, b, size)
+                worst = max(worst, max_rel_delta_outputs(torch_runner.infer(info.normalized(x)), onnx_runner.infer(x)))
     return worst
 
 
-def export_variant(variant: str, weights: Weights, out: Path | None = None, options: ExportOptions | None = None,
+def export_variant(variant: str | None, weights: Weights, out: Path | None = None, options: ExportOptions | None = None,
                    img_size: tuple[int, int] | None = None, dynamic: bool = False,
                    min_size: tuple[int, int] | None = None, max_size: tuple[int, int] | None = None,
                    on_step: Callable[[str], None] = lambda step: None) -> ExportResult:
-    """A registered variant at `img_size` (default its own) with `weights`, exported to `out` (default
-    `<variant>.onnx`). `dynamic` takes any size in [min_size, max_size] (defaults: see SwinConfig.for_dynamic)."""
+    """A registered variant (or a transformers checkpoint's architecture; None: swin_t) at `img_size` (default its
+    own) with `weights`, exported to `out` (default `<variant>.onnx`). `dynamic` takes any size in
+    [min_size, max_size] (defaults: see SwinConfig.for_dynamic)."""
     from dataclasses import replace
 
     options = options or ExportOptions()
-    cfg = get_config(variant).at_size(img_size, dynamic)
+    cfg = config_for(variant, weights).at_size(img_size, dynamic)
     native = cfg.img_size
     if dynamic:
         cfg, size_range = cfg.for_dynamic(min_size, max_size)
@@ -206,23 +229,25 @@ def _export(model: SwinTransformer, weights_sha256: str, out: Path, options: Exp
     module = FeatureMaps(model) if options.features else model
     outputs = module.output_names() if options.features else ["logits"]
     batch = options.max_batch if options.static_batch and options.max_batch else 1
-    example = torch.zeros(batch, 3, *cfg.img_size)
+    info = ArtifactInfo.for_config(cfg, weights_sha256, options.opset, options.max_batch, options.static_batch)
+    info.outputs = tuple(outputs)
+    info.input_format, info.channels_last = options.input_format, options.channels_last
+    if options.dynamic_size is not None:
+        info.dynamic_size = (*options.dynamic_size[0], *options.dynamic_size[1])
+    traced = PixelInput(module, cfg.mean, cfg.std, options.channels_last) if info.pixels else module
+    example = torch.zeros(info.input_shape(batch, cfg.img_size), dtype=torch.uint8 if info.pixels else torch.float32)
     with atomic_output(out, suffix=".onnx") as tmp:
         on_step("export")
         with torch.no_grad():
-            exporter = _torch_export(module, example, tmp, options.opset, options.static_batch, options.exporter,
-                                     outputs, options.dynamic_size is not None)
+            exporter = _torch_export(traced, example, tmp, options.opset, options.static_batch, options.exporter,
+                                     outputs, options.dynamic_size is not None, options.channels_last)
         proto = onnx.load(str(tmp))
-        if options.simplify:
+        if options.simplifier != Simplifier.NONE:
             on_step("simplify")
-            proto = simplify(proto)
+            proto = simplify(proto, options.simplifier)
         problems = graph_problems(proto)
         if problems:  # a bug in swin-deploy, not a user error: say what slipped in
             raise RuntimeError(f"exported graph is not opset-safe: {', '.join(problems[:3])}")
-        info = ArtifactInfo.for_config(cfg, weights_sha256, options.opset, options.max_batch, options.static_batch)
-        info.outputs = tuple(outputs)
-        if options.dynamic_size is not None:
-            info.dynamic_size = (*options.dynamic_size[0], *options.dynamic_size[1])
         write_info(proto, info)
         proto.producer_name, proto.doc_string = "swin-deploy", f"{cfg.name} exported by swin-deploy {info.version}"
         onnx.save(proto, str(tmp))
@@ -233,7 +258,7 @@ def _export(model: SwinTransformer, weights_sha256: str, out: Path, options: Exp
             on_step("verify")
             extra = [options.max_batch] if options.max_batch else []
             sizes = (batch,) if options.static_batch else tuple(sorted({*defaults.EXPORT_PARITY_BATCH_SIZES, *extra}))
-            delta = onnx_parity(tmp, module, sizes, check_sizes([tuple(cfg.img_size)], options, cfg))
+            delta = onnx_parity(tmp, module, info, sizes, check_sizes([tuple(cfg.img_size)], options, cfg))
             if not delta <= EXPORT_PARITY_REL:
                 raise GateFailed(f"onnxruntime output differs from PyTorch by {delta:.2e} x max|logits| "
                                  f"(allowed {EXPORT_PARITY_REL:.0e}); the ONNX was not written")
@@ -241,6 +266,8 @@ def _export(model: SwinTransformer, weights_sha256: str, out: Path, options: Exp
     rng = options.dynamic_size
     described = "x".join(map(str, cfg.img_size)) if rng is None else \
         f"{rng[0][0]}x{rng[0][1]} to {rng[1][0]}x{rng[1][1]} (dynamic)"
+    if info.pixels:
+        described += f", uint8 pixels {'NHWC' if info.channels_last else 'NCHW'} (normalisation in the graph)"
     return ExportResult(path=out, opset=options.opset, nodes=len(proto.graph.node), size_bytes=size,
                         parity_delta=delta, seconds=time.perf_counter() - start, exporter=exporter,
                         layernorm_fused=any(n.op_type == "LayerNormalization" for n in proto.graph.node),

@@ -1,8 +1,9 @@
 """Native Swin Transformer V1/V2 models, their variant registry and checkpoint loading."""
 
-from .checkpoint import Weights, build_model, convert_official_state_dict, load_strict, read_checkpoint
+from .checkpoint import Weights, build_model, config_for, convert_official_state_dict, load_strict, read_checkpoint
+from .hf import convert_hf_state_dict
 from .registry import VARIANTS, SwinConfig, get_config
-from .swin import FeatureMaps, SwinTransformer
+from .swin import FeatureMaps, PixelInput, SwinTransformer
 
-__all__ = ["VARIANTS", "FeatureMaps", "SwinConfig", "SwinTransformer", "Weights", "build_model", "convert_official_state_dict",
-           "get_config", "load_strict", "read_checkpoint"]
+__all__ = ["VARIANTS", "FeatureMaps", "PixelInput", "SwinConfig", "SwinTransformer", "Weights", "build_model", "config_for",
+           "convert_hf_state_dict", "convert_official_state_dict", "get_config", "load_strict", "read_checkpoint"]

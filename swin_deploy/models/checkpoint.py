@@ -16,7 +16,8 @@ import torch
 from ..enums import WeightsSource
 from ..errors import UserError
 from ..fileio import sha256_file
-from .registry import WEIGHTS_DIR, SwinConfig
+from .hf import check_agrees, convert_hf_state_dict, hf_config, hf_config_path, hf_weights_file, is_hf_state_dict
+from .registry import WEIGHTS_DIR, SwinConfig, get_config
 from .swin import SwinTransformer
 
 _BUFFERS = ("relative_position_index", "relative_coords_table", "attn_mask")
@@ -53,13 +54,26 @@ def unwrap_checkpoint(checkpoint: dict) -> dict:
     return next((checkpoint[k] for k in CONTAINER_KEYS if isinstance(checkpoint.get(k), dict)), checkpoint)
 
 
-def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
-    """A state_dict from .pth/.pt (weights_only) or .safetensors, converted to timm layout.
-
-    Training checkpoints are unwrapped (see CONTAINER_KEYS) and DDP/torch.compile prefixes dropped."""
+def checkpoint_file(path: str | Path) -> Path:
+    """The weights file a checkpoint path names (a transformers folder names its model.safetensors/.bin)."""
     path = Path(path)
+    if path.is_dir():
+        if hf_config_path(path) is None:
+            raise UserError(f"checkpoint folder {path} has no config.json: pass a weights file, or a transformers "
+                            "save_pretrained folder")
+        return hf_weights_file(path)
     if not path.is_file():
-        raise UserError(f"checkpoint {path} does not exist: pass the path of a .pth, .pt or .safetensors file")
+        raise UserError(f"checkpoint {path} does not exist: pass the path of a .pth, .pt or .safetensors file "
+                        "(or a transformers save_pretrained folder)")
+    return path
+
+
+def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state_dict from .pth/.pt/.bin (weights_only) or .safetensors, or a transformers folder, in timm layout.
+
+    Training checkpoints are unwrapped (see CONTAINER_KEYS) and DDP/torch.compile prefixes dropped; official
+    Swin and transformers layouts are converted."""
+    path = checkpoint_file(path)
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -75,7 +89,8 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
         raise UserError(f"checkpoint {path} holds no state_dict")
     from timm.models import clean_state_dict  # DDP 'module.' and torch.compile '_orig_mod.' prefixes
 
-    sd = convert_official_state_dict(clean_state_dict(unwrap_checkpoint(sd)))
+    sd = clean_state_dict(unwrap_checkpoint(sd))
+    sd = convert_hf_state_dict(sd) if is_hf_state_dict(sd) else convert_official_state_dict(sd)
     if not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise UserError(f"checkpoint {path} is not a flat state_dict of tensors")
     return sd
@@ -193,6 +208,17 @@ class Weights:
         return cls()
 
 
+def config_for(variant: str | None, weights: Weights, default: str = "swin_t") -> SwinConfig:
+    """The architecture to build: from a transformers checkpoint's config.json (a `variant`, if given, must agree),
+    else the registry's `variant`."""
+    if weights.source == WeightsSource.CHECKPOINT and weights.path is not None and hf_config_path(weights.path):
+        cfg = hf_config(weights.path, name=variant)
+        if variant is not None:
+            check_agrees(cfg, get_config(variant))
+        return cfg
+    return get_config(variant or default)
+
+
 def build_model(cfg: SwinConfig, weights: Weights, dynamic: bool = False) -> tuple[SwinTransformer, str]:
     """The native model in eval mode with its weights, and the sha256 that identifies those weights.
 
@@ -210,7 +236,7 @@ def build_model(cfg: SwinConfig, weights: Weights, dynamic: bool = False) -> tup
     if kind == WeightsSource.CHECKPOINT:
         assert weights.path is not None
         load_strict(model, read_checkpoint(weights.path), f"checkpoint {weights.path.name}")
-        return model, sha256_file(weights.path)
+        return model, sha256_file(checkpoint_file(weights.path))
     if kind == WeightsSource.BUNDLED:
         if not cfg.bundled_weights:
             raise UserError(f"{cfg.name} ships no weights: use `checkpoint` PATH, `pretrained` or `random_init`")

@@ -125,6 +125,22 @@ class PatchEmbed(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(self.proj(x).flatten(2).transpose(1, 2))
 
+    @torch.no_grad()
+    def fold_normalization(self, mean, std, scale: float = 255.0) -> None:
+        """Make proj take raw pixels p in [0, scale] instead of (p / scale - mean) / std, exactly:
+        conv(W, (p / s - m) / d) + b = conv(W / (s d), p) + (b - sum W m / d), per input channel. The patch conv
+        has no padding (kernel = stride, sizes are multiples of the patch), so no border term appears."""
+        w = self.proj.weight.double()  # (C_out, 3, p, p)
+        m = torch.tensor(mean, dtype=torch.float64).view(1, -1, 1, 1)
+        d = torch.tensor(std, dtype=torch.float64).view(1, -1, 1, 1)
+        bias = self.proj.bias.double() if self.proj.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)
+        self.proj.weight.copy_((w / (scale * d)).float())
+        new_bias = bias - (w * m / d).sum(dim=(1, 2, 3))
+        if self.proj.bias is None:
+            self.proj.bias = nn.Parameter(new_bias.float())
+        else:
+            self.proj.bias.copy_(new_bias.float())
+
 
 class PatchMerging(nn.Module):
     """Downsample 2x: concatenate each 2x2 neighbourhood (4C) and project to 2C.

@@ -8,7 +8,7 @@ installed timm so the two never drift apart silently.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from ..errors import UserError
@@ -109,6 +109,16 @@ class SwinConfig:
         if min(size) < 1:
             raise UserError(f"image size must be positive, not {size[0]}x{size[1]}")
         return replace(self, img_size=tuple(size)) if dynamic else self.with_img_size(tuple(size))
+
+    def architecture(self) -> dict:
+        """Everything but the class names, as JSON-ready data: what an artifact records to rebuild its model."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items() if k != "labels"}
+
+    @classmethod
+    def from_architecture(cls, arch: dict, labels: tuple[str, ...] | None = None) -> SwinConfig:
+        known = {f.name for f in fields(cls)}
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in arch.items() if k in known}
+        return cls(**values, labels=labels)
 
     def summary(self) -> dict:
         """What `swin-deploy variants --json` lists for this variant."""

@@ -11,6 +11,7 @@ computation is laid out, not in what it computes (see `layers.py`):
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -346,3 +347,32 @@ class FeatureMaps(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return tuple(self.model.forward_stages(x))
+
+
+class PixelInput(nn.Module):
+    """Raw pixels in: (B, 3, H, W) or, channels_last, (B, H, W, 3) uint8 -> the wrapped model's outputs.
+
+    The model's normalisation ((p / 255 - mean) / std, as timm's ToTensor + Normalize) is folded into a copy
+    of its patch-embedding convolution, so the graph adds one Cast (and one Transpose for NHWC) and nothing else.
+    """
+
+    def __init__(self, module: SwinTransformer | FeatureMaps, mean, std, channels_last: bool = False):
+        super().__init__()
+        self.module = copy.deepcopy(module)
+        model = self.module.model if isinstance(self.module, FeatureMaps) else self.module
+        model.patch_embed.fold_normalization(mean, std)
+        self.channels_last = channels_last
+
+    @property
+    def cfg(self):
+        return self.module.cfg
+
+    def output_names(self) -> list[str]:
+        return self.module.output_names() if isinstance(self.module, FeatureMaps) else ["logits"]
+
+    def forward(self, x: torch.Tensor):
+        # Cast before the Transpose: TensorRT takes a uint8 network input only straight into a Cast
+        x = x.float()
+        if self.channels_last:
+            x = x.permute(0, 3, 1, 2)
+        return self.module(x)

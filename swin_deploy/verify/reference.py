@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from ..artifact import ArtifactInfo
-from ..backends import runner_for
+from ..backends import artifact_info, runner_for
 from ..backends.base import Runner
 from ..enums import WeightsSource
 from ..errors import UserError
@@ -18,6 +22,7 @@ from ..models import FeatureMaps, Weights, build_model
 class Reference:
     runner: Runner
     identity: str  # what the reference is, with its weights' sha256: a reference cache is valid for this only
+    prepare: Callable[[np.ndarray], np.ndarray] = field(default=lambda x: x)  # candidate's input -> reference's
 
 
 def torch_reference(info: ArtifactInfo, weights: Weights, device: str = "cpu") -> Runner:
@@ -43,15 +48,55 @@ def timm_reference(info: ArtifactInfo, checkpoint: Path, device: str = "cpu") ->
     return TorchRunner(model, name="timm-fp32", device=device)
 
 
+class TransformersLogits(torch.nn.Module):
+    """transformers' image classifier as a plain (B, 3, H, W) -> logits module."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(pixel_values=x).logits
+
+
+def transformers_reference(folder: Path, device: str = "cpu") -> Runner:
+    """transformers' own model from a save_pretrained folder, as an independent reference."""
+    from ..backends.torch_runner import TorchRunner
+    from ..errors import missing_package
+
+    try:
+        from transformers import AutoModelForImageClassification
+    except ImportError as e:
+        raise missing_package("transformers", "hf") from e
+    model = AutoModelForImageClassification.from_pretrained(str(folder), local_files_only=True).eval()
+    return TorchRunner(TransformersLogits(model), name="transformers-fp32", device=device)
+
+
 def reference_for(info: ArtifactInfo, weights: Weights, timm: bool = False, artifact: Path | None = None,
-                  device: str = "auto") -> Reference:
+                  device: str = "auto", transformers: bool = False) -> Reference:
     """Another artifact if given, else timm's model (with a checkpoint), else the native model with `weights`;
     PyTorch references run on `device` (auto: CUDA where there is one)."""
     if artifact is not None:
-        return Reference(runner_for(artifact), f"artifact {sha256_file(artifact)}")
+        other = artifact_info(artifact)
+        if (other.input_format, other.channels_last) == (info.input_format, info.channels_last):
+            prepare = lambda x: x  # noqa: E731 - both take the same input
+        elif not other.pixels:
+            prepare = info.normalized
+        else:
+            raise UserError(f"the reference {Path(artifact).name} takes raw pixels ({other.input_format}"
+                            f"{', channels last' if other.channels_last else ''}) and the candidate does not: "
+                            "gate the candidate against a float32 artifact or the PyTorch model")
+        return Reference(runner_for(artifact), f"artifact {sha256_file(artifact)}", prepare)
+    if transformers:
+        from ..models.checkpoint import checkpoint_file
+
+        if weights.source != WeightsSource.CHECKPOINT or weights.path is None or not Path(weights.path).is_dir():
+            raise UserError("`transformers` needs `checkpoint` FOLDER: the save_pretrained folder to load")
+        identity = f"transformers {sha256_file(checkpoint_file(weights.path))}"
+        return Reference(transformers_reference(weights.path, device), identity, info.normalized)
     if timm:
         if weights.source != WeightsSource.CHECKPOINT or weights.path is None:
             raise UserError("`timm` needs `checkpoint`: the weights timm's model should load")
-        return Reference(timm_reference(info, weights.path, device), f"timm {sha256_file(weights.path)}")
+        return Reference(timm_reference(info, weights.path, device), f"timm {sha256_file(weights.path)}", info.normalized)
     # torch_reference refuses weights other than the exported ones, so the artifact's sha256 names them
-    return Reference(torch_reference(info, weights, device), f"pytorch {info.weights_sha256 or weights}")
+    return Reference(torch_reference(info, weights, device), f"pytorch {info.weights_sha256 or weights}", info.normalized)

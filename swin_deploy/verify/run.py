@@ -22,14 +22,14 @@ from .. import defaults
 from ..artifact import ArtifactInfo
 from ..backends import artifact_info, runner_for
 from ..backends.base import Runner
-from ..data import Batch, ImageSet, list_images, preprocess_fn, stream_batches
+from ..data import SKIPPED_EXAMPLES, Batch, ImageSet, list_images, stream_batches, transform_for
 from ..errors import UserError
 from ..fileio import sha256_file
 from ..models import Weights
 from ..tolerances import DEFAULT_THRESHOLDS, Thresholds
 from .cache import CacheReader, CacheWriter
 from .compare import Check, Comparison, gate
-from .reference import reference_for
+from .reference import Reference, reference_for
 
 
 @dataclass
@@ -38,6 +38,7 @@ class VerifyOptions:
 
     weights: Weights = field(default_factory=Weights)  # the native reference's weights (or timm's checkpoint)
     timm: bool = False  # timm's model as the reference
+    transformers: bool = False  # transformers' model (from a save_pretrained folder in `weights`) as the reference
     reference: Path | None = None  # another artifact as the reference
     variant: str | None = None  # for an ONNX without swin-deploy metadata
     data: Path | None = None  # image folder; None: seeded synthetic inputs
@@ -61,11 +62,11 @@ class InputSet:
     `samples` seeded N(0, 1) inputs; streamed in batches of any size, always in the same order."""
 
     def __init__(self, info: ArtifactInfo, options: VerifyOptions, img_size: tuple[int, int]):
-        self.img_size, self.options = tuple(img_size), options
+        self.img_size, self.options, self.info = tuple(img_size), options, info
         self.images: ImageSet | None = None
         if options.data is not None:
             self.images = list_images(options.data, options.limit, options.seed, options.labels, info.num_classes)
-            self.transform = preprocess_fn(self.img_size, info.mean, info.std, info.interpolation, info.crop_pct)
+            self.transform = transform_for(info, self.img_size)
         elif options.labels is not None:
             raise UserError("`labels` needs `data`: the folder the labelled files are in")
         elif options.samples < 1:
@@ -78,7 +79,8 @@ class InputSet:
 
     def describe(self) -> str:
         if self.images is None:
-            return f"{self.options.samples} seeded N(0,1) inputs (seed {self.options.seed})"
+            kind = "uniform uint8 pixel" if self.info.pixels else "N(0,1)"
+            return f"{self.options.samples} seeded {kind} inputs (seed {self.options.seed})"
         return str(self.options.data)
 
     def batches(self, batch_size: int, limit: int | None = None) -> Iterator[Batch]:
@@ -101,12 +103,13 @@ class InputSet:
         rng = np.random.default_rng(self.options.seed)  # chunked draws give the same values as one big draw
         for start in range(0, self.options.samples, batch_size):
             n = min(batch_size, self.options.samples - start)
-            yield Batch(rng.standard_normal((n, 3, *self.img_size), dtype=np.float32), None, np.arange(start, start + n))
+            yield Batch(self.info.example_input(rng, n, self.img_size), None, np.arange(start, start + n))
 
     def _key(self, info: ArtifactInfo) -> dict:
         """What a reference cache for these inputs is valid for."""
         if self.images is None:
-            inputs = f"synthetic N(0,1): seed {self.options.seed}, {self.options.samples} samples"
+            kind = "uint8 pixels" if info.pixels else "N(0,1)"
+            inputs = f"synthetic {kind}: seed {self.options.seed}, {self.options.samples} samples"
         else:
             h = hashlib.sha256()
             root = Path(self.options.data)
@@ -226,7 +229,7 @@ def verify_artifact(artifact: Path, options: VerifyOptions | None = None,
     if o.reference_cache is not None and len(img_sizes) > 1:
         raise UserError("a reference cache holds one input size: run verify once per size of `img_sizes`")
     candidate = runner_for(artifact, o.backend)
-    reference = reference_for(info, o.weights, o.timm, o.reference, o.reference_device)
+    reference = reference_for(info, o.weights, o.timm, o.reference, o.reference_device, o.transformers)
     inputs = [InputSet(info, o, size) for size in img_sizes]
     result = VerifyResult(artifact, info, {}, {}, inputs[0].describe(), thresholds, total_images=inputs[0].total)
     cache_key = None
@@ -237,17 +240,17 @@ def verify_artifact(artifact: Path, options: VerifyOptions | None = None,
         result.candidate = candidate.describe()
         result.reference = reference.runner.describe()
         for inp in inputs:
-            _gate_input_set(inp, sizes, candidate, reference.runner, thresholds, o, cache_key, result, on_progress)
+            _gate_input_set(inp, sizes, candidate, reference, thresholds, o, cache_key, result, on_progress)
     if inputs[0].images is not None:
         images = inputs[0].images
         result.skipped_images = images.skipped
-        result.skipped_examples = [str(p) for p in images.skipped_paths]
+        result.skipped_examples = [str(p) for p in images.skipped_paths[:SKIPPED_EXAMPLES]]
         result.labels = images.label_source
     result.seconds = time.perf_counter() - start
     return result
 
 
-def _gate_input_set(inp: InputSet, sizes: list[int], candidate: Runner, reference: Runner, thresholds: Thresholds,
+def _gate_input_set(inp: InputSet, sizes: list[int], candidate: Runner, ref_source: Reference, thresholds: Thresholds,
                     o: VerifyOptions, cache_key: dict | None, result: VerifyResult, on_progress: Progress) -> None:
     """The full pass at the first batch size, then batch consistency on a subset at every other size."""
     main, others = sizes[0], sizes[1:]
@@ -255,12 +258,16 @@ def _gate_input_set(inp: InputSet, sizes: list[int], candidate: Runner, referenc
     cached = CacheReader(o.reference_cache, cache_key) if cache_key is not None and result.cache["hit"] else None
     writer = CacheWriter(o.reference_cache, cache_key) if cache_key is not None and cached is None else None
     comparison, subset = Comparison(), []
+    reference = ref_source.runner
     if cached is None:
         reference.activate()
     try:
         label = f"{inp.img_size[0]}x{inp.img_size[1]}, batch {main}"
         for batch in inp.batches(main):
-            ref = cached.outputs(batch.index) if cached is not None else run_padded(reference, batch.x, main)
+            if cached is not None:
+                ref = cached.outputs(batch.index)
+            else:
+                ref = run_padded(reference, ref_source.prepare(batch.x), main)
             if writer is not None:
                 writer.add(batch.index, ref)
             comparison.update(ref, run_padded(candidate, batch.x, main), batch.labels)

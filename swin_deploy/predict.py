@@ -1,0 +1,93 @@
+"""What an artifact sees in pictures: top-k classes with names, for any ONNX (any precision) or TensorRT engine.
+
+Class names come from the artifact's metadata (a transformers fine-tune's id2label, the demo digits), else from
+timm's offline ImageNet class descriptions for 1000- and 21841-class models, else the class index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .artifact import ArtifactInfo
+from .backends import artifact_info, runner_for
+from .data import ImageSet, image_files, stream_batches, transform_for
+from .errors import UserError
+
+IMAGENET_INFO = {1000: "imagenet-1k", 21841: "imagenet-22k"}
+DEFAULT_BATCH = 8
+
+
+@dataclass
+class Prediction:
+    image: str
+    top: list[dict]  # [{"index", "label", "probability"}], best first
+
+    def as_dict(self) -> dict:
+        return {"image": self.image, "top_k": self.top}
+
+
+@dataclass
+class PredictResult:
+    artifact: Path
+    predictions: list[Prediction] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # unreadable images
+    label_source: str = "indices"
+
+    def as_dict(self) -> dict:
+        return {"artifact": str(self.artifact), "labels": self.label_source,
+                "predictions": [p.as_dict() for p in self.predictions], "skipped": self.skipped}
+
+
+def class_names(info: ArtifactInfo) -> tuple[list[str], str]:
+    """(a name per class, where the names come from)."""
+    if info.labels and len(info.labels) == info.num_classes:
+        return list(info.labels), "metadata"
+    if info.num_classes in IMAGENET_INFO:
+        try:
+            from timm.data import ImageNetInfo
+
+            names = ImageNetInfo(IMAGENET_INFO[info.num_classes])
+            return [names.index_to_description(i) for i in range(info.num_classes)], f"timm {IMAGENET_INFO[info.num_classes]}"
+        except Exception:  # an older timm without the class info: indices still say something
+            pass
+    return [str(i) for i in range(info.num_classes)], "indices"
+
+
+def predict(artifact: Path, images: list[str | Path], top_k: int = 5, batch_size: int | None = None,
+            backend: str | None = None, workers: int | None = None,
+            on_progress: Callable[[str, int, int], None] = lambda what, n, total: None) -> PredictResult:
+    """Top-k of every image (files, or folders searched recursively); unreadable images are listed, not fatal
+    unless none could be read."""
+    from .verify.run import run_padded
+
+    artifact = Path(artifact)
+    info = artifact_info(artifact)
+    if info.features:
+        raise UserError(f"{artifact.name} outputs feature maps, not class scores: predict needs a classifier export")
+    if top_k < 1:
+        raise UserError(f"`top_k` must be at least 1, not {top_k}")
+    batch = batch_size or info.fixed_batch or DEFAULT_BATCH
+    info.check_batch_sizes([batch])
+    names, source = class_names(info)
+    files = ImageSet(image_files(images), None)
+    transform = transform_for(info)
+    result = PredictResult(artifact, label_source=source)
+    k = min(top_k, info.num_classes)
+    with runner_for(artifact, backend) as runner:
+        for b in stream_batches(files, transform, batch, workers):
+            logits = run_padded(runner, b.x, batch)["logits"].astype(np.float64)
+            probs = np.exp(logits - logits.max(1, keepdims=True))
+            probs /= probs.sum(1, keepdims=True)
+            for i, row in zip(b.index, probs):
+                top = np.argsort(-row)[:k]
+                result.predictions.append(Prediction(str(files.files[i]), [
+                    {"index": int(c), "label": names[c], "probability": round(float(row[c]), 6)} for c in top]))
+            on_progress("predicting", len(b.x), len(files))
+    result.skipped = [str(p) for p in files.skipped_paths]
+    if not result.predictions:
+        raise UserError(f"none of the {len(files)} images could be read")
+    return result

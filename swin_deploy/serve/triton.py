@@ -1,0 +1,369 @@
+"""Triton Inference Server model repositories: a model folder from an artifact, and its validation.
+
+    DIR/NAME/config.pbtxt          platform, max_batch_size, I/O (dims without the batch), instances, batching
+    DIR/NAME/labels.txt            class names, one per line (the classification extension returns them)
+    DIR/NAME/VERSION/model.onnx    or model.plan (+ model.plan.json, swin-deploy's engine sidecar)
+
+The config is built as Triton's own `ModelConfig` protobuf (tritonclient ships the generated module) and written
+in its text format, then read back and checked the way `check_model` checks any folder: parsed by the protobuf,
+then compared with the artifact (name, platform, dims, dtypes, batch limits, the engine's profile).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import defaults
+from ..artifact import ArtifactInfo
+from ..backends import ENGINE_SUFFIXES, artifact_info
+from ..enums import Int8Target, Precision, TritonKind
+from ..errors import UserError, missing_package
+
+CONFIG = "config.pbtxt"
+LABELS = "labels.txt"
+PLATFORMS = {"model.onnx": "onnxruntime_onnx", "model.plan": "tensorrt_plan"}
+ORT_TENSORRT_MODES = {"fp16": "FP16", "int8": "INT8"}
+TRITON_DTYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "uint8": "TYPE_UINT8", "int8": "TYPE_INT8"}
+ONNX_DTYPES = {1: "float32", 10: "float16", 2: "uint8", 3: "int8"}  # onnx.TensorProto element types
+
+
+def model_config_pb2():
+    try:
+        from tritonclient.grpc import model_config_pb2
+    except (ImportError, RuntimeError) as e:  # tritonclient without its grpc part raises RuntimeError
+        raise missing_package("tritonclient[grpc]", "triton") from e
+    return model_config_pb2
+
+
+@dataclass(frozen=True)
+class Tensor:
+    name: str
+    dtype: str  # float32 | float16 | uint8 | int8
+    shape: tuple[int, ...]  # with the batch dimension; -1 where the artifact takes any size
+
+
+@dataclass
+class ArtifactIO:
+    """What a model file takes and gives, as Triton needs it."""
+
+    inputs: list[Tensor]
+    outputs: list[Tensor]
+    batch: tuple[int, int] | None  # (min, max) batch for a batchable artifact; None: fixed batch (the shape's first dim)
+    engine_profile: dict[str, list[int]] | None = None  # a TensorRT engine's min/opt/max input shapes
+
+
+def onnx_io(path: Path, info: ArtifactInfo) -> ArtifactIO:
+    """I/O of an ONNX, read from its graph (symbolic dims -1)."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+
+    def tensors(values) -> list[Tensor]:
+        out = []
+        for v in values:
+            t = v.type.tensor_type
+            dims = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in t.shape.dim)
+            out.append(Tensor(v.name, ONNX_DTYPES.get(t.elem_type, f"onnx type {t.elem_type}"), dims))
+        return out
+
+    inputs = tensors(v for v in graph.input if v.name not in {i.name for i in graph.initializer})
+    batch = None if info.static_batch else (1, info.max_batch or 0)  # 0: no limit recorded
+    return ArtifactIO(inputs, tensors(graph.output), batch)
+
+
+def engine_io(path: Path, info: ArtifactInfo) -> ArtifactIO:
+    """I/O of a TensorRT engine from its sidecar (profile) and the source ONNX's metadata."""
+    from ..backends.tensorrt.sidecar import read_sidecar
+
+    profile = read_sidecar(path).profile
+    lo, hi = profile["min"], profile["max"]
+    shape = tuple(a if a == b else -1 for a, b in zip(lo, hi))
+    dtype = "uint8" if info.pixels else "float32"
+    outputs = [Tensor(name, "float32", (shape[0], *dims)) for name, dims in output_dims(info).items()]
+    batch = None if lo[0] == hi[0] and info.static_batch else (lo[0], hi[0])
+    return ArtifactIO([Tensor("input", dtype, shape)], outputs, batch, profile)
+
+
+def output_dims(info: ArtifactInfo) -> dict[str, tuple[int, ...]]:
+    """Each output's dims without the batch: logits (classes,), or stage i (C_i, H_i, W_i), -1 for a dynamic size."""
+    if not info.features:
+        return {"logits": (info.num_classes,)}
+    cfg = info.config()
+    dims = {}
+    for i, name in enumerate(info.outputs):
+        scale = cfg.patch_size * 2 ** i
+        hw = (-1, -1) if info.dynamic_size else (info.img_size[0] // scale, info.img_size[1] // scale)
+        dims[name] = (cfg.embed_dim * 2 ** i, *hw)
+    return dims
+
+
+def read_io(path: Path) -> tuple[ArtifactInfo, ArtifactIO]:
+    path = Path(path)
+    info = artifact_info(path)
+    return info, (engine_io(path, info) if path.suffix in ENGINE_SUFFIXES else onnx_io(path, info))
+
+
+@dataclass
+class TritonOptions:
+    name: str | None = None  # default: the artifact's file name, made a valid model name
+    version: int = 1
+    max_batch: int | None = None  # default: the engine profile's max, the ONNX's checked max, or 32
+    instances: int = 1
+    kind: TritonKind = TritonKind.GPU
+    dynamic_batching: bool | None = None  # default: on where the artifact takes batches
+    preferred_batch: list[int] = field(default_factory=list)
+    max_queue_delay_us: int = 100
+    ort_tensorrt: Precision | None = None  # fp16 | int8: onnxruntime's TensorRT accelerator (ONNX on GPU)
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        self.kind = TritonKind.parse(self.kind, "kind")
+        if self.ort_tensorrt is not None:
+            self.ort_tensorrt = Precision.parse(self.ort_tensorrt, "ort_tensorrt")
+            if self.ort_tensorrt not in ORT_TENSORRT_MODES:
+                raise UserError(f"`ort_tensorrt` takes fp16 or int8, not {self.ort_tensorrt}")
+
+
+@dataclass
+class TritonResult:
+    folder: Path
+    config_text: str
+    model_file: Path
+    labels: Path | None
+    findings: list[str]
+
+
+def model_name(artifact: Path) -> str:
+    """A model name Triton and a file system both take: the file's stem with other characters as '_'."""
+    name = re.sub(r"[^A-Za-z0-9_-]+", "_", artifact.stem).strip("_")
+    return name or "model"
+
+
+def build_config(name: str, info: ArtifactInfo, io: ArtifactIO, engine: bool, options: TritonOptions,
+                 has_labels: bool):
+    """The ModelConfig protobuf for the artifact (UserError for options the artifact cannot honour)."""
+    pb = model_config_pb2()
+    o = options
+    if o.version < 1 or o.instances < 1 or o.max_queue_delay_us < 0:
+        raise UserError("`version` and `instances` must be at least 1, `max_queue_delay_us` not negative")
+    config = pb.ModelConfig(name=name, platform=PLATFORMS["model.plan" if engine else "model.onnx"])
+    if io.batch is None:  # a fixed batch: Triton sees whole shapes and cannot batch requests
+        if o.dynamic_batching or o.preferred_batch or o.max_batch:
+            raise UserError("this artifact has a fixed batch: drop `dynamic_batching`, `preferred_batch` and "
+                            "`max_batch`, or export/build it with a dynamic batch")
+        config.max_batch_size = 0
+        strip = 0
+    else:
+        lo, hi = io.batch
+        top = o.max_batch or hi or defaults.TRITON_MAX_BATCH
+        if o.max_batch is not None and (o.max_batch < 1 or (hi and o.max_batch > hi)):
+            where = "the engine profile's max batch" if engine else "the batch the ONNX was exported and checked for"
+            raise UserError(f"`max_batch` {o.max_batch} is outside 1..{hi} ({where}): pass at most {hi}")
+        dynamic = o.dynamic_batching if o.dynamic_batching is not None else True
+        if dynamic and lo != 1:
+            raise UserError(f"the engine's profile starts at batch {lo}; Triton's dynamic batcher sends any batch from "
+                            "1: rebuild with `min_batch` 1 or pass `dynamic_batching` off")
+        if any(b < 1 or b > top for b in o.preferred_batch):
+            raise UserError(f"`preferred_batch` sizes must be between 1 and the max batch {top}")
+        if o.preferred_batch and not dynamic:
+            raise UserError("`preferred_batch` goes with dynamic batching")
+        config.max_batch_size = top
+        if dynamic:
+            config.dynamic_batching.preferred_batch_size.extend(sorted(set(o.preferred_batch)))
+            config.dynamic_batching.max_queue_delay_microseconds = o.max_queue_delay_us
+        strip = 1
+    for t in io.inputs:
+        config.input.add(name=t.name, data_type=TRITON_DTYPES[t.dtype], dims=t.shape[strip:])
+    for t in io.outputs:
+        out = config.output.add(name=t.name, data_type=TRITON_DTYPES[t.dtype], dims=t.shape[strip:])
+        if has_labels and t.name == "logits":
+            out.label_filename = LABELS
+    if engine and o.kind != TritonKind.GPU:
+        raise UserError("a TensorRT plan runs on the GPU only: drop `kind` cpu or serve the ONNX")
+    config.instance_group.add(count=o.instances, kind=pb.ModelInstanceGroup.KIND_GPU if o.kind == TritonKind.GPU
+                              else pb.ModelInstanceGroup.KIND_CPU)
+    if o.ort_tensorrt is not None:
+        _ort_tensorrt(config, info, engine, o)
+    return config
+
+
+def _ort_tensorrt(config, info: ArtifactInfo, engine: bool, o: TritonOptions) -> None:
+    if engine or o.kind != TritonKind.GPU:
+        raise UserError("`ort_tensorrt` is onnxruntime's TensorRT accelerator: it goes with an ONNX on `kind` gpu")
+    if info.precision == Precision.INT8 and info.extra.get("target") == Int8Target.ONNXRUNTIME:
+        raise UserError("this INT8 ONNX targets onnxruntime (uint8 activations), which TensorRT does not take: "
+                        "serve it without `ort_tensorrt`, or quantize with `target` tensorrt")
+    if o.ort_tensorrt == Precision.INT8 and info.precision != Precision.INT8:
+        raise UserError("`ort_tensorrt` int8 needs an INT8 (Q/DQ) ONNX: quantize it first, or use fp16")
+    accel = config.optimization.execution_accelerators.gpu_execution_accelerator.add(name="tensorrt")
+    accel.parameters["precision_mode"] = ORT_TENSORRT_MODES[o.ort_tensorrt]
+    accel.parameters["max_workspace_size_bytes"] = str(defaults.WORKSPACE_BYTES)
+
+
+def write_model(artifact: Path, repo: Path, options: TritonOptions | None = None) -> TritonResult:
+    """DIR/NAME for `artifact` (see the module doc), written in a temporary folder beside it and renamed into place
+    only when complete and valid; an existing model folder is replaced only with `overwrite`."""
+    from google.protobuf import text_format
+
+    from ..predict import class_names
+
+    o = options or TritonOptions()
+    artifact = Path(artifact)
+    if not artifact.is_file():
+        raise UserError(f"{artifact} does not exist: pass an .onnx or .engine artifact")
+    repo = Path(repo)
+    if not repo.is_dir():
+        raise UserError(f"model repository {repo} does not exist: create it or pass another `repo`")
+    name = o.name or model_name(artifact)
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name.startswith("."):
+        raise UserError(f"model name '{name}' must be letters, digits, '_', '-' or '.': pass another `name`")
+    target = repo / name
+    if target.exists() and not o.overwrite:
+        raise UserError(f"{target} exists: pass `overwrite` to replace it, or another `name`")
+    engine = artifact.suffix in ENGINE_SUFFIXES
+    info, io = read_io(artifact)
+    labels = None if info.features else class_names(info)[0]
+    config = build_config(name, info, io, engine, o, labels is not None)
+    text = text_format.MessageToString(config)
+    model_file = "model.plan" if engine else "model.onnx"
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=repo))
+    try:
+        (staging / CONFIG).write_text(text)
+        if labels is not None:
+            (staging / LABELS).write_text("".join(f"{label}\n" for label in labels))
+        version = staging / str(o.version)
+        version.mkdir()
+        shutil.copyfile(artifact, version / model_file)
+        if engine:
+            from ..backends.tensorrt.sidecar import EngineInfo
+
+            shutil.copyfile(EngineInfo.path_for(artifact), EngineInfo.path_for(version / model_file))
+        findings = check_model(staging, name=name)
+        if findings:  # what we wrote must pass our own check: a bug in swin-deploy otherwise
+            raise RuntimeError(f"the written model folder fails its check: {findings[0]}")
+        os.chmod(staging, 0o777 & ~_umask())
+        _replace_dir(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return TritonResult(target, text, target / str(o.version) / model_file,
+                        target / LABELS if labels is not None else None, [])
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Rename `new` to `target`; an existing `target` is moved aside first and removed only after."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, old)
+    try:
+        os.replace(new, target)
+    except BaseException:
+        if old is not None:
+            os.replace(old, target)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def check_model(folder: Path, name: str | None = None) -> list[str]:
+    """Findings for a Triton model folder (empty: valid), one line each: what is wrong and what to do.
+
+    `name`: the model name the folder will have (default: the folder's name)."""
+    from google.protobuf import text_format
+
+    pb = model_config_pb2()
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"{folder} is not a folder: pass a model folder of a Triton repository (DIR/NAME)")
+    config_path = folder / CONFIG
+    if not config_path.is_file():
+        raise UserError(f"{folder} has no {CONFIG}: pass a model folder (DIR/NAME), or write one with swin-deploy triton")
+    try:
+        config = text_format.Parse(config_path.read_text(), pb.ModelConfig())
+    except text_format.ParseError as e:
+        return [f"{CONFIG}: not a valid Triton ModelConfig ({e}): fix the line named"]
+    findings: list[str] = []
+    name = name or folder.name
+    if config.name and config.name != name:
+        findings.append(f"name '{config.name}' differs from the folder '{name}': Triton refuses it; make them equal")
+    versions = sorted(d for d in folder.iterdir() if d.is_dir() and d.name.isdigit())
+    if not versions:
+        return [*findings, "no version folder (e.g. 1/) with the model file: add one"]
+    files = [f for f in PLATFORMS if (versions[-1] / f).is_file()]
+    if len(files) != 1:
+        return [*findings, f"version {versions[-1].name} needs exactly one of {', '.join(PLATFORMS)}: add the model file"]
+    model_file = versions[-1] / files[0]
+    if config.platform != PLATFORMS[files[0]]:
+        findings.append(f"platform '{config.platform}' does not run {files[0]}: use platform \"{PLATFORMS[files[0]]}\"")
+    try:
+        info, io = read_io(model_file)
+    except UserError as e:
+        return [*findings, f"{model_file.name}: {e}"]
+    findings += _check_io(config, io)
+    findings += _check_batching(config, io, pb)
+    for out in config.output:
+        if out.label_filename and not (folder / out.label_filename).is_file():
+            findings.append(f"output {out.name}: label file {out.label_filename} is missing: add it or drop label_filename")
+        elif out.label_filename:
+            lines = (folder / out.label_filename).read_text().splitlines()
+            if len(lines) != info.num_classes:
+                findings.append(f"{out.label_filename} has {len(lines)} lines for {info.num_classes} classes: one per class")
+    if files[0] == "model.plan" and any(g.kind == pb.ModelInstanceGroup.KIND_CPU for g in config.instance_group):
+        findings.append("instance_group KIND_CPU with a TensorRT plan: plans run on the GPU; use KIND_GPU")
+    return findings
+
+
+def _check_io(config, io: ArtifactIO) -> list[str]:
+    findings = []
+    strip = 1 if config.max_batch_size > 0 else 0
+    if strip and io.batch is None:
+        findings.append(f"max_batch_size {config.max_batch_size} for a model with a fixed batch: set max_batch_size 0 "
+                        "and give full dims")
+    for kind, declared, actual in (("input", config.input, io.inputs), ("output", config.output, io.outputs)):
+        by_name = {t.name: t for t in actual}
+        for d in declared:
+            t = by_name.get(d.name)
+            if t is None:
+                findings.append(f"{kind} '{d.name}' is not one of the model's {kind}s ({', '.join(by_name)}): rename it")
+                continue
+            want_type = TRITON_DTYPES.get(t.dtype)
+            got_type = model_config_pb2().DataType.Name(d.data_type)
+            if got_type != want_type:
+                findings.append(f"{kind} '{d.name}': data_type {got_type}, the model's is {want_type}: use {want_type}")
+            want = list(t.shape[strip:])
+            if list(d.dims) != want:
+                with_batch = strip and list(d.dims) == list(t.shape)
+                batch_note = " (dims exclude the batch when max_batch_size > 0)" if with_batch else ""
+                findings.append(f"{kind} '{d.name}': dims {list(d.dims)}, the model's are {want}{batch_note}: use {want}")
+        missing = set(by_name) - {d.name for d in declared}
+        if missing and kind == "input":
+            findings.append(f"the model's input '{sorted(missing)[0]}' is not declared: add it")
+    return findings
+
+
+def _check_batching(config, io: ArtifactIO, pb) -> list[str]:
+    findings = []
+    top = config.max_batch_size
+    if top > 0 and io.batch is not None:
+        lo, hi = io.batch
+        if hi and top > hi:
+            what = "the engine profile covers" if io.engine_profile else "the ONNX was exported and checked for"
+            findings.append(f"max_batch_size {top} exceeds the largest batch {what} ({hi}): lower it to {hi}")
+        if config.HasField("dynamic_batching") and lo > 1:
+            findings.append(f"dynamic batching sends batches from 1 but the engine's profile starts at {lo}: rebuild "
+                            "with min batch 1 or remove dynamic_batching")
+    for b in config.dynamic_batching.preferred_batch_size:
+        if top <= 0 or b > top:
+            findings.append(f"preferred_batch_size {b} exceeds max_batch_size {top}: use sizes up to {top}")
+    return findings
