@@ -51,6 +51,12 @@ def test_uint8_demo_export_verifies_quantizes_predicts_and_benches(cli, demo, tm
     assert r.code == 0, r.out + r.err
     metrics = json.loads(report.read_text())["batches"][0]["metrics"]
     assert metrics["cand_top1"] == metrics["ref_top1"] >= 95.0
+    # another artifact as the reference: a float one gets the pixels normalised; a pixel reference for a float
+    # candidate cannot be fed, and says so
+    fp32 = demo[1]["swinv2_digits"]
+    assert cli("verify", path, "--reference", fp32, "--data", data / "val", "--limit", "64").code == 0
+    r = cli("verify", fp32, "--reference", path, "--samples", "4")
+    assert r.code == 2 and "takes raw pixels" in r.err
     int8 = tmp_path / "digits-u8.int8.onnx"
     assert cli("quantize", path, "--precision", "int8", "--calib-data", data / "calib", "-o", int8).code == 0
     assert onnx.load(str(int8)).graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8

@@ -135,7 +135,6 @@ class TritonResult:
     config_text: str
     model_file: Path
     labels: Path | None
-    findings: list[str]
 
 
 def model_name(artifact: Path) -> str:
@@ -251,7 +250,7 @@ def write_model(artifact: Path, repo: Path, options: TritonOptions | None = None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return TritonResult(target, text, target / str(o.version) / model_file,
-                        target / LABELS if labels is not None else None, [])
+                        target / LABELS if labels is not None else None)
 
 
 def _umask() -> int:
