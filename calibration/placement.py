@@ -5,9 +5,9 @@ with a weight initializer: qkv, proj, fc1, fc2, patch-merging reduction) and the
 classifier head (the weighted op that writes the logits) only on request; the attention matmuls (q k^T and attn v,
 both inputs activations) by flag. Everything else (LayerNorm, Softmax, GELU, residual adds, the bias/mask add)
 stays in high precision because it has no Q/DQ of its own.
-`nvidia`: NVIDIA's guidance for transformer INT8 on TensorRT (and what Model Optimizer's ONNX PTQ places): the same
-plus both attention matmuls and both inputs of every residual Add (two float activations added), so TensorRT can
-keep the residual stream in int8 between fused kernels.
+`nvidia`: NVIDIA's guidance for transformer INT8 on TensorRT: the same plus both attention matmuls and both inputs of
+every residual Add (two float activations added), so TensorRT can keep the residual stream in int8 between fused
+kernels. (Model Optimizer's ONNX PTQ differs on the residual stream; the README compares the two.)
 """
 
 from __future__ import annotations
