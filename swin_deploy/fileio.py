@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,12 +45,42 @@ def atomic_output(path: str | Path, suffix: str = "") -> Iterator[Path]:
     try:
         yield tmp_path
         # mkstemp creates 0600; give the artifact the permissions a plain open() would (0666 less umask)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary folder beside `path`; on success it replaces `path` (an existing `path` is moved aside
+    first and removed only after). A failed or interrupted run leaves `path` as it was and no temp folder."""
+    path = Path(path)
+    folder = check_writable_dir(path)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=folder))
+    try:
+        yield staging
+        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp creates 0700; as a plain mkdir would
+        old = None
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, old)
+        try:
+            os.replace(staging, path)
+        except BaseException:
+            if old is not None:
+                os.replace(old, path)
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

@@ -21,6 +21,11 @@ class Timing:
     compute_ms: float | None = None  # device compute alone, where the backend can measure it (CUDA events)
 
 
+def as_input(x: np.ndarray) -> np.ndarray:
+    """What runners are fed: contiguous uint8 stays uint8 (raw-pixel artifacts take pixels), anything else float32."""
+    return np.ascontiguousarray(x, dtype=np.uint8 if x.dtype == np.uint8 else np.float32)
+
+
 class Runner(abc.ABC):
     """A backend that turns input batches (float32 NCHW, or a raw-pixel artifact's uint8 pixels) into named
     float32 outputs (logits, or stage feature maps)."""
@@ -49,8 +54,7 @@ class Runner(abc.ABC):
 
     def infer(self, x: np.ndarray) -> dict[str, np.ndarray]:
         assert self.active, f"{self.name}: activate() first (or use it as a context manager)"
-        # uint8 stays uint8 (raw-pixel artifacts take pixels); any other input is float32
-        return self._infer(np.ascontiguousarray(x, dtype=np.uint8 if x.dtype == np.uint8 else np.float32))
+        return self._infer(as_input(x))
 
     def infer_timed(self, x: np.ndarray) -> tuple[dict[str, np.ndarray], Timing]:
         """infer() with its timing; backends with device timers override this."""

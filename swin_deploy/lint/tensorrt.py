@@ -30,6 +30,7 @@ from onnx import TensorProto, numpy_helper
 from ..artifact import ArtifactInfo, load_onnx
 from ..enums import Int8Target, Precision
 from ..errors import UserError
+from ..precision.graph import consumers, producers
 
 TABLE = Path(__file__).with_name("tensorrt_onnx_ops.json")
 VERSIONS = (10, 11)
@@ -122,11 +123,8 @@ class Graph:
         self.initializers = {t.name: t for t in graph.initializer}
         self.inputs = {v.name: v for v in graph.input if v.name not in self.initializers}
         self.outputs = {v.name: v for v in graph.output}
-        self.producer = {o: n for n in graph.node for o in n.output if o}
-        self.consumers: dict[str, list] = {}
-        for n in graph.node:
-            for i in n.input:
-                self.consumers.setdefault(i, []).append(n)
+        self.producer = producers(graph)
+        self.consumers = consumers(graph)
         self.types = {v.name: v.type.tensor_type.elem_type for v in [*graph.value_info, *graph.input, *graph.output]}
         self.types.update({t.name: t.data_type for t in graph.initializer})
         self.value_info = {v.name: v for v in [*graph.value_info, *graph.input, *graph.output]}

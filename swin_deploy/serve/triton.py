@@ -11,10 +11,8 @@ then compared with the artifact (name, platform, dims, dtypes, batch limits, the
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from ..artifact import ArtifactInfo
 from ..backends import ENGINE_SUFFIXES, artifact_info
 from ..enums import Int8Target, Precision, TritonKind
 from ..errors import UserError, missing_package
+from ..fileio import atomic_directory
 
 CONFIG = "config.pbtxt"
 LABELS = "labels.txt"
@@ -206,7 +205,8 @@ def _ort_tensorrt(config, info: ArtifactInfo, engine: bool, o: TritonOptions) ->
 
 def write_model(artifact: Path, repo: Path, options: TritonOptions | None = None) -> TritonResult:
     """DIR/NAME for `artifact` (see the module doc), written in a temporary folder beside it and renamed into place
-    only when complete and valid; an existing model folder is replaced only with `overwrite`."""
+    only when complete and valid (fileio.atomic_directory); an existing model folder is replaced only with
+    `overwrite`."""
     from google.protobuf import text_format
 
     from ..predict import class_names
@@ -230,8 +230,7 @@ def write_model(artifact: Path, repo: Path, options: TritonOptions | None = None
     config = build_config(name, info, io, engine, o, labels is not None)
     text = text_format.MessageToString(config)
     model_file = "model.plan" if engine else "model.onnx"
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=repo))
-    try:
+    with atomic_directory(target) as staging:
         (staging / CONFIG).write_text(text)
         if labels is not None:
             (staging / LABELS).write_text("".join(f"{label}\n" for label in labels))
@@ -245,34 +244,8 @@ def write_model(artifact: Path, repo: Path, options: TritonOptions | None = None
         findings = check_model(staging, name=name)
         if findings:  # what we wrote must pass our own check: a bug in swin-deploy otherwise
             raise RuntimeError(f"the written model folder fails its check: {findings[0]}")
-        os.chmod(staging, 0o777 & ~_umask())
-        _replace_dir(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return TritonResult(target, text, target / str(o.version) / model_file,
                         target / LABELS if labels is not None else None)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    """Rename `new` to `target`; an existing `target` is moved aside first and removed only after."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-    try:
-        os.replace(new, target)
-    except BaseException:
-        if old is not None:
-            os.replace(old, target)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def check_model(folder: Path, name: str | None = None) -> list[str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import UserError
-from ..base import Runner, Timing
+from ..base import Runner, Timing, as_input
 from . import import_tensorrt
 from .sidecar import EngineInfo, read_sidecar
 
@@ -100,7 +100,7 @@ class TensorRTRunner(Runner):
     def infer_timed(self, x: np.ndarray) -> tuple[dict[str, np.ndarray], Timing]:
         assert self.active, f"{self.name}: activate() first (or use it as a context manager)"
         t0 = time.perf_counter()
-        y, compute_ms = self._run(np.ascontiguousarray(x, dtype=np.uint8 if x.dtype == np.uint8 else np.float32))
+        y, compute_ms = self._run(as_input(x))
         return y, Timing(total_ms=(time.perf_counter() - t0) * 1000, compute_ms=compute_ms)
 
     def _deactivate(self) -> None:
