@@ -7,6 +7,9 @@ unless SWIN_DEPLOY_DEBUG=1), 3 an internal error.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
 import json
 import os
 import sys
@@ -15,6 +18,7 @@ from typing import Annotated
 
 import typer
 
+from calibration.options import Int8Options, QuantizeOptions
 from swin_deploy import defaults
 from swin_deploy.errors import GateFailed, SwinDeployError, UserError
 from swin_deploy.parsing import parse_bytes, parse_hw, parse_hw_list, parse_ints
@@ -33,21 +37,7 @@ RandomInit = Annotated[bool, typer.Option("--random-init", help="Seeded random w
 Seed = Annotated[int, typer.Option("--seed", help="Seed for random weights, sampling and synthetic inputs.")]
 Output = Annotated[Path | None, typer.Option("--output", "-o", help="Output path.")]
 Threads = Annotated[int | None, typer.Option("--threads", help="CPU threads (default: the runtime's choice).")]
-Json = Annotated[Path | None, typer.Option("--json", help="Write the results as JSON.")]
-CalibData = Annotated[Path | None, typer.Option("--calib-data", help="Calibration images (ImageFolder or flat).")]
-CalibImages = Annotated[int, typer.Option("--calib-images", help="How many images to sample (by --seed).")]
-CalibBatch = Annotated[int, typer.Option("--calib-batch", help="Calibration batch size.")]
-CalibCache = Annotated[Path | None, typer.Option("--calib-cache", help="Reuse the ranges of an earlier run.")]
-CalibSize = Annotated[str | None, typer.Option("--calib-size", help="Dynamic-size models: calibrate at H,W.")]
-Method = Annotated[str, typer.Option("--method", help="minmax | entropy | percentile.")]
-Percentile = Annotated[float, typer.Option("--percentile", help="For --method percentile.")]
-HighPrecision = Annotated[str | None, typer.Option("--high-precision", help="fp32 | fp16 for non-quantized ops.")]
-AttentionMatmuls = Annotated[bool | None, typer.Option("--attention-matmuls/--no-attention-matmuls",
-                                                       help="Quantize q k^T and attn v (default per target).")]
-QuantizeHead = Annotated[bool, typer.Option("--quantize-head", help="Quantize the classifier too.")]
-Placement = Annotated[str, typer.Option("--placement", help="INT8 Q/DQ: linear (linear layers' inputs) | nvidia (+ "
-                                        "attention matmuls and residual adds, NVIDIA's guidance for TensorRT).")]
-Exclude = Annotated[list[str] | None, typer.Option("--exclude", help="Node-name glob to keep in float (repeatable).")]
+Json = Annotated[Path | None, typer.Option("--json", help="Write the results as JSON to PATH (- for stdout).")]
 Workers = Annotated[int | None, typer.Option("--workers", help="Image decode workers (default: by the machine).")]
 Gate = Annotated[float | None, typer.Option(help="Gate threshold (default: by precision, swin_deploy/tolerances.py).")]
 
@@ -71,49 +61,94 @@ def ints(text: str | None, flag: str) -> list[int] | None:
     return parse_ints(text, flag) if text else None
 
 
-def write_json(path: Path | None, document: dict) -> None:
+def write_json(path: Path | None, document: dict | list) -> None:
+    """--json PATH writes the document atomically; --json - prints it on stdout (every command means the same)."""
     from swin_deploy.fileio import write_text_atomic
 
-    if path:
-        write_text_atomic(path, json.dumps(document, indent=2))
+    if path is None:
+        return
+    text = json.dumps(document, indent=2)
+    if str(path) == "-":
+        print(text)
+    else:
+        write_text_atomic(path, text)
 
 
-INT8_ONLY = ("calib_cache", "method", "percentile", "target", "high_precision", "attention_matmuls", "quantize_head",
-             "exclude", "placement")
-CALIBRATION = ("calib_data", "calib_images", "calib_batch", "calib_size", "workers")
+def shared(*groups: list[inspect.Parameter]):
+    """Append the parameters of `groups` to a command's signature (Typer reads the signature), so options that several
+    commands share are declared once; the command receives them in its **settings."""
+    def decorate(command):
+        own = [p for p in inspect.signature(command, eval_str=True).parameters.values()
+               if p.kind != inspect.Parameter.VAR_KEYWORD]
+
+        @functools.wraps(command)
+        def wrapper(*args, **kwargs):
+            return command(*args, **kwargs)
+
+        wrapper.__signature__ = inspect.Signature([*own, *(p for group in groups for p in group)])
+        return wrapper
+
+    return decorate
 
 
-def reject_unused(ctx: typer.Context, names: tuple[str, ...], applies_to: str) -> None:
-    """Options given on the command line that do not apply here are a mistake to report, not to ignore."""
-    given = [n for n in names if n in ctx.params and getattr(ctx.get_parameter_source(n), "name", "DEFAULT") != "DEFAULT"]
-    if given:
-        verb, pronoun = ("apply", "them") if len(given) > 1 else ("applies", "it")
-        raise UserError(f"{', '.join(f'`{n}`' for n in given)} only {verb} to {applies_to}: drop {pronoun}")
+def options_of(defaults_from, **declared) -> list[inspect.Parameter]:
+    """Keyword parameters `name: Annotated[...]`, each defaulting to the library's own default (`defaults_from`'s
+    field of that name), so the command line never restates one."""
+    values = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+              for f in dataclasses.fields(defaults_from)
+              if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING}
+    return [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
+                              default=values.get(name)) for name, annotation in declared.items()]
 
 
-def quantize_options(precision: str, p: dict):
-    """QuantizeOptions from a command's parameters (quantize and build-engine share the names)."""
-    from calibration import Int8Options, QuantizeOptions
+def _calibration_options() -> list[inspect.Parameter]:
+    return options_of(
+        QuantizeOptions,
+        calib_data=Annotated[Path | None, typer.Option("--calib-data", help="Calibration images (ImageFolder or flat).")],
+        calib_images=Annotated[int, typer.Option("--calib-images", help="How many images to sample (by --seed).")],
+        calib_batch=Annotated[int, typer.Option("--calib-batch", help="Calibration batch size.")],
+        calib_size=Annotated[str | None, typer.Option("--calib-size", help="Dynamic-size models: calibrate at H,W.")],
+        calib_cache=Annotated[Path | None, typer.Option("--calib-cache", help="INT8: reuse the ranges of an earlier run.")],
+        workers=Annotated[int | None, typer.Option("--workers", help="Image decode workers (default: by the machine).")],
+        seed=Annotated[int, typer.Option("--seed", help="Seed for sampling calibration images.")],
+        variant=Annotated[str | None, typer.Option("--variant", help="Variant, for an ONNX without swin-deploy metadata.")],
+    )
 
-    int8 = Int8Options(target=p.get("target", "tensorrt"), method=p["method"], percentile=p["percentile"],
-                       attention_matmuls=p["attention_matmuls"], quantize_head=p["quantize_head"],
-                       exclude=p["exclude"] or [], high_precision=p["high_precision"], placement=p["placement"])
-    return QuantizeOptions(precision=precision, calib_data=p["calib_data"], calib_images=p["calib_images"],
-                           calib_batch=p["calib_batch"], seed=p["seed"], calib_cache=p["calib_cache"],
-                           fp16_keep_above=p.get("fp16_keep_above", defaults.FP16_KEEP_ABOVE), int8=int8,
-                           variant=p["variant"], calib_size=hw(p["calib_size"], "calib_size"), workers=p["workers"])
+
+def _int8_options() -> list[inspect.Parameter]:
+    return options_of(
+        Int8Options,
+        method=Annotated[str, typer.Option("--method", help="minmax | entropy | percentile.")],
+        percentile=Annotated[float, typer.Option("--percentile", help="For --method percentile.")],
+        high_precision=Annotated[str | None, typer.Option("--high-precision", help="fp32 | fp16 for non-quantized ops "
+                                                          "(default: by target).")],
+        attention_matmuls=Annotated[bool | None, typer.Option("--attention-matmuls/--no-attention-matmuls",
+                                                              help="Quantize q k^T and attn v.")],
+        quantize_head=Annotated[bool, typer.Option("--quantize-head", help="Quantize the classifier too.")],
+        placement=Annotated[str, typer.Option("--placement", help="INT8 Q/DQ: linear (linear layers' inputs) | nvidia "
+                                              "(+ attention matmuls and residual adds, NVIDIA's guidance for TensorRT).")],
+        exclude=Annotated[list[str] | None, typer.Option("--exclude", help="Node-name glob to keep in float (repeatable).")],
+    )
+
+
+def conversion_settings(settings: dict) -> dict:
+    """The shared quantize/build-engine settings as the library takes them (H,W text parsed)."""
+    return {**settings, "calib_size": hw(settings["calib_size"], "calib_size")}
+
+
+CALIBRATION_OPTIONS = _calibration_options()
+INT8_OPTIONS = _int8_options()
 
 
 # ---- commands ------------------------------------------------------------------------------------------------
 @app.command()
-def variants(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+def variants(json_path: Json = None) -> None:
     """List the registered Swin variants."""
     from swin_deploy import render
     from swin_deploy.models import VARIANTS
 
-    if as_json:
-        print(json.dumps([c.summary() for c in VARIANTS.values()], indent=2))
-    else:
+    write_json(json_path, [c.summary() for c in VARIANTS.values()])
+    if str(json_path) != "-":
         render.variants_table(VARIANTS.values())
 
 
@@ -149,14 +184,13 @@ def export(
     from swin_deploy.export import ExportOptions, export_variant
 
     options = ExportOptions(opset=opset, static_batch=static_batch, max_batch=max_batch,
-                            simplifier="none" if no_simplify else simplifier,
-                            verify=not no_verify, features=features, input_format=input_format,
-                            channels_last=channels_last)
+                            simplifier="none" if no_simplify else simplifier, verify=not no_verify, features=features,
+                            img_size=None if img_size is None else (img_size, img_size), dynamic_size=dynamic_size,
+                            min_size=hw(min_size, "min_size"), max_size=hw(max_size, "max_size"),
+                            input_format=input_format, channels_last=channels_last)
     source = weights(checkpoint, pretrained, random_init, seed)
     with render.steps(6) as on_step:
-        result = export_variant(variant, source, output, options, img_size=None if img_size is None else (img_size, img_size),
-                                dynamic=dynamic_size, min_size=hw(min_size, "min_size"),
-                                max_size=hw(max_size, "max_size"), on_step=on_step)
+        result = export_variant(variant, source, output, options, on_step=on_step)
     render.export_summary(result)
 
 
@@ -225,39 +259,23 @@ def verify(
 
 
 @app.command()
+@shared(CALIBRATION_OPTIONS, INT8_OPTIONS)
 def quantize(
-    ctx: typer.Context,
     model: Annotated[Path, typer.Argument(help="An fp32 ONNX from swin-deploy export.")],
     precision: Annotated[str, typer.Option("--precision", help="fp16 | int8.")],
     output: Output = None,
-    calib_data: CalibData = None,
-    calib_images: CalibImages = defaults.CALIB_IMAGES,
-    calib_batch: CalibBatch = defaults.CALIB_BATCH,
-    calib_cache: CalibCache = None,
-    seed: Seed = defaults.SEED,
-    method: Method = "minmax",
-    percentile: Percentile = defaults.PERCENTILE,
-    target: Annotated[str, typer.Option("--target", help="tensorrt (symmetric int8) | onnxruntime (U8S8).")] = "tensorrt",
-    high_precision: HighPrecision = None,
-    attention_matmuls: AttentionMatmuls = None,
-    quantize_head: QuantizeHead = False,
-    placement: Placement = "linear",
-    exclude: Exclude = None,
+    target: Annotated[str, typer.Option("--target", help="INT8 for tensorrt (symmetric int8) | onnxruntime (U8S8).")] =
+    Int8Options.target,
     fp16_keep_above: Annotated[float, typer.Option(
-        "--fp16-keep-above", help="FP16: keep nodes whose activations exceed this.")] = defaults.FP16_KEEP_ABOVE,
-    calib_size: CalibSize = None,
-    workers: Workers = None,
-    variant: OptVariant = None,
+        "--fp16-keep-above", help="FP16: keep nodes whose activations exceed this.")] = QuantizeOptions.fp16_keep_above,
+    **settings,
 ) -> None:
     """Decide precision in the ONNX: FP16 with an FP32 block list, or INT8 Q/DQ from calibration images."""
     from calibration import quantize as convert
     from swin_deploy import render
 
-    if precision == "fp16":
-        reject_unused(ctx, INT8_ONLY, "--precision int8")
-    elif precision == "int8":
-        reject_unused(ctx, ("fp16_keep_above",), "--precision fp16")
-    options = quantize_options(precision, ctx.params)
+    options = QuantizeOptions.of(precision, target=target, fp16_keep_above=fp16_keep_above,
+                                 **conversion_settings(settings))
     with render.image_progress(precision) as on_progress:
         result = convert(model, output, options, on_progress)
     render.quantize_summary(model.name, result)
@@ -268,7 +286,7 @@ def predict(
     artifact: Annotated[Path, typer.Argument(help="An .onnx (any precision) or .engine.")],
     images: Annotated[list[Path], typer.Argument(help="Image files and/or folders (searched recursively).")],
     top_k: Annotated[int, typer.Option("--top-k", help="Classes shown per image.")] = 5,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout instead of tables.")] = False,
+    json_path: Json = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Default 8, or a static batch.")] = None,
     backend: Annotated[str | None, typer.Option("--backend", help="Runtime for an ONNX (default CPU).")] = None,
     workers: Workers = None,
@@ -281,9 +299,8 @@ def predict(
         result = run_predict(artifact, images, top_k, batch_size, backend, workers, on_progress)
     for path in result.skipped:
         render.warn(f"skipped {path}: not a readable image")
-    if as_json:
-        print(json.dumps(result.as_dict(), indent=2))
-    else:
+    write_json(json_path, result.as_dict())
+    if str(json_path) != "-":
         render.predictions(result)
 
 
@@ -300,7 +317,8 @@ def triton(
     dynamic_batching: Annotated[bool | None, typer.Option("--dynamic-batching/--no-dynamic-batching",
                                                           help="Server-side batching (default: on if it can).")] = None,
     preferred_batch: Annotated[str | None, typer.Option("--preferred-batch", help="e.g. 8,16.")] = None,
-    max_queue_delay_us: Annotated[int, typer.Option("--max-queue-delay-us", help="Dynamic batching delay.")] = 100,
+    max_queue_delay_us: Annotated[int, typer.Option("--max-queue-delay-us", help="Dynamic batching delay.")] = \
+    defaults.TRITON_MAX_QUEUE_DELAY_US,
     ort_tensorrt: Annotated[str | None, typer.Option("--ort-tensorrt", help="fp16 | int8: onnxruntime's TensorRT "
                                                      "accelerator for an ONNX on GPU.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing model folder.")] = False,
@@ -330,7 +348,8 @@ def triton(
 def check(
     artifact: Annotated[Path, typer.Argument(help="The ONNX to lint.")],
     target: Annotated[str, typer.Option("--target", help="The runtime whose rules apply: tensorrt.")] = "tensorrt",
-    tensorrt: Annotated[int, typer.Option("--tensorrt", help="TensorRT major version: 10 or 11.")] = 11,
+    tensorrt: Annotated[int, typer.Option("--tensorrt", help="TensorRT major version: 10 or 11.")] = \
+    defaults.TENSORRT_VERSION,
 ) -> None:
     """Lint an ONNX against TensorRT's ONNX parser rules (ops and types, Q/DQ, strong typing, build-time shapes):
     exit 0 clean, 1 with findings (one line each)."""
@@ -392,56 +411,42 @@ def bench(
 
 
 @app.command("build-engine")
+@shared(CALIBRATION_OPTIONS, INT8_OPTIONS)
 def build_engine(
-    ctx: typer.Context,
     model: Annotated[Path, typer.Argument(help="ONNX from export (fp32) or quantize (fp16/int8).")],
     fp16: Annotated[bool, typer.Option("--fp16", help="Convert an fp32 ONNX to FP16 first.")] = False,
     int8: Annotated[bool, typer.Option("--int8", help="Calibrate an fp32 ONNX to INT8 Q/DQ first.")] = False,
-    calib_data: CalibData = None,
-    calib_images: CalibImages = defaults.CALIB_IMAGES,
-    calib_batch: CalibBatch = defaults.CALIB_BATCH,
-    calib_cache: CalibCache = None,
-    calib_size: CalibSize = None,
-    workers: Workers = None,
-    seed: Seed = defaults.SEED,
-    method: Method = "minmax",
-    percentile: Percentile = defaults.PERCENTILE,
-    high_precision: HighPrecision = None,
-    attention_matmuls: AttentionMatmuls = None,
-    quantize_head: QuantizeHead = False,
-    placement: Placement = "linear",
-    exclude: Exclude = None,
-    variant: OptVariant = None,
     min_batch: Annotated[int, typer.Option("--min-batch")] = defaults.ENGINE_MIN_BATCH,
     opt_batch: Annotated[int, typer.Option("--opt-batch")] = defaults.ENGINE_OPT_BATCH,
     max_batch: Annotated[int, typer.Option("--max-batch")] = defaults.ENGINE_MAX_BATCH,
     min_size: Annotated[str | None, typer.Option("--min-size", help="H,W for a --dynamic-size ONNX.")] = None,
     opt_size: Annotated[str | None, typer.Option("--opt-size", help="H,W for a --dynamic-size ONNX.")] = None,
     max_size: Annotated[str | None, typer.Option("--max-size", help="H,W for a --dynamic-size ONNX.")] = None,
-    workspace: Annotated[str, typer.Option("--workspace", help="Builder workspace, e.g. 4GiB.")] = "4GiB",
+    workspace: Annotated[str | None, typer.Option("--workspace", help="Builder workspace, e.g. 8GiB (default "
+                                                  f"{defaults.WORKSPACE_BYTES >> 30}GiB).")] = None,
     timing_cache: Annotated[Path | None, typer.Option("--timing-cache", help="Loaded if present, saved after.")] = None,
     opt_level: Annotated[int | None, typer.Option("--builder-optimization-level", min=0, max=5)] = None,
     no_check: Annotated[bool, typer.Option("--no-check", help="Build even if `swin-deploy check` has findings.")]
     = False,
     output: Output = None,
+    **settings,
 ) -> None:
     """Build a strongly typed TensorRT engine (TensorRT 10 and 11); precision comes from the ONNX."""
     from calibration.engine import quantize_and_build
+    from calibration.options import conversion
     from swin_deploy import render
     from swin_deploy.backends.tensorrt.loader import BuildOptions
 
     if fp16 and int8:
         raise UserError("choose `fp16` or `int8`, not both")
-    if not int8:
-        reject_unused(ctx, INT8_ONLY, "--int8")
-    if not (int8 or fp16):
-        reject_unused(ctx, CALIBRATION, "--int8 or --fp16 (calibration images)")
     build = BuildOptions(min_batch, opt_batch, max_batch, hw(min_size, "min_size"), hw(opt_size, "opt_size"),
-                         hw(max_size, "max_size"), parse_bytes(workspace, "workspace"), timing_cache, opt_level)
-    convert = quantize_options("fp16" if fp16 else "int8", ctx.params) if (fp16 or int8) else None
+                         hw(max_size, "max_size"),
+                         parse_bytes(workspace, "workspace") if workspace else defaults.WORKSPACE_BYTES, timing_cache,
+                         opt_level)
+    convert = conversion("fp16" if fp16 else "int8" if int8 else None, **conversion_settings(settings))
     with render.image_progress("build-engine") as on_progress:
         result = quantize_and_build(model, output, build, convert, on_progress, lambda step: on_progress(step, 0, 0),
-                                    lint=not no_check)
+                                    lint=not no_check, variant=settings["variant"])
     if result.quantized:
         render.quantize_summary(model.name, result.quantized)
     render.engine_summary(result)

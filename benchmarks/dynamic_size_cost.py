@@ -19,7 +19,7 @@ import numpy as np
 from swin_deploy import defaults
 from swin_deploy.backends.onnxruntime_runner import OnnxRuntimeRunner
 from swin_deploy.export import ExportOptions, export_onnx
-from swin_deploy.models import SwinTransformer, Weights, build_model, get_config
+from swin_deploy.models import Weights, build_model, get_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, median_ms  # noqa: E402
@@ -37,11 +37,9 @@ def main() -> None:
     for name in args.variants:
         cfg = get_config(name)
         static, sha = build_model(cfg, Weights("random"))
-        dynamic = SwinTransformer(cfg, dynamic=True).eval()
-        dynamic.load_state_dict(static.state_dict())
         lo = cfg.dynamic_min_size
         export_onnx(static, sha, tmp / "s.onnx", ExportOptions())
-        export_onnx(dynamic, sha, tmp / "d.onnx", ExportOptions(dynamic_size=((lo, lo), (2 * lo, 2 * lo))))
+        export_onnx(static, sha, tmp / "d.onnx", ExportOptions(dynamic_size=True, min_size=(lo, lo), max_size=(2 * lo, 2 * lo)))
         padded = (lo + cfg.stride, lo + 2 * cfg.stride)
         with OnnxRuntimeRunner(tmp / "s.onnx") as s, OnnxRuntimeRunner(tmp / "d.onnx") as d:
             for b in args.batch_sizes:

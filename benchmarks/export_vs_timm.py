@@ -24,11 +24,11 @@ import torch
 
 from swin_deploy import defaults
 from swin_deploy.backends.onnxruntime_runner import OnnxRuntimeRunner
+from swin_deploy.compare import max_rel_delta
 from swin_deploy.export import ExportOptions, export_onnx
 from swin_deploy.export.onnx_export import simplify
 from swin_deploy.models import Weights, build_model, get_config
 from swin_deploy.tolerances import EXPORT_PARITY_REL
-from swin_deploy.verify.compare import max_rel_delta
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, median_ms  # noqa: E402

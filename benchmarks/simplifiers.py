@@ -41,11 +41,12 @@ def main() -> None:
     cases = [(v, False) for v in args.variants] + [("swin_t", True)]
     for name, dynamic in cases:
         cfg = get_config(name)
-        model, sha = build_model(cfg, Weights("random"), dynamic=dynamic)
+        model, sha = build_model(cfg, Weights("random"))
         rows, runners = {}, {}
         for simplifier in Simplifier:
             lo = cfg.dynamic_min_size
-            options = ExportOptions(simplifier=simplifier, dynamic_size=((lo, lo), (2 * lo, 2 * lo)) if dynamic else None)
+            options = ExportOptions(simplifier=simplifier, dynamic_size=dynamic, min_size=(lo, lo) if dynamic else None,
+                                    max_size=(2 * lo, 2 * lo) if dynamic else None)
             path = tmp / f"{name}-{dynamic}-{simplifier.value}.onnx"
             t0 = time.perf_counter()
             try:

@@ -41,10 +41,11 @@ def write_images(folder: Path, n: int, classes: int = 10) -> None:
 def child(mode: str, onnx: Path, data: Path) -> None:
     """One measurement in this process; prints JSON {seconds, peak_rss_mb}."""
     from swin_deploy.artifact import read_info
+    from swin_deploy.backends import run_padded
     from swin_deploy.backends.onnxruntime_runner import OnnxRuntimeRunner
     from swin_deploy.models import Weights
     from swin_deploy.verify.reference import torch_reference
-    from swin_deploy.verify.run import InputSet, VerifyOptions, run_padded, verify_artifact
+    from swin_deploy.verify.run import InputSet, VerifyOptions, verify_artifact
 
     start = time.perf_counter()
     if mode == "verify":

@@ -9,17 +9,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from swin_deploy.artifact import read_info
+from swin_deploy.artifact import EngineInfo, read_info
 from swin_deploy.backends.tensorrt import import_tensorrt
 from swin_deploy.backends.tensorrt.loader import BuildOptions, check_profile
 from swin_deploy.backends.tensorrt.loader import build_engine as build_serialized
-from swin_deploy.backends.tensorrt.sidecar import EngineInfo
 from swin_deploy.enums import Int8Target, Precision
 from swin_deploy.errors import GateFailed, UserError
 from swin_deploy.fileio import sha256_file
 from swin_deploy.lint.tensorrt import check_onnx
 
-from .quantize import Progress, QuantizeOptions, QuantizeResult, default_output, quantize
+from .convert import Progress, QuantizeResult, default_output, quantize
+from .options import QuantizeOptions
 
 
 @dataclass
@@ -32,13 +32,15 @@ class EngineResult:
 
 def quantize_and_build(model: Path, output: Path | None, build: BuildOptions, convert: QuantizeOptions | None = None,
                        on_progress: Progress = lambda s, n, t: None,
-                       on_step: Callable[[str], None] = lambda step: None, lint: bool = True) -> EngineResult:
+                       on_step: Callable[[str], None] = lambda step: None, lint: bool = True,
+                       variant: str | None = None) -> EngineResult:
     """Build a strongly typed TensorRT engine from `model`; with `convert`, first quantize the fp32 ONNX to
     `convert.precision` for TensorRT (INT8 Q/DQ are then symmetric int8, as TensorRT takes them). With `lint`, the
-    ONNX must first pass TensorRT's parser rules (swin_deploy.lint): findings are a GateFailed, nothing is built."""
+    ONNX must first pass TensorRT's parser rules (swin_deploy.lint): findings are a GateFailed, nothing is built.
+    `variant` names the model of an ONNX without swin-deploy metadata."""
     model = Path(model)
     trt = import_tensorrt()  # fail fast, before any calibration work
-    info = read_info(model, convert.variant if convert else None)
+    info = read_info(model, variant or (convert.variant if convert else None))
     check_profile(info, build)
     quantized = None
     if convert is not None:

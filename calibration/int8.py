@@ -1,4 +1,4 @@
-"""INT8 post-training static quantization to explicit Q/DQ, for TensorRT or onnxruntime.
+"""INT8 post-training static quantization to explicit Q/DQ, for TensorRT or onnxruntime (options: options.py).
 
 Targets (the measurements behind these choices are in the README's INT8 section):
   tensorrt     symmetric int8 activations and weights (zero point 0, the only form TensorRT
@@ -13,72 +13,20 @@ Ranges come from calibration.ranges; onnxruntime's QDQQuantizer writes the Q/DQ 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import onnx
 from onnx import version_converter
 from onnxruntime.quantization import QuantType
 from onnxruntime.quantization.qdq_quantizer import QDQQuantizer
 
-from swin_deploy import defaults
-from swin_deploy.enums import CalibMethod, HighPrecision, Int8Target, QdqPlacement
-from swin_deploy.errors import UserError
+from swin_deploy.enums import HighPrecision, Int8Target
 from swin_deploy.precision.fp16 import convert_fp16, default_block_list
 from swin_deploy.precision.graph import fold_transpose_into_matmul, opset_of, toposort
 
+from .options import Int8Options
 from .placement import Placement, select_nodes
-from .ranges import Ranges, check_percentile
+from .ranges import Ranges
 
 QDQ_FP16_OPSET = 19
-DEFAULT_HIGH_PRECISION = {Int8Target.TENSORRT: HighPrecision.FP16, Int8Target.ONNXRUNTIME: HighPrecision.FP32}
-# Attention matmuls (q k^T, attn v) in float for both targets: on onnxruntime CPU (swin_t, U8S8) quantizing them
-# made INT8 slower (README, INT8 section) at the same demo-model accuracy. TensorRT could not be measured here,
-# so it follows the same evidence; `attention_matmuls` turns them on for either target.
-DEFAULT_ATTENTION_MATMULS = {Int8Target.TENSORRT: False, Int8Target.ONNXRUNTIME: False}
-
-
-@dataclass
-class Int8Options:
-    """How to place and write INT8 Q/DQ; validated (and strings turned into enums) on construction."""
-
-    target: Int8Target = Int8Target.TENSORRT
-    method: CalibMethod = CalibMethod.MINMAX
-    percentile: float = defaults.PERCENTILE
-    attention_matmuls: bool | None = None  # None: the target's default
-    quantize_head: bool = False
-    exclude: list[str] = field(default_factory=list)
-    high_precision: HighPrecision | None = None  # None: the target's default
-    placement: QdqPlacement = QdqPlacement.LINEAR  # nvidia: + attention matmuls and residual adds
-
-    def __post_init__(self) -> None:
-        self.target = Int8Target.parse(self.target)
-        self.method = CalibMethod.parse(self.method)
-        self.placement = QdqPlacement.parse(self.placement, "placement")
-        if self.placement == QdqPlacement.NVIDIA and self.attention_matmuls is False:
-            raise UserError("`placement` nvidia quantizes the attention matmuls: drop `no_attention_matmuls`, "
-                            "or use `placement` linear")
-        if self.high_precision is not None:
-            self.high_precision = HighPrecision.parse(self.high_precision, "high_precision")
-        if self.method == CalibMethod.PERCENTILE:
-            check_percentile(self.percentile)
-        self.exclude = list(self.exclude)
-
-    @property
-    def high(self) -> HighPrecision:
-        return self.high_precision or DEFAULT_HIGH_PRECISION[self.target]
-
-    @property
-    def attention(self) -> bool:
-        if self.placement == QdqPlacement.NVIDIA:
-            return True
-        return DEFAULT_ATTENTION_MATMULS[self.target] if self.attention_matmuls is None else self.attention_matmuls
-
-    @property
-    def calibrated_ops(self) -> tuple[str, ...]:
-        """The op types whose inputs and outputs calibration must measure for this placement."""
-        return ("MatMul", "Conv", "Gemm", "Add") if self.placement == QdqPlacement.NVIDIA else ("MatMul", "Conv", "Gemm")
-
-
 def quantize_int8(model: onnx.ModelProto, ranges: Ranges, options: Int8Options) -> tuple[onnx.ModelProto, Placement]:
     """Q/DQ model (and the placement used) from a float32 model and its calibration ranges."""
     symmetric = options.target == Int8Target.TENSORRT

@@ -19,7 +19,7 @@ import onnx
 
 from swin_deploy.enums import QdqPlacement
 from swin_deploy.errors import UserError
-from swin_deploy.precision.graph import initializer_names
+from swin_deploy.precision.graph import initializer_names, producers
 
 FLOATS = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16}
 
@@ -72,7 +72,7 @@ def residual_adds(model: onnx.ModelProto) -> list[str]:
 
 def _head_nodes(graph: onnx.GraphProto, weights: set[str]) -> set[str]:
     """The classifier: the last weighted MatMul/Gemm before the `logits` output (through Reshape/Add only)."""
-    made = {o: n for n in graph.node for o in n.output}
+    made = producers(graph)
     found = set()
     for out in graph.output:
         if out.name != "logits":

@@ -26,9 +26,10 @@ from swin_deploy import defaults
 from swin_deploy.enums import CalibMethod
 from swin_deploy.errors import UserError
 
+from .options import LINEAR_OPS, check_percentile
+
 METHODS = {CalibMethod.MINMAX: CalibrationMethod.MinMax, CalibMethod.ENTROPY: CalibrationMethod.Entropy,
            CalibMethod.PERCENTILE: CalibrationMethod.Percentile}
-LINEAR_OPS = ("MatMul", "Conv", "Gemm")  # the ops INT8 quantizes; None calibrates every float tensor
 
 
 @dataclass
@@ -89,11 +90,6 @@ class _ListReader:
 
 def method_label(method: CalibMethod, percentile: float | None) -> str:
     return f"percentile {percentile}" if method == CalibMethod.PERCENTILE else str(method)
-
-
-def check_percentile(percentile: float) -> None:
-    if not 0 < percentile <= 100:
-        raise UserError(f"`percentile` must be in (0, 100], not {percentile}")
 
 
 def calibrate(model: onnx.ModelProto, reader, method: CalibMethod = CalibMethod.MINMAX,

@@ -18,12 +18,12 @@ import numpy as np
 from calibration import Int8Options, QuantizeOptions, quantize
 from swin_deploy import defaults
 from swin_deploy.artifact import read_info
+from swin_deploy.backends import run_batched
 from swin_deploy.backends.onnxruntime_runner import OnnxRuntimeRunner
 from swin_deploy.data import list_images, load_all, transform_for
 from swin_deploy.demo import write_digits
 from swin_deploy.export import ExportOptions, export_onnx
 from swin_deploy.models import Weights, build_model, get_config
-from swin_deploy.verify.run import run_batched
 
 
 def top1(path: Path, x: np.ndarray, y: np.ndarray) -> float:

@@ -1,23 +1,38 @@
-"""What an exported artifact says about itself: the swin-deploy metadata in ONNX `metadata_props`.
+"""What an artifact says about itself: the swin-deploy metadata every artifact carries, wherever it is stored.
 
-Export writes it; quantize, verify, bench and build-engine read it instead of asking the user again.
+    model.onnx                  ONNX `metadata_props` (swin_deploy.* keys)
+    model.engine / model.plan   the sidecar JSON beside the engine (EngineInfo: the source ONNX's metadata + build facts)
+    model.xml (OpenVINO IR)     the IR's rt_info, under `swin_deploy`
+
+Export writes it; quantize, verify, bench, predict, triton and build-engine read it (`artifact_info`) instead of
+asking the user again.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
 import onnx
 
-from .enums import InputFormat, Precision
+from .enums import CalibMethod, InputFormat, Int8Target, Precision
 from .errors import UserError
 from .models.registry import SwinConfig, get_config
+from .precision.graph import opset_of
+
+ENGINE_SUFFIXES = (".engine", ".plan")
+IR_SUFFIX = ".xml"
+ORT_ONLY_INT8 = ("this INT8 model targets onnxruntime (uint8 activations, com.microsoft ops), which TensorRT does not "
+                 "take: quantize the fp32 ONNX again with `target` tensorrt")
+# metadata keys with a typed field of their own; every other swin_deploy.* key is a display-only detail
+_TYPED = {"variant", "timm_name", "input_size", "mean", "std", "interpolation", "crop_pct", "num_classes",
+          "weights_sha256", "precision", "opset", "version", "max_batch", "static_batch", "outputs", "dynamic_size",
+          "architecture", "labels", "input_format", "channels_last", "target", "method", "source_sha256"}
 
 
-@dataclass
+@dataclass(frozen=True)
 class ArtifactInfo:
     variant: str
     timm_name: str | None
@@ -39,7 +54,15 @@ class ArtifactInfo:
     labels: tuple[str, ...] | None = None  # class names (id2label of a transformers fine-tune, the demo digits)
     input_format: InputFormat = InputFormat.FLOAT32  # uint8: raw pixels, normalisation folded into the graph
     channels_last: bool = False  # uint8 input as (B, H, W, 3)
-    extra: dict[str, str] = field(default_factory=dict)  # precision details (target, method, ...)
+    int8_target: Int8Target | None = None  # INT8: who runs the Q/DQ graph (TensorRT, or onnxruntime only)
+    calib_method: CalibMethod | None = None  # INT8: how the ranges were calibrated
+    source_sha256: str | None = None  # quantized artifacts: the fp32 ONNX they came from
+    details: dict[str, str] = field(default_factory=dict)  # how the precision was decided, for people (counts, options)
+
+    @property
+    def onnxruntime_only(self) -> bool:
+        """An INT8 graph quantized for onnxruntime (uint8 activations, FusedMatMul): TensorRT cannot take it."""
+        return self.precision == Precision.INT8 and self.int8_target == Int8Target.ONNXRUNTIME
 
     @property
     def fixed_batch(self) -> int | None:
@@ -67,14 +90,15 @@ class ArtifactInfo:
 
     @classmethod
     def for_config(cls, cfg: SwinConfig, weights_sha256: str, opset: int, max_batch: int | None,
-                   static_batch: bool) -> ArtifactInfo:
+                   static_batch: bool, **more) -> ArtifactInfo:
+        """The metadata of an export of `cfg`; `more` sets the other fields (outputs, input format, ...)."""
         from . import __version__
 
         return cls(variant=cfg.name, timm_name=cfg.timm_name, img_size=tuple(cfg.img_size), mean=tuple(cfg.mean),
                    std=tuple(cfg.std), interpolation=cfg.interpolation, crop_pct=cfg.crop_pct,
                    num_classes=cfg.num_classes, weights_sha256=weights_sha256, opset=opset, version=__version__,
                    max_batch=max_batch, static_batch=static_batch, architecture=cfg.architecture(),
-                   labels=tuple(cfg.labels) if cfg.labels else None)
+                   labels=tuple(cfg.labels) if cfg.labels else None, **more)
 
     def to_props(self) -> dict[str, str]:
         props = {
@@ -99,7 +123,9 @@ class ArtifactInfo:
             "swin_deploy.input_format": str(self.input_format),
             "swin_deploy.channels_last": str(self.channels_last).lower(),
         }
-        props.update({f"swin_deploy.{k}": v for k, v in self.extra.items()})
+        typed = {"target": self.int8_target, "method": self.calib_method, "source_sha256": self.source_sha256}
+        props.update({f"swin_deploy.{k}": str(v) for k, v in typed.items() if v is not None})
+        props.update({f"swin_deploy.{k}": v for k, v in self.details.items()})
         return props
 
     @classmethod
@@ -107,9 +133,6 @@ class ArtifactInfo:
         if "swin_deploy.variant" not in props:
             return None
         p = {k.removeprefix("swin_deploy."): v for k, v in props.items() if k.startswith("swin_deploy.")}
-        known = {"variant", "timm_name", "input_size", "mean", "std", "interpolation", "crop_pct", "num_classes",
-                 "weights_sha256", "precision", "opset", "version", "max_batch", "static_batch", "outputs",
-                 "dynamic_size", "architecture", "labels", "input_format", "channels_last"}
         return cls(variant=p["variant"], timm_name=p.get("timm_name") or None,
                    img_size=tuple(json.loads(p["input_size"])[1:]), mean=tuple(json.loads(p["mean"])),
                    std=tuple(json.loads(p["std"])), interpolation=p["interpolation"], crop_pct=float(p["crop_pct"]),
@@ -124,7 +147,10 @@ class ArtifactInfo:
                    labels=tuple(json.loads(p["labels"])) if p.get("labels") else None,
                    input_format=InputFormat.parse(p.get("input_format") or "float32"),
                    channels_last=p.get("channels_last") == "true",
-                   extra={k: v for k, v in p.items() if k not in known})
+                   int8_target=Int8Target.parse(p["target"]) if p.get("target") else None,
+                   calib_method=CalibMethod.parse(p["method"]) if p.get("method") else None,
+                   source_sha256=p.get("source_sha256") or None,
+                   details={k: v for k, v in p.items() if k not in _TYPED})
 
     @property
     def features(self) -> bool:
@@ -207,5 +233,97 @@ def read_info(path: str | Path, variant: str | None = None) -> ArtifactInfo:
     if variant is None:
         raise UserError(f"{path} carries no swin-deploy metadata: pass `variant` NAME to say what model it is")
     cfg = get_config(variant)
-    return ArtifactInfo.for_config(cfg, weights_sha256="", opset=model.opset_import[0].version, max_batch=None,
-                                   static_batch=False)
+    return ArtifactInfo.for_config(cfg, weights_sha256="", opset=opset_of(model), max_batch=None, static_batch=False)
+
+
+def artifact_info(path: str | Path, variant: str | None = None) -> ArtifactInfo:
+    """Any artifact's metadata: an ONNX's own, a TensorRT engine's sidecar, or an OpenVINO IR's rt_info."""
+    path = Path(path)
+    if path.suffix in ENGINE_SUFFIXES:
+        return read_sidecar(path).artifact_info()
+    if path.suffix == IR_SUFFIX:
+        return read_ir_info(path, variant)
+    return read_info(path, variant)
+
+
+@dataclass
+class EngineInfo:
+    """The JSON written beside every engine (`model.engine.json`): what it was built from, by which TensorRT, for
+    which GPU, with which profile. Read and validated here only."""
+
+    tensorrt: str
+    gpu: str
+    compute_capability: str
+    precision: str
+    profile: dict[str, list[int]]  # min/opt/max input shapes
+    source_onnx_sha256: str
+    swin_deploy: str
+    build_seconds: float
+    artifact: dict[str, str]  # the source ONNX's swin-deploy metadata
+
+    @staticmethod
+    def path_for(engine: Path) -> Path:
+        return Path(engine).with_name(Path(engine).name + ".json")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    def artifact_info(self) -> ArtifactInfo:
+        """The source ONNX's metadata, with the batch limit the engine's profile sets."""
+        info = ArtifactInfo.from_props(self.artifact)
+        if info is None:
+            raise UserError("the engine's sidecar carries no swin-deploy metadata: rebuild the engine")
+        return replace(info, max_batch=self.profile["max"][0])
+
+    def check_runtime(self, engine: Path, tensorrt_version: str, gpu: str, compute_capability: str) -> None:
+        """A UserError unless this engine was built by this TensorRT for this kind of GPU (engines are not portable)."""
+        if self.tensorrt != tensorrt_version or self.compute_capability != compute_capability:
+            raise UserError(f"{Path(engine).name} was built with TensorRT {self.tensorrt} for {self.gpu} "
+                            f"(sm {self.compute_capability}); this is TensorRT {tensorrt_version} on {gpu} "
+                            f"(sm {compute_capability}): rebuild it with swin-deploy build-engine")
+
+
+def read_sidecar(engine: Path) -> EngineInfo:
+    """The sidecar of `engine`, or a UserError saying to rebuild (missing, unreadable, or from another schema)."""
+    path = EngineInfo.path_for(engine)
+    if not path.is_file():
+        raise UserError(f"{engine} has no sidecar {path.name}: rebuild it with swin-deploy build-engine")
+    try:
+        raw = json.loads(path.read_text())
+        meta = EngineInfo(**{f.name: raw[f.name] for f in fields(EngineInfo)})
+        if not all(k in meta.profile and len(meta.profile[k]) == 4 for k in ("min", "opt", "max")):
+            raise ValueError("profile")
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserError(f"{path} is unreadable ({type(e).__name__}): rebuild the engine with swin-deploy build-engine") from e
+    return meta
+
+
+IR_RT_INFO = "swin_deploy"  # the rt_info section of an OpenVINO IR that holds the metadata
+
+
+def ir_weights(xml: Path) -> Path:
+    return Path(xml).with_suffix(".bin")
+
+
+def read_ir_info(xml: str | Path, variant: str | None = None) -> ArtifactInfo:
+    """An OpenVINO IR's metadata, read from its XML's rt_info (no OpenVINO needed): `<rt_info><swin_deploy><KEY
+    value="..."/>...`, the layout `ov.Model.set_rt_info(value, ["swin_deploy", KEY])` writes."""
+    import xml.etree.ElementTree as ET
+
+    xml = Path(xml)
+    if not xml.is_file():
+        raise UserError(f"{xml} does not exist: pass the .xml of an OpenVINO IR (swin-deploy export --format openvino)")
+    if not ir_weights(xml).is_file():
+        raise UserError(f"{xml.name} has no weights file {ir_weights(xml).name} beside it: copy the .bin with the .xml")
+    try:
+        root = ET.parse(xml).getroot()
+    except ET.ParseError as e:
+        raise UserError(f"{xml} is not a readable OpenVINO IR ({e}): convert it again") from e
+    section = root.find(f"rt_info/{IR_RT_INFO}")
+    props = {} if section is None else {f"swin_deploy.{e.tag}": e.get("value", "") for e in section}
+    info = ArtifactInfo.from_props(props)
+    if info is not None:
+        return info
+    if variant is None:
+        raise UserError(f"{xml} carries no swin-deploy metadata: pass `variant` NAME to say what model it is")
+    return ArtifactInfo.for_config(get_config(variant), weights_sha256="", opset=0, max_batch=None, static_batch=False)

@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from . import defaults
-from .backends import artifact_info, runner_for
+from .artifact import IR_SUFFIX, artifact_info
+from .backends import runner_for
 from .backends.base import Runner, Timing
+from .backends.openvino_runner import OpenVinoOptions
 from .errors import UserError
 from .models import Weights
 
@@ -28,6 +30,16 @@ class BenchEntry:
     runner: Runner
     example: Callable[[np.random.Generator, int], np.ndarray]
     accepts: Callable[[int], bool] = lambda batch: True
+    load_ms: float | None = None  # how long activate() took: loading, compiling (set by run_bench)
+
+    def describe(self) -> dict:
+        return {**self.runner.describe(), "load_ms": None if self.load_ms is None else round(self.load_ms, 1)}
+
+    @property
+    def backend(self) -> str:
+        """The runtime, and the precision it computes in where it chooses one (OpenVINO)."""
+        ran = self.runner.describe().get("execution_precision")
+        return f"{self.runner.name} {ran}" if ran else self.runner.name
 
 
 @dataclass
@@ -83,14 +95,16 @@ def run_bench(entries: list[BenchEntry], batch_sizes: list[int], warmup: int, it
     results: list[BenchStats] = []
     rng = np.random.default_rng(seed)
     for entry in entries:
+        start = time.perf_counter()
         entry.runner.activate()
+        entry.load_ms = (time.perf_counter() - start) * 1000
     try:
         for b in batch_sizes:
             active = {e.label: e for e in entries if e.accepts(b)}
             cases = {label: (e.runner, e.example(rng, b)) for label, e in active.items()}
             timings = time_round_robin(cases, warmup, iterations, seconds,
                                        on_round=lambda n, b=b: on_tick(f"batch {b}: {n} rounds"))
-            results += [BenchStats.from_timings(label, active[label].runner.name, b, t) for label, t in timings.items()]
+            results += [BenchStats.from_timings(label, active[label].backend, b, t) for label, t in timings.items()]
     finally:
         for entry in entries:
             entry.runner.deactivate()
@@ -101,7 +115,8 @@ def run_bench(entries: list[BenchEntry], batch_sizes: list[int], warmup: int, it
 class BenchOptions:
     torch_variant: str | None = None  # also time the PyTorch model of this variant
     weights: Weights = field(default_factory=Weights)  # for the PyTorch model
-    backend: str | None = None  # for the ONNX files (default onnxruntime CPU)
+    backends: tuple[str, ...] | None = None  # each ONNX runs on each of these (default onnxruntime CPU)
+    openvino: OpenVinoOptions | None = None  # for the OpenVINO runner
     batch_sizes: list[int] | None = None  # default: BENCH_BATCH_SIZES and any static-batch artifact's own
     warmup: int = defaults.BENCH_WARMUP
     iterations: int | None = None  # default BENCH_ITERATIONS, unless `seconds` is given
@@ -146,8 +161,12 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
         if not any(info.accepts_batch(b) for b in sizes):
             takes = f"only batch {info.fixed_batch}" if info.fixed_batch else f"batches up to {info.max_batch}"
             raise UserError(f"{path.name} takes {takes}: pick `batch_sizes` it accepts")
-        entries.append(BenchEntry(path.name, runner_for(path, o.backend, o.threads), info.example_input,
-                                  info.accepts_batch))
+        backends = [None] if not o.backends or path.suffix != ".onnx" else list(o.backends)
+        for backend in backends:
+            label = path.name if len(backends) == 1 else f"{path.name} [{backend}]"
+            openvino = o.openvino if backend == "openvino" or path.suffix == IR_SUFFIX else None
+            entries.append(BenchEntry(label, runner_for(path, backend, o.threads, openvino), info.example_input,
+                                      info.accepts_batch))
     if o.torch_variant:
         from .backends.torch_runner import TorchRunner
         from .models import build_model, get_config
@@ -157,7 +176,7 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
         entries.append(BenchEntry(f"pytorch {o.torch_variant}", TorchRunner(model.freeze()),
                                   lambda rng, b: rng.standard_normal((b, 3, *size), dtype=np.float32)))
     results = run_bench(entries, sizes, o.warmup, iterations, o.seconds, on_tick, o.seed)
-    return BenchReport(results, {e.label: e.runner.describe() for e in entries}, o.threads)
+    return BenchReport(results, {e.label: e.describe() for e in entries}, o.threads)
 
 
 def plot(results: list[BenchStats], path: Path) -> None:

@@ -38,3 +38,7 @@ WORKSPACE_BYTES = 4 << 30
 
 # Triton model repositories
 TRITON_MAX_BATCH = 32  # max_batch_size when the artifact records no limit
+TRITON_MAX_QUEUE_DELAY_US = 100  # dynamic batching: how long a request may wait for others
+
+# TensorRT's ONNX parser rules (`check`): the major version linted by default
+TENSORRT_VERSION = 11

@@ -82,6 +82,33 @@ class InputFormat(Choice):
     UINT8 = "uint8"
 
 
+class ExecutionPrecision(Choice):
+    """The float precision a runtime computes in (OpenVINO's inference precision hint): what verify gates."""
+
+    F32 = "f32"
+    BF16 = "bf16"
+    F16 = "f16"
+
+
+class PerformanceHint(Choice):
+    """OpenVINO's performance hint: one request as fast as possible, or the most images per second."""
+
+    LATENCY = "latency"
+    THROUGHPUT = "throughput"
+
+
+class Runtime(Choice):
+    """What runs an ONNX in a Triton model folder."""
+
+    ONNXRUNTIME = "onnxruntime"
+    OPENVINO = "openvino"
+
+
+class ExportFormat(Choice):
+    ONNX = "onnx"
+    OPENVINO = "openvino"
+
+
 class TritonKind(Choice):
     """Where Triton runs a model's instances."""
 
@@ -99,4 +126,6 @@ class WeightsSource(Choice):
 
 _WHAT = {"Precision": "precision", "Int8Target": "target", "CalibMethod": "calibration method",
          "HighPrecision": "high precision", "WeightsSource": "weights source", "Simplifier": "simplifier",
-         "InputFormat": "input format", "QdqPlacement": "placement", "TritonKind": "instance kind"}
+         "InputFormat": "input format", "QdqPlacement": "placement", "TritonKind": "instance kind",
+         "ExecutionPrecision": "inference precision", "PerformanceHint": "performance hint", "Runtime": "runtime",
+         "ExportFormat": "format"}

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifact import ArtifactInfo
-from .backends import artifact_info, runner_for
+from .artifact import ArtifactInfo, artifact_info
+from .backends import run_padded, runner_for
 from .data import ImageSet, image_files, stream_batches, transform_for
 from .errors import UserError
 
@@ -62,8 +62,6 @@ def predict(artifact: Path, images: list[str | Path], top_k: int = 5, batch_size
             on_progress: Callable[[str, int, int], None] = lambda what, n, total: None) -> PredictResult:
     """Top-k of every image (files, or folders searched recursively); unreadable images are listed, not fatal
     unless none could be read."""
-    from .verify.run import run_padded
-
     artifact = Path(artifact)
     info = artifact_info(artifact)
     if info.features:

@@ -160,7 +160,11 @@ def verify_table(result) -> None:
     limits = result.limits()
     rows = [[m, *[f"{b.metrics[m]:.4g}" if m in b.metrics else "-" for b in result.batches], limits.get(m, "")]
             for m in result.shown_metrics()]
-    columns(f"verify {result.artifact.name} ({result.info.precision}) vs {result.reference['backend']} on {result.inputs}",
+    ran = result.candidate.get("backend", "")
+    if result.candidate.get("execution_precision"):
+        ran += f", computing in {result.candidate['execution_precision']}"
+    columns(f"verify {result.artifact.name} ({result.info.precision} on {ran}) vs {result.reference['backend']} on "
+            f"{result.inputs}",
             headers, rows, left=("metric",))
     first, rest = result.batches[0], [b for b in result.batches if b.scope != "all"]
     cache = result.cache and (" (reference from cache)" if result.cache["hit"] else " (reference cache written)")

@@ -9,6 +9,15 @@ Verify gates, by the artifact's precision. Relative deltas are max |delta| / max
         cosine path stay fp32. Argmax flips are allowed only between near-tied classes.
   int8: 8-bit activations cost ~1% relative error per quantized matmul; the gate protects the
         decision (top-1 agreement, accuracy drop) more than the raw logits.
+
+A runtime may compute in a lower precision than the artifact's (OpenVINO runs float32 models in bf16 on CPUs with
+BF16 unless told otherwise). The gate is then the looser, metric by metric, of the artifact's thresholds and those
+of the execution precision:
+  bf16: 8 significant bits, a unit roundoff of 2^-9 (~2e-3), eight times float16's; OpenVINO accumulates matmuls
+        in float32, so the error grows like float16's per op but 8x larger: the fp16 logit gate scaled by ~2.5
+        (measured on the demo models and random swin_t/swinv2_t: benchmarks/RESULTS.md), and argmax flips allowed
+        between near-tied classes.
+  f16:  as an fp16 artifact.
 Every value can be overridden on the command line (`swin-deploy verify --help`).
 """
 
@@ -16,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
-from .enums import Precision
+from .enums import ExecutionPrecision, Precision
 from .errors import UserError
 
 EXPORT_PARITY_REL = 1e-4
@@ -39,6 +48,13 @@ class Thresholds:
                 raise UserError(f"`{name}` must be between {low} and {high}, not {v}")
         return replace(self, **given)
 
+    def loosest(self, other: Thresholds) -> Thresholds:
+        """Metric by metric, the looser of the two."""
+        return Thresholds(max(self.max_rel_delta, other.max_rel_delta), min(self.min_cosine, other.min_cosine),
+                          min(self.min_top1_agreement, other.min_top1_agreement),
+                          min(self.min_top5_agreement, other.min_top5_agreement),
+                          max(self.max_top1_drop, other.max_top1_drop))
+
     def as_dict(self) -> dict[str, float]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
@@ -55,3 +71,18 @@ DEFAULT_THRESHOLDS: dict[Precision, Thresholds] = {
     Precision.INT8: Thresholds(max_rel_delta=0.25, min_cosine=0.98, min_top1_agreement=0.95, min_top5_agreement=0.99,
                        max_top1_drop=1.0),
 }
+
+EXECUTION_THRESHOLDS: dict[ExecutionPrecision, Thresholds] = {
+    ExecutionPrecision.BF16: Thresholds(max_rel_delta=5e-2, min_cosine=0.998, min_top1_agreement=0.98,
+                                        min_top5_agreement=0.995, max_top1_drop=0.5),
+    ExecutionPrecision.F16: DEFAULT_THRESHOLDS[Precision.FP16],
+}
+
+
+def thresholds_for(precision: Precision, execution: ExecutionPrecision | str | None = None) -> Thresholds:
+    """The default gate of an artifact of `precision` run in `execution` precision (None or f32: the artifact's own)."""
+    base = DEFAULT_THRESHOLDS[Precision.parse(precision)]
+    if execution is None:
+        return base
+    extra = EXECUTION_THRESHOLDS.get(ExecutionPrecision.parse(execution, "inference_precision"))
+    return base if extra is None else base.loosest(extra)

@@ -72,7 +72,7 @@ def export_small(folder: Path, name: str, **options) -> Path:
     from swin_deploy.export import ExportOptions, export_onnx
     from swin_deploy.models import Weights, build_model, get_config
 
-    model, sha = build_model(get_config(name), Weights("random"), dynamic=options.get("dynamic_size") is not None)
+    model, sha = build_model(get_config(name), Weights("random"))
     suffix = "-".join(f"{k}{v if not isinstance(v, bool) else ''}" for k, v in options.items() if v) or "float"
     return export_onnx(model, sha, folder / f"{name}-{suffix}.onnx".replace(" ", ""), ExportOptions(**options)).path
 
@@ -81,8 +81,7 @@ def export_small(folder: Path, name: str, **options) -> Path:
 def artifacts(demo, tmp_path_factory) -> dict[str, Path]:
     """Every artifact kind swin-deploy writes, small: FP32, FP16, INT8 (each method for TensorRT, and the
     onnxruntime target), dynamic-size, features, static batch, opset 13 and the newest, uint8 NHWC pixels."""
-    from calibration import QuantizeOptions, quantize
-    from calibration.int8 import Int8Options
+    from calibration import Int8Options, QuantizeOptions, quantize
     from swin_deploy.export.onnx_export import max_opset
 
     folder, paths = demo
@@ -96,7 +95,7 @@ def artifacts(demo, tmp_path_factory) -> dict[str, Path]:
                         "int8_percentile": QuantizeOptions("int8", **calib, int8=Int8Options(method="percentile")),
                         "int8_ort": QuantizeOptions("int8", **calib, int8=Int8Options(target="onnxruntime"))}.items():
         kinds[label] = quantize(fp32, tmp / f"{label}.onnx", opts).path
-    kinds["dynamic"] = export_small(tmp, "swin_test", dynamic_size=((64, 64), (128, 128)))
+    kinds["dynamic"] = export_small(tmp, "swin_test", dynamic_size=True, min_size=(64, 64), max_size=(128, 128))
     kinds["features"] = export_small(tmp, "swinv2_test", features=True)
     kinds["static_batch"] = export_small(tmp, "swinv2_test", static_batch=True, max_batch=4)
     kinds["opset13"] = export_small(tmp, "swin_test", opset=13)

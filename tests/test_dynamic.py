@@ -143,6 +143,8 @@ def test_quantized_dynamic_model_verifies_at_several_sizes(cli, tmp_path):
 
 
 def test_engine_profile_sizes_follow_the_dynamic_range():
+    from dataclasses import replace
+
     from swin_deploy.artifact import ArtifactInfo
     from swin_deploy.backends.tensorrt.loader import BuildOptions, check_profile
     from swin_deploy.errors import UserError
@@ -150,7 +152,7 @@ def test_engine_profile_sizes_follow_the_dynamic_range():
     info = ArtifactInfo.for_config(get_config("swin_test"), "0" * 64, 17, max_batch=None, static_batch=False)
     with pytest.raises(UserError, match="need an ONNX exported with `dynamic_size`"):
         check_profile(info, BuildOptions(min_size=(64, 64)))
-    info.dynamic_size = (64, 64, 128, 160)
+    info = replace(info, dynamic_size=(64, 64, 128, 160))
     check_profile(info, BuildOptions(min_size=(64, 64), opt_size=(96, 96), max_size=(128, 160)))
     with pytest.raises(UserError, match="outside this artifact's range"):
         check_profile(info, BuildOptions(max_size=(128, 192)))

@@ -128,17 +128,17 @@ def test_bad_transformers_checkpoints_exit_2_with_one_line(cli, tmp_path):
 
 def test_predict_names_digits_and_agrees_with_pytorch(cli, demo, tmp_path):
     from swin_deploy.artifact import read_info
+    from swin_deploy.backends import run_batched
     from swin_deploy.data import list_images, load_all, transform_for
     from swin_deploy.models import Weights
     from swin_deploy.verify.reference import torch_reference
-    from swin_deploy.verify.run import run_batched
 
     folder, paths = demo
     int8 = tmp_path / "d.int8.onnx"
     assert cli("quantize", paths["swinv2_digits"], "--precision", "int8", "--calib-data", folder / "data" / "calib",
                "--calib-images", "128", "-o", int8).code == 0
     val = folder / "data" / "val"
-    r = cli("predict", int8, val, "--json", "--top-k", "3", "--batch-size", "32")
+    r = cli("predict", int8, val, "--json", "-", "--top-k", "3", "--batch-size", "32")
     assert r.code == 0, r.err
     doc = json.loads(r.out)
     assert doc["labels"] == "metadata" and len(doc["predictions"]) == 359 and doc["skipped"] == []

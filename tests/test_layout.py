@@ -1,4 +1,5 @@
-"""The layout's promises, read from the source: one direction of dependencies, and the library never prints.
+"""The layout's promises, read from the source: the README's layer order, one direction of dependencies, and the
+library never prints.
 
 Every import counts, also the lazy ones inside functions: a cycle through a lazy import is still a cycle.
 """
@@ -6,6 +7,7 @@ Every import counts, also the lazy ones inside functions: a cycle through a lazy
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -79,6 +81,48 @@ def room(module: str) -> str:
     """The unit of the layout: calibration, or swin_deploy's subpackage / top-level module."""
     parts = module.split(".")
     return parts[0] if parts[0] != "swin_deploy" or len(parts) == 1 else ".".join(parts[:2])
+
+
+def readme_layers() -> dict[str, int]:
+    """The README's Layout block: `N  path/or/file.py  what it is` -> {module prefix: layer N}."""
+    text = (ROOT / "README.md").read_text()
+    block = text[text.index("## Layout"):]
+    block = block[block.index("```") + 3:]
+    block = block[:block.index("```")]
+    layers = {}
+    for line in block.splitlines():
+        m = re.match(r"^(\d+)\s+(\S+)", line)
+        if m:
+            path = m.group(2).rstrip("/").removesuffix(".py").removesuffix("/__init__")
+            layers[path.replace("/", ".")] = int(m.group(1))
+    return layers
+
+
+def layer_of(module: str, layers: dict[str, int]) -> int | None:
+    """The layer of the longest listed prefix of `module` (a package entry covers its submodules)."""
+    best = max((p for p in layers if module == p or module.startswith(p + ".")), key=len, default=None)
+    return None if best is None else layers[best]
+
+
+def upward_imports(graph: dict[str, set[str]], layers: dict[str, int]) -> list[str]:
+    return sorted(f"{m} (layer {layer_of(m, layers)}) imports {t} (layer {layer_of(t, layers)})"
+                  for m, targets in graph.items() for t in targets
+                  if layer_of(t, layers) is not None and layer_of(m, layers) is not None
+                  and layer_of(t, layers) > layer_of(m, layers))
+
+
+def test_readme_lists_every_module_and_no_import_goes_up_a_layer(graph):
+    layers = readme_layers()
+    assert len(set(layers.values())) >= 6
+    unlisted = sorted(m for m in [*graph, "cli"] if layer_of(m, layers) is None)
+    assert unlisted == []
+    assert upward_imports({**graph, "cli": {m for m in imports(ROOT / "cli.py")}}, layers) == []
+
+
+def test_a_planted_upward_import_is_caught(graph):
+    layers = readme_layers()
+    planted = {**graph, "swin_deploy.models.swin": graph["swin_deploy.models.swin"] | {"swin_deploy.verify.run"}}
+    assert upward_imports(planted, layers) == ["swin_deploy.models.swin (layer 1) imports swin_deploy.verify.run (layer 5)"]
 
 
 def test_no_module_imports_one_that_imports_it_back(graph):

@@ -182,7 +182,7 @@ def test_untileable_size_lists_sizes_that_work():
 def test_variants_command(cli):
     import json
 
-    r = cli("variants", "--json")
+    r = cli("variants", "--json", "-")
     assert r.code == 0
     rows = {row["name"]: row for row in json.loads(r.out)}
     assert rows["swin_t"]["timm_name"] == "swin_tiny_patch4_window7_224"

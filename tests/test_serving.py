@@ -18,7 +18,7 @@ from conftest import export_small as export  # noqa: E402
 def test_uint8_input_matches_float_export_fed_normalised_pixels(tmp_path, name):
     from swin_deploy.artifact import read_info
     from swin_deploy.backends.onnxruntime_runner import OnnxRuntimeRunner
-    from swin_deploy.verify.compare import max_rel_delta
+    from swin_deploy.compare import max_rel_delta
 
     float_path = export(tmp_path, name)
     float_nodes = [n.op_type for n in onnx.load(str(float_path)).graph.node]
@@ -62,7 +62,7 @@ def test_uint8_demo_export_verifies_quantizes_predicts_and_benches(cli, demo, tm
     assert onnx.load(str(int8)).graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
     r = cli("verify", int8, "--data", data / "val", "--batch-sizes", "32")
     assert r.code == 0, r.out + r.err
-    r = cli("predict", int8, data / "val" / "7", "--json")
+    r = cli("predict", int8, data / "val" / "7", "--json", "-")
     top1 = [p["top_k"][0]["label"] for p in json.loads(r.out)["predictions"]]
     assert r.code == 0 and top1.count("7") >= 0.95 * len(top1)
     r = cli("bench", path, int8, "--batch-sizes", "1,4", "--iterations", "2", "--json", tmp_path / "b.json")
@@ -182,8 +182,7 @@ def fake_engine(tmp_path: Path, onnx_path: Path, min_batch: int, max_batch: int)
     so the plan path needs no GPU. Nothing here claims TensorRT ran."""
     from dataclasses import asdict
 
-    from swin_deploy.artifact import read_info
-    from swin_deploy.backends.tensorrt.sidecar import EngineInfo
+    from swin_deploy.artifact import EngineInfo, read_info
 
     info = read_info(onnx_path)
     shape = {k: list(info.input_shape(b)) for k, b in (("min", min_batch), ("opt", max_batch), ("max", max_batch))}

@@ -21,11 +21,12 @@ def report_of(cli, tmp_path, *args, name="r.json"):
 def test_streamed_metrics_equal_the_all_in_memory_numbers(demo):
     """The same images at the same batch size give the numbers the old load-everything-then-compare path gave."""
     from swin_deploy.artifact import read_info
+    from swin_deploy.backends import run_batched
     from swin_deploy.backends.onnxruntime_runner import OnnxRuntimeRunner
     from swin_deploy.data import list_images, load_all, transform_for
     from swin_deploy.models import Weights
     from swin_deploy.verify.reference import torch_reference
-    from swin_deploy.verify.run import VerifyOptions, run_batched, verify_artifact
+    from swin_deploy.verify.run import VerifyOptions, verify_artifact
 
     folder, paths = demo
     path, val = paths["swinv2_digits"], folder / "data" / "val"

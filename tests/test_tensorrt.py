@@ -41,8 +41,11 @@ def test_engine_build_verify_and_bench(cli, tiny_onnx, tmp_path, precision):
 
 def test_engine_profile_checked_against_the_onnx():
     """Profile rules hold without TensorRT: static batch, exported max batch, onnxruntime-target INT8."""
+    from dataclasses import replace
+
     from swin_deploy.artifact import ArtifactInfo
     from swin_deploy.backends.tensorrt.loader import BuildOptions, check_profile
+    from swin_deploy.enums import Int8Target, Precision
     from swin_deploy.errors import UserError
     from swin_deploy.models import get_config
 
@@ -56,7 +59,7 @@ def test_engine_profile_checked_against_the_onnx():
     with pytest.raises(UserError, match="static batch of 4"):
         check_profile(static, BuildOptions(1, 4, 4))
     check_profile(static, BuildOptions(4, 4, 4))
-    info.extra["target"] = "onnxruntime"
+    info = replace(info, precision=Precision.INT8, int8_target=Int8Target.ONNXRUNTIME)
     with pytest.raises(UserError, match="targets onnxruntime"):
         check_profile(info, BuildOptions(1, 8, 16))
 
@@ -91,7 +94,7 @@ def build(onnx_path, out, options=None):
 
 
 def test_loader_writes_a_strongly_typed_engine_and_its_sidecar(stand_in, demo, tmp_path):
-    from swin_deploy.backends.tensorrt.sidecar import read_sidecar
+    from swin_deploy.artifact import read_sidecar
 
     _, paths = demo
     engine = tmp_path / "m.engine"
@@ -150,8 +153,8 @@ def test_runner_pads_a_static_batch_and_takes_uint8_pixels(stand_in, tmp_path):
 
 
 def test_foreign_or_stale_engines_are_refused(stand_in, demo, tmp_path):
+    from swin_deploy.artifact import read_sidecar
     from swin_deploy.backends.tensorrt.runner import TensorRTRunner
-    from swin_deploy.backends.tensorrt.sidecar import read_sidecar
 
     foreign = tmp_path / "foreign.engine"
     foreign.write_bytes(b"\x00serialized by something else")

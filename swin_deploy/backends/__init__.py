@@ -1,41 +1,39 @@
-"""Backends behind one runner protocol: PyTorch, onnxruntime, TensorRT."""
+"""Backends behind one runner protocol: PyTorch, onnxruntime, OpenVINO, TensorRT."""
 
-from .base import Runner, Timing
+from .base import Runner, Timing, run_batched, run_padded
 
-__all__ = ["Runner", "Timing", "artifact_info", "runner_for"]
+__all__ = ["Runner", "Timing", "run_batched", "run_padded", "runner_for"]
 
-BACKENDS = ("onnxruntime-cpu", "onnxruntime-cuda", "onnxruntime-tensorrt", "tensorrt")
-ENGINE_SUFFIXES = (".engine", ".plan")
+BACKENDS = ("onnxruntime-cpu", "onnxruntime-cuda", "onnxruntime-tensorrt", "openvino", "tensorrt")
 
 
-def artifact_info(path, variant: str | None = None):
-    """An artifact's swin-deploy metadata: from the ONNX itself, or from a TensorRT engine's sidecar JSON."""
+def runner_for(path, backend: str | None = None, threads: int | None = None, openvino=None) -> Runner:
+    """A runner for an artifact file: .onnx -> onnxruntime (CPU unless told), .engine/.plan -> TensorRT,
+    .xml (OpenVINO IR) -> OpenVINO. `openvino`: OpenVinoOptions for the OpenVINO runner."""
     from pathlib import Path
 
-    from ..artifact import read_info
-
-    if Path(path).suffix in ENGINE_SUFFIXES:
-        from .tensorrt.sidecar import engine_artifact_info
-
-        return engine_artifact_info(Path(path))
-    return read_info(path, variant)
-
-
-def runner_for(path, backend: str | None = None, threads: int | None = None) -> Runner:
-    """A runner for an artifact file: .onnx -> onnxruntime (CPU unless told), .engine/.plan -> TensorRT."""
-    from pathlib import Path
-
+    from ..artifact import ENGINE_SUFFIXES, IR_SUFFIX
     from ..errors import UserError
 
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path} does not exist: pass an .onnx or .engine artifact")
+        raise UserError(f"{path} does not exist: pass an .onnx, .engine or OpenVINO .xml artifact")
     if backend is None:
-        backend = "tensorrt" if path.suffix in ENGINE_SUFFIXES else "onnxruntime-cpu"
+        backend = "tensorrt" if path.suffix in ENGINE_SUFFIXES else "openvino" if path.suffix == IR_SUFFIX \
+            else "onnxruntime-cpu"
+    if openvino is not None and backend != "openvino":
+        raise UserError("OpenVINO options (`inference_precision`, `performance_hint`, `cache_dir`) go with `backend` "
+                        "openvino")
     if backend == "tensorrt":
         from .tensorrt.runner import TensorRTRunner
 
         return TensorRTRunner(path)
+    if backend == "openvino":
+        from .openvino_runner import OpenVinoRunner
+
+        return OpenVinoRunner(path, threads, openvino)
+    if path.suffix == IR_SUFFIX:
+        raise UserError(f"{path.name} is an OpenVINO IR: run it with `backend` openvino")
     if backend.startswith("onnxruntime-"):
         from .onnxruntime_runner import OnnxRuntimeRunner
 

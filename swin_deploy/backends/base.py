@@ -26,6 +26,24 @@ def as_input(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.uint8 if x.dtype == np.uint8 else np.float32)
 
 
+def pad_batch(x: np.ndarray, batch_size: int) -> np.ndarray:
+    """`x` padded to `batch_size` with copies of its last input (a static batch takes exactly that many)."""
+    n = len(x)
+    return np.concatenate([x, np.repeat(x[-1:], batch_size - n, axis=0)]) if n < batch_size else x
+
+
+def run_padded(runner: Runner, x: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
+    """One run at exactly `batch_size` (what a gate claims to check, and all a static-batch artifact takes): a short
+    batch is padded and the copies' outputs dropped."""
+    return {name: out[:len(x)] for name, out in runner.infer(pad_batch(x, batch_size)).items()}
+
+
+def run_batched(runner: Runner, x: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
+    """`run_padded` over an in-memory array, batch by batch."""
+    parts = [run_padded(runner, x[i:i + batch_size], batch_size) for i in range(0, len(x), batch_size)]
+    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+
 class Runner(abc.ABC):
     """A backend that turns input batches (float32 NCHW, or a raw-pixel artifact's uint8 pixels) into named
     float32 outputs (logits, or stage feature maps)."""

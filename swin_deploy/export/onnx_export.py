@@ -24,12 +24,12 @@ from .. import defaults
 from ..artifact import ArtifactInfo, write_info
 from ..backends.onnxruntime_runner import OnnxRuntimeRunner
 from ..backends.torch_runner import TorchRunner
+from ..compare import max_rel_delta_outputs
 from ..enums import InputFormat, Simplifier
 from ..errors import GateFailed, UserError, missing_package
 from ..fileio import atomic_output, check_writable_dir
 from ..models import FeatureMaps, PixelInput, SwinTransformer, Weights, build_model, config_for
 from ..tolerances import EXPORT_PARITY_REL
-from ..verify.compare import max_rel_delta_outputs
 
 MIN_OPSET = defaults.MIN_OPSET
 DEFAULT_OPSET = defaults.OPSET
@@ -45,8 +45,11 @@ def max_opset() -> int:
     return min(torch_max, onnx.defs.onnx_opset_version())
 
 
-@dataclass
+@dataclass(frozen=True)
 class ExportOptions:
+    """Everything an export is configured by, validated on construction (the command line and a Python caller get the
+    same errors)."""
+
     opset: int = DEFAULT_OPSET
     static_batch: bool = False
     max_batch: int | None = None
@@ -54,24 +57,40 @@ class ExportOptions:
     verify: bool = True
     exporter: str = "auto"  # auto | torchscript | dynamo
     features: bool = False  # output the stage feature maps instead of logits
-    dynamic_size: tuple[tuple[int, int], tuple[int, int]] | None = None  # (min H, W), (max H, W)
+    img_size: tuple[int, int] | None = None  # default: the variant's (export_variant; export_onnx takes the model's)
+    dynamic_size: bool = False  # any H, W in [min_size, max_size]; the model is built with dynamic geometry for it
+    min_size: tuple[int, int] | None = None  # default: the smallest size with full windows at every stage
+    max_size: tuple[int, int] | None = None  # default: twice the larger of the default size and min_size
     input_format: InputFormat = InputFormat.FLOAT32  # uint8: raw pixels in, normalisation folded into the graph
     channels_last: bool = False  # uint8 pixels as (B, H, W, 3)
 
     def __post_init__(self) -> None:
-        self.simplifier = Simplifier.parse(self.simplifier, "simplifier")
-        self.input_format = InputFormat.parse(self.input_format, "input_format")
+        object.__setattr__(self, "simplifier", Simplifier.parse(self.simplifier, "simplifier"))
+        object.__setattr__(self, "input_format", InputFormat.parse(self.input_format, "input_format"))
+        top = max_opset()
+        if not MIN_OPSET <= self.opset <= top:
+            raise UserError(f"opset {self.opset} is not supported: choose an opset from {MIN_OPSET} to {top}")
+        if self.max_batch is not None and self.max_batch < 1:
+            raise UserError("`max_batch` must be at least 1")
+        if self.exporter not in ("auto", "torchscript", "dynamo"):
+            raise UserError(f"unknown exporter '{self.exporter}': choose auto, torchscript or dynamo")
+        if self.channels_last and self.input_format != InputFormat.UINT8:
+            raise UserError("`channels_last` goes with `input_format` uint8 (raw pixels as B, H, W, 3)")
+        if (self.min_size or self.max_size) and not self.dynamic_size:
+            raise UserError("`min_size`/`max_size` go with `dynamic_size`")
+        if self.img_size is not None and min(self.img_size) < 1:
+            raise UserError(f"image size must be positive, not {self.img_size[0]}x{self.img_size[1]}")
 
 
-def check_sizes(sizes: list[tuple[int, int]], options: ExportOptions, cfg) -> list[tuple[int, int]]:
+def check_sizes(cfg, size_range: tuple[tuple[int, int], tuple[int, int]] | None) -> list[tuple[int, int]]:
     """Sizes the parity check runs at: the model's size, and for a dynamic export also the range's ends
     and a non-square size between them."""
-    if options.dynamic_size is None:
-        return sizes
-    (lo_h, lo_w), (hi_h, hi_w) = options.dynamic_size
+    if size_range is None:
+        return [tuple(cfg.img_size)]
+    (lo_h, lo_w), (hi_h, hi_w) = size_range
     s = cfg.stride
     mid = ((lo_h + hi_h) // 2 // s * s, (lo_w + 3 * hi_w) // 4 // s * s)
-    return list(dict.fromkeys([*sizes, (lo_h, lo_w), mid, (hi_h, hi_w)]))
+    return list(dict.fromkeys([tuple(cfg.img_size), (lo_h, lo_w), mid, (hi_h, hi_w)]))
 
 
 @dataclass
@@ -87,18 +106,6 @@ class ExportResult:
     outputs: list[str]
     input_size: str = ""  # "224x224", or "64x64 to 128x128 (dynamic)", with ", uint8 pixels ..." for raw pixels
     note: str | None = None  # something the user should know about what was written
-
-
-def check_options(options: ExportOptions) -> None:
-    top = max_opset()
-    if not MIN_OPSET <= options.opset <= top:
-        raise UserError(f"opset {options.opset} is not supported: choose an opset from {MIN_OPSET} to {top}")
-    if options.max_batch is not None and options.max_batch < 1:
-        raise UserError("`max_batch` must be at least 1")
-    if options.exporter not in ("auto", "torchscript", "dynamo"):
-        raise UserError(f"unknown exporter '{options.exporter}': choose auto, torchscript or dynamo")
-    if options.channels_last and options.input_format != InputFormat.UINT8:
-        raise UserError("`channels_last` goes with `input_format` uint8 (raw pixels as B, H, W, 3)")
 
 
 def _torch_export(model: torch.nn.Module, example: torch.Tensor, path: Path, opset: int, static: bool,
@@ -182,65 +189,62 @@ def onnx_parity(path: Path, model: torch.nn.Module, info: ArtifactInfo, batch_si
 
 
 def export_variant(variant: str | None, weights: Weights, out: Path | None = None, options: ExportOptions | None = None,
-                   img_size: tuple[int, int] | None = None, dynamic: bool = False,
-                   min_size: tuple[int, int] | None = None, max_size: tuple[int, int] | None = None,
                    on_step: Callable[[str], None] = lambda step: None) -> ExportResult:
-    """A registered variant (or a transformers checkpoint's architecture; None: swin_t) at `img_size` (default its
-    own) with `weights`, exported to `out` (default `<variant>.onnx`). `dynamic` takes any size in
-    [min_size, max_size] (defaults: see SwinConfig.for_dynamic)."""
-    from dataclasses import replace
-
+    """A registered variant (or a transformers checkpoint's architecture; None: swin_t) with `weights`, exported to
+    `out` (default `<variant>.onnx`) as `options` say (size, dynamic size range, ...)."""
     options = options or ExportOptions()
-    cfg = config_for(variant, weights).at_size(img_size, dynamic)
-    native = cfg.img_size
-    if dynamic:
-        cfg, size_range = cfg.for_dynamic(min_size, max_size)
-        options = replace(options, dynamic_size=size_range)
-    elif min_size or max_size:
-        raise UserError("`min_size`/`max_size` go with `dynamic_size`")
+    cfg = config_for(variant, weights).at_size(options.img_size, options.dynamic_size)
     out = Path(out or f"{cfg.name}.onnx")
-    check_options(options)
     check_writable_dir(out)
     on_step("build + load weights")
-    model, sha = build_model(cfg, weights, dynamic=dynamic)
-    result = _export(model, sha, out, options, on_step)
-    if cfg.img_size != native:
-        result.note = (f"{native[0]}x{native[1]} is below the dynamic range (every stage needs a full window): "
-                       "export it without `dynamic_size`")
-    return result
+    model, sha = build_model(cfg, weights, dynamic=options.dynamic_size)
+    return _export(model, sha, out, options, on_step)
 
 
 def export_onnx(model: SwinTransformer, weights_sha256: str, out: Path, options: ExportOptions,
                 on_step: Callable[[str], None] = lambda step: None) -> ExportResult:
-    """Export `model` to `out` atomically. Raises GateFailed if onnxruntime disagrees with PyTorch."""
-    check_options(options)
-    return _export(model, weights_sha256, out, options, on_step)
+    """Export `model` (its weights, at its size) to `out` atomically as `options` say; a model built with the other
+    geometry (static vs dynamic size) is rebuilt with the same weights. Raises GateFailed if onnxruntime disagrees
+    with PyTorch."""
+    return _export(model, weights_sha256, Path(out), options, on_step)
+
+
+def _with_geometry(model: SwinTransformer, cfg, dynamic: bool) -> SwinTransformer:
+    """`model` itself, or a twin with the same weights and the geometry the export needs (the parameters are the
+    same for static and dynamic geometry; only how windows are indexed differs)."""
+    if model.dynamic == dynamic and model.cfg == cfg:
+        return model
+    twin = SwinTransformer(cfg, dynamic=dynamic).eval()
+    twin.load_state_dict(model.state_dict())
+    return twin
 
 
 def _export(model: SwinTransformer, weights_sha256: str, out: Path, options: ExportOptions,
             on_step: Callable[[str], None]) -> ExportResult:
-    cfg = model.cfg
-    if options.dynamic_size is not None:
-        cfg.check_dynamic_range(*options.dynamic_size)
-        if not model.dynamic:
-            raise ValueError("a dynamic-size export needs SwinTransformer(cfg, dynamic=True)")
+    cfg, size_range, note = model.cfg, None, None
+    if options.dynamic_size:
+        native = cfg.img_size
+        cfg, size_range = cfg.for_dynamic(options.min_size, options.max_size)
+        if cfg.img_size != native:
+            note = (f"{native[0]}x{native[1]} is below the dynamic range (every stage needs a full window): "
+                    "export it without `dynamic_size`")
+    model = _with_geometry(model, cfg, options.dynamic_size)
     start = time.perf_counter()
     model = model.eval().freeze()
     module = FeatureMaps(model) if options.features else model
     outputs = module.output_names() if options.features else ["logits"]
     batch = options.max_batch if options.static_batch and options.max_batch else 1
-    info = ArtifactInfo.for_config(cfg, weights_sha256, options.opset, options.max_batch, options.static_batch)
-    info.outputs = tuple(outputs)
-    info.input_format, info.channels_last = options.input_format, options.channels_last
-    if options.dynamic_size is not None:
-        info.dynamic_size = (*options.dynamic_size[0], *options.dynamic_size[1])
+    info = ArtifactInfo.for_config(cfg, weights_sha256, options.opset, options.max_batch, options.static_batch,
+                                   outputs=tuple(outputs), input_format=options.input_format,
+                                   channels_last=options.channels_last,
+                                   dynamic_size=None if size_range is None else (*size_range[0], *size_range[1]))
     traced = PixelInput(module, cfg.mean, cfg.std, options.channels_last) if info.pixels else module
     example = torch.zeros(info.input_shape(batch, cfg.img_size), dtype=torch.uint8 if info.pixels else torch.float32)
     with atomic_output(out, suffix=".onnx") as tmp:
         on_step("export")
         with torch.no_grad():
             exporter = _torch_export(traced, example, tmp, options.opset, options.static_batch, options.exporter,
-                                     outputs, options.dynamic_size is not None, options.channels_last)
+                                     outputs, options.dynamic_size, options.channels_last)
         proto = onnx.load(str(tmp))
         if options.simplifier != Simplifier.NONE:
             on_step("simplify")
@@ -258,12 +262,12 @@ def _export(model: SwinTransformer, weights_sha256: str, out: Path, options: Exp
             on_step("verify")
             extra = [options.max_batch] if options.max_batch else []
             sizes = (batch,) if options.static_batch else tuple(sorted({*defaults.EXPORT_PARITY_BATCH_SIZES, *extra}))
-            delta = onnx_parity(tmp, module, info, sizes, check_sizes([tuple(cfg.img_size)], options, cfg))
+            delta = onnx_parity(tmp, module, info, sizes, check_sizes(cfg, size_range))
             if not delta <= EXPORT_PARITY_REL:
                 raise GateFailed(f"onnxruntime output differs from PyTorch by {delta:.2e} x max|logits| "
                                  f"(allowed {EXPORT_PARITY_REL:.0e}); the ONNX was not written")
         size = tmp.stat().st_size
-    rng = options.dynamic_size
+    rng = size_range
     described = "x".join(map(str, cfg.img_size)) if rng is None else \
         f"{rng[0][0]}x{rng[0][1]} to {rng[1][0]}x{rng[1][1]} (dynamic)"
     if info.pixels:
@@ -271,4 +275,4 @@ def _export(model: SwinTransformer, weights_sha256: str, out: Path, options: Exp
     return ExportResult(path=out, opset=options.opset, nodes=len(proto.graph.node), size_bytes=size,
                         parity_delta=delta, seconds=time.perf_counter() - start, exporter=exporter,
                         layernorm_fused=any(n.op_type == "LayerNormalization" for n in proto.graph.node),
-                        outputs=outputs, input_size=described)
+                        outputs=outputs, input_size=described, note=note)

@@ -27,10 +27,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
 
-from ..artifact import ArtifactInfo, load_onnx
-from ..enums import Int8Target, Precision
+from .. import defaults
+from ..artifact import ORT_ONLY_INT8, ArtifactInfo, load_onnx
 from ..errors import UserError
-from ..precision.graph import consumers, producers
+from ..precision.graph import consumers, opset_of, producers
 
 TABLE = Path(__file__).with_name("tensorrt_onnx_ops.json")
 VERSIONS = (10, 11)
@@ -75,7 +75,7 @@ def max_opset(version: int) -> int:
     return support_table()["_source"][f"tensorrt_{version}"]["max_opset"]
 
 
-def check_onnx(path: str | Path, tensorrt: int = 11) -> list[Finding]:
+def check_onnx(path: str | Path, tensorrt: int = defaults.TENSORRT_VERSION) -> list[Finding]:
     """Findings for the ONNX at `path` against TensorRT `tensorrt` (10 or 11); empty when clean."""
     if tensorrt not in VERSIONS:
         raise UserError(f"`tensorrt` takes {' or '.join(map(str, VERSIONS))}, not {tensorrt}")
@@ -84,18 +84,19 @@ def check_onnx(path: str | Path, tensorrt: int = 11) -> list[Finding]:
     return check_model(model, info, tensorrt)
 
 
-def check_model(model: onnx.ModelProto, info: ArtifactInfo | None = None, tensorrt: int = 11) -> list[Finding]:
+def check_model(model: onnx.ModelProto, info: ArtifactInfo | None = None,
+                tensorrt: int = defaults.TENSORRT_VERSION) -> list[Finding]:
     findings: list[Finding] = []
     graph_name = model.graph.name or "graph"
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    opset = opset_of(model)
     table = support_table()
     lo, hi = table["_source"][f"tensorrt_{tensorrt}"]["min_opset"], max_opset(tensorrt)
     if not lo <= opset <= hi:
         findings.append(Finding(graph_name, "model", f"opset {opset} is outside TensorRT {tensorrt}'s {lo}-{hi}",
                                 f"re-export with an opset in {lo}-{hi}"))
-    if info is not None and info.precision == Precision.INT8 and info.extra.get("target") == Int8Target.ONNXRUNTIME:
-        findings.append(Finding(graph_name, "model", "this INT8 model targets onnxruntime (uint8 activations, "
-                                "com.microsoft ops)", "quantize the FP32 ONNX again with --target tensorrt"))
+    if info is not None and info.onnxruntime_only:
+        what, fix = ORT_ONLY_INT8.split(": ", 1)
+        findings.append(Finding(graph_name, "model", what.replace(", which TensorRT does not take", ""), fix))
     try:
         inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
     except Exception as e:  # InferenceError / ValidationError: the graph is not consistently typed

@@ -7,7 +7,7 @@ onnxruntime's bundled float16 converter does the conversion. Kept in float32:
   * V2's cosine attention path: ReduceL2 -> Clip -> Div normalisation of q and k, and the logit
     scale multiply (up to 100x);
   * any node the caller names, e.g. one whose output peak on calibration images exceeds a limit
-    (calibration.quantize measures the peaks).
+    (calibration.convert measures the peaks).
 Three converter defects are repaired after it runs (see graph.py): input Casts out of topological
 order, duplicate Casts when a tensor feeds two blocked nodes, and float16 round trips between two
 blocked nodes (which turned V2's 1e-12 norm clamp into 0 and a zero padding token into NaN).

@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import defaults
-from ..artifact import ArtifactInfo
-from ..backends import ENGINE_SUFFIXES, artifact_info
-from ..enums import Int8Target, Precision, TritonKind
+from ..artifact import ENGINE_SUFFIXES, ORT_ONLY_INT8, ArtifactInfo, EngineInfo, artifact_info, read_sidecar
+from ..enums import Precision, TritonKind
 from ..errors import UserError, missing_package
 from ..fileio import atomic_directory
 
@@ -77,8 +76,6 @@ def onnx_io(path: Path, info: ArtifactInfo) -> ArtifactIO:
 
 def engine_io(path: Path, info: ArtifactInfo) -> ArtifactIO:
     """I/O of a TensorRT engine from its sidecar (profile) and the source ONNX's metadata."""
-    from ..backends.tensorrt.sidecar import read_sidecar
-
     profile = read_sidecar(path).profile
     lo, hi = profile["min"], profile["max"]
     shape = tuple(a if a == b else -1 for a, b in zip(lo, hi))
@@ -116,7 +113,7 @@ class TritonOptions:
     kind: TritonKind = TritonKind.GPU
     dynamic_batching: bool | None = None  # default: on where the artifact takes batches
     preferred_batch: list[int] = field(default_factory=list)
-    max_queue_delay_us: int = 100
+    max_queue_delay_us: int = defaults.TRITON_MAX_QUEUE_DELAY_US
     ort_tensorrt: Precision | None = None  # fp16 | int8: onnxruntime's TensorRT accelerator (ONNX on GPU)
     overwrite: bool = False
 
@@ -193,9 +190,8 @@ def build_config(name: str, info: ArtifactInfo, io: ArtifactIO, engine: bool, op
 def _ort_tensorrt(config, info: ArtifactInfo, engine: bool, o: TritonOptions) -> None:
     if engine or o.kind != TritonKind.GPU:
         raise UserError("`ort_tensorrt` is onnxruntime's TensorRT accelerator: it goes with an ONNX on `kind` gpu")
-    if info.precision == Precision.INT8 and info.extra.get("target") == Int8Target.ONNXRUNTIME:
-        raise UserError("this INT8 ONNX targets onnxruntime (uint8 activations), which TensorRT does not take: "
-                        "serve it without `ort_tensorrt`, or quantize with `target` tensorrt")
+    if info.onnxruntime_only:
+        raise UserError(f"{ORT_ONLY_INT8}, or serve it without `ort_tensorrt`")
     if o.ort_tensorrt == Precision.INT8 and info.precision != Precision.INT8:
         raise UserError("`ort_tensorrt` int8 needs an INT8 (Q/DQ) ONNX: quantize it first, or use fp16")
     accel = config.optimization.execution_accelerators.gpu_execution_accelerator.add(name="tensorrt")
@@ -216,8 +212,8 @@ def write_model(artifact: Path, repo: Path, options: TritonOptions | None = None
     if not artifact.is_file():
         raise UserError(f"{artifact} does not exist: pass an .onnx or .engine artifact")
     repo = Path(repo)
-    if not repo.is_dir():
-        raise UserError(f"model repository {repo} does not exist: create it or pass another `repo`")
+    if repo.exists() and not repo.is_dir():
+        raise UserError(f"model repository {repo} is a file, not a folder: pass another `repo`")
     name = o.name or model_name(artifact)
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name.startswith("."):
         raise UserError(f"model name '{name}' must be letters, digits, '_', '-' or '.': pass another `name`")
@@ -230,6 +226,7 @@ def write_model(artifact: Path, repo: Path, options: TritonOptions | None = None
     config = build_config(name, info, io, engine, o, labels is not None)
     text = text_format.MessageToString(config)
     model_file = "model.plan" if engine else "model.onnx"
+    repo.mkdir(parents=True, exist_ok=True)  # only now that everything checked out: a refused run creates nothing
     with atomic_directory(target) as staging:
         (staging / CONFIG).write_text(text)
         if labels is not None:
@@ -238,8 +235,6 @@ def write_model(artifact: Path, repo: Path, options: TritonOptions | None = None
         version.mkdir()
         shutil.copyfile(artifact, version / model_file)
         if engine:
-            from ..backends.tensorrt.sidecar import EngineInfo
-
             shutil.copyfile(EngineInfo.path_for(artifact), EngineInfo.path_for(version / model_file))
         findings = check_model(staging, name=name)
         if findings:  # what we wrote must pass our own check: a bug in swin-deploy otherwise

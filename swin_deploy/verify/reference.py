@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..artifact import ArtifactInfo
-from ..backends import artifact_info, runner_for
+from ..artifact import ArtifactInfo, artifact_info
+from ..backends import runner_for
 from ..backends.base import Runner
 from ..enums import WeightsSource
 from ..errors import UserError

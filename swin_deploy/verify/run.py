@@ -19,16 +19,17 @@ from pathlib import Path
 import numpy as np
 
 from .. import defaults
-from ..artifact import ArtifactInfo
-from ..backends import artifact_info, runner_for
+from ..artifact import ArtifactInfo, artifact_info
+from ..backends import run_batched, run_padded, runner_for
 from ..backends.base import Runner
+from ..backends.openvino_runner import OpenVinoOptions
+from ..compare import Check, Comparison, gate
 from ..data import SKIPPED_EXAMPLES, Batch, ImageSet, list_images, stream_batches, transform_for
 from ..errors import UserError
 from ..fileio import sha256_file
 from ..models import Weights
-from ..tolerances import DEFAULT_THRESHOLDS, Thresholds
+from ..tolerances import Thresholds, thresholds_for
 from .cache import CacheReader, CacheWriter
-from .compare import Check, Comparison, gate
 from .reference import Reference, reference_for
 
 
@@ -55,6 +56,7 @@ class VerifyOptions:
     workers: int | None = None  # image decode workers (default: by the machine)
     strict: bool = False  # an unreadable image is an error instead of skipped
     thresholds: dict[str, float | None] = field(default_factory=dict)  # overrides of the precision's defaults
+    openvino: OpenVinoOptions | None = None  # with `backend` openvino (or an IR): inference precision, hint, cache
 
 
 class InputSet:
@@ -123,21 +125,6 @@ class InputSet:
                 "image_list": inputs, "outputs": list(info.outputs)}
 
 
-def run_padded(runner: Runner, x: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
-    """One run at exactly `batch_size` (what the gate claims to check, and all a static-batch artifact takes):
-    a short batch is padded with copies of its last input and the copies' outputs dropped."""
-    n = len(x)
-    if n < batch_size:
-        x = np.concatenate([x, np.repeat(x[-1:], batch_size - n, axis=0)])
-    return {name: out[:n] for name, out in runner.infer(x).items()}
-
-
-def run_batched(runner: Runner, x: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
-    """`run_padded` over an in-memory array, batch by batch."""
-    parts = [run_padded(runner, x[i:i + batch_size], batch_size) for i in range(0, len(x), batch_size)]
-    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
-
-
 @dataclass
 class BatchResult:
     batch_size: int
@@ -150,6 +137,10 @@ class BatchResult:
     @property
     def passed(self) -> bool:
         return all(c.passed for c in self.checks)
+
+    def describe(self) -> str:
+        """Which run this is: "batch 8 at 224x224"."""
+        return f"batch {self.batch_size} at {self.img_size[0]}x{self.img_size[1]}"
 
 
 @dataclass
@@ -182,7 +173,7 @@ class VerifyResult:
         return {c.metric: ("<= " if c.kind == "max" else ">= ") + f"{c.threshold:.6g}" for c in self.batches[0].checks}
 
     def failures(self) -> list[str]:
-        return [f"batch {b.batch_size}: {c.describe()}" for b in self.batches for c in b.checks if not c.passed]
+        return [f"{b.describe()}: {c.describe()}" for b in self.batches for c in b.checks if not c.passed]
 
     def report(self) -> dict:
         import onnxruntime
@@ -222,22 +213,26 @@ def verify_artifact(artifact: Path, options: VerifyOptions | None = None,
     info.check_batch_sizes(sizes)
     if o.consistency_samples < 1:
         raise UserError(f"`consistency_samples` must be at least 1, not {o.consistency_samples}")
-    thresholds = DEFAULT_THRESHOLDS[info.precision].override(**o.thresholds)
+    thresholds_for(info.precision).override(**o.thresholds)  # bad overrides fail before any model runs
     img_sizes = o.img_sizes or [tuple(info.img_size)]
     for size in img_sizes:
         info.check_size(size)
     if o.reference_cache is not None and len(img_sizes) > 1:
         raise UserError("a reference cache holds one input size: run verify once per size of `img_sizes`")
-    candidate = runner_for(artifact, o.backend)
+    candidate = runner_for(artifact, o.backend, openvino=o.openvino)
     reference = reference_for(info, o.weights, o.timm, o.reference, o.reference_device, o.transformers)
     inputs = [InputSet(info, o, size) for size in img_sizes]
-    result = VerifyResult(artifact, info, {}, {}, inputs[0].describe(), thresholds, total_images=inputs[0].total)
+    result = VerifyResult(artifact, info, {}, {}, inputs[0].describe(), thresholds_for(info.precision),
+                          total_images=inputs[0].total)
     cache_key = None
     if o.reference_cache is not None:
         cache_key = {"reference": reference.identity, **inputs[0].key}
         result.cache = {"path": str(o.reference_cache), "hit": Path(o.reference_cache).is_file()}
     with candidate:
         result.candidate = candidate.describe()
+        # gate what actually runs: a runtime computing below the artifact's precision gets that precision's gate
+        thresholds = thresholds_for(info.precision, result.candidate.get("execution_precision")).override(**o.thresholds)
+        result.thresholds = thresholds
         result.reference = reference.runner.describe()
         for inp in inputs:
             _gate_input_set(inp, sizes, candidate, reference, thresholds, o, cache_key, result, on_progress)

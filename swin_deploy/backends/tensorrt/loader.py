@@ -10,11 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ... import defaults
-from ...artifact import ArtifactInfo
-from ...enums import Int8Target
+from ...artifact import ORT_ONLY_INT8, ArtifactInfo, EngineInfo
 from ...errors import UserError
 from . import import_tensorrt
-from .sidecar import EngineInfo
 
 
 @dataclass
@@ -46,9 +44,8 @@ def check_profile(info: ArtifactInfo, options: BuildOptions) -> None:
         raise UserError("`min_size`/`opt_size`/`max_size` need an ONNX exported with `dynamic_size`")
     for size in sizes:
         info.check_size(size)
-    if info.extra.get("target") == Int8Target.ONNXRUNTIME:
-        raise UserError("this INT8 model targets onnxruntime (uint8 activations), which TensorRT does not accept: "
-                        "quantize the fp32 ONNX again with `target` tensorrt")
+    if info.onnxruntime_only:
+        raise UserError(ORT_ONLY_INT8)
 
 
 def profile_shapes(info: ArtifactInfo, options: BuildOptions) -> dict[str, list[int]]:

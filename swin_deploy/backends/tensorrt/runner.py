@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ...artifact import EngineInfo, read_sidecar
 from ...errors import UserError
-from ..base import Runner, Timing, as_input
+from ..base import Runner, Timing, as_input, pad_batch
 from . import import_tensorrt
-from .sidecar import EngineInfo, read_sidecar
 
 TORCH_DTYPES = {"FLOAT": "float32", "HALF": "float16", "UINT8": "uint8", "INT8": "int8", "INT32": "int32",
                 "INT64": "int64", "BOOL": "bool"}
@@ -68,7 +68,7 @@ class TensorRTRunner(Runner):
         if self.fixed_batch is not None:
             if n > self.fixed_batch:
                 raise UserError(f"this engine takes a batch of {self.fixed_batch}, not {n}")
-            x = np.concatenate([x, np.repeat(x[-1:], self.fixed_batch - n, axis=0)]) if n < self.fixed_batch else x
+            x = pad_batch(x, self.fixed_batch)
         want = self.dtypes[self.input_name]
         if torch.from_numpy(x[:0]).dtype != want:
             raise UserError(f"the engine's input '{self.input_name}' is {want}, not {x.dtype}: feed what the artifact's "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,37 +25,13 @@ from swin_deploy.fileio import atomic_output, check_writable_dir, sha256_file
 from swin_deploy.precision.fp16 import convert_fp16, default_block_list
 from swin_deploy.precision.graph import opset_of
 
-from .int8 import Int8Options, quantize_int8
+from .int8 import quantize_int8
+from .options import QuantizeOptions
 from .placement import residual_adds
 from .ranges import Ranges, calibrate
 from .reader import ImageReader
 
 Progress = Callable[[str, int, int], None]  # (step, images done in this call, total images or 0)
-
-
-@dataclass
-class QuantizeOptions:
-    precision: Precision
-    calib_data: Path | None = None
-    calib_images: int = defaults.CALIB_IMAGES
-    calib_batch: int = defaults.CALIB_BATCH
-    seed: int = defaults.SEED
-    calib_cache: Path | None = None  # INT8: reuse the ranges of an earlier run
-    fp16_keep_above: float = defaults.FP16_KEEP_ABOVE
-    int8: Int8Options = field(default_factory=Int8Options)
-    variant: str | None = None  # for an ONNX without metadata
-    calib_size: tuple[int, int] | None = None  # dynamic-size models: calibrate at this size, not the default
-    workers: int | None = None  # image decode workers (default: by the machine)
-
-    def __post_init__(self) -> None:
-        self.precision = Precision.parse(self.precision)
-        if self.precision == Precision.FP32:
-            raise UserError("`precision` fp32 is what export writes: choose fp16 or int8")
-        if not self.fp16_keep_above > 0:
-            raise UserError(f"`fp16_keep_above` must be positive (float16 overflows past {defaults.FP16_MAX:g}), "
-                            f"not {self.fp16_keep_above}")
-        if self.calib_images < 1 or self.calib_batch < 1:
-            raise UserError("`calib_images` and `calib_batch` must be at least 1")
 
 
 @dataclass
@@ -92,9 +68,10 @@ def quantize(src: Path, out: Path | None, options: QuantizeOptions, on_progress:
         qmodel, ranges = _fp16(model, info, options, result, on_progress), None
     else:
         qmodel, ranges = _int8(model, info, options, model_sha, result, on_progress)
-    new_info = ArtifactInfo(**{**info.__dict__, "precision": options.precision, "opset": opset_of(qmodel),
-                               "extra": dict(result.details)})
-    new_info.extra["source_sha256"] = model_sha
+    int8 = options.int8 if options.precision == Precision.INT8 else None
+    new_info = replace(info, precision=options.precision, opset=opset_of(qmodel), source_sha256=model_sha,
+                       int8_target=int8 and int8.target, calib_method=int8 and (ranges.method if ranges else int8.method),
+                       details={k: v for k, v in result.details.items() if k not in ("target", "method")})
     write_info(qmodel, new_info)
     if options.precision == Precision.INT8 and options.int8.target == Int8Target.TENSORRT:
         _check_tensorrt_rules(qmodel, new_info, result)

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..tolerances import Thresholds
+from .tolerances import Thresholds
 
 
 def max_rel_delta(ref: np.ndarray, cand: np.ndarray) -> float:
@@ -92,14 +92,6 @@ class Comparison:
             else:
                 out.update({f"{name}.{k}": v for k, v in d.metrics().items()})
         return out
-
-
-def compare_outputs(ref: dict[str, np.ndarray], cand: dict[str, np.ndarray],
-                    labels: np.ndarray | None = None) -> dict[str, float]:
-    """Metrics for outputs held in memory at once (one `Comparison` update)."""
-    comparison = Comparison()
-    comparison.update(ref, cand, labels)
-    return comparison.metrics()
 
 
 @dataclass

@@ -1,0 +1,129 @@
+"""What quantize and build-engine are asked to do, validated on construction: the command line and a Python caller
+get the same one-line errors, including for settings that do not apply to the precision asked for.
+
+Light on purpose (no onnx/onnxruntime import), so the command line reads its defaults from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from swin_deploy import defaults
+from swin_deploy.enums import CalibMethod, HighPrecision, Int8Target, Precision, QdqPlacement
+from swin_deploy.errors import UserError
+
+DEFAULT_HIGH_PRECISION = {Int8Target.TENSORRT: HighPrecision.FP16, Int8Target.ONNXRUNTIME: HighPrecision.FP32}
+LINEAR_OPS = ("MatMul", "Conv", "Gemm")  # the ops INT8 quantizes
+
+
+def check_percentile(percentile: float) -> None:
+    if not 0 < percentile <= 100:
+        raise UserError(f"`percentile` must be in (0, 100], not {percentile}")
+
+
+@dataclass
+class Int8Options:
+    """How to place and write INT8 Q/DQ; validated (and strings turned into enums) on construction."""
+
+    target: Int8Target = Int8Target.TENSORRT
+    method: CalibMethod = CalibMethod.MINMAX
+    percentile: float = defaults.PERCENTILE
+    attention_matmuls: bool | None = None  # None: off (nvidia placement: on)
+    quantize_head: bool = False
+    exclude: list[str] = field(default_factory=list)
+    high_precision: HighPrecision | None = None  # None: the target's default
+    placement: QdqPlacement = QdqPlacement.LINEAR  # nvidia: + attention matmuls and residual adds
+
+    def __post_init__(self) -> None:
+        self.target = Int8Target.parse(self.target, "target")
+        self.method = CalibMethod.parse(self.method, "method")
+        self.placement = QdqPlacement.parse(self.placement, "placement")
+        if self.placement == QdqPlacement.NVIDIA and self.attention_matmuls is False:
+            raise UserError("`placement` nvidia quantizes the attention matmuls: drop `no_attention_matmuls`, "
+                            "or use `placement` linear")
+        if self.high_precision is not None:
+            self.high_precision = HighPrecision.parse(self.high_precision, "high_precision")
+        check_percentile(self.percentile)
+        if self.percentile != defaults.PERCENTILE and self.method != CalibMethod.PERCENTILE:
+            raise UserError("`percentile` goes with `method` percentile")
+        self.exclude = list(self.exclude or [])
+
+    def changed(self) -> list[str]:
+        """The settings that differ from their defaults."""
+        default = Int8Options()
+        return [f.name for f in fields(self) if getattr(self, f.name) != getattr(default, f.name)]
+
+    @property
+    def high(self) -> HighPrecision:
+        return self.high_precision or DEFAULT_HIGH_PRECISION[self.target]
+
+    @property
+    def attention(self) -> bool:
+        # off by default for both targets: on onnxruntime CPU quantized attention matmuls were slower at the same
+        # accuracy (benchmarks/RESULTS.md); TensorRT follows the same evidence until a GPU measures it
+        return self.placement == QdqPlacement.NVIDIA or bool(self.attention_matmuls)
+
+    @property
+    def calibrated_ops(self) -> tuple[str, ...]:
+        """The op types whose inputs and outputs calibration must measure for this placement."""
+        return (*LINEAR_OPS, "Add") if self.placement == QdqPlacement.NVIDIA else LINEAR_OPS
+
+
+INT8_SETTINGS = {f.name for f in fields(Int8Options)}
+CALIBRATION_SETTINGS = ("calib_data", "calib_images", "calib_batch", "calib_size", "workers", "calib_cache")
+
+
+@dataclass
+class QuantizeOptions:
+    precision: Precision
+    calib_data: Path | None = None
+    calib_images: int = defaults.CALIB_IMAGES
+    calib_batch: int = defaults.CALIB_BATCH
+    seed: int = defaults.SEED
+    calib_cache: Path | None = None  # INT8: reuse the ranges of an earlier run
+    fp16_keep_above: float = defaults.FP16_KEEP_ABOVE
+    int8: Int8Options = field(default_factory=Int8Options)
+    variant: str | None = None  # for an ONNX without metadata
+    calib_size: tuple[int, int] | None = None  # dynamic-size models: calibrate at this size, not the default
+    workers: int | None = None  # image decode workers (default: by the machine)
+
+    def __post_init__(self) -> None:
+        self.precision = Precision.parse(self.precision, "precision")
+        if self.precision == Precision.FP32:
+            raise UserError("`precision` fp32 is what export writes: choose fp16 or int8")
+        if not self.fp16_keep_above > 0:
+            raise UserError(f"`fp16_keep_above` must be positive (float16 overflows past {defaults.FP16_MAX:g}), "
+                            f"not {self.fp16_keep_above}")
+        if self.calib_images < 1 or self.calib_batch < 1:
+            raise UserError("`calib_images` and `calib_batch` must be at least 1")
+        if self.precision == Precision.FP16:
+            unused = self.int8.changed() + (["calib_cache"] if self.calib_cache is not None else [])
+            _reject(unused, "INT8 conversion")
+        elif self.fp16_keep_above != defaults.FP16_KEEP_ABOVE:
+            _reject(["fp16_keep_above"], "FP16 conversion")
+
+    @classmethod
+    def of(cls, precision: Precision | str, **settings) -> QuantizeOptions:
+        """From flat settings, as a command line has them: Int8Options' names go to `int8`."""
+        int8 = {k: settings.pop(k) for k in list(settings) if k in INT8_SETTINGS}
+        return cls(precision, int8=Int8Options(**int8), **settings)
+
+
+def conversion(precision: Precision | str | None, **settings) -> QuantizeOptions | None:
+    """What build-engine converts an fp32 ONNX to before building: None for no conversion, where any calibration or
+    INT8 setting that differs from its default is a mistake to report, not to ignore."""
+    if precision is not None:
+        return QuantizeOptions.of(precision, **settings)
+    default = QuantizeOptions(Precision.INT8)
+    unused = [k for k in CALIBRATION_SETTINGS if settings.get(k, getattr(default, k)) != getattr(default, k)]
+    unused += Int8Options(**{k: v for k, v in settings.items() if k in INT8_SETTINGS}).changed()
+    _reject(unused, "a conversion (`fp16` or `int8`)")
+    return None
+
+
+def _reject(names: list[str], applies_to: str) -> None:
+    if names:
+        names = sorted(names)
+        verb, pronoun = ("apply", "them") if len(names) > 1 else ("applies", "it")
+        raise UserError(f"{', '.join(f'`{n}`' for n in names)} only {verb} to {applies_to}: drop {pronoun}")

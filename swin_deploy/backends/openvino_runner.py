@@ -1,0 +1,130 @@
+"""OpenVINO on the CPU: any swin-deploy ONNX (fp32, fp16, INT8 Q/DQ) or OpenVINO IR, compiled for this CPU.
+
+OpenVINO picks an execution precision of its own: on CPUs with BF16 it runs float32 models in bf16 unless told
+otherwise. A gate must know what ran, so the runner decides it explicitly (OpenVinoOptions.inference_precision; by
+default f32 for fp32 and fp16 artifacts, OpenVINO's own choice for INT8, whose gate is looser than bf16's) and
+reports what the compiled model says it uses.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..enums import ExecutionPrecision, PerformanceHint, Precision
+from ..errors import UserError, missing_package
+from .base import Runner
+
+# OpenVINO's names for the execution precisions, and the CPU capability each needs (OPTIMIZATION_CAPABILITIES)
+OV_PRECISION = {ExecutionPrecision.F32: "f32", ExecutionPrecision.BF16: "bf16", ExecutionPrecision.F16: "f16"}
+NEEDS = {ExecutionPrecision.BF16: "BF16", ExecutionPrecision.F16: "FP16"}
+
+
+@dataclass(frozen=True)
+class OpenVinoOptions:
+    """How OpenVINO compiles a model. None: the default described in the module doc / OpenVINO's own."""
+
+    inference_precision: ExecutionPrecision | None = None
+    performance_hint: PerformanceHint | None = None  # None: latency (one request as fast as possible)
+    cache_dir: Path | None = None  # compiled blobs are cached here and reused (faster start-up)
+
+    def __post_init__(self) -> None:
+        if self.inference_precision is not None:
+            object.__setattr__(self, "inference_precision",
+                               ExecutionPrecision.parse(self.inference_precision, "inference_precision"))
+        if self.performance_hint is not None:
+            object.__setattr__(self, "performance_hint", PerformanceHint.parse(self.performance_hint, "performance_hint"))
+
+    @property
+    def hint(self) -> PerformanceHint:
+        return self.performance_hint or PerformanceHint.LATENCY
+
+    @classmethod
+    def given(cls, **settings) -> OpenVinoOptions | None:
+        """Options from settings that may all be None (not asked for): None then."""
+        return cls(**settings) if any(v is not None for v in settings.values()) else None
+
+
+def import_openvino():
+    try:
+        import openvino
+    except ImportError as e:
+        raise missing_package("openvino", "openvino") from e
+    return openvino
+
+
+def cpu_capabilities() -> list[str]:
+    """What OpenVINO's CPU plugin says this CPU can compute in (FP32, BF16, FP16, INT8, ...)."""
+    return list(import_openvino().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+
+
+class OpenVinoRunner(Runner):
+    """An ONNX or IR file compiled by OpenVINO for the CPU; one synchronous infer request."""
+
+    name = "openvino"
+
+    def __init__(self, model: str | Path, threads: int | None = None, options: OpenVinoOptions | None = None,
+                 precision: Precision | None = None):
+        super().__init__()
+        self.path, self.threads = Path(model), threads
+        self.options = options or OpenVinoOptions()
+        self.precision = precision  # the artifact's; read from its metadata when None
+        self.execution_precision: str | None = None
+        self.load_ms: float | None = None
+
+    def _wanted_precision(self) -> ExecutionPrecision | None:
+        if self.options.inference_precision is not None:
+            return self.options.inference_precision
+        precision = self.precision
+        if precision is None:
+            from ..artifact import artifact_info
+
+            precision = artifact_info(self.path).precision
+        # fp32/fp16 artifacts: gate what they say; INT8: OpenVINO's choice (its gate is looser than bf16's)
+        return None if precision == Precision.INT8 else ExecutionPrecision.F32
+
+    def _activate(self) -> None:
+        ov = import_openvino()
+        core = ov.Core()
+        wanted = self._wanted_precision()
+        if wanted in NEEDS and NEEDS[wanted] not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            raise UserError(f"this CPU cannot compute in {wanted} (OpenVINO reports "
+                            f"{', '.join(core.get_property('CPU', 'OPTIMIZATION_CAPABILITIES'))}): use "
+                            "`inference_precision` f32")
+        config: dict[str, object] = {"PERFORMANCE_HINT": self.options.hint.value.upper()}
+        if wanted is not None:
+            config["INFERENCE_PRECISION_HINT"] = OV_PRECISION[wanted]
+        if self.threads:
+            config["INFERENCE_NUM_THREADS"] = int(self.threads)
+        if self.options.cache_dir is not None:
+            Path(self.options.cache_dir).mkdir(parents=True, exist_ok=True)
+            config["CACHE_DIR"] = str(self.options.cache_dir)
+        start = time.perf_counter()
+        try:
+            compiled = core.compile_model(str(self.path), "CPU", config)
+        except Exception as e:
+            raise UserError(f"OpenVINO cannot compile {self.path.name} ({type(e).__name__}: "
+                            f"{str(e).strip().splitlines()[0][:160]}): is it a valid ONNX or IR?") from e
+        self.load_ms = (time.perf_counter() - start) * 1000
+        self.compiled = compiled
+        self.request = compiled.create_infer_request()
+        self.output_names = [o.get_any_name() for o in compiled.outputs]
+        # what the compiled model computes in (an openvino Type: f32, bf16, f16), whatever was asked
+        self.execution_precision = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+
+    def _infer(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        result = self.request.infer({0: x})
+        return {name: np.asarray(result[out], dtype=np.float32)
+                for name, out in zip(self.output_names, self.compiled.outputs)}
+
+    def _deactivate(self) -> None:
+        del self.request, self.compiled
+
+    def describe(self) -> dict:
+        ov = import_openvino()
+        return {"backend": self.name, "openvino": ov.__version__, "threads": self.threads or "default",
+                "execution_precision": self.execution_precision, "performance_hint": str(self.options.hint),
+                "load_ms": None if self.load_ms is None else round(self.load_ms, 1)}
