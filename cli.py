@@ -136,6 +136,24 @@ def conversion_settings(settings: dict) -> dict:
     return {**settings, "calib_size": hw(settings["calib_size"], "calib_size")}
 
 
+OPENVINO_OPTIONS = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=None)
+                    for name, annotation in {
+    "inference_precision": Annotated[str | None, typer.Option(
+        "--inference-precision", help="OpenVINO: f32 | bf16 | f16 (default: f32 for fp32/fp16 artifacts, OpenVINO's "
+        "own for INT8); the gate follows what runs.")],
+    "performance_hint": Annotated[str | None, typer.Option("--performance-hint", help="OpenVINO: latency | throughput "
+                                                          "(default latency).")],
+    "cache_dir": Annotated[Path | None, typer.Option("--cache-dir", help="OpenVINO: cache compiled models here.")],
+}.items()]
+BACKEND_HELP = "onnxruntime-cpu (default for ONNX) | onnxruntime-cuda | onnxruntime-tensorrt | openvino | tensorrt."
+
+
+def openvino_options(settings: dict):
+    from swin_deploy.backends.openvino_runner import OpenVinoOptions
+
+    return OpenVinoOptions.given(**{k: settings[k] for k in ("inference_precision", "performance_hint", "cache_dir")})
+
+
 CALIBRATION_OPTIONS = _calibration_options()
 INT8_OPTIONS = _int8_options()
 
@@ -174,6 +192,7 @@ def export(
     input_format: Annotated[str, typer.Option("--input-format", help="float32 (normalised NCHW) | uint8 (raw pixels "
                                               "after resize/crop; normalisation folded into the graph).")] = "float32",
     channels_last: Annotated[bool, typer.Option("--channels-last", help="uint8 pixels as (B, H, W, 3).")] = False,
+    export_format: Annotated[str, typer.Option("--format", help="onnx | openvino (an IR: .xml + .bin).")] = "onnx",
     output: Output = None,
 ) -> None:
     """Export a native Swin model to ONNX (dynamic batch, opset-safe windows) and check parity.
@@ -187,7 +206,7 @@ def export(
                             simplifier="none" if no_simplify else simplifier, verify=not no_verify, features=features,
                             img_size=None if img_size is None else (img_size, img_size), dynamic_size=dynamic_size,
                             min_size=hw(min_size, "min_size"), max_size=hw(max_size, "max_size"),
-                            input_format=input_format, channels_last=channels_last)
+                            input_format=input_format, channels_last=channels_last, format=export_format)
     source = weights(checkpoint, pretrained, random_init, seed)
     with render.steps(6) as on_step:
         result = export_variant(variant, source, output, options, on_step=on_step)
@@ -195,6 +214,7 @@ def export(
 
 
 @app.command()
+@shared(OPENVINO_OPTIONS)
 def verify(
     artifact: Annotated[Path, typer.Argument(help="The .onnx or .engine to check.")],
     checkpoint: Checkpoint = None,
@@ -223,7 +243,7 @@ def verify(
     strict: Annotated[bool, typer.Option("--strict", help="An unreadable image fails the run (exit 2).")] = False,
     img_sizes: Annotated[str | None, typer.Option("--img-sizes", help="Dynamic-size artifacts: sizes to check, "
                                                   "e.g. 224,256x320 (default: the artifact's size).")] = None,
-    backend: Annotated[str | None, typer.Option("--backend", help="onnxruntime-cpu|-cuda|-tensorrt, tensorrt.")] = None,
+    backend: Annotated[str | None, typer.Option("--backend", help=BACKEND_HELP)] = None,
     max_rel_delta: Gate = None,
     min_cosine: Gate = None,
     min_top1_agreement: Gate = None,
@@ -231,6 +251,7 @@ def verify(
     max_top1_drop: Gate = None,
     report: Annotated[Path | None, typer.Option("--report", help="Write a JSON report.")] = None,
     junit: Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML.")] = None,
+    **settings,
 ) -> None:
     """Gate an artifact's accuracy against the float32 PyTorch reference: exit 0 pass, 1 fail, 2 bad input."""
     from swin_deploy import render
@@ -242,7 +263,8 @@ def verify(
         reference=reference, variant=variant,
         data=data, labels=labels, samples=samples, limit=limit, seed=seed, batch_sizes=ints(batch_sizes, "batch_sizes"),
         consistency_samples=consistency_samples, img_sizes=parse_hw_list(img_sizes, "img_sizes") if img_sizes else None,
-        backend=backend, reference_device=reference_device, reference_cache=reference_cache, workers=workers,
+        backend=backend, openvino=openvino_options(settings), reference_device=reference_device,
+        reference_cache=reference_cache, workers=workers,
         strict=strict,
         thresholds=dict(max_rel_delta=max_rel_delta, min_cosine=min_cosine, min_top1_agreement=min_top1_agreement,
                         min_top5_agreement=min_top5_agreement, max_top1_drop=max_top1_drop))
@@ -282,21 +304,24 @@ def quantize(
 
 
 @app.command()
+@shared(OPENVINO_OPTIONS)
 def predict(
     artifact: Annotated[Path, typer.Argument(help="An .onnx (any precision) or .engine.")],
     images: Annotated[list[Path], typer.Argument(help="Image files and/or folders (searched recursively).")],
     top_k: Annotated[int, typer.Option("--top-k", help="Classes shown per image.")] = 5,
     json_path: Json = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Default 8, or a static batch.")] = None,
-    backend: Annotated[str | None, typer.Option("--backend", help="Runtime for an ONNX (default CPU).")] = None,
+    backend: Annotated[str | None, typer.Option("--backend", help=BACKEND_HELP)] = None,
     workers: Workers = None,
+    **settings,
 ) -> None:
     """What the artifact sees: top-k classes with names per image (unreadable images are listed and skipped)."""
     from swin_deploy import render
     from swin_deploy.predict import predict as run_predict
 
     with render.rate_progress() as on_progress:
-        result = run_predict(artifact, images, top_k, batch_size, backend, workers, on_progress)
+        result = run_predict(artifact, images, top_k, batch_size, backend, workers, on_progress,
+                             openvino=openvino_options(settings))
     for path in result.skipped:
         render.warn(f"skipped {path}: not a readable image")
     write_json(json_path, result.as_dict())
@@ -313,7 +338,14 @@ def triton(
     max_batch: Annotated[int | None, typer.Option("--max-batch", help="max_batch_size (default: the engine profile's "
                                                   "or the export's max, else 32).")] = None,
     instances: Annotated[int, typer.Option("--instances", help="Model instances.")] = 1,
-    kind: Annotated[str, typer.Option("--kind", help="gpu | cpu.")] = "gpu",
+    kind: Annotated[str | None, typer.Option("--kind", help="gpu | cpu (default: cpu for OpenVINO, else gpu).")] = None,
+    runtime: Annotated[str | None, typer.Option("--runtime", help="For an ONNX: onnxruntime (default) | openvino "
+                                                "(Triton's OpenVINO backend, CPU).")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", help="OpenVINO: INFERENCE_NUM_THREADS.")] = None,
+    streams: Annotated[int | None, typer.Option("--streams", help="OpenVINO: NUM_STREAMS (default 1).")] = None,
+    performance_hint: Annotated[str | None, typer.Option("--performance-hint", help="OpenVINO: latency | throughput.")]
+    = None,
+    bf16: Annotated[bool, typer.Option("--bf16", help="OpenVINO: HINT_BF16.")] = False,
     dynamic_batching: Annotated[bool | None, typer.Option("--dynamic-batching/--no-dynamic-batching",
                                                           help="Server-side batching (default: on if it can).")] = None,
     preferred_batch: Annotated[str | None, typer.Option("--preferred-batch", help="e.g. 8,16.")] = None,
@@ -338,6 +370,7 @@ def triton(
     if artifact is None or repo is None:
         raise UserError("pass ARTIFACT and --repo DIR (or --check DIR/NAME to validate a model folder)")
     options = TritonOptions(name=name, version=version, max_batch=max_batch, instances=instances, kind=kind,
+                            runtime=runtime, threads=threads, streams=streams, performance_hint=performance_hint, bf16=bf16,
                             dynamic_batching=dynamic_batching,
                             preferred_batch=parse_ints(preferred_batch, "preferred_batch") if preferred_batch else [],
                             max_queue_delay_us=max_queue_delay_us, ort_tensorrt=ort_tensorrt, overwrite=overwrite)
@@ -363,6 +396,22 @@ def check(
     raise typer.Exit(1 if findings else 0)
 
 
+@app.command()
+def convert(
+    model: Annotated[Path, typer.Argument(help="A swin-deploy ONNX of any precision.")],
+    target_format: Annotated[str, typer.Option("--format", help="openvino: an IR (.xml + .bin).")] = "openvino",
+    output: Output = None,
+) -> None:
+    """Convert an ONNX to an OpenVINO IR, metadata carried, checked against the ONNX."""
+    from swin_deploy import render
+    from swin_deploy.enums import ExportFormat
+    from swin_deploy.export.openvino_ir import to_openvino
+
+    if ExportFormat.parse(target_format, "format") != ExportFormat.OPENVINO:
+        raise UserError("the ONNX is already ONNX: `format` openvino converts it to an IR")
+    render.ir_summary(model.name, to_openvino(model, output))
+
+
 @app.command("demo-data")
 def demo_data(folder: Annotated[Path, typer.Argument(help="Where to write calib/ and val/.")]) -> None:
     """Write the demo models' dataset (scikit-learn digits) as PNG files in ImageFolder layout."""
@@ -374,6 +423,7 @@ def demo_data(folder: Annotated[Path, typer.Argument(help="Where to write calib/
 
 
 @app.command()
+@shared(OPENVINO_OPTIONS)
 def bench(
     artifacts: Annotated[list[Path] | None, typer.Argument(help="ONNX files and/or TensorRT engines.")] = None,
     torch_variant: Annotated[str | None, typer.Option("--torch", help="Add the PyTorch model of this variant.")] = None,
@@ -381,7 +431,8 @@ def bench(
     pretrained: Pretrained = False,
     random_init: RandomInit = False,
     seed: Seed = defaults.SEED,
-    backend: Annotated[str | None, typer.Option("--backend", help="Runtime for the ONNX files (default CPU).")] = None,
+    backend: Annotated[str | None, typer.Option("--backend", help="Comma-separated: each ONNX runs on each. "
+                                                  + BACKEND_HELP)] = None,
     batch_sizes: batch_sizes_option("1,8,32 and any static-batch artifact's own") = None,
     warmup: Annotated[int, typer.Option("--warmup", help="Untimed runs per batch size.")] = defaults.BENCH_WARMUP,
     iterations: Annotated[int | None, typer.Option("--iterations", help="Timed runs per batch size "
@@ -390,6 +441,7 @@ def bench(
     threads: Threads = None,
     json_path: Json = None,
     plot_path: Annotated[Path | None, typer.Option("--plot", help="Write a PNG plot.")] = None,
+    **settings,
 ) -> None:
     """Latency (p50/p90/p99, mean) and throughput of artifacts and the PyTorch reference, side by side."""
     from swin_deploy import render
@@ -400,7 +452,8 @@ def bench(
 
         torch.set_num_threads(threads)
     options = BenchOptions(torch_variant=torch_variant, weights=weights(checkpoint, pretrained, random_init, seed),
-                           backend=backend, batch_sizes=ints(batch_sizes, "batch_sizes"), warmup=warmup,
+                           backends=tuple(b.strip() for b in backend.split(",")) if backend else None,
+                           openvino=openvino_options(settings), batch_sizes=ints(batch_sizes, "batch_sizes"), warmup=warmup,
                            iterations=iterations, seconds=seconds, threads=threads, seed=seed)
     with render.ticker("warming up") as on_tick:
         report = bench_artifacts(artifacts or [], options, on_tick)

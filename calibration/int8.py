@@ -1,12 +1,12 @@
 """INT8 post-training static quantization to explicit Q/DQ, for TensorRT or onnxruntime (options: options.py).
 
-Targets (the measurements behind these choices are in the README's INT8 section):
+Targets (the measurements behind these choices are in benchmarks/RESULTS.md):
   tensorrt     symmetric int8 activations and weights (zero point 0, the only form TensorRT
                accepts), per-channel weights, high precision float16 elsewhere by default
                (the model moves to opset 19 so Q/DQ carry float16 scales and no Cast sits
                between DequantizeLinear and its MatMul);
-  onnxruntime  uint8 activations with int8 weights (U8S8), which onnxruntime's x86 kernels run fast
-               (S8S8 ran at 0.56x FP32 speed at batch 1), high precision float32, and q k^T as
+  onnxruntime  uint8 activations with int8 weights (U8S8), the form onnxruntime's x86 kernels run fast
+               (its S8S8 path was slower than FP32), high precision float32, and q k^T as
                onnxruntime's FusedMatMul (transB) so k is not transposed element by element.
 Ranges come from calibration.ranges; onnxruntime's QDQQuantizer writes the Q/DQ pairs.
 """

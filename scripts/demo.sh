@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job, end to end and offline, on the bundled demo model (Swin V2 trained on handwritten digits):
-# real images on disk -> ONNX export -> FP16 and INT8 -> accuracy gates against PyTorch -> TensorRT parser lint ->
-# a Triton model folder -> latency table.
+# real images on disk -> ONNX export -> FP16 and INT8 -> accuracy gates against PyTorch (onnxruntime and OpenVINO) ->
+# TensorRT parser lint -> Triton model folders -> latency table on both CPU runtimes.
 # Any failed gate stops the script with exit 1. Artifacts and reports land in out/demo/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,9 +20,13 @@ for artifact in "$model.onnx" "$model.fp16.onnx" "$model.int8.onnx" "$model.int8
   swin-deploy verify "$out/$artifact" --data "$out/data/val" --batch-sizes 1,8,32 \
     --report "$out/${artifact%.onnx}.verify.json" --junit "$out/${artifact%.onnx}.junit.xml"
 done
+# the TensorRT-target INT8 graph is also the fastest CPU INT8 on OpenVINO where the CPU has VNNI (docs/cpu.md)
+swin-deploy verify "$out/$model.int8.onnx" --backend openvino --data "$out/data/val" --batch-sizes 1,8,32 \
+  --report "$out/$model.int8.openvino.verify.json" --junit "$out/$model.int8.openvino.junit.xml"
 swin-deploy check "$out/$model.int8.onnx"   # TensorRT's ONNX parser rules, statically (no GPU needed)
-mkdir -p "$out/triton"
 swin-deploy triton "$out/$model.int8.onnx" --repo "$out/triton" --name "$model" --overwrite --preferred-batch 8,16
+swin-deploy triton "$out/$model.int8.onnx" --repo "$out/triton" --name "${model}_openvino" --runtime openvino --overwrite
 swin-deploy bench "$out/$model.onnx" "$out/$model.fp16.onnx" "$out/$model.int8.onnx" "$out/$model.int8-ort.onnx" \
-  --torch "$model" --batch-sizes 1,8,32 --iterations 20 --json "$out/bench.json" --plot "$out/bench.png"
+  --backend onnxruntime-cpu,openvino --torch "$model" --batch-sizes 1,8,32 --iterations 20 \
+  --json "$out/bench.json" --plot "$out/bench.png"
 echo "demo: all gates passed; reports, bench.json, bench.png and a Triton repository (triton/) in $out"

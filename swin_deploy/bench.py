@@ -152,6 +152,9 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
     if (iterations is not None and iterations < 1) or (o.seconds is not None and o.seconds <= 0) or o.warmup < 0:
         raise UserError("`iterations` and `seconds` must be positive, `warmup` not negative")
     infos = {Path(path): artifact_info(path) for path in artifacts}
+    if o.openvino is not None and "openvino" not in (o.backends or ()) and not any(p.suffix == IR_SUFFIX for p in infos):
+        raise UserError("OpenVINO options (`inference_precision`, `performance_hint`, `cache_dir`) go with `backend` "
+                        "openvino or an OpenVINO IR")
     fixed = {i.fixed_batch for i in infos.values() if i.fixed_batch}
     sizes = o.batch_sizes or sorted(set(defaults.BENCH_BATCH_SIZES) | fixed)
     if min(sizes) < 1:

@@ -156,3 +156,16 @@ def test_engine_profile_sizes_follow_the_dynamic_range():
     check_profile(info, BuildOptions(min_size=(64, 64), opt_size=(96, 96), max_size=(128, 160)))
     with pytest.raises(UserError, match="outside this artifact's range"):
         check_profile(info, BuildOptions(max_size=(128, 192)))
+
+
+def test_junit_and_failure_lines_name_the_input_size(cli, artifacts, tmp_path):
+    import xml.etree.ElementTree as ET
+
+    junit = tmp_path / "r.xml"
+    r = cli("verify", artifacts["dynamic"], "--random-init", "--samples", "2", "--img-sizes", "64,96",
+            "--batch-sizes", "1,2", "--max-rel-delta", "0", "--junit", junit)
+    assert r.code == 1
+    names = [c.get("name") for c in ET.parse(junit).getroot().iter("testcase")]
+    assert len(names) == len(set(names))  # no two cases collide
+    assert any(n.startswith("batch1at64x64.") for n in names) and any(n.startswith("batch2at96x96.") for n in names)
+    assert "batch 1 at 96x96: max_rel_delta" in r.err

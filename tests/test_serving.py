@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -9,7 +10,9 @@ import numpy as np
 import onnx
 import pytest
 
-pytest.importorskip("tritonclient.grpc", reason="tritonclient[grpc] (the `triton` extra) is not installed")
+# only the Triton tests need tritonclient (the raw-pixel ones do not)
+needs_triton = pytest.mark.skipif(importlib.util.find_spec("tritonclient") is None,
+                                  reason="tritonclient[grpc] (the `triton` extra) is not installed")
 
 from conftest import export_small as export  # noqa: E402
 
@@ -82,6 +85,7 @@ def parse_config(folder: Path):
     return text_format.Parse((folder / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
 
 
+@needs_triton
 def test_triton_folders_for_every_artifact_kind_parse_and_check(cli, artifacts, tmp_path):
     from tritonclient.grpc import model_config_pb2 as pb
 
@@ -121,6 +125,7 @@ def test_triton_folders_for_every_artifact_kind_parse_and_check(cli, artifacts, 
         assert cli("triton", "--check", folder).code == 0
 
 
+@needs_triton
 def test_triton_uint8_dtype_and_digit_labels(artifacts, tmp_path):
     from tritonclient.grpc import model_config_pb2 as pb
 
@@ -136,6 +141,7 @@ def test_triton_uint8_dtype_and_digit_labels(artifacts, tmp_path):
     assert config.max_batch_size == 32  # the export's --max-batch
 
 
+@needs_triton
 @pytest.mark.parametrize("defect, expected", [
     ('dims: 3\n  dims: 32', "dims exclude the batch"),  # input dims with the batch dimension prepended
     ("TYPE_FP32\n  dims: 3", "data_type TYPE_FP16"),  # input declared as fp16
@@ -160,6 +166,7 @@ def test_triton_check_catches_planted_defects(cli, artifacts, tmp_path, defect, 
     assert r.code == 1 and expected in r.out, r.out
 
 
+@needs_triton
 def test_triton_refuses_to_overwrite_and_bad_options(cli, artifacts, tmp_path):
     assert cli("triton", artifacts["fp32"], "--repo", tmp_path, "--name", "m").code == 0
     before = (tmp_path / "m" / "config.pbtxt").read_text()
@@ -195,6 +202,7 @@ def fake_engine(tmp_path: Path, onnx_path: Path, min_batch: int, max_batch: int)
     return engine
 
 
+@needs_triton
 def test_triton_plan_from_engine_sidecar(cli, artifacts, tmp_path):
     engine = fake_engine(tmp_path, artifacts["int8"], 1, 16)
     repo = tmp_path / "repo"

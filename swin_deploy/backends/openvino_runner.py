@@ -90,9 +90,9 @@ class OpenVinoRunner(Runner):
         ov = import_openvino()
         core = ov.Core()
         wanted = self._wanted_precision()
-        if wanted in NEEDS and NEEDS[wanted] not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
-            raise UserError(f"this CPU cannot compute in {wanted} (OpenVINO reports "
-                            f"{', '.join(core.get_property('CPU', 'OPTIMIZATION_CAPABILITIES'))}): use "
+        capabilities = cpu_capabilities()
+        if wanted in NEEDS and NEEDS[wanted] not in capabilities:
+            raise UserError(f"this CPU cannot compute in {wanted} (OpenVINO reports {', '.join(capabilities)}): use "
                             "`inference_precision` f32")
         config: dict[str, object] = {"PERFORMANCE_HINT": self.options.hint.value.upper()}
         if wanted is not None:
@@ -111,7 +111,10 @@ class OpenVinoRunner(Runner):
         self.load_ms = (time.perf_counter() - start) * 1000
         self.compiled = compiled
         self.request = compiled.create_infer_request()
-        self.output_names = [o.get_any_name() for o in compiled.outputs]
+        # an output tensor carries every name it had on its way out (the fp16 converter's casts add their own):
+        # prefer the name the artifact promises
+        self.output_names = [next((n for n in sorted(o.get_names()) if n == "logits" or n.startswith("stage")),
+                                  o.get_any_name()) for o in compiled.outputs]
         # what the compiled model computes in (an openvino Type: f32, bf16, f16), whatever was asked
         self.execution_precision = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
 

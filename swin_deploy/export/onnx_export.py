@@ -1,11 +1,9 @@
 """Native Swin model -> ONNX with a symbolic batch, opset-safe windows, metadata, checks and parity.
 
-Exporter choice (measured on swin_t with torch 2.14, opset 17/18; benchmarks/export_vs_timm.py):
-the TorchScript-based exporter (`dynamo=False`) gives a graph of the same size after simplification
-(363 vs 375 nodes), exports in a third of the time and supports opsets 13-20, where the torch.export
-path starts at 18 and needs the version converter below that. The TorchScript path is deprecated,
-so `exporter="auto"` falls back to `dynamo=True` when the TorchScript exporter is unavailable or
-fails; both are covered by tests.
+Exporter: the TorchScript-based exporter (`dynamo=False`) gives a graph of the same size after simplification, exports
+faster and supports opsets 13-20, where the torch.export path starts at 18 and needs the version converter below that.
+The TorchScript path is deprecated, so `exporter="auto"` falls back to `dynamo=True` when it is unavailable or fails;
+both are covered by tests.
 """
 
 from __future__ import annotations
@@ -13,7 +11,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +19,11 @@ import onnx
 import torch
 
 from .. import defaults
-from ..artifact import ArtifactInfo, write_info
+from ..artifact import ArtifactInfo, ir_weights, write_info
 from ..backends.onnxruntime_runner import OnnxRuntimeRunner
 from ..backends.torch_runner import TorchRunner
 from ..compare import max_rel_delta_outputs
-from ..enums import InputFormat, Simplifier
+from ..enums import ExportFormat, InputFormat, Simplifier
 from ..errors import GateFailed, UserError, missing_package
 from ..fileio import atomic_output, check_writable_dir
 from ..models import FeatureMaps, PixelInput, SwinTransformer, Weights, build_model, config_for
@@ -63,8 +61,10 @@ class ExportOptions:
     max_size: tuple[int, int] | None = None  # default: twice the larger of the default size and min_size
     input_format: InputFormat = InputFormat.FLOAT32  # uint8: raw pixels in, normalisation folded into the graph
     channels_last: bool = False  # uint8 pixels as (B, H, W, 3)
+    format: ExportFormat = ExportFormat.ONNX  # openvino: the ONNX converted to an OpenVINO IR (.xml + .bin)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "format", ExportFormat.parse(self.format, "format"))
         object.__setattr__(self, "simplifier", Simplifier.parse(self.simplifier, "simplifier"))
         object.__setattr__(self, "input_format", InputFormat.parse(self.input_format, "input_format"))
         top = max_opset()
@@ -106,6 +106,7 @@ class ExportResult:
     outputs: list[str]
     input_size: str = ""  # "224x224", or "64x64 to 128x128 (dynamic)", with ", uint8 pixels ..." for raw pixels
     note: str | None = None  # something the user should know about what was written
+    ir_weights: str | None = None  # format openvino: how the IR stores its weights (float16 where the gate allows)
 
 
 def _torch_export(model: torch.nn.Module, example: torch.Tensor, path: Path, opset: int, static: bool,
@@ -194,7 +195,7 @@ def export_variant(variant: str | None, weights: Weights, out: Path | None = Non
     `out` (default `<variant>.onnx`) as `options` say (size, dynamic size range, ...)."""
     options = options or ExportOptions()
     cfg = config_for(variant, weights).at_size(options.img_size, options.dynamic_size)
-    out = Path(out or f"{cfg.name}.onnx")
+    out = Path(out or f"{cfg.name}.{'xml' if options.format == ExportFormat.OPENVINO else 'onnx'}")
     check_writable_dir(out)
     on_step("build + load weights")
     model, sha = build_model(cfg, weights, dynamic=options.dynamic_size)
@@ -209,6 +210,22 @@ def export_onnx(model: SwinTransformer, weights_sha256: str, out: Path, options:
     return _export(model, weights_sha256, Path(out), options, on_step)
 
 
+def _export(model: SwinTransformer, weights_sha256: str, out: Path, options: ExportOptions,
+            on_step: Callable[[str], None]) -> ExportResult:
+    if options.format == ExportFormat.ONNX:
+        return _export_onnx(model, weights_sha256, out, options, on_step)
+    import tempfile
+
+    from .openvino_ir import to_openvino
+
+    with tempfile.TemporaryDirectory() as tmp:
+        result = _export_onnx(model, weights_sha256, Path(tmp) / out.with_suffix(".onnx").name, options, on_step)
+        on_step("convert to OpenVINO IR")
+        ir = to_openvino(result.path, out)
+    return replace(result, path=ir.path, size_bytes=ir.path.stat().st_size + ir_weights(ir.path).stat().st_size,
+                   ir_weights=ir.weights, note=" ".join(filter(None, [result.note, ir.note])) or None)
+
+
 def _with_geometry(model: SwinTransformer, cfg, dynamic: bool) -> SwinTransformer:
     """`model` itself, or a twin with the same weights and the geometry the export needs (the parameters are the
     same for static and dynamic geometry; only how windows are indexed differs)."""
@@ -219,8 +236,8 @@ def _with_geometry(model: SwinTransformer, cfg, dynamic: bool) -> SwinTransforme
     return twin
 
 
-def _export(model: SwinTransformer, weights_sha256: str, out: Path, options: ExportOptions,
-            on_step: Callable[[str], None]) -> ExportResult:
+def _export_onnx(model: SwinTransformer, weights_sha256: str, out: Path, options: ExportOptions,
+                 on_step: Callable[[str], None]) -> ExportResult:
     cfg, size_range, note = model.cfg, None, None
     if options.dynamic_size:
         native = cfg.img_size

@@ -2,7 +2,8 @@
 
     DIR/NAME/config.pbtxt          platform, max_batch_size, I/O (dims without the batch), instances, batching
     DIR/NAME/labels.txt            class names, one per line (the classification extension returns them)
-    DIR/NAME/VERSION/model.onnx    or model.plan (+ model.plan.json, swin-deploy's engine sidecar)
+    DIR/NAME/VERSION/model.onnx    or model.plan (+ model.plan.json, swin-deploy's engine sidecar),
+                                   or model.xml + model.bin (OpenVINO IR) for Triton's OpenVINO backend
 
 The config is built as Triton's own `ModelConfig` protobuf (tritonclient ships the generated module) and written
 in its text format, then read back and checked the way `check_model` checks any folder: parsed by the protobuf,
@@ -13,18 +14,28 @@ from __future__ import annotations
 
 import re
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .. import defaults
-from ..artifact import ENGINE_SUFFIXES, ORT_ONLY_INT8, ArtifactInfo, EngineInfo, artifact_info, read_sidecar
-from ..enums import Precision, TritonKind
+from ..artifact import (
+    ENGINE_SUFFIXES,
+    IR_SUFFIX,
+    ORT_ONLY_INT8,
+    ArtifactInfo,
+    EngineInfo,
+    artifact_info,
+    ir_weights,
+    read_sidecar,
+)
+from ..enums import PerformanceHint, Precision, Runtime, TritonKind
 from ..errors import UserError, missing_package
 from ..fileio import atomic_directory
 
 CONFIG = "config.pbtxt"
 LABELS = "labels.txt"
 PLATFORMS = {"model.onnx": "onnxruntime_onnx", "model.plan": "tensorrt_plan"}
+OPENVINO_BACKEND, OPENVINO_DEFAULT_FILE = "openvino", "model.xml"
 ORT_TENSORRT_MODES = {"fp16": "FP16", "int8": "INT8"}
 TRITON_DTYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "uint8": "TYPE_UINT8", "int8": "TYPE_INT8"}
 ONNX_DTYPES = {1: "float32", 10: "float16", 2: "uint8", 3: "int8"}  # onnx.TensorProto element types
@@ -98,10 +109,32 @@ def output_dims(info: ArtifactInfo) -> dict[str, tuple[int, ...]]:
     return dims
 
 
+def ir_io(path: Path, info: ArtifactInfo) -> ArtifactIO:
+    """I/O of an OpenVINO IR, read by OpenVINO (dynamic dims -1)."""
+    from ..backends.openvino_runner import import_openvino
+
+    model = import_openvino().Core().read_model(str(path))
+    names = {"f32": "float32", "f16": "float16", "u8": "uint8", "i8": "int8"}
+
+    def tensors(ports) -> list[Tensor]:
+        out = []
+        for port in ports:
+            wanted = [n for n in port.get_names() if n in ("input", "logits") or n.startswith("stage")]
+            dims = tuple(d.get_length() if d.is_static else -1 for d in port.get_partial_shape())
+            out.append(Tensor((wanted or [port.get_any_name()])[0], names.get(port.get_element_type().get_type_name(),
+                                                                          str(port.get_element_type())), dims))
+        return out
+
+    batch = None if info.static_batch else (1, info.max_batch or 0)
+    return ArtifactIO(tensors(model.inputs), tensors(model.outputs), batch)
+
+
 def read_io(path: Path) -> tuple[ArtifactInfo, ArtifactIO]:
     path = Path(path)
     info = artifact_info(path)
-    return info, (engine_io(path, info) if path.suffix in ENGINE_SUFFIXES else onnx_io(path, info))
+    if path.suffix in ENGINE_SUFFIXES:
+        return info, engine_io(path, info)
+    return info, (ir_io(path, info) if path.suffix == IR_SUFFIX else onnx_io(path, info))
 
 
 @dataclass
@@ -110,7 +143,12 @@ class TritonOptions:
     version: int = 1
     max_batch: int | None = None  # default: the engine profile's max, the ONNX's checked max, or 32
     instances: int = 1
-    kind: TritonKind = TritonKind.GPU
+    kind: TritonKind | None = None  # default: cpu for OpenVINO, else gpu
+    runtime: Runtime | None = None  # for an ONNX: onnxruntime (default) or OpenVINO; an IR is always OpenVINO
+    threads: int | None = None  # OpenVINO: INFERENCE_NUM_THREADS
+    streams: int | None = None  # OpenVINO: NUM_STREAMS
+    performance_hint: PerformanceHint | None = None  # OpenVINO: PERFORMANCE_HINT (default latency)
+    bf16: bool = False  # OpenVINO: HINT_BF16 (the backend's one precision parameter)
     dynamic_batching: bool | None = None  # default: on where the artifact takes batches
     preferred_batch: list[int] = field(default_factory=list)
     max_queue_delay_us: int = defaults.TRITON_MAX_QUEUE_DELAY_US
@@ -118,7 +156,20 @@ class TritonOptions:
     overwrite: bool = False
 
     def __post_init__(self) -> None:
-        self.kind = TritonKind.parse(self.kind, "kind")
+        if self.runtime is not None:
+            self.runtime = Runtime.parse(self.runtime, "runtime")
+        if self.kind is not None:
+            self.kind = TritonKind.parse(self.kind, "kind")
+        if self.performance_hint is not None:
+            self.performance_hint = PerformanceHint.parse(self.performance_hint, "performance_hint")
+        openvino_only = {"threads": self.threads, "streams": self.streams, "performance_hint": self.performance_hint,
+                         "bf16": self.bf16 or None}
+        given = [k for k, v in openvino_only.items() if v is not None]
+        if given and self.runtime != Runtime.OPENVINO:
+            raise UserError(f"{', '.join(f'`{k}`' for k in given)} configure Triton's OpenVINO backend: add `runtime` "
+                            "openvino")
+        if any(v is not None and v < 1 for v in (self.threads, self.streams)):
+            raise UserError("`threads` and `streams` must be at least 1")
         if self.ort_tensorrt is not None:
             self.ort_tensorrt = Precision.parse(self.ort_tensorrt, "ort_tensorrt")
             if self.ort_tensorrt not in ORT_TENSORRT_MODES:
@@ -139,14 +190,21 @@ def model_name(artifact: Path) -> str:
     return name or "model"
 
 
-def build_config(name: str, info: ArtifactInfo, io: ArtifactIO, engine: bool, options: TritonOptions,
+def build_config(name: str, info: ArtifactInfo, io: ArtifactIO, model_file: str, options: TritonOptions,
                  has_labels: bool):
     """The ModelConfig protobuf for the artifact (UserError for options the artifact cannot honour)."""
     pb = model_config_pb2()
     o = options
+    engine = model_file == "model.plan"
     if o.version < 1 or o.instances < 1 or o.max_queue_delay_us < 0:
         raise UserError("`version` and `instances` must be at least 1, `max_queue_delay_us` not negative")
-    config = pb.ModelConfig(name=name, platform=PLATFORMS["model.plan" if engine else "model.onnx"])
+    if o.runtime == Runtime.OPENVINO:
+        config = pb.ModelConfig(name=name, backend=OPENVINO_BACKEND)
+        if model_file != OPENVINO_DEFAULT_FILE:
+            config.default_model_filename = model_file
+        _openvino_parameters(config, o)
+    else:
+        config = pb.ModelConfig(name=name, platform=PLATFORMS[model_file])
     if io.batch is None:  # a fixed batch: Triton sees whole shapes and cannot batch requests
         if o.dynamic_batching or o.preferred_batch or o.max_batch:
             raise UserError("this artifact has a fixed batch: drop `dynamic_batching`, `preferred_batch` and "
@@ -180,6 +238,8 @@ def build_config(name: str, info: ArtifactInfo, io: ArtifactIO, engine: bool, op
             out.label_filename = LABELS
     if engine and o.kind != TritonKind.GPU:
         raise UserError("a TensorRT plan runs on the GPU only: drop `kind` cpu or serve the ONNX")
+    if o.runtime == Runtime.OPENVINO and o.kind != TritonKind.CPU:
+        raise UserError("Triton's OpenVINO backend runs on the CPU: drop `kind` gpu")
     config.instance_group.add(count=o.instances, kind=pb.ModelInstanceGroup.KIND_GPU if o.kind == TritonKind.GPU
                               else pb.ModelInstanceGroup.KIND_CPU)
     if o.ort_tensorrt is not None:
@@ -187,8 +247,20 @@ def build_config(name: str, info: ArtifactInfo, io: ArtifactIO, engine: bool, op
     return config
 
 
+def _openvino_parameters(config, o: TritonOptions) -> None:
+    """The OpenVINO backend's documented parameters (its README: PERFORMANCE_HINT, NUM_STREAMS, INFERENCE_NUM_THREADS,
+    HINT_BF16). It has no float32 switch: without HINT_BF16 OpenVINO still picks its own precision (bf16 on CPUs with
+    BF16), which `verify --backend openvino --inference-precision bf16` gates ahead of time."""
+    values = {"PERFORMANCE_HINT": (o.performance_hint or PerformanceHint.LATENCY).value.upper(),
+              "NUM_STREAMS": str(o.streams or 1), "INFERENCE_NUM_THREADS": o.threads and str(o.threads),
+              "HINT_BF16": "YES" if o.bf16 else None}
+    for key, value in values.items():
+        if value is not None:
+            config.parameters[key].string_value = value
+
+
 def _ort_tensorrt(config, info: ArtifactInfo, engine: bool, o: TritonOptions) -> None:
-    if engine or o.kind != TritonKind.GPU:
+    if engine or o.kind != TritonKind.GPU or o.runtime == Runtime.OPENVINO:
         raise UserError("`ort_tensorrt` is onnxruntime's TensorRT accelerator: it goes with an ONNX on `kind` gpu")
     if info.onnxruntime_only:
         raise UserError(f"{ORT_ONLY_INT8}, or serve it without `ort_tensorrt`")
@@ -220,12 +292,16 @@ def write_model(artifact: Path, repo: Path, options: TritonOptions | None = None
     target = repo / name
     if target.exists() and not o.overwrite:
         raise UserError(f"{target} exists: pass `overwrite` to replace it, or another `name`")
-    engine = artifact.suffix in ENGINE_SUFFIXES
+    engine, ir = artifact.suffix in ENGINE_SUFFIXES, artifact.suffix == IR_SUFFIX
+    if (engine or ir) and o.runtime is not None and o.runtime != (Runtime.OPENVINO if ir else None):
+        raise UserError(f"{artifact.name} runs on {'OpenVINO' if ir else 'TensorRT'} only: drop `runtime`")
+    runtime = Runtime.OPENVINO if ir else None if engine else (o.runtime or Runtime.ONNXRUNTIME)
+    o = replace(o, runtime=runtime, kind=o.kind or (TritonKind.CPU if runtime == Runtime.OPENVINO else TritonKind.GPU))
     info, io = read_io(artifact)
     labels = None if info.features else class_names(info)[0]
-    config = build_config(name, info, io, engine, o, labels is not None)
+    model_file = "model.plan" if engine else OPENVINO_DEFAULT_FILE if ir else "model.onnx"
+    config = build_config(name, info, io, model_file, o, labels is not None)
     text = text_format.MessageToString(config)
-    model_file = "model.plan" if engine else "model.onnx"
     repo.mkdir(parents=True, exist_ok=True)  # only now that everything checked out: a refused run creates nothing
     with atomic_directory(target) as staging:
         (staging / CONFIG).write_text(text)
@@ -234,6 +310,8 @@ def write_model(artifact: Path, repo: Path, options: TritonOptions | None = None
         version = staging / str(o.version)
         version.mkdir()
         shutil.copyfile(artifact, version / model_file)
+        if ir:
+            shutil.copyfile(ir_weights(artifact), ir_weights(version / model_file))
         if engine:
             shutil.copyfile(EngineInfo.path_for(artifact), EngineInfo.path_for(version / model_file))
         findings = check_model(staging, name=name)
@@ -267,12 +345,23 @@ def check_model(folder: Path, name: str | None = None) -> list[str]:
     versions = sorted(d for d in folder.iterdir() if d.is_dir() and d.name.isdigit())
     if not versions:
         return [*findings, "no version folder (e.g. 1/) with the model file: add one"]
-    files = [f for f in PLATFORMS if (versions[-1] / f).is_file()]
-    if len(files) != 1:
-        return [*findings, f"version {versions[-1].name} needs exactly one of {', '.join(PLATFORMS)}: add the model file"]
+    if config.backend == OPENVINO_BACKEND:
+        files = [config.default_model_filename or OPENVINO_DEFAULT_FILE]
+        if not (versions[-1] / files[0]).is_file():
+            return [*findings, f"version {versions[-1].name} has no {files[0]} for the OpenVINO backend: add it"]
+        if files[0].endswith(IR_SUFFIX) and not ir_weights(versions[-1] / files[0]).is_file():
+            return [*findings, f"{files[0]} has no {ir_weights(Path(files[0])).name} beside it: copy the weights"]
+        if any(g.kind != pb.ModelInstanceGroup.KIND_CPU for g in config.instance_group):
+            findings.append("Triton's OpenVINO backend runs on the CPU: use instance_group kind KIND_CPU")
+    else:
+        files = [f for f in PLATFORMS if (versions[-1] / f).is_file()]
+        if len(files) != 1:
+            return [*findings, f"version {versions[-1].name} needs exactly one of {', '.join(PLATFORMS)}: add the model "
+                               "file"]
+        if config.platform != PLATFORMS[files[0]]:
+            findings.append(f"platform '{config.platform}' does not run {files[0]}: use platform "
+                            f"\"{PLATFORMS[files[0]]}\"")
     model_file = versions[-1] / files[0]
-    if config.platform != PLATFORMS[files[0]]:
-        findings.append(f"platform '{config.platform}' does not run {files[0]}: use platform \"{PLATFORMS[files[0]]}\"")
     try:
         info, io = read_io(model_file)
     except UserError as e:

@@ -1,0 +1,86 @@
+"""A swin-deploy ONNX (any precision) -> OpenVINO IR (`model.xml` + `model.bin`), metadata carried in the IR's rt_info.
+
+The IR's weights are stored in float16 (OpenVINO's `compress_to_fp16`; the CPU decompresses them to its execution
+precision) only where that passes the artifact's own gate against the ONNX it came from; otherwise they stay float32
+and the result says so. INT8 Q/DQ weights are int8 either way.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import defaults
+from ..artifact import IR_RT_INFO, artifact_info, ir_weights
+from ..backends.onnxruntime_runner import OnnxRuntimeRunner
+from ..backends.openvino_runner import OpenVinoOptions, OpenVinoRunner, import_openvino
+from ..compare import Comparison, gate
+from ..enums import ExecutionPrecision
+from ..errors import UserError
+from ..fileio import check_writable_dir
+from ..tolerances import thresholds_for
+
+
+@dataclass
+class IrResult:
+    path: Path  # the .xml; the .bin is beside it
+    weights: str  # "float16" or "float32" (compressed only where the gate allowed it)
+    max_rel_delta: float  # the IR (OpenVINO, f32) against the ONNX (onnxruntime), worst of the two stored forms tried
+    note: str | None = None
+
+
+def default_ir_path(onnx_path: Path) -> Path:
+    return Path(onnx_path).with_suffix(".xml")
+
+
+def to_openvino(onnx_path: Path, out: Path | None = None, compress: bool = True) -> IrResult:
+    """Convert `onnx_path` to an IR at `out` (default: beside it, .xml), checked against the ONNX on seeded inputs."""
+    ov = import_openvino()
+    onnx_path = Path(onnx_path)
+    info = artifact_info(onnx_path)
+    out = Path(out or default_ir_path(onnx_path))
+    if out.suffix != ".xml":
+        raise UserError(f"an OpenVINO IR is an .xml with its .bin: name the output {out.with_suffix('.xml').name}")
+    folder = check_writable_dir(out)
+    model = ov.convert_model(str(onnx_path))
+    for key, value in info.to_props().items():
+        model.set_rt_info(value, [IR_RT_INFO, key.removeprefix("swin_deploy.")])
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=folder))
+    try:
+        x = info.example_input(np.random.default_rng(defaults.SEED), info.fixed_batch or 2)
+        with OnnxRuntimeRunner(onnx_path) as runner:
+            expected = runner.infer(x)
+        limit = thresholds_for(info.precision)
+        delta, weights, note = 0.0, "float32", None
+        for compressed in ([True, False] if compress else [False]):
+            xml = staging / ("fp16" if compressed else "fp32") / out.name
+            xml.parent.mkdir()
+            ov.save_model(model, str(xml), compress_to_fp16=compressed)
+            options = OpenVinoOptions(inference_precision=ExecutionPrecision.F32)
+            with OpenVinoRunner(xml, options=options, precision=info.precision) as runner:
+                got = runner.infer(x)
+            comparison = Comparison()
+            comparison.update(expected, got)
+            metrics = comparison.metrics()
+            delta = max(v for k, v in metrics.items() if k.endswith("max_rel_delta"))
+            logit_gates = [c for c in gate(metrics, limit) if "top" not in c.metric]
+            if all(c.passed for c in logit_gates):
+                weights = "float16" if compressed else "float32"
+                break
+            if compressed:
+                note = f"float16 weights moved the outputs by {delta:.2g} x max|output|, past the {info.precision} gate: " \
+                       "kept float32"
+        else:
+            raise RuntimeError(f"the IR differs from the ONNX by {delta:.2g} x max|output| even with float32 weights")
+        chosen = staging / ("fp16" if weights == "float16" else "fp32") / out.name
+        os.replace(ir_weights(chosen), ir_weights(out))  # the .bin first: a reader starts from the .xml
+        os.replace(chosen, out)
+    finally:
+        import shutil
+
+        shutil.rmtree(staging, ignore_errors=True)
+    return IrResult(out, weights, delta, note)

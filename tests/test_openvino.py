@@ -1,0 +1,126 @@
+"""OpenVINO as a CPU runtime: every artifact kind verifies on the held-out digits with the gate of what actually runs,
+the IR carries the metadata, Triton's OpenVINO backend gets a valid folder, and bad inputs exit 2 with one line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("openvino", reason="openvino (the `openvino` extra, installed by `dev`) is not installed")
+
+
+@pytest.mark.parametrize("kind", ["fp32", "fp16", "int8", "int8_ort"])
+def test_every_precision_verifies_on_openvino_with_the_gate_of_what_runs(cli, demo, artifacts, tmp_path, kind):
+    from swin_deploy.tolerances import thresholds_for
+
+    folder, _ = demo
+    report = tmp_path / "r.json"
+    r = cli("verify", artifacts[kind], "--backend", "openvino", "--data", folder / "data" / "val", "--report", report)
+    assert r.code == 0, r.out + r.err
+    doc = json.loads(report.read_text())
+    ran = doc["candidate"]["execution_precision"]
+    assert doc["candidate"]["backend"] == "openvino" and ran in ("f32", "bf16", "f16")
+    if kind in ("fp32", "fp16"):
+        assert ran == "f32"  # float artifacts run in float32 unless asked: OpenVINO's bf16 default would be ungated
+    assert doc["thresholds"] == thresholds_for(doc["precision"], ran).as_dict()
+    metrics = doc["batches"][0]["metrics"]
+    assert metrics["cand_top1"] >= metrics["ref_top1"] - 1.0
+
+
+def test_bf16_execution_gets_the_bf16_gate_never_the_fp32_one(cli, demo, artifacts, tmp_path):
+    from swin_deploy.backends.openvino_runner import cpu_capabilities
+    from swin_deploy.tolerances import DEFAULT_THRESHOLDS, EXECUTION_THRESHOLDS
+
+    if "BF16" not in cpu_capabilities():
+        pytest.skip("this CPU has no BF16")
+    folder, _ = demo
+    report = tmp_path / "r.json"
+    r = cli("verify", artifacts["fp32"], "--backend", "openvino", "--inference-precision", "bf16",
+            "--data", folder / "data" / "val", "--report", report)
+    doc = json.loads(report.read_text())
+    assert doc["candidate"]["execution_precision"] == "bf16"
+    assert doc["thresholds"]["max_rel_delta"] == EXECUTION_THRESHOLDS["bf16"].max_rel_delta
+    delta = doc["batches"][0]["metrics"]["max_rel_delta"]
+    # bf16 really moves the logits past the fp32 gate: gating it with fp32 tolerances would fail every run
+    assert delta > DEFAULT_THRESHOLDS["fp32"].max_rel_delta
+    assert r.code == 0, r.out + r.err
+
+
+def test_ir_export_and_convert_carry_the_metadata(cli, demo, artifacts, tmp_path):
+    from swin_deploy.artifact import artifact_info, read_info
+
+    folder, _ = demo
+    xml = tmp_path / "digits.xml"
+    r = cli("export", "--variant", "swinv2_digits", "--format", "openvino", "--max-batch", "32", "-o", xml)
+    assert r.code == 0, r.err
+    assert xml.is_file() and xml.with_suffix(".bin").is_file() and not list(tmp_path.glob("*.onnx"))
+    info = artifact_info(xml)
+    assert info.variant == "swinv2_digits" and info.max_batch == 32 and info.labels[3] == "3"
+    assert cli("verify", xml, "--data", folder / "data" / "val", "--batch-sizes", "8").code == 0
+    int8 = tmp_path / "int8.xml"
+    r = cli("convert", artifacts["int8"], "-o", int8)
+    assert r.code == 0 and "float16" in r.out, r.out + r.err
+    assert artifact_info(int8) == read_info(artifacts["int8"])
+    r = cli("predict", int8, folder / "data" / "val" / "7", "--json", "-")
+    top1 = [p["top_k"][0]["label"] for p in json.loads(r.out)["predictions"]]
+    assert r.code == 0 and top1.count("7") >= 0.9 * len(top1)
+
+
+def test_bench_runs_each_onnx_on_each_backend_and_reports_load_time(cli, artifacts, tmp_path):
+    out = tmp_path / "b.json"
+    r = cli("bench", artifacts["int8"], "--backend", "onnxruntime-cpu,openvino", "--batch-sizes", "1",
+            "--iterations", "2", "--warmup", "0", "--json", out)
+    assert r.code == 0, r.err
+    doc = json.loads(out.read_text())
+    backends = {row["label"]: row["backend"] for row in doc["results"]}
+    assert set(backends) == {"int8.onnx [onnxruntime-cpu]", "int8.onnx [openvino]"}
+    assert backends["int8.onnx [openvino]"].split()[0] == "openvino" and len(backends["int8.onnx [openvino]"].split()) == 2
+    assert all(run["load_ms"] > 0 for run in doc["runners"].values())
+
+
+
+def test_triton_openvino_folders_from_onnx_and_ir(cli, artifacts, tmp_path):
+    pytest.importorskip("tritonclient.grpc")
+    repo = tmp_path / "not" / "yet" / "there"  # the repository root is created, parents too
+    r = cli("triton", artifacts["int8"], "--repo", repo, "--runtime", "openvino", "--threads", "2", "--name", "a")
+    assert r.code == 0, r.err
+    config = (repo / "a" / "config.pbtxt").read_text()
+    assert 'backend: "openvino"' in config and 'default_model_filename: "model.onnx"' in config
+    assert "KIND_CPU" in config and "INFERENCE_NUM_THREADS" in config and "platform" not in config
+    xml = tmp_path / "m.xml"
+    assert cli("convert", artifacts["fp32"], "-o", xml).code == 0
+    assert cli("triton", xml, "--repo", repo, "--name", "b").code == 0
+    assert (repo / "b" / "1" / "model.xml").is_file() and (repo / "b" / "1" / "model.bin").is_file()
+    assert cli("triton", "--check", repo / "b").code == 0
+    (repo / "b" / "1" / "model.bin").unlink()
+    r = cli("triton", "--check", repo / "b")
+    assert r.code == 1 and "model.bin" in r.out
+    r = cli("triton", xml, "--repo", repo, "--name", "c", "--kind", "gpu")
+    assert r.code == 2 and "runs on the CPU" in r.err and not (repo / "c").exists()
+    r = cli("triton", artifacts["fp32"], "--repo", repo, "--name", "d", "--threads", "2")
+    assert r.code == 2 and "--runtime openvino" in r.err
+
+
+def test_bad_openvino_inputs_exit_2_with_one_line(cli, artifacts, tmp_path, monkeypatch):
+    import swin_deploy.backends.openvino_runner as ovr
+
+    xml = tmp_path / "m.xml"
+    assert cli("convert", artifacts["fp32"], "-o", xml).code == 0
+    xml.with_suffix(".bin").unlink()
+    r = cli("verify", xml, "--random-init", "--samples", "2")
+    assert r.code == 2 and "no weights file m.bin" in r.err and len(r.err.strip().splitlines()) == 1
+    r = cli("verify", artifacts["fp32"], "--inference-precision", "bf16", "--samples", "2")
+    assert r.code == 2 and "--backend openvino" in r.err
+    r = cli("verify", artifacts["fp32"], "--backend", "openvino", "--inference-precision", "f64", "--samples", "2")
+    assert r.code == 2 and "unknown --inference-precision 'f64'" in r.err
+    monkeypatch.setattr(ovr, "cpu_capabilities", lambda: ["FP32", "INT8"])  # a CPU without BF16 (AVX2-only)
+    r = cli("verify", artifacts["fp32"], "--backend", "openvino", "--inference-precision", "bf16", "--samples", "2")
+    assert r.code == 2 and "cannot compute in bf16" in r.err and "--inference-precision f32" in r.err
+
+    def missing():
+        raise ovr.missing_package("openvino", "openvino")
+
+    monkeypatch.setattr(ovr, "import_openvino", missing)
+    r = cli("verify", artifacts["fp32"], "--backend", "openvino", "--samples", "2")
+    assert r.code == 2 and "pip install 'swin-deploy[openvino]'" in r.err
