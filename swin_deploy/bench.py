@@ -16,7 +16,7 @@ from . import defaults
 from .artifact import IR_SUFFIX, artifact_info
 from .backends import runner_for
 from .backends.base import Runner, Timing
-from .backends.openvino_runner import OpenVinoOptions
+from .backends.openvino_runner import OPTIONS_NEED_OPENVINO, OpenVinoOptions
 from .errors import UserError
 from .models import Weights
 
@@ -153,8 +153,7 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
         raise UserError("`iterations` and `seconds` must be positive, `warmup` not negative")
     infos = {Path(path): artifact_info(path) for path in artifacts}
     if o.openvino is not None and "openvino" not in (o.backends or ()) and not any(p.suffix == IR_SUFFIX for p in infos):
-        raise UserError("OpenVINO options (`inference_precision`, `performance_hint`, `cache_dir`) go with `backend` "
-                        "openvino or an OpenVINO IR")
+        raise UserError(OPTIONS_NEED_OPENVINO)
     fixed = {i.fixed_batch for i in infos.values() if i.fixed_batch}
     sizes = o.batch_sizes or sorted(set(defaults.BENCH_BATCH_SIZES) | fixed)
     if min(sizes) < 1:

@@ -22,8 +22,9 @@ def runner_for(path, backend: str | None = None, threads: int | None = None, ope
         backend = "tensorrt" if path.suffix in ENGINE_SUFFIXES else "openvino" if path.suffix == IR_SUFFIX \
             else "onnxruntime-cpu"
     if openvino is not None and backend != "openvino":
-        raise UserError("OpenVINO options (`inference_precision`, `performance_hint`, `cache_dir`) go with `backend` "
-                        "openvino")
+        from .openvino_runner import OPTIONS_NEED_OPENVINO
+
+        raise UserError(OPTIONS_NEED_OPENVINO)
     if backend == "tensorrt":
         from .tensorrt.runner import TensorRTRunner
 

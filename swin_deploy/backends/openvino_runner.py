@@ -8,7 +8,6 @@ reports what the compiled model says it uses.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +17,8 @@ from ..enums import ExecutionPrecision, PerformanceHint, Precision
 from ..errors import UserError, missing_package
 from .base import Runner
 
-# OpenVINO's names for the execution precisions, and the CPU capability each needs (OPTIMIZATION_CAPABILITIES)
-OV_PRECISION = {ExecutionPrecision.F32: "f32", ExecutionPrecision.BF16: "bf16", ExecutionPrecision.F16: "f16"}
+# the CPU capability (OpenVINO's OPTIMIZATION_CAPABILITIES) each execution precision needs; the enum's values are
+# OpenVINO's own names for them
 NEEDS = {ExecutionPrecision.BF16: "BF16", ExecutionPrecision.F16: "FP16"}
 
 
@@ -48,6 +47,10 @@ class OpenVinoOptions:
         return cls(**settings) if any(v is not None for v in settings.values()) else None
 
 
+OPTIONS_NEED_OPENVINO = ("OpenVINO options (`inference_precision`, `performance_hint`, `cache_dir`) go with `backend` "
+                         "openvino or an OpenVINO IR")
+
+
 def import_openvino():
     try:
         import openvino
@@ -73,7 +76,6 @@ class OpenVinoRunner(Runner):
         self.options = options or OpenVinoOptions()
         self.precision = precision  # the artifact's; read from its metadata when None
         self.execution_precision: str | None = None
-        self.load_ms: float | None = None
 
     def _wanted_precision(self) -> ExecutionPrecision | None:
         if self.options.inference_precision is not None:
@@ -96,19 +98,17 @@ class OpenVinoRunner(Runner):
                             "`inference_precision` f32")
         config: dict[str, object] = {"PERFORMANCE_HINT": self.options.hint.value.upper()}
         if wanted is not None:
-            config["INFERENCE_PRECISION_HINT"] = OV_PRECISION[wanted]
+            config["INFERENCE_PRECISION_HINT"] = wanted.value
         if self.threads:
             config["INFERENCE_NUM_THREADS"] = int(self.threads)
         if self.options.cache_dir is not None:
             Path(self.options.cache_dir).mkdir(parents=True, exist_ok=True)
             config["CACHE_DIR"] = str(self.options.cache_dir)
-        start = time.perf_counter()
         try:
             compiled = core.compile_model(str(self.path), "CPU", config)
         except Exception as e:
             raise UserError(f"OpenVINO cannot compile {self.path.name} ({type(e).__name__}: "
                             f"{str(e).strip().splitlines()[0][:160]}): is it a valid ONNX or IR?") from e
-        self.load_ms = (time.perf_counter() - start) * 1000
         self.compiled = compiled
         self.request = compiled.create_infer_request()
         # an output tensor carries every name it had on its way out (the fp16 converter's casts add their own):
@@ -129,5 +129,4 @@ class OpenVinoRunner(Runner):
     def describe(self) -> dict:
         ov = import_openvino()
         return {"backend": self.name, "openvino": ov.__version__, "threads": self.threads or "default",
-                "execution_precision": self.execution_precision, "performance_hint": str(self.options.hint),
-                "load_ms": None if self.load_ms is None else round(self.load_ms, 1)}
+                "execution_precision": self.execution_precision, "performance_hint": str(self.options.hint)}

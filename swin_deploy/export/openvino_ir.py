@@ -8,6 +8,7 @@ and the result says so. INT8 Q/DQ weights are int8 either way.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ from ..tolerances import thresholds_for
 class IrResult:
     path: Path  # the .xml; the .bin is beside it
     weights: str  # "float16" or "float32" (compressed only where the gate allowed it)
-    max_rel_delta: float  # the IR (OpenVINO, f32) against the ONNX (onnxruntime), worst of the two stored forms tried
+    max_rel_delta: float  # the written IR (OpenVINO, f32) against the ONNX (onnxruntime), worst output
     note: str | None = None
 
 
@@ -80,7 +81,5 @@ def to_openvino(onnx_path: Path, out: Path | None = None, compress: bool = True)
         os.replace(ir_weights(chosen), ir_weights(out))  # the .bin first: a reader starts from the .xml
         os.replace(chosen, out)
     finally:
-        import shutil
-
         shutil.rmtree(staging, ignore_errors=True)
     return IrResult(out, weights, delta, note)
