@@ -1,0 +1,175 @@
+"""swin-deploy on CPU against what a user would run instead, in one interleaved run per model and batch size.
+
+    pip install -e '.[peers]'      # nncf, for the strongest CPU INT8 peer
+    python benchmarks/cpu_peers.py [--variants swin_t swinv2_t] [--batch-sizes 1 8] [--runs 20]
+
+The peers start from timm's own ONNX export of the same seeded random weights (torch.onnx.export, simplified by
+onnx-simplifier): on onnxruntime in float32, on OpenVINO in f32 and at OpenVINO's default execution precision (bf16 on
+CPUs that have it), and quantized by NNCF (INT8, transformer model type, calibrated on the same images as ours) on
+OpenVINO. swin-deploy's rows are its fp32 export and its INT8 artifacts on both runtimes, plus the INT8 variations
+OpenVINO could prefer (asymmetric uint8 activations: the onnxruntime target; float32 outside the Q/DQ; quantized
+attention matmuls; nvidia placement). Calibration and the
+accuracy columns use the demo digit images upscaled to the model's size; with random weights only logit deltas mean
+something. "gates" is `swin-deploy verify` on those images for our artifacts, on that row's runtime.
+
+Prints the CPU model and vector ISA first: which runtime and precision win depends on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from calibration import Int8Options, QuantizeOptions, quantize
+from swin_deploy import defaults
+from swin_deploy.artifact import read_info
+from swin_deploy.backends.base import Runner, run_batched
+from swin_deploy.backends.onnxruntime_runner import OnnxRuntimeRunner
+from swin_deploy.backends.openvino_runner import OpenVinoOptions, OpenVinoRunner, cpu_capabilities
+from swin_deploy.compare import Comparison
+from swin_deploy.data import list_images, load_all, transform_for
+from swin_deploy.demo import write_digits
+from swin_deploy.enums import Precision
+from swin_deploy.export import ExportOptions, export_onnx
+from swin_deploy.models import Weights, build_model, get_config
+from swin_deploy.verify.run import VerifyOptions, verify_artifact
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, median_ms  # noqa: E402
+from export_vs_timm import timm_export  # noqa: E402
+
+# (label, Int8Options settings): the shipped targets first, then what OpenVINO might run faster
+INT8_FORMS = {
+    "INT8 --target tensorrt": {},
+    "INT8 --target onnxruntime": {"target": "onnxruntime"},
+    "INT8 --target tensorrt --high-precision fp32": {"high_precision": "fp32"},
+    "INT8 --target tensorrt --attention-matmuls": {"attention_matmuls": True},
+    "INT8 --target tensorrt --placement nvidia": {"placement": "nvidia"},
+}
+
+
+@dataclass
+class Row:
+    label: str
+    runner: Runner
+    ours: Path | None = None  # our artifact (verified with its gates); None for a peer
+    openvino: OpenVinoOptions | None = None
+
+
+def default_precision() -> str:
+    """What OpenVINO's CPU plugin runs a float32 model in when not told: bf16 where the CPU has it."""
+    return "bf16" if "BF16" in cpu_capabilities() else "f32"
+
+
+def nncf_int8(onnx_path: Path, calib: np.ndarray, out: Path) -> Path:
+    """timm's ONNX quantized by NNCF for OpenVINO: post-training INT8 with its transformer preset, as OpenVINO's
+    own Swin notebooks do."""
+    import nncf
+    import openvino as ov
+
+    model = ov.Core().read_model(str(onnx_path))
+    quantized = nncf.quantize(model, nncf.Dataset([calib[i:i + 1] for i in range(len(calib))]),
+                              model_type=nncf.ModelType.TRANSFORMER, subset_size=len(calib))
+    ov.save_model(quantized, str(out))
+    return out
+
+
+def rows_for(name: str, fp32: Path, state_dict: dict, tmp: Path, data: Path, calib: np.ndarray, threads: int,
+             forms: dict[str, dict]) -> list[Row]:
+    timm = tmp / f"{name}.timm.onnx"
+    timm_export(name, state_dict, timm, "onnxsim")
+    nncf = nncf_int8(timm, calib, tmp / f"{name}.timm.nncf.xml")
+    default = default_precision()
+
+    def ov(path: Path, precision: str | None, artifact: Precision | None = None) -> OpenVinoRunner:
+        return OpenVinoRunner(path, threads, OpenVinoOptions(precision), artifact or Precision.FP32)
+
+    rows = [Row("timm + onnxsim fp32, onnxruntime", OnnxRuntimeRunner(timm, threads=threads)),
+            Row("timm + onnxsim fp32, OpenVINO f32", ov(timm, "f32")),
+            Row(f"timm + onnxsim fp32, OpenVINO default ({default})", ov(timm, None, Precision.INT8)),
+            Row("timm + NNCF INT8, OpenVINO", ov(nncf, None, Precision.INT8)),
+            Row("swin-deploy fp32, onnxruntime", OnnxRuntimeRunner(fp32, threads=threads), fp32),
+            Row("swin-deploy fp32, OpenVINO f32", ov(fp32, "f32"), fp32),
+            Row(f"swin-deploy fp32, OpenVINO {default}", ov(fp32, default), fp32, OpenVinoOptions(default))]
+    for label, settings in forms.items():
+        options = QuantizeOptions("int8", calib_data=data / "calib", calib_images=len(calib),
+                                  int8=Int8Options(**settings))
+        path = quantize(fp32, tmp / f"{name}.{len(rows)}.int8.onnx", options).path
+        if settings.get("target") == "onnxruntime" or not settings:
+            rows.append(Row(f"swin-deploy {label}, onnxruntime", OnnxRuntimeRunner(path, threads=threads), path))
+        rows.append(Row(f"swin-deploy {label}, OpenVINO", ov(path, None, Precision.INT8), path, OpenVinoOptions()))
+    return rows
+
+
+def accuracy(rows: list[Row], name: str, images: np.ndarray, data: Path) -> dict[str, str]:
+    """Max relative logit delta and min cosine vs the PyTorch float32 model; verify's gates for our artifacts."""
+    model, _ = build_model(get_config(name), Weights("random"))
+    with torch.no_grad():
+        ref = model(torch.from_numpy(images)).numpy()
+    out = {}
+    for row in rows:
+        with row.runner:
+            got = next(iter(run_batched(row.runner, images, 8).values()))
+        gate = "-"
+        if row.ours is not None:
+            backend = "openvino" if isinstance(row.runner, OpenVinoRunner) else None
+            result = verify_artifact(row.ours, VerifyOptions(weights=Weights("random"), data=data / "val", limit=64,
+                                                             batch_sizes=[8], backend=backend, openvino=row.openvino))
+            gate = "pass" if result.passed else "FAIL"
+        comparison = Comparison()
+        comparison.update({"logits": ref}, {"logits": got})
+        m = comparison.metrics()
+        out[row.label] = f"{m['max_rel_delta']:.3f} | {m['min_cosine']:.4f} | {gate}"
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--variants", nargs="+", default=["swin_t", "swinv2_t"])
+    ap.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8])
+    ap.add_argument("--warmup", type=int, default=defaults.BENCH_WARMUP)
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--calib-images", type=int, default=64)
+    ap.add_argument("--shipped-only", action="store_true", help="only the two shipped INT8 targets, no variations")
+    args = ap.parse_args()
+    threads = torch.get_num_threads()
+    tmp = Path(tempfile.mkdtemp())
+    data = tmp / "data"
+    write_digits(data)
+    print(f"{machine()}; OpenVINO CPU capabilities {', '.join(cpu_capabilities())}; median of {args.runs} "
+          f"interleaved runs after {args.warmup} warm-up", flush=True)
+    forms = dict(list(INT8_FORMS.items())[:2]) if args.shipped_only else INT8_FORMS
+    for name in args.variants:
+        model, sha = build_model(get_config(name), Weights("random"))
+        state_dict = {k: v.clone() for k, v in model.state_dict().items()}
+        fp32 = export_onnx(model, sha, tmp / f"{name}.onnx", ExportOptions()).path
+        images, _ = load_all(list_images(data / "calib", limit=args.calib_images), transform_for(read_info(fp32)))
+        rows = rows_for(name, fp32, state_dict, tmp, data, images, threads, forms)
+        acc = accuracy(rows, name, images[:32], data)
+        times: dict[int, dict[str, float]] = {}
+        for r in rows:
+            r.runner.activate()
+        for b in args.batch_sizes:
+            x = np.random.default_rng(0).standard_normal((b, *images.shape[1:]), dtype=np.float32)
+            times[b] = median_ms({r.label: (r.runner, x) for r in rows}, args.warmup, args.runs)
+        for r in rows:
+            r.runner.deactivate()
+        peers = [r.label for r in rows if r.ours is None and ("default" in r.label or "NNCF" in r.label)]
+        print(f"\n{name}: ms at batch {' / '.join(map(str, args.batch_sizes))}; speedup vs the strongest OpenVINO peer "
+              "(the faster of OpenVINO-default and NNCF INT8 on timm's graph) at that batch")
+        print("| runner | ms | vs strongest peer | max rel delta | min cosine | gates |")
+        print("|---|---:|---:|---:|---:|---|")
+        for r in rows:
+            ms = " / ".join(f"{times[b][r.label]:.1f}" for b in args.batch_sizes)
+            ratio = " / ".join(f"{min(times[b][p] for p in peers) / times[b][r.label]:.2f}x" for b in args.batch_sizes)
+            print(f"| {r.label} | {ms} | {ratio} | {acc[r.label]} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

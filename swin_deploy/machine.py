@@ -1,0 +1,35 @@
+"""What machine a measurement was taken on: CPU model and the vector extensions its speed depends on."""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+
+def _cpuinfo(key: str) -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(key):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def cpu_name() -> str:
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
+
+
+def vector_isa() -> str:
+    """The widest x86 vector extensions this CPU has (INT8 and bf16 speed depend on them): AVX-512 with VNNI, BF16
+    and AMX, or AVX2."""
+    flags = set((_cpuinfo("flags") or "").split())
+    if not flags:
+        return "unknown"
+    found = [name for flag, name in (("avx512f", "AVX-512"), ("avx512_vnni", "VNNI"), ("avx512_bf16", "BF16"),
+                                     ("amx_int8", "AMX")) if flag in flags]
+    return "+".join(found) if found else ("AVX2" if "avx2" in flags else "no AVX2")
+
+
+def describe() -> dict[str, str]:
+    return {"cpu": cpu_name(), "vector_isa": vector_isa(), "python": platform.python_version()}
