@@ -15,12 +15,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 from torchvision.transforms import v2
 
-from swin_deploy.data import list_images, load_all, preprocess_fn
+from swin_deploy.data import InputTransform, list_images, load_all, preprocess_fn
 from swin_deploy.demo import write_digits
 from swin_deploy.models import SwinTransformer, get_config
 from swin_deploy.models.registry import WEIGHTS_DIR
@@ -29,7 +30,8 @@ from swin_deploy.models.registry import WEIGHTS_DIR
 def train(name: str, data: Path, epochs: int, seed: int) -> float:
     cfg = get_config(name)
     torch.manual_seed(seed)
-    transform = preprocess_fn(cfg.img_size, cfg.mean, cfg.std, cfg.interpolation, cfg.crop_pct)
+    transform = InputTransform(preprocess_fn(cfg.img_size, cfg.mean, cfg.std, cfg.interpolation, cfg.crop_pct),
+                               cfg.in_chans, (cfg.in_chans, *cfg.img_size), np.float32)
     x_train, y_train = (torch.from_numpy(a) for a in load_all(list_images(data / "calib"), transform))
     x_val, y_val = (torch.from_numpy(a) for a in load_all(list_images(data / "val"), transform))
     augment = v2.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1), fill=-1.0)

@@ -58,6 +58,7 @@ class ArtifactInfo:
     calib_method: CalibMethod | None = None  # INT8: how the ranges were calibrated
     source_sha256: str | None = None  # quantized artifacts: the fp32 ONNX they came from
     details: dict[str, str] = field(default_factory=dict)  # how the precision was decided, for people (counts, options)
+    in_chans: int = 3  # input channels (recorded as the first entry of input_size)
 
     @property
     def onnxruntime_only(self) -> bool:
@@ -98,13 +99,13 @@ class ArtifactInfo:
                    std=tuple(cfg.std), interpolation=cfg.interpolation, crop_pct=cfg.crop_pct,
                    num_classes=cfg.num_classes, weights_sha256=weights_sha256, opset=opset, version=__version__,
                    max_batch=max_batch, static_batch=static_batch, architecture=cfg.architecture(),
-                   labels=tuple(cfg.labels) if cfg.labels else None, **more)
+                   labels=tuple(cfg.labels) if cfg.labels else None, in_chans=cfg.in_chans, **more)
 
     def to_props(self) -> dict[str, str]:
         props = {
             "swin_deploy.variant": self.variant,
             "swin_deploy.timm_name": self.timm_name or "",
-            "swin_deploy.input_size": json.dumps([3, *self.img_size]),
+            "swin_deploy.input_size": json.dumps([self.in_chans, *self.img_size]),
             "swin_deploy.mean": json.dumps(list(self.mean)),
             "swin_deploy.std": json.dumps(list(self.std)),
             "swin_deploy.interpolation": self.interpolation,
@@ -134,7 +135,8 @@ class ArtifactInfo:
             return None
         p = {k.removeprefix("swin_deploy."): v for k, v in props.items() if k.startswith("swin_deploy.")}
         return cls(variant=p["variant"], timm_name=p.get("timm_name") or None,
-                   img_size=tuple(json.loads(p["input_size"])[1:]), mean=tuple(json.loads(p["mean"])),
+                   img_size=tuple(json.loads(p["input_size"])[1:]), in_chans=int(json.loads(p["input_size"])[0]),
+                   mean=tuple(json.loads(p["mean"])),
                    std=tuple(json.loads(p["std"])), interpolation=p["interpolation"], crop_pct=float(p["crop_pct"]),
                    num_classes=int(p["num_classes"]), weights_sha256=p["weights_sha256"],
                    precision=Precision.parse(p.get("precision", "fp32")), opset=int(p.get("opset", "17")),
@@ -153,8 +155,14 @@ class ArtifactInfo:
                    details={k: v for k, v in p.items() if k not in _TYPED})
 
     @property
-    def features(self) -> bool:
+    def headless(self) -> bool:
+        """Outputs no class scores: pooled features, or feature maps."""
         return self.outputs != ("logits",)
+
+    @property
+    def features(self) -> bool:
+        """Outputs feature maps (a --features export, a transformers backbone)."""
+        return self.headless and self.outputs != ("features",)
 
     @property
     def pixels(self) -> bool:
@@ -163,7 +171,7 @@ class ArtifactInfo:
 
     def input_shape(self, batch: int, size: tuple[int, int] | None = None) -> tuple[int, ...]:
         h, w = size or self.img_size
-        return (batch, h, w, 3) if self.channels_last else (batch, 3, h, w)
+        return (batch, h, w, self.in_chans) if self.channels_last else (batch, self.in_chans, h, w)
 
     def example_input(self, rng: np.random.Generator, batch: int, size: tuple[int, int] | None = None) -> np.ndarray:
         """Seeded synthetic input the artifact takes: N(0, 1) float32, or uniform uint8 pixels."""
@@ -174,12 +182,12 @@ class ArtifactInfo:
 
     def normalized(self, x: np.ndarray) -> np.ndarray:
         """What a float32 model (the PyTorch reference) takes for input `x` of this artifact: x itself, or for
-        pixels (B, 3, H, W) float32 computed as timm's ToTensor + Normalize do, (p / 255 - mean) / std."""
+        pixels (B, C, H, W) float32 computed as timm's ToTensor + Normalize do, (p / 255 - mean) / std."""
         if not self.pixels:
             return x
         x = x.transpose(0, 3, 1, 2) if self.channels_last else x
-        mean = np.asarray(self.mean, dtype=np.float32).reshape(1, 3, 1, 1)
-        std = np.asarray(self.std, dtype=np.float32).reshape(1, 3, 1, 1)
+        mean = np.asarray(self.mean, dtype=np.float32).reshape(1, -1, 1, 1)
+        std = np.asarray(self.std, dtype=np.float32).reshape(1, -1, 1, 1)
         return np.ascontiguousarray((x.astype(np.float32) / np.float32(255) - mean) / std)
 
     def config(self) -> SwinConfig:

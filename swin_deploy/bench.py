@@ -174,9 +174,9 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
         from .models import build_model, get_config
 
         model, _ = build_model(get_config(o.torch_variant), o.weights)
-        size = tuple(model.cfg.img_size)
+        shape = (model.cfg.in_chans, *model.cfg.img_size)
         entries.append(BenchEntry(f"pytorch {o.torch_variant}", TorchRunner(model.freeze()),
-                                  lambda rng, b: rng.standard_normal((b, 3, *size), dtype=np.float32)))
+                                  lambda rng, b: rng.standard_normal((b, *shape), dtype=np.float32)))
     results = run_bench(entries, sizes, o.warmup, iterations, o.seconds, on_tick, o.seed)
     return BenchReport(results, {e.label: e.describe() for e in entries}, o.threads)
 

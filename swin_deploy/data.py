@@ -25,7 +25,9 @@ import numpy as np
 
 from .errors import UserError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".npy"}
+ARRAY_SUFFIX = ".npy"  # an input array as the artifact takes it, already preprocessed (any channel count)
+IMAGE_MODES = {1: "L", 3: "RGB"}  # how an image file is read for a model with this many input channels
 SYNSET = re.compile(r"^n\d{8}$")
 SKIPPED_EXAMPLES = 5  # unreadable paths a report lists by name
 
@@ -167,7 +169,7 @@ def preprocess_fn(img_size: tuple[int, int], mean, std, interpolation: str, crop
     """timm's eval transform: resize to size / crop_pct, center crop, to tensor, normalize."""
     from timm.data import create_transform
 
-    return create_transform(input_size=(3, *img_size), is_training=False, interpolation=interpolation,
+    return create_transform(input_size=(len(mean), *img_size), is_training=False, interpolation=interpolation,
                             mean=tuple(mean), std=tuple(std), crop_pct=crop_pct, crop_mode="center")
 
 
@@ -189,32 +191,62 @@ class PixelTransform:
         for step in self.steps:
             img = step(img)
         x = np.asarray(img, dtype=np.uint8)
+        x = x[..., None] if x.ndim == 2 else x  # a grayscale image has no channel axis
         return x if self.channels_last else np.ascontiguousarray(x.transpose(2, 0, 1))
 
 
-def transform_for(info, img_size: tuple[int, int] | None = None):
+class InputTransform:
+    """An image file read in the model's mode (L for 1 channel, RGB for 3) and preprocessed, or a .npy array taken as
+    the input itself (checked against the shape the artifact takes): models with other channel counts read only those."""
+
+    def __init__(self, image_transform, in_chans: int, shape: tuple[int, ...], dtype):
+        self.image_transform, self.mode = image_transform, IMAGE_MODES.get(in_chans)
+        self.in_chans, self.shape, self.dtype = in_chans, tuple(shape), dtype
+
+    def image(self, im) -> np.ndarray:
+        if self.mode is None:
+            raise UserError(f"a {self.in_chans}-channel model reads no image files: give .npy arrays of shape "
+                            f"{self.shape} (preprocessed inputs), or no `data` for synthetic inputs")
+        x = self.image_transform(im.convert(self.mode))
+        return x if isinstance(x, np.ndarray) else x.numpy()
+
+    def array(self, path: Path) -> np.ndarray:
+        x = np.load(path, allow_pickle=False)
+        if tuple(x.shape) != self.shape:
+            raise UserError(f"{path.name} holds an array of shape {tuple(x.shape)}; this artifact takes {self.shape} "
+                            "per input")
+        return np.ascontiguousarray(x, dtype=self.dtype)
+
+
+def transform_for(info, img_size: tuple[int, int] | None = None) -> InputTransform:
     """The preprocessing an artifact's metadata (`ArtifactInfo`) asks for, at `img_size` (default its own):
-    PIL image -> float32 (3, H, W) normalised, or uint8 pixels for a raw-pixel artifact."""
+    an image -> float32 (C, H, W) normalised, or uint8 pixels for a raw-pixel artifact; a .npy array as it is."""
     size = tuple(img_size or info.img_size)
     transform = preprocess_fn(size, info.mean, info.std, info.interpolation, info.crop_pct)
-    return PixelTransform(transform, info.channels_last) if info.pixels else transform
+    transform = PixelTransform(transform, info.channels_last) if info.pixels else transform
+    return InputTransform(transform, info.in_chans, info.input_shape(1, size)[1:],
+                          np.uint8 if info.pixels else np.float32)
 
 
 @dataclass
 class Batch:
-    x: np.ndarray  # (n, 3, H, W) float32, or the uint8 pixels a raw-pixel artifact takes
+    x: np.ndarray  # (n, C, H, W) float32, or the uint8 pixels a raw-pixel artifact takes
     labels: np.ndarray | None
     index: np.ndarray  # positions of these images in ImageSet.files
 
 
-def _decode(path: Path, transform) -> np.ndarray | None:
+def _decode(path: Path, transform: InputTransform) -> np.ndarray | None:
+    """The input of one file, or None if it cannot be read (a file the model cannot take at all is a UserError)."""
     from PIL import Image
 
     try:
+        if path.suffix.lower() == ARRAY_SUFFIX:
+            return transform.array(path)
         with Image.open(path) as im:
-            x = transform(im.convert("RGB"))
-            return x if isinstance(x, np.ndarray) else x.numpy()
-    except Exception:  # PIL raises many types for truncated or foreign files
+            return transform.image(im)
+    except UserError:
+        raise
+    except Exception:  # PIL and numpy raise many types for truncated or foreign files
         return None
 
 

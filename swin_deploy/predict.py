@@ -65,8 +65,9 @@ def predict(artifact: Path, images: list[str | Path], top_k: int = 5, batch_size
     unless none could be read. `openvino`: OpenVinoOptions for `backend` openvino."""
     artifact = Path(artifact)
     info = artifact_info(artifact)
-    if info.features:
-        raise UserError(f"{artifact.name} outputs feature maps, not class scores: predict needs a classifier export")
+    if info.headless:
+        what = "feature maps" if info.features else "pooled features (no classifier)"
+        raise UserError(f"{artifact.name} outputs {what}, not class scores: predict needs a classifier export")
     if top_k < 1:
         raise UserError(f"`top_k` must be at least 1, not {top_k}")
     batch = batch_size or info.fixed_batch or DEFAULT_BATCH

@@ -178,6 +178,8 @@ def verify_table(result) -> None:
     message(f"accuracy and deltas over {first.images} input(s) at batch {first.batch_size}{cache or ''}"
             + (f"; batch consistency at {', '.join(str(b.batch_size) for b in rest)} over the {rest[0].scope} "
                "(logit gates only)" if rest else ""))
+    if result.info.headless:
+        message(f"top-k agreement and accuracy: not applicable ({', '.join(result.info.outputs)} out, no class scores)")
     if result.skipped_images:
         examples = ", ".join(result.skipped_examples)
         warn(f"skipped {result.skipped_images} unreadable image(s): {examples}{', ...' * (result.skipped_images > 5)}")

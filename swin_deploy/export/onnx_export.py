@@ -178,7 +178,7 @@ def onnx_parity(path: Path, model: torch.nn.Module, info: ArtifactInfo, batch_si
     """Worst max relative delta (onnxruntime vs the float32 torch `model`) over every output, on the seeded
     inputs the artifact `info` describes takes, at each batch size and input size: N(0, 1) floats, or for a
     raw-pixel artifact uint8 pixels, which `model` gets normalised."""
-    names = model.output_names() if isinstance(model, FeatureMaps) else ["logits"]
+    names = model.output_names()
     rng = np.random.default_rng(seed)
     worst = 0.0
     with OnnxRuntimeRunner(path) as onnx_runner, TorchRunner(model, output_names=names) as torch_runner:
@@ -249,7 +249,7 @@ def _export_onnx(model: SwinTransformer, weights_sha256: str, out: Path, options
     start = time.perf_counter()
     model = model.eval().freeze()
     module = FeatureMaps(model) if options.features else model
-    outputs = module.output_names() if options.features else ["logits"]
+    outputs = module.output_names()
     batch = options.max_batch if options.static_batch and options.max_batch else 1
     info = ArtifactInfo.for_config(cfg, weights_sha256, options.opset, options.max_batch, options.static_batch,
                                    outputs=tuple(outputs), input_format=options.input_format,

@@ -8,7 +8,7 @@ import hashlib
 import logging
 import re
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -94,6 +94,18 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     if not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise UserError(f"checkpoint {path} is not a flat state_dict of tensors")
     return sd
+
+
+def fit_to_state_dict(cfg: SwinConfig, state_dict: dict[str, torch.Tensor]) -> SwinConfig:
+    """`cfg` as a checkpoint's tensors have it: its input channel count (the patch embedding's), and no classifier
+    where it has none (a backbone saved for fine-tuning, timm's num_classes=0). Everything else must fit as is."""
+    changes: dict = {}
+    proj = state_dict.get("patch_embed.proj.weight")
+    if proj is not None and proj.ndim == 4 and proj.shape[1] != cfg.in_chans:
+        changes["in_chans"] = int(proj.shape[1])
+    if cfg.backbone is None and cfg.num_classes and not any(k.startswith("head.") for k in state_dict):
+        changes.update(num_classes=0, labels=None)
+    return replace(cfg, **changes) if changes else cfg
 
 
 def load_strict(model: SwinTransformer, state_dict: dict[str, torch.Tensor], source: str) -> None:
@@ -232,11 +244,13 @@ def build_model(cfg: SwinConfig, weights: Weights, dynamic: bool = False) -> tup
         torch.manual_seed(weights.seed)
         model = SwinTransformer(cfg, dynamic).eval()
         return model, state_dict_sha256(model.state_dict())
-    model = SwinTransformer(cfg, dynamic).eval()
     if kind == WeightsSource.CHECKPOINT:
         assert weights.path is not None
-        load_strict(model, read_checkpoint(weights.path), f"checkpoint {weights.path.name}")
+        state_dict = read_checkpoint(weights.path)
+        model = SwinTransformer(fit_to_state_dict(cfg, state_dict), dynamic).eval()
+        load_strict(model, state_dict, f"checkpoint {weights.path.name}")
         return model, sha256_file(checkpoint_file(weights.path))
+    model = SwinTransformer(cfg, dynamic).eval()
     if kind == WeightsSource.BUNDLED:
         if not cfg.bundled_weights:
             raise UserError(f"{cfg.name} ships no weights: use `checkpoint` PATH, `pretrained` or `random_init`")

@@ -1,4 +1,5 @@
-"""Hugging Face transformers checkpoints (SwinForImageClassification, Swinv2ForImageClassification).
+"""Hugging Face transformers checkpoints: Swin/Swinv2 ForImageClassification (logits), Model (pooled features, no
+classifier) and Backbone (AutoBackbone's stage maps, each with its own LayerNorm), any `num_channels`.
 
 A `save_pretrained` folder (config.json + model.safetensors or pytorch_model.bin), or the weights file with its
 config.json beside it. `hf_config` reads the architecture, labels and preprocessing into a SwinConfig;
@@ -90,20 +91,24 @@ def hf_config(path: str | Path, name: str | None = None) -> SwinConfig:
     if not c.get("qkv_bias", True):
         raise UserError(f"{config_path}: qkv_bias=false is not supported")
     version = MODEL_TYPES[model_type]
+    architecture = (c.get("architectures") or ["ForImageClassification"])[0]
+    backbone = tuple(c.get("out_features") or [c["stage_names"][-1]]) if architecture.endswith("Backbone") else None
     size = c.get("image_size", 224)
     img_size = tuple(size) if isinstance(size, list | tuple) else (size, size)
     depths = tuple(c["depths"])
     id2label = c.get("id2label") or {}
-    num_classes = int(c.get("num_labels") or len(id2label) or 1000)
+    num_classes = int(c.get("num_labels") or len(id2label) or 1000) if architecture.endswith("ForImageClassification") else 0
     labels = tuple(id2label.get(str(i), id2label.get(i, str(i))) for i in range(num_classes)) if id2label else None
-    if labels is not None and all(re.fullmatch(r"LABEL_\d+", x) for x in labels):
+    if not num_classes or labels is not None and all(re.fullmatch(r"LABEL_\d+", x) for x in labels):
         labels = None  # transformers' placeholder names carry nothing
     cfg = SwinConfig(
         name=name or f"hf-{config_path.parent.name}", version=version, img_size=img_size, embed_dim=int(c["embed_dim"]),
         depths=depths, num_heads=tuple(c["num_heads"]), window_size=int(c["window_size"]),
         patch_size=int(c.get("patch_size", 4)), mlp_ratio=float(c.get("mlp_ratio", 4.0)),
-        pretrained_window_sizes=tuple(c.get("pretrained_window_sizes") or [0] * len(depths)) if version == 2
-        else (0,) * len(depths), num_classes=num_classes, labels=labels)
+        pretrained_window_sizes=tuple((c.get("pretrained_window_sizes") or [0] * len(depths))[:len(depths)]) if version == 2
+        else (0,) * len(depths), num_classes=num_classes, labels=labels, in_chans=int(c.get("num_channels", 3)),
+        # SwinBackbone normalises its maps and calls its encoder with always_partition; Swinv2Backbone does neither
+        backbone=backbone, backbone_norms=architecture == "SwinBackbone", always_partition=architecture == "SwinBackbone")
     return _with_preprocessing(cfg, config_path.parent / "preprocessor_config.json")
 
 
@@ -123,18 +128,24 @@ def _with_preprocessing(cfg: SwinConfig, path: Path) -> SwinConfig:
 
 
 def is_hf_state_dict(state_dict: dict) -> bool:
-    return any(k.startswith(("swin.embeddings.", "swinv2.embeddings.")) for k in state_dict)
+    """transformers' layout: under swin./swinv2. in a classifier, at the top in SwinModel and the backbones."""
+    return any(k.startswith(("swin.embeddings.", "swinv2.embeddings.", "embeddings.patch_embeddings."))
+               for k in state_dict)
 
 
 def convert_hf_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """transformers Swin/Swinv2 (ForImageClassification) -> timm layout (pure; the input is not modified).
+    """transformers Swin/Swinv2 (ForImageClassification, Model, Backbone) -> timm layout (pure; the input is not
+    modified); a backbone's per-stage norms become `stage_norms.<stage>`.
 
     Every tensor is accounted for: one that has no place in the native model is a UserError naming it."""
     out: dict[str, torch.Tensor] = {}
     qkv: dict[str, dict[str, torch.Tensor]] = {}
+    backbone = any(k.startswith("hidden_states_norms.") for k in state_dict)
     for key, value in state_dict.items():
         if key.endswith(_BUFFERS):
             continue
+        if backbone and re.fullmatch(r"(?:swin\.|swinv2\.)?layernorm\.(weight|bias)", key):
+            continue  # SwinBackbone keeps its SwinModel's final norm, which its forward never applies
         m = re.fullmatch(r"(swin|swinv2)\.(.+)", key)
         rest = m.group(2) if m else key
         if (b := re.fullmatch(r"encoder\.layers\.(\d+)\.blocks\.(\d+)\.(.+)", rest)) is not None:
@@ -160,10 +171,12 @@ def convert_hf_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torc
             out["norm." + rest.rsplit(".", 1)[1]] = value
         elif key.startswith("classifier."):
             out["head.fc." + key.rsplit(".", 1)[1]] = value
+        elif (n := re.fullmatch(r"hidden_states_norms\.(\w+)\.(weight|bias)", key)) is not None:
+            out[f"stage_norms.{n.group(1)}.{n.group(2)}"] = value
         else:
             raise UserError(f"transformers tensor '{key}' has no place in the native model (absolute position "
                             "embeddings and masked-image-modeling heads are not supported)")
-    v2 = any(k.startswith("swinv2.") for k in state_dict)
+    v2 = any(k.startswith("swinv2.") or ".logit_scale" in k or "continuous_position_bias_mlp" in k for k in state_dict)
     for prefix, parts in qkv.items():
         missing = [p for p in ("q.weight", "k.weight", "v.weight") if p not in parts]
         if missing:

@@ -20,6 +20,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..errors import UserError
+
 # timm and the official code add -100 to cross-region logits. exp(-100 + logit) is a subnormal float,
 # which x86 GEMM kernels process many times slower: the attn @ v matmul of every shifted block took
 # 3-4x the time of its unshifted twin in onnxruntime. -1e4 underflows to an exact 0 (also in float16,
@@ -27,11 +29,19 @@ import torch.nn.functional as F
 MASK_VALUE = -1e4
 
 
-def window_shift_for(grid: tuple[int, int], window: int, shift: int) -> tuple[tuple[int, int], tuple[int, int]]:
+def window_shift_for(grid: tuple[int, int], window: int, shift: int, always_partition: bool = False
+                     ) -> tuple[tuple[int, int], tuple[int, int]]:
     """Per-axis window and shift for a feature grid, as timm's `_calc_window_shift`.
 
-    An axis no longer than the window gets one window covering it and no shift.
+    An axis no longer than the window gets one window covering it and no shift. `always_partition` (transformers'
+    backbones): the configured window and shift stay, also on a grid of exactly one window.
     """
+    if always_partition:
+        if min(grid) < window:
+            raise UserError(f"a transformers backbone pads a {grid[0]}x{grid[1]} stage grid to its {window}x{window} "
+                            "window before the cyclic shift, which is not supported: use an input size whose every "
+                            "stage grid holds at least one whole window")
+        return (window, window), (shift, shift)
     win = tuple(g if g <= window else window for g in grid)
     sh = tuple(0 if g <= w else shift for g, w in zip(grid, win))
     return win, sh  # type: ignore[return-value]

@@ -18,6 +18,17 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
 
+def channel_stats(values: tuple[float, ...], channels: int) -> tuple[float, ...]:
+    """Per-channel normalisation for `channels` inputs from a statistic given per channel, once for all, or for RGB
+    (ImageNet's, on a grayscale or multispectral model: their average for every channel, as timm's adapt_input_conv
+    sums the RGB filters into one)."""
+    if len(values) == channels:
+        return values
+    if len(values) in (1, 3):
+        return (round(sum(values) / len(values), 6),) * channels
+    raise UserError(f"{len(values)} normalisation values for a {channels}-channel model: give one per channel")
+
+
 @dataclass(frozen=True)
 class SwinConfig:
     name: str
@@ -38,6 +49,33 @@ class SwinConfig:
     crop_pct: float = 0.9
     bundled_weights: str | None = None  # file name under swin_deploy/weights/ (demo models)
     labels: tuple[str, ...] | None = None
+    in_chans: int = 3  # input channels: 1 for grayscale, 4+ for multispectral
+    # transformers' SwinBackbone/Swinv2Backbone: the stages it returns (its out_features, "stem" and/or "stageN");
+    # such a model has no final norm and no classifier. SwinBackbone (not Swinv2Backbone) normalises each with a
+    # LayerNorm of its own (backbone_norms) and keeps the shifted window on grids of exactly one window
+    # (always_partition)
+    backbone: tuple[str, ...] | None = None
+    backbone_norms: bool = False
+    always_partition: bool = False
+
+    def __post_init__(self) -> None:
+        if self.in_chans < 1:
+            raise UserError(f"a model needs at least one input channel, not {self.in_chans}")
+        if self.backbone is not None:
+            known = ("stem", *(f"stage{i + 1}" for i in range(len(self.depths))))
+            unknown = [s for s in self.backbone if s not in known]
+            if unknown:
+                raise UserError(f"backbone output '{unknown[0]}' is not one of {', '.join(known)}")
+            object.__setattr__(self, "num_classes", 0)
+        elif self.backbone_norms or self.always_partition:
+            raise UserError("`backbone_norms` and `always_partition` describe a transformers backbone: set `backbone`")
+        for stat in ("mean", "std"):
+            object.__setattr__(self, stat, channel_stats(tuple(getattr(self, stat)), self.in_chans))
+
+    @property
+    def headless(self) -> bool:
+        """No classifier: the model outputs pooled features (timm's num_classes=0) or a backbone's stage maps."""
+        return self.num_classes == 0
 
     @property
     def stride(self) -> int:
@@ -130,7 +168,7 @@ class SwinConfig:
     def params(self) -> int:
         """Parameter count, from the architecture alone."""
         C, total = self.embed_dim, 0
-        total += 3 * self.patch_size**2 * C + C + 2 * C  # patch embed conv + norm
+        total += self.in_chans * self.patch_size**2 * C + C + 2 * C  # patch embed conv + norm
         for i, (depth, grid) in enumerate(zip(self.depths, self.stage_grids(self.img_size))):
             d, h = C * 2**i, self.num_heads[i]
             if i > 0:
@@ -144,6 +182,8 @@ class SwinConfig:
                 per_block += h + 2 * 512 + 512 + 512 * h - d  # logit scale, cpb mlp; qkv has q,v bias only
             total += depth * per_block
         F = C * 2 ** (len(self.depths) - 1)
+        if self.backbone is not None:  # no final norm or head; SwinBackbone: a LayerNorm per returned stage
+            return total + self.backbone_norms * sum(2 * (C if s == "stem" else C * 2 ** (int(s[5:]) - 1)) for s in self.backbone)
         return total + 2 * F + F * self.num_classes + self.num_classes
 
     def gflops(self, img_size: tuple[int, int] | None = None) -> float:
@@ -151,7 +191,7 @@ class SwinConfig:
         img_size = img_size or self.img_size
         C, macs = self.embed_dim, 0
         grids = self.stage_grids(img_size)
-        macs += grids[0][0] * grids[0][1] * 3 * self.patch_size**2 * C
+        macs += grids[0][0] * grids[0][1] * self.in_chans * self.patch_size**2 * C
         for i, depth in enumerate(self.depths):
             d, L = C * 2**i, grids[i][0] * grids[i][1]
             if i > 0:

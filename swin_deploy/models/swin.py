@@ -136,6 +136,7 @@ class SwinBlock(nn.Module):
         super().__init__()
         self.post_norm = cfg.version == 2
         self.window, self.shift = window, shift
+        self.always_partition = cfg.always_partition  # transformers' SwinBackbone shifts even a single window
         self.num_windows = (grid[0] // window[0]) * (grid[1] // window[1]) if grid else None
         self.norm1 = nn.LayerNorm(dim)
         if cfg.version == 2:
@@ -185,8 +186,9 @@ class SwinBlock(nn.Module):
 
     def forward_spatial(self, x: torch.Tensor, H, W) -> torch.Tensor:
         (wh, ww), (sh, sw) = self.window, self.shift
-        # timm's rule: an axis that fits in one window gets no shift (arithmetic, not control flow)
-        shift = (sh * (H > wh), sw * (W > ww)) if sh or sw else (0, 0)
+        # timm's rule: an axis that fits in one window gets no shift (arithmetic, not control flow); transformers'
+        # SwinBackbone keeps it (dynamic sizes give every stage at least one whole window)
+        shift = (sh, sw) if self.always_partition else (sh * (H > wh), sw * (W > ww)) if sh or sw else (0, 0)
         index, inverse = window_partition_index((H, W), self.window, shift)
         num_windows = ((H + wh - 1) // wh) * ((W + ww - 1) // ww)
         bias = self.position_bias()
@@ -216,7 +218,8 @@ class SwinStage(nn.Module):
         shifts = [0 if j % 2 == 0 else cfg.window_size // 2 for j in range(cfg.depths[index])]
         w = cfg.window_size
         # dynamic geometry keeps the configured window (sizes are limited so every stage grid holds one)
-        specs = [window_shift_for(grid, w, s) for s in shifts] if grid else [((w, w), (s, s)) for s in shifts]
+        specs = ([window_shift_for(grid, w, s, cfg.always_partition) for s in shifts] if grid
+                 else [((w, w), (s, s)) for s in shifts])
         self.orders = [window_order(grid, window, shift) for window, shift in specs] if grid else []
         if first:
             self.downsample: nn.Module = nn.Identity()
@@ -250,10 +253,12 @@ class SwinStage(nn.Module):
 
 
 class SwinTransformer(nn.Module):
-    """Swin Transformer classifier (V1 or V2 by `cfg.version`).
+    """Swin Transformer (V1 or V2 by `cfg.version`).
 
-    (B, 3, H, W) float32 -> (B, num_classes) logits. Static geometry (default): H, W = cfg.img_size, built
-    into constants. `dynamic=True`: any H, W that are multiples of `cfg.stride` and give every stage at
+    (B, C_in, H, W) float32 -> (B, num_classes) logits; headless (`num_classes` 0): (B, F) pooled, normalised
+    features (timm's num_classes=0); a transformers backbone (`cfg.backbone`): its stage maps, each (B, C_i, H_i, W_i)
+    (SwinBackbone: after a LayerNorm of its own). Static geometry (default): H, W = cfg.img_size, built into constants.
+    `dynamic=True`: any H, W that are multiples of `cfg.stride` and give every stage at
     least one full window (see SwinConfig.dynamic_min_size); geometry is computed from the input's shape.
     """
 
@@ -262,7 +267,7 @@ class SwinTransformer(nn.Module):
         if not dynamic:
             cfg.check_img_size(cfg.img_size)
         self.cfg, self.dynamic = cfg, dynamic
-        self.patch_embed = PatchEmbed(cfg.patch_size, 3, cfg.embed_dim)
+        self.patch_embed = PatchEmbed(cfg.patch_size, cfg.in_chans, cfg.embed_dim)
         grid = None if dynamic else (cfg.img_size[0] // cfg.patch_size, cfg.img_size[1] // cfg.patch_size)
         order = None if dynamic else torch.arange(grid[0] * grid[1])  # patch embedding: row-major spatial order
         prev_grid = None
@@ -275,9 +280,12 @@ class SwinTransformer(nn.Module):
                 grid = (grid[0] // 2, grid[1] // 2)
         self.layers = nn.Sequential(*stages)
         self.num_features = cfg.embed_dim * 2 ** (len(cfg.depths) - 1)
-        self.norm = nn.LayerNorm(self.num_features)
-        self.head = nn.Module()
-        self.head.fc = nn.Linear(self.num_features, cfg.num_classes)
+        if cfg.backbone is None:
+            self.norm = nn.LayerNorm(self.num_features)
+            self.head = nn.Module()
+            self.head.fc = nn.Linear(self.num_features, cfg.num_classes) if cfg.num_classes else nn.Identity()
+        elif cfg.backbone_norms:
+            self.stage_norms = nn.ModuleDict({name: nn.LayerNorm(self.channels(name)) for name in cfg.backbone})
         self.apply(self._init_weights)
 
     @staticmethod
@@ -288,6 +296,16 @@ class SwinTransformer(nn.Module):
                 nn.init.zeros_(m.bias)
         elif isinstance(m, WindowAttention):
             nn.init.trunc_normal_(m.relative_position_bias_table, std=0.02)
+
+    def channels(self, stage: str) -> int:
+        """Channels of a stage's map: "stem" (the patch embedding) or "stageN"."""
+        return self.cfg.embed_dim * (1 if stage == "stem" else 2 ** (int(stage[5:]) - 1))
+
+    def output_names(self) -> list[str]:
+        """What forward returns, as an exported graph names it."""
+        if self.cfg.backbone is not None:
+            return list(self.cfg.backbone)
+        return ["features"] if self.cfg.headless else ["logits"]
 
     def freeze(self) -> SwinTransformer:
         """Turn weight-only subgraphs (position bias + mask, V2 logit scale) into constants. Returns self."""
@@ -302,11 +320,11 @@ class SwinTransformer(nn.Module):
         H, W = x.shape[2], x.shape[3]
         return self.patch_embed.norm(x.flatten(2).transpose(1, 2)), H, W
 
-    def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """(B, 3, H, W) -> each stage's output (B, C_i, H_i, W_i), NCHW, before the final norm (as timm's
-        forward_intermediates with norm=False)."""
+    def forward_stages(self, x: torch.Tensor, stem: bool = False) -> list[torch.Tensor]:
+        """(B, C_in, H, W) -> each stage's output (B, C_i, H_i, W_i), NCHW, before the final norm (as timm's
+        forward_intermediates with norm=False); `stem`: the patch embedding's map first."""
         x, H, W = self._embed(x)
-        outs = []
+        outs = [x.reshape(-1, H, W, self.cfg.embed_dim).permute(0, 3, 1, 2)] if stem else []
         for stage in self.layers:
             if self.dynamic:
                 x, H, W = stage.forward_spatial(x, H, W)
@@ -327,7 +345,18 @@ class SwinTransformer(nn.Module):
             return self.norm(x)
         return self.norm(self.layers(self.patch_embed(x)))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_backbone(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(B, C_in, H, W) -> transformers' backbone maps: the stages of cfg.backbone, NCHW (SwinBackbone: each
+        through its LayerNorm over channels)."""
+        names = ("stem", *(f"stage{i + 1}" for i in range(len(self.cfg.depths))))
+        maps = dict(zip(names, self.forward_stages(x, stem=True)))
+        if not self.cfg.backbone_norms:
+            return tuple(maps[n] for n in self.cfg.backbone)
+        return tuple(self.stage_norms[n](maps[n].permute(0, 2, 3, 1)).permute(0, 3, 1, 2) for n in self.cfg.backbone)
+
+    def forward(self, x: torch.Tensor):
+        if self.cfg.backbone is not None:
+            return self.forward_backbone(x)
         return self.head.fc(self.forward_features(x).mean(dim=1))
 
 
@@ -350,7 +379,7 @@ class FeatureMaps(nn.Module):
 
 
 class PixelInput(nn.Module):
-    """Raw pixels in: (B, 3, H, W) or, channels_last, (B, H, W, 3) uint8 -> the wrapped model's outputs.
+    """Raw pixels in: (B, C, H, W) or, channels_last, (B, H, W, C) uint8 -> the wrapped model's outputs.
 
     The model's normalisation ((p / 255 - mean) / std, as timm's ToTensor + Normalize) is folded into a copy
     of its patch-embedding convolution, so the graph adds one Cast (and one Transpose for NHWC) and nothing else.
@@ -368,7 +397,7 @@ class PixelInput(nn.Module):
         return self.module.cfg
 
     def output_names(self) -> list[str]:
-        return self.module.output_names() if isinstance(self.module, FeatureMaps) else ["logits"]
+        return self.module.output_names()
 
     def forward(self, x: torch.Tensor):
         # Cast before the Transpose: TensorRT takes a uint8 network input only straight into a Cast

@@ -97,12 +97,16 @@ def engine_io(path: Path, info: ArtifactInfo) -> ArtifactIO:
 
 
 def output_dims(info: ArtifactInfo) -> dict[str, tuple[int, ...]]:
-    """Each output's dims without the batch: logits (classes,), or stage i (C_i, H_i, W_i), -1 for a dynamic size."""
-    if not info.features:
+    """Each output's dims without the batch: logits (classes,), pooled features (F,), or a stage map (C_i, H_i, W_i),
+    -1 for a dynamic size ("stem" is the patch embedding's map, "stageN" stage N's)."""
+    if not info.headless:
         return {"logits": (info.num_classes,)}
     cfg = info.config()
+    if not info.features:
+        return {"features": (cfg.embed_dim * 2 ** (len(cfg.depths) - 1),)}
     dims = {}
-    for i, name in enumerate(info.outputs):
+    for name in info.outputs:
+        i = 0 if name == "stem" else int(name.removeprefix("stage")) - 1
         scale = cfg.patch_size * 2 ** i
         hw = (-1, -1) if info.dynamic_size else (info.img_size[0] // scale, info.img_size[1] // scale)
         dims[name] = (cfg.embed_dim * 2 ** i, *hw)
@@ -298,7 +302,7 @@ def write_model(artifact: Path, repo: Path, options: TritonOptions | None = None
     runtime = Runtime.OPENVINO if ir else None if engine else (o.runtime or Runtime.ONNXRUNTIME)
     o = replace(o, runtime=runtime, kind=o.kind or (TritonKind.CPU if runtime == Runtime.OPENVINO else TritonKind.GPU))
     info, io = read_io(artifact)
-    labels = None if info.features else class_names(info)[0]
+    labels = None if info.headless else class_names(info)[0]
     model_file = "model.plan" if engine else OPENVINO_DEFAULT_FILE if ir else "model.onnx"
     config = build_config(name, info, io, model_file, o, labels is not None)
     text = text_format.MessageToString(config)

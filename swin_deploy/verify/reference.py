@@ -33,7 +33,7 @@ def torch_reference(info: ArtifactInfo, weights: Weights, device: str = "cpu") -
     if info.weights_sha256 and sha != info.weights_sha256:
         raise UserError(f"these weights are not the ones {info.variant} was exported from (sha256 {sha[:12]} vs "
                         f"{info.weights_sha256[:12]} in the artifact): pass the same `checkpoint`/`random_init`/`seed`")
-    module = FeatureMaps(model.freeze()) if info.features else model.freeze()
+    module = FeatureMaps(model.freeze()) if info.features and model.cfg.backbone is None else model.freeze()
     return TorchRunner(module, name="pytorch-fp32", output_names=info.outputs, device=device)
 
 
@@ -45,31 +45,43 @@ def timm_reference(info: ArtifactInfo, checkpoint: Path, device: str = "cpu") ->
 
     model = timm_model(info.config())
     model.load_state_dict(read_checkpoint(checkpoint))
-    return TorchRunner(model, name="timm-fp32", device=device)
+    if info.features:
+        raise UserError("`timm` compares outputs of timm's forward (logits or pooled features), not feature maps: "
+                        "verify a feature-map export against the native model")
+    return TorchRunner(model, name="timm-fp32", output_names=info.outputs, device=device)
 
 
-class TransformersLogits(torch.nn.Module):
-    """transformers' image classifier as a plain (B, 3, H, W) -> logits module."""
+class TransformersOutputs(torch.nn.Module):
+    """A transformers Swin as a plain (B, C, H, W) -> outputs module: a classifier's logits, a SwinModel's pooled
+    features, a backbone's feature maps."""
 
     def __init__(self, model: torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(pixel_values=x).logits
+    def forward(self, x: torch.Tensor):
+        out = self.model(pixel_values=x)
+        if hasattr(out, "feature_maps"):
+            return tuple(out.feature_maps)
+        return out.logits if hasattr(out, "logits") else out.pooler_output
 
 
-def transformers_reference(folder: Path, device: str = "cpu") -> Runner:
-    """transformers' own model from a save_pretrained folder, as an independent reference."""
+def transformers_reference(folder: Path, outputs: tuple[str, ...], device: str = "cpu") -> Runner:
+    """transformers' own model (the class its config.json names) from a save_pretrained folder, as an independent
+    reference."""
+    import json
+
     from ..backends.torch_runner import TorchRunner
     from ..errors import missing_package
 
     try:
-        from transformers import AutoModelForImageClassification
+        import transformers
     except ImportError as e:
         raise missing_package("transformers", "hf") from e
-    model = AutoModelForImageClassification.from_pretrained(str(folder), local_files_only=True).eval()
-    return TorchRunner(TransformersLogits(model), name="transformers-fp32", device=device)
+    architecture = (json.loads((Path(folder) / "config.json").read_text()).get("architectures") or [""])[0]
+    cls = getattr(transformers, architecture, None) or transformers.AutoModelForImageClassification
+    model = cls.from_pretrained(str(folder), local_files_only=True).eval()
+    return TorchRunner(TransformersOutputs(model), name="transformers-fp32", output_names=outputs, device=device)
 
 
 def reference_for(info: ArtifactInfo, weights: Weights, timm: bool = False, artifact: Path | None = None,
@@ -93,7 +105,7 @@ def reference_for(info: ArtifactInfo, weights: Weights, timm: bool = False, arti
         if weights.source != WeightsSource.CHECKPOINT or weights.path is None or not Path(weights.path).is_dir():
             raise UserError("`transformers` needs `checkpoint` FOLDER: the save_pretrained folder to load")
         identity = f"transformers {sha256_file(checkpoint_file(weights.path))}"
-        return Reference(transformers_reference(weights.path, device), identity, info.normalized)
+        return Reference(transformers_reference(weights.path, info.outputs, device), identity, info.normalized)
     if timm:
         if weights.source != WeightsSource.CHECKPOINT or weights.path is None:
             raise UserError("`timm` needs `checkpoint`: the weights timm's model should load")

@@ -67,7 +67,8 @@ class InputSet:
         self.img_size, self.options, self.info = tuple(img_size), options, info
         self.images: ImageSet | None = None
         if options.data is not None:
-            self.images = list_images(options.data, options.limit, options.seed, options.labels, info.num_classes)
+            self.images = list_images(options.data, options.limit, options.seed, options.labels,
+                                      None if info.headless else info.num_classes)
             self.transform = transform_for(info, self.img_size)
         elif options.labels is not None:
             raise UserError("`labels` needs `data`: the folder the labelled files are in")
@@ -189,6 +190,8 @@ class VerifyResult:
             "images": {"listed": self.total_images, "skipped": self.skipped_images,
                        "skipped_examples": self.skipped_examples, "labels": self.labels},
             "reference_cache": self.cache,
+            # no class scores, so no top-k or accuracy: reported as such rather than gated or silently absent
+            "not_applicable": ["top1_agreement", "top5_agreement", "accuracy"] if self.info.headless else [],
             "batches": [{"batch_size": b.batch_size, "img_size": list(b.img_size), "passed": b.passed,
                          "images": b.images, "scope": b.scope, "metrics": b.metrics,
                          "checks": [c.as_dict() for c in b.checks]} for b in self.batches],

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import missing_package
+from ..errors import UserError, missing_package
 from ..models.checkpoint import load_strict
 from ..models.registry import SwinConfig
 from ..models.swin import SwinTransformer
@@ -20,7 +20,10 @@ def timm_model(cfg: SwinConfig) -> torch.nn.Module:
         from timm.models.swin_transformer_v2 import SwinTransformerV2 as TimmV2
     except ImportError as e:  # pragma: no cover
         raise missing_package("timm") from e
-    kwargs = dict(img_size=cfg.img_size, num_classes=cfg.num_classes)
+    if cfg.backbone is not None:
+        raise UserError("timm has no transformers backbone (per-stage norms): gate it against the native model or "
+                        "`transformers`")
+    kwargs = dict(img_size=cfg.img_size, num_classes=cfg.num_classes, in_chans=cfg.in_chans)
     if cfg.timm_name and tuple(cfg.img_size) == tuple(timm.models.get_pretrained_cfg(cfg.timm_name).input_size[1:]):
         return timm.create_model(cfg.timm_name, pretrained=False, **kwargs).eval()
     arch = dict(patch_size=cfg.patch_size, embed_dim=cfg.embed_dim, depths=cfg.depths, num_heads=cfg.num_heads,

@@ -1,0 +1,226 @@
+"""Swin as checkpoints hold it: other input channel counts, headless backbones (timm num_classes=0, transformers
+SwinModel/Swinv2Model), and transformers' SwinBackbone/Swinv2Backbone, each against timm or transformers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from swin_deploy.models import get_config
+
+TINY_TIMM = dict(img_size=64, patch_size=4, embed_dim=16, depths=(2, 2, 2), num_heads=(2, 2, 4), window_size=4)
+TINY_HF = dict(image_size=64, patch_size=4, embed_dim=16, depths=[2, 2, 2], num_heads=[2, 2, 4], window_size=4)
+
+
+def perturbed(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Parameters moved off their init values (zero biases, unit norms would hide layout mistakes)."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    return model.eval()
+
+
+def timm_checkpoint(tmp_path, version: int, name: str, **kwargs):
+    from timm.models.swin_transformer import SwinTransformer
+    from timm.models.swin_transformer_v2 import SwinTransformerV2
+
+    # the registry's swin_test / swinv2_test architectures
+    model = perturbed(SwinTransformer(**TINY_TIMM, **kwargs) if version == 1 else
+                      SwinTransformerV2(**TINY_TIMM, pretrained_window_sizes=(3, 3, 2), **kwargs))
+    path = tmp_path / f"{name}.pth"
+    torch.save(model.state_dict(), path)
+    return model, path
+
+
+def onnx_outputs(path, x: np.ndarray) -> dict[str, np.ndarray]:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return dict(zip([o.name for o in session.get_outputs()], session.run(None, {"input": x})))
+
+
+def rel(a, b) -> float:
+    return float(np.abs(np.asarray(a) - np.asarray(b)).max() / np.abs(np.asarray(b)).max())
+
+
+def meta(path) -> dict[str, str]:
+    return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+
+
+@pytest.mark.parametrize("version, in_chans, num_classes", [(1, 1, 10), (2, 4, 10), (1, 3, 0), (2, 1, 0)],
+                         ids=["v1-gray", "v2-4ch", "v1-headless", "v2-gray-headless"])
+def test_timm_channels_and_headless_match_timm(cli, tmp_path, version, in_chans, num_classes):
+    model, ckpt = timm_checkpoint(tmp_path, version, "m", in_chans=in_chans, num_classes=num_classes)
+    variant = "swin_test" if version == 1 else "swinv2_test"
+    cfg = get_config(variant)
+    assert (cfg.img_size, cfg.embed_dim, cfg.depths) == ((64, 64), 16, (2, 2, 2))  # the same tiny architecture
+    out = tmp_path / "m.onnx"
+    extra = ("--dynamic-size",) if version == 1 and in_chans == 1 else ()
+    r = cli("export", "--variant", variant, "--checkpoint", ckpt, "-o", out, "--max-batch", "4", *extra)
+    assert r.code == 0, r.err
+    x = torch.randn(3, in_chans, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref = model(x).numpy()
+    got = onnx_outputs(out, x.numpy())
+    name = "logits" if num_classes else "features"
+    assert list(got) == [name] and got[name].shape == ref.shape and rel(got[name], ref) <= 1e-4
+    m = meta(out)
+    assert json.loads(m["swin_deploy.input_size"])[0] == in_chans and int(m["swin_deploy.num_classes"]) == num_classes
+    assert len(json.loads(m["swin_deploy.mean"])) == in_chans
+    # timm as the independent reference, and the native one
+    assert cli("verify", out, "--checkpoint", ckpt, "--timm", "--samples", "4", "--batch-sizes", "2").code == 0
+    r = cli("verify", out, "--checkpoint", ckpt, "--samples", "4", "--batch-sizes", "2,1", "--report", tmp_path / "r.json")
+    assert r.code == 0, r.err
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert bool(report["not_applicable"]) == (num_classes == 0)
+    assert ("features.max_rel_delta" in report["batches"][0]["metrics"]) == (num_classes == 0)
+    if not num_classes:  # --features works without a head
+        assert cli("export", "--variant", variant, "--checkpoint", ckpt, "--features", "-o", tmp_path / "f.onnx").code == 0
+        assert [o.name for o in onnx.load(str(tmp_path / "f.onnx")).graph.output] == ["stage1", "stage2", "stage3"]
+
+
+def test_grayscale_images_are_read_as_luminance_and_raw_pixels_fold(cli, demo, tmp_path):
+    """A 1-channel model reads the demo PNGs as PIL's "L"; its uint8 export folds the 1-channel normalisation; INT8
+    calibrates and verifies on the same images; bench and the TensorRT lint take it."""
+    folder, _ = demo
+    _, ckpt = timm_checkpoint(tmp_path, 2, "gray", in_chans=1, num_classes=10)
+    fp32, pixels, int8 = tmp_path / "g.onnx", tmp_path / "g.u8.onnx", tmp_path / "g.int8.onnx"
+    assert cli("export", "--variant", "swinv2_test", "--checkpoint", ckpt, "--max-batch", "8", "-o", fp32).code == 0
+    r = cli("export", "--variant", "swinv2_test", "--checkpoint", ckpt, "--input-format", "uint8", "--channels-last",
+            "-o", pixels)
+    assert r.code == 0, r.err
+    val = folder / "data" / "val"
+    for artifact in (fp32, pixels):
+        r = cli("verify", artifact, "--checkpoint", ckpt, "--data", val, "--limit", "16", "--batch-sizes", "8")
+        assert r.code == 0, r.err
+    from PIL import Image
+
+    from swin_deploy.artifact import artifact_info
+    from swin_deploy.data import list_images, load_all, transform_for
+
+    red = tmp_path / "red"
+    red.mkdir()
+    Image.new("RGB", (64, 64), (255, 0, 0)).save(red / "red.png")
+    x, _ = load_all(list_images(red), transform_for(artifact_info(pixels)))
+    assert x.shape == (1, 64, 64, 1) and x.dtype == np.uint8 and (x == 76).all()  # ITU-R 601 luma of pure red
+    r = cli("quantize", fp32, "--precision", "int8", "--calib-data", folder / "data" / "calib", "--calib-images", "32",
+            "-o", int8)
+    assert r.code == 0, r.err
+    # random weights: near-tied classes make top-1 agreement meaningless, the logit gates are what counts here
+    r = cli("verify", int8, "--checkpoint", ckpt, "--data", val, "--limit", "32", "--batch-sizes", "8",
+            "--min-top1-agreement", "0", "--min-top5-agreement", "0")
+    assert r.code == 0, r.err
+    assert cli("check", int8).code == 0
+    r = cli("bench", int8, "--torch", "swinv2_test", "--checkpoint", ckpt, "--batch-sizes", "1", "--iterations", "2",
+            "--warmup", "0")
+    assert r.code == 0, r.err
+
+
+def test_other_channel_counts_read_npy_arrays_and_refuse_image_folders(cli, demo, tmp_path):
+    folder, _ = demo
+    _, ckpt = timm_checkpoint(tmp_path, 1, "four", in_chans=4, num_classes=10)
+    out = tmp_path / "four.onnx"
+    assert cli("export", "--variant", "swin_test", "--checkpoint", ckpt, "-o", out).code == 0
+    r = cli("verify", out, "--checkpoint", ckpt, "--data", folder / "data" / "val", "--limit", "4", "--report",
+            tmp_path / "no.json")
+    assert r.code == 2 and "4-channel model reads no image files" in r.err and ".npy" in r.err
+    assert not (tmp_path / "no.json").exists()
+    arrays = tmp_path / "arrays"
+    arrays.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        np.save(arrays / f"{i}.npy", rng.standard_normal((4, 64, 64), dtype=np.float32))
+    assert cli("verify", out, "--checkpoint", ckpt, "--data", arrays, "--batch-sizes", "2").code == 0
+    np.save(arrays / "bad.npy", np.zeros((3, 64, 64), np.float32))
+    r = cli("verify", out, "--checkpoint", ckpt, "--data", arrays, "--batch-sizes", "2")
+    assert r.code == 2 and "bad.npy holds an array of shape (3, 64, 64); this artifact takes (4, 64, 64)" in r.err
+
+
+def test_headless_int8_gates_and_predict_refuses(cli, demo, tmp_path):
+    """The demo model without its classifier: FP32 and INT8 pass verify on the held-out digits (feature metrics, no
+    accuracy), a perturbed artifact fails, predict refuses with one line, a head of the wrong size names the tensor."""
+    from swin_deploy.models import Weights, build_model
+
+    folder, _ = demo
+    model, _ = build_model(get_config("swin_digits"), Weights())
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("head.")}
+    ckpt = tmp_path / "backbone.pth"
+    torch.save(state, ckpt)
+    fp32, int8 = tmp_path / "h.onnx", tmp_path / "h.int8.onnx"
+    assert cli("export", "--variant", "swin_digits", "--checkpoint", ckpt, "-o", fp32, "--max-batch", "32").code == 0
+    assert cli("quantize", fp32, "--precision", "int8", "--calib-data", folder / "data" / "calib", "-o", int8).code == 0
+    val = folder / "data" / "val"
+    for artifact in (fp32, int8):
+        r = cli("verify", artifact, "--checkpoint", ckpt, "--data", val, "--batch-sizes", "32,1")
+        assert r.code == 0, r.err
+        assert "not applicable" in r.out and "top1" not in r.out
+    proto = onnx.load(str(fp32))
+    weight = max(proto.graph.initializer, key=lambda t: t.dims[0] if len(t.dims) == 2 else 0)
+    values = onnx.numpy_helper.to_array(weight).copy()
+    values *= 1.5
+    weight.CopyFrom(onnx.numpy_helper.from_array(values, weight.name))
+    bad = tmp_path / "bad.onnx"
+    onnx.save(proto, str(bad))
+    r = cli("verify", bad, "--checkpoint", ckpt, "--data", val, "--limit", "32", "--batch-sizes", "32")
+    assert r.code == 1 and "features.max_rel_delta" in r.err
+    r = cli("predict", fp32, val / "3")
+    assert r.code == 2 and "pooled features (no classifier)" in r.err and len(r.err.strip().splitlines()) == 1
+    wrong = dict(state, **{"head.fc.weight": torch.zeros(7, 96), "head.fc.bias": torch.zeros(7)})
+    torch.save(wrong, tmp_path / "wrong.pth")
+    r = cli("export", "--variant", "swin_digits", "--checkpoint", tmp_path / "wrong.pth", "-o", tmp_path / "w.onnx")
+    assert r.code == 2 and "'head.fc.weight' has shape (7, 96)" in r.err and not (tmp_path / "w.onnx").exists()
+
+
+def save_hf(folder, cls_name: str, seed: int = 0, **config):
+    transformers = pytest.importorskip("transformers", reason="transformers is in the dev extra")
+    version = 2 if cls_name.startswith("Swinv2") else 1
+    Config = transformers.Swinv2Config if version == 2 else transformers.SwinConfig
+    model = perturbed(getattr(transformers, cls_name)(Config(**TINY_HF, **config)), seed)
+    model.save_pretrained(folder)
+    return model
+
+
+@pytest.mark.parametrize("cls_name, config, outputs", [
+    ("SwinModel", {"num_channels": 1}, ["features"]),
+    ("Swinv2Model", {}, ["features"]),
+    ("SwinBackbone", {"out_features": ["stem", "stage1", "stage3"]}, ["stem", "stage1", "stage3"]),
+    ("Swinv2Backbone", {"out_features": ["stage2", "stage3"], "num_channels": 1}, ["stage2", "stage3"]),
+    ("SwinForImageClassification", {"num_channels": 1, "num_labels": 5}, ["logits"]),
+])
+def test_transformers_models_and_backbones_match_transformers(cli, tmp_path, cls_name, config, outputs):
+    folder = tmp_path / "hf"
+    model = save_hf(folder, cls_name, **config)
+    out = tmp_path / "m.onnx"
+    r = cli("export", "--checkpoint", folder, "-o", out, "--max-batch", "4")
+    assert r.code == 0, r.err
+    chans = config.get("num_channels", 3)
+    x = torch.randn(3, chans, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref = model(pixel_values=x)
+    expected = (list(ref.feature_maps) if hasattr(ref, "feature_maps") else
+                [ref.logits if hasattr(ref, "logits") else ref.pooler_output])
+    got = onnx_outputs(out, x.numpy())
+    assert list(got) == outputs
+    for name, want in zip(outputs, expected):
+        assert got[name].shape == tuple(want.shape) and rel(got[name], want.numpy()) <= 1e-4, name
+    r = cli("verify", out, "--checkpoint", folder, "--transformers", "--samples", "4", "--batch-sizes", "2,1")
+    assert r.code == 0 and "transformers-fp32" in r.out, r.err
+    assert cli("check", out).code == 0
+
+
+def test_transformers_backbone_with_dynamic_size(cli, tmp_path):
+    folder = tmp_path / "hf"
+    model = save_hf(folder, "SwinBackbone", out_features=["stage1", "stage2", "stage3"])
+    out = tmp_path / "d.onnx"
+    r = cli("export", "--checkpoint", folder, "--dynamic-size", "--max-size", "128,128", "-o", out)
+    assert r.code == 0, r.err
+    x = torch.randn(2, 3, 128, 96, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        want = model(pixel_values=x).feature_maps
+    got = onnx_outputs(out, x.numpy())
+    for name, w in zip(["stage1", "stage2", "stage3"], want):
+        assert rel(got[name], w.numpy()) <= 1e-4, name
