@@ -21,7 +21,7 @@ import typer
 from calibration.options import Int8Options, QuantizeOptions
 from swin_deploy import defaults
 from swin_deploy.errors import GateFailed, SwinDeployError, UserError
-from swin_deploy.parsing import parse_bytes, parse_hw, parse_hw_list, parse_ints
+from swin_deploy.parsing import parse_bytes, parse_fraction, parse_hw, parse_hw_list, parse_ints
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Export Swin Transformer V1/V2 to ONNX and TensorRT, set precision, and gate accuracy and speed.")
@@ -441,11 +441,28 @@ def bench(
     threads: Threads = None,
     json_path: Json = None,
     plot_path: Annotated[Path | None, typer.Option("--plot", help="Write a PNG plot.")] = None,
+    min_speedup: Annotated[float | None, typer.Option("--min-speedup", help="Gate: each artifact at least this many "
+                                                      "times faster than the reference (95% CI).")] = None,
+    against: Annotated[Path | None, typer.Option("--against", help="The reference for speed gates: this artifact "
+                                                 "(default: the --torch model).")] = None,
+    baseline: Annotated[Path | None, typer.Option("--baseline", help="Gate against an earlier run's --json.")] = None,
+    max_slowdown: Annotated[str | None, typer.Option("--max-slowdown", help="With --baseline: allowed slowdown "
+                                                     "relative to the reference, e.g. 10%.")] = None,
+    gate_batch: Annotated[str | None, typer.Option("--gate-batch", help="Gate only these batch sizes (comma-separated).")]
+    = None,
+    max_rss: Annotated[str | None, typer.Option("--max-rss", help="Gate: host memory a runner may add, e.g. 2GiB.")]
+    = None,
+    junit: Annotated[Path | None, typer.Option("--junit", help="Write the gates as JUnit XML.")] = None,
+    memory: Annotated[bool, typer.Option("--memory", help="Measure each runner's peak host memory, in a fresh process "
+                                         "(implied by --max-rss).")] = False,
     **settings,
 ) -> None:
-    """Latency (p50/p90/p99, mean) and throughput of artifacts and the PyTorch reference, side by side."""
+    """Latency (p50 with its 95% CI, p90, p99) and throughput side by side; gates on speedup, slowdown vs a baseline
+    and memory: exit 0 pass, 1 a gate failed, 2 bad input."""
     from swin_deploy import render
     from swin_deploy.bench import BenchOptions, bench_artifacts, plot
+    from swin_deploy.bench_gates import SpeedGates, junit_report
+    from swin_deploy.fileio import write_text_atomic
 
     if threads:  # the process's own setting, so the application's to make (the library leaves it alone)
         import torch
@@ -454,13 +471,29 @@ def bench(
     options = BenchOptions(torch_variant=torch_variant, weights=weights(checkpoint, pretrained, random_init, seed),
                            backends=tuple(b.strip() for b in backend.split(",")) if backend else None,
                            openvino=openvino_options(settings), batch_sizes=ints(batch_sizes, "batch_sizes"), warmup=warmup,
-                           iterations=iterations, seconds=seconds, threads=threads, seed=seed)
-    with render.ticker("warming up") as on_tick:
+                           iterations=iterations, seconds=seconds, threads=threads, seed=seed,
+                           gates=SpeedGates(min_speedup=min_speedup, against=against, baseline=baseline,
+                                            max_slowdown=parse_fraction(max_slowdown, "max_slowdown") if max_slowdown
+                                            else None, batch_sizes=ints(gate_batch, "gate_batch"),
+                                            max_rss=parse_bytes(max_rss, "max_rss") if max_rss else None),
+                           memory=memory)
+    with render.ticker("loading") as on_tick:
         report = bench_artifacts(artifacts or [], options, on_tick)
     render.bench_table(report)
     write_json(json_path, report.as_dict())
+    if junit:
+        write_text_atomic(junit, junit_report(report.gates))
     if plot_path:
         plot(report.results, plot_path)
+    for gate in report.gates:
+        if gate.passed and gate.note:  # a regression gate the rounds could not decide
+            render.warn(gate.describe())
+    for gate in report.failures():
+        render.failure("fail", gate.describe())
+    if not report.passed:
+        raise GateFailed(f"{len(report.failures())} of {len(report.gates)} gate(s) failed")
+    if report.gates:
+        render.message(f"[green]PASS[/green] {len(report.gates)} gate(s) met")
 
 
 @app.command("build-engine")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job, end to end and offline, on the bundled demo model (Swin V2 trained on handwritten digits):
 # real images on disk -> ONNX export -> FP16 and INT8 -> accuracy gates against PyTorch (onnxruntime and OpenVINO) ->
-# TensorRT parser lint -> Triton model folders -> latency table on both CPU runtimes.
+# TensorRT parser lint -> Triton model folders -> latency table on both CPU runtimes -> a latency gate.
 # Any failed gate stops the script with exit 1. Artifacts and reports land in out/demo/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,4 +29,8 @@ swin-deploy triton "$out/$model.int8.onnx" --repo "$out/triton" --name "${model}
 swin-deploy bench "$out/$model.onnx" "$out/$model.fp16.onnx" "$out/$model.int8.onnx" "$out/$model.int8-ort.onnx" \
   --backend onnxruntime-cpu,openvino --torch "$model" --batch-sizes 1,8,32 --iterations 20 \
   --json "$out/bench.json" --plot "$out/bench.png"
+# a latency gate: the INT8 artifact on OpenVINO at least 1.2x PyTorch eager at batch 8, decided on the 95% CI of the
+# speedup over paired rounds (docs/latency.md); a slower path exits 1 like an accuracy gate
+swin-deploy bench "$out/$model.int8.onnx" --backend openvino --torch "$model" --batch-sizes 8 --iterations 50 --min-speedup 1.2 \
+  --json "$out/speed-gate.json" --junit "$out/speed-gate.junit.xml"
 echo "demo: all gates passed; reports, bench.json, bench.png and a Triton repository (triton/) in $out"

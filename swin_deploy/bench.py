@@ -1,4 +1,5 @@
-"""Latency and throughput of several runners side by side, interleaved so drift hits all alike.
+"""Latency and throughput of several runners side by side, interleaved so drift hits all alike, with the
+confidence intervals and gates of swin_deploy.latency / bench_gates decided on the same rounds.
 
 `time_round_robin` is the one timing loop: `bench`, and the scripts under benchmarks/, time through it.
 """
@@ -12,28 +13,38 @@ from pathlib import Path
 
 import numpy as np
 
-from . import defaults
+from . import defaults, machine
 from .artifact import IR_SUFFIX, artifact_info
 from .backends import runner_for
 from .backends.base import Runner, Timing
 from .backends.openvino_runner import OPTIONS_NEED_OPENVINO, OpenVinoOptions
+from .bench_gates import Baseline, Judge, SpeedGates
 from .errors import UserError
+from .fileio import sha256_file
+from .latency import GateResult, Interval, median_ci, speedup_ci
 from .models import Weights
 
 
 @dataclass
 class BenchEntry:
     """One runner, the seeded input it takes at a batch size (`example(rng, batch)`) and the batches `accepts`
-    says it takes (default: any)."""
+    says it takes (default: any). `identity`: what a baseline must match (model, and the artifact's hash)."""
 
     label: str
     runner: Runner
     example: Callable[[np.random.Generator, int], np.ndarray]
     accepts: Callable[[int], bool] = lambda batch: True
+    identity: dict[str, str] = field(default_factory=dict)
+    spec: RunnerSpec | None = None  # to measure its memory in a fresh process
     load_ms: float | None = None  # how long activate() took: loading, compiling (set by run_bench)
+    memory: Memory | None = None  # set by run_bench when asked to measure memory
 
     def describe(self) -> dict:
-        return {**self.runner.describe(), "load_ms": None if self.load_ms is None else round(self.load_ms, 1)}
+        mib = lambda n: None if n is None else round(n / 2**20, 1)  # noqa: E731
+        return {**self.runner.describe(), **self.identity, "backend": self.runner.name,
+                "load_ms": None if self.load_ms is None else round(self.load_ms, 1),
+                "peak_rss_mib": mib(self.memory and self.memory.peak_rss),
+                "runner_peak_mib": mib(self.memory and self.memory.added), "gpu_mib": mib(self.memory and self.memory.gpu)}
 
     @property
     def backend(self) -> str:
@@ -53,18 +64,31 @@ class BenchStats:
     p99_ms: float
     mean_ms: float
     throughput: float  # images per second at the median latency
+    p50_ci: tuple[float, float]  # 95% bootstrap interval of the median
+    rounds_ms: list[float]  # every timed round, in order (paired with the other runners' by index)
     compute_p50_ms: float | None = None  # device compute alone (GPU backends)
+    speedup: Interval | None = None  # median over rounds of reference_i / this_i, with its 95% interval
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d["rounds_ms"] = [round(t, 4) for t in self.rounds_ms]
+        d["speedup"] = None if self.speedup is None else {"estimate": self.speedup.estimate,
+                                                          "ci": [self.speedup.low, self.speedup.high]}
+        return d
 
     @classmethod
-    def from_timings(cls, label: str, backend: str, batch_size: int, timings: list[Timing]) -> BenchStats:
+    def from_timings(cls, label: str, backend: str, batch_size: int, timings: list[Timing],
+                     reference: list[Timing] | None = None) -> BenchStats:
         ms = np.array([t.total_ms for t in timings])
         computes = [t.compute_ms for t in timings if t.compute_ms is not None]
-        p50 = float(np.percentile(ms, 50))
-        return cls(label, backend, batch_size, len(ms), p50, float(np.percentile(ms, 90)), float(np.percentile(ms, 99)),
-                   float(ms.mean()), batch_size / (p50 / 1000), float(np.percentile(computes, 50)) if computes else None)
+        p50 = median_ci(ms)
+        speedup = None
+        if reference is not None:
+            n = min(len(ms), len(reference))
+            speedup = speedup_ci([t.total_ms for t in reference[:n]], ms[:n])
+        return cls(label, backend, batch_size, len(ms), p50.estimate, float(np.percentile(ms, 90)),
+                   float(np.percentile(ms, 99)), float(ms.mean()), batch_size / (p50.estimate / 1000),
+                   (p50.low, p50.high), ms.tolist(), float(np.percentile(computes, 50)) if computes else None, speedup)
 
 
 def time_round_robin(cases: dict[str, tuple[Runner, np.ndarray]], warmup: int, iterations: int | None = None,
@@ -88,13 +112,93 @@ def time_round_robin(cases: dict[str, tuple[Runner, np.ndarray]], warmup: int, i
     return timings
 
 
+@dataclass(frozen=True)
+class RunnerSpec:
+    """How to make a runner again in another process: an artifact (runner_for's arguments) or the PyTorch model."""
+
+    path: Path | None = None
+    backend: str | None = None
+    threads: int | None = None
+    openvino: OpenVinoOptions | None = None
+    torch_variant: str | None = None
+    weights: Weights | None = None
+
+    def runner(self) -> tuple[Runner, Callable[[np.random.Generator, int], np.ndarray]]:
+        if self.path is not None:
+            return runner_for(self.path, self.backend, self.threads, self.openvino), artifact_info(self.path).example_input
+        from .backends.torch_runner import TorchRunner
+        from .models import build_model, get_config
+
+        model, _ = build_model(get_config(self.torch_variant), self.weights or Weights())
+        shape = (model.cfg.in_chans, *model.cfg.img_size)
+        return TorchRunner(model.freeze()), lambda rng, b: rng.standard_normal((b, *shape), dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Memory:
+    peak_rss: int  # the measuring process's high-water mark (it has imported swin-deploy, so torch, too)
+    added: int  # of which the runner's: loading its runtime and model, and a run at the largest batch
+    gpu: int | None = None  # device memory in use after the run (CUDA machines)
+
+
+def measure_memory(spec: RunnerSpec, batch: int, seed: int = defaults.SEED) -> Memory | None:
+    """Load the runner in a fresh process, run it once at `batch`, and report that process's peak resident memory and
+    how much of it the runner added to the process's footprint before loading it. A fresh process because memory in
+    this one is shared by other runners and reused from freed blocks (the resident set does not shrink after a
+    free), so an in-process number would undercount."""
+    import multiprocessing
+
+    try:
+        import resource  # noqa: F401 - ru_maxrss is the high-water mark; not on Windows
+    except ImportError:
+        return None
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_peak_in_child, (spec, batch, seed))
+
+
+def _peak_in_child(spec: RunnerSpec, batch: int, seed: int) -> Memory:
+    import resource
+    import sys
+
+    import psutil
+
+    before = psutil.Process().memory_info().rss  # the tool's own imports; a fresh process frees nothing yet to reuse
+    runner, example = spec.runner()
+    with runner:
+        runner.infer(example(np.random.default_rng(seed), batch))
+        gpu = _gpu_in_use()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB on Linux
+    return Memory(peak, max(0, peak - before), gpu)
+
+
+def _gpu_in_use() -> int | None:
+    """Device memory in use on the current CUDA device (None without CUDA); torch is already a dependency."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    free, total = torch.cuda.mem_get_info()
+    return total - free
+
+
 def run_bench(entries: list[BenchEntry], batch_sizes: list[int], warmup: int, iterations: int | None,
               seconds: float | None, on_tick: Callable[[str], None] = lambda msg: None,
-              seed: int = defaults.SEED) -> list[BenchStats]:
-    """For each batch size: warm every runner that takes it up, then time them round-robin."""
+              seed: int = defaults.SEED, judge: Judge | None = None, reference_of: dict[str, str] | None = None,
+              memory: bool = False) -> tuple[list[BenchStats], list[GateResult]]:
+    """Load each runner, timing it (with `memory`, first measure its peak memory in a fresh process), then for each
+    batch size warm every runner that takes it up and time them round-robin; speed gates still inconclusive get more
+    rounds of their runners. `reference_of`: the runner each runner's speedup is relative to."""
     results: list[BenchStats] = []
+    gates: list[GateResult] = []
     rng = np.random.default_rng(seed)
     for entry in entries:
+        if memory and entry.spec is not None:
+            on_tick(f"{entry.label}: peak memory in a fresh process")
+            largest = max(b for b in batch_sizes if entry.accepts(b))
+            entry.memory = measure_memory(entry.spec, largest, seed)
+            if judge is not None and entry.memory is not None and (gate := judge.memory(entry.label, entry.memory.added)):
+                gates.append(gate)
         start = time.perf_counter()
         entry.runner.activate()
         entry.load_ms = (time.perf_counter() - start) * 1000
@@ -102,13 +206,37 @@ def run_bench(entries: list[BenchEntry], batch_sizes: list[int], warmup: int, it
         for b in batch_sizes:
             active = {e.label: e for e in entries if e.accepts(b)}
             cases = {label: (e.runner, e.example(rng, b)) for label, e in active.items()}
+            start = time.perf_counter()
             timings = time_round_robin(cases, warmup, iterations, seconds,
                                        on_round=lambda n, b=b: on_tick(f"batch {b}: {n} rounds"))
-            results += [BenchStats.from_timings(label, active[label].backend, b, t) for label, t in timings.items()]
+            if judge is not None:
+                timings, decided = _decide(judge, b, cases, timings, time.perf_counter() - start, on_tick)
+                gates += decided
+            refs = reference_of or {}
+            results += [BenchStats.from_timings(label, active[label].backend, b, t, timings.get(refs.get(label, "")))
+                        for label, t in timings.items()]
     finally:
         for entry in entries:
             entry.runner.deactivate()
-    return results
+    return results, gates
+
+
+def _decide(judge: Judge, batch: int, cases: dict, timings: dict[str, list[Timing]], first_pass_s: float,
+            on_tick: Callable[[str], None]) -> tuple[dict[str, list[Timing]], list[GateResult]]:
+    """Time the runners of inconclusive gates further, a quarter of the extra budget at a time, until every gate at
+    this batch is decided or the budget is spent."""
+    deadline = time.perf_counter() + judge.gates.extra_time * first_pass_s
+    while True:
+        rounds = {label: [t.total_ms for t in ts] for label, ts in timings.items()}
+        final = time.perf_counter() >= deadline
+        decided, pending = judge.speed(batch, rounds, final)
+        if final or not pending:
+            return timings, decided
+        on_tick(f"batch {batch}: inconclusive, timing {len(pending)} runners further")
+        chunk = max(min(deadline - time.perf_counter(), judge.gates.extra_time * first_pass_s / 4), 0.05)
+        more = time_round_robin({label: cases[label] for label in pending}, 0, seconds=chunk)
+        for label, ts in more.items():
+            timings[label] = timings[label] + ts
 
 
 @dataclass
@@ -123,6 +251,8 @@ class BenchOptions:
     seconds: float | None = None
     threads: int | None = None  # onnxruntime intra-op threads
     seed: int = defaults.SEED
+    gates: SpeedGates = field(default_factory=SpeedGates)
+    memory: bool = False  # measure each runner's peak memory in a fresh process (implied by gates.max_rss)
 
 
 @dataclass
@@ -130,20 +260,37 @@ class BenchReport:
     results: list[BenchStats]
     runners: dict[str, dict]
     threads: int | None
+    gates: list[GateResult] = field(default_factory=list)
+    references: dict[str, str] = field(default_factory=dict)  # runner -> the runner its speedup is relative to
+    machine: dict[str, str] = field(default_factory=machine.describe)
 
     @property
     def device_timed(self) -> bool:
         """Whether some runner timed device compute apart (GPU backends)."""
         return any(r.compute_p50_ms is not None for r in self.results)
 
+    @property
+    def passed(self) -> bool:
+        return all(g.passed for g in self.gates)
+
+    def failures(self) -> list[GateResult]:
+        return [g for g in self.gates if not g.passed]
+
     def as_dict(self) -> dict:
-        return {"results": [r.as_dict() for r in self.results], "runners": self.runners, "threads": self.threads}
+        return {"machine": self.machine, "threads": self.threads, "references": self.references,
+                "passed": self.passed, "gates": [g.as_dict() for g in self.gates],
+                "results": [r.as_dict() for r in self.results], "runners": self.runners}
 
 
 def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
                     on_tick: Callable[[str], None] = lambda msg: None) -> BenchReport:
-    """Latency of artifacts (and optionally the PyTorch model), interleaved, at each batch size."""
+    """Latency of artifacts (and optionally the PyTorch model), interleaved, at each batch size; with
+    `options.gates`, the speed and memory gates decided on the same rounds."""
     o = options or BenchOptions()
+    g = o.gates
+    artifacts = [Path(p) for p in artifacts]
+    if g.against is not None and Path(g.against) not in artifacts:
+        artifacts.append(Path(g.against))
     if not artifacts and not o.torch_variant:
         raise UserError("nothing to benchmark: pass artifact paths and/or `torch` VARIANT")
     if o.iterations is not None and o.seconds is not None:
@@ -151,34 +298,76 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
     iterations = defaults.BENCH_ITERATIONS if o.iterations is None and o.seconds is None else o.iterations
     if (iterations is not None and iterations < 1) or (o.seconds is not None and o.seconds <= 0) or o.warmup < 0:
         raise UserError("`iterations` and `seconds` must be positive, `warmup` not negative")
-    infos = {Path(path): artifact_info(path) for path in artifacts}
+    if g.timed and iterations is not None and iterations < defaults.GATE_MIN_ROUNDS:
+        raise UserError(f"speed gates need at least {defaults.GATE_MIN_ROUNDS} rounds: raise `iterations`")
+    if g.timed and g.against is None and not o.torch_variant:
+        raise UserError("speed gates compare with a reference timed in the same run: pass `torch` VARIANT or "
+                        "`against` FILE")
+    infos = {path: artifact_info(path) for path in artifacts}
     if o.openvino is not None and "openvino" not in (o.backends or ()) and not any(p.suffix == IR_SUFFIX for p in infos):
         raise UserError(OPTIONS_NEED_OPENVINO)
     fixed = {i.fixed_batch for i in infos.values() if i.fixed_batch}
     sizes = o.batch_sizes or sorted(set(defaults.BENCH_BATCH_SIZES) | fixed)
     if min(sizes) < 1:
         raise UserError("batch sizes must be positive integers, e.g. `batch_sizes` 1,8,32")
+    missing = sorted(set(g.batch_sizes or ()) - set(sizes))
+    if missing:
+        raise UserError(f"`gate_batch` {missing[0]} is not benched: add it to `batch_sizes`")
     entries = []
     for path, info in infos.items():
         if not any(info.accepts_batch(b) for b in sizes):
             takes = f"only batch {info.fixed_batch}" if info.fixed_batch else f"batches up to {info.max_batch}"
             raise UserError(f"{path.name} takes {takes}: pick `batch_sizes` it accepts")
         backends = [None] if not o.backends or path.suffix != ".onnx" else list(o.backends)
+        identity = {"model": f"{info.variant} {info.precision} weights {info.weights_sha256[:16] or 'unknown'}",
+                    "artifact_sha256": sha256_file(path)}
         for backend in backends:
             label = path.name if len(backends) == 1 else f"{path.name} [{backend}]"
             openvino = o.openvino if backend == "openvino" or path.suffix == IR_SUFFIX else None
             entries.append(BenchEntry(label, runner_for(path, backend, o.threads, openvino), info.example_input,
-                                      info.accepts_batch))
+                                      info.accepts_batch, identity, RunnerSpec(path, backend, o.threads, openvino)))
+    torch_label = None
     if o.torch_variant:
         from .backends.torch_runner import TorchRunner
         from .models import build_model, get_config
 
-        model, _ = build_model(get_config(o.torch_variant), o.weights)
+        model, weights_sha = build_model(get_config(o.torch_variant), o.weights)
         shape = (model.cfg.in_chans, *model.cfg.img_size)
-        entries.append(BenchEntry(f"pytorch {o.torch_variant}", TorchRunner(model.freeze()),
-                                  lambda rng, b: rng.standard_normal((b, *shape), dtype=np.float32)))
-    results = run_bench(entries, sizes, o.warmup, iterations, o.seconds, on_tick, o.seed)
-    return BenchReport(results, {e.label: e.describe() for e in entries}, o.threads)
+        torch_label = f"pytorch {o.torch_variant}"
+        entries.append(BenchEntry(torch_label, TorchRunner(model.freeze()),
+                                  lambda rng, b: rng.standard_normal((b, *shape), dtype=np.float32),
+                                  identity={"model": f"{o.torch_variant} fp32 weights {weights_sha[:16]}"},
+                                  spec=RunnerSpec(torch_variant=o.torch_variant, weights=o.weights)))
+    reference_of = _references(entries, g.against, torch_label)
+    judge = None
+    if g.any:
+        baseline = Baseline.load(g.baseline) if g.baseline is not None else None
+        if baseline is not None:
+            for e in entries:
+                if e.label in reference_of or e.label in reference_of.values():
+                    baseline.check(e.label, {**e.identity, "backend": e.runner.name},
+                                   [b for b in (g.batch_sizes or sizes) if e.accepts(b)])
+        judge = Judge(g, reference_of, baseline)
+    results, gates = run_bench(entries, sizes, o.warmup, iterations, o.seconds, on_tick, o.seed, judge, reference_of,
+                               memory=o.memory or g.max_rss is not None)
+    return BenchReport(results, {e.label: e.describe() for e in entries}, o.threads, gates, reference_of)
+
+
+def _references(entries: list[BenchEntry], against: Path | None, torch_label: str | None) -> dict[str, str]:
+    """Each gated runner's reference: the `against` artifact on the same backend, or else the PyTorch model."""
+    if against is None:
+        return {e.label: torch_label for e in entries if torch_label and e.label != torch_label}
+    name = Path(against).name
+    refs = {e.label: e for e in entries if e.label == name or e.label.startswith(f"{name} [")}
+    backend_of = {e.label: e.runner.name for e in refs.values()}
+    out = {}
+    for e in entries:
+        if e.label in refs or e.label == torch_label:
+            continue
+        same = [label for label, runtime in backend_of.items() if runtime == e.runner.name]
+        if same:
+            out[e.label] = same[0]
+    return out
 
 
 def plot(results: list[BenchStats], path: Path) -> None:
@@ -197,10 +386,11 @@ def plot(results: list[BenchStats], path: Path) -> None:
     width = 0.8 / max(len(labels), 1)
     for i, label in enumerate(labels):
         rows = [r for r in results if r.label == label]
-        ax1.plot([r.batch_size for r in rows], [r.p50_ms for r in rows], marker="o", label=label)
+        ax1.errorbar([r.batch_size for r in rows], [r.p50_ms for r in rows], marker="o", capsize=3, label=label,
+                     yerr=[[r.p50_ms - r.p50_ci[0] for r in rows], [r.p50_ci[1] - r.p50_ms for r in rows]])
         xs = [sizes.index(r.batch_size) + i * width for r in rows]
         ax2.bar(xs, [r.throughput for r in rows], width=width, label=label)
-    ax1.set(xlabel="batch size", ylabel="p50 latency (ms)", title="Latency", xscale="log", yscale="log")
+    ax1.set(xlabel="batch size", ylabel="p50 latency (ms), 95% CI", title="Latency", xscale="log", yscale="log")
     ax1.set_xticks(sizes, [str(s) for s in sizes])
     ax1.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax2.set(xlabel="batch size", ylabel="images / s", title="Throughput")

@@ -31,6 +31,9 @@ CONSISTENCY_SAMPLES = 64  # inputs each batch size after the first is checked on
 BENCH_BATCH_SIZES = (1, 8, 32)
 BENCH_WARMUP = 3
 BENCH_ITERATIONS = 20
+BOOTSTRAP_RESAMPLES = 2000  # confidence intervals of medians and speedups (swin_deploy.latency)
+GATE_EXTRA_TIME = 1.0  # an inconclusive speed gate may time for this many times the first pass's time again
+GATE_MIN_ROUNDS = 10  # below this many rounds a speed gate's interval means little: the first pass takes at least this
 
 # TensorRT engine build
 ENGINE_MIN_BATCH, ENGINE_OPT_BATCH, ENGINE_MAX_BATCH = 1, 8, 32

@@ -129,3 +129,19 @@ _WHAT = {"Precision": "precision", "Int8Target": "target", "CalibMethod": "calib
          "InputFormat": "input format", "QdqPlacement": "placement", "TritonKind": "instance kind",
          "ExecutionPrecision": "inference precision", "PerformanceHint": "performance hint", "Runtime": "runtime",
          "ExportFormat": "format"}
+
+
+class Verdict(Choice):
+    """A gate's outcome; inconclusive: its confidence interval straddles the threshold (swin_deploy.latency)."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    INCONCLUSIVE = "inconclusive"
+
+
+class GateKind(Choice):
+    """bench's gates."""
+
+    MIN_SPEEDUP = "min_speedup"
+    MAX_SLOWDOWN = "max_slowdown"
+    MAX_RSS = "max_rss"

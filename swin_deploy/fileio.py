@@ -1,4 +1,4 @@
-"""Atomic file output and content hashes."""
+"""Atomic file output, content hashes, JUnit XML."""
 
 from __future__ import annotations
 
@@ -86,3 +86,16 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
 def write_text_atomic(path: str | Path, text: str) -> None:
     with atomic_output(path) as tmp:
         tmp.write_text(text)
+
+
+def junit_xml(suite_name: str, cases: list[tuple[str, str, str | None]], seconds: float) -> str:
+    """A JUnit testsuite of (classname, name, failure message or None) cases, as CI systems read it."""
+    import xml.etree.ElementTree as ET
+
+    suite = ET.Element("testsuite", name=suite_name, tests=str(len(cases)),
+                       failures=str(sum(f is not None for *_, f in cases)), errors="0", time=f"{seconds:.3f}")
+    for classname, name, failure in cases:
+        case = ET.SubElement(suite, "testcase", classname=classname, name=name)
+        if failure is not None:
+            ET.SubElement(case, "failure", message=failure)
+    return ET.tostring(suite, encoding="unicode", xml_declaration=True)

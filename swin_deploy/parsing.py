@@ -1,4 +1,4 @@
-"""Parsing the compact text forms users write sizes in ('224,256', '1,8,32', '4GiB')."""
+"""Parsing the compact text forms users write sizes and limits in ('224,256', '1,8,32', '4GiB', '10%')."""
 
 from __future__ import annotations
 
@@ -38,3 +38,20 @@ def parse_bytes(text: str, param: str) -> int:
         return int(float(t[:-1]) * units[t[-1]]) if t and t[-1] in units else int(t)
     except (ValueError, KeyError):
         raise UserError(f"`{param}` takes a size like 4GiB or 512MiB, not '{text}'") from None
+
+
+def format_bytes(n: float) -> str:
+    """bytes -> '1.5 GiB', '300 MiB', '12 KiB' (as parse_bytes reads them)."""
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n:.0f} B"
+
+
+def parse_fraction(text: str, param: str) -> float:
+    """'10%' or '0.1' -> 0.1."""
+    t = text.strip()
+    try:
+        return float(t[:-1]) / 100 if t.endswith("%") else float(t)
+    except ValueError:
+        raise UserError(f"`{param}` takes a fraction like 10% or 0.1, not '{text}'") from None

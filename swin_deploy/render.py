@@ -26,6 +26,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from .parsing import format_bytes
+
 PIPED_WIDTH = 200
 
 
@@ -200,12 +202,47 @@ def quantize_summary(source_name: str, result) -> None:
 
 def bench_table(report) -> None:
     device = report.device_timed
-    headers = ["artifact", "backend", "batch", "p50", "p90", "p99", "mean", "img/s", *(["compute p50"] if device else [])]
-    rows = [[r.label, r.backend, r.batch_size, f"{r.p50_ms:.2f}", f"{r.p90_ms:.2f}", f"{r.p99_ms:.2f}",
-             f"{r.mean_ms:.2f}", f"{r.throughput:.1f}",
+    speedups = any(r.speedup is not None for r in report.results)
+    headers = ["artifact", "backend", "batch", "p50 [95% CI]", "p90", "p99", "img/s",
+               *(["speedup [95% CI]"] if speedups else []), *(["compute p50"] if device else [])]
+    # labels name the backend in brackets ("m.onnx [openvino]"), which rich would read as markup
+    rows = [[escape(r.label), r.backend, r.batch_size, f"{r.p50_ms:.2f} [{r.p50_ci[0]:.2f}, {r.p50_ci[1]:.2f}]",
+             f"{r.p90_ms:.2f}", f"{r.p99_ms:.2f}", f"{r.throughput:.1f}",
+             *([_interval(r.speedup) if r.speedup else "-"] if speedups else []),
              *(["-" if r.compute_p50_ms is None else f"{r.compute_p50_ms:.2f}"] if device else [])]
             for r in report.results]
-    columns("latency (ms, host to host) and throughput", headers, rows, left=("artifact", "backend"))
+    refs = sorted(set(report.references.values()))
+    title = (f"latency (ms, host to host) and throughput on {report.machine['cpu']} ({report.machine['vector_isa']})"
+             + (f"; speedup vs {escape(', '.join(refs))}" if speedups else ""))
+    columns(title, headers, rows, left=("artifact", "backend"))
+    memory = any(r.get("peak_rss_mib") for r in report.runners.values())
+    loaded = [[escape(label), r.get("load_ms", "-"),
+               *([r.get("runner_peak_mib", "-"), r.get("peak_rss_mib", "-")] if memory else [])]
+              for label, r in report.runners.items()]
+    columns("start-up" + " and peak host memory (a fresh process per runner)" * memory,
+            ["runner", "load ms", *(["runner MiB", "process MiB"] if memory else [])], loaded, left=("runner",))
+    if report.gates:
+        columns("gates", ["runner", "batch", "gate", "value [95% CI]", "threshold", "verdict"],
+                [[escape(g.label), g.batch_size or "-", g.gate, _gate_value(g), _gate_threshold(g), _verdict(g)]
+                 for g in report.gates], left=("runner", "gate"))
+
+
+def _interval(iv) -> str:
+    return f"{iv.estimate:.2f}x [{iv.low:.2f}, {iv.high:.2f}]"
+
+
+def _gate_value(g) -> str:
+    return format_bytes(g.value.estimate) if g.gate == "max_rss" else _interval(g.value)
+
+
+def _gate_threshold(g) -> str:
+    if g.gate == "max_rss":
+        return f"<= {format_bytes(g.threshold)}"
+    return f">= {g.threshold:g}x" if g.gate == "min_speedup" else f"<= {1 + g.threshold:g}x"
+
+
+def _verdict(g) -> str:
+    return {"pass": "[green]pass[/green]", "fail": "[red]FAIL[/red]"}.get(str(g.verdict), "[yellow]inconclusive[/yellow]")
 
 
 def engine_summary(result) -> None:

@@ -19,6 +19,10 @@ of the execution precision:
         between near-tied classes.
   f16:  as an fp16 artifact.
 Every value can be overridden on the command line (`swin-deploy verify --help`).
+
+Speed gates (`bench --min-speedup/--max-slowdown`) are decided on 95% confidence intervals (swin_deploy.latency):
+a gate passes or fails only when the interval is on one side of its threshold, so a fair run fails a correct
+claim about 2.5% of the time at most, before bench's extra rounds narrow the interval.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from .enums import ExecutionPrecision, Precision
 from .errors import UserError
 
 EXPORT_PARITY_REL = 1e-4
+GATE_CONFIDENCE = 0.95
 TIMM_PARITY_REL = 1e-4
 
 

@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import json
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from ..fileio import write_text_atomic
+from ..fileio import junit_xml, write_text_atomic
 from .run import VerifyResult
 
 
-def junit_xml(result: VerifyResult) -> str:
-    cases = [(b, c) for b in result.batches for c in b.checks]
-    failures = sum(not c.passed for _, c in cases)
-    suite = ET.Element("testsuite", name=f"swin-deploy verify {result.artifact.name}", tests=str(len(cases)),
-                       failures=str(failures), errors="0", time=f"{result.seconds:.3f}")
-    for batch, check in cases:
-        case = ET.SubElement(suite, "testcase", classname=f"{result.info.variant}.{result.info.precision}",
-                             name=f"{batch.describe().replace(' ', '')}.{check.metric}")
-        if not check.passed:
-            ET.SubElement(case, "failure", message=f"{batch.describe()}: {check.describe()}")
-    return ET.tostring(ET.ElementTree(suite).getroot(), encoding="unicode", xml_declaration=True)
+def junit_report(result: VerifyResult) -> str:
+    classname = f"{result.info.variant}.{result.info.precision}"
+    cases = [(classname, f"{b.describe().replace(' ', '')}.{c.metric}",
+              None if c.passed else f"{b.describe()}: {c.describe()}") for b in result.batches for c in b.checks]
+    return junit_xml(f"swin-deploy verify {result.artifact.name}", cases, result.seconds)
 
 
 def write_reports(result: VerifyResult, report: Path | None = None, junit: Path | None = None) -> None:
@@ -28,4 +21,4 @@ def write_reports(result: VerifyResult, report: Path | None = None, junit: Path 
     if report:
         write_text_atomic(report, json.dumps(result.report(), indent=2))
     if junit:
-        write_text_atomic(junit, junit_xml(result))
+        write_text_atomic(junit, junit_report(result))

@@ -1,0 +1,152 @@
+"""bench's gates: minimum speedup against a reference in the same run, maximum slowdown against an earlier run's
+JSON (normalised by the reference measured in both), maximum host memory. Statistics: swin_deploy.latency."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import defaults
+from .enums import GateKind, Verdict
+from .errors import UserError
+from .latency import GateResult, Interval, at_least, at_most, slowdown_ci, speedup_ci
+
+
+@dataclass(frozen=True)
+class SpeedGates:
+    """What bench must show, validated on construction. Speed gates compare each runner with a reference timed in
+    the same rounds: `against` (another artifact) or else the PyTorch model bench times."""
+
+    min_speedup: float | None = None  # x: the 95% CI's low end of median(reference) / median(runner)
+    against: Path | None = None
+    baseline: Path | None = None  # an earlier bench JSON
+    max_slowdown: float | None = None  # fraction: 0.1 = at most 10% slower than the baseline, relative to the reference
+    batch_sizes: tuple[int, ...] | None = None  # gate only these (default: every batch size benched)
+    max_rss: int | None = None  # bytes: the peak memory a runner may add to a process (load, and one run)
+    extra_time: float = defaults.GATE_EXTRA_TIME  # inconclusive: time again for up to this x the first pass
+
+    def __post_init__(self) -> None:
+        if self.min_speedup is not None and not self.min_speedup > 0:
+            raise UserError(f"`min_speedup` must be positive (1.2 = 20% faster than the reference), not {self.min_speedup}")
+        if (self.baseline is None) != (self.max_slowdown is None):
+            raise UserError("`baseline` and `max_slowdown` go together: pass both (e.g. --baseline bench.json "
+                            "--max-slowdown 10%)")
+        if self.max_slowdown is not None and not self.max_slowdown >= 0:
+            raise UserError(f"`max_slowdown` must not be negative, not {self.max_slowdown}")
+        if self.max_rss is not None and self.max_rss <= 0:
+            raise UserError("`max_rss` must be a positive size, e.g. 2GiB")
+        if self.extra_time < 0:
+            raise UserError("`extra_time` must not be negative")
+        if self.batch_sizes is not None:
+            object.__setattr__(self, "batch_sizes", tuple(self.batch_sizes))
+        if self.batch_sizes is not None and not self.any:
+            raise UserError("`gate_batch` restricts gates: pass one (`min_speedup`, `max_slowdown` or `max_rss`)")
+
+    @property
+    def timed(self) -> bool:
+        """Whether a gate compares times (and so needs a reference and enough rounds)."""
+        return self.min_speedup is not None or self.max_slowdown is not None
+
+    @property
+    def any(self) -> bool:
+        return self.timed or self.max_rss is not None
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The per-round times and runner descriptions of an earlier bench JSON."""
+
+    path: Path
+    rounds: dict[tuple[str, int], np.ndarray]
+    runners: dict[str, dict]
+
+    @classmethod
+    def load(cls, path: Path) -> Baseline:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+            rounds = {(r["label"], int(r["batch_size"])): np.asarray(r["rounds_ms"], np.float64)
+                      for r in data["results"]}
+            runners = dict(data["runners"])
+        except FileNotFoundError:
+            raise UserError(f"baseline {path} does not exist: write one with `swin-deploy bench ... --json`") from None
+        except (OSError, ValueError, KeyError, TypeError):
+            raise UserError(f"{path} is not a bench JSON with per-round times (`rounds_ms`): write the baseline with "
+                            "this version's `swin-deploy bench ... --json`") from None
+        return cls(path, rounds, runners)
+
+    def check(self, label: str, runner: dict, batch_sizes: list[int]) -> None:
+        """Refuse a baseline of another model, runtime or batch size under this label."""
+        if label not in self.runners:
+            raise UserError(f"baseline {self.path.name} has no runner '{label}' (it has {', '.join(self.runners)}): "
+                            "bench the same files, or write a new baseline")
+        then = self.runners[label]
+        for key, what in (("model", "model"), ("backend", "runtime")):
+            if then.get(key) != runner.get(key):
+                raise UserError(f"baseline {self.path.name} measured '{label}' as {what} {then.get(key)}, this run "
+                                f"has {runner.get(key)}: compare like with like, or write a new baseline")
+        missing = [b for b in batch_sizes if (label, b) not in self.rounds]
+        if missing:
+            have = sorted(b for (name, b) in self.rounds if name == label)
+            raise UserError(f"baseline {self.path.name} has no batch {missing[0]} for '{label}' (it has "
+                            f"{', '.join(map(str, have))}): pass `gate_batch` from those")
+
+
+class Judge:
+    """Decides the speed gates of one batch size from the rounds timed so far."""
+
+    def __init__(self, gates: SpeedGates, reference_of: dict[str, str], baseline: Baseline | None):
+        self.gates, self.reference_of, self.baseline = gates, reference_of, baseline
+
+    def speed(self, batch: int, rounds: dict[str, list[float]], final: bool) -> tuple[list[GateResult], set[str]]:
+        """The gates at `batch` and the runners whose gates are still inconclusive (to time more, unless `final`:
+        then an inconclusive gate stays so, and fails)."""
+        if not self.gates.timed or (self.gates.batch_sizes and batch not in self.gates.batch_sizes):
+            return [], set()
+        results, pending = [], set()
+        for label, ref in self.reference_of.items():
+            if label not in rounds or ref not in rounds:
+                continue
+            n = min(len(rounds[label]), len(rounds[ref]))  # rounds are paired by index
+            cand, reference = np.asarray(rounds[label][:n]), np.asarray(rounds[ref][:n])
+            for kind, threshold, value, verdict in self._decide(label, ref, batch, cand, reference):
+                note = ""
+                if verdict == Verdict.INCONCLUSIVE:
+                    if not final:
+                        pending |= {label, ref}
+                    elif kind == GateKind.MIN_SPEEDUP:
+                        note = (f"still inconclusive after {n} rounds and the extra time: the interval straddles the "
+                                "threshold; time longer (`seconds`) or on a quieter machine")
+                    else:
+                        note = (f"inconclusive after {n} rounds: not shown to be slower than allowed, so it passes; "
+                                "time longer (`seconds`) for a tighter interval")
+                results.append(GateResult(kind, label, batch, threshold, value, verdict, n, ref, note))
+        return results, pending
+
+    def _decide(self, label: str, ref: str, batch: int, cand: np.ndarray, reference: np.ndarray):
+        g = self.gates
+        if g.min_speedup is not None:
+            value = speedup_ci(reference, cand)
+            yield GateKind.MIN_SPEEDUP, g.min_speedup, value, at_least(value, g.min_speedup)
+        if g.max_slowdown is not None and self.baseline is not None:
+            value = slowdown_ci(cand, reference, self.baseline.rounds[(label, batch)], self.baseline.rounds[(ref, batch)])
+            yield GateKind.MAX_SLOWDOWN, g.max_slowdown, value, at_most(value, 1 + g.max_slowdown)
+
+    def memory(self, label: str, added_bytes: int | None) -> GateResult | None:
+        if self.gates.max_rss is None or added_bytes is None:
+            return None
+        value = Interval(float(added_bytes), float(added_bytes), float(added_bytes))
+        verdict = Verdict.PASS if added_bytes <= self.gates.max_rss else Verdict.FAIL
+        return GateResult(GateKind.MAX_RSS, label, None, float(self.gates.max_rss), value, verdict)
+
+
+def junit_report(gates: list[GateResult], seconds: float = 0.0) -> str:
+    """One JUnit test case per gate (runner, batch size, gate), named like verify's."""
+    from .fileio import junit_xml
+
+    cases = [(g.label, f"batch{g.batch_size}.{g.gate}" if g.batch_size else str(g.gate),
+              None if g.passed else g.describe()) for g in gates]
+    return junit_xml("swin-deploy bench gates", cases, seconds)

@@ -1,0 +1,195 @@
+"""bench's speed and memory gates: each can pass and can fail, decided from ratios within one run (no absolute
+times), with exit codes, JSON and JUnit; the statistics on synthetic rounds with known answers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from swin_deploy.bench_gates import Baseline, Judge, SpeedGates
+from swin_deploy.enums import Verdict
+from swin_deploy.errors import UserError
+from swin_deploy.latency import at_least, at_most, median_ci, slowdown_ci, speedup_ci
+from swin_deploy.parsing import parse_fraction
+
+
+def rounds(median: float, n: int = 40, noise: float = 0.05, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return median * np.exp(rng.normal(0, noise, n))
+
+
+def test_paired_rounds_find_known_speedups_through_drift_and_bursts():
+    drift = np.linspace(1.0, 3.0, 40)  # the machine gets 3x slower during the run, for both alike
+    ref, cand = rounds(10, seed=1) * drift, rounds(5, seed=2) * drift
+    iv = speedup_ci(ref, cand)
+    assert iv.low < 2.0 < iv.high and iv.high - iv.low < 0.3
+    assert at_least(iv, 1.5) == Verdict.PASS and at_least(iv, 3.0) == Verdict.FAIL
+    assert at_least(speedup_ci(rounds(10, seed=3), rounds(10, seed=4)), 1.0) == Verdict.INCONCLUSIVE
+    p50 = median_ci(ref)
+    assert p50.low <= p50.estimate <= p50.high
+    # unpaired, the drift would swamp the ratio: the paired interval is the narrower by far
+    unpaired = np.percentile(np.median(ref[np.random.default_rng(0).integers(0, 40, (2000, 40))], axis=1)
+                             / np.median(cand[np.random.default_rng(1).integers(0, 40, (2000, 40))], axis=1), [2.5, 97.5])
+    assert unpaired[1] - unpaired[0] > 3 * (iv.high - iv.low)
+    # a burst of load that hits the candidate in 40% of the rounds, not the reference: the median of per-round ratios
+    # holds where the ratio of the medians would not
+    burst = np.where(np.arange(40) % 5 < 2, 3.0, 1.0)
+    hit = speedup_ci(rounds(10, seed=1), rounds(10, seed=1) * burst)
+    assert 0.9 < hit.estimate <= 1.0 + 1e-9
+
+
+def test_slowdown_is_normalised_by_the_reference_of_each_run():
+    # the baseline ran on a machine twice as fast: candidate and reference both took half the time
+    then, then_ref = rounds(5, seed=1), rounds(10, seed=2)
+    same = slowdown_ci(rounds(10, seed=3), rounds(20, seed=4), then, then_ref)
+    assert same.low < 1.0 < same.high and at_most(same, 1.1) != Verdict.FAIL
+    slower = slowdown_ci(rounds(13, seed=3), rounds(20, seed=4), then, then_ref)  # a real 1.3x regression
+    assert at_most(slower, 1.1) == Verdict.FAIL and 1.2 < slower.estimate < 1.4
+
+
+def test_judge_times_more_while_inconclusive_then_fails_saying_so():
+    judge = Judge(SpeedGates(min_speedup=1.0), {"a": "ref"}, None)
+    r = {"a": list(rounds(10, seed=1)), "ref": list(rounds(10, seed=2))}
+    gates, pending = judge.speed(8, r, final=False)
+    assert gates[0].verdict == Verdict.INCONCLUSIVE and pending == {"a", "ref"}
+    gates, pending = judge.speed(8, r, final=True)
+    assert not gates[0].passed and not pending and "inconclusive after 40 rounds" in gates[0].note
+    # a regression gate fails on evidence only: a machine too noisy to tell passes, saying it could not tell
+    baseline = Baseline(Path("b.json"), {("a", 8): rounds(10, seed=5), ("ref", 8): rounds(10, seed=6)}, {})
+    (gate,), _ = Judge(SpeedGates(baseline=Path("b.json"), max_slowdown=0.0), {"a": "ref"}, baseline).speed(8, r, True)
+    assert gate.verdict == Verdict.INCONCLUSIVE and gate.passed and "not shown to be slower" in gate.note
+    gated = Judge(SpeedGates(min_speedup=1.0, batch_sizes=(1,)), {"a": "ref"}, None)
+    assert gated.speed(8, r, final=True) == ([], set())
+
+
+def test_gate_options_are_validated():
+    for kwargs, message in [({"min_speedup": 0}, "`min_speedup` must be positive"),
+                            ({"max_slowdown": 0.1}, "`baseline` and `max_slowdown` go together"),
+                            ({"batch_sizes": (8,)}, "`gate_batch` restricts gates"),
+                            ({"max_rss": 0}, "`max_rss` must be a positive size")]:
+        with pytest.raises(UserError, match=message):
+            SpeedGates(**kwargs)
+    assert parse_fraction("10%", "x") == pytest.approx(0.1) and parse_fraction("0.25", "x") == 0.25
+    with pytest.raises(UserError, match="fraction like 10%"):
+        parse_fraction("ten", "max_slowdown")
+
+
+@pytest.fixture(scope="module")
+def twins(tiny_onnx, tmp_path_factory):
+    """The same artifact under two names: any speedup between them is 1 within noise."""
+    folder = tmp_path_factory.mktemp("twins")
+    a, b = folder / "a.onnx", folder / "b.onnx"
+    shutil.copy(tiny_onnx["swin_test"], a)
+    shutil.copy(tiny_onnx["swin_test"], b)
+    return a, b
+
+
+FAST = ("--batch-sizes", "2", "--iterations", "20", "--warmup", "2", "--threads", "1")
+
+
+def test_min_speedup_fails_and_passes_on_the_same_artifact(cli, twins, tmp_path):
+    a, b = twins
+    r = cli("bench", a, "--against", b, *FAST, "--min-speedup", "3", "--json", tmp_path / "f.json",
+            "--junit", tmp_path / "f.xml")
+    assert r.code == 1, r.err
+    assert "speedup vs b.onnx" in r.err and "needs >= 3x" in r.err
+    doc = json.loads((tmp_path / "f.json").read_text())
+    (gate,) = doc["gates"]
+    assert gate["verdict"] == "fail" and gate["against"] == "b.onnx" and gate["batch_size"] == 2
+    low, high = gate["value"]["ci"]
+    assert low <= gate["value"]["estimate"] <= high < 3 and not doc["passed"]
+    assert doc["references"] == {"a.onnx": "b.onnx"}
+    suite = ET.parse(tmp_path / "f.xml").getroot()
+    assert suite.get("failures") == "1" and suite.find("testcase").get("name") == "batch2.min_speedup"
+    r = cli("bench", a, "--against", b, *FAST, "--min-speedup", "0.3", "--json", tmp_path / "p.json")
+    assert r.code == 0, r.err
+    doc = json.loads((tmp_path / "p.json").read_text())
+    assert doc["passed"] and doc["gates"][0]["verdict"] == "pass"
+    row = next(x for x in doc["results"] if x["label"] == "a.onnx")
+    assert row["p50_ci"][0] <= row["p50_ms"] <= row["p50_ci"][1] and len(row["rounds_ms"]) == row["iterations"] >= 20
+    assert row["speedup"]["ci"][0] <= row["speedup"]["estimate"] <= row["speedup"]["ci"][1]
+
+
+def test_baseline_slowdown_gate_fails_on_a_regression_and_passes_on_an_improvement(cli, twins, tmp_path):
+    a, b = twins
+    base = tmp_path / "base.json"
+    assert cli("bench", a, "--against", b, *FAST, "--json", base).code == 0
+    doc = json.loads(base.read_text())
+
+    def edited(factor: float):
+        """The baseline as if `a` had been `factor` times its time then (relative to b, measured alike)."""
+        d = json.loads(json.dumps(doc))
+        for row in d["results"]:
+            if row["label"] == "a.onnx":
+                row["rounds_ms"] = [t * factor for t in row["rounds_ms"]]
+        path = tmp_path / f"base{factor}.json"
+        path.write_text(json.dumps(d))
+        return path
+
+    r = cli("bench", a, "--against", b, *FAST, "--baseline", edited(0.5), "--max-slowdown", "10%", "--json", "-")
+    assert r.code == 1, r.err  # now twice as slow as the baseline says it was
+    gate = json.loads(r.out[r.out.index("{"):])["gates"][0]
+    assert gate["gate"] == "max_slowdown" and gate["verdict"] == "fail" and gate["value"]["ci"][0] > 1.1
+    r = cli("bench", a, "--against", b, *FAST, "--baseline", edited(2.0), "--max-slowdown", "10%")
+    assert r.code == 0, r.err
+
+
+def test_baseline_from_another_model_runtime_or_batch_is_refused(cli, twins, tiny_onnx, tmp_path):
+    a, b = twins
+    base = tmp_path / "base.json"
+    assert cli("bench", a, "--against", b, *FAST, "--json", base).code == 0
+    other = tmp_path / "other" / "a.onnx"  # another model under the same name
+    other.parent.mkdir()
+    shutil.copy(tiny_onnx["swinv2_test"], other)
+    cases = [((other, "--against", b, *FAST), "measured 'a.onnx' as model swin_test"),
+             ((a, "--against", b, *FAST[2:], "--batch-sizes", "4"), "has no batch 4 for 'a.onnx'"),
+             ((a, "--against", b, *FAST, "--backend", "openvino"), "as runtime onnxruntime-cpu"),
+             ((a, *FAST), "--baseline and --max-slowdown go together")]
+    for args, message in cases:
+        extra = ("--baseline", base, "--max-slowdown", "10%") if "go together" not in message else ("--baseline", base)
+        r = cli("bench", *args, *extra, "--json", tmp_path / "no.json")
+        assert r.code == 2 and message in r.err, (args, r.err)
+        assert not (tmp_path / "no.json").exists()
+    bogus = tmp_path / "old.json"
+    bogus.write_text(json.dumps({"results": [{"label": "a.onnx", "batch_size": 2}], "runners": {}}))
+    r = cli("bench", a, "--against", b, *FAST, "--baseline", bogus, "--max-slowdown", "10%")
+    assert r.code == 2 and "per-round times" in r.err
+    with pytest.raises(UserError, match="does not exist"):
+        Baseline.load(tmp_path / "missing.json")
+
+
+def test_speed_gates_need_a_reference_enough_rounds_and_benched_batches(cli, twins):
+    a, b = twins
+    for args, message in [(("--min-speedup", "1.2"), "pass `torch` VARIANT or `against` FILE"),
+                          (("--against", b, "--min-speedup", "1.2", "--iterations", "5"), "at least 10 rounds"),
+                          (("--against", b, "--min-speedup", "1.2", "--gate-batch", "8"), "`gate_batch` 8 is not benched"),
+                          (("--against", b, "--max-slowdown", "ten", "--baseline", a), "fraction like 10%")]:
+        r = cli("bench", a, "--batch-sizes", "2", *args)
+        assert r.code == 2 and message.replace("`torch`", "--torch").replace("`against`", "--against") \
+            .replace("`gate_batch`", "--gate-batch") in r.err, (args, r.err)
+
+
+def test_max_rss_gate_measures_each_runner_in_a_fresh_process(cli, demo, twins, tmp_path):
+    """Peak memory of a fresh process holding one runner, and the runner's part of it, for artifacts and PyTorch;
+    the gate fails below what was measured and passes above it."""
+    a, _ = twins
+    _, paths = demo
+    r = cli("bench", a, paths["swin_digits"], "--torch", "swin_test", "--random-init", *FAST, "--memory",
+            "--json", tmp_path / "m.json")
+    assert r.code == 0, r.err
+    runners = json.loads((tmp_path / "m.json").read_text())["runners"]
+    assert all(0 < run["runner_peak_mib"] < run["peak_rss_mib"] < 8192 for run in runners.values()), runners
+    limit = f"{int(runners['a.onnx']['runner_peak_mib']) + 200}MiB"
+    r = cli("bench", a, *FAST, "--max-rss", limit, "--json", tmp_path / "ok.json")
+    assert r.code == 0, r.err
+    (gate,) = json.loads((tmp_path / "ok.json").read_text())["gates"]
+    assert gate["gate"] == "max_rss" and gate["verdict"] == "pass"
+    r = cli("bench", a, *FAST, "--max-rss", "1MiB", "--junit", tmp_path / "m.xml")
+    assert r.code == 1 and "peak host memory" in r.err and "limit 1 MiB" in r.err
+    assert ET.parse(tmp_path / "m.xml").getroot().find("testcase/failure") is not None
+    assert "runner MiB" not in cli("bench", a, *FAST).out  # measured only when asked
