@@ -3,6 +3,7 @@ SwinModel/Swinv2Model), and transformers' SwinBackbone/Swinv2Backbone, each agai
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -30,7 +31,8 @@ def timm_checkpoint(tmp_path, version: int, name: str, **kwargs):
     from timm.models.swin_transformer import SwinTransformer
     from timm.models.swin_transformer_v2 import SwinTransformerV2
 
-    # the registry's swin_test / swinv2_test architectures
+    # the registry's swin_test / swinv2_test architectures, seeded whatever ran before
+    torch.manual_seed(0)
     model = perturbed(SwinTransformer(**TINY_TIMM, **kwargs) if version == 1 else
                       SwinTransformerV2(**TINY_TIMM, pretrained_window_sizes=(3, 3, 2), **kwargs))
     path = tmp_path / f"{name}.pth"
@@ -112,12 +114,20 @@ def test_grayscale_images_are_read_as_luminance_and_raw_pixels_fold(cli, demo, t
     assert r.code == 0, r.err
     # random weights: near-tied classes make top-1 agreement meaningless, the logit gates are what counts here
     r = cli("verify", int8, "--checkpoint", ckpt, "--data", val, "--limit", "32", "--batch-sizes", "8",
-            "--min-top1-agreement", "0", "--min-top5-agreement", "0")
+            "--min-top1-agreement", "0", "--min-top5-agreement", "0", "--max-top1-drop", "100")
     assert r.code == 0, r.err
     assert cli("check", int8).code == 0
     r = cli("bench", int8, "--torch", "swinv2_test", "--checkpoint", ckpt, "--batch-sizes", "1", "--iterations", "2",
             "--warmup", "0")
     assert r.code == 0, r.err
+    r = cli("predict", pixels, val / "3", "--top-k", "2", "--json", "-")
+    assert r.code == 0 and len(json.loads(r.out)["predictions"]) == len(list((val / "3").iterdir())), r.err
+    if importlib.util.find_spec("tritonclient") is not None:
+        r = cli("triton", pixels, "--repo", tmp_path / "repo", "--name", "gray")
+        assert r.code == 0, r.err
+        config = (tmp_path / "repo" / "gray" / "config.pbtxt").read_text()
+        assert "TYPE_UINT8\n  dims: 64\n  dims: 64\n  dims: 1\n}" in config, config
+        assert cli("triton", "--check", tmp_path / "repo" / "gray").code == 0
 
 
 def test_other_channel_counts_read_npy_arrays_and_refuse_image_folders(cli, demo, tmp_path):
@@ -169,6 +179,11 @@ def test_headless_int8_gates_and_predict_refuses(cli, demo, tmp_path):
     assert r.code == 1 and "features.max_rel_delta" in r.err
     r = cli("predict", fp32, val / "3")
     assert r.code == 2 and "pooled features (no classifier)" in r.err and len(r.err.strip().splitlines()) == 1
+    if importlib.util.find_spec("tritonclient") is not None:  # served with its features output, no labels
+        assert cli("triton", int8, "--repo", tmp_path / "repo", "--name", "h").code == 0
+        config = (tmp_path / "repo" / "h" / "config.pbtxt").read_text()
+        assert 'name: "features"' in config and "label_filename" not in config
+        assert cli("triton", "--check", tmp_path / "repo" / "h").code == 0
     wrong = dict(state, **{"head.fc.weight": torch.zeros(7, 96), "head.fc.bias": torch.zeros(7)})
     torch.save(wrong, tmp_path / "wrong.pth")
     r = cli("export", "--variant", "swin_digits", "--checkpoint", tmp_path / "wrong.pth", "-o", tmp_path / "w.onnx")
