@@ -342,12 +342,14 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
     judge = None
     if g.any:
         baseline = Baseline.load(g.baseline) if g.baseline is not None else None
+        changed = set()
         if baseline is not None:
             for e in entries:
-                if e.label in reference_of or e.label in reference_of.values():
-                    baseline.check(e.label, {**e.identity, "backend": e.runner.name},
-                                   [b for b in (g.batch_sizes or sizes) if e.accepts(b)])
-        judge = Judge(g, reference_of, baseline)
+                if (e.label in reference_of or e.label in reference_of.values()) and baseline.check(
+                        e.label, {**e.identity, "backend": e.runner.name},
+                        [b for b in (g.batch_sizes or sizes) if e.accepts(b)]):
+                    changed.add(e.label)
+        judge = Judge(g, reference_of, baseline, frozenset(changed))
     results, gates = run_bench(entries, sizes, o.warmup, iterations, o.seconds, on_tick, o.seed, judge, reference_of,
                                memory=o.memory or g.max_rss is not None)
     return BenchReport(results, {e.label: e.describe() for e in entries}, o.threads, gates, reference_of)

@@ -78,8 +78,9 @@ class Baseline:
                             "this version's `swin-deploy bench ... --json`") from None
         return cls(path, rounds, runners)
 
-    def check(self, label: str, runner: dict, batch_sizes: list[int]) -> None:
-        """Refuse a baseline of another model, runtime or batch size under this label."""
+    def check(self, label: str, runner: dict, batch_sizes: list[int]) -> bool:
+        """Refuse a baseline of another model, runtime or batch size under this label; True if the artifact file
+        itself changed since (a re-export or re-quantization of the same model: what the gate is for)."""
         if label not in self.runners:
             raise UserError(f"baseline {self.path.name} has no runner '{label}' (it has {', '.join(self.runners)}): "
                             "bench the same files, or write a new baseline")
@@ -93,13 +94,16 @@ class Baseline:
             have = sorted(b for (name, b) in self.rounds if name == label)
             raise UserError(f"baseline {self.path.name} has no batch {missing[0]} for '{label}' (it has "
                             f"{', '.join(map(str, have))}): pass `gate_batch` from those")
+        return then.get("artifact_sha256") != runner.get("artifact_sha256")
 
 
 class Judge:
     """Decides the speed gates of one batch size from the rounds timed so far."""
 
-    def __init__(self, gates: SpeedGates, reference_of: dict[str, str], baseline: Baseline | None):
+    def __init__(self, gates: SpeedGates, reference_of: dict[str, str], baseline: Baseline | None,
+                 changed: frozenset[str] = frozenset()):
         self.gates, self.reference_of, self.baseline = gates, reference_of, baseline
+        self.changed = changed  # runners whose artifact file differs from the baseline's
 
     def speed(self, batch: int, rounds: dict[str, list[float]], final: bool) -> tuple[list[GateResult], set[str]]:
         """The gates at `batch` and the runners whose gates are still inconclusive (to time more, unless `final`:
@@ -123,7 +127,8 @@ class Judge:
                     else:
                         note = (f"inconclusive after {n} rounds: not shown to be slower than allowed, so it passes; "
                                 "time longer (`seconds`) for a tighter interval")
-                results.append(GateResult(kind, label, batch, threshold, value, verdict, n, ref, note))
+                changed = None if kind != GateKind.MAX_SLOWDOWN else label in self.changed
+                results.append(GateResult(kind, label, batch, threshold, value, verdict, n, ref, note, changed))
         return results, pending
 
     def _decide(self, label: str, ref: str, batch: int, cand: np.ndarray, reference: np.ndarray):

@@ -112,6 +112,7 @@ class GateResult:
     rounds: int = 0
     against: str | None = None  # the reference runner's label
     note: str = ""
+    artifact_changed: bool | None = None  # max_slowdown: whether the artifact file differs from the baseline's
 
     @property
     def passed(self) -> bool:
@@ -127,7 +128,7 @@ class GateResult:
             claim = f"speedup vs {self.against} {self.value} (95% CI), needs >= {self.threshold:g}x"
         else:
             claim = (f"time relative to {self.against} is {self.value} x the baseline's (95% CI), allowed <= "
-                     f"{1 + self.threshold:g}x")
+                     f"{1 + self.threshold:g}x" + (", artifact changed since the baseline" if self.artifact_changed else ""))
         return f"{where}: {claim}: {self.verdict}" + (f" ({self.note})" if self.note else "")
 
     def as_dict(self) -> dict:
