@@ -479,7 +479,9 @@ def bench(
                            memory=memory)
     with render.ticker("loading") as on_tick:
         report = bench_artifacts(artifacts or [], options, on_tick)
-    render.bench_table(report)
+    stdout_json = str(json_path) == "-"  # stdout is then the JSON alone, for a pipe; the verdicts go to stderr
+    if not stdout_json:
+        render.bench_table(report)
     write_json(json_path, report.as_dict())
     if junit:
         write_text_atomic(junit, junit_report(report.gates))
@@ -492,7 +494,7 @@ def bench(
         render.failure("fail", gate.describe())
     if not report.passed:
         raise GateFailed(f"{len(report.failures())} of {len(report.gates)} gate(s) failed")
-    if report.gates:
+    if report.gates and not stdout_json:
         render.message(f"[green]PASS[/green] {len(report.gates)} gate(s) met")
 
 
