@@ -20,7 +20,7 @@ class SpeedGates:
     """What bench must show, validated on construction. Speed gates compare each runner with a reference timed in
     the same rounds: `against` (another artifact) or else the PyTorch model bench times."""
 
-    min_speedup: float | None = None  # x: the 95% CI's low end of median(reference) / median(runner)
+    min_speedup: float | None = None  # x: the 95% CI's low end of the median of reference_i / runner_i
     against: Path | None = None
     baseline: Path | None = None  # an earlier bench JSON
     max_slowdown: float | None = None  # fraction: 0.1 = at most 10% slower than the baseline, relative to the reference
