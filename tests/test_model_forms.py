@@ -225,6 +225,9 @@ def test_transformers_models_and_backbones_match_transformers(cli, tmp_path, cls
     r = cli("verify", out, "--checkpoint", folder, "--transformers", "--samples", "4", "--batch-sizes", "2,1")
     assert r.code == 0 and "transformers-fp32" in r.out, r.err
     assert cli("check", out).code == 0
+    # OpenVINO names its outputs as the artifact does (features, stem, stageN)
+    r = cli("verify", out, "--checkpoint", folder, "--backend", "openvino", "--samples", "4", "--batch-sizes", "2")
+    assert r.code == 0, r.err
 
 
 def test_transformers_backbone_with_dynamic_size(cli, tmp_path):

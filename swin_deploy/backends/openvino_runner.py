@@ -47,6 +47,9 @@ class OpenVinoOptions:
         return cls(**settings) if any(v is not None for v in settings.values()) else None
 
 
+# the output names swin-deploy artifacts have: logits, pooled features, or feature maps (stem, stage1..N)
+PROMISED_OUTPUTS = ("logits", "features", "stem")
+
 OPTIONS_NEED_OPENVINO = ("OpenVINO options (`inference_precision`, `performance_hint`, `cache_dir`) go with `backend` "
                          "openvino or an OpenVINO IR")
 
@@ -113,7 +116,7 @@ class OpenVinoRunner(Runner):
         self.request = compiled.create_infer_request()
         # an output tensor carries every name it had on its way out (the fp16 converter's casts add their own):
         # prefer the name the artifact promises
-        self.output_names = [next((n for n in sorted(o.get_names()) if n == "logits" or n.startswith("stage")),
+        self.output_names = [next((n for n in sorted(o.get_names()) if n in PROMISED_OUTPUTS or n.startswith("stage")),
                                   o.get_any_name()) for o in compiled.outputs]
         # what the compiled model computes in (an openvino Type: f32, bf16, f16), whatever was asked
         self.execution_precision = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
