@@ -53,12 +53,17 @@ def weights(checkpoint: Path | None, pretrained: bool, random_init: bool, seed: 
     return Weights.from_options(checkpoint, pretrained, random_init, seed)
 
 
+def parsed(parse, text: str | None, flag: str):
+    """An option's text through its parser (swin_deploy.parsing), or None when the option was not given."""
+    return parse(text, flag) if text else None
+
+
 def hw(text: str | None, flag: str) -> tuple[int, int] | None:
-    return parse_hw(text, flag) if text else None
+    return parsed(parse_hw, text, flag)
 
 
 def ints(text: str | None, flag: str) -> list[int] | None:
-    return parse_ints(text, flag) if text else None
+    return parsed(parse_ints, text, flag)
 
 
 def write_json(path: Path | None, document: dict | list) -> None:
@@ -473,9 +478,9 @@ def bench(
                            openvino=openvino_options(settings), batch_sizes=ints(batch_sizes, "batch_sizes"), warmup=warmup,
                            iterations=iterations, seconds=seconds, threads=threads, seed=seed,
                            gates=SpeedGates(min_speedup=min_speedup, against=against, baseline=baseline,
-                                            max_slowdown=parse_fraction(max_slowdown, "max_slowdown") if max_slowdown
-                                            else None, batch_sizes=ints(gate_batch, "gate_batch"),
-                                            max_rss=parse_bytes(max_rss, "max_rss") if max_rss else None),
+                                            max_slowdown=parsed(parse_fraction, max_slowdown, "max_slowdown"),
+                                            batch_sizes=ints(gate_batch, "gate_batch"),
+                                            max_rss=parsed(parse_bytes, max_rss, "max_rss")),
                            memory=memory)
     with render.ticker("loading") as on_tick:
         report = bench_artifacts(artifacts or [], options, on_tick)
@@ -529,7 +534,7 @@ def build_engine(
         raise UserError("choose `fp16` or `int8`, not both")
     build = BuildOptions(min_batch, opt_batch, max_batch, hw(min_size, "min_size"), hw(opt_size, "opt_size"),
                          hw(max_size, "max_size"),
-                         parse_bytes(workspace, "workspace") if workspace else defaults.WORKSPACE_BYTES, timing_cache,
+                         parsed(parse_bytes, workspace, "workspace") or defaults.WORKSPACE_BYTES, timing_cache,
                          opt_level)
     convert = conversion("fp16" if fp16 else "int8" if int8 else None, **conversion_settings(settings))
     with render.image_progress("build-engine") as on_progress:

@@ -82,10 +82,7 @@ class BenchStats:
         ms = np.array([t.total_ms for t in timings])
         computes = [t.compute_ms for t in timings if t.compute_ms is not None]
         p50 = median_ci(ms)
-        speedup = None
-        if reference is not None:
-            n = min(len(ms), len(reference))
-            speedup = speedup_ci([t.total_ms for t in reference[:n]], ms[:n])
+        speedup = None if reference is None else speedup_ci([t.total_ms for t in reference], ms)
         return cls(label, backend, batch_size, len(ms), p50.estimate, float(np.percentile(ms, 90)),
                    float(np.percentile(ms, 99)), float(ms.mean()), batch_size / (p50.estimate / 1000),
                    (p50.low, p50.high), ms.tolist(), float(np.percentile(computes, 50)) if computes else None, speedup)

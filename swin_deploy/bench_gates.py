@@ -107,16 +107,15 @@ class Judge:
 
     def speed(self, batch: int, rounds: dict[str, list[float]], final: bool) -> tuple[list[GateResult], set[str]]:
         """The gates at `batch` and the runners whose gates are still inconclusive (to time more, unless `final`:
-        then an inconclusive gate stays so, and fails)."""
+        then an inconclusive gate stays so, failing a speed claim and passing a regression gate)."""
         if not self.gates.timed or (self.gates.batch_sizes and batch not in self.gates.batch_sizes):
             return [], set()
         results, pending = [], set()
         for label, ref in self.reference_of.items():
             if label not in rounds or ref not in rounds:
                 continue
-            n = min(len(rounds[label]), len(rounds[ref]))  # rounds are paired by index
-            cand, reference = np.asarray(rounds[label][:n]), np.asarray(rounds[ref][:n])
-            for kind, threshold, value, verdict in self._decide(label, ref, batch, cand, reference):
+            n = min(len(rounds[label]), len(rounds[ref]))  # the paired rounds (latency._round_ratios)
+            for kind, threshold, value, verdict in self._decide(label, ref, batch, rounds[label], rounds[ref]):
                 note = ""
                 if verdict == Verdict.INCONCLUSIVE:
                     if not final:
@@ -131,7 +130,7 @@ class Judge:
                 results.append(GateResult(kind, label, batch, threshold, value, verdict, n, ref, note, changed))
         return results, pending
 
-    def _decide(self, label: str, ref: str, batch: int, cand: np.ndarray, reference: np.ndarray):
+    def _decide(self, label: str, ref: str, batch: int, cand: list[float], reference: list[float]):
         g = self.gates
         if g.min_speedup is not None:
             value = speedup_ci(reference, cand)

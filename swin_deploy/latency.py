@@ -59,10 +59,10 @@ def median_ci(ms: np.ndarray | list[float], level: float = GATE_CONFIDENCE, seed
 
 
 def _round_ratios(numerator, denominator) -> np.ndarray:
-    numerator, denominator = np.asarray(numerator, np.float64), np.asarray(denominator, np.float64)
-    if len(numerator) != len(denominator):
-        raise ValueError("paired series must have one time per round each")
-    return numerator / denominator
+    """numerator_i / denominator_i for the rounds both were timed in (rounds pair by index; a runner timed further
+    while a gate was inconclusive has extra rounds at the end, which pair with nothing)."""
+    n = min(len(numerator), len(denominator))
+    return np.asarray(numerator[:n], np.float64) / np.asarray(denominator[:n], np.float64)
 
 
 def _median_resamples(values: np.ndarray, seed: int, resamples: int) -> np.ndarray:

@@ -26,7 +26,7 @@ from ..compare import max_rel_delta_outputs
 from ..enums import ExportFormat, InputFormat, Simplifier
 from ..errors import GateFailed, UserError, missing_package
 from ..fileio import atomic_output, check_writable_dir
-from ..models import FeatureMaps, PixelInput, SwinTransformer, Weights, build_model, config_for
+from ..models import PixelInput, SwinTransformer, Weights, build_model, config_for, output_module
 from ..tolerances import EXPORT_PARITY_REL
 
 MIN_OPSET = defaults.MIN_OPSET
@@ -248,7 +248,7 @@ def _export_onnx(model: SwinTransformer, weights_sha256: str, out: Path, options
     model = _with_geometry(model, cfg, options.dynamic_size)
     start = time.perf_counter()
     model = model.eval().freeze()
-    module = FeatureMaps(model) if options.features else model
+    module = output_module(model, options.features)
     outputs = module.output_names()
     batch = options.max_batch if options.static_batch and options.max_batch else 1
     info = ArtifactInfo.for_config(cfg, weights_sha256, options.opset, options.max_batch, options.static_batch,

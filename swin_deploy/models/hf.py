@@ -1,5 +1,5 @@
 """Hugging Face transformers checkpoints: Swin/Swinv2 ForImageClassification (logits), Model (pooled features, no
-classifier) and Backbone (AutoBackbone's stage maps, each with its own LayerNorm), any `num_channels`.
+classifier) and Backbone (AutoBackbone's stage maps; SwinBackbone's through per-stage LayerNorms), any `num_channels`.
 
 A `save_pretrained` folder (config.json + model.safetensors or pytorch_model.bin), or the weights file with its
 config.json beside it. `hf_config` reads the architecture, labels and preprocessing into a SwinConfig;

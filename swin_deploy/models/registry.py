@@ -62,15 +62,24 @@ class SwinConfig:
         if self.in_chans < 1:
             raise UserError(f"a model needs at least one input channel, not {self.in_chans}")
         if self.backbone is not None:
-            known = ("stem", *(f"stage{i + 1}" for i in range(len(self.depths))))
-            unknown = [s for s in self.backbone if s not in known]
+            unknown = [s for s in self.backbone if s not in self.map_names]
             if unknown:
-                raise UserError(f"backbone output '{unknown[0]}' is not one of {', '.join(known)}")
+                raise UserError(f"backbone output '{unknown[0]}' is not one of {', '.join(self.map_names)}")
             object.__setattr__(self, "num_classes", 0)
         elif self.backbone_norms or self.always_partition:
             raise UserError("`backbone_norms` and `always_partition` describe a transformers backbone: set `backbone`")
         for stat in ("mean", "std"):
             object.__setattr__(self, stat, channel_stats(tuple(getattr(self, stat)), self.in_chans))
+
+    @property
+    def map_names(self) -> tuple[str, ...]:
+        """The feature maps a model has: "stem" (the patch embedding's) and "stage1".."stageN"."""
+        return ("stem", *(f"stage{i + 1}" for i in range(len(self.depths))))
+
+    def map_level(self, name: str) -> int:
+        """How many times a feature map is downsampled after the patch embedding: stem and stage1 0, stageN N-1;
+        its channels are embed_dim * 2**level and its stride patch_size * 2**level."""
+        return 0 if name == "stem" else int(name.removeprefix("stage")) - 1
 
     @property
     def headless(self) -> bool:
@@ -183,7 +192,7 @@ class SwinConfig:
             total += depth * per_block
         F = C * 2 ** (len(self.depths) - 1)
         if self.backbone is not None:  # no final norm or head; SwinBackbone: a LayerNorm per returned stage
-            return total + self.backbone_norms * sum(2 * (C if s == "stem" else C * 2 ** (int(s[5:]) - 1)) for s in self.backbone)
+            return total + self.backbone_norms * sum(2 * C * 2 ** self.map_level(s) for s in self.backbone)
         return total + 2 * F + F * self.num_classes + self.num_classes
 
     def gflops(self, img_size: tuple[int, int] | None = None) -> float:

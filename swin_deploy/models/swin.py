@@ -285,7 +285,8 @@ class SwinTransformer(nn.Module):
             self.head = nn.Module()
             self.head.fc = nn.Linear(self.num_features, cfg.num_classes) if cfg.num_classes else nn.Identity()
         elif cfg.backbone_norms:
-            self.stage_norms = nn.ModuleDict({name: nn.LayerNorm(self.channels(name)) for name in cfg.backbone})
+            self.stage_norms = nn.ModuleDict({name: nn.LayerNorm(cfg.embed_dim * 2 ** cfg.map_level(name))
+                                              for name in cfg.backbone})
         self.apply(self._init_weights)
 
     @staticmethod
@@ -296,10 +297,6 @@ class SwinTransformer(nn.Module):
                 nn.init.zeros_(m.bias)
         elif isinstance(m, WindowAttention):
             nn.init.trunc_normal_(m.relative_position_bias_table, std=0.02)
-
-    def channels(self, stage: str) -> int:
-        """Channels of a stage's map: "stem" (the patch embedding) or "stageN"."""
-        return self.cfg.embed_dim * (1 if stage == "stem" else 2 ** (int(stage[5:]) - 1))
 
     def output_names(self) -> list[str]:
         """What forward returns, as an exported graph names it."""
@@ -348,8 +345,7 @@ class SwinTransformer(nn.Module):
     def forward_backbone(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(B, C_in, H, W) -> transformers' backbone maps: the stages of cfg.backbone, NCHW (SwinBackbone: each
         through its LayerNorm over channels)."""
-        names = ("stem", *(f"stage{i + 1}" for i in range(len(self.cfg.depths))))
-        maps = dict(zip(names, self.forward_stages(x, stem=True)))
+        maps = dict(zip(self.cfg.map_names, self.forward_stages(x, stem=True)))
         if not self.cfg.backbone_norms:
             return tuple(maps[n] for n in self.cfg.backbone)
         return tuple(self.stage_norms[n](maps[n].permute(0, 2, 3, 1)).permute(0, 3, 1, 2) for n in self.cfg.backbone)
@@ -405,3 +401,9 @@ class PixelInput(nn.Module):
         if self.channels_last:
             x = x.permute(0, 3, 1, 2)
         return self.module(x)
+
+
+def output_module(model: SwinTransformer, feature_maps: bool) -> nn.Module:
+    """What an export traces and verify's PyTorch reference runs: timm's stage maps (FeatureMaps) for a --features
+    export; the model itself otherwise (a transformers backbone returns its own maps already)."""
+    return FeatureMaps(model) if feature_maps and model.cfg.backbone is None else model

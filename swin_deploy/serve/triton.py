@@ -106,10 +106,10 @@ def output_dims(info: ArtifactInfo) -> dict[str, tuple[int, ...]]:
         return {"features": (cfg.embed_dim * 2 ** (len(cfg.depths) - 1),)}
     dims = {}
     for name in info.outputs:
-        i = 0 if name == "stem" else int(name.removeprefix("stage")) - 1
-        scale = cfg.patch_size * 2 ** i
+        level = cfg.map_level(name)
+        scale = cfg.patch_size * 2 ** level
         hw = (-1, -1) if info.dynamic_size else (info.img_size[0] // scale, info.img_size[1] // scale)
-        dims[name] = (cfg.embed_dim * 2 ** i, *hw)
+        dims[name] = (cfg.embed_dim * 2 ** level, *hw)
     return dims
 
 

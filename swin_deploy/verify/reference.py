@@ -15,7 +15,7 @@ from ..backends.base import Runner
 from ..enums import WeightsSource
 from ..errors import UserError
 from ..fileio import sha256_file
-from ..models import FeatureMaps, Weights, build_model
+from ..models import Weights, build_model, output_module
 
 
 @dataclass
@@ -33,7 +33,7 @@ def torch_reference(info: ArtifactInfo, weights: Weights, device: str = "cpu") -
     if info.weights_sha256 and sha != info.weights_sha256:
         raise UserError(f"these weights are not the ones {info.variant} was exported from (sha256 {sha[:12]} vs "
                         f"{info.weights_sha256[:12]} in the artifact): pass the same `checkpoint`/`random_init`/`seed`")
-    module = FeatureMaps(model.freeze()) if info.features and model.cfg.backbone is None else model.freeze()
+    module = output_module(model.freeze(), info.features)
     return TorchRunner(module, name="pytorch-fp32", output_names=info.outputs, device=device)
 
 
