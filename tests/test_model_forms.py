@@ -194,7 +194,7 @@ def save_hf(folder, cls_name: str, seed: int = 0, **config):
     transformers = pytest.importorskip("transformers", reason="transformers is in the dev extra")
     version = 2 if cls_name.startswith("Swinv2") else 1
     Config = transformers.Swinv2Config if version == 2 else transformers.SwinConfig
-    model = perturbed(getattr(transformers, cls_name)(Config(**TINY_HF, **config)), seed)
+    model = perturbed(getattr(transformers, cls_name)(Config(**{**TINY_HF, **config})), seed)
     model.save_pretrained(folder)
     return model
 
@@ -242,3 +242,14 @@ def test_transformers_backbone_with_dynamic_size(cli, tmp_path):
     got = onnx_outputs(out, x.numpy())
     for name, w in zip(["stage1", "stage2", "stage3"], want):
         assert rel(got[name], w.numpy()) <= 1e-4, name
+
+
+def test_swin_backbone_smaller_than_its_window_is_refused(cli, tmp_path):
+    """transformers' SwinBackbone pads a stage grid smaller than its window before the cyclic shift, which the
+    native model does not do: one line, exit 2, nothing written."""
+    folder = tmp_path / "hf"
+    save_hf(folder, "SwinBackbone", **{"image_size": 32, "out_features": ["stage3"]})  # stage3 grid 2x2, window 4
+    out = tmp_path / "b.onnx"
+    r = cli("export", "--checkpoint", folder, "-o", out)
+    assert r.code == 2 and "pads a 2x2 stage grid" in r.err and len(r.err.strip().splitlines()) == 1, r.err
+    assert not out.exists()
