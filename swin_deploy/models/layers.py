@@ -207,34 +207,52 @@ class Mlp(nn.Module):
         return self.fc2(self.act(self.fc1(x)))
 
 
-def project_heads(x: torch.Tensor, weight: torch.Tensor, bias: list[torch.Tensor | None], num_windows: int,
-                  window_area: int, num_heads: int) -> tuple[torch.Tensor, ...]:
-    """qkv projection straight into head layout.
+def project_heads(x: torch.Tensor, weight: torch.Tensor, bias: list[torch.Tensor | None], num_heads: int,
+                  tokens) -> tuple[torch.Tensor, ...]:
+    """qkv projection, token-major: x (B, L, C) -> q, k, v each (B, L, heads, d); `tokens` is L (given, so a static
+    export reshapes by constants).
 
-    x (B, nW * N, C); weight (3C, C) as timm's fused qkv; bias per q, k, v (None: no bias).
-    Returns q, k, v, each (B, nW, heads, N, d).
-    Three matmuls on constant slices of the fused weight replace one matmul plus a Split of its
-    output (the Split was 5% of the INT8 model's CPU time).
+    weight (3C, C) as timm's fused qkv; bias per q, k, v (None: no bias). Three matmuls on constant slices of
+    the fused weight replace one matmul plus a Split of its output (the Split was 5% of the INT8 model's CPU time).
     """
     C = weight.shape[1]
-    head_dim = C // num_heads
-    q, k, v = (F.linear(x, weight[i * C:(i + 1) * C], bias[i]).reshape(-1, num_windows, window_area, num_heads, head_dim)
-               for i in range(3))
-    return tuple(t.permute(0, 1, 3, 2, 4) for t in (q, k, v))
+    return tuple(F.linear(x, weight[i * C:(i + 1) * C], bias[i]).reshape(-1, tokens, num_heads, C // num_heads)
+                 for i in range(3))
 
 
-def merge_heads(x: torch.Tensor) -> torch.Tensor:
-    """(B, nW, heads, N, head_dim) -> (B, nW * N, heads * head_dim)."""
-    _, nW, h, N, d = x.shape
-    return x.permute(0, 1, 3, 2, 4).reshape(-1, nW * N, h * d)
+def heads_major(t: torch.Tensor, num_windows, window_area: int, per_window: bool) -> torch.Tensor:
+    """Token-major (B, nW * N, heads, d) in window order -> attention layout, always 4D: (B * nW, heads, N, d),
+    or (B, nW * heads, N, d) when `per_window`.
+
+    Why 4D, and why two forms: the fused attention kernels take [batch, heads, N, d] with an additive mask
+    broadcast over batch (TensorRT's attention fusion, docs.nvidia.com/deeplearning/tensorrt, "Fused
+    Attention"; OpenVINO's MHA snippets accept rank 3-4 only). Windows sit in the batch axis where one
+    position bias serves every window (its Transpose is the one those kernels read in place), and in the
+    heads axis where the shift mask differs per window, so that (nW * heads, N, N) still broadcasts over batch.
+    Measured against the 5D layout in benchmarks/RESULTS.md ("4D attention").
+    """
+    h, d = t.shape[-2], t.shape[-1]
+    if not per_window:
+        return t.reshape(-1, window_area, h, d).permute(0, 2, 1, 3)
+    return t.reshape(-1, num_windows, window_area, h, d).permute(0, 1, 3, 2, 4).reshape(-1, num_windows * h,
+                                                                                        window_area, d)
+
+
+def merge_heads(x: torch.Tensor, num_windows, num_heads: int, per_window: bool) -> torch.Tensor:
+    """heads_major's layout -> (B, nW * N, heads * d)."""
+    N, d = x.shape[-2], x.shape[-1]
+    x = x.reshape(-1, num_windows, num_heads, N, d).permute(0, 1, 3, 2, 4) if per_window else x.permute(0, 2, 1, 3)
+    return x.reshape(-1, num_windows * N, num_heads * d)
 
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """softmax(q k^T + bias) v with q pre-scaled; q, k, v (B, nW, heads, N, d).
+    """softmax(q k^T + bias) v with q pre-scaled; q, k, v (B', G, N, d) as heads_major lays them out
+    (G = heads, or windows * heads).
 
-    bias: (nW or 1, heads, N, N), broadcast over batch.
+    bias: (1 or nW, heads, N, N), one slice per window when G holds the windows; broadcast over B'.
     """
     # k^T is a Transpose feeding the MatMul in the ONNX: the onnxruntime INT8 target folds it into the
     # matmul (precision.graph.fold_transpose_into_matmul); TensorRT's builder does such folding itself
-    attn = torch.matmul(q, k.transpose(-2, -1)) + bias
+    N = q.shape[-2]
+    attn = torch.matmul(q, k.transpose(-2, -1)) + bias.reshape(1, -1, N, N)
     return torch.matmul(F.softmax(attn, dim=-1), v)

@@ -4,7 +4,8 @@ Parameter names follow timm (`patch_embed`, `layers.{i}.downsample`, `layers.{i}
 `norm`, `head.fc`) so a timm state_dict loads unchanged. Differences from timm are in how the
 computation is laid out, not in what it computes (see `layers.py`):
   * the residual stream stays in window order, one constant Gather between blocks;
-  * attention runs on (B, nW, heads, N, d) with batch symbolic, never on B * nW;
+  * attention is 4D with batch symbolic: (B * nW, heads, N, d), or (B, nW * heads, N, d) where a shift mask
+    differs per window (layers.heads_major says why);
   * relative position bias (V1 table, V2 CPB MLP) and the shifted-window mask are one additive
     tensor per block; `freeze()` turns it (and V2's clamped logit scale) into constants before export.
 """
@@ -22,6 +23,7 @@ from .layers import (
     PatchEmbed,
     PatchMerging,
     attend,
+    heads_major,
     inverse_order,
     merge_heads,
     project_heads,
@@ -35,7 +37,27 @@ from .layers import (
 from .registry import SwinConfig
 
 
-class WindowAttention(nn.Module):
+class _WindowAttentionBase(nn.Module):
+    """What V1 and V2 share: q, k, v token-major from the fused qkv weight, into heads_major's 4D layout, and back
+    through the output projection. Subclasses define qkv_heads (their scaling) and position_bias."""
+
+    num_heads: int
+    window: tuple[int, int]
+
+    def token_major(self, x: torch.Tensor, bias: list[torch.Tensor | None], num_windows) -> tuple[torch.Tensor, ...]:
+        return project_heads(x, self.qkv.weight, bias, self.num_heads, num_windows * self.window[0] * self.window[1])
+
+    def to_heads(self, tensors, num_windows, per_window: bool) -> tuple[torch.Tensor, ...]:
+        return tuple(heads_major(t, num_windows, self.window[0] * self.window[1], per_window) for t in tensors)
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, num_windows, per_window: bool) -> torch.Tensor:
+        """x (B, nW * N, C) in window order; bias (1 or nW, heads, N, N); `per_window`: the bias differs per window
+        (see heads_major)."""
+        out = attend(*self.qkv_heads(x, num_windows, per_window), bias)
+        return self.proj(merge_heads(out, num_windows, self.num_heads, per_window))
+
+
+class WindowAttention(_WindowAttentionBase):
     """V1 window attention: scaled dot product plus a learned relative position bias table.
 
     (B, nW * N, C) in window order -> (B, nW * N, C).
@@ -56,17 +78,12 @@ class WindowAttention(nn.Module):
         bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
         return bias.view(N, N, -1).permute(2, 0, 1)
 
-    def qkv_heads(self, x: torch.Tensor, num_windows) -> tuple[torch.Tensor, ...]:
-        b = self.qkv.bias.chunk(3)
-        q, k, v = project_heads(x, self.qkv.weight, list(b), num_windows, self.window[0] * self.window[1],
-                                self.num_heads)
+    def qkv_heads(self, x: torch.Tensor, num_windows, per_window: bool) -> tuple[torch.Tensor, ...]:
+        q, k, v = self.to_heads(self.token_major(x, list(self.qkv.bias.chunk(3)), num_windows), num_windows, per_window)
         return q * self.scale, k, v
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor, num_windows) -> torch.Tensor:
-        return self.proj(merge_heads(attend(*self.qkv_heads(x, num_windows), bias)))
 
-
-class WindowAttentionV2(nn.Module):
+class WindowAttentionV2(_WindowAttentionBase):
     """V2 window attention: scaled cosine attention and a continuous, log-spaced position bias.
 
     logits = cos(q, k) * exp(min(logit_scale, log 100)) + 16 * sigmoid(cpb_mlp(log-spaced coords)).
@@ -107,14 +124,17 @@ class WindowAttentionV2(nn.Module):
             return self.frozen_scale
         return torch.clamp(self.logit_scale, max=math.log(1.0 / 0.01)).exp()
 
-    def qkv_heads(self, x: torch.Tensor, num_windows) -> tuple[torch.Tensor, ...]:
-        q, k, v = project_heads(x, self.qkv.weight, [self.q_bias, None, self.v_bias], num_windows,
-                                self.window[0] * self.window[1], self.num_heads)
-        # the logit scale multiplies q (N x d values) instead of the logits (N x N): same math, less work
-        return _l2_normalize(q) * self.scale(), _l2_normalize(k), v
-
-    def forward(self, x: torch.Tensor, bias: torch.Tensor, num_windows) -> torch.Tensor:
-        return self.proj(merge_heads(attend(*self.qkv_heads(x, num_windows), bias)))
+    def qkv_heads(self, x: torch.Tensor, num_windows, per_window: bool) -> tuple[torch.Tensor, ...]:
+        q, k, v = self.token_major(x, [self.q_bias, None, self.v_bias], num_windows)
+        # normalised token-major, (B, L, heads, d): OpenVINO's reduction kernel pays per leading index, and
+        # B * nW of them cost it 3x the time of B
+        q, k, v = self.to_heads((_l2_normalize(q), _l2_normalize(k), v), num_windows, per_window)
+        # the logit scale multiplies q (N x d values) instead of the logits (N x N): same math, less work; per head,
+        # so repeated per window where windows share the heads axis
+        scale = self.scale()
+        if per_window:
+            scale = scale.expand(num_windows, -1, -1, -1).reshape(-1, 1, 1)
+        return q * scale, k, v
 
 
 def _l2_normalize(x: torch.Tensor) -> torch.Tensor:
@@ -182,7 +202,8 @@ class SwinBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.reorder is not None:
             x = x.index_select(1, self.reorder)
-        return self.residual(x, lambda t: self.attn(t, self.attn_bias(), self.num_windows))
+        per_window = self.attn_mask is not None
+        return self.residual(x, lambda t: self.attn(t, self.attn_bias(), self.num_windows, per_window))
 
     def forward_spatial(self, x: torch.Tensor, H, W) -> torch.Tensor:
         (wh, ww), (sh, sw) = self.window, self.shift
@@ -198,7 +219,7 @@ class SwinBlock(nn.Module):
         def windowed(t: torch.Tensor) -> torch.Tensor:
             # padding positions gather an appended zero token, as timm pads the block input with zeros
             padded = torch.cat([t, t.new_zeros(1, 1, t.shape[-1]).expand(t.shape[0], 1, -1)], dim=1)
-            out = self.attn(padded.index_select(1, index), bias, num_windows)
+            out = self.attn(padded.index_select(1, index), bias, num_windows, bool(sh or sw))
             return out.index_select(1, inverse)
 
         return self.residual(x, windowed)
