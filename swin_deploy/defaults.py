@@ -27,6 +27,9 @@ VERIFY_BATCH_SIZES = (1, 3, 8)
 VERIFY_SAMPLES = 32  # seeded synthetic inputs when no images are given
 CONSISTENCY_SAMPLES = 64  # inputs each batch size after the first is checked on
 
+# OpenVINO: input shapes the runner compiles a static-shape copy of the model for (see openvino_runner)
+OPENVINO_STATIC_SHAPES = 4
+
 # bench
 BENCH_BATCH_SIZES = (1, 8, 32)
 BENCH_WARMUP = 3

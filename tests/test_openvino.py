@@ -138,3 +138,25 @@ def test_openvino_runs_each_window_attention_as_one_fused_kernel(demo, artifacts
     layers = [op.get_rt_info()["layerType"].astype(str) for op in compiled.get_runtime_model().get_ops()]
     assert "Softmax" not in layers and "MatMul" not in layers, sorted(set(layers))
     assert layers.count("Subgraph") >= 4  # one per block at least (plus element-wise snippets)
+
+
+def test_openvino_compiles_each_input_shape_it_is_fed(artifacts):
+    """A static-shape compile per batch size (faster than the dynamic-batch model), same outputs, and the dynamic model
+    past defaults.OPENVINO_STATIC_SHAPES shapes."""
+    import numpy as np
+
+    from swin_deploy import defaults
+    from swin_deploy.artifact import read_info
+    from swin_deploy.backends.openvino_runner import OpenVinoRunner
+
+    size = read_info(artifacts["fp32"]).img_size
+    x = np.random.default_rng(0).standard_normal((defaults.OPENVINO_STATIC_SHAPES + 2, 3, *size), dtype=np.float32)
+    with OpenVinoRunner(artifacts["fp32"], threads=1) as runner:
+        runner.infer(np.zeros((2, 3, size[0] * 2, size[1] * 2), np.float32))  # not the model's size: no static copy
+        assert not runner.static
+        dynamic = runner.request.infer({0: x})[0].copy()
+        outs = [runner.infer(x[:b])["logits"] for b in range(1, len(x) + 1)]
+        assert sorted(runner.static) == [(b, 3, *size) for b in range(1, defaults.OPENVINO_STATIC_SHAPES + 1)]
+        runner.infer(x[1:2])  # the same shape again: earlier results are the caller's, not overwritten
+    for b, out in enumerate(outs, start=1):
+        np.testing.assert_allclose(out, dynamic[:b], rtol=1e-4, atol=1e-4)

@@ -1,0 +1,75 @@
+"""OpenVINO on the dynamic-batch model against a copy compiled for the exact input shape, which is what swin-deploy's
+OpenVINO runner does per batch size; one interleaved run per model and batch size.
+
+    python benchmarks/openvino_static.py [--variants swin_t swinv2_t] [--runs 20]
+
+Rows: timm's export (the peer of benchmarks/cpu_peers.py) at OpenVINO's default precision, and swin-deploy's INT8
+(TensorRT target) at OpenVINO's default precision; seeded random weights. Prints the CPU model and vector ISA.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import openvino as ov
+import torch
+
+from calibration import QuantizeOptions, quantize
+from swin_deploy.demo import write_digits
+from swin_deploy.export import ExportOptions, export_onnx
+from swin_deploy.models import Weights, build_model, get_config
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from attention_layout import interleaved_ms  # noqa: E402
+from common import machine  # noqa: E402
+from export_vs_timm import timm_export  # noqa: E402
+
+
+def compiled(path: Path, shape: list[int] | None, threads: int):
+    """An infer function of `path` compiled by OpenVINO for the CPU, for exactly `shape` (None: as exported)."""
+    core = ov.Core()
+    model = core.read_model(str(path))
+    if shape is not None:
+        model.reshape({model.inputs[0]: shape})
+    request = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": threads,
+                                                "PERFORMANCE_HINT": "LATENCY"}).create_infer_request()
+    return lambda x: request.infer({0: x})
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--variants", nargs="+", default=["swin_t", "swinv2_t"])
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=3)
+    args = ap.parse_args()
+    threads = torch.get_num_threads()
+    tmp = Path(tempfile.mkdtemp())
+    write_digits(tmp / "digits")
+    print(f"{machine()}, OpenVINO {ov.__version__}; median ms of {args.runs} interleaved rounds, dynamic batch -> "
+          "static shape")
+    print("| model | graph | batch 1 | batch 8 |\n|---|---|---:|---:|")
+    for name in args.variants:
+        model, sha = build_model(get_config(name), Weights("random"))
+        timm = tmp / f"{name}.timm.onnx"
+        timm_export(name, {k: v.clone() for k, v in model.state_dict().items()}, timm, "onnxsim")
+        fp32 = export_onnx(model, sha, tmp / f"{name}.onnx", ExportOptions()).path
+        int8 = quantize(fp32, tmp / f"{name}.int8.onnx",
+                        QuantizeOptions("int8", calib_data=tmp / "digits" / "calib", calib_images=64)).path
+        size = get_config(name).img_size
+        for label, path in [("timm's export, OpenVINO default precision", timm),
+                            ("swin-deploy INT8 (TensorRT target)", int8)]:
+            cells = []
+            for batch in (1, 8):
+                x = np.random.default_rng(0).standard_normal((batch, 3, *size), dtype=np.float32)
+                ms = interleaved_ms({"dynamic": compiled(path, None, threads),
+                                     "static": compiled(path, [batch, 3, *size], threads)}, x, args.warmup, args.runs)
+                cells.append(f"{ms['dynamic']:.1f} -> {ms['static']:.1f} ({ms['dynamic'] / ms['static']:.2f}x)")
+            print(f"| {name} | {label} | {' | '.join(cells)} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
