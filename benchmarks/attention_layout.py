@@ -46,14 +46,9 @@ def build(out: Path, data: Path) -> None:
 
 
 def openvino_request(path: Path, batch: int, size: int, threads: int):
-    import openvino as ov
+    from common import openvino_infer
 
-    core = ov.Core()
-    model = core.read_model(str(path))
-    model.reshape({model.inputs[0]: [batch, 3, size, size]})
-    request = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": threads,
-                                                "PERFORMANCE_HINT": "LATENCY"}).create_infer_request()
-    return lambda x: request.infer({0: x})
+    return openvino_infer(path, [batch, 3, size, size], threads)
 
 
 def onnxruntime_session(path: Path, batch: int, size: int, threads: int):
@@ -63,19 +58,6 @@ def onnxruntime_session(path: Path, batch: int, size: int, threads: int):
     options.intra_op_num_threads = threads
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     return lambda x: session.run(None, {"input": x})
-
-
-def interleaved_ms(runs: dict, x: np.ndarray, warmup: int, rounds: int) -> dict[str, float]:
-    import time
-
-    times: dict[str, list[float]] = {k: [] for k in runs}
-    for i in range(warmup + rounds):
-        for label, run in runs.items():
-            start = time.perf_counter()
-            run(x)
-            if i >= warmup:
-                times[label].append((time.perf_counter() - start) * 1000)
-    return {k: float(np.median(v)) for k, v in times.items()}
 
 
 def main() -> None:
@@ -94,7 +76,7 @@ def main() -> None:
     import torch
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from common import machine
+    from common import interleaved_ms, machine
 
     from swin_deploy.demo import write_digits
 

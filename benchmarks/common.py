@@ -20,3 +20,31 @@ def median_ms(cases: dict[str, tuple[Runner, np.ndarray]], warmup: int, runs: in
     """Median wall time (ms) of each runner on its input, timed round-robin by swin_deploy.bench's loop."""
     return {label: float(np.median([t.total_ms for t in timings]))
             for label, timings in time_round_robin(cases, warmup, iterations=runs).items()}
+
+
+def openvino_infer(path, shape: list[int] | None, threads: int):
+    """An infer function of the model at `path`, compiled by OpenVINO for the CPU for exactly `shape` (None: the
+    shapes it was exported with), latency hint."""
+    import openvino as ov
+
+    core = ov.Core()
+    model = core.read_model(str(path))
+    if shape is not None:
+        model.reshape({model.inputs[0]: shape})
+    request = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": threads,
+                                                "PERFORMANCE_HINT": "LATENCY"}).create_infer_request()
+    return lambda x: request.infer({0: x})
+
+
+def interleaved_ms(runs: dict, x: np.ndarray, warmup: int, rounds: int) -> dict[str, float]:
+    """Median wall time (ms) of each plain function on `x`, called in turn `rounds` times after `warmup`."""
+    import time
+
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    for i in range(warmup + rounds):
+        for label, run in runs.items():
+            start = time.perf_counter()
+            run(x)
+            if i >= warmup:
+                times[label].append((time.perf_counter() - start) * 1000)
+    return {k: float(np.median(v)) for k, v in times.items()}

@@ -24,20 +24,8 @@ from swin_deploy.export import ExportOptions, export_onnx
 from swin_deploy.models import Weights, build_model, get_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from attention_layout import interleaved_ms  # noqa: E402
-from common import machine  # noqa: E402
+from common import interleaved_ms, machine, openvino_infer  # noqa: E402
 from export_vs_timm import timm_export  # noqa: E402
-
-
-def compiled(path: Path, shape: list[int] | None, threads: int):
-    """An infer function of `path` compiled by OpenVINO for the CPU, for exactly `shape` (None: as exported)."""
-    core = ov.Core()
-    model = core.read_model(str(path))
-    if shape is not None:
-        model.reshape({model.inputs[0]: shape})
-    request = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": threads,
-                                                "PERFORMANCE_HINT": "LATENCY"}).create_infer_request()
-    return lambda x: request.infer({0: x})
 
 
 def main() -> None:
@@ -65,8 +53,9 @@ def main() -> None:
             cells = []
             for batch in (1, 8):
                 x = np.random.default_rng(0).standard_normal((batch, 3, *size), dtype=np.float32)
-                ms = interleaved_ms({"dynamic": compiled(path, None, threads),
-                                     "static": compiled(path, [batch, 3, *size], threads)}, x, args.warmup, args.runs)
+                ms = interleaved_ms({"dynamic": openvino_infer(path, None, threads),
+                                     "static": openvino_infer(path, [batch, 3, *size], threads)}, x, args.warmup,
+                                    args.runs)
                 cells.append(f"{ms['dynamic']:.1f} -> {ms['static']:.1f} ({ms['dynamic'] / ms['static']:.2f}x)")
             print(f"| {name} | {label} | {' | '.join(cells)} |", flush=True)
 
