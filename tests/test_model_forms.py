@@ -253,3 +253,22 @@ def test_swin_backbone_smaller_than_its_window_is_refused(cli, tmp_path):
     r = cli("export", "--checkpoint", folder, "-o", out)
     assert r.code == 2 and "pads a 2x2 stage grid" in r.err and len(r.err.strip().splitlines()) == 1, r.err
     assert not out.exists()
+
+
+def test_transformers_stage_grids_smaller_than_the_window(cli, tmp_path):
+    """At 32 pixels the third stage grid is 2x2 under a 4x4 window: transformers' Swinv2 runs that (window shrunk to
+    the grid, bias rebuilt) and so does the export, to parity; its Swin (V1) fails in its own forward, so the export
+    refuses with one line instead of a shape mismatch."""
+    v2 = save_hf(tmp_path / "v2", "Swinv2ForImageClassification", image_size=32)
+    out = tmp_path / "v2.onnx"
+    assert cli("export", "--checkpoint", tmp_path / "v2", "-o", out).code == 0
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        want = v2(pixel_values=x).logits.numpy()
+    assert rel(onnx_outputs(out, x.numpy())["logits"], want) <= 1e-4
+    v1 = save_hf(tmp_path / "v1", "SwinForImageClassification", image_size=32)
+    with pytest.raises(RuntimeError):  # transformers itself
+        v1(pixel_values=x)
+    r = cli("export", "--checkpoint", tmp_path / "v1", "-o", tmp_path / "v1.onnx")
+    assert r.code == 2 and "cannot run either" in r.err and len(r.err.strip().splitlines()) == 1, r.err
+    assert not (tmp_path / "v1.onnx").exists()

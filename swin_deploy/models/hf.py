@@ -97,7 +97,8 @@ def hf_config(path: str | Path, name: str | None = None) -> SwinConfig:
     img_size = tuple(size) if isinstance(size, list | tuple) else (size, size)
     depths = tuple(c["depths"])
     id2label = c.get("id2label") or {}
-    num_classes = int(c.get("num_labels") or len(id2label) or 1000) if architecture.endswith("ForImageClassification") else 0
+    # transformers' own default is 2 labels, and transformers 5 leaves a default label map out of config.json
+    num_classes = int(c.get("num_labels") or len(id2label) or 2) if architecture.endswith("ForImageClassification") else 0
     labels = tuple(id2label.get(str(i), id2label.get(i, str(i))) for i in range(num_classes)) if id2label else None
     if not num_classes or labels is not None and all(re.fullmatch(r"LABEL_\d+", x) for x in labels):
         labels = None  # transformers' placeholder names carry nothing
@@ -109,6 +110,14 @@ def hf_config(path: str | Path, name: str | None = None) -> SwinConfig:
         else (0,) * len(depths), num_classes=num_classes, labels=labels, in_chans=int(c.get("num_channels", 3)),
         # SwinBackbone normalises its maps and calls its encoder with always_partition; Swinv2Backbone does neither
         backbone=backbone, backbone_norms=architecture == "SwinBackbone", always_partition=architecture == "SwinBackbone")
+    small = [(i, g) for i, g in enumerate(cfg.stage_grids(img_size), start=1) if min(g) < cfg.window_size]
+    if version == 1 and small and not cfg.always_partition:  # the backbone's own refusal is window_shift_for's
+        i, (h, w) = small[0]
+        # transformers' Swin shrinks such a stage's window to the grid but keeps a position-bias table sized for the
+        # configured window, so its own forward fails (checked with transformers 5); Swinv2 rebuilds its bias and runs
+        raise UserError(f"{config_path}: at image_size {img_size[0]}x{img_size[1]} stage {i}'s grid ({h}x{w}) is smaller "
+                        f"than window_size {cfg.window_size}, which transformers' Swin cannot run either (its position "
+                        "bias is sized for the window): there is no reference to export against")
     return _with_preprocessing(cfg, config_path.parent / "preprocessor_config.json")
 
 
