@@ -351,6 +351,8 @@ def triton(
     performance_hint: Annotated[str | None, typer.Option("--performance-hint", help="OpenVINO: latency | throughput.")]
     = None,
     bf16: Annotated[bool, typer.Option("--bf16", help="OpenVINO: HINT_BF16.")] = False,
+    static_batch: Annotated[bool, typer.Option("--static-batch", help="OpenVINO: compile for the max batch alone, "
+                                               "padding smaller batches (faster per batch on a busy server).")] = False,
     dynamic_batching: Annotated[bool | None, typer.Option("--dynamic-batching/--no-dynamic-batching",
                                                           help="Server-side batching (default: on if it can).")] = None,
     preferred_batch: Annotated[str | None, typer.Option("--preferred-batch", help="e.g. 8,16.")] = None,
@@ -376,6 +378,7 @@ def triton(
         raise UserError("pass ARTIFACT and --repo DIR (or --check DIR/NAME to validate a model folder)")
     options = TritonOptions(name=name, version=version, max_batch=max_batch, instances=instances, kind=kind,
                             runtime=runtime, threads=threads, streams=streams, performance_hint=performance_hint, bf16=bf16,
+                            static_batch=static_batch,
                             dynamic_batching=dynamic_batching,
                             preferred_batch=parse_ints(preferred_batch, "preferred_batch") if preferred_batch else [],
                             max_queue_delay_us=max_queue_delay_us, ort_tensorrt=ort_tensorrt, overwrite=overwrite)

@@ -100,6 +100,17 @@ def test_triton_openvino_folders_from_onnx_and_ir(cli, artifacts, tmp_path):
     assert r.code == 2 and "runs on the CPU" in r.err and not (repo / "c").exists()
     r = cli("triton", artifacts["fp32"], "--repo", repo, "--name", "d", "--threads", "2")
     assert r.code == 2 and "--runtime openvino" in r.err
+    # static batch: the backend's own switches for one compiled shape, smaller batches padded
+    r = cli("triton", artifacts["int8"], "--repo", repo, "--runtime", "openvino", "--static-batch", "--max-batch", "8",
+            "--name", "e")
+    config = (repo / "e" / "config.pbtxt").read_text()
+    assert r.code == 0 and "max_batch_size: 8" in config, r.err
+    assert all(f'key: "{k}"' in config for k in ("SKIP_OV_DYNAMIC_BATCHSIZE", "ENABLE_BATCH_PADDING"))
+    assert cli("triton", "--check", repo / "e").code == 0
+    r = cli("triton", artifacts["int8"], "--repo", repo, "--static-batch", "--name", "f")
+    assert r.code == 2 and "--runtime openvino" in r.err and not (repo / "f").exists()
+    r = cli("triton", artifacts["static_batch"], "--repo", repo, "--runtime", "openvino", "--static-batch", "--name", "g")
+    assert r.code == 2 and "fixed batch" in r.err
 
 
 def test_bad_openvino_inputs_exit_2_with_one_line(cli, artifacts, tmp_path, monkeypatch):

@@ -153,6 +153,9 @@ class TritonOptions:
     streams: int | None = None  # OpenVINO: NUM_STREAMS
     performance_hint: PerformanceHint | None = None  # OpenVINO: PERFORMANCE_HINT (default latency)
     bf16: bool = False  # OpenVINO: HINT_BF16 (the backend's one precision parameter)
+    # OpenVINO: compile for max_batch alone and pad smaller batches (SKIP_OV_DYNAMIC_BATCHSIZE, ENABLE_BATCH_PADDING);
+    # a static shape runs 10-25% faster (benchmarks/RESULTS.md, "OpenVINO: static shapes")
+    static_batch: bool = False
     dynamic_batching: bool | None = None  # default: on where the artifact takes batches
     preferred_batch: list[int] = field(default_factory=list)
     max_queue_delay_us: int = defaults.TRITON_MAX_QUEUE_DELAY_US
@@ -167,7 +170,7 @@ class TritonOptions:
         if self.performance_hint is not None:
             self.performance_hint = PerformanceHint.parse(self.performance_hint, "performance_hint")
         openvino_only = {"threads": self.threads, "streams": self.streams, "performance_hint": self.performance_hint,
-                         "bf16": self.bf16 or None}
+                         "bf16": self.bf16 or None, "static_batch": self.static_batch or None}
         given = [k for k, v in openvino_only.items() if v is not None]
         if given and self.runtime != Runtime.OPENVINO:
             raise UserError(f"{', '.join(f'`{k}`' for k in given)} configure Triton's OpenVINO backend: add `runtime` "
@@ -210,9 +213,9 @@ def build_config(name: str, info: ArtifactInfo, io: ArtifactIO, model_file: str,
     else:
         config = pb.ModelConfig(name=name, platform=PLATFORMS[model_file])
     if io.batch is None:  # a fixed batch: Triton sees whole shapes and cannot batch requests
-        if o.dynamic_batching or o.preferred_batch or o.max_batch:
-            raise UserError("this artifact has a fixed batch: drop `dynamic_batching`, `preferred_batch` and "
-                            "`max_batch`, or export/build it with a dynamic batch")
+        if o.dynamic_batching or o.preferred_batch or o.max_batch or o.static_batch:
+            raise UserError("this artifact has a fixed batch: drop `dynamic_batching`, `preferred_batch`, "
+                            "`max_batch` and `static_batch`, or export/build it with a dynamic batch")
         config.max_batch_size = 0
         strip = 0
     else:
@@ -253,11 +256,14 @@ def build_config(name: str, info: ArtifactInfo, io: ArtifactIO, model_file: str,
 
 def _openvino_parameters(config, o: TritonOptions) -> None:
     """The OpenVINO backend's documented parameters (its README: PERFORMANCE_HINT, NUM_STREAMS, INFERENCE_NUM_THREADS,
-    HINT_BF16). It has no float32 switch: without HINT_BF16 OpenVINO still picks its own precision (bf16 on CPUs with
-    BF16), which `verify --backend openvino --inference-precision bf16` gates ahead of time."""
+    HINT_BF16, SKIP_OV_DYNAMIC_BATCHSIZE, ENABLE_BATCH_PADDING). It has no float32 switch: without HINT_BF16 OpenVINO
+    still picks its own precision (bf16 on CPUs with BF16), which `verify --backend openvino --inference-precision
+    bf16` gates ahead of time."""
     values = {"PERFORMANCE_HINT": (o.performance_hint or PerformanceHint.LATENCY).value.upper(),
               "NUM_STREAMS": str(o.streams or 1), "INFERENCE_NUM_THREADS": o.threads and str(o.threads),
-              "HINT_BF16": "YES" if o.bf16 else None}
+              "HINT_BF16": "YES" if o.bf16 else None,
+              "SKIP_OV_DYNAMIC_BATCHSIZE": "YES" if o.static_batch else None,
+              "ENABLE_BATCH_PADDING": "YES" if o.static_batch else None}
     for key, value in values.items():
         if value is not None:
             config.parameters[key].string_value = value
