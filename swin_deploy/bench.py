@@ -123,12 +123,18 @@ class RunnerSpec:
     def runner(self) -> tuple[Runner, Callable[[np.random.Generator, int], np.ndarray]]:
         if self.path is not None:
             return runner_for(self.path, self.backend, self.threads, self.openvino), artifact_info(self.path).example_input
-        from .backends.torch_runner import TorchRunner
-        from .models import build_model, get_config
+        runner, example, _ = torch_runner(self.torch_variant, self.weights or Weights())
+        return runner, example
 
-        model, _ = build_model(get_config(self.torch_variant), self.weights or Weights())
-        shape = (model.cfg.in_chans, *model.cfg.img_size)
-        return TorchRunner(model.freeze()), lambda rng, b: rng.standard_normal((b, *shape), dtype=np.float32)
+
+def torch_runner(variant: str, weights: Weights) -> tuple[Runner, Callable[[np.random.Generator, int], np.ndarray], str]:
+    """The frozen PyTorch model of `variant` as a runner, its seeded example input, and its weights' sha256."""
+    from .backends.torch_runner import TorchRunner
+    from .models import build_model, get_config
+
+    model, weights_sha = build_model(get_config(variant), weights)
+    shape = (model.cfg.in_chans, *model.cfg.img_size)
+    return TorchRunner(model.freeze()), lambda rng, b: rng.standard_normal((b, *shape), dtype=np.float32), weights_sha
 
 
 @dataclass(frozen=True)
@@ -325,14 +331,9 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
                                       info.accepts_batch, identity, RunnerSpec(path, backend, o.threads, openvino)))
     torch_label = None
     if o.torch_variant:
-        from .backends.torch_runner import TorchRunner
-        from .models import build_model, get_config
-
-        model, weights_sha = build_model(get_config(o.torch_variant), o.weights)
-        shape = (model.cfg.in_chans, *model.cfg.img_size)
+        runner, example, weights_sha = torch_runner(o.torch_variant, o.weights)
         torch_label = f"pytorch {o.torch_variant}"
-        entries.append(BenchEntry(torch_label, TorchRunner(model.freeze()),
-                                  lambda rng, b: rng.standard_normal((b, *shape), dtype=np.float32),
+        entries.append(BenchEntry(torch_label, runner, example,
                                   identity={"model": f"{o.torch_variant} fp32 weights {weights_sha[:16]}"},
                                   spec=RunnerSpec(torch_variant=o.torch_variant, weights=o.weights)))
     reference_of = _references(entries, g.against, torch_label)

@@ -51,11 +51,15 @@ def _resample(n: int, seed: int, resamples: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
 
 
+def _median_resamples(values: np.ndarray, seed: int, resamples: int) -> np.ndarray:
+    return np.median(values[_resample(len(values), seed, resamples)], axis=1)
+
+
 def median_ci(ms: np.ndarray | list[float], level: float = GATE_CONFIDENCE, seed: int = defaults.SEED,
               resamples: int = defaults.BOOTSTRAP_RESAMPLES) -> Interval:
     """The median of `ms` and its bootstrap confidence interval."""
     ms = np.asarray(ms, dtype=np.float64)
-    return _percentiles(np.median(ms[_resample(len(ms), seed, resamples)], axis=1), float(np.median(ms)), level)
+    return _percentiles(_median_resamples(ms, seed, resamples), float(np.median(ms)), level)
 
 
 def _round_ratios(numerator, denominator) -> np.ndarray:
@@ -63,10 +67,6 @@ def _round_ratios(numerator, denominator) -> np.ndarray:
     while a gate was inconclusive has extra rounds at the end, which pair with nothing)."""
     n = min(len(numerator), len(denominator))
     return np.asarray(numerator[:n], np.float64) / np.asarray(denominator[:n], np.float64)
-
-
-def _median_resamples(values: np.ndarray, seed: int, resamples: int) -> np.ndarray:
-    return np.median(values[_resample(len(values), seed, resamples)], axis=1)
 
 
 def speedup_ci(reference_ms, candidate_ms, level: float = GATE_CONFIDENCE, seed: int = defaults.SEED,
