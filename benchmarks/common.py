@@ -22,9 +22,9 @@ def median_ms(cases: dict[str, tuple[Runner, np.ndarray]], warmup: int, runs: in
             for label, timings in time_round_robin(cases, warmup, iterations=runs).items()}
 
 
-def openvino_infer(path, shape: list[int] | None, threads: int):
+def openvino_infer(path, shape: list[int] | None, threads: int, hint: str = "LATENCY"):
     """An infer function of the model at `path`, compiled by OpenVINO for the CPU for exactly `shape` (None: the
-    shapes it was exported with), latency hint."""
+    shapes it was exported with), with this performance hint; one synchronous request."""
     import openvino as ov
 
     core = ov.Core()
@@ -32,7 +32,7 @@ def openvino_infer(path, shape: list[int] | None, threads: int):
     if shape is not None:
         model.reshape({model.inputs[0]: shape})
     request = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": threads,
-                                                "PERFORMANCE_HINT": "LATENCY"}).create_infer_request()
+                                                "PERFORMANCE_HINT": hint}).create_infer_request()
     return lambda x: request.infer({0: x})
 
 

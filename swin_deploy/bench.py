@@ -48,9 +48,12 @@ class BenchEntry:
 
     @property
     def backend(self) -> str:
-        """The runtime, and the precision it computes in where it chooses one (OpenVINO)."""
-        ran = self.runner.describe().get("execution_precision")
-        return f"{self.runner.name} {ran}" if ran else self.runner.name
+        """The runtime, the precision it computes in where it chooses one (OpenVINO), and its streams where a batch
+        is split over more than one (OpenVINO's throughput hint)."""
+        described = self.runner.describe()
+        ran = described.get("execution_precision")
+        label = f"{self.runner.name} {ran}" if ran else self.runner.name
+        return f"{label}, {described['streams']} streams" if (described.get("streams") or 1) > 1 else label
 
 
 @dataclass

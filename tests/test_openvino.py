@@ -171,3 +171,26 @@ def test_openvino_compiles_each_input_shape_it_is_fed(artifacts):
         runner.infer(x[1:2])  # the same shape again: earlier results are the caller's, not overwritten
     for b, out in enumerate(outs, start=1):
         np.testing.assert_allclose(out, dynamic[:b], rtol=1e-4, atol=1e-4)
+
+
+def test_throughput_hint_splits_each_batch_over_the_streams(artifacts):
+    """Under the throughput hint each stream runs a part of the batch (one synchronous request would use one stream):
+    same outputs, in order, as the latency runner, for even and uneven splits and a batch of one."""
+    import numpy as np
+
+    from swin_deploy.artifact import read_info
+    from swin_deploy.backends.openvino_runner import OpenVinoOptions, OpenVinoRunner
+    from swin_deploy.bench import BenchEntry
+
+    size = read_info(artifacts["fp32"]).img_size
+    x = np.random.default_rng(0).standard_normal((5, 3, *size), dtype=np.float32)
+    with OpenVinoRunner(artifacts["fp32"]) as latency:
+        expected = latency.infer(x)["logits"]
+        assert latency.parallel == 1
+    with OpenVinoRunner(artifacts["fp32"], options=OpenVinoOptions(performance_hint="throughput")) as runner:
+        if runner.streams < 2:
+            pytest.skip("OpenVINO made one stream on this CPU: nothing to split")
+        assert runner.parallel >= 2
+        for b in (1, 2, 3, 4, 5):
+            np.testing.assert_allclose(runner.infer(x[:b])["logits"], expected[:b], rtol=1e-4, atol=1e-4)
+        assert f"{runner.streams} streams" in BenchEntry("m", runner, lambda rng, b: x[:b]).backend

@@ -8,6 +8,11 @@ reports what the compiled model says it uses.
 Every input shape it is fed (up to defaults.OPENVINO_STATIC_SHAPES of them) gets a copy of the model compiled for
 exactly that shape: OpenVINO runs a static shape 10-25% faster than the dynamic-batch model (Sapphire Rapids,
 benchmarks/RESULTS.md "OpenVINO: static shapes"), and a batch size is fixed in most deployments.
+
+Under the throughput hint OpenVINO splits the CPU into streams that each run one request, so one synchronous request
+would use a fraction of the cores: the runner splits each batch into equal parts, one per request of the compiled
+model's optimal number, and runs them together, so a batch takes all the streams (and bench's img/s is the hint's
+throughput).
 """
 
 from __future__ import annotations
@@ -72,8 +77,35 @@ def cpu_capabilities() -> list[str]:
     return list(import_openvino().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
 
 
+class _Compiled:
+    """A compiled model with its infer request, and under the throughput hint a queue of `parallel` requests that
+    run the parts of a batch at once."""
+
+    def __init__(self, compiled, parallel: int):
+        self.compiled = compiled
+        self.request = compiled.create_infer_request()
+        self.queue = import_openvino().AsyncInferQueue(compiled, parallel) if parallel > 1 else None
+
+    def infer(self, parts: list[np.ndarray]) -> list[np.ndarray]:
+        """Each output, copied (the request's tensors are overwritten by its next call), parts concatenated."""
+        if self.queue is None or len(parts) == 1:
+            result = self.request.infer({0: parts[0]})
+            return [np.array(result[i], dtype=np.float32) for i in range(len(self.compiled.outputs))]
+        done: list[list[np.ndarray] | None] = [None] * len(parts)
+
+        def collect(request, i: int) -> None:
+            done[i] = [np.array(t.data, dtype=np.float32) for t in request.output_tensors]
+
+        self.queue.set_callback(collect)
+        for i, part in enumerate(parts):
+            self.queue.start_async({0: part}, i)
+        self.queue.wait_all()
+        return [np.concatenate([d[j] for d in done]) for j in range(len(self.compiled.outputs))]
+
+
 class OpenVinoRunner(Runner):
-    """An ONNX or IR file compiled by OpenVINO for the CPU; one synchronous infer request."""
+    """An ONNX or IR file compiled by OpenVINO for the CPU: one synchronous infer request (latency hint), or one per
+    stream taking a part of each batch (throughput hint)."""
 
     name = "openvino"
 
@@ -84,6 +116,7 @@ class OpenVinoRunner(Runner):
         self.options = options or OpenVinoOptions()
         self.precision = precision  # the artifact's; read from its metadata when None
         self.execution_precision: str | None = None
+        self.streams: int | None = None
 
     def _wanted_precision(self) -> ExecutionPrecision | None:
         if self.options.inference_precision is not None:
@@ -119,9 +152,13 @@ class OpenVinoRunner(Runner):
             raise UserError(f"OpenVINO cannot compile {self.path.name} ({type(e).__name__}: "
                             f"{str(e).strip().splitlines()[0][:160]}): is it a valid ONNX or IR?") from e
         self.core, self.model, self.config = core, model, config
-        self.compiled = compiled
-        self.request = compiled.create_infer_request()
-        self.static: dict[tuple[int, ...], object] = {}  # input shape -> infer request of its static compile
+        # requests run at once: 1 under the latency hint; under throughput, one per stream
+        self.parallel = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")) \
+            if self.options.hint == PerformanceHint.THROUGHPUT else 1
+        self.streams = int(compiled.get_property("NUM_STREAMS"))
+        self.dynamic = _Compiled(compiled, self.parallel)
+        self.request = self.dynamic.request
+        self.static: dict[tuple[int, ...], _Compiled] = {}  # input shape -> its static compile
         # an output tensor carries every name it had on its way out (the fp16 converter's casts add their own):
         # prefer the name the artifact promises
         self.output_names = [next((n for n in sorted(o.get_names()) if n in PROMISED_OUTPUTS or n.startswith("stage")),
@@ -129,29 +166,39 @@ class OpenVinoRunner(Runner):
         # what the compiled model computes in (an openvino Type: f32, bf16, f16), whatever was asked
         self.execution_precision = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
 
-    def _request_for(self, shape: tuple[int, ...]):
-        """The infer request compiled for exactly `shape`, compiled on first use; the dynamic model's once
+    def _compiled_for(self, shape: tuple[int, ...]) -> _Compiled:
+        """The model compiled for exactly `shape`, compiled on first use; the dynamic model once
         OPENVINO_STATIC_SHAPES shapes have their own, and for a shape the model does not take."""
-        request = self.static.get(shape)
-        if request is not None or len(self.static) >= defaults.OPENVINO_STATIC_SHAPES:
-            return request or self.request
+        compiled = self.static.get(shape)
+        if compiled is not None or len(self.static) >= defaults.OPENVINO_STATIC_SHAPES:
+            return compiled or self.dynamic
         # only dimensions the model leaves open are fixed (OpenVINO would also "reshape" a static image size)
         if not self.model.inputs[0].get_partial_shape().compatible(import_openvino().PartialShape(list(shape))):
-            return self.request
+            return self.dynamic
         model = self.model.clone()
         model.reshape({model.inputs[0]: list(shape)})
-        request = self.static[shape] = self.core.compile_model(model, "CPU", self.config).create_infer_request()
-        return request
+        compiled = self.static[shape] = _Compiled(self.core.compile_model(model, "CPU", self.config), self.parallel)
+        return compiled
 
     def _infer(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        result = self._request_for(tuple(x.shape)).infer({0: x})
-        # copies: the arrays are views of the request's output tensor, which the next call overwrites
-        return {name: np.array(result[i], dtype=np.float32) for i, name in enumerate(self.output_names)}
+        n = min(len(x), self.parallel)
+        if n == 1:
+            return dict(zip(self.output_names, self._compiled_for(x.shape).infer([x])))
+        # equal parts, the last padded with zeros: one static compile serves them all (unequal parts would need two
+        # compiled models, whose streams would contend for the same cores), and a batch the streams do not divide
+        # takes as long as the next one that does
+        size = -(-len(x) // n)
+        parts = -(-len(x) // size)
+        padded = x if parts * size == len(x) else np.concatenate([x, np.zeros((parts * size - len(x), *x.shape[1:]),
+                                                                             x.dtype)])
+        outputs = self._compiled_for((size, *x.shape[1:])).infer(np.split(padded, parts))
+        return {name: out[:len(x)] for name, out in zip(self.output_names, outputs)}
 
     def _deactivate(self) -> None:
-        del self.request, self.compiled, self.static, self.model, self.core
+        del self.request, self.dynamic, self.static, self.model, self.core
 
     def describe(self) -> dict:
         ov = import_openvino()
         return {"backend": self.name, "openvino": ov.__version__, "threads": self.threads or "default",
-                "execution_precision": self.execution_precision, "performance_hint": str(self.options.hint)}
+                "execution_precision": self.execution_precision, "performance_hint": str(self.options.hint),
+                "streams": self.streams}
