@@ -223,6 +223,8 @@ def load_onnx(path: str | Path, load_weights: bool = True) -> onnx.ModelProto:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path} does not exist: pass the path of an ONNX file (swin-deploy export writes one)")
+    if path.suffix == IR_SUFFIX:
+        raise UserError(f"{path} is an OpenVINO IR: this takes the ONNX it was converted from")
     try:
         model = onnx.load(str(path), load_external_data=load_weights)
     except Exception as e:

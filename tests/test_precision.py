@@ -146,6 +146,8 @@ def test_quantize_bad_input(cli, demo, tmp_path):
     folder, paths = demo
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"\x00garbage")
+    ir = tmp_path / "m.xml"  # an OpenVINO IR where an ONNX belongs: existence is all quantize and check need to refuse it
+    ir.write_text("<net/>")
     empty = tmp_path / "empty"
     empty.mkdir()
     int8 = tmp_path / "q.onnx"
@@ -153,6 +155,7 @@ def test_quantize_bad_input(cli, demo, tmp_path):
                "--calib-images", "32", "-o", int8).code == 0
     cases = [
         (["quantize", junk, "--precision", "fp16"], "not a readable ONNX"),
+        (["quantize", ir, "--precision", "fp16"], "is an OpenVINO IR: this takes the ONNX it was converted from"),
         (["quantize", int8, "--precision", "fp16"], "already quantized"),
         (["quantize", paths["swin_digits"], "--precision", "int8", "--calib-data", empty], "no images"),
         (["quantize", paths["swin_digits"], "--precision", "int8", "--calib-data", folder / "data", "--method",
@@ -180,6 +183,8 @@ def test_quantize_bad_input(cli, demo, tmp_path):
         r = cli(*args, "-o", out)
         assert r.code == 2 and message in r.err, (args, r.err)
         assert not out.exists()
+    r = cli("check", ir)
+    assert r.code == 2 and "is an OpenVINO IR" in r.err, r.err
 
 
 def test_unreadable_calibration_images_are_skipped_and_counted(cli, demo, tmp_path):

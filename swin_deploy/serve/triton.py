@@ -292,7 +292,7 @@ def write_model(artifact: Path, repo: Path, options: TritonOptions | None = None
     o = options or TritonOptions()
     artifact = Path(artifact)
     if not artifact.is_file():
-        raise UserError(f"{artifact} does not exist: pass an .onnx or .engine artifact")
+        raise UserError(f"{artifact} does not exist: pass an .onnx, .engine or OpenVINO .xml artifact")
     repo = Path(repo)
     if repo.exists() and not repo.is_dir():
         raise UserError(f"model repository {repo} is a file, not a folder: pass another `repo`")
