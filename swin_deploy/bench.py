@@ -48,12 +48,13 @@ class BenchEntry:
 
     @property
     def backend(self) -> str:
-        """The runtime, the precision it computes in where it chooses one (OpenVINO), and its streams where a batch
-        is split over more than one (OpenVINO's throughput hint)."""
+        """The runtime, the precision it computes in where it chooses one (OpenVINO), and the streams a batch is
+        split over where that is more than one (OpenVINO's throughput hint)."""
         described = self.runner.describe()
         ran = described.get("execution_precision")
         label = f"{self.runner.name} {ran}" if ran else self.runner.name
-        return f"{label}, {described['streams']} streams" if (described.get("streams") or 1) > 1 else label
+        split = described.get("requests_per_batch") or 1
+        return f"{label}, {split} streams" if split > 1 else label
 
 
 @dataclass

@@ -196,3 +196,11 @@ def test_throughput_hint_splits_each_batch_over_the_streams(artifacts):
         for b in (1, 2, 3, 4, 5):
             np.testing.assert_allclose(runner.infer(x[:b])["logits"], expected[:b], rtol=1e-4, atol=1e-4)
         assert f"{runner.streams} streams" in BenchEntry("m", runner, lambda rng, b: x[:b]).backend
+    # a static-batch artifact takes its batch whole: nothing to split, and it still runs
+    static = read_info(artifacts["static_batch"])
+    x4 = np.random.default_rng(0).standard_normal((static.fixed_batch, 3, *static.img_size), dtype=np.float32)
+    with OpenVinoRunner(artifacts["static_batch"]) as latency:
+        expected = latency.infer(x4)["logits"]
+    with OpenVinoRunner(artifacts["static_batch"], options=OpenVinoOptions(performance_hint="throughput")) as runner:
+        assert runner.parallel == 1
+        np.testing.assert_allclose(runner.infer(x4)["logits"], expected, rtol=1e-4, atol=1e-4)

@@ -117,6 +117,7 @@ class OpenVinoRunner(Runner):
         self.precision = precision  # the artifact's; read from its metadata when None
         self.execution_precision: str | None = None
         self.streams: int | None = None
+        self.parallel: int | None = None  # requests each batch is split over (set when compiled)
 
     def _wanted_precision(self) -> ExecutionPrecision | None:
         if self.options.inference_precision is not None:
@@ -152,9 +153,11 @@ class OpenVinoRunner(Runner):
             raise UserError(f"OpenVINO cannot compile {self.path.name} ({type(e).__name__}: "
                             f"{str(e).strip().splitlines()[0][:160]}): is it a valid ONNX or IR?") from e
         self.core, self.model, self.config = core, model, config
-        # requests run at once: 1 under the latency hint; under throughput, one per stream
+        # requests run at once: 1 under the latency hint; under throughput, one per stream, where the batch can be
+        # split (a static-batch artifact takes its batch whole, on one stream)
         self.parallel = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")) \
-            if self.options.hint == PerformanceHint.THROUGHPUT else 1
+            if self.options.hint == PerformanceHint.THROUGHPUT and model.inputs[0].get_partial_shape()[0].is_dynamic \
+            else 1
         self.streams = int(compiled.get_property("NUM_STREAMS"))
         self.dynamic = _Compiled(compiled, self.parallel)
         self.request = self.dynamic.request
@@ -201,4 +204,4 @@ class OpenVinoRunner(Runner):
         ov = import_openvino()
         return {"backend": self.name, "openvino": ov.__version__, "threads": self.threads or "default",
                 "execution_precision": self.execution_precision, "performance_hint": str(self.options.hint),
-                "streams": self.streams}
+                "streams": self.streams, "requests_per_batch": self.parallel}
