@@ -262,6 +262,29 @@ class BenchOptions:
     memory: bool = False  # measure each runner's peak memory in a fresh process (implied by gates.max_rss)
 
 
+@dataclass(frozen=True)
+class Fastest:
+    """The fastest runner at one batch size and its lead over the next: the median over the interleaved rounds of
+    next_i / fastest_i with its 95% interval; `decided` when the whole interval is above 1 (else the two are tied
+    within the noise). Speed only: verify gates accuracy."""
+
+    batch_size: int
+    label: str
+    backend: str
+    next_label: str
+    next_backend: str
+    lead: Interval
+
+    @property
+    def decided(self) -> bool:
+        return self.lead.low > 1.0
+
+    def as_dict(self) -> dict:
+        return {"batch_size": self.batch_size, "label": self.label, "backend": self.backend, "next": self.next_label,
+                "next_backend": self.next_backend, "decided": self.decided,
+                "lead": {"estimate": self.lead.estimate, "ci": [self.lead.low, self.lead.high]}}
+
+
 @dataclass
 class BenchReport:
     results: list[BenchStats]
@@ -283,10 +306,22 @@ class BenchReport:
     def failures(self) -> list[GateResult]:
         return [g for g in self.gates if not g.passed]
 
+    def fastest(self) -> list[Fastest]:
+        """Per batch size that two or more runners ran: which was fastest, and by how much over the next."""
+        found = []
+        for batch in sorted({r.batch_size for r in self.results}):
+            ranked = sorted((r for r in self.results if r.batch_size == batch), key=lambda r: r.p50_ms)
+            if len(ranked) > 1:
+                first, second = ranked[:2]
+                found.append(Fastest(batch, first.label, first.backend, second.label, second.backend,
+                                     speedup_ci(second.rounds_ms, first.rounds_ms)))
+        return found
+
     def as_dict(self) -> dict:
         return {"machine": self.machine, "threads": self.threads, "references": self.references,
                 "passed": self.passed, "gates": [g.as_dict() for g in self.gates],
-                "results": [r.as_dict() for r in self.results], "runners": self.runners}
+                "results": [r.as_dict() for r in self.results], "runners": self.runners,
+                "fastest": [f.as_dict() for f in self.fastest()]}
 
 
 def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,

@@ -215,6 +215,11 @@ def bench_table(report) -> None:
     title = (f"latency (ms, host to host) and throughput on {report.machine['cpu']} ({report.machine['vector_isa']})"
              + (f"; speedup vs {escape(', '.join(refs))}" if speedups else ""))
     columns(title, headers, rows, left=("artifact", "backend"))
+    for f in report.fastest():
+        first, second = f"{escape(f.label)} ({f.backend})", f"{escape(f.next_label)} ({f.next_backend})"
+        message(f"fastest at batch {f.batch_size}: {first}, {_interval(f.lead)} as fast as the next, {second}"
+                if f.decided else f"fastest at batch {f.batch_size}: {first}, tied within the noise with {second} "
+                f"({_interval(f.lead)})")
     memory = any(r.get("peak_rss_mib") for r in report.runners.values())
     loaded = [[escape(label), r.get("load_ms", "-"),
                *([r.get("runner_peak_mib", "-"), r.get("peak_rss_mib", "-")] if memory else [])]

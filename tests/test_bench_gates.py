@@ -43,6 +43,24 @@ def test_paired_rounds_find_known_speedups_through_drift_and_bursts():
     assert 0.9 < hit.estimate <= 1.0 + 1e-9
 
 
+def test_fastest_runner_per_batch_is_named_only_when_its_lead_is_outside_the_noise():
+    from swin_deploy.bench import BenchReport, BenchStats
+
+    def stats(label: str, batch: int, ms: np.ndarray) -> BenchStats:
+        return BenchStats(label, "onnxruntime-cpu", batch, len(ms), float(np.median(ms)), 0.0, 0.0, 0.0, 0.0,
+                          (0.0, 0.0), list(ms))
+
+    drift = np.linspace(1.0, 2.0, 40)
+    report = BenchReport([stats("slow", 8, rounds(10, seed=1) * drift), stats("fast", 8, rounds(6, seed=2) * drift),
+                          stats("slowest", 8, rounds(30, seed=3)), stats("twin a", 1, rounds(10, seed=4)),
+                          stats("twin b", 1, rounds(10, seed=5)), stats("alone", 2, rounds(10, seed=6))], {}, 2)
+    (tied, decided) = report.fastest()  # batch 2 has one runner: nothing to rank
+    assert (decided.batch_size, decided.label, decided.next_label) == (8, "fast", "slow") and decided.decided
+    assert decided.lead.low < 10 / 6 < decided.lead.high
+    assert tied.batch_size == 1 and not tied.decided and tied.lead.low < 1.0 < tied.lead.high
+    assert report.as_dict()["fastest"][1]["decided"] is True
+
+
 def test_slowdown_is_normalised_by_the_reference_of_each_run():
     # the baseline ran on a machine twice as fast: candidate and reference both took half the time
     then, then_ref = rounds(5, seed=1), rounds(10, seed=2)
@@ -110,6 +128,9 @@ def test_min_speedup_fails_and_passes_on_the_same_artifact(cli, twins, tmp_path)
     assert r.code == 0, r.err
     doc = json.loads((tmp_path / "p.json").read_text())
     assert doc["passed"] and doc["gates"][0]["verdict"] == "pass"
+    (fastest,) = doc["fastest"]  # the twins: one batch size, two runners
+    assert fastest["batch_size"] == 2 and {fastest["label"], fastest["next"]} == {"a.onnx", "b.onnx"}
+    assert "fastest at batch 2: " in r.out + r.err
     row = next(x for x in doc["results"] if x["label"] == "a.onnx")
     assert row["p50_ci"][0] <= row["p50_ms"] <= row["p50_ci"][1] and len(row["rounds_ms"]) == row["iterations"] >= 20
     assert row["speedup"]["ci"][0] <= row["speedup"]["estimate"] <= row["speedup"]["ci"][1]
