@@ -48,3 +48,21 @@ def interleaved_ms(runs: dict, x: np.ndarray, warmup: int, rounds: int) -> dict[
             if i >= warmup:
                 times[label].append((time.perf_counter() - start) * 1000)
     return {k: float(np.median(v)) for k, v in times.items()}
+
+
+def random_int8(name: str, folder):
+    """The model `name` with seeded random weights, its fp32 export and that export's INT8 (TensorRT target)
+    calibrated on 64 demo digit images (written to folder/digits on first use): (model, fp32 path, int8 path)."""
+    from calibration import QuantizeOptions, quantize
+    from swin_deploy.demo import write_digits
+    from swin_deploy.export import ExportOptions, export_onnx
+    from swin_deploy.models import Weights, build_model, get_config
+
+    digits = folder / "digits"
+    if not digits.exists():
+        write_digits(digits)
+    model, sha = build_model(get_config(name), Weights("random"))
+    fp32 = export_onnx(model, sha, folder / f"{name}.onnx", ExportOptions()).path
+    int8 = quantize(fp32, folder / f"{name}.int8.onnx",
+                    QuantizeOptions("int8", calib_data=digits / "calib", calib_images=64)).path
+    return model, fp32, int8

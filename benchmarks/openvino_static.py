@@ -18,13 +18,10 @@ import numpy as np
 import openvino as ov
 import torch
 
-from calibration import QuantizeOptions, quantize
-from swin_deploy.demo import write_digits
-from swin_deploy.export import ExportOptions, export_onnx
-from swin_deploy.models import Weights, build_model, get_config
+from swin_deploy.models import get_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import interleaved_ms, machine, openvino_infer  # noqa: E402
+from common import interleaved_ms, machine, openvino_infer, random_int8  # noqa: E402
 from export_vs_timm import timm_export  # noqa: E402
 
 
@@ -36,17 +33,13 @@ def main() -> None:
     args = ap.parse_args()
     threads = torch.get_num_threads()
     tmp = Path(tempfile.mkdtemp())
-    write_digits(tmp / "digits")
     print(f"{machine()}, OpenVINO {ov.__version__}; median ms of {args.runs} interleaved rounds, dynamic batch -> "
           "static shape")
     print("| model | graph | batch 1 | batch 8 |\n|---|---|---:|---:|")
     for name in args.variants:
-        model, sha = build_model(get_config(name), Weights("random"))
+        model, _, int8 = random_int8(name, tmp)
         timm = tmp / f"{name}.timm.onnx"
         timm_export(name, {k: v.clone() for k, v in model.state_dict().items()}, timm, "onnxsim")
-        fp32 = export_onnx(model, sha, tmp / f"{name}.onnx", ExportOptions()).path
-        int8 = quantize(fp32, tmp / f"{name}.int8.onnx",
-                        QuantizeOptions("int8", calib_data=tmp / "digits" / "calib", calib_images=64)).path
         size = get_config(name).img_size
         for label, path in [("timm's export, OpenVINO default precision", timm),
                             ("swin-deploy INT8 (TensorRT target)", int8)]:

@@ -19,14 +19,11 @@ import numpy as np
 import openvino as ov
 import torch
 
-from calibration import QuantizeOptions, quantize
 from swin_deploy.backends.openvino_runner import OpenVinoOptions, OpenVinoRunner
-from swin_deploy.demo import write_digits
-from swin_deploy.export import ExportOptions, export_onnx
-from swin_deploy.models import Weights, build_model, get_config
+from swin_deploy.models import get_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import interleaved_ms, machine, openvino_infer  # noqa: E402
+from common import interleaved_ms, machine, openvino_infer, random_int8  # noqa: E402
 
 
 def main() -> None:
@@ -38,15 +35,11 @@ def main() -> None:
     args = ap.parse_args()
     threads = torch.get_num_threads()
     tmp = Path(tempfile.mkdtemp())
-    write_digits(tmp / "digits")
     print(f"{machine()}, OpenVINO {ov.__version__}; median ms of {args.runs} interleaved rounds")
     print("| model | batch | latency hint | throughput, one request | throughput, split (swin-deploy) | split vs one "
           "request |\n|---|---:|---:|---:|---:|---:|")
     for name in args.variants:
-        model, sha = build_model(get_config(name), Weights("random"))
-        fp32 = export_onnx(model, sha, tmp / f"{name}.onnx", ExportOptions()).path
-        int8 = quantize(fp32, tmp / f"{name}.int8.onnx",
-                        QuantizeOptions("int8", calib_data=tmp / "digits" / "calib", calib_images=64)).path
+        _, _, int8 = random_int8(name, tmp)
         size = get_config(name).img_size
         with OpenVinoRunner(int8, threads) as latency, \
                 OpenVinoRunner(int8, threads, OpenVinoOptions(performance_hint="throughput")) as split:
