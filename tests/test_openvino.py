@@ -139,6 +139,31 @@ def test_bad_openvino_inputs_exit_2_with_one_line(cli, artifacts, tmp_path, monk
     assert r.code == 2 and "pip install 'swin-deploy[openvino]'" in r.err
 
 
+def test_a_precision_openvino_cannot_compile_in_is_named_with_what_to_do(cli, artifacts, monkeypatch):
+    """OpenVINO 2026.4 fails to compile the full-size INT8 graphs in f16 (a type mismatch in its own conversion) while
+    f32 and bf16 compile: a user asked for f16 is told that, not asked whether the model is valid. Simulated on the
+    small INT8 artifact (the full-size export takes minutes)."""
+    import openvino
+
+    import swin_deploy.backends.openvino_runner as ovr
+
+    compile_model = openvino.Core.compile_model
+
+    def fails_in_f16(self, model, device=None, config=None):
+        if (config or {}).get("INFERENCE_PRECISION_HINT") == "f16":
+            raise RuntimeError("Exception from src/inference/src/cpp/core.cpp:117:\n"
+                               "Check 'element::Type::merge(...)' failed at src/core/src/op/matmul.cpp:107:")
+        return compile_model(self, model, device, config)
+
+    monkeypatch.setattr(openvino.Core, "compile_model", fails_in_f16)
+    monkeypatch.setattr(ovr, "cpu_capabilities", lambda: ["FP32", "BF16", "FP16", "INT8"])
+    r = cli("verify", artifacts["int8"], "--backend", "openvino", "--inference-precision", "f16", "--samples", "2")
+    assert r.code == 2 and len(r.err.strip().splitlines()) == 1, r.err
+    assert "cannot compute int8.onnx in f16" in r.err and "Check 'element::Type::merge" in r.err
+    assert "compiles in f32: choose another --inference-precision" in r.err
+    assert cli("verify", artifacts["int8"], "--backend", "openvino", "--samples", "2").code == 0
+
+
 @pytest.mark.parametrize("kind", ["fp32", "fp32_v2", "int8"])
 def test_openvino_runs_each_window_attention_as_one_fused_kernel(demo, artifacts, kind):
     """The 4D attention layout (layers.heads_major) is what OpenVINO's MHA kernel takes: no Softmax and no attention
@@ -173,6 +198,23 @@ def test_openvino_compiles_each_input_shape_it_is_fed(artifacts):
         runner.infer(x[1:2])  # the same shape again: earlier results are the caller's, not overwritten
     for b, out in enumerate(outs, start=1):
         np.testing.assert_allclose(out, dynamic[:b], rtol=1e-4, atol=1e-4)
+    with OpenVinoRunner(artifacts["fp32"], threads=1) as runner:  # a static copy OpenVINO cannot compile
+        runner.core = FailingCore(runner.core)
+        np.testing.assert_allclose(runner.infer(x[:3])["logits"], dynamic[:3], rtol=1e-4, atol=1e-4)
+        assert runner.static == {(3, 3, *size): runner.dynamic} and runner.core.calls == 1
+        runner.infer(x[:3])
+        assert runner.core.calls == 1  # remembered, not compiled again
+
+
+class FailingCore:
+    """An OpenVINO Core whose compile_model fails, counting the calls."""
+
+    def __init__(self, core):
+        self.core, self.calls = core, 0
+
+    def compile_model(self, *args, **kwargs):
+        self.calls += 1
+        raise RuntimeError("Exception from src/plugins/intel_cpu/src/graph.cpp: cannot compile")
 
 
 def test_throughput_hint_splits_each_batch_over_the_streams(artifacts):

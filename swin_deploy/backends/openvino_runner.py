@@ -72,6 +72,13 @@ def import_openvino():
     return openvino
 
 
+def _reason(error: Exception) -> str:
+    """OpenVINO's exceptions open with lines naming its own source files: the first line that says what failed."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    told = [line for line in lines if not line.startswith("Exception from")]
+    return f"{type(error).__name__}: {(told or lines or [''])[0][:200]}"
+
+
 def cpu_capabilities() -> list[str]:
     """What OpenVINO's CPU plugin says this CPU can compute in (FP32, BF16, FP16, INT8, ...)."""
     return list(import_openvino().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
@@ -148,10 +155,12 @@ class OpenVinoRunner(Runner):
             config["CACHE_DIR"] = str(self.options.cache_dir)
         try:
             model = core.read_model(str(self.path))
+        except Exception as e:
+            raise UserError(f"OpenVINO cannot read {self.path.name} ({_reason(e)}): is it a valid ONNX or IR?") from e
+        try:
             compiled = core.compile_model(model, "CPU", config)
         except Exception as e:
-            raise UserError(f"OpenVINO cannot compile {self.path.name} ({type(e).__name__}: "
-                            f"{str(e).strip().splitlines()[0][:160]}): is it a valid ONNX or IR?") from e
+            raise self._compile_error(core, model, config, e) from e
         self.core, self.model, self.config = core, model, config
         # requests run at once: 1 under the latency hint; under throughput, one per stream, where the batch can be
         # split (a static-batch artifact takes its batch whole, on one stream)
@@ -169,6 +178,22 @@ class OpenVinoRunner(Runner):
         # what the compiled model computes in (an openvino Type: f32, bf16, f16), whatever was asked
         self.execution_precision = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
 
+    def _compile_error(self, core, model, config: dict, error: Exception) -> UserError:
+        """The one line for a model OpenVINO read but could not compile. Where a precision was asked for, OpenVINO's
+        conversion to it is the usual culprit (2026.4 fails on the full-size INT8 graphs in f16 while f32 and bf16
+        compile): say so when the model compiles in f32."""
+        wanted = config.get("INFERENCE_PRECISION_HINT")
+        if wanted not in (None, ExecutionPrecision.F32.value):
+            try:
+                core.compile_model(model, "CPU", {**config, "INFERENCE_PRECISION_HINT": ExecutionPrecision.F32.value})
+            except Exception:
+                pass
+            else:
+                return UserError(f"OpenVINO {import_openvino().__version__.split('-')[0]} cannot compute "
+                                 f"{self.path.name} in {wanted} ({_reason(error)}); it compiles in f32: choose another "
+                                 "`inference_precision`")
+        return UserError(f"OpenVINO cannot compile {self.path.name} ({_reason(error)}): is it a valid ONNX or IR?")
+
     def _compiled_for(self, shape: tuple[int, ...]) -> _Compiled:
         """The model compiled for exactly `shape`, compiled on first use; the dynamic model once
         OPENVINO_STATIC_SHAPES shapes have their own, and for a shape the model does not take."""
@@ -180,7 +205,13 @@ class OpenVinoRunner(Runner):
             return self.dynamic
         model = self.model.clone()
         model.reshape({model.inputs[0]: list(shape)})
-        compiled = self.static[shape] = _Compiled(self.core.compile_model(model, "CPU", self.config), self.parallel)
+        try:
+            compiled = _Compiled(self.core.compile_model(model, "CPU", self.config), self.parallel)
+        except Exception:
+            # the dynamic model compiled with the same settings: a static copy is only an optimisation, so a shape
+            # OpenVINO cannot specialise runs on the dynamic model (remembered, not retried)
+            compiled = self.dynamic
+        self.static[shape] = compiled
         return compiled
 
     def _infer(self, x: np.ndarray) -> dict[str, np.ndarray]:
