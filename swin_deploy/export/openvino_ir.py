@@ -43,8 +43,8 @@ def to_openvino(onnx_path: Path, out: Path | None = None, compress: bool = True)
     ov = import_openvino()
     onnx_path = Path(onnx_path)
     if onnx_path.suffix.lower() != ".onnx":
-        raise UserError(f"{onnx_path.name} is not an ONNX: convert takes a swin-deploy .onnx (an OpenVINO IR is "
-                        "converted already; verify, bench and predict run it as it is)")
+        raise UserError(f"{onnx_path.name} is not an ONNX: an IR is made from a swin-deploy .onnx (an OpenVINO IR "
+                        "needs no converting; verify, bench and predict run it as it is)")
     info = artifact_info(onnx_path)
     out = Path(out or default_ir_path(onnx_path))
     if out.suffix != ".xml":
