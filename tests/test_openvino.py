@@ -10,18 +10,24 @@ import pytest
 pytest.importorskip("openvino", reason="openvino (the `openvino` extra, installed by `dev`) is not installed")
 
 
-@pytest.mark.parametrize("kind", ["fp32", "fp16", "int8", "int8_ort"])
+@pytest.mark.parametrize("kind", ["fp32", "fp16", "int8", "int8_ort", "fp32_v2", "int8_v2"])
 def test_every_precision_verifies_on_openvino_with_the_gate_of_what_runs(cli, demo, artifacts, tmp_path, kind):
+    """Both demo models (V1 and, as *_v2, V2), on their 359 held-out digits."""
     from swin_deploy.tolerances import thresholds_for
 
-    folder, _ = demo
+    folder, paths = demo
+    path = paths["swinv2_digits"] if kind == "fp32_v2" else artifacts.get(kind)
+    if kind == "int8_v2":
+        path = tmp_path / "v2.int8.onnx"
+        assert cli("quantize", paths["swinv2_digits"], "--precision", "int8", "--calib-data", folder / "data" / "calib",
+                   "-o", path).code == 0
     report = tmp_path / "r.json"
-    r = cli("verify", artifacts[kind], "--backend", "openvino", "--data", folder / "data" / "val", "--report", report)
+    r = cli("verify", path, "--backend", "openvino", "--data", folder / "data" / "val", "--report", report)
     assert r.code == 0, r.out + r.err
     doc = json.loads(report.read_text())
     ran = doc["candidate"]["execution_precision"]
     assert doc["candidate"]["backend"] == "openvino" and ran in ("f32", "bf16", "f16")
-    if kind in ("fp32", "fp16"):
+    if kind in ("fp32", "fp16", "fp32_v2"):
         assert ran == "f32"  # float artifacts run in float32 unless asked: OpenVINO's bf16 default would be ungated
     assert doc["thresholds"] == thresholds_for(doc["precision"], ran).as_dict()
     metrics = doc["batches"][0]["metrics"]
