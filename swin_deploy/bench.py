@@ -76,8 +76,7 @@ class BenchStats:
     def as_dict(self) -> dict:
         d = asdict(self)
         d["rounds_ms"] = [round(t, 4) for t in self.rounds_ms]
-        d["speedup"] = None if self.speedup is None else {"estimate": self.speedup.estimate,
-                                                          "ci": [self.speedup.low, self.speedup.high]}
+        d["speedup"] = None if self.speedup is None else self.speedup.as_dict()
         return d
 
     @classmethod
@@ -282,7 +281,7 @@ class Fastest:
     def as_dict(self) -> dict:
         return {"batch_size": self.batch_size, "label": self.label, "backend": self.backend, "next": self.next_label,
                 "next_backend": self.next_backend, "decided": self.decided,
-                "lead": {"estimate": self.lead.estimate, "ci": [self.lead.low, self.lead.high]}}
+                "lead": self.lead.as_dict()}
 
 
 @dataclass

@@ -40,6 +40,10 @@ class Interval:
     def __str__(self) -> str:
         return f"{self.estimate:.3g} [{self.low:.3g}, {self.high:.3g}]"
 
+    def as_dict(self) -> dict:
+        """As the JSON reports hold it."""
+        return {"estimate": self.estimate, "ci": [self.low, self.high]}
+
 
 def _percentiles(samples: np.ndarray, estimate: float, level: float) -> Interval:
     tail = (1 - level) / 2 * 100
@@ -134,5 +138,5 @@ class GateResult:
     def as_dict(self) -> dict:
         d = asdict(self)
         d.update(gate=str(self.gate), verdict=str(self.verdict), passed=self.passed,
-                 value={"estimate": self.value.estimate, "ci": [self.value.low, self.value.high]})
+                 value=self.value.as_dict())
         return d
