@@ -198,7 +198,7 @@ def test_openvino_compiles_each_input_shape_it_is_fed(artifacts):
     with OpenVinoRunner(artifacts["fp32"], threads=1) as runner:
         runner.infer(np.zeros((2, 3, size[0] * 2, size[1] * 2), np.float32))  # not the model's size: no static copy
         assert not runner.static
-        dynamic = runner.request.infer({0: x})[0].copy()
+        dynamic = runner.dynamic.request.infer({0: x})[0].copy()
         outs = [runner.infer(x[:b])["logits"] for b in range(1, len(x) + 1)]
         assert sorted(runner.static) == [(b, 3, *size) for b in range(1, defaults.OPENVINO_STATIC_SHAPES + 1)]
         runner.infer(x[1:2])  # the same shape again: earlier results are the caller's, not overwritten

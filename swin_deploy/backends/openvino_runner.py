@@ -169,7 +169,6 @@ class OpenVinoRunner(Runner):
             else 1
         self.streams = int(compiled.get_property("NUM_STREAMS"))
         self.dynamic = _Compiled(compiled, self.parallel)
-        self.request = self.dynamic.request
         self.static: dict[tuple[int, ...], _Compiled] = {}  # input shape -> its static compile
         # an output tensor carries every name it had on its way out (the fp16 converter's casts add their own):
         # prefer the name the artifact promises
@@ -229,7 +228,7 @@ class OpenVinoRunner(Runner):
         return {name: out[:len(x)] for name, out in zip(self.output_names, outputs)}
 
     def _deactivate(self) -> None:
-        del self.request, self.dynamic, self.static, self.model, self.core
+        del self.dynamic, self.static, self.model, self.core
 
     def describe(self) -> dict:
         ov = import_openvino()
