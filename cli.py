@@ -141,8 +141,10 @@ def conversion_settings(settings: dict) -> dict:
     return {**settings, "calib_size": hw(settings["calib_size"], "calib_size")}
 
 
-OPENVINO_OPTIONS = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=None)
-                    for name, annotation in {
+# how an artifact runs: verify, bench and predict share these
+RUNTIME_OPTIONS = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=None)
+                   for name, annotation in {
+    "threads": Threads,
     "inference_precision": Annotated[str | None, typer.Option(
         "--inference-precision", help="OpenVINO: f32 | bf16 | f16 (default: f32 for fp32/fp16 artifacts, OpenVINO's "
         "own for INT8); the gate follows what runs.")],
@@ -158,6 +160,19 @@ def openvino_options(settings: dict):
     from swin_deploy.backends.openvino_runner import OpenVinoOptions
 
     return OpenVinoOptions.given(**{k: settings[k] for k in ("inference_precision", "performance_hint", "cache_dir")})
+
+
+def use_threads(settings: dict) -> int | None:
+    """--threads, checked by the library, also set as this process's PyTorch thread count (PyTorch references and
+    runners share the process: a process-wide setting is the application's to make, the library leaves it alone)."""
+    from swin_deploy.backends import checked_threads
+
+    threads = checked_threads(settings["threads"])
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    return threads
 
 
 CALIBRATION_OPTIONS = _calibration_options()
@@ -220,7 +235,7 @@ def export(
 
 
 @app.command()
-@shared(OPENVINO_OPTIONS)
+@shared(RUNTIME_OPTIONS)
 def verify(
     artifact: Annotated[Path, typer.Argument(help="The .onnx or .engine to check.")],
     checkpoint: Checkpoint = None,
@@ -269,7 +284,8 @@ def verify(
         reference=reference, variant=variant,
         data=data, labels=labels, samples=samples, limit=limit, seed=seed, batch_sizes=ints(batch_sizes, "batch_sizes"),
         consistency_samples=consistency_samples, img_sizes=parse_hw_list(img_sizes, "img_sizes") if img_sizes else None,
-        backend=backend, openvino=openvino_options(settings), reference_device=reference_device,
+        backend=backend, openvino=openvino_options(settings), threads=use_threads(settings),
+        reference_device=reference_device,
         reference_cache=reference_cache, workers=workers,
         strict=strict,
         thresholds=dict(max_rel_delta=max_rel_delta, min_cosine=min_cosine, min_top1_agreement=min_top1_agreement,
@@ -310,7 +326,7 @@ def quantize(
 
 
 @app.command()
-@shared(OPENVINO_OPTIONS)
+@shared(RUNTIME_OPTIONS)
 def predict(
     artifact: Annotated[Path, typer.Argument(help="An .onnx (any precision) or .engine.")],
     images: Annotated[list[Path], typer.Argument(help="Image files and/or folders (searched recursively).")],
@@ -327,7 +343,7 @@ def predict(
 
     with render.rate_progress() as on_progress:
         result = run_predict(artifact, images, top_k, batch_size, backend, workers, on_progress,
-                             openvino=openvino_options(settings))
+                             openvino=openvino_options(settings), threads=use_threads(settings))
     for path in result.skipped:
         render.warn(f"skipped {path}: not a readable image")
     write_json(json_path, result.as_dict())
@@ -432,7 +448,7 @@ def demo_data(folder: Annotated[Path, typer.Argument(help="Where to write calib/
 
 
 @app.command()
-@shared(OPENVINO_OPTIONS)
+@shared(RUNTIME_OPTIONS)
 def bench(
     artifacts: Annotated[list[Path] | None, typer.Argument(help="ONNX files and/or TensorRT engines.")] = None,
     torch_variant: Annotated[str | None, typer.Option("--torch", help="Add the PyTorch model of this variant.")] = None,
@@ -447,7 +463,6 @@ def bench(
     iterations: Annotated[int | None, typer.Option("--iterations", help="Timed runs per batch size "
                                                    f"(default {defaults.BENCH_ITERATIONS}).")] = None,
     seconds: Annotated[float | None, typer.Option("--seconds", help="Or: time budget per batch size.")] = None,
-    threads: Threads = None,
     json_path: Json = None,
     plot_path: Annotated[Path | None, typer.Option("--plot", help="Write a PNG plot.")] = None,
     min_speedup: Annotated[float | None, typer.Option("--min-speedup", help="Gate: each artifact at least this many "
@@ -473,10 +488,7 @@ def bench(
     from swin_deploy.bench_gates import SpeedGates, junit_report
     from swin_deploy.fileio import write_text_atomic
 
-    if threads:  # the process's own setting, so the application's to make (the library leaves it alone)
-        import torch
-
-        torch.set_num_threads(threads)
+    threads = use_threads(settings)
     options = BenchOptions(torch_variant=torch_variant, weights=weights(checkpoint, pretrained, random_init, seed),
                            backends=tuple(b.strip() for b in backend.split(",")) if backend else None,
                            openvino=openvino_options(settings), batch_sizes=ints(batch_sizes, "batch_sizes"), warmup=warmup,

@@ -60,9 +60,10 @@ def class_names(info: ArtifactInfo) -> tuple[list[str], str]:
 def predict(artifact: Path, images: list[str | Path], top_k: int = 5, batch_size: int | None = None,
             backend: str | None = None, workers: int | None = None,
             on_progress: Callable[[str, int, int], None] = lambda what, n, total: None,
-            openvino=None) -> PredictResult:
+            openvino=None, threads: int | None = None) -> PredictResult:
     """Top-k of every image (files, or folders searched recursively); unreadable images are listed, not fatal
-    unless none could be read. `openvino`: OpenVinoOptions for `backend` openvino."""
+    unless none could be read. `openvino`: OpenVinoOptions for `backend` openvino; `threads`: the runtime's CPU
+    threads (None: its choice)."""
     artifact = Path(artifact)
     info = artifact_info(artifact)
     if info.headless:
@@ -77,7 +78,7 @@ def predict(artifact: Path, images: list[str | Path], top_k: int = 5, batch_size
     transform = transform_for(info)
     result = PredictResult(artifact, label_source=source)
     k = min(top_k, info.num_classes)
-    with runner_for(artifact, backend, openvino=openvino) as runner:
+    with runner_for(artifact, backend, threads, openvino) as runner:
         for b in stream_batches(files, transform, batch, workers):
             logits = run_padded(runner, b.x, batch)["logits"].astype(np.float64)
             probs = np.exp(logits - logits.max(1, keepdims=True))

@@ -145,6 +145,30 @@ def test_bad_openvino_inputs_exit_2_with_one_line(cli, artifacts, tmp_path, monk
     assert r.code == 2 and "pip install 'swin-deploy[openvino]'" in r.err
 
 
+def test_runtime_options_reach_the_runner_and_bad_ones_exit_2(cli, demo, artifacts, tmp_path):
+    """--threads and --cache-dir, as verify, bench and predict share them: used when sound, one line when not."""
+    folder, _ = demo
+    val = folder / "data" / "val"
+    cache, report = tmp_path / "cache" / "ov", tmp_path / "r.json"
+    r = cli("verify", artifacts["int8"], "--backend", "openvino", "--threads", "1", "--cache-dir", cache,
+            "--data", val, "--limit", "8", "--report", report)
+    assert r.code == 0, r.out + r.err
+    assert json.loads(report.read_text())["candidate"]["threads"] == 1
+    assert list(cache.glob("*.blob"))  # OpenVINO cached what it compiled, in the folder it was given
+    r = cli("predict", artifacts["int8"], val / "3", "--backend", "openvino", "--threads", "1", "--json", "-")
+    assert r.code == 0 and json.loads(r.out)["predictions"], r.err
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for folder_given, said in ((blocker, "is a file"), (blocker / "sub", "cannot write compiled models")):
+        r = cli("verify", artifacts["int8"], "--backend", "openvino", "--cache-dir", folder_given, "--samples", "2")
+        assert r.code == 2 and said in r.err and "--cache-dir" in r.err and len(r.err.strip().splitlines()) == 1
+    for command in (("verify", artifacts["fp32"], "--samples", "2"), ("predict", artifacts["fp32"], val / "3"),
+                    ("bench", artifacts["fp32"], "--batch-sizes", "1", "--iterations", "2")):
+        for threads in ("0", "-1"):
+            r = cli(*command, "--threads", threads)
+            assert r.code == 2 and "--threads must be at least 1" in r.err, (command, r.err)
+
+
 def test_a_precision_openvino_cannot_compile_in_is_named_with_what_to_do(cli, artifacts, monkeypatch):
     """OpenVINO 2026.4 fails to compile the full-size INT8 graphs in f16 (a type mismatch in its own conversion) while
     f32 and bf16 compile: a user asked for f16 is told that, not asked whether the model is valid. Simulated on the

@@ -2,9 +2,19 @@
 
 from .base import Runner, Timing, run_batched, run_padded
 
-__all__ = ["Runner", "Timing", "run_batched", "run_padded", "runner_for"]
+__all__ = ["Runner", "Timing", "checked_threads", "run_batched", "run_padded", "runner_for"]
 
 BACKENDS = ("onnxruntime-cpu", "onnxruntime-cuda", "onnxruntime-tensorrt", "openvino", "tensorrt")
+
+
+def checked_threads(threads: int | None) -> int | None:
+    """`threads` as given (None: the runtime's choice), refused unless at least 1: runtimes read 0 and negative
+    counts as "choose for me" or fail deep inside, neither of which the user asked for."""
+    from ..errors import UserError
+
+    if threads is not None and threads < 1:
+        raise UserError(f"`threads` must be at least 1, not {threads} (leave it out for the runtime's choice)")
+    return threads
 
 
 def runner_for(path, backend: str | None = None, threads: int | None = None, openvino=None) -> Runner:
@@ -16,6 +26,7 @@ def runner_for(path, backend: str | None = None, threads: int | None = None, ope
     from ..errors import UserError
 
     path = Path(path)
+    checked_threads(threads)
     if not path.is_file():
         raise UserError(f"{path} does not exist: pass an .onnx, .engine or OpenVINO .xml artifact")
     if backend is None:

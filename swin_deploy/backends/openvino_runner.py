@@ -17,6 +17,7 @@ throughput).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +78,22 @@ def _reason(error: Exception) -> str:
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     told = [line for line in lines if not line.startswith("Exception from")]
     return f"{type(error).__name__}: {(told or lines or [''])[0][:200]}"
+
+
+def _writable(folder: Path) -> Path:
+    """The cache folder, created if missing. OpenVINO itself fails on an unwritable one only when it first writes a
+    blob, with an error naming its own sources: check it here, where the message can say which option to change."""
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder} is a file: `cache_dir` takes a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".swin-deploy-probe-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as e:
+        raise UserError(f"cannot write compiled models to {folder} ({e.strerror or e}): choose a writable "
+                        "`cache_dir`") from e
+    return folder
 
 
 def cpu_capabilities() -> list[str]:
@@ -151,8 +168,7 @@ class OpenVinoRunner(Runner):
         if self.threads:
             config["INFERENCE_NUM_THREADS"] = int(self.threads)
         if self.options.cache_dir is not None:
-            Path(self.options.cache_dir).mkdir(parents=True, exist_ok=True)
-            config["CACHE_DIR"] = str(self.options.cache_dir)
+            config["CACHE_DIR"] = str(_writable(Path(self.options.cache_dir)))
         try:
             model = core.read_model(str(self.path))
         except Exception as e:

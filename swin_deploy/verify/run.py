@@ -57,6 +57,7 @@ class VerifyOptions:
     strict: bool = False  # an unreadable image is an error instead of skipped
     thresholds: dict[str, float | None] = field(default_factory=dict)  # overrides of the precision's defaults
     openvino: OpenVinoOptions | None = None  # with `backend` openvino (or an IR): inference precision, hint, cache
+    threads: int | None = None  # the candidate runtime's CPU threads (None: its choice)
 
 
 class InputSet:
@@ -222,7 +223,7 @@ def verify_artifact(artifact: Path, options: VerifyOptions | None = None,
         info.check_size(size)
     if o.reference_cache is not None and len(img_sizes) > 1:
         raise UserError("a reference cache holds one input size: run verify once per size of `img_sizes`")
-    candidate = runner_for(artifact, o.backend, openvino=o.openvino)
+    candidate = runner_for(artifact, o.backend, o.threads, o.openvino)
     reference = reference_for(info, o.weights, o.timm, o.reference, o.reference_device, o.transformers)
     inputs = [InputSet(info, o, size) for size in img_sizes]
     result = VerifyResult(artifact, info, {}, {}, inputs[0].describe(), thresholds_for(info.precision),
