@@ -279,5 +279,6 @@ def findings(title: str, found: list[str]) -> None:
 def triton_summary(result) -> None:
     summary(f"triton model {result.folder.name}", {
         "folder": result.folder, "model": result.model_file, "labels": result.labels or "-",
-        "check": "passed (ModelConfig protobuf + artifact checks)"})
+        "check": "passed (ModelConfig protobuf + artifact checks)",
+        **({"precision": result.precision_note} if result.precision_note else {})})
     message(result.config_text.rstrip())

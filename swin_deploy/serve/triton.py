@@ -189,6 +189,7 @@ class TritonResult:
     config_text: str
     model_file: Path
     labels: Path | None
+    precision_note: str | None = None  # what precision the server will compute in, where the config cannot say
 
 
 def model_name(artifact: Path) -> str:
@@ -328,7 +329,17 @@ def write_model(artifact: Path, repo: Path, options: TritonOptions | None = None
         if findings:  # what we wrote must pass our own check: a bug in swin-deploy otherwise
             raise RuntimeError(f"the written model folder fails its check: {findings[0]}")
     return TritonResult(target, text, target / str(o.version) / model_file,
-                        target / LABELS if labels is not None else None)
+                        target / LABELS if labels is not None else None, _served_precision(info, o))
+
+
+def _served_precision(info: ArtifactInfo, o: TritonOptions) -> str | None:
+    """For a float artifact on Triton's OpenVINO backend: the backend has no float32 switch, so the server computes
+    in OpenVINO's own precision (bf16 on CPUs with BF16), not in the f32 `verify` gates by default. An INT8
+    artifact is verified at OpenVINO's own choice already."""
+    if o.runtime != Runtime.OPENVINO or info.precision == Precision.INT8:
+        return None
+    where = "bf16 (HINT_BF16)" if o.bf16 else "OpenVINO's own: bf16 on BF16 CPUs, no f32 switch"
+    return f"{where}; gate it: verify --backend openvino --inference-precision bf16"
 
 
 def check_model(folder: Path, name: str | None = None) -> list[str]:
