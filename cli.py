@@ -68,10 +68,11 @@ def ints(text: str | None, flag: str) -> list[int] | None:
 
 def write_json(path: Path | None, document: dict | list) -> None:
     """--json PATH writes the document atomically; --json - prints it on stdout (every command means the same)."""
-    from swin_deploy.fileio import write_text_atomic
+    from swin_deploy.fileio import check_outputs, write_text_atomic
 
     if path is None:
         return
+    check_outputs(json=path)
     text = json.dumps(document, indent=2)
     if str(path) == "-":
         print(text)
@@ -276,9 +277,11 @@ def verify(
 ) -> None:
     """Gate an artifact's accuracy against the float32 PyTorch reference: exit 0 pass, 1 fail, 2 bad input."""
     from swin_deploy import render
+    from swin_deploy.fileio import check_outputs
     from swin_deploy.verify.report import write_reports
     from swin_deploy.verify.run import VerifyOptions, verify_artifact
 
+    check_outputs(report=report, junit=junit)
     options = VerifyOptions(
         weights=weights(checkpoint, pretrained, random_init, seed), timm=timm, transformers=transformers,
         reference=reference, variant=variant,
@@ -339,8 +342,10 @@ def predict(
 ) -> None:
     """What the artifact sees: top-k classes with names per image (unreadable images are listed and skipped)."""
     from swin_deploy import render
+    from swin_deploy.fileio import check_outputs
     from swin_deploy.predict import predict as run_predict
 
+    check_outputs(json=json_path)
     with render.rate_progress() as on_progress:
         result = run_predict(artifact, images, top_k, batch_size, backend, workers, on_progress,
                              openvino=openvino_options(settings), threads=use_threads(settings))
@@ -486,8 +491,9 @@ def bench(
     from swin_deploy import render
     from swin_deploy.bench import BenchOptions, bench_artifacts, plot
     from swin_deploy.bench_gates import SpeedGates, junit_report
-    from swin_deploy.fileio import write_text_atomic
+    from swin_deploy.fileio import check_outputs, write_text_atomic
 
+    check_outputs(json=json_path, junit=junit, plot=plot_path)
     threads = use_threads(settings)
     options = BenchOptions(torch_variant=torch_variant, weights=weights(checkpoint, pretrained, random_init, seed),
                            backends=tuple(b.strip() for b in backend.split(",")) if backend else None,

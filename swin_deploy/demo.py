@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import missing_package
+from .fileio import make_folder
 
 IMAGE_SIZE = 32
 VAL_FRACTION = 0.2
@@ -34,7 +35,7 @@ def write_digits(folder: str | Path, seed: int = 0) -> dict[str, int]:
         n_val = int(round(len(idx) * VAL_FRACTION))
         for split, part in (("val", idx[:n_val]), ("calib", idx[n_val:])):
             out = folder / split / str(label)
-            out.mkdir(parents=True, exist_ok=True)
+            make_folder(out)
             for i in part:
                 pixels = (digits.images[i] * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)
                 img = Image.fromarray(pixels, mode="L").resize((IMAGE_SIZE, IMAGE_SIZE), Image.BICUBIC).convert("RGB")

@@ -21,14 +21,52 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def check_writable_dir(path: str | Path) -> Path:
-    """The folder an output will go to, or a UserError saying why it can't."""
+def check_writable_dir(path: str | Path, option: str = "output") -> Path:
+    """The folder an output will go to, or a UserError saying why it can't (naming the `option` that chose it)."""
     folder = Path(path).resolve().parent
     if not folder.is_dir():
-        raise UserError(f"output folder {folder} does not exist: create it or choose another -o path")
+        raise UserError(f"output folder {folder} does not exist: create it or choose another `{option}` path")
     if not os.access(folder, os.W_OK):
-        raise UserError(f"output folder {folder} is not writable: choose another -o path")
+        raise UserError(f"output folder {folder} is not writable: choose another `{option}` path")
     return folder
+
+
+def check_outputs(**paths: str | Path | None) -> None:
+    """Check each output path given (None: not asked for; "-": stdout) before the work that fills it, so a mistyped
+    folder costs a second, not a whole run."""
+    for option, path in paths.items():
+        if path is not None and str(path) != "-":
+            if Path(path).is_dir():
+                raise UserError(f"{path} is a folder: `{option}` takes a file path")
+            check_writable_dir(path, option)
+
+
+def _cannot_write(folder: Path, error: OSError) -> UserError:
+    # os.access says yes to root everywhere, and some places refuse new files whatever the mode bits say (/proc, a
+    # read-only mount): the failed create is the one sure answer
+    return UserError(f"cannot write in {folder} ({error.strerror or error}): choose another output path")
+
+
+def make_folder(path: str | Path) -> Path:
+    """`path` as a folder, created with its parents if missing, or a UserError saying why it can't be."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path} is a file, not a folder: choose another path")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _cannot_write(path, e) from e
+    return path
+
+
+def staging_folder(path: str | Path) -> Path:
+    """A new hidden temporary folder beside the output `path`, for outputs made of several files."""
+    path = Path(path)
+    folder = check_writable_dir(path)
+    try:
+        return Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=folder))
+    except OSError as e:
+        raise _cannot_write(folder, e) from e
 
 
 @contextlib.contextmanager
@@ -39,7 +77,10 @@ def atomic_output(path: str | Path, suffix: str = "") -> Iterator[Path]:
     """
     path = Path(path)
     folder = check_writable_dir(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=folder)
+    except OSError as e:
+        raise _cannot_write(folder, e) from e
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -62,8 +103,7 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     """Yield a temporary folder beside `path`; on success it replaces `path` (an existing `path` is moved aside
     first and removed only after). A failed or interrupted run leaves `path` as it was and no temp folder."""
     path = Path(path)
-    folder = check_writable_dir(path)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=folder))
+    staging = staging_folder(path)
     try:
         yield staging
         os.chmod(staging, 0o777 & ~_umask())  # mkdtemp creates 0700; as a plain mkdir would

@@ -71,6 +71,8 @@ def predict(artifact: Path, images: list[str | Path], top_k: int = 5, batch_size
         raise UserError(f"{artifact.name} outputs {what}, not class scores: predict needs a classifier export")
     if top_k < 1:
         raise UserError(f"`top_k` must be at least 1, not {top_k}")
+    if batch_size is not None and batch_size < 1:
+        raise UserError(f"`batch_size` must be at least 1, not {batch_size}")
     batch = batch_size or info.fixed_batch or DEFAULT_BATCH
     info.check_batch_sizes([batch])
     names, source = class_names(info)

@@ -28,3 +28,32 @@ def test_piped_tables_keep_artifact_names_on_one_line(cli, tiny_onnx, tmp_path):
     r = cli("verify", long_name, "--random-init", "--samples", "2", "--batch-sizes", "1")
     assert r.code == 0, r.err
     assert any(f"verify {long_name.name}" in line for line in r.out.splitlines())
+
+
+def test_output_paths_are_refused_before_any_work_naming_their_option(cli, tiny_onnx, tmp_path, monkeypatch):
+    import swin_deploy.bench
+    import swin_deploy.predict
+    import swin_deploy.verify.run
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the work ran before its output path was checked")
+
+    for module, name in ((swin_deploy.bench, "bench_artifacts"), (swin_deploy.verify.run, "verify_artifact"),
+                         (swin_deploy.predict, "predict")):
+        monkeypatch.setattr(module, name, must_not_run)
+    model, missing = tiny_onnx["swin_test"], tmp_path / "no-such-folder" / "out"
+    for command, option in ((("bench", model), "--json"), (("bench", model), "--junit"), (("bench", model), "--plot"),
+                            (("verify", model, "--random-init"), "--report"), (("verify", model, "--random-init"), "--junit"),
+                            (("predict", model, tmp_path), "--json")):
+        r = cli(*command, option, missing)
+        assert r.code == 2 and f"choose another {option} path" in r.err, (command, option, r.err)
+    r = cli("bench", model, "--plot", tmp_path)
+    assert r.code == 2 and "is a folder: --plot takes a file path" in r.err
+
+
+def test_a_place_that_refuses_new_files_is_a_usage_error_not_a_crash(cli, tiny_onnx, tmp_path):
+    """/proc refuses new files even to root, for whom os.access says yes everywhere: the failed create decides."""
+    for args in (("quantize", tiny_onnx["swin_test"], "--precision", "fp16", "-o", "/proc/m.onnx"),
+                 ("demo-data", "/proc/digits"), ("variants", "--json", "/proc/v.json")):
+        r = cli(*args)
+        assert r.code == 2 and len(r.err.strip().splitlines()) == 1 and "/proc" in r.err, (args, r.err)

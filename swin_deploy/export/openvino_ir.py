@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from ..backends.openvino_runner import OpenVinoOptions, OpenVinoRunner, import_o
 from ..compare import Comparison, gate
 from ..enums import ExecutionPrecision
 from ..errors import UserError
-from ..fileio import check_writable_dir
+from ..fileio import check_writable_dir, staging_folder
 from ..tolerances import thresholds_for
 
 
@@ -49,11 +48,11 @@ def to_openvino(onnx_path: Path, out: Path | None = None, compress: bool = True)
     out = Path(out or default_ir_path(onnx_path))
     if out.suffix != ".xml":
         raise UserError(f"an OpenVINO IR is an .xml with its .bin: name the output {out.with_suffix('.xml').name}")
-    folder = check_writable_dir(out)
+    check_writable_dir(out)
     model = ov.convert_model(str(onnx_path))
     for key, value in info.to_props().items():
         model.set_rt_info(value, [IR_RT_INFO, key.removeprefix("swin_deploy.")])
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=folder))
+    staging = staging_folder(out)
     try:
         x = info.example_input(np.random.default_rng(defaults.SEED), info.fixed_batch or 2)
         with OnnxRuntimeRunner(onnx_path) as runner:
