@@ -338,6 +338,7 @@ def predict(
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Default 8, or a static batch.")] = None,
     backend: Annotated[str | None, typer.Option("--backend", help=BACKEND_HELP)] = None,
     workers: Workers = None,
+    variant: OptVariant = None,
     **settings,
 ) -> None:
     """What the artifact sees: top-k classes with names per image (unreadable images are listed and skipped)."""
@@ -348,7 +349,7 @@ def predict(
     check_outputs(json=json_path)
     with render.rate_progress() as on_progress:
         result = run_predict(artifact, images, top_k, batch_size, backend, workers, on_progress,
-                             openvino=openvino_options(settings), threads=use_threads(settings))
+                             openvino=openvino_options(settings), threads=use_threads(settings), variant=variant)
     for path in result.skipped:
         render.warn(f"skipped {path}: not a readable image")
     write_json(json_path, result.as_dict())
@@ -484,6 +485,7 @@ def bench(
     junit: Annotated[Path | None, typer.Option("--junit", help="Write the gates as JUnit XML.")] = None,
     memory: Annotated[bool, typer.Option("--memory", help="Measure each runner's peak host memory, in a fresh process "
                                          "(implied by --max-rss).")] = False,
+    variant: OptVariant = None,
     **settings,
 ) -> None:
     """Latency (p50 with its 95% CI, p90, p99) and throughput side by side; gates on speedup, slowdown vs a baseline
@@ -503,7 +505,7 @@ def bench(
                                             max_slowdown=parsed(parse_fraction, max_slowdown, "max_slowdown"),
                                             batch_sizes=ints(gate_batch, "gate_batch"),
                                             max_rss=parsed(parse_bytes, max_rss, "max_rss")),
-                           memory=memory)
+                           memory=memory, variant=variant)
     with render.ticker("loading") as on_tick:
         report = bench_artifacts(artifacts or [], options, on_tick)
     stdout_json = str(json_path) == "-"  # stdout is then the JSON alone, for a pipe; the verdicts go to stderr

@@ -243,7 +243,30 @@ def read_info(path: str | Path, variant: str | None = None) -> ArtifactInfo:
     if variant is None:
         raise UserError(f"{path} carries no swin-deploy metadata: pass `variant` NAME to say what model it is")
     cfg = get_config(variant)
-    return ArtifactInfo.for_config(cfg, weights_sha256="", opset=opset_of(model), max_batch=None, static_batch=False)
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in model.graph.input[0].type.tensor_type.shape.dim]
+    expected = [None, cfg.in_chans, *cfg.img_size]
+    if len(dims) != 4 or any(d is not None and d != e for d, e in zip(dims[1:], expected[1:])):
+        shown = "x".join("?" if d is None else str(d) for d in dims)
+        raise UserError(f"{Path(path).name} takes {shown} inputs where {variant} takes ?x{cfg.in_chans}x"
+                        f"{cfg.img_size[0]}x{cfg.img_size[1]}: pass the `variant` it was exported from")
+    return ArtifactInfo.for_config(cfg, weights_sha256="", opset=opset_of(model), max_batch=dims[0],
+                                   static_batch=dims[0] is not None, precision=_graph_precision(model))
+
+
+# operators only a quantized graph has: Q/DQ pairs (TensorRT, NNCF, onnxruntime static) and onnxruntime's dynamic and
+# operator-oriented forms
+_QUANTIZED_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearMatMul", "QLinearConv",
+                  "MatMulInteger", "ConvInteger"}
+
+
+def _graph_precision(model) -> Precision:
+    """What a foreign ONNX's graph says its precision is, so it gets that precision's gates: INT8 where it quantizes,
+    FP16 where its weights are float16, else FP32."""
+    if any(n.op_type in _QUANTIZED_OPS for n in model.graph.node):
+        return Precision.INT8
+    if any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer):
+        return Precision.FP16
+    return Precision.FP32
 
 
 def artifact_info(path: str | Path, variant: str | None = None) -> ArtifactInfo:

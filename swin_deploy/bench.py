@@ -122,10 +122,12 @@ class RunnerSpec:
     openvino: OpenVinoOptions | None = None
     torch_variant: str | None = None
     weights: Weights | None = None
+    variant: str | None = None  # what model an ONNX without swin-deploy metadata is
 
     def runner(self) -> tuple[Runner, Callable[[np.random.Generator, int], np.ndarray]]:
         if self.path is not None:
-            return runner_for(self.path, self.backend, self.threads, self.openvino), artifact_info(self.path).example_input
+            info = artifact_info(self.path, self.variant)
+            return runner_for(self.path, self.backend, self.threads, self.openvino, info.precision), info.example_input
         runner, example, _ = torch_runner(self.torch_variant, self.weights or Weights())
         return runner, example
 
@@ -259,6 +261,7 @@ class BenchOptions:
     seed: int = defaults.SEED
     gates: SpeedGates = field(default_factory=SpeedGates)
     memory: bool = False  # measure each runner's peak memory in a fresh process (implied by gates.max_rss)
+    variant: str | None = None  # what model an ONNX without swin-deploy metadata is
 
 
 @dataclass(frozen=True)
@@ -344,7 +347,7 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
     if g.timed and g.against is None and not o.torch_variant:
         raise UserError("speed gates compare with a reference timed in the same run: pass `torch` VARIANT or "
                         "`against` FILE")
-    infos = {path: artifact_info(path) for path in artifacts}
+    infos = {path: artifact_info(path, o.variant) for path in artifacts}
     if o.openvino is not None and "openvino" not in (o.backends or ()) and not any(p.suffix == IR_SUFFIX for p in infos):
         raise UserError(OPTIONS_NEED_OPENVINO)
     fixed = {i.fixed_batch for i in infos.values() if i.fixed_batch}
@@ -365,8 +368,9 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
         for backend in backends:
             label = path.name if len(backends) == 1 else f"{path.name} [{backend}]"
             openvino = o.openvino if backend == "openvino" or path.suffix == IR_SUFFIX else None
-            entries.append(BenchEntry(label, runner_for(path, backend, o.threads, openvino), info.example_input,
-                                      info.accepts_batch, identity, RunnerSpec(path, backend, o.threads, openvino)))
+            entries.append(BenchEntry(label, runner_for(path, backend, o.threads, openvino, info.precision),
+                                      info.example_input, info.accepts_batch, identity,
+                                      RunnerSpec(path, backend, o.threads, openvino, variant=o.variant)))
     torch_label = None
     if o.torch_variant:
         runner, example, weights_sha = torch_runner(o.torch_variant, o.weights)

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .errors import UserError
 from .tolerances import Thresholds
 
 
@@ -47,6 +48,30 @@ class _Deltas:
                 "all_finite": float(self.finite)}
 
 
+def only_output(outputs: dict[str, np.ndarray], name: str) -> np.ndarray:
+    """The output `name`, or the one output of a graph exported by someone else (named `output`, `1234`, ...)."""
+    if name in outputs:
+        return outputs[name]
+    if len(outputs) == 1:
+        return next(iter(outputs.values()))
+    raise UserError(f"the artifact has no output '{name}' (it has {', '.join(sorted(outputs))}): is `variant` the "
+                    "model it was exported from?")
+
+
+def paired_outputs(ref: dict[str, np.ndarray], cand: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The candidate's outputs under the reference's names, each of the reference's shape (else a UserError)."""
+    if set(ref) - set(cand):
+        if len(ref) != 1 or len(cand) != 1:
+            raise UserError(f"the artifact's outputs ({', '.join(sorted(cand))}) are not the reference's "
+                            f"({', '.join(sorted(ref))}): is `variant` the model it was exported from?")
+        cand = {next(iter(ref)): next(iter(cand.values()))}
+    for name, r in ref.items():
+        if cand[name].shape != r.shape:
+            raise UserError(f"the artifact's output '{name}' has shape {tuple(cand[name].shape)} where the reference's "
+                            f"has {tuple(r.shape)}: is `variant` the model it was exported from?")
+    return {name: cand[name] for name in ref}
+
+
 class Comparison:
     """Metrics of a candidate's outputs against the reference's, accumulated batch by batch so a whole
     validation set never sits in memory: `logits` metrics unprefixed, feature maps as `stageN.metric`."""
@@ -59,9 +84,7 @@ class Comparison:
         self.labelled = 0
 
     def update(self, ref: dict[str, np.ndarray], cand: dict[str, np.ndarray], labels: np.ndarray | None = None) -> None:
-        missing = set(ref) - set(cand)
-        if missing:
-            raise ValueError(f"candidate lacks outputs {sorted(missing)}")
+        cand = paired_outputs(ref, cand)
         for name in ref:
             self.deltas.setdefault(name, _Deltas()).update(ref[name], cand[name])
         self.samples += len(next(iter(ref.values())))

@@ -14,6 +14,7 @@ import numpy as np
 
 from .artifact import ArtifactInfo, artifact_info
 from .backends import run_padded, runner_for
+from .compare import only_output
 from .data import ImageSet, image_files, stream_batches, transform_for
 from .errors import UserError
 
@@ -60,12 +61,12 @@ def class_names(info: ArtifactInfo) -> tuple[list[str], str]:
 def predict(artifact: Path, images: list[str | Path], top_k: int = 5, batch_size: int | None = None,
             backend: str | None = None, workers: int | None = None,
             on_progress: Callable[[str, int, int], None] = lambda what, n, total: None,
-            openvino=None, threads: int | None = None) -> PredictResult:
+            openvino=None, threads: int | None = None, variant: str | None = None) -> PredictResult:
     """Top-k of every image (files, or folders searched recursively); unreadable images are listed, not fatal
     unless none could be read. `openvino`: OpenVinoOptions for `backend` openvino; `threads`: the runtime's CPU
-    threads (None: its choice)."""
+    threads (None: its choice); `variant`: what model an ONNX without swin-deploy metadata is."""
     artifact = Path(artifact)
-    info = artifact_info(artifact)
+    info = artifact_info(artifact, variant)
     if info.headless:
         what = "feature maps" if info.features else "pooled features (no classifier)"
         raise UserError(f"{artifact.name} outputs {what}, not class scores: predict needs a classifier export")
@@ -80,9 +81,9 @@ def predict(artifact: Path, images: list[str | Path], top_k: int = 5, batch_size
     transform = transform_for(info)
     result = PredictResult(artifact, label_source=source)
     k = min(top_k, info.num_classes)
-    with runner_for(artifact, backend, threads, openvino) as runner:
+    with runner_for(artifact, backend, threads, openvino, info.precision) as runner:
         for b in stream_batches(files, transform, batch, workers):
-            logits = run_padded(runner, b.x, batch)["logits"].astype(np.float64)
+            logits = only_output(run_padded(runner, b.x, batch), "logits").astype(np.float64)
             probs = np.exp(logits - logits.max(1, keepdims=True))
             probs /= probs.sum(1, keepdims=True)
             for i, row in zip(b.index, probs):

@@ -6,6 +6,7 @@ FP32 top-1 >= 95%, FP16 within 0.1 points of FP32, INT8 within 1.0 point for eve
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import onnx
@@ -238,6 +239,51 @@ def test_verify_bad_input(cli, demo, tmp_path):
         assert r.code == 2 and message in r.err, (args, r.err)
     # a foreign ONNX with --variant verifies against the registry's model
     assert cli("verify", foreign, "--variant", "swin_digits", "--samples", "8", "--batch-sizes", "8").code == 0
+
+
+def _foreign(source, path, output_name: str = "output"):
+    """`source` as someone else's export: no swin-deploy metadata, its output named otherwise."""
+    model = onnx.load(str(source))
+    del model.metadata_props[:]
+    old = model.graph.output[0].name
+    for node in model.graph.node:
+        node.output[:] = [output_name if o == old else o for o in node.output]
+    model.graph.output[0].name = output_name
+    onnx.save(model, str(path))
+    return path
+
+
+def test_a_foreign_onnx_runs_in_every_command_with_the_gates_its_graph_asks_for(cli, demo, artifacts, tmp_path):
+    """timm's or a user's own export: one output named anything, precision read off the graph (Q/DQ -> INT8),
+    verify, bench and predict all take `--variant`; a variant that does not fit is one line, not a crash."""
+    folder, _ = demo
+    val = folder / "data" / "val"
+    fp32, int8 = _foreign(artifacts["fp32"], tmp_path / "f.onnx"), _foreign(artifacts["int8"], tmp_path / "q.onnx")
+    backends = ["onnxruntime-cpu"] + (["openvino"] if importlib.util.find_spec("openvino") else [])
+    for path, precision in ((fp32, "fp32"), (int8, "int8")):
+        for backend in backends:
+            report = tmp_path / "r.json"
+            r = cli("verify", path, "--variant", "swin_digits", "--data", val, "--limit", "64", "--backend", backend,
+                    "--report", report)
+            assert r.code == 0, (path, backend, r.out + r.err)
+            doc = json.loads(report.read_text())
+            assert doc["precision"] == precision and doc["batches"][0]["metrics"]["cand_top1"] > 90
+    r = cli("bench", int8, "--variant", "swin_digits", "--batch-sizes", "2", "--iterations", "2", "--json", "-")
+    assert r.code == 0 and json.loads(r.out)["results"], r.err
+    r = cli("predict", fp32, val / "4", "--variant", "swin_digits", "--json", "-")
+    top = [p["top_k"][0]["label"] for p in json.loads(r.out)["predictions"]]
+    assert r.code == 0 and top.count("4") >= len(top) - 1, r.err
+    cases = [(("verify", fp32, "--variant", "swinv2_test", "--samples", "2"), "takes ?x3x32x32 inputs where swinv2_test"),
+             (("bench", fp32, "--iterations", "2"), "--variant"), (("predict", fp32, val / "4"), "--variant")]
+    relu = tmp_path / "relu.onnx"  # takes the variant's input, outputs something else entirely
+    x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["n", 3, 32, 32])
+    y = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["n", 3, 32, 32])
+    onnx.save(onnx.helper.make_model(onnx.helper.make_graph([onnx.helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y]),
+                                     opset_imports=[onnx.helper.make_opsetid("", 17)]), str(relu))
+    cases.append((("verify", relu, "--variant", "swin_digits", "--samples", "2"), "has shape (1, 3, 32, 32)"))
+    for args, message in cases:
+        r = cli(*args)
+        assert r.code == 2 and message in r.err and len(r.err.strip().splitlines()) == 1, (args, r.err)
 
 
 def test_bench_side_by_side(cli, demo, tmp_path):

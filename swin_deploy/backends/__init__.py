@@ -17,9 +17,11 @@ def checked_threads(threads: int | None) -> int | None:
     return threads
 
 
-def runner_for(path, backend: str | None = None, threads: int | None = None, openvino=None) -> Runner:
+def runner_for(path, backend: str | None = None, threads: int | None = None, openvino=None,
+               precision=None) -> Runner:
     """A runner for an artifact file: .onnx -> onnxruntime (CPU unless told), .engine/.plan -> TensorRT,
-    .xml (OpenVINO IR) -> OpenVINO. `openvino`: OpenVinoOptions for the OpenVINO runner."""
+    .xml (OpenVINO IR) -> OpenVINO. `openvino`: OpenVinoOptions for the OpenVINO runner; `precision`: the artifact's
+    (None: read from its metadata; a caller holding the ArtifactInfo of a foreign ONNX passes it)."""
     from pathlib import Path
 
     from ..artifact import ENGINE_SUFFIXES, IR_SUFFIX
@@ -43,7 +45,7 @@ def runner_for(path, backend: str | None = None, threads: int | None = None, ope
     if backend == "openvino":
         from .openvino_runner import OpenVinoRunner
 
-        return OpenVinoRunner(path, threads, openvino)
+        return OpenVinoRunner(path, threads, openvino, precision)
     if path.suffix == IR_SUFFIX:
         raise UserError(f"{path.name} is an OpenVINO IR: run it with `backend` openvino")
     if backend.startswith("onnxruntime-"):

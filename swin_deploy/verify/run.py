@@ -223,7 +223,7 @@ def verify_artifact(artifact: Path, options: VerifyOptions | None = None,
         info.check_size(size)
     if o.reference_cache is not None and len(img_sizes) > 1:
         raise UserError("a reference cache holds one input size: run verify once per size of `img_sizes`")
-    candidate = runner_for(artifact, o.backend, o.threads, o.openvino)
+    candidate = runner_for(artifact, o.backend, o.threads, o.openvino, info.precision)
     reference = reference_for(info, o.weights, o.timm, o.reference, o.reference_device, o.transformers)
     inputs = [InputSet(info, o, size) for size in img_sizes]
     result = VerifyResult(artifact, info, {}, {}, inputs[0].describe(), thresholds_for(info.precision),
