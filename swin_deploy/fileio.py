@@ -41,21 +41,26 @@ def check_outputs(**paths: str | Path | None) -> None:
             check_writable_dir(path, option)
 
 
-def _cannot_write(folder: Path, error: OSError) -> UserError:
+def _cannot_write(folder: Path, error: OSError, option: str | None = None) -> UserError:
     # os.access says yes to root everywhere, and some places refuse new files whatever the mode bits say (/proc, a
     # read-only mount): the failed create is the one sure answer
-    return UserError(f"cannot write in {folder} ({error.strerror or error}): choose another output path")
+    return UserError(f"cannot write in {folder} ({error.strerror or error}): choose another "
+                     f"{f'`{option}`' if option else 'output'} path")
 
 
-def make_folder(path: str | Path) -> Path:
-    """`path` as a folder, created with its parents if missing, or a UserError saying why it can't be."""
+def make_folder(path: str | Path, option: str | None = None) -> Path:
+    """`path` as a folder new files can be written in, created with its parents if missing, or a UserError saying
+    why it can't be (naming the `option` that chose it, if one did)."""
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise UserError(f"{path} is a file, not a folder: choose another path")
+        raise UserError(f"{path} is a file, not a folder: choose another {f'`{option}`' if option else 'output'} path")
     try:
         path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".swin-deploy-probe-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
     except OSError as e:
-        raise _cannot_write(path, e) from e
+        raise _cannot_write(path, e, option) from e
     return path
 
 

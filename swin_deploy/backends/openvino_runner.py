@@ -17,7 +17,6 @@ throughput).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import numpy as np
 from .. import defaults
 from ..enums import ExecutionPrecision, PerformanceHint, Precision
 from ..errors import UserError, missing_package
+from ..fileio import make_folder
 from .base import Runner
 
 # the CPU capability (OpenVINO's OPTIMIZATION_CAPABILITIES) each execution precision needs; the enum's values are
@@ -78,22 +78,6 @@ def _reason(error: Exception) -> str:
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     told = [line for line in lines if not line.startswith("Exception from")]
     return f"{type(error).__name__}: {(told or lines or [''])[0][:200]}"
-
-
-def _writable(folder: Path) -> Path:
-    """The cache folder, created if missing. OpenVINO itself fails on an unwritable one only when it first writes a
-    blob, with an error naming its own sources: check it here, where the message can say which option to change."""
-    if folder.exists() and not folder.is_dir():
-        raise UserError(f"{folder} is a file: `cache_dir` takes a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".swin-deploy-probe-{os.getpid()}"
-        probe.touch()
-        probe.unlink()
-    except OSError as e:
-        raise UserError(f"cannot write compiled models to {folder} ({e.strerror or e}): choose a writable "
-                        "`cache_dir`") from e
-    return folder
 
 
 def cpu_capabilities() -> list[str]:
@@ -168,7 +152,8 @@ class OpenVinoRunner(Runner):
         if self.threads:
             config["INFERENCE_NUM_THREADS"] = int(self.threads)
         if self.options.cache_dir is not None:
-            config["CACHE_DIR"] = str(_writable(Path(self.options.cache_dir)))
+            # OpenVINO fails on an unwritable cache only when it first writes a blob, naming its own sources
+            config["CACHE_DIR"] = str(make_folder(self.options.cache_dir, "cache_dir"))
         try:
             model = core.read_model(str(self.path))
         except Exception as e:

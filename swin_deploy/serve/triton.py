@@ -313,7 +313,7 @@ def write_model(artifact: Path, repo: Path, options: TritonOptions | None = None
     model_file = "model.plan" if engine else OPENVINO_DEFAULT_FILE if ir else "model.onnx"
     config = build_config(name, info, io, model_file, o, labels is not None)
     text = text_format.MessageToString(config)
-    make_folder(repo)  # only now that everything checked out: a refused run creates nothing
+    make_folder(repo, "repo")  # only now that everything checked out: a refused run creates nothing
     with atomic_directory(target) as staging:
         (staging / CONFIG).write_text(text)
         if labels is not None:
