@@ -48,28 +48,26 @@ class _Deltas:
                 "all_finite": float(self.finite)}
 
 
-def only_output(outputs: dict[str, np.ndarray], name: str) -> np.ndarray:
-    """The output `name`, or the one output of a graph exported by someone else (named `output`, `1234`, ...)."""
-    if name in outputs:
-        return outputs[name]
-    if len(outputs) == 1:
-        return next(iter(outputs.values()))
-    raise UserError(f"the artifact has no output '{name}' (it has {', '.join(sorted(outputs))}): is `variant` the "
-                    "model it was exported from?")
+def named_as(outputs: dict[str, np.ndarray], names) -> dict[str, np.ndarray]:
+    """`outputs` under `names`: as they are, or the one output of a graph exported by someone else (named `output`,
+    `1234`, ...) under the one name expected; else a UserError."""
+    names = list(names)
+    if set(names) <= set(outputs):
+        return {name: outputs[name] for name in names}
+    if len(names) == 1 and len(outputs) == 1:
+        return {names[0]: next(iter(outputs.values()))}
+    raise UserError(f"a model with outputs {', '.join(sorted(outputs))} where {', '.join(names)} were expected: is "
+                    "`variant` the model it was exported from?")
 
 
 def paired_outputs(ref: dict[str, np.ndarray], cand: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The candidate's outputs under the reference's names, each of the reference's shape (else a UserError)."""
-    if set(ref) - set(cand):
-        if len(ref) != 1 or len(cand) != 1:
-            raise UserError(f"the artifact's outputs ({', '.join(sorted(cand))}) are not the reference's "
-                            f"({', '.join(sorted(ref))}): is `variant` the model it was exported from?")
-        cand = {next(iter(ref)): next(iter(cand.values()))}
+    cand = named_as(cand, ref)
     for name, r in ref.items():
         if cand[name].shape != r.shape:
             raise UserError(f"the artifact's output '{name}' has shape {tuple(cand[name].shape)} where the reference's "
                             f"has {tuple(r.shape)}: is `variant` the model it was exported from?")
-    return {name: cand[name] for name in ref}
+    return cand
 
 
 class Comparison:

@@ -14,7 +14,7 @@ import numpy as np
 
 from .artifact import ArtifactInfo, artifact_info
 from .backends import run_padded, runner_for
-from .compare import only_output
+from .compare import named_as
 from .data import ImageSet, image_files, stream_batches, transform_for
 from .errors import UserError
 
@@ -83,7 +83,7 @@ def predict(artifact: Path, images: list[str | Path], top_k: int = 5, batch_size
     k = min(top_k, info.num_classes)
     with runner_for(artifact, backend, threads, openvino, info.precision) as runner:
         for b in stream_batches(files, transform, batch, workers):
-            logits = only_output(run_padded(runner, b.x, batch), "logits").astype(np.float64)
+            logits = named_as(run_padded(runner, b.x, batch), ["logits"])["logits"].astype(np.float64)
             probs = np.exp(logits - logits.max(1, keepdims=True))
             probs /= probs.sum(1, keepdims=True)
             for i, row in zip(b.index, probs):

@@ -268,6 +268,9 @@ def test_a_foreign_onnx_runs_in_every_command_with_the_gates_its_graph_asks_for(
             assert r.code == 0, (path, backend, r.out + r.err)
             doc = json.loads(report.read_text())
             assert doc["precision"] == precision and doc["batches"][0]["metrics"]["cand_top1"] > 90
+    # as the reference: its output takes the candidate's name, so accuracy and agreement are still computed
+    r = cli("verify", artifacts["int8"], "--reference", fp32, "--data", val, "--limit", "32", "--report", report)
+    assert r.code == 0 and "top1_agreement" in json.loads(report.read_text())["batches"][0]["metrics"], r.err
     r = cli("bench", int8, "--variant", "swin_digits", "--batch-sizes", "2", "--iterations", "2", "--json", "-")
     assert r.code == 0 and json.loads(r.out)["results"], r.err
     r = cli("predict", fp32, val / "4", "--variant", "swin_digits", "--json", "-")

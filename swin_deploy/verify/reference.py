@@ -89,7 +89,7 @@ def reference_for(info: ArtifactInfo, weights: Weights, timm: bool = False, arti
     """Another artifact if given, else timm's model (with a checkpoint), else the native model with `weights`;
     PyTorch references run on `device` (auto: CUDA where there is one)."""
     if artifact is not None:
-        other = artifact_info(artifact)
+        other = artifact_info(artifact, info.variant)  # a reference without metadata is the candidate's variant
         if (other.input_format, other.channels_last) == (info.input_format, info.channels_last):
             prepare = lambda x: x  # noqa: E731 - both take the same input
         elif not other.pixels:
@@ -98,7 +98,7 @@ def reference_for(info: ArtifactInfo, weights: Weights, timm: bool = False, arti
             raise UserError(f"the reference {Path(artifact).name} takes raw pixels ({other.input_format}"
                             f"{', channels last' if other.channels_last else ''}) and the candidate does not: "
                             "gate the candidate against a float32 artifact or the PyTorch model")
-        return Reference(runner_for(artifact), f"artifact {sha256_file(artifact)}", prepare)
+        return Reference(runner_for(artifact, precision=other.precision), f"artifact {sha256_file(artifact)}", prepare)
     if transformers:
         from ..models.checkpoint import checkpoint_file
 

@@ -23,7 +23,7 @@ from ..artifact import ArtifactInfo, artifact_info
 from ..backends import run_batched, run_padded, runner_for
 from ..backends.base import Runner
 from ..backends.openvino_runner import OpenVinoOptions
-from ..compare import Check, Comparison, gate
+from ..compare import Check, Comparison, gate, named_as
 from ..data import SKIPPED_EXAMPLES, Batch, ImageSet, list_images, stream_batches, transform_for
 from ..errors import UserError
 from ..fileio import sha256_file
@@ -266,7 +266,8 @@ def _gate_input_set(inp: InputSet, sizes: list[int], candidate: Runner, ref_sour
             if cached is not None:
                 ref = cached.outputs(batch.index)
             else:
-                ref = run_padded(reference, ref_source.prepare(batch.x), main)
+                # under the names the candidate promises (a reference ONNX without metadata names its own)
+                ref = named_as(run_padded(reference, ref_source.prepare(batch.x), main), inp.info.outputs)
             if writer is not None:
                 writer.add(batch.index, ref)
             comparison.update(ref, run_padded(candidate, batch.x, main), batch.labels)
