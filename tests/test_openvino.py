@@ -101,6 +101,10 @@ def test_triton_openvino_folders_from_onnx_and_ir(cli, artifacts, tmp_path):
     # a float artifact: the backend cannot force f32, so the summary says which gate matches what the server runs
     assert r.code == 0 and "verify --backend openvino --inference-precision bf16" in r.out, r.err
     assert (repo / "b" / "1" / "model.xml").is_file() and (repo / "b" / "1" / "model.bin").is_file()
+    # an IR is served by the OpenVINO backend: its options need no --runtime
+    r = cli("triton", xml, "--repo", repo, "--name", "b2", "--streams", "2", "--threads", "2", "--static-batch")
+    config = (repo / "b2" / "config.pbtxt").read_text()
+    assert r.code == 0 and all(f'key: "{k}"' in config for k in ("NUM_STREAMS", "SKIP_OV_DYNAMIC_BATCHSIZE")), r.err
     assert cli("triton", "--check", repo / "b").code == 0
     (repo / "b" / "1" / "model.bin").unlink()
     r = cli("triton", "--check", repo / "b")

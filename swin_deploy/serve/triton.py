@@ -169,18 +169,23 @@ class TritonOptions:
             self.kind = TritonKind.parse(self.kind, "kind")
         if self.performance_hint is not None:
             self.performance_hint = PerformanceHint.parse(self.performance_hint, "performance_hint")
-        openvino_only = {"threads": self.threads, "streams": self.streams, "performance_hint": self.performance_hint,
-                         "bf16": self.bf16 or None, "static_batch": self.static_batch or None}
-        given = [k for k, v in openvino_only.items() if v is not None]
-        if given and self.runtime != Runtime.OPENVINO:
-            raise UserError(f"{', '.join(f'`{k}`' for k in given)} configure Triton's OpenVINO backend: add `runtime` "
-                            "openvino")
+        if self.runtime is not None:  # else decided by the artifact (an IR: OpenVINO), and checked again then
+            self.check_runtime(self.runtime)
         if any(v is not None and v < 1 for v in (self.threads, self.streams)):
             raise UserError("`threads` and `streams` must be at least 1")
         if self.ort_tensorrt is not None:
             self.ort_tensorrt = Precision.parse(self.ort_tensorrt, "ort_tensorrt")
             if self.ort_tensorrt not in ORT_TENSORRT_MODES:
                 raise UserError(f"`ort_tensorrt` takes fp16 or int8, not {self.ort_tensorrt}")
+
+    def check_runtime(self, runtime: Runtime | None) -> None:
+        """The OpenVINO backend's own options go with that backend only (an ONNX with `runtime` openvino, or an IR)."""
+        openvino_only = {"threads": self.threads, "streams": self.streams, "performance_hint": self.performance_hint,
+                         "bf16": self.bf16 or None, "static_batch": self.static_batch or None}
+        given = [k for k, v in openvino_only.items() if v is not None]
+        if given and runtime != Runtime.OPENVINO:
+            raise UserError(f"{', '.join(f'`{k}`' for k in given)} configure Triton's OpenVINO backend: add `runtime` "
+                            "openvino, or serve an OpenVINO IR")
 
 
 @dataclass
@@ -307,6 +312,7 @@ def write_model(artifact: Path, repo: Path, options: TritonOptions | None = None
     if (engine or ir) and o.runtime is not None and o.runtime != (Runtime.OPENVINO if ir else None):
         raise UserError(f"{artifact.name} runs on {'OpenVINO' if ir else 'TensorRT'} only: drop `runtime`")
     runtime = Runtime.OPENVINO if ir else None if engine else (o.runtime or Runtime.ONNXRUNTIME)
+    o.check_runtime(runtime)
     o = replace(o, runtime=runtime, kind=o.kind or (TritonKind.CPU if runtime == Runtime.OPENVINO else TritonKind.GPU))
     info, io = read_io(artifact)
     labels = None if info.headless else class_names(info)[0]
