@@ -112,6 +112,20 @@ def time_round_robin(cases: dict[str, tuple[Runner, np.ndarray]], warmup: int, i
     return timings
 
 
+def _short_names(paths: list[Path]) -> dict[Path, str]:
+    """Each path by its file name, or by as many trailing folders as tell it from another of the same name
+    (old/model.onnx and new/model.onnx): runners are labelled, and keyed, by these."""
+    names = {}
+    for path in paths:
+        parts = path.resolve().parts
+        for n in range(1, len(parts) + 1):
+            name = str(Path(*parts[-n:]))
+            if not any(other != path and other.resolve().parts[-n:] == parts[-n:] for other in paths):
+                break
+        names[path] = name
+    return names
+
+
 @dataclass(frozen=True)
 class RunnerSpec:
     """How to make a runner again in another process: an artifact (runner_for's arguments) or the PyTorch model."""
@@ -358,6 +372,7 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
     if missing:
         raise UserError(f"`gate_batch` {missing[0]} is not benched: add it to `batch_sizes`")
     entries = []
+    names = _short_names(list(infos))
     for path, info in infos.items():
         if not any(info.accepts_batch(b) for b in sizes):
             takes = f"only batch {info.fixed_batch}" if info.fixed_batch else f"batches up to {info.max_batch}"
@@ -366,7 +381,7 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
         identity = {"model": f"{info.variant} {info.precision} weights {info.weights_sha256[:16] or 'unknown'}",
                     "artifact_sha256": sha256_file(path)}
         for backend in backends:
-            label = path.name if len(backends) == 1 else f"{path.name} [{backend}]"
+            label = names[path] if len(backends) == 1 else f"{names[path]} [{backend}]"
             openvino = o.openvino if backend == "openvino" or path.suffix == IR_SUFFIX else None
             entries.append(BenchEntry(label, runner_for(path, backend, o.threads, openvino, info.precision),
                                       info.example_input, info.accepts_batch, identity,
@@ -399,8 +414,9 @@ def _references(entries: list[BenchEntry], against: Path | None, torch_label: st
     """Each gated runner's reference: the `against` artifact on the same backend, or else the PyTorch model."""
     if against is None:
         return {e.label: torch_label for e in entries if torch_label and e.label != torch_label}
-    name = Path(against).name
-    refs = {e.label: e for e in entries if e.label == name or e.label.startswith(f"{name} [")}
+    target = Path(against).resolve()
+    refs = {e.label: e for e in entries if e.spec is not None and e.spec.path is not None
+            and Path(e.spec.path).resolve() == target}
     backend_of = {e.label: e.runner.name for e in refs.values()}
     out = {}
     for e in entries:

@@ -136,6 +136,19 @@ def test_min_speedup_fails_and_passes_on_the_same_artifact(cli, twins, tmp_path)
     assert row["speedup"]["ci"][0] <= row["speedup"]["estimate"] <= row["speedup"]["ci"][1]
 
 
+def test_two_artifacts_of_one_file_name_keep_a_row_each_and_against_finds_its_own(cli, tiny_onnx, tmp_path):
+    """old/model.onnx against new/model.onnx, the usual release comparison: neither row may swallow the other."""
+    old, new = tmp_path / "old" / "model.onnx", tmp_path / "new" / "model.onnx"
+    for path in (old, new):
+        path.parent.mkdir()
+        shutil.copy(tiny_onnx["swin_test"], path)
+    r = cli("bench", new, "--against", old, *FAST, "--min-speedup", "0.3", "--json", "-")
+    assert r.code == 0, r.err
+    doc = json.loads(r.out)
+    assert {row["label"] for row in doc["results"]} == {"old/model.onnx", "new/model.onnx"}
+    assert doc["references"] == {"new/model.onnx": "old/model.onnx"} and len(doc["gates"]) == 1
+
+
 def test_baseline_slowdown_gate_fails_on_a_regression_and_passes_on_an_improvement(cli, twins, tmp_path):
     a, b = twins
     base = tmp_path / "base.json"
