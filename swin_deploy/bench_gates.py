@@ -72,10 +72,10 @@ class Baseline:
                       for r in data["results"]}
             runners = dict(data["runners"])
         except FileNotFoundError:
-            raise UserError(f"baseline {path} does not exist: write one with `swin-deploy bench ... --json`") from None
+            raise UserError(f"baseline {path} does not exist: write one with `json` PATH in an earlier bench") from None
         except (OSError, ValueError, KeyError, TypeError):
-            raise UserError(f"{path} is not a bench JSON with per-round times (`rounds_ms`): write the baseline with "
-                            "this version's `swin-deploy bench ... --json`") from None
+            raise UserError(f"{path} is not a bench JSON with per-round times (\"rounds_ms\"): write the baseline with "
+                            "`json` PATH in a bench of this version") from None
         return cls(path, rounds, runners)
 
     def check(self, label: str, runner: dict, batch_sizes: list[int]) -> bool:
