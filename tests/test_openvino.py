@@ -34,6 +34,22 @@ def test_every_precision_verifies_on_openvino_with_the_gate_of_what_runs(cli, de
     assert metrics["cand_top1"] >= metrics["ref_top1"] - 1.0
 
 
+@pytest.mark.parametrize("kind", ["dynamic", "features", "static_batch", "uint8", "opset13", "opset_newest"])
+def test_every_model_form_verifies_on_openvino_as_an_onnx_and_as_an_ir(cli, artifacts, tmp_path, kind):
+    """Dynamic sizes (at two sizes), feature maps, a static batch, raw uint8 NHWC pixels, the oldest and newest
+    opsets: each against its fp32 gate in f32, from the ONNX and from its IR."""
+    xml = tmp_path / "m.xml"
+    assert cli("convert", artifacts[kind], "-o", xml).code == 0
+    sizes = ["--img-sizes", "64,96x128"] if kind == "dynamic" else []
+    for path in (artifacts[kind], xml):
+        report = tmp_path / "r.json"
+        r = cli("verify", path, "--backend", "openvino", "--random-init", "--samples", "4", *sizes, "--report", report)
+        assert r.code == 0, (path, r.out + r.err)
+        doc = json.loads(report.read_text())
+        assert doc["candidate"]["execution_precision"] == "f32"
+        assert len(doc["batches"]) == (6 if kind == "dynamic" else 1 if kind == "static_batch" else 3)
+
+
 def test_bf16_execution_gets_the_bf16_gate_never_the_fp32_one(cli, demo, artifacts, tmp_path):
     from swin_deploy.backends.openvino_runner import cpu_capabilities
     from swin_deploy.tolerances import DEFAULT_THRESHOLDS, EXECUTION_THRESHOLDS

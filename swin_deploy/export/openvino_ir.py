@@ -37,6 +37,18 @@ def default_ir_path(onnx_path: Path) -> Path:
     return Path(onnx_path).with_suffix(".xml")
 
 
+def _convert_model(ov, onnx_path: Path, scratch: Path):
+    """OpenVINO's convert_model, whose passes write fused GELU and attention into the IR (read_model's graph is the
+    raw ONNX, twice the operators). It splits its path argument at commas, so a path with one is linked from
+    `scratch` first (swin-deploy ONNX files hold their weights inline: a link elsewhere reads the same)."""
+    source = onnx_path.resolve()
+    if "," in str(source):
+        link = scratch / "source.onnx"
+        link.symlink_to(source)
+        source = link
+    return ov.convert_model(str(source))
+
+
 def to_openvino(onnx_path: Path, out: Path | None = None, compress: bool = True) -> IrResult:
     """Convert `onnx_path` to an IR at `out` (default: beside it, .xml), checked against the ONNX on seeded inputs."""
     ov = import_openvino()
@@ -49,11 +61,11 @@ def to_openvino(onnx_path: Path, out: Path | None = None, compress: bool = True)
     if out.suffix != ".xml":
         raise UserError(f"an OpenVINO IR is an .xml with its .bin: name the output {out.with_suffix('.xml').name}")
     check_writable_dir(out)
-    model = ov.convert_model(str(onnx_path))
-    for key, value in info.to_props().items():
-        model.set_rt_info(value, [IR_RT_INFO, key.removeprefix("swin_deploy.")])
     staging = staging_folder(out)
     try:
+        model = _convert_model(ov, onnx_path, staging)
+        for key, value in info.to_props().items():
+            model.set_rt_info(value, [IR_RT_INFO, key.removeprefix("swin_deploy.")])
         x = info.example_input(np.random.default_rng(defaults.SEED), info.fixed_batch or 2)
         with OnnxRuntimeRunner(onnx_path) as runner:
             expected = runner.infer(x)
