@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,16 +38,20 @@ def default_ir_path(onnx_path: Path) -> Path:
     return Path(onnx_path).with_suffix(".xml")
 
 
-def _convert_model(ov, onnx_path: Path, scratch: Path):
+def _convert_model(ov, onnx_path: Path):
     """OpenVINO's convert_model, whose passes write fused GELU and attention into the IR (read_model's graph is the
-    raw ONNX, twice the operators). It splits its path argument at commas, so a path with one is linked from
-    `scratch` first (swin-deploy ONNX files hold their weights inline: a link elsewhere reads the same)."""
+    raw ONNX, twice the operators). It splits its path argument at commas, so a path with one is linked from a
+    temporary folder first (swin-deploy ONNX files hold their weights inline: a link elsewhere reads the same)."""
     source = onnx_path.resolve()
-    if "," in str(source):
-        link = scratch / "source.onnx"
+    if "," not in str(source):
+        return ov.convert_model(str(source))
+    with tempfile.TemporaryDirectory(prefix="swin-deploy-") as scratch:
+        link = Path(scratch) / "model.onnx"
+        if "," in str(link):
+            raise UserError(f"OpenVINO cannot convert a path with a comma, and the temporary folder {scratch} has one "
+                            "too: rename the ONNX, or set TMPDIR to a plain folder")
         link.symlink_to(source)
-        source = link
-    return ov.convert_model(str(source))
+        return ov.convert_model(str(link))
 
 
 def to_openvino(onnx_path: Path, out: Path | None = None, compress: bool = True) -> IrResult:
@@ -63,7 +68,7 @@ def to_openvino(onnx_path: Path, out: Path | None = None, compress: bool = True)
     check_writable_dir(out)
     staging = staging_folder(out)
     try:
-        model = _convert_model(ov, onnx_path, staging)
+        model = _convert_model(ov, onnx_path)
         for key, value in info.to_props().items():
             model.set_rt_info(value, [IR_RT_INFO, key.removeprefix("swin_deploy.")])
         x = info.example_input(np.random.default_rng(defaults.SEED), info.fixed_batch or 2)
