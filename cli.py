@@ -281,7 +281,7 @@ def verify(
     from swin_deploy.verify.report import write_reports
     from swin_deploy.verify.run import VerifyOptions, verify_artifact
 
-    check_outputs(report=report, junit=junit)
+    check_outputs([artifact, *filter(None, [reference, checkpoint])], report=report, junit=junit)
     options = VerifyOptions(
         weights=weights(checkpoint, pretrained, random_init, seed), timm=timm, transformers=transformers,
         reference=reference, variant=variant,
@@ -346,7 +346,7 @@ def predict(
     from swin_deploy.fileio import check_outputs
     from swin_deploy.predict import predict as run_predict
 
-    check_outputs(json=json_path)
+    check_outputs([artifact], json=json_path)
     with render.rate_progress() as on_progress:
         result = run_predict(artifact, images, top_k, batch_size, backend, workers, on_progress,
                              openvino=openvino_options(settings), threads=use_threads(settings), variant=variant)
@@ -495,7 +495,8 @@ def bench(
     from swin_deploy.bench_gates import SpeedGates, junit_report
     from swin_deploy.fileio import check_outputs, write_text_atomic
 
-    check_outputs(json=json_path, junit=junit, plot=plot_path)
+    check_outputs([*(artifacts or []), *filter(None, [against, checkpoint])], json=json_path, junit=junit,
+                  plot=plot_path)
     threads = use_threads(settings)
     options = BenchOptions(torch_variant=torch_variant, weights=weights(checkpoint, pretrained, random_init, seed),
                            backends=tuple(b.strip() for b in backend.split(",")) if backend else None,

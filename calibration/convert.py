@@ -21,7 +21,7 @@ from swin_deploy.backends.onnxruntime_runner import OnnxRuntimeRunner
 from swin_deploy.data import list_images
 from swin_deploy.enums import Int8Target, Precision, QdqPlacement
 from swin_deploy.errors import GateFailed, UserError
-from swin_deploy.fileio import atomic_output, check_writable_dir, sha256_file
+from swin_deploy.fileio import atomic_output, check_outputs, sha256_file
 from swin_deploy.precision.fp16 import convert_fp16, default_block_list
 from swin_deploy.precision.graph import opset_of
 
@@ -61,7 +61,7 @@ def quantize(src: Path, out: Path | None, options: QuantizeOptions, on_progress:
     model = load_onnx(src)
     info = read_info(src, options.variant)
     _refuse_quantized(model, info, src)
-    check_writable_dir(out)
+    check_outputs([src, *([options.calib_cache] if options.calib_cache else [])], output=out)
     model_sha = sha256_file(src)
     result = QuantizeResult(out, options.precision, 0, 0)
     if options.precision == Precision.FP16:

@@ -15,7 +15,7 @@ from swin_deploy.backends.tensorrt.loader import BuildOptions, check_profile
 from swin_deploy.backends.tensorrt.loader import build_engine as build_serialized
 from swin_deploy.enums import Int8Target, Precision
 from swin_deploy.errors import GateFailed, UserError
-from swin_deploy.fileio import sha256_file
+from swin_deploy.fileio import check_outputs, sha256_file
 from swin_deploy.lint.tensorrt import check_onnx
 
 from .convert import Progress, QuantizeResult, default_output, quantize
@@ -42,6 +42,8 @@ def quantize_and_build(model: Path, output: Path | None, build: BuildOptions, co
     trt = import_tensorrt()  # fail fast, before any calibration work
     info = read_info(model, variant or (convert.variant if convert else None))
     check_profile(info, build)
+    if output is not None:
+        check_outputs([model], output=output)
     quantized = None
     if convert is not None:
         if info.precision != Precision.FP32:

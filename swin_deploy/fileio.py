@@ -7,7 +7,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .errors import UserError
@@ -31,14 +31,20 @@ def check_writable_dir(path: str | Path, option: str = "output") -> Path:
     return folder
 
 
-def check_outputs(**paths: str | Path | None) -> None:
+def check_outputs(inputs: Iterable[str | Path] = (), **paths: str | Path | None) -> None:
     """Check each output path given (None: not asked for; "-": stdout) before the work that fills it, so a mistyped
-    folder costs a second, not a whole run."""
+    folder costs a second, not a whole run, and a slip that names one of the command's `inputs` does not replace
+    it."""
     for option, path in paths.items():
-        if path is not None and str(path) != "-":
-            if Path(path).is_dir():
-                raise UserError(f"{path} is a folder: `{option}` takes a file path")
-            check_writable_dir(path, option)
+        if path is None or str(path) == "-":
+            continue
+        if Path(path).is_dir():
+            raise UserError(f"{path} is a folder: `{option}` takes a file path")
+        for given in inputs:
+            if Path(given).is_file() and Path(path).resolve() == Path(given).resolve():
+                raise UserError(f"{path} is this command's input: writing `{option}` there would replace it; choose "
+                                f"another `{option}` path")
+        check_writable_dir(path, option)
 
 
 def _cannot_write(folder: Path, error: OSError, option: str | None = None) -> UserError:

@@ -57,3 +57,21 @@ def test_a_place_that_refuses_new_files_is_a_usage_error_not_a_crash(cli, tiny_o
                  ("demo-data", "/proc/digits"), ("variants", "--json", "/proc/v.json")):
         r = cli(*args)
         assert r.code == 2 and len(r.err.strip().splitlines()) == 1 and "/proc" in r.err, (args, r.err)
+
+
+def test_an_output_naming_the_commands_input_is_refused_and_the_input_kept(cli, demo, tiny_onnx, tmp_path):
+    from swin_deploy.fileio import sha256_file
+
+    folder, _ = demo
+    model = tmp_path / "model.onnx"
+    shutil.copy(tiny_onnx["swin_test"], model)
+    before = sha256_file(model)
+    for args, option in ((("quantize", model, "--precision", "fp16", "-o", model), "--output"),
+                         (("quantize", model, "--precision", "int8", "--calib-data", folder / "data" / "calib",
+                           "-o", tmp_path / "." / "model.onnx"), "--output"),
+                         (("verify", model, "--random-init", "--report", model), "--report"),
+                         (("bench", model, "--json", model), "--json"),
+                         (("predict", model, folder / "data" / "val" / "1", "--json", model), "--json")):
+        r = cli(*args)
+        assert r.code == 2 and f"writing {option} there would replace it" in r.err, (args, r.err)
+    assert sha256_file(model) == before

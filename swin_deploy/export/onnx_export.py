@@ -25,7 +25,7 @@ from ..backends.torch_runner import TorchRunner
 from ..compare import max_rel_delta_outputs
 from ..enums import ExportFormat, InputFormat, Simplifier
 from ..errors import GateFailed, UserError, missing_package
-from ..fileio import atomic_output, check_writable_dir
+from ..fileio import atomic_output, check_outputs
 from ..models import PixelInput, SwinTransformer, Weights, build_model, config_for, output_module
 from ..tolerances import EXPORT_PARITY_REL
 
@@ -196,7 +196,7 @@ def export_variant(variant: str | None, weights: Weights, out: Path | None = Non
     options = options or ExportOptions()
     cfg = config_for(variant, weights).at_size(options.img_size, options.dynamic_size)
     out = Path(out or f"{cfg.name}.{'xml' if options.format == ExportFormat.OPENVINO else 'onnx'}")
-    check_writable_dir(out)
+    check_outputs([weights.path] if weights.path else [], output=out)
     on_step("build + load weights")
     model, sha = build_model(cfg, weights, dynamic=options.dynamic_size)
     return _export(model, sha, out, options, on_step)
