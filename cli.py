@@ -68,11 +68,10 @@ def ints(text: str | None, flag: str) -> list[int] | None:
 
 def write_json(path: Path | None, document: dict | list) -> None:
     """--json PATH writes the document atomically; --json - prints it on stdout (every command means the same)."""
-    from swin_deploy.fileio import check_outputs, write_text_atomic
+    from swin_deploy.fileio import write_text_atomic
 
     if path is None:
         return
-    check_outputs(json=path)
     text = json.dumps(document, indent=2)
     if str(path) == "-":
         print(text)
@@ -185,8 +184,10 @@ INT8_OPTIONS = _int8_options()
 def variants(json_path: Json = None) -> None:
     """List the registered Swin variants."""
     from swin_deploy import render
+    from swin_deploy.fileio import check_outputs
     from swin_deploy.models import VARIANTS
 
+    check_outputs(json=json_path)
     write_json(json_path, [c.summary() for c in VARIANTS.values()])
     if str(json_path) != "-":
         render.variants_table(VARIANTS.values())

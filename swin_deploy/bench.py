@@ -383,9 +383,9 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
         for backend in backends:
             label = names[path] if len(backends) == 1 else f"{names[path]} [{backend}]"
             openvino = o.openvino if backend == "openvino" or path.suffix == IR_SUFFIX else None
-            entries.append(BenchEntry(label, runner_for(path, backend, o.threads, openvino, info.precision),
-                                      info.example_input, info.accepts_batch, identity,
-                                      RunnerSpec(path, backend, o.threads, openvino, variant=o.variant)))
+            spec = RunnerSpec(path, backend, o.threads, openvino, variant=o.variant)
+            runner, example = spec.runner()
+            entries.append(BenchEntry(label, runner, example, info.accepts_batch, identity, spec))
     torch_label = None
     if o.torch_variant:
         runner, example, weights_sha = torch_runner(o.torch_variant, o.weights)

@@ -22,7 +22,7 @@ from ..backends.openvino_runner import OpenVinoOptions, OpenVinoRunner, import_o
 from ..compare import Comparison, gate
 from ..enums import ExecutionPrecision
 from ..errors import UserError
-from ..fileio import check_writable_dir, staging_folder
+from ..fileio import staging_folder
 from ..tolerances import thresholds_for
 
 
@@ -65,7 +65,6 @@ def to_openvino(onnx_path: Path, out: Path | None = None, compress: bool = True)
     out = Path(out or default_ir_path(onnx_path))
     if out.suffix != ".xml":
         raise UserError(f"an OpenVINO IR is an .xml with its .bin: name the output {out.with_suffix('.xml').name}")
-    check_writable_dir(out)
     staging = staging_folder(out)
     try:
         model = _convert_model(ov, onnx_path)

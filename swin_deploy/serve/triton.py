@@ -169,8 +169,6 @@ class TritonOptions:
             self.kind = TritonKind.parse(self.kind, "kind")
         if self.performance_hint is not None:
             self.performance_hint = PerformanceHint.parse(self.performance_hint, "performance_hint")
-        if self.runtime is not None:  # else decided by the artifact (an IR: OpenVINO), and checked again then
-            self.check_runtime(self.runtime)
         if any(v is not None and v < 1 for v in (self.threads, self.streams)):
             raise UserError("`threads` and `streams` must be at least 1")
         if self.ort_tensorrt is not None:
