@@ -75,3 +75,9 @@ def test_an_output_naming_the_commands_input_is_refused_and_the_input_kept(cli, 
         r = cli(*args)
         assert r.code == 2 and f"writing {option} there would replace it" in r.err, (args, r.err)
     assert sha256_file(model) == before
+
+
+def test_predict_batch_size_below_1_is_refused(cli, tiny_onnx, demo):
+    folder, _ = demo
+    r = cli("predict", tiny_onnx["swin_test"], folder / "data" / "val" / "1", "--batch-size", "0")
+    assert r.code == 2 and "--batch-size must be at least 1, not 0" in r.err and len(r.err.strip().splitlines()) == 1
