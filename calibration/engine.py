@@ -39,17 +39,19 @@ def quantize_and_build(model: Path, output: Path | None, build: BuildOptions, co
     ONNX must first pass TensorRT's parser rules (swin_deploy.lint): findings are a GateFailed, nothing is built.
     `variant` names the model of an ONNX without swin-deploy metadata."""
     model = Path(model)
-    trt = import_tensorrt()  # fail fast, before any calibration work
     info = read_info(model, variant or (convert.variant if convert else None))
     check_profile(info, build)
     if output is not None:
         check_outputs([model], output=output)
-    quantized = None
     if convert is not None:
         if info.precision != Precision.FP32:
             raise UserError(f"{model.name} is already {info.precision}: drop the precision option, or pass the fp32 export")
         if convert.int8.target != Int8Target.TENSORRT:
             raise UserError("TensorRT takes INT8 with symmetric int8 activations: `target` must be tensorrt here")
+    # after the checks of the user's input (whose errors say what to fix), before any calibration work
+    trt = import_tensorrt()
+    quantized = None
+    if convert is not None:
         quantized = quantize(model, default_output(model, convert.precision), convert, on_progress)
         model, info = quantized.path, read_info(quantized.path)
     output = Path(output or model.with_suffix(".engine"))

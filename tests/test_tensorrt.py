@@ -21,6 +21,18 @@ def test_build_engine_without_tensorrt_gives_install_hint(cli, tiny_onnx):
     assert r.code == 2 and "pip install 'swin-deploy[tensorrt]'" in r.err and "Traceback" not in r.err
 
 
+@pytest.mark.parametrize("case", ["ir", "profile"])
+def test_build_engine_reports_input_mistakes_before_the_tensorrt_check(cli, tiny_onnx, tmp_path, case):
+    """A mistake in what the user passed is named first, TensorRT installed or not: installing TensorRT would not fix
+    it."""
+    if case == "ir":
+        (tmp_path / "m.xml").write_text("<net/>")
+        r, expected = cli("build-engine", tmp_path / "m.xml"), "is an OpenVINO IR"
+    else:
+        r, expected = cli("build-engine", tiny_onnx["swin_test"], "--opt-batch", "16", "--max-batch", "8"), "opt"
+    assert r.code == 2 and expected in r.err and "tensorrt" not in r.err.lower(), r.err
+
+
 def test_build_engine_help_works_without_tensorrt(cli):
     r = cli("build-engine", "--help")
     assert r.code == 0 and "--max-batch" in r.out
