@@ -29,7 +29,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 # ---- shared options ------------------------------------------------------------------------------------------
 Variant = Annotated[str | None, typer.Option("--variant", "-v", help="Short name (swin_t, swinv2_t, ...) or timm "
                                              "name; default swin_t, or a transformers checkpoint's own.")]
-OptVariant = Annotated[str | None, typer.Option("--variant", help="Variant, for an ONNX without swin-deploy metadata.")]
+OptVariant = Annotated[str | None, typer.Option("--variant", help="Variant, for an ONNX or IR without swin-deploy "
+                                                                  "metadata.")]
 Checkpoint = Annotated[Path | None, typer.Option(
     "--checkpoint", help="timm or official Swin state_dict (.pth/.pt/.safetensors), or a transformers folder.")]
 Pretrained = Annotated[bool, typer.Option("--pretrained", help="timm's pretrained weights (downloads through timm).")]
@@ -116,7 +117,7 @@ def _calibration_options() -> list[inspect.Parameter]:
         calib_cache=Annotated[Path | None, typer.Option("--calib-cache", help="INT8: reuse the ranges of an earlier run.")],
         workers=Annotated[int | None, typer.Option("--workers", help="Image decode workers (default: by the machine).")],
         seed=Annotated[int, typer.Option("--seed", help="Seed for sampling calibration images.")],
-        variant=Annotated[str | None, typer.Option("--variant", help="Variant, for an ONNX without swin-deploy metadata.")],
+        variant=OptVariant,
     )
 
 
@@ -360,7 +361,7 @@ def predict(
 
 @app.command()
 def triton(
-    artifact: Annotated[Path | None, typer.Argument(help="An .onnx or .engine to serve.")] = None,
+    artifact: Annotated[Path | None, typer.Argument(help="An .onnx, .engine or OpenVINO .xml to serve.")] = None,
     repo: Annotated[Path | None, typer.Option("--repo", help="The model repository folder to write into.")] = None,
     name: Annotated[str | None, typer.Option("--name", help="Model name (default: from the file name).")] = None,
     version: Annotated[int, typer.Option("--version", help="Version folder.")] = 1,
@@ -387,6 +388,7 @@ def triton(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing model folder.")] = False,
     check: Annotated[Path | None, typer.Option("--check", help="Validate an existing model folder DIR/NAME instead.")]
     = None,
+    variant: OptVariant = None,
 ) -> None:
     """Write a Triton Inference Server model folder (config.pbtxt, labels, version/model) and validate it."""
     from swin_deploy import render
@@ -402,10 +404,10 @@ def triton(
         raise UserError("pass ARTIFACT and --repo DIR (or --check DIR/NAME to validate a model folder)")
     options = TritonOptions(name=name, version=version, max_batch=max_batch, instances=instances, kind=kind,
                             runtime=runtime, threads=threads, streams=streams, performance_hint=performance_hint, bf16=bf16,
-                            static_batch=static_batch,
-                            dynamic_batching=dynamic_batching,
+                            static_batch=static_batch, dynamic_batching=dynamic_batching,
                             preferred_batch=parse_ints(preferred_batch, "preferred_batch") if preferred_batch else [],
-                            max_queue_delay_us=max_queue_delay_us, ort_tensorrt=ort_tensorrt, overwrite=overwrite)
+                            max_queue_delay_us=max_queue_delay_us, ort_tensorrt=ort_tensorrt, overwrite=overwrite,
+                            variant=variant)
     render.triton_summary(write_model(artifact, repo, options))
 
 
@@ -430,8 +432,9 @@ def check(
 
 @app.command()
 def convert(
-    model: Annotated[Path, typer.Argument(help="A swin-deploy ONNX of any precision.")],
+    model: Annotated[Path, typer.Argument(help="An ONNX of any precision (another tool's with --variant).")],
     target_format: Annotated[str, typer.Option("--format", help="openvino: an IR (.xml + .bin).")] = "openvino",
+    variant: OptVariant = None,
     output: Output = None,
 ) -> None:
     """Convert an ONNX to an OpenVINO IR, metadata carried, checked against the ONNX."""
@@ -441,7 +444,7 @@ def convert(
 
     if ExportFormat.parse(target_format, "format") != ExportFormat.OPENVINO:
         raise UserError("the ONNX is already ONNX: `format` openvino converts it to an IR")
-    render.ir_summary(model.name, to_openvino(model, output))
+    render.ir_summary(model.name, to_openvino(model, output, variant=variant))
 
 
 @app.command("demo-data")
@@ -457,7 +460,7 @@ def demo_data(folder: Annotated[Path, typer.Argument(help="Where to write calib/
 @app.command()
 @shared(RUNTIME_OPTIONS)
 def bench(
-    artifacts: Annotated[list[Path] | None, typer.Argument(help="ONNX files and/or TensorRT engines.")] = None,
+    artifacts: Annotated[list[Path] | None, typer.Argument(help="ONNX files, OpenVINO IRs and/or TensorRT engines.")] = None,
     torch_variant: Annotated[str | None, typer.Option("--torch", help="Add the PyTorch model of this variant.")] = None,
     checkpoint: Checkpoint = None,
     pretrained: Pretrained = False,

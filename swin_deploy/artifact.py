@@ -218,6 +218,30 @@ def write_info(model: onnx.ModelProto, info: ArtifactInfo) -> None:
         model.metadata_props.add(key=k, value=v)
 
 
+def write_described_copy(source: Path, target: Path, info: ArtifactInfo) -> None:
+    """A copy of an ONNX or IR that carries `info` as its swin-deploy metadata, so that a model someone else exported
+    (read with `variant`) describes itself wherever it is copied to. The IR's .bin is copied as it is."""
+    if Path(source).suffix == IR_SUFFIX:
+        import shutil
+        import xml.etree.ElementTree as ET
+
+        tree = ET.parse(source)
+        rt_info = tree.getroot().find("rt_info")
+        if rt_info is None:
+            rt_info = ET.SubElement(tree.getroot(), "rt_info")
+        for old in rt_info.findall(IR_RT_INFO):
+            rt_info.remove(old)
+        section = ET.SubElement(rt_info, IR_RT_INFO)
+        for key, value in info.to_props().items():
+            ET.SubElement(section, key.removeprefix("swin_deploy."), value=value)
+        tree.write(target, encoding="utf-8", xml_declaration=True)
+        shutil.copyfile(ir_weights(source), ir_weights(target))
+        return
+    model = load_onnx(source)
+    write_info(model, info)
+    onnx.save(model, str(target))
+
+
 def load_onnx(path: str | Path, load_weights: bool = True) -> onnx.ModelProto:
     """onnx.load with a one-line error for missing, corrupt or non-ONNX files."""
     path = Path(path)
@@ -242,15 +266,21 @@ def read_info(path: str | Path, variant: str | None = None) -> ArtifactInfo:
         return info
     if variant is None:
         raise UserError(f"{path} carries no swin-deploy metadata: pass `variant` NAME to say what model it is")
-    cfg = get_config(variant)
     dims = [d.dim_value if d.HasField("dim_value") else None for d in model.graph.input[0].type.tensor_type.shape.dim]
+    return _foreign_info(Path(path), variant, dims, opset_of(model), _graph_precision(model))
+
+
+def _foreign_info(path: Path, variant: str, dims: list[int | None], opset: int, precision: Precision) -> ArtifactInfo:
+    """The registry's view of `variant` for a model swin-deploy did not write, once its input (dims; None where
+    dynamic) is one the variant takes."""
+    cfg = get_config(variant)
     expected = [None, cfg.in_chans, *cfg.img_size]
     if len(dims) != 4 or any(d is not None and d != e for d, e in zip(dims[1:], expected[1:])):
         shown = "x".join("?" if d is None else str(d) for d in dims)
-        raise UserError(f"{Path(path).name} takes {shown} inputs where {variant} takes ?x{cfg.in_chans}x"
+        raise UserError(f"{path.name} takes {shown} inputs where {variant} takes ?x{cfg.in_chans}x"
                         f"{cfg.img_size[0]}x{cfg.img_size[1]}: pass the `variant` it was exported from")
-    return ArtifactInfo.for_config(cfg, weights_sha256="", opset=opset_of(model), max_batch=dims[0],
-                                   static_batch=dims[0] is not None, precision=_graph_precision(model))
+    return ArtifactInfo.for_config(cfg, weights_sha256="", opset=opset, max_batch=dims[0],
+                                   static_batch=dims[0] is not None, precision=precision)
 
 
 # operators only a quantized graph has: Q/DQ pairs (TensorRT, NNCF, onnxruntime static) and onnxruntime's dynamic and
@@ -359,4 +389,19 @@ def read_ir_info(xml: str | Path, variant: str | None = None) -> ArtifactInfo:
         return info
     if variant is None:
         raise UserError(f"{xml} carries no swin-deploy metadata: pass `variant` NAME to say what model it is")
-    return ArtifactInfo.for_config(get_config(variant), weights_sha256="", opset=0, max_batch=None, static_batch=False)
+    layers = root.findall("layers/layer")
+    parameter = next((layer.find("data") for layer in layers if layer.get("type") == "Parameter"), None)
+    shape = (parameter.get("shape", "") if parameter is not None else "").split(",")
+    dims = [int(d) if d.strip().isdigit() else None for d in shape] if shape != [""] else []
+    return _foreign_info(xml, variant, dims, opset=0, precision=_ir_precision(layers))
+
+
+def _ir_precision(layers) -> Precision:
+    """What a foreign IR's layers say its precision is, as _graph_precision does for an ONNX: INT8 where it quantizes
+    (FakeQuantize, or int8 weights as NNCF stores them), FP16 where its weights are float16 (what OpenVINO's
+    converter stores by default), else FP32."""
+    consts = [layer.find("data") for layer in layers if layer.get("type") == "Const"]
+    types = {data.get("element_type") for data in consts if data is not None}
+    if any(layer.get("type") == "FakeQuantize" for layer in layers) or types & {"i8", "u8", "i4", "u4"}:
+        return Precision.INT8
+    return Precision.FP16 if "f16" in types else Precision.FP32

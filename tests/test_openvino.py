@@ -89,6 +89,42 @@ def test_ir_export_and_convert_carry_the_metadata(cli, demo, artifacts, tmp_path
     assert r.code == 0 and top1.count("7") >= 0.9 * len(top1)
 
 
+@pytest.mark.parametrize("form", ["fp16_weights", "fp32_weights", "int8"])
+def test_a_foreign_ir_takes_variant_and_the_gates_its_layers_ask_for(cli, demo, artifacts, tmp_path, form):
+    """An IR OpenVINO's own converter wrote from someone else's ONNX (no swin-deploy rt_info): with `--variant` it
+    verifies with the gate of its stored precision (the converter's default float16 weights are FP16's, not fp32's,
+    which they fail), and an input the variant does not take is one line."""
+    import onnx
+    import openvino as ov
+
+    folder, _ = demo
+    source = tmp_path / "foreign.onnx"
+    model = onnx.load(str(artifacts["int8" if form == "int8" else "fp32"]))
+    del model.metadata_props[:]
+    onnx.save(model, str(source))
+    xml = tmp_path / "foreign.xml"
+    ov.save_model(ov.convert_model(str(source)), str(xml), compress_to_fp16=form != "fp32_weights")
+    report = tmp_path / "r.json"
+    r = cli("verify", xml, "--variant", "swin_digits", "--data", folder / "data" / "val", "--limit", "64",
+            "--report", report)
+    assert r.code == 0, r.out + r.err
+    doc = json.loads(report.read_text())
+    assert doc["precision"] == {"fp16_weights": "fp16", "fp32_weights": "fp32", "int8": "int8"}[form]
+    assert doc["batches"][0]["metrics"]["cand_top1"] > 90
+    r = cli("verify", xml, "--variant", "swin_t", "--samples", "2")
+    assert r.code == 2 and "takes ?x3x32x32 inputs where swin_t" in r.err and len(r.err.strip().splitlines()) == 1
+    # served by Triton: the folder's copy carries the variant's metadata, so it checks and verifies without `variant`
+    assert cli("triton", xml, "--repo", tmp_path / "repo", "--variant", "swin_digits").code == 0
+    assert cli("triton", "--check", tmp_path / "repo" / "foreign").code == 0
+    served = tmp_path / "repo" / "foreign" / "1" / "model.xml"
+    r = cli("verify", served, "--samples", "2", "--report", report)
+    assert r.code == 0 and json.loads(report.read_text())["precision"] == doc["precision"], r.err
+    # the ONNX it came from converts to an IR of ours with `variant`, which then needs no `variant` either
+    ours = tmp_path / "ours.xml"
+    assert cli("convert", source, "--variant", "swin_digits", "-o", ours).code == 0
+    assert cli("verify", ours, "--samples", "2").code == 0
+
+
 def test_bench_runs_each_onnx_on_each_backend_and_reports_load_time(cli, artifacts, tmp_path):
     out = tmp_path / "b.json"
     r = cli("bench", artifacts["int8"], "--backend", "onnxruntime-cpu,openvino", "--batch-sizes", "1",

@@ -276,8 +276,13 @@ def test_a_foreign_onnx_runs_in_every_command_with_the_gates_its_graph_asks_for(
     r = cli("predict", fp32, val / "4", "--variant", "swin_digits", "--json", "-")
     top = [p["top_k"][0]["label"] for p in json.loads(r.out)["predictions"]]
     assert r.code == 0 and top.count("4") >= len(top) - 1, r.err
+    # Triton serves its own output name; the folder's copy carries the variant's metadata and checks without it
+    assert cli("triton", int8, "--repo", tmp_path / "repo", "--variant", "swin_digits").code == 0
+    config = (tmp_path / "repo" / "q" / "config.pbtxt").read_text()
+    assert 'name: "output"' in config and cli("triton", "--check", tmp_path / "repo" / "q").code == 0
     cases = [(("verify", fp32, "--variant", "swinv2_test", "--samples", "2"), "takes ?x3x32x32 inputs where swinv2_test"),
-             (("bench", fp32, "--iterations", "2"), "--variant"), (("predict", fp32, val / "4"), "--variant")]
+             (("bench", fp32, "--iterations", "2"), "--variant"), (("predict", fp32, val / "4"), "--variant"),
+             (("triton", fp32, "--repo", tmp_path / "repo"), "--variant"), (("convert", fp32), "--variant")]
     relu = tmp_path / "relu.onnx"  # takes the variant's input, outputs something else entirely
     x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["n", 3, 32, 32])
     y = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["n", 3, 32, 32])

@@ -54,14 +54,15 @@ def _convert_model(ov, onnx_path: Path):
         return ov.convert_model(str(link))
 
 
-def to_openvino(onnx_path: Path, out: Path | None = None, compress: bool = True) -> IrResult:
-    """Convert `onnx_path` to an IR at `out` (default: beside it, .xml), checked against the ONNX on seeded inputs."""
+def to_openvino(onnx_path: Path, out: Path | None = None, compress: bool = True, variant: str | None = None) -> IrResult:
+    """Convert `onnx_path` to an IR at `out` (default: beside it, .xml), checked against the ONNX on seeded inputs.
+    `variant`: what model an ONNX without swin-deploy metadata is (the IR then carries that variant's metadata)."""
     ov = import_openvino()
     onnx_path = Path(onnx_path)
     if onnx_path.suffix.lower() != ".onnx":
         raise UserError(f"{onnx_path.name} is not an ONNX: an IR is made from a swin-deploy .onnx (an OpenVINO IR "
                         "needs no converting; verify, bench and predict run it as it is)")
-    info = artifact_info(onnx_path)
+    info = artifact_info(onnx_path, variant)
     out = Path(out or default_ir_path(onnx_path))
     if out.suffix != ".xml":
         raise UserError(f"an OpenVINO IR is an .xml with its .bin: name the output {out.with_suffix('.xml').name}")

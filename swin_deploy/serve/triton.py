@@ -27,6 +27,7 @@ from ..artifact import (
     artifact_info,
     ir_weights,
     read_sidecar,
+    write_described_copy,
 )
 from ..enums import PerformanceHint, Precision, Runtime, TritonKind
 from ..errors import UserError, missing_package
@@ -133,9 +134,9 @@ def ir_io(path: Path, info: ArtifactInfo) -> ArtifactIO:
     return ArtifactIO(tensors(model.inputs), tensors(model.outputs), batch)
 
 
-def read_io(path: Path) -> tuple[ArtifactInfo, ArtifactIO]:
+def read_io(path: Path, variant: str | None = None) -> tuple[ArtifactInfo, ArtifactIO]:
     path = Path(path)
-    info = artifact_info(path)
+    info = artifact_info(path, variant)
     if path.suffix in ENGINE_SUFFIXES:
         return info, engine_io(path, info)
     return info, (ir_io(path, info) if path.suffix == IR_SUFFIX else onnx_io(path, info))
@@ -161,6 +162,7 @@ class TritonOptions:
     max_queue_delay_us: int = defaults.TRITON_MAX_QUEUE_DELAY_US
     ort_tensorrt: Precision | None = None  # fp16 | int8: onnxruntime's TensorRT accelerator (ONNX on GPU)
     overwrite: bool = False
+    variant: str | None = None  # what model an ONNX or IR without swin-deploy metadata is
 
     def __post_init__(self) -> None:
         if self.runtime is not None:
@@ -312,7 +314,7 @@ def write_model(artifact: Path, repo: Path, options: TritonOptions | None = None
     runtime = Runtime.OPENVINO if ir else None if engine else (o.runtime or Runtime.ONNXRUNTIME)
     o.check_runtime(runtime)
     o = replace(o, runtime=runtime, kind=o.kind or (TritonKind.CPU if runtime == Runtime.OPENVINO else TritonKind.GPU))
-    info, io = read_io(artifact)
+    info, io = read_io(artifact, o.variant)
     labels = None if info.headless else class_names(info)[0]
     model_file = "model.plan" if engine else OPENVINO_DEFAULT_FILE if ir else "model.onnx"
     config = build_config(name, info, io, model_file, o, labels is not None)
@@ -324,11 +326,17 @@ def write_model(artifact: Path, repo: Path, options: TritonOptions | None = None
             (staging / LABELS).write_text("".join(f"{label}\n" for label in labels))
         version = staging / str(o.version)
         version.mkdir()
-        shutil.copyfile(artifact, version / model_file)
-        if ir:
-            shutil.copyfile(ir_weights(artifact), ir_weights(version / model_file))
         if engine:
+            shutil.copyfile(artifact, version / model_file)
             shutil.copyfile(EngineInfo.path_for(artifact), EngineInfo.path_for(version / model_file))
+        elif o.variant is not None:
+            # someone else's ONNX or IR: the served copy carries the variant's metadata, so the folder describes
+            # itself (its check, and anything reading it later, needs no `variant`)
+            write_described_copy(artifact, version / model_file, info)
+        else:
+            shutil.copyfile(artifact, version / model_file)
+            if ir:
+                shutil.copyfile(ir_weights(artifact), ir_weights(version / model_file))
         findings = check_model(staging, name=name)
         if findings:  # what we wrote must pass our own check: a bug in swin-deploy otherwise
             raise RuntimeError(f"the written model folder fails its check: {findings[0]}")
