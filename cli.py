@@ -240,7 +240,7 @@ def export(
 @app.command()
 @shared(RUNTIME_OPTIONS)
 def verify(
-    artifact: Annotated[Path, typer.Argument(help="The .onnx or .engine to check.")],
+    artifact: Annotated[Path, typer.Argument(help="The .onnx, .engine or OpenVINO .xml to check.")],
     checkpoint: Checkpoint = None,
     pretrained: Pretrained = False,
     random_init: RandomInit = False,
@@ -333,7 +333,7 @@ def quantize(
 @app.command()
 @shared(RUNTIME_OPTIONS)
 def predict(
-    artifact: Annotated[Path, typer.Argument(help="An .onnx (any precision) or .engine.")],
+    artifact: Annotated[Path, typer.Argument(help="An .onnx (any precision), .engine or OpenVINO .xml.")],
     images: Annotated[list[Path], typer.Argument(help="Image files and/or folders (searched recursively).")],
     top_k: Annotated[int, typer.Option("--top-k", help="Classes shown per image.")] = 5,
     json_path: Json = None,

@@ -11,6 +11,7 @@ asking the user again.
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
@@ -222,7 +223,6 @@ def write_described_copy(source: Path, target: Path, info: ArtifactInfo) -> None
     """A copy of an ONNX or IR that carries `info` as its swin-deploy metadata, so that a model someone else exported
     (read with `variant`) describes itself wherever it is copied to. The IR's .bin is copied as it is."""
     if Path(source).suffix == IR_SUFFIX:
-        import shutil
         import xml.etree.ElementTree as ET
 
         tree = ET.parse(source)
