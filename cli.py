@@ -134,6 +134,8 @@ def _int8_options() -> list[inspect.Parameter]:
         placement=Annotated[str, typer.Option("--placement", help="INT8 Q/DQ: linear (linear layers' inputs) | nvidia "
                                               "(+ attention matmuls and residual adds, NVIDIA's guidance for TensorRT).")],
         exclude=Annotated[list[str] | None, typer.Option("--exclude", help="Node-name glob to keep in float (repeatable).")],
+        reduce_range=Annotated[bool, typer.Option("--reduce-range", help="7-bit weights, exact on CPUs without VNNI "
+                                                  "(AVX2 only, or AVX-512 before Cascade Lake): docs/cpu.md.")],
     )
 
 

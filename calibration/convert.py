@@ -157,7 +157,8 @@ def _int8(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOptions, 
     result.details.update(target=str(int8.target), method=str(ranges.method), high_precision=str(int8.high),
                           placement=str(int8.placement), attention_matmuls=str(placement.attention_matmuls).lower(),
                           **({"residual_adds": str(placement.residual_adds)} if placement.residual_adds else {}),
-                          activations="int8 symmetric" if int8.target == Int8Target.TENSORRT else "uint8 asymmetric")
+                          activations="int8 symmetric" if int8.target == Int8Target.TENSORRT else "uint8 asymmetric",
+                          int8_weights="7-bit [-64, 64] per channel" if int8.reduce_range else "8-bit per channel")
     return qmodel, ranges
 
 

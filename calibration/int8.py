@@ -38,7 +38,7 @@ def quantize_int8(model: onnx.ModelProto, ranges: Ranges, options: Int8Options) 
     placement = select_nodes(model, options.attention, options.quantize_head, options.exclude, options.placement)
     ops = list(options.calibrated_ops)
     quantizer = QDQQuantizer(
-        model, per_channel=True, reduce_range=False, weight_qType=QuantType.QInt8,
+        model, per_channel=True, reduce_range=options.reduce_range, weight_qType=QuantType.QInt8,
         activation_qType=QuantType.QInt8 if symmetric else QuantType.QUInt8,
         tensors_range=ranges.tensors_data(), nodes_to_quantize=placement.quantize, nodes_to_exclude=[],
         op_types_to_quantize=ops,

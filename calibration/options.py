@@ -34,6 +34,9 @@ class Int8Options:
     exclude: list[str] = field(default_factory=list)
     high_precision: HighPrecision | None = None  # None: the target's default
     placement: QdqPlacement = QdqPlacement.LINEAR  # nvidia: + attention matmuls and residual adds
+    # 7-bit weights ([-64, 64]): on x86 CPUs without VNNI (AVX2, AVX-512 before Cascade Lake) onnxruntime's and
+    # OpenVINO's int8 matmuls add pairs of 8-bit products in saturating int16, which 8-bit weights can overflow
+    reduce_range: bool = False
 
     def __post_init__(self) -> None:
         self.target = Int8Target.parse(self.target, "target")

@@ -307,6 +307,34 @@ def test_bench_side_by_side(cli, demo, tmp_path):
     assert cli("bench").code == 2
 
 
+@pytest.mark.parametrize("target", ["onnxruntime", "tensorrt"])
+def test_reduce_range_weights_cannot_saturate_int8_matmuls_without_vnni(cli, demo, tmp_path, target):
+    """Without VNNI, x86 int8 matmuls add each pair of u8 x s8 products in saturating int16 (activations as u8, signed
+    ones shifted by +128): --reduce-range keeps every weight within 2 x 255 x |w| <= 32767; 8-bit weights do not."""
+    folder, paths = demo
+
+    def weights(*extra):
+        out = tmp_path / f"w{len(extra)}.onnx"
+        r = cli("quantize", paths["swin_digits"], "--precision", "int8", "--target", target, "--calib-data",
+                folder / "data" / "calib", "--calib-images", "64", "-o", out, *extra)
+        assert r.code == 0, r.err
+        model = onnx.load(str(out))
+        inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+        producer = {o: n for n in model.graph.node for o in n.output}
+        dq = [producer[n.input[1]] for n in model.graph.node if n.op_type in ("MatMul", "Conv")
+              and producer.get(n.input[1]) is not None and producer[n.input[1]].op_type == "DequantizeLinear"]
+        assert len(dq) == 38 + 1  # every linear layer and the patch embedding
+        meta = {p.key: p.value for p in model.metadata_props}
+        return max(int(abs(inits[d.input[0]].astype(int)).max()) for d in dq), meta["swin_deploy.int8_weights"], out
+
+    full, label, _ = weights()
+    assert full == 127 and 2 * 255 * full > 32767 and label.startswith("8-bit")
+    reduced, label, out = weights("--reduce-range")
+    assert reduced == 64 and 2 * 255 * reduced <= 32767 and label.startswith("7-bit")
+    backend = "openvino" if target == "tensorrt" else "onnxruntime-cpu"
+    assert cli("verify", out, "--data", folder / "data" / "val", "--batch-sizes", "32", "--backend", backend).code == 0
+
+
 def test_int8_placement_options(cli, demo, tmp_path):
     """--exclude, --quantize-head, --attention-matmuls and --high-precision change the graph as they say."""
     folder, paths = demo
