@@ -576,11 +576,6 @@ def build_engine(
     render.engine_summary(result)
 
 
-def flag(param: str) -> str:
-    """How the command line spells a library parameter: `calib_data` -> --calib-data."""
-    return "--" + param.replace("_", "-")
-
-
 def main() -> None:
     """Console entry point: map library errors to exit codes and one-line messages.
 
@@ -595,7 +590,7 @@ def main() -> None:
     except SwinDeployError as e:
         if debug:
             raise
-        render.failure("error:" if isinstance(e, UserError) else "FAILED:", e.render(flag))
+        render.failure("error:" if isinstance(e, UserError) else "FAILED:", e.render(render.flag))
         sys.exit(e.exit_code)
     except Exception as e:
         if debug:

@@ -16,12 +16,17 @@ from collections.abc import Callable
 _PARAM = re.compile(r"`([a-z][a-z0-9_]*)`")
 
 
+def spell_params(text: str, spell: Callable[[str], str]) -> str:
+    """`text` with every `param` reference spelled by `spell(name)` (errors and notes alike)."""
+    return _PARAM.sub(lambda m: spell(m.group(1)), text)
+
+
 class SwinDeployError(Exception):
     exit_code = 1
 
     def render(self, spell: Callable[[str], str]) -> str:
         """The message with every `param` reference spelled by `spell(name)`."""
-        return _PARAM.sub(lambda m: spell(m.group(1)), str(self))
+        return spell_params(str(self), spell)
 
 
 class UserError(SwinDeployError):

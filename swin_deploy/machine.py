@@ -31,5 +31,14 @@ def vector_isa() -> str:
     return "+".join(found) if found else ("AVX2" if "avx2" in flags else "no AVX2")
 
 
+def exact_int8_dot_products() -> bool | None:
+    """Whether this x86 CPU adds int8 products exactly (VNNI or AMX). Without them onnxruntime's and OpenVINO's
+    int8 matmuls use VPMADDUBSW, which adds each pair of u8 x s8 products in saturating int16. None off x86."""
+    flags = set((_cpuinfo("flags") or "").split())
+    if "sse2" not in flags:
+        return None
+    return bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
+
+
 def describe() -> dict[str, str]:
     return {"cpu": cpu_name(), "vector_isa": vector_isa(), "python": platform.python_version()}

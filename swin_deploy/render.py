@@ -26,6 +26,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from .errors import spell_params
 from .parsing import format_bytes
 
 PIPED_WIDTH = 200
@@ -130,6 +131,11 @@ def message(text: str) -> None:
     out.print(text, highlight=False)
 
 
+def flag(param: str) -> str:
+    """How the command line spells a library parameter: `calib_data` -> --calib-data."""
+    return "--" + param.replace("_", "-")
+
+
 def warn(text: str) -> None:
     err.print(escape(text), highlight=False)
 
@@ -185,6 +191,8 @@ def verify_table(result) -> None:
     if result.skipped_images:
         examples = ", ".join(result.skipped_examples)
         warn(f"skipped {result.skipped_images} unreadable image(s): {examples}{', ...' * (result.skipped_images > 5)}")
+    for note in result.notes:
+        warn("note: " + spell_params(note, flag))
 
 
 def quantize_summary(source_name: str, result) -> None:

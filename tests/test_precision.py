@@ -308,9 +308,12 @@ def test_bench_side_by_side(cli, demo, tmp_path):
 
 
 @pytest.mark.parametrize("target", ["onnxruntime", "tensorrt"])
-def test_reduce_range_weights_cannot_saturate_int8_matmuls_without_vnni(cli, demo, tmp_path, target):
+def test_reduce_range_weights_cannot_saturate_int8_matmuls_without_vnni(cli, demo, tmp_path, monkeypatch, target):
     """Without VNNI, x86 int8 matmuls add each pair of u8 x s8 products in saturating int16 (activations as u8, signed
-    ones shifted by +128): --reduce-range keeps every weight within 2 x 255 x |w| <= 32767; 8-bit weights do not."""
+    ones shifted by +128): --reduce-range keeps every weight within 2 x 255 x |w| <= 32767; 8-bit weights do not,
+    and verify says so on such a CPU."""
+    from swin_deploy import machine
+
     folder, paths = demo
 
     def weights(*extra):
@@ -327,12 +330,27 @@ def test_reduce_range_weights_cannot_saturate_int8_matmuls_without_vnni(cli, dem
         meta = {p.key: p.value for p in model.metadata_props}
         return max(int(abs(inits[d.input[0]].astype(int)).max()) for d in dq), meta["swin_deploy.int8_weights"], out
 
-    full, label, _ = weights()
+    full, label, out8 = weights()
     assert full == 127 and 2 * 255 * full > 32767 and label.startswith("8-bit")
-    reduced, label, out = weights("--reduce-range")
+    reduced, label, out7 = weights("--reduce-range")
     assert reduced == 64 and 2 * 255 * reduced <= 32767 and label.startswith("7-bit")
     backend = "openvino" if target == "tensorrt" else "onnxruntime-cpu"
-    assert cli("verify", out, "--data", folder / "data" / "val", "--batch-sizes", "32", "--backend", backend).code == 0
+
+    def notes(path):
+        report = tmp_path / "r.json"
+        r = cli("verify", path, "--data", folder / "data" / "val", "--batch-sizes", "32", "--backend", backend,
+                "--report", report)
+        assert r.code == 0, r.err
+        return json.loads(report.read_text())["notes"], r.err
+
+    flags = {"flags": "fpu sse2 avx avx2 fma", "model name": "an AVX2-only CPU"}
+    monkeypatch.setattr(machine, "_cpuinfo", flags.get)
+    assert machine.exact_int8_dot_products() is False
+    found, err = notes(out8)
+    assert len(found) == 1 and "no VNNI" in found[0] and "--reduce-range" in err
+    assert notes(out7)[0] == []
+    flags["flags"] += " avx512f avx512_vnni"
+    assert notes(out8)[0] == []
 
 
 def test_int8_placement_options(cli, demo, tmp_path):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import defaults
+from .. import defaults, machine
 from ..artifact import ArtifactInfo, artifact_info
 from ..backends import run_batched, run_padded, runner_for
 from ..backends.base import Runner
@@ -160,6 +160,7 @@ class VerifyResult:
     labels: str = "none"
     cache: dict | None = None  # {"path", "hit"} with a reference cache
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)  # what the gate cannot see but the user should know
 
     @property
     def passed(self) -> bool:
@@ -190,7 +191,7 @@ class VerifyResult:
             "passed": self.passed, "seconds": round(self.seconds, 2),
             "images": {"listed": self.total_images, "skipped": self.skipped_images,
                        "skipped_examples": self.skipped_examples, "labels": self.labels},
-            "reference_cache": self.cache,
+            "reference_cache": self.cache, "notes": self.notes,
             # no class scores, so no top-k or accuracy: reported as such rather than gated or silently absent
             "not_applicable": ["top1_agreement", "top5_agreement", "accuracy"] if self.info.headless else [],
             "batches": [{"batch_size": b.batch_size, "img_size": list(b.img_size), "passed": b.passed,
@@ -198,7 +199,7 @@ class VerifyResult:
                          "checks": [c.as_dict() for c in b.checks]} for b in self.batches],
             "environment": {"swin_deploy": __version__, "python": platform.python_version(),
                             "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
-                            "cpu": platform.processor() or platform.machine(),
+                            "cpu": machine.cpu_name(), "vector_isa": machine.vector_isa(),
                             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
         }
 
@@ -238,6 +239,7 @@ def verify_artifact(artifact: Path, options: VerifyOptions | None = None,
         thresholds = thresholds_for(info.precision, result.candidate.get("execution_precision")).override(**o.thresholds)
         result.thresholds = thresholds
         result.reference = reference.runner.describe()
+        result.notes = [note for note in [_saturation_note(info, result.candidate.get("backend"))] if note]
         for inp in inputs:
             _gate_input_set(inp, sizes, candidate, reference, thresholds, o, cache_key, result, on_progress)
     if inputs[0].images is not None:
@@ -247,6 +249,16 @@ def verify_artifact(artifact: Path, options: VerifyOptions | None = None,
         result.labels = images.label_source
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _saturation_note(info: ArtifactInfo, backend: str | None) -> str | None:
+    """An INT8 artifact with 8-bit weights on a CPU runtime of an x86 CPU without VNNI: its matmuls can saturate
+    (docs/cpu.md), which a gate that passes on a few images does not show."""
+    if (info.precision != "int8" or backend not in ("onnxruntime-cpu", "openvino")
+            or info.details.get("int8_weights", "").startswith("7-bit") or machine.exact_int8_dot_products() is not False):
+        return None
+    return ("this CPU has no VNNI, so its int8 matmuls add pairs of products in saturating int16, which 8-bit weights "
+            "can overflow: for CPUs like it quantize with `reduce_range` (7-bit weights; docs/cpu.md)")
 
 
 def _gate_input_set(inp: InputSet, sizes: list[int], candidate: Runner, ref_source: Reference, thresholds: Thresholds,
