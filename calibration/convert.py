@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 
 from swin_deploy import defaults
-from swin_deploy.artifact import ArtifactInfo, load_onnx, read_info, write_info
+from swin_deploy.artifact import INT8_WEIGHTS_7BIT, INT8_WEIGHTS_8BIT, ArtifactInfo, load_onnx, read_info, write_info
 from swin_deploy.backends.onnxruntime_runner import OnnxRuntimeRunner
 from swin_deploy.data import list_images
 from swin_deploy.enums import Int8Target, Precision, QdqPlacement
@@ -158,7 +158,7 @@ def _int8(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOptions, 
                           placement=str(int8.placement), attention_matmuls=str(placement.attention_matmuls).lower(),
                           **({"residual_adds": str(placement.residual_adds)} if placement.residual_adds else {}),
                           activations="int8 symmetric" if int8.target == Int8Target.TENSORRT else "uint8 asymmetric",
-                          int8_weights="7-bit [-64, 64] per channel" if int8.reduce_range else "8-bit per channel")
+                          int8_weights=INT8_WEIGHTS_7BIT if int8.reduce_range else INT8_WEIGHTS_8BIT)
     return qmodel, ranges
 
 

@@ -27,7 +27,10 @@ ENGINE_SUFFIXES = (".engine", ".plan")
 IR_SUFFIX = ".xml"
 ORT_ONLY_INT8 = ("this INT8 model targets onnxruntime (uint8 activations, com.microsoft ops), which TensorRT does not "
                  "take: quantize the fp32 ONNX again with `target` tensorrt")
-# metadata keys with a typed field of their own; every other swin_deploy.* key is a display-only detail
+# what quantize records as the `int8_weights` detail; the one detail code reads (verify, on CPUs without VNNI)
+INT8_WEIGHTS_7BIT = "7-bit [-64, 64] per channel"
+INT8_WEIGHTS_8BIT = "8-bit per channel"
+# metadata keys with a typed field of their own; every other swin_deploy.* key is a detail for people
 _TYPED = {"variant", "timm_name", "input_size", "mean", "std", "interpolation", "crop_pct", "num_classes",
           "weights_sha256", "precision", "opset", "version", "max_batch", "static_batch", "outputs", "dynamic_size",
           "architecture", "labels", "input_format", "channels_last", "target", "method", "source_sha256"}
@@ -154,6 +157,11 @@ class ArtifactInfo:
                    calib_method=CalibMethod.parse(p["method"]) if p.get("method") else None,
                    source_sha256=p.get("source_sha256") or None,
                    details={k: v for k, v in p.items() if k not in _TYPED})
+
+    @property
+    def seven_bit_weights(self) -> bool:
+        """INT8 weights in [-64, 64] (`quantize` with `reduce_range`): exact on CPUs without VNNI."""
+        return self.details.get("int8_weights") == INT8_WEIGHTS_7BIT
 
     @property
     def headless(self) -> bool:

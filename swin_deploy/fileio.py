@@ -47,11 +47,14 @@ def check_outputs(inputs: Iterable[str | Path] = (), **paths: str | Path | None)
         check_writable_dir(path, option)
 
 
+def _choose_another(option: str | None) -> str:
+    return f"choose another {f'`{option}`' if option else 'output'} path"
+
+
 def _cannot_write(folder: Path, error: OSError, option: str | None = None) -> UserError:
     # os.access says yes to root everywhere, and some places refuse new files whatever the mode bits say (/proc, a
     # read-only mount): the failed create is the one sure answer
-    return UserError(f"cannot write in {folder} ({error.strerror or error}): choose another "
-                     f"{f'`{option}`' if option else 'output'} path")
+    return UserError(f"cannot write in {folder} ({error.strerror or error}): {_choose_another(option)}")
 
 
 def make_folder(path: str | Path, option: str | None = None) -> Path:
@@ -59,7 +62,7 @@ def make_folder(path: str | Path, option: str | None = None) -> Path:
     why it can't be (naming the `option` that chose it, if one did)."""
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise UserError(f"{path} is a file, not a folder: choose another {f'`{option}`' if option else 'output'} path")
+        raise UserError(f"{path} is a file, not a folder: {_choose_another(option)}")
     try:
         path.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".swin-deploy-probe-", dir=path)

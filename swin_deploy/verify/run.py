@@ -25,6 +25,7 @@ from ..backends.base import Runner
 from ..backends.openvino_runner import OpenVinoOptions
 from ..compare import Check, Comparison, gate, named_as
 from ..data import SKIPPED_EXAMPLES, Batch, ImageSet, list_images, stream_batches, transform_for
+from ..enums import Precision
 from ..errors import UserError
 from ..fileio import sha256_file
 from ..models import Weights
@@ -239,7 +240,7 @@ def verify_artifact(artifact: Path, options: VerifyOptions | None = None,
         thresholds = thresholds_for(info.precision, result.candidate.get("execution_precision")).override(**o.thresholds)
         result.thresholds = thresholds
         result.reference = reference.runner.describe()
-        result.notes = [note for note in [_saturation_note(info, result.candidate.get("backend"))] if note]
+        result.notes = _notes(info, result.candidate.get("backend"))
         for inp in inputs:
             _gate_input_set(inp, sizes, candidate, reference, thresholds, o, cache_key, result, on_progress)
     if inputs[0].images is not None:
@@ -251,14 +252,14 @@ def verify_artifact(artifact: Path, options: VerifyOptions | None = None,
     return result
 
 
-def _saturation_note(info: ArtifactInfo, backend: str | None) -> str | None:
-    """An INT8 artifact with 8-bit weights on a CPU runtime of an x86 CPU without VNNI: its matmuls can saturate
-    (docs/cpu.md), which a gate that passes on a few images does not show."""
-    if (info.precision != "int8" or backend not in ("onnxruntime-cpu", "openvino")
-            or info.details.get("int8_weights", "").startswith("7-bit") or machine.exact_int8_dot_products() is not False):
-        return None
-    return ("this CPU has no VNNI, so its int8 matmuls add pairs of products in saturating int16, which 8-bit weights "
-            "can overflow: for CPUs like it quantize with `reduce_range` (7-bit weights; docs/cpu.md)")
+def _notes(info: ArtifactInfo, backend: str | None) -> list[str]:
+    """What the gate cannot show: an INT8 artifact with 8-bit weights on a CPU runtime of an x86 CPU without VNNI,
+    whose matmuls can saturate (docs/cpu.md) while a gate over a few images still passes."""
+    if (info.precision != Precision.INT8 or backend not in ("onnxruntime-cpu", "openvino") or info.seven_bit_weights
+            or machine.exact_int8_dot_products() is not False):
+        return []
+    return ["this CPU has no VNNI, so its int8 matmuls add pairs of products in saturating int16, which 8-bit weights "
+            "can overflow: for CPUs like it quantize with `reduce_range` (7-bit weights; docs/cpu.md)"]
 
 
 def _gate_input_set(inp: InputSet, sizes: list[int], candidate: Runner, ref_source: Reference, thresholds: Thresholds,
