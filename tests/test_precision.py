@@ -169,6 +169,8 @@ def test_quantize_bad_input(cli, demo, tmp_path):
         (["quantize", paths["swin_digits"], "--precision", "int8", "--calib-data", folder / "data",
           "--fp16-keep-above", "10"], "--fp16-keep-above only applies to FP16 conversion"),
         (["build-engine", paths["swin_digits"], "--fp16", "--exclude", "*/mlp/*"], "--exclude only applies to INT8 conversion"),
+        (["quantize", paths["swin_digits"], "--precision", "fp16", "--reduce-range"],
+         "--reduce-range only applies to INT8 conversion"),
         (["build-engine", paths["swin_digits"], "--calib-data", folder / "data"],
          "--calib-data only applies to a conversion (--fp16 or --int8)"),
         (["quantize", paths["swin_digits"], "--precision", "int8", "--calib-data", folder / "data", "--method",
