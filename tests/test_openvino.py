@@ -125,6 +125,33 @@ def test_a_foreign_ir_takes_variant_and_the_gates_its_layers_ask_for(cli, demo, 
     assert cli("verify", ours, "--samples", "2").code == 0
 
 
+@pytest.mark.parametrize("kind", ["uint8", "static_batch"])
+def test_an_int8_ir_computes_what_openvino_computes_for_its_onnx(cli, demo, artifacts, tmp_path, kind):
+    """INT8 of a channels-last uint8 export (OpenVINO's convert_model failed on its input FakeQuantize) and of a V2
+    model (whose rounding convert_model's passes changed by 0.2 x max|output|): the IR is the ONNX's own graph."""
+    import numpy as np
+
+    from swin_deploy.artifact import read_info
+    from swin_deploy.backends.openvino_runner import OpenVinoOptions, OpenVinoRunner
+
+    folder, _ = demo
+    onnx_path, xml = tmp_path / "m.int8.onnx", tmp_path / "m.int8.xml"
+    assert cli("quantize", artifacts[kind], "--precision", "int8", "--calib-data", folder / "data" / "calib",
+               "--calib-images", "16", "-o", onnx_path).code == 0
+    r = cli("convert", onnx_path, "-o", xml)
+    assert r.code == 0, r.out + r.err
+    info = read_info(onnx_path)
+    x = info.example_input(np.random.default_rng(1), info.fixed_batch or 3)
+    options = OpenVinoOptions(inference_precision="f32")
+    outputs = []
+    for path in (onnx_path, xml):
+        with OpenVinoRunner(path, options=options, precision=info.precision) as runner:
+            outputs.append(runner.infer(x))
+    assert outputs[0].keys() == outputs[1].keys()
+    for name in outputs[0]:
+        np.testing.assert_array_equal(outputs[0][name], outputs[1][name])
+
+
 def test_bench_runs_each_onnx_on_each_backend_and_reports_load_time(cli, artifacts, tmp_path):
     out = tmp_path / "b.json"
     r = cli("bench", artifacts["int8"], "--backend", "onnxruntime-cpu,openvino", "--batch-sizes", "1",
