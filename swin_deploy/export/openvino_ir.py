@@ -39,8 +39,8 @@ def default_ir_path(onnx_path: Path) -> Path:
 def _read_onnx(ov, onnx_path: Path):
     """The ONNX as OpenVINO's runtime reads it, which is what `--backend openvino` runs for the ONNX itself, so the IR
     is that same graph and the CPU plugin applies the same passes to both at compile time. Not `convert_model`: its
-    extra passes (OpenVINO 2026.4) move the Q/DQ of our INT8 graphs, changing their rounding by 0.01-0.2 x max|output|
-    on the test models against OpenVINO running the ONNX, and fail on a FakeQuantize after a transpose whose constants
+    extra passes (OpenVINO 2026.4) rewrite our INT8 graphs so that their outputs move by 0.01-0.2 x max|output| on the
+    test models against OpenVINO running the ONNX, and fail on a FakeQuantize after a transpose whose constants
     mix float32 and float16 (`TransposeFQ`: the INT8 of a `--channels-last` export)."""
     return ov.Core().read_model(str(onnx_path))
 
