@@ -112,12 +112,20 @@ def _reader(info: ArtifactInfo, options: QuantizeOptions, on_batch: Callable[[in
     return ImageReader(images, info, options.calib_batch, on_batch, options.calib_size, options.workers)
 
 
+def _note_run_images(result: QuantizeResult, ranges: Ranges, options: QuantizeOptions) -> None:
+    if ranges.run_images:
+        n = ranges.run_images
+        result.details["calib_batch"] = f"{n} image{'s' if n > 1 else ''} per run, not {options.calib_batch}: what fits in memory"
+
+
 def _fp16(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOptions, result: QuantizeResult,
           on_progress: Progress) -> onnx.ModelProto:
     block = default_block_list(model)
     if options.calib_data is not None:
         reader = _reader(info, options, lambda n: on_progress("measuring activations", n, len(reader.images)))
-        peaks = calibrate(model, reader, op_types=None).peaks(model)  # every float tensor
+        ranges = calibrate(model, reader, op_types=None)  # every float tensor
+        peaks = ranges.peaks(model)
+        _note_run_images(result, ranges, options)
         hot = [name for name, peak in peaks.items() if peak > options.fp16_keep_above]
         block = sorted(set(block) | set(hot))
         result.calib_images, result.skipped_images = reader.used, reader.images.skipped
@@ -141,6 +149,7 @@ def _int8(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOptions, 
             raise UserError("int8 needs calibration images: pass `calib_data` DIR (swin-deploy demo-data writes some)")
         reader = _reader(info, options, lambda n: on_progress("calibrating", n, len(reader.images)))
         ranges = calibrate(model, reader, int8.method, int8.percentile, model_sha, op_types=int8.calibrated_ops)
+        _note_run_images(result, ranges, options)
         result.skipped_images = reader.images.skipped
         result.cache_path = result.path.with_name(result.path.name.removesuffix(".onnx") + ".calib.json")
     result.calib_images = ranges.images

@@ -39,6 +39,7 @@ class Ranges:
     percentile: float | None
     images: int
     ranges: dict[str, tuple[float, float]]
+    run_images: int = 0  # images per calibration run, where memory cut the batch smaller (not cached); 0: not cut
 
     @property
     def label(self) -> str:
@@ -110,12 +111,41 @@ def calibrate(model: onnx.ModelProto, reader, method: CalibMethod = CalibMethod.
                                        calibrate_method=METHODS[method], extra_options=extra)
         # onnxruntime's calibrators keep every intermediate output of every image until collect_data()
         # returns (entropy on 512 swin_t images peaked above 24 GB and was killed); repeated calls merge their
-        # results, so feed them a chunk at a time. They also print progress to stdout; library code must not.
+        # results, so feed them a chunk at a time, in runs that fit in memory. They also print progress to stdout;
+        # library code must not.
         batches = iter(reader.get_next, None)
+        first = next(batches)  # the reader raises when it has no readable image
+        fit = _images_that_fit(calibrator.infer_session, first, whole=bool(reader.fixed))
+        per_run = reader.batch_size if reader.fixed else min(reader.batch_size, fit)
+        runs = _recut(itertools.chain([first], batches), per_run)
         with contextlib.redirect_stdout(io.StringIO()):
-            while chunk := list(itertools.islice(batches, max(1, defaults.CALIB_CHUNK_IMAGES // reader.batch_size))):
+            while chunk := list(itertools.islice(runs, max(1, min(defaults.CALIB_CHUNK_IMAGES, fit) // per_run))):
                 calibrator.collect_data(_ListReader(chunk))
             data = calibrator.compute_data()
     ranges = {k: (float(np.asarray(v.range_value[0]).min()), float(np.asarray(v.range_value[1]).max()))
               for k, v in data.data.items()}
-    return Ranges(model_sha256, method, percentile if method == CalibMethod.PERCENTILE else None, reader.used, ranges)
+    return Ranges(model_sha256, method, percentile if method == CalibMethod.PERCENTILE else None, reader.used, ranges,
+                  per_run if per_run < reader.batch_size else 0)
+
+
+def _images_that_fit(session, batch: dict[str, np.ndarray], whole: bool) -> int:
+    """How many images one calibration run may take: what one image's run adds to this process's memory
+    (onnxruntime's arena keeps its high-water mark; the calibrated outputs are still held when it is read) against
+    CALIB_MEMORY_SHARE of the memory available then. `whole`: a static-batch model runs the batch as it is."""
+    import psutil
+
+    process = psutil.Process()
+    before = process.memory_info().rss
+    images = len(next(iter(batch.values()))) if whole else 1
+    outputs = session.run(None, {k: v[:images] for k, v in batch.items()})
+    per_image = max((process.memory_info().rss - before) // images, 1)
+    del outputs
+    return max(1, int(psutil.virtual_memory().available * defaults.CALIB_MEMORY_SHARE // per_image))
+
+
+def _recut(batches, size: int):
+    """The reader's batches cut into runs of at most `size` images."""
+    for batch in batches:
+        n = len(next(iter(batch.values())))
+        for start in range(0, n, size):
+            yield {k: v[start:start + size] for k, v in batch.items()}

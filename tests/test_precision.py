@@ -143,6 +143,38 @@ def test_calibration_cache_reuse_and_refusal(cli, demo, tmp_path):
     assert not (tmp_path / "c.onnx").exists()
 
 
+
+@pytest.mark.parametrize("kind", ["fp32", "static_batch"])
+def test_calibration_cuts_its_runs_to_the_memory_available(demo, artifacts, tmp_path, monkeypatch, kind):
+    """A swinv2_b at 384x384 takes ~2.5 GiB per image in the calibrator, so its default batch of 16 was killed on a
+    24 GiB machine. With (as reported) almost no memory free, runs take one image each, and the ranges are those of
+    the uncut batches; a static-batch model's runs stay whole, the only batch it takes."""
+    from collections import namedtuple
+
+    import psutil
+
+    import calibration.ranges
+    from calibration import QuantizeOptions, quantize
+
+    folder, _ = demo
+    options = QuantizeOptions("int8", calib_data=folder / "data" / "calib", calib_images=24, calib_batch=8)
+    plain = quantize(artifacts[kind], tmp_path / "plain.onnx", options)
+    runs: list[int] = []
+    reader = calibration.ranges._ListReader
+    monkeypatch.setattr(calibration.ranges, "_ListReader", lambda items: runs.extend(len(i["input"]) for i in items)
+                        or reader(items))
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: namedtuple("Memory", "available")(1))
+    cut = quantize(artifacts[kind], tmp_path / "cut.onnx", options)
+    whole = kind == "static_batch"
+    assert runs == ([4] * 6 if whole else [1] * 24)
+    assert "calib_batch" not in plain.details
+    assert ("calib_batch" not in cut.details) if whole else \
+        cut.details["calib_batch"] == "1 image per run, not 8: what fits in memory"
+    a, b = (json.loads(r.cache_path.read_text())["ranges"] for r in (plain, cut))
+    assert a.keys() == b.keys()
+    for name, (lo, hi) in a.items():
+        assert b[name] == pytest.approx([lo, hi], rel=1e-4, abs=1e-5), name
+
 def test_quantize_bad_input(cli, demo, tmp_path):
     folder, paths = demo
     junk = tmp_path / "junk.onnx"
