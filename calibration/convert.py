@@ -113,9 +113,10 @@ def _reader(info: ArtifactInfo, options: QuantizeOptions, on_batch: Callable[[in
 
 
 def _note_run_images(result: QuantizeResult, ranges: Ranges, options: QuantizeOptions) -> None:
-    if ranges.run_images:
-        n = ranges.run_images
-        result.details["calib_batch"] = f"{n} image{'s' if n > 1 else ''} per run, not {options.calib_batch}: what fits in memory"
+    """Where memory cut the calibration batch smaller, the summary says so."""
+    if n := ranges.run_images:
+        result.details["calib_batch"] = (f"{n} image{'s' if n > 1 else ''} per run, not {options.calib_batch}: "
+                                         "what fits in memory")
 
 
 def _fp16(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOptions, result: QuantizeResult,

@@ -19,7 +19,7 @@ CALIB_BATCH = 16
 # so images are fed in chunks of this many
 CALIB_CHUNK_IMAGES = 16
 # share of the memory available when calibration starts that its runs may take: batches are cut smaller where one
-# image's run needs more (a swinv2_b at 384x384: ~2 GiB per image in onnxruntime)
+# image's run needs more (a swinv2_b at 384x384: ~2.5 GiB per image in onnxruntime's calibrator)
 CALIB_MEMORY_SHARE = 0.25
 PERCENTILE = 99.999
 FP16_KEEP_ABOVE = 1e4  # float16 overflows past 65504; keep nodes in float32 whose activations exceed this
