@@ -71,6 +71,24 @@ def test_dynamic_size_export_runs_at_every_size(cli, tmp_path, name):
     assert outside.code == 2 and "outside this artifact's range" in outside.err
 
 
+def test_export_parity_runs_every_batch_size_at_the_native_size_and_one_image_at_the_others(tmp_path, monkeypatch):
+    """A dynamic range can end where a batch of 3 takes most of a machine's memory (swinv2_b_192to384 at its
+    1536x1536 end: 20 GiB), and the batch axis is handled alike at every size."""
+    from swin_deploy.export import ExportOptions, export_onnx, onnx_export
+
+    fed = []
+
+    class Recording(onnx_export.OnnxRuntimeRunner):
+        def infer(self, x):
+            fed.append(tuple(x.shape))
+            return super().infer(x)
+
+    monkeypatch.setattr(onnx_export, "OnnxRuntimeRunner", Recording)
+    model, sha = build_model(get_config("swin_test"), Weights("random"))
+    export_onnx(model, sha, tmp_path / "d.onnx", ExportOptions(dynamic_size=True, max_size=(128, 128)))
+    assert fed == [(1, 3, 64, 64), (3, 3, 64, 64), (1, 3, 96, 112), (1, 3, 128, 128)]
+
+
 def test_dynamic_size_bad_ranges(cli, tmp_path):
     for args, message in [(["--min-size", "48"], "at least 64"), (["--max-size", "100,100"], "multiples of 16"),
                           (["--min-size", "128", "--max-size", "96"], "exceeds --max-size")]:
