@@ -2,6 +2,7 @@
 
     pip install -e '.[peers]'      # nncf, for the strongest CPU INT8 peer
     python benchmarks/cpu_peers.py [--variants swin_t swinv2_t] [--batch-sizes 1 8] [--runs 20] [--head-to-head]
+        [--hints latency throughput]
 
 The peers start from timm's own ONNX export of the same seeded random weights (torch.onnx.export, simplified by
 onnx-simplifier): on onnxruntime in float32, on OpenVINO in f32 and at OpenVINO's default execution precision (bf16 on
@@ -81,29 +82,33 @@ def nncf_int8(onnx_path: Path, calib: np.ndarray, out: Path) -> Path:
 
 
 def rows_for(name: str, fp32: Path, state_dict: dict, tmp: Path, data: Path, calib: np.ndarray, threads: int,
-             forms: dict[str, dict]) -> list[Row]:
+             forms: dict[str, dict], hints: tuple[str, ...]) -> list[Row]:
     timm = tmp / f"{name}.timm.onnx"
     timm_export(name, state_dict, timm, "onnxsim")
     nncf = nncf_int8(timm, calib, tmp / f"{name}.timm.nncf.xml")
     default = default_precision()
 
-    def ov(path: Path, precision: str | None, artifact: Precision | None = None) -> OpenVinoRunner:
-        return OpenVinoRunner(path, threads, OpenVinoOptions(precision), artifact or Precision.FP32)
+    def ov(label: str, path: Path, precision: str | None, artifact: Precision = Precision.FP32,
+           ours: Path | None = None) -> list[Row]:
+        """The OpenVINO row(s) of `path`: one per performance hint, labelled by it where there are several."""
+        return [Row(label + (f" [{hint}]" if len(hints) > 1 else ""),
+                    OpenVinoRunner(path, threads, OpenVinoOptions(precision, hint), artifact), ours,
+                    OpenVinoOptions(precision, hint)) for hint in hints]
 
     rows = [Row("timm + onnxsim fp32, onnxruntime", OnnxRuntimeRunner(timm, threads=threads)),
-            Row("timm + onnxsim fp32, OpenVINO f32", ov(timm, "f32")),
-            Row(f"timm + onnxsim fp32, OpenVINO default ({default})", ov(timm, None, Precision.INT8)),
-            Row("timm + NNCF INT8, OpenVINO", ov(nncf, None, Precision.INT8)),
+            *ov("timm + onnxsim fp32, OpenVINO f32", timm, "f32"),
+            *ov(f"timm + onnxsim fp32, OpenVINO default ({default})", timm, None, Precision.INT8),
+            *ov("timm + NNCF INT8, OpenVINO", nncf, None, Precision.INT8),
             Row("swin-deploy fp32, onnxruntime", OnnxRuntimeRunner(fp32, threads=threads), fp32),
-            Row("swin-deploy fp32, OpenVINO f32", ov(fp32, "f32"), fp32),
-            Row(f"swin-deploy fp32, OpenVINO {default}", ov(fp32, default), fp32, OpenVinoOptions(default))]
+            *ov("swin-deploy fp32, OpenVINO f32", fp32, "f32", ours=fp32),
+            *ov(f"swin-deploy fp32, OpenVINO {default}", fp32, default, ours=fp32)]
     for label, settings in forms.items():
         options = QuantizeOptions("int8", calib_data=data / "calib", calib_images=len(calib),
                                   int8=Int8Options(**settings))
         path = quantize(fp32, tmp / f"{name}.{len(rows)}.int8.onnx", options).path
         if settings.get("target") == "onnxruntime" or not settings:
             rows.append(Row(f"swin-deploy {label}, onnxruntime", OnnxRuntimeRunner(path, threads=threads), path))
-        rows.append(Row(f"swin-deploy {label}, OpenVINO", ov(path, None, Precision.INT8), path, OpenVinoOptions()))
+        rows += ov(f"swin-deploy {label}, OpenVINO", path, None, Precision.INT8, ours=path)
     return rows
 
 
@@ -140,13 +145,16 @@ def main() -> None:
     ap.add_argument("--head-to-head", action="store_true",
                     help="time only the two strongest peers and swin-deploy's INT8 on OpenVINO (fewer runners taking "
                          "turns: each finds more of its weights still in cache, as a deployed model does)")
+    ap.add_argument("--hints", nargs="+", choices=["latency", "throughput"], default=["latency"],
+                    help="OpenVINO performance hints, each OpenVINO row once per hint; the strongest peer is the "
+                         "fastest under any of them")
     args = ap.parse_args()
     threads = torch.get_num_threads()
     tmp = Path(tempfile.mkdtemp())
     data = tmp / "data"
     write_digits(data)
     print(f"{machine()}; OpenVINO CPU capabilities {', '.join(cpu_capabilities())}; median of {args.runs} "
-          f"interleaved runs after {args.warmup} warm-up", flush=True)
+          f"interleaved runs after {args.warmup} warm-up; OpenVINO hints {', '.join(args.hints)}", flush=True)
     forms = dict(list(INT8_FORMS.items())[:1 if args.head_to_head else 2]) if args.shipped_only or args.head_to_head \
         else INT8_FORMS
     for name in args.variants:
@@ -154,9 +162,9 @@ def main() -> None:
         state_dict = {k: v.clone() for k, v in model.state_dict().items()}
         fp32 = export_onnx(model, sha, tmp / f"{name}.onnx", ExportOptions()).path
         images, _ = load_all(list_images(data / "calib", limit=args.calib_images), transform_for(read_info(fp32)))
-        rows = rows_for(name, fp32, state_dict, tmp, data, images, threads, forms)
+        rows = rows_for(name, fp32, state_dict, tmp, data, images, threads, forms, tuple(args.hints))
         if args.head_to_head:
-            rows = [r for r in rows if "default" in r.label or "NNCF" in r.label or r.label.endswith("tensorrt, OpenVINO")]
+            rows = [r for r in rows if "default" in r.label or "NNCF" in r.label or "tensorrt, OpenVINO" in r.label]
         acc = accuracy(rows, name, images[:32], data)
         times: dict[int, dict[str, float]] = {}
         for r in rows:
