@@ -177,9 +177,9 @@ def onnx_parity(path: Path, model: torch.nn.Module, info: ArtifactInfo, batch_si
                 sizes: list[tuple[int, int]], seed: int = defaults.SEED) -> float:
     """Worst max relative delta (onnxruntime vs the float32 torch `model`) over every output, on the seeded
     inputs the artifact `info` describes takes: N(0, 1) floats, or for a raw-pixel artifact uint8 pixels, which
-    `model` gets normalised. Every batch size at the first of `sizes`, the smallest at the others: the batch axis is
-    handled alike at every size, and a dynamic-size range can end where a batch of 3 takes most of a machine's memory
-    (swinv2_b_192to384 at 1536x1536: 20 GiB)."""
+    `model` gets normalised. Every batch size at the first of `sizes`, the first batch size at the others: the
+    batch axis is handled alike at every size, and a dynamic-size range can end where a batch of 3 takes most of a
+    machine's memory (swinv2_b_192to384 at 1536x1536: 20 GiB)."""
     names = model.output_names()
     rng = np.random.default_rng(seed)
     worst = 0.0
