@@ -256,7 +256,9 @@ def verify(
                                               "folders) add accuracy.")] = None,
     labels: Annotated[Path | None, typer.Option("--labels", help="CSV filename,label (index or synset) for a flat "
                                                 "--data folder.")] = None,
-    samples: Annotated[int, typer.Option("--samples", help="Seeded synthetic inputs when no --data.")] = defaults.VERIFY_SAMPLES,
+    samples: Annotated[int | None, typer.Option("--samples", help=f"Seeded synthetic inputs when no --data (default "
+                                                f"{defaults.VERIFY_SAMPLES}; INT8 of trained weights needs --data, or "
+                                                "--samples to run them anyway).")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="Use at most this many images from --data.")] = None,
     batch_sizes: batch_sizes_option("1,3,8, or a static-batch artifact's own; accuracy over every input at the "
                                      "first, batch consistency on a subset at the others") = None,

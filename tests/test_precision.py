@@ -275,6 +275,22 @@ def test_verify_bad_input(cli, demo, tmp_path):
     assert cli("verify", foreign, "--variant", "swin_digits", "--samples", "8", "--batch-sizes", "8").code == 0
 
 
+def test_int8_of_trained_weights_is_gated_on_images_not_noise(cli, demo, artifacts, tmp_path):
+    """Trained weights turn seeded noise into activations outside an INT8 artifact's calibrated ranges, so verify
+    without --data asks for images instead of failing an artifact that is fine on them."""
+    folder, _ = demo
+    int8 = artifacts["int8"]
+    r = cli("verify", int8, "--batch-sizes", "8")
+    assert r.code == 2 and "--data DIR" in r.err and "--samples N" in r.err, r.err
+    assert cli("verify", int8, "--data", folder / "data" / "val", "--limit", "64", "--batch-sizes", "8").code == 0
+    # asked for knowingly, the synthetic inputs run, and show why they are not the default: the gate fails on them
+    report = tmp_path / "r.json"
+    r = cli("verify", int8, "--samples", "16", "--batch-sizes", "8", "--report", report)
+    assert r.code == 1 and json.loads(report.read_text())["inputs"] == "16 seeded N(0,1) inputs (seed 0)"
+    # FP16 has no calibrated ranges to fall out of
+    assert cli("verify", artifacts["fp16"], "--batch-sizes", "8").code == 0
+
+
 def _foreign(source, path, output_name: str = "output"):
     """`source` as someone else's export: no swin-deploy metadata, its output named otherwise."""
     model = onnx.load(str(source))

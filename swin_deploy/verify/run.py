@@ -25,7 +25,7 @@ from ..backends.base import Runner
 from ..backends.openvino_runner import OpenVinoOptions
 from ..compare import Check, Comparison, gate, named_as
 from ..data import SKIPPED_EXAMPLES, Batch, ImageSet, list_images, stream_batches, transform_for
-from ..enums import Precision
+from ..enums import Precision, WeightsSource
 from ..errors import UserError
 from ..fileio import sha256_file
 from ..models import Weights
@@ -45,7 +45,7 @@ class VerifyOptions:
     variant: str | None = None  # for an ONNX without swin-deploy metadata
     data: Path | None = None  # image folder; None: seeded synthetic inputs
     labels: Path | None = None  # CSV filename,label for a flat `data` folder
-    samples: int = defaults.VERIFY_SAMPLES
+    samples: int | None = None  # synthetic inputs without `data` (None: VERIFY_SAMPLES, refused where meaningless)
     limit: int | None = None
     seed: int = defaults.SEED
     batch_sizes: list[int] | None = None
@@ -68,24 +68,25 @@ class InputSet:
     def __init__(self, info: ArtifactInfo, options: VerifyOptions, img_size: tuple[int, int]):
         self.img_size, self.options, self.info = tuple(img_size), options, info
         self.images: ImageSet | None = None
+        self.samples = defaults.VERIFY_SAMPLES if options.samples is None else options.samples
         if options.data is not None:
             self.images = list_images(options.data, options.limit, options.seed, options.labels,
                                       None if info.headless else info.num_classes)
             self.transform = transform_for(info, self.img_size)
         elif options.labels is not None:
             raise UserError("`labels` needs `data`: the folder the labelled files are in")
-        elif options.samples < 1:
+        elif self.samples < 1:
             raise UserError("`samples` must be at least 1")
         self.key = self._key(info)
 
     @property
     def total(self) -> int:
-        return len(self.images) if self.images is not None else self.options.samples
+        return len(self.images) if self.images is not None else self.samples
 
     def describe(self) -> str:
         if self.images is None:
             kind = "uniform uint8 pixel" if self.info.pixels else "N(0,1)"
-            return f"{self.options.samples} seeded {kind} inputs (seed {self.options.seed})"
+            return f"{self.samples} seeded {kind} inputs (seed {self.options.seed})"
         return str(self.options.data)
 
     def batches(self, batch_size: int, limit: int | None = None) -> Iterator[Batch]:
@@ -106,15 +107,15 @@ class InputSet:
             yield from stream_batches(self.images, self.transform, batch_size, self.options.workers, self.options.strict)
             return
         rng = np.random.default_rng(self.options.seed)  # chunked draws give the same values as one big draw
-        for start in range(0, self.options.samples, batch_size):
-            n = min(batch_size, self.options.samples - start)
+        for start in range(0, self.samples, batch_size):
+            n = min(batch_size, self.samples - start)
             yield Batch(self.info.example_input(rng, n, self.img_size), None, np.arange(start, start + n))
 
     def _key(self, info: ArtifactInfo) -> dict:
         """What a reference cache for these inputs is valid for."""
         if self.images is None:
             kind = "uint8 pixels" if info.pixels else "N(0,1)"
-            inputs = f"synthetic {kind}: seed {self.options.seed}, {self.options.samples} samples"
+            inputs = f"synthetic {kind}: seed {self.options.seed}, {self.samples} samples"
         else:
             h = hashlib.sha256()
             root = Path(self.options.data)
@@ -215,6 +216,7 @@ def verify_artifact(artifact: Path, options: VerifyOptions | None = None,
     start = time.perf_counter()
     artifact = Path(artifact)
     info = artifact_info(artifact, o.variant)
+    _check_inputs_fit(artifact, info, o)
     sizes = o.batch_sizes or info.default_batch_sizes(defaults.VERIFY_BATCH_SIZES)
     info.check_batch_sizes(sizes)
     if o.consistency_samples < 1:
@@ -250,6 +252,17 @@ def verify_artifact(artifact: Path, options: VerifyOptions | None = None,
         result.labels = images.label_source
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _check_inputs_fit(artifact: Path, info: ArtifactInfo, o: VerifyOptions) -> None:
+    """An INT8 artifact's activation ranges were calibrated on images. Trained weights turn seeded noise into
+    activations far outside them (the demo models' INT8 fails on N(0,1) inputs at cosine 0.5-0.9 and passes on
+    held-out digits at 0.998), so without `data` the gate would fail an artifact that is fine: ask for images, unless
+    the weights are random (no distribution to fall out of) or the user asked for `samples` knowingly."""
+    if o.data is None and o.samples is None and info.precision == Precision.INT8 and \
+            o.weights.source != WeightsSource.RANDOM:
+        raise UserError(f"{artifact.name} is INT8 calibrated on images: gate it on held-out images with `data` DIR "
+                        "(synthetic inputs fall outside its calibrated ranges; `samples` N runs them anyway)")
 
 
 def _notes(info: ArtifactInfo, backend: str | None) -> list[str]:
