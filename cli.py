@@ -494,6 +494,10 @@ def bench(
     memory: Annotated[bool, typer.Option("--memory", help="Measure each runner's peak host memory, in a fresh process "
                                          "(implied by --max-rss).")] = False,
     variant: OptVariant = None,
+    img_size: Annotated[str | None, typer.Option("--img-size", help="Input size for every runner, e.g. 384 or "
+                                                 "512x640: dynamic-size artifacts at any size in their range "
+                                                 "(default: each artifact's own; --torch runs at the artifacts').")]
+    = None,
     **settings,
 ) -> None:
     """Latency (p50 with its 95% CI, p90, p99) and throughput side by side; gates on speedup, slowdown vs a baseline
@@ -514,7 +518,7 @@ def bench(
                                             max_slowdown=parsed(parse_fraction, max_slowdown, "max_slowdown"),
                                             batch_sizes=ints(gate_batch, "gate_batch"),
                                             max_rss=parsed(parse_bytes, max_rss, "max_rss")),
-                           memory=memory, variant=variant)
+                           memory=memory, variant=variant, img_size=hw(img_size, "img_size"))
     with render.ticker("loading") as on_tick:
         report = bench_artifacts(artifacts or [], options, on_tick)
     stdout_json = str(json_path) == "-"  # stdout is then the JSON alone, for a pipe; the verdicts go to stderr

@@ -22,7 +22,7 @@ from .bench_gates import Baseline, Judge, SpeedGates
 from .errors import UserError
 from .fileio import sha256_file
 from .latency import GateResult, Interval, median_ci, speedup_ci
-from .models import Weights
+from .models import Weights, get_config
 
 
 @dataclass
@@ -137,21 +137,32 @@ class RunnerSpec:
     torch_variant: str | None = None
     weights: Weights | None = None
     variant: str | None = None  # what model an ONNX without swin-deploy metadata is
+    img_size: tuple[int, int] | None = None  # the input size it runs at (None: its own)
 
     def runner(self) -> tuple[Runner, Callable[[np.random.Generator, int], np.ndarray]]:
         if self.path is not None:
             info = artifact_info(self.path, self.variant)
-            return runner_for(self.path, self.backend, self.threads, self.openvino, info.precision), info.example_input
-        runner, example, _ = torch_runner(self.torch_variant, self.weights or Weights())
+            runner = runner_for(self.path, self.backend, self.threads, self.openvino, info.precision)
+            return runner, lambda rng, b: info.example_input(rng, b, self.img_size)
+        runner, example, _ = torch_runner(self.torch_variant, self.weights or Weights(), self.img_size)
         return runner, example
 
 
-def torch_runner(variant: str, weights: Weights) -> tuple[Runner, Callable[[np.random.Generator, int], np.ndarray], str]:
-    """The frozen PyTorch model of `variant` as a runner, its seeded example input, and its weights' sha256."""
+def torch_runner(variant: str, weights: Weights, img_size: tuple[int, int] | None = None
+                 ) -> tuple[Runner, Callable[[np.random.Generator, int], np.ndarray], str]:
+    """The frozen PyTorch model of `variant` at `img_size` (None: the variant's own) as a runner, its seeded example
+    input, and its weights' sha256. A size that does not tile into windows at every stage is padded, as a
+    dynamic-size export pads it."""
     from .backends.torch_runner import TorchRunner
     from .models import build_model, get_config
 
-    model, weights_sha = build_model(get_config(variant), weights)
+    cfg = get_config(variant)
+    try:
+        model, weights_sha = build_model(cfg.at_size(img_size), weights)
+    except UserError:
+        if img_size is None:
+            raise
+        model, weights_sha = build_model(cfg.at_size(img_size, dynamic=True), weights, dynamic=True)
     shape = (model.cfg.in_chans, *model.cfg.img_size)
     return TorchRunner(model.freeze()), lambda rng, b: rng.standard_normal((b, *shape), dtype=np.float32), weights_sha
 
@@ -276,6 +287,7 @@ class BenchOptions:
     gates: SpeedGates = field(default_factory=SpeedGates)
     memory: bool = False  # measure each runner's peak memory in a fresh process (implied by gates.max_rss)
     variant: str | None = None  # what model an ONNX without swin-deploy metadata is
+    img_size: tuple[int, int] | None = None  # every runner's input size (None: each artifact's own)
 
 
 @dataclass(frozen=True)
@@ -364,6 +376,8 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
     infos = {path: artifact_info(path, o.variant) for path in artifacts}
     if o.openvino is not None and "openvino" not in (o.backends or ()) and not any(p.suffix == IR_SUFFIX for p in infos):
         raise UserError(OPTIONS_NEED_OPENVINO)
+    runs_at = _input_sizes(infos, o.img_size)
+    torch_size = _torch_size(infos, runs_at, o.img_size, o.torch_variant) if o.torch_variant else None
     fixed = {i.fixed_batch for i in infos.values() if i.fixed_batch}
     sizes = o.batch_sizes or sorted(set(defaults.BENCH_BATCH_SIZES) | fixed)
     if min(sizes) < 1:
@@ -379,20 +393,22 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
             raise UserError(f"{path.name} takes {takes}: pick `batch_sizes` it accepts")
         backends = [None] if not o.backends or path.suffix != ".onnx" else list(o.backends)
         identity = {"model": f"{info.variant} {info.precision} weights {info.weights_sha256[:16] or 'unknown'}",
-                    "artifact_sha256": sha256_file(path)}
+                    "artifact_sha256": sha256_file(path), "input_size": _hw(runs_at[path])}
         for backend in backends:
             label = names[path] if len(backends) == 1 else f"{names[path]} [{backend}]"
             openvino = o.openvino if backend == "openvino" or path.suffix == IR_SUFFIX else None
-            spec = RunnerSpec(path, backend, o.threads, openvino, variant=o.variant)
+            spec = RunnerSpec(path, backend, o.threads, openvino, variant=o.variant, img_size=runs_at[path])
             runner, example = spec.runner()
             entries.append(BenchEntry(label, runner, example, info.accepts_batch, identity, spec))
     torch_label = None
     if o.torch_variant:
-        runner, example, weights_sha = torch_runner(o.torch_variant, o.weights)
+        runner, example, weights_sha = torch_runner(o.torch_variant, o.weights, torch_size)
         torch_label = f"pytorch {o.torch_variant}"
+        size = torch_size or get_config(o.torch_variant).img_size
         entries.append(BenchEntry(torch_label, runner, example,
-                                  identity={"model": f"{o.torch_variant} fp32 weights {weights_sha[:16]}"},
-                                  spec=RunnerSpec(torch_variant=o.torch_variant, weights=o.weights)))
+                                  identity={"model": f"{o.torch_variant} fp32 weights {weights_sha[:16]}",
+                                            "input_size": _hw(size)},
+                                  spec=RunnerSpec(torch_variant=o.torch_variant, weights=o.weights, img_size=torch_size)))
     reference_of = _references(entries, g.against, torch_label)
     judge = None
     if g.any:
@@ -408,6 +424,35 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
     results, gates = run_bench(entries, sizes, o.warmup, iterations, o.seconds, on_tick, o.seed, judge, reference_of,
                                memory=o.memory or g.max_rss is not None)
     return BenchReport(results, {e.label: e.describe() for e in entries}, o.threads, gates, reference_of)
+
+
+def _hw(size) -> str:
+    return f"{size[0]}x{size[1]}"
+
+
+def _input_sizes(infos: dict, img_size: tuple[int, int] | None) -> dict[Path, tuple[int, int]]:
+    """The input size each artifact runs at: `img_size` where given (every artifact must take it), else its own."""
+    if img_size is None:
+        return {path: tuple(info.img_size) for path, info in infos.items()}
+    for path, info in infos.items():
+        try:
+            info.check_size(img_size)
+        except UserError as e:
+            raise UserError(f"{path.name}: {e}") from None
+    return {path: tuple(img_size) for path in infos}
+
+
+def _torch_size(infos: dict, runs_at: dict[Path, tuple[int, int]], img_size: tuple[int, int] | None,
+                variant: str) -> tuple[int, int] | None:
+    """The size the PyTorch model of `variant` runs at: `img_size`, or the size its variant's artifacts run at, so
+    that speedups compare the same work (None: the variant's own, with no artifact of it to match)."""
+    if img_size is not None:
+        return tuple(img_size)
+    sizes = sorted({runs_at[path] for path, info in infos.items() if info.variant == variant})
+    if len(sizes) > 1:
+        raise UserError(f"the {variant} artifacts run at {' and '.join(map(_hw, sizes))}: pass `img_size` to time "
+                        "them and the PyTorch model at one size")
+    return sizes[0] if sizes else None
 
 
 def _references(entries: list[BenchEntry], against: Path | None, torch_label: str | None) -> dict[str, str]:

@@ -79,14 +79,14 @@ class Baseline:
         return cls(path, rounds, runners)
 
     def check(self, label: str, runner: dict, batch_sizes: list[int]) -> bool:
-        """Refuse a baseline of another model, runtime or batch size under this label; True if the artifact file
+        """Refuse a baseline of another model, runtime, input size or batch size under this label; True if the artifact file
         itself changed since (a re-export or re-quantization of the same model: what the gate is for)."""
         if label not in self.runners:
             raise UserError(f"baseline {self.path.name} has no runner '{label}' (it has {', '.join(self.runners)}): "
                             "bench the same files, or write a new baseline")
         then = self.runners[label]
-        for key, what in (("model", "model"), ("backend", "runtime")):
-            if then.get(key) != runner.get(key):
+        for key, what in (("model", "model"), ("backend", "runtime"), ("input_size", "input size")):
+            if then.get(key) != runner.get(key) and (key != "input_size" or key in then):  # older JSON: no size
                 raise UserError(f"baseline {self.path.name} measured '{label}' as {what} {then.get(key)}, this run "
                                 f"has {runner.get(key)}: compare like with like, or write a new baseline")
         missing = [b for b in batch_sizes if (label, b) not in self.rounds]

@@ -211,16 +211,20 @@ def quantize_summary(source_name: str, result) -> None:
 def bench_table(report) -> None:
     device = report.device_timed
     speedups = any(r.speedup is not None for r in report.results)
-    headers = ["artifact", "backend", "batch", "p50 [95% CI]", "p90", "p99", "img/s",
-               *(["speedup [95% CI]"] if speedups else []), *(["compute p50"] if device else [])]
+    size_of = {label: runner.get("input_size", "-") for label, runner in report.runners.items()}
+    sizes = set(size_of.values())  # one input size goes in the title, several in a column
+    headers = ["artifact", "backend", *(["input"] if len(sizes) > 1 else []), "batch", "p50 [95% CI]", "p90", "p99",
+               "img/s", *(["speedup [95% CI]"] if speedups else []), *(["compute p50"] if device else [])]
     # labels name the backend in brackets ("m.onnx [openvino]"), which rich would read as markup
-    rows = [[escape(r.label), r.backend, r.batch_size, f"{r.p50_ms:.2f} [{r.p50_ci[0]:.2f}, {r.p50_ci[1]:.2f}]",
+    rows = [[escape(r.label), r.backend, *([size_of.get(r.label, "-")] if len(sizes) > 1 else []), r.batch_size,
+             f"{r.p50_ms:.2f} [{r.p50_ci[0]:.2f}, {r.p50_ci[1]:.2f}]",
              f"{r.p90_ms:.2f}", f"{r.p99_ms:.2f}", f"{r.throughput:.1f}",
              *([_interval(r.speedup) if r.speedup else "-"] if speedups else []),
              *(["-" if r.compute_p50_ms is None else f"{r.compute_p50_ms:.2f}"] if device else [])]
             for r in report.results]
     refs = sorted(set(report.references.values()))
-    title = (f"latency (ms, host to host) and throughput on {report.machine['cpu']} ({report.machine['vector_isa']})"
+    at = f" at {next(iter(sizes))}" if len(sizes) == 1 else ""
+    title = (f"latency (ms, host to host) and throughput{at} on {report.machine['cpu']} ({report.machine['vector_isa']})"
              + (f"; speedup vs {escape(', '.join(refs))}" if speedups else ""))
     columns(title, headers, rows, left=("artifact", "backend"))
     for f in report.fastest():

@@ -187,3 +187,33 @@ def test_junit_and_failure_lines_name_the_input_size(cli, artifacts, tmp_path):
     assert len(names) == len(set(names))  # no two cases collide
     assert any(n.startswith("batch1at64x64.") for n in names) and any(n.startswith("batch2at96x96.") for n in names)
     assert "batch 1 at 96x96: max_rel_delta" in r.err
+
+
+def test_bench_times_every_runner_and_pytorch_at_one_input_size(cli, artifacts, tmp_path):
+    """A dynamic-size artifact runs at --img-size; the PyTorch model runs at the size the artifacts run at, not at
+    its variant's (a 128x128 export against swin_test's own 64x64 would compare 4x the work with 1x); a baseline
+    measured at another size is refused."""
+    dynamic = artifacts["dynamic"]  # swin_test, 64x64 to 128x128 (random weights, seed 0)
+    fixed = tmp_path / "fixed128.onnx"
+    assert cli("export", "--variant", "swin_test", "--random-init", "--img-size", "128", "-o", fixed).code == 0
+    fast = ("--batch-sizes", "2", "--iterations", "10", "--warmup", "0", "--random-init", "--torch", "swin_test")
+
+    def sizes(r):
+        assert r.code == 0, r.err
+        return {label: runner["input_size"] for label, runner in json.loads(r.out)["runners"].items()}
+
+    assert sizes(cli("bench", dynamic, *fast, "--img-size", "96x128", "--json", "-")) == {
+        dynamic.name: "96x128", "pytorch swin_test": "96x128"}
+    assert sizes(cli("bench", fixed, *fast, "--json", "-")) == {fixed.name: "128x128", "pytorch swin_test": "128x128"}
+    base = tmp_path / "base.json"
+    assert cli("bench", dynamic, fixed, *fast, "--img-size", "128", "--json", base).code == 0
+    assert set(sizes(cli("bench", dynamic, *fast, "--json", "-")).values()) == {"64x64"}  # its own size by default
+    for args, message in [((dynamic, fixed), "the swin_test artifacts run at 64x64 and 128x128: pass --img-size"),
+                          ((dynamic, fixed, "--img-size", "96"), "fixed128.onnx: this artifact takes 128x128 inputs only"),
+                          ((dynamic, "--img-size", "160"), "outside this artifact's range 64x64 to 128x128"),
+                          ((dynamic, fixed, "--img-size", "128", "--baseline", base, "--max-slowdown", "10%"), None)]:
+        r = cli("bench", *args, *fast)
+        # a baseline at the same size is taken (its gate's verdict is speed, and speed is not this test's)
+        assert (r.code in (0, 1)) if message is None else (r.code == 2 and message in r.err), (args, r.err)
+    r = cli("bench", dynamic, *fast, "--img-size", "112", "--baseline", base, "--max-slowdown", "10%")
+    assert r.code == 2 and "as input size 128x128, this run has 112x112" in r.err, r.err
