@@ -195,6 +195,17 @@ class PixelTransform:
         return x if self.channels_last else np.ascontiguousarray(x.transpose(2, 0, 1))
 
 
+def _eight_bit(im):
+    """A 16-bit grayscale image (PNG, TIFF: modes I;16*) scaled to 8 bits. PIL's convert() clips it instead, so all
+    but the darkest pixels read as white (timm's and torchvision's loaders do the same)."""
+    if not im.mode.startswith("I;16"):
+        return im
+    from PIL import Image
+
+    x = np.asarray(im).astype(np.float32)
+    return Image.fromarray(np.round(x / 257).astype(np.uint8), mode="L")
+
+
 class InputTransform:
     """An image file read in the model's mode (L for 1 channel, RGB for 3) and preprocessed, or a .npy array taken as
     the input itself (checked against the shape the artifact takes): models with other channel counts read only those."""
@@ -207,7 +218,7 @@ class InputTransform:
         if self.mode is None:
             raise UserError(f"a {self.in_chans}-channel model reads no image files: give .npy arrays of shape "
                             f"{self.shape} (preprocessed inputs), or no `data` for synthetic inputs")
-        x = self.image_transform(im.convert(self.mode))
+        x = self.image_transform(_eight_bit(im).convert(self.mode))
         return x if isinstance(x, np.ndarray) else x.numpy()
 
     def array(self, path: Path) -> np.ndarray:

@@ -130,6 +130,24 @@ def test_grayscale_images_are_read_as_luminance_and_raw_pixels_fold(cli, demo, t
         assert cli("triton", "--check", tmp_path / "repo" / "gray").code == 0
 
 
+def test_16_bit_images_read_as_their_8_bit_values(demo, tmp_path):
+    """A 16-bit grayscale PNG (PIL mode I;16) is scaled to 8 bits, not clipped to white by PIL's convert()."""
+    from PIL import Image
+
+    from swin_deploy.artifact import artifact_info
+    from swin_deploy.data import list_images, load_all, transform_for
+
+    folder, paths = demo
+    eight = np.asarray(Image.open(next((folder / "data" / "val" / "3").iterdir())).convert("L"))
+    (tmp_path / "8").mkdir(), (tmp_path / "16").mkdir()
+    Image.fromarray(eight).save(tmp_path / "8" / "x.png")
+    Image.fromarray(eight.astype(np.uint16) * 257).save(tmp_path / "16" / "x.png")
+    assert Image.open(tmp_path / "16" / "x.png").mode == "I;16"
+    transform = transform_for(artifact_info(paths["swin_digits"]))
+    (x8, _), (x16, _) = (load_all(list_images(tmp_path / bits), transform) for bits in ("8", "16"))
+    assert eight.min() < 128 < eight.max() and np.array_equal(x8, x16)
+
+
 def test_other_channel_counts_read_npy_arrays_and_refuse_image_folders(cli, demo, tmp_path):
     folder, _ = demo
     _, ckpt = timm_checkpoint(tmp_path, 1, "four", in_chans=4, num_classes=10)
