@@ -205,6 +205,22 @@ class ArtifactInfo:
         cfg = SwinConfig.from_architecture(self.architecture, self.labels) if self.architecture else get_config(self.variant)
         return cfg.at_size(tuple(self.img_size), dynamic=self.dynamic_size is not None)
 
+    def output_dims(self) -> dict[str, tuple[int, ...]]:
+        """Each output's dims without the batch: logits (classes,), pooled features (F,), or a stage map (C_i, H_i,
+        W_i), -1 for a dynamic size ("stem" is the patch embedding's map, "stageN" stage N's)."""
+        if not self.headless:
+            return {"logits": (self.num_classes,)}
+        cfg = self.config()
+        if not self.features:
+            return {"features": (cfg.embed_dim * 2 ** (len(cfg.depths) - 1),)}
+        dims = {}
+        for name in self.outputs:
+            level = cfg.map_level(name)
+            scale = cfg.patch_size * 2 ** level
+            hw = (-1, -1) if self.dynamic_size else (self.img_size[0] // scale, self.img_size[1] // scale)
+            dims[name] = (cfg.embed_dim * 2 ** level, *hw)
+        return dims
+
     def check_size(self, size: tuple[int, int]) -> None:
         """A UserError unless this artifact accepts inputs of `size`."""
         if self.dynamic_size is None:

@@ -119,6 +119,8 @@ def test_features_export_verify_bench(cli, tmp_path, dynamic):
     assert r.code == 0, r.err
     proto = onnx.load(str(path))
     assert [o.name for o in proto.graph.output] == ["stage1", "stage2", "stage3"]
+    # the channels are in the graph, not left symbolic by the exporter (Triton configs and runtimes read them)
+    assert [o.type.tensor_type.shape.dim[1].dim_value for o in proto.graph.output] == [16, 32, 64]
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     size = (96, 128) if dynamic else (64, 64)
     outs = session.run(None, {"input": np.zeros((2, 3, *size), np.float32)})

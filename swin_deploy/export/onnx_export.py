@@ -144,6 +144,17 @@ def _torch_export(model: torch.nn.Module, example: torch.Tensor, path: Path, ops
         return "dynamo"
 
 
+def _name_output_dims(proto: onnx.ModelProto, dims: dict[str, tuple[int, ...]]) -> None:
+    """Write the outputs' known dims (beside the batch) into the graph where the exporter left them symbolic: with a
+    dynamic size, a stage map's channels come out as 'Transposestage1_dim_1', which Triton configs, onnxruntime's
+    output shapes and other consumers would read as unknown."""
+    for output in proto.graph.output:
+        shape = output.type.tensor_type.shape.dim
+        for dim, value in zip(list(shape)[1:], dims.get(output.name, ())):
+            if value > 0 and not dim.HasField("dim_value"):
+                dim.dim_value = value
+
+
 def simplify(model: onnx.ModelProto, simplifier: Simplifier | str = defaults.SIMPLIFIER) -> onnx.ModelProto:
     """Constant folding, dead-node removal and shape-op cleanup by onnx-simplifier and/or onnxslim."""
     simplifier = Simplifier.parse(simplifier, "simplifier")
@@ -272,6 +283,7 @@ def _export_onnx(model: SwinTransformer, weights_sha256: str, out: Path, options
         if problems:  # a bug in swin-deploy, not a user error: say what slipped in
             raise RuntimeError(f"exported graph is not opset-safe: {', '.join(problems[:3])}")
         write_info(proto, info)
+        _name_output_dims(proto, info.output_dims())
         proto.producer_name, proto.doc_string = "swin-deploy", f"{cfg.name} exported by swin-deploy {info.version}"
         onnx.save(proto, str(tmp))
         on_step("check")

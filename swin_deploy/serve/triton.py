@@ -92,26 +92,9 @@ def engine_io(path: Path, info: ArtifactInfo) -> ArtifactIO:
     lo, hi = profile["min"], profile["max"]
     shape = tuple(a if a == b else -1 for a, b in zip(lo, hi))
     dtype = "uint8" if info.pixels else "float32"
-    outputs = [Tensor(name, "float32", (shape[0], *dims)) for name, dims in output_dims(info).items()]
+    outputs = [Tensor(name, "float32", (shape[0], *dims)) for name, dims in info.output_dims().items()]
     batch = None if lo[0] == hi[0] and info.static_batch else (lo[0], hi[0])
     return ArtifactIO([Tensor("input", dtype, shape)], outputs, batch, profile)
-
-
-def output_dims(info: ArtifactInfo) -> dict[str, tuple[int, ...]]:
-    """Each output's dims without the batch: logits (classes,), pooled features (F,), or a stage map (C_i, H_i, W_i),
-    -1 for a dynamic size ("stem" is the patch embedding's map, "stageN" stage N's)."""
-    if not info.headless:
-        return {"logits": (info.num_classes,)}
-    cfg = info.config()
-    if not info.features:
-        return {"features": (cfg.embed_dim * 2 ** (len(cfg.depths) - 1),)}
-    dims = {}
-    for name in info.outputs:
-        level = cfg.map_level(name)
-        scale = cfg.patch_size * 2 ** level
-        hw = (-1, -1) if info.dynamic_size else (info.img_size[0] // scale, info.img_size[1] // scale)
-        dims[name] = (cfg.embed_dim * 2 ** level, *hw)
-    return dims
 
 
 def ir_io(path: Path, info: ArtifactInfo) -> ArtifactIO:
