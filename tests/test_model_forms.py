@@ -248,6 +248,19 @@ def test_transformers_models_and_backbones_match_transformers(cli, tmp_path, cls
     assert r.code == 0, r.err
 
 
+def test_feature_maps_of_a_transformers_classifier_verify_against_the_native_model(cli, tmp_path):
+    """transformers has no model giving a classifier checkpoint's raw stage maps (its backbone class adds LayerNorms
+    the checkpoint has no weights for): --transformers says so, the native reference gates them."""
+    folder = tmp_path / "hf"
+    save_hf(folder, "Swinv2ForImageClassification")
+    out = tmp_path / "f.onnx"
+    assert cli("export", "--checkpoint", folder, "--features", "-o", out).code == 0
+    r = cli("verify", out, "--checkpoint", folder, "--transformers", "--samples", "4", "--batch-sizes", "2")
+    assert r.code == 2 and "Swinv2ForImageClassification's logits, and this artifact outputs feature maps" in r.err
+    r = cli("verify", out, "--checkpoint", folder, "--samples", "4", "--batch-sizes", "2")
+    assert r.code == 0 and "stage3.min_cosine" in r.out, r.err
+
+
 def test_transformers_backbone_with_dynamic_size(cli, tmp_path):
     folder = tmp_path / "hf"
     model = save_hf(folder, "SwinBackbone", out_features=["stage1", "stage2", "stage3"])

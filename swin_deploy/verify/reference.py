@@ -66,9 +66,10 @@ class TransformersOutputs(torch.nn.Module):
         return out.logits if hasattr(out, "logits") else out.pooler_output
 
 
-def transformers_reference(folder: Path, outputs: tuple[str, ...], device: str = "cpu") -> Runner:
+def transformers_reference(folder: Path, info: ArtifactInfo, device: str = "cpu") -> Runner:
     """transformers' own model (the class its config.json names) from a save_pretrained folder, as an independent
-    reference."""
+    reference; it must output what the artifact does (a classifier's logits, a SwinModel's pooled features, a
+    backbone's feature maps)."""
     import json
 
     from ..backends.torch_runner import TorchRunner
@@ -79,9 +80,17 @@ def transformers_reference(folder: Path, outputs: tuple[str, ...], device: str =
     except ImportError as e:
         raise missing_package("transformers", "hf") from e
     architecture = (json.loads((Path(folder) / "config.json").read_text()).get("architectures") or [""])[0]
+    gives = "feature maps" if architecture.endswith("Backbone") else \
+        "pooled features" if architecture.endswith("Model") else "logits"
+    wants = "feature maps" if info.features else "pooled features" if info.headless else "logits"
+    if gives != wants:
+        # a classifier checkpoint exported with `features`: transformers' backbone class would add LayerNorms
+        # to each stage that the checkpoint has no weights for, so there is no transformers model to compare with
+        raise UserError(f"`transformers` compares with {architecture or 'the checkpoint'}'s {gives}, and this artifact "
+                        f"outputs {wants}: verify it against the native model (drop `transformers`)")
     cls = getattr(transformers, architecture, None) or transformers.AutoModelForImageClassification
     model = cls.from_pretrained(str(folder), local_files_only=True).eval()
-    return TorchRunner(TransformersOutputs(model), name="transformers-fp32", output_names=outputs, device=device)
+    return TorchRunner(TransformersOutputs(model), name="transformers-fp32", output_names=info.outputs, device=device)
 
 
 def reference_for(info: ArtifactInfo, weights: Weights, timm: bool = False, artifact: Path | None = None,
@@ -105,7 +114,7 @@ def reference_for(info: ArtifactInfo, weights: Weights, timm: bool = False, arti
         if weights.source != WeightsSource.CHECKPOINT or weights.path is None or not Path(weights.path).is_dir():
             raise UserError("`transformers` needs `checkpoint` FOLDER: the save_pretrained folder to load")
         identity = f"transformers {sha256_file(checkpoint_file(weights.path))}"
-        return Reference(transformers_reference(weights.path, info.outputs, device), identity, info.normalized)
+        return Reference(transformers_reference(weights.path, info, device), identity, info.normalized)
     if timm:
         if weights.source != WeightsSource.CHECKPOINT or weights.path is None:
             raise UserError("`timm` needs `checkpoint`: the weights timm's model should load")
