@@ -40,6 +40,8 @@ Output = Annotated[Path | None, typer.Option("--output", "-o", help="Output path
 Threads = Annotated[int | None, typer.Option("--threads", help="CPU threads (default: the runtime's choice).")]
 Json = Annotated[Path | None, typer.Option("--json", help="Write the results as JSON to PATH (- for stdout).")]
 Workers = Annotated[int | None, typer.Option("--workers", help="Image decode workers (default: by the machine).")]
+ImgSize = Annotated[str | None, typer.Option("--img-size", help="Input size, e.g. 384 or 512x640: a dynamic-size "
+                                             "artifact runs at any size in its range (default: the artifact's own).")]
 Gate = Annotated[float | None, typer.Option(help="Gate threshold (default: by precision, swin_deploy/tolerances.py).")]
 
 
@@ -345,6 +347,7 @@ def predict(
     backend: Annotated[str | None, typer.Option("--backend", help=BACKEND_HELP)] = None,
     workers: Workers = None,
     variant: OptVariant = None,
+    img_size: ImgSize = None,
     **settings,
 ) -> None:
     """What the artifact sees: top-k classes with names per image (unreadable images are listed and skipped)."""
@@ -355,7 +358,8 @@ def predict(
     check_outputs([artifact], json=json_path)
     with render.rate_progress() as on_progress:
         result = run_predict(artifact, images, top_k, batch_size, backend, workers, on_progress,
-                             openvino=openvino_options(settings), threads=use_threads(settings), variant=variant)
+                             openvino=openvino_options(settings), threads=use_threads(settings), variant=variant,
+                             img_size=hw(img_size, "img_size"))
     for path in result.skipped:
         render.warn(f"skipped {path}: not a readable image")
     write_json(json_path, result.as_dict())
@@ -494,10 +498,7 @@ def bench(
     memory: Annotated[bool, typer.Option("--memory", help="Measure each runner's peak host memory, in a fresh process "
                                          "(implied by --max-rss).")] = False,
     variant: OptVariant = None,
-    img_size: Annotated[str | None, typer.Option("--img-size", help="Input size for every runner, e.g. 384 or "
-                                                 "512x640: dynamic-size artifacts at any size in their range "
-                                                 "(default: each artifact's own; --torch runs at the artifacts').")]
-    = None,
+    img_size: ImgSize = None,
     **settings,
 ) -> None:
     """Latency (p50 with its 95% CI, p90, p99) and throughput side by side; gates on speedup, slowdown vs a baseline

@@ -61,10 +61,12 @@ def class_names(info: ArtifactInfo) -> tuple[list[str], str]:
 def predict(artifact: Path, images: list[str | Path], top_k: int = 5, batch_size: int | None = None,
             backend: str | None = None, workers: int | None = None,
             on_progress: Callable[[str, int, int], None] = lambda what, n, total: None,
-            openvino=None, threads: int | None = None, variant: str | None = None) -> PredictResult:
+            openvino=None, threads: int | None = None, variant: str | None = None,
+            img_size: tuple[int, int] | None = None) -> PredictResult:
     """Top-k of every image (files, or folders searched recursively); unreadable images are listed, not fatal
     unless none could be read. `openvino`: OpenVinoOptions for `backend` openvino; `threads`: the runtime's CPU
-    threads (None: its choice); `variant`: what model an ONNX without swin-deploy metadata is."""
+    threads (None: its choice); `variant`: what model an ONNX without swin-deploy metadata is; `img_size`: the size
+    images are preprocessed to (None: the artifact's own; a dynamic-size artifact takes any in its range)."""
     artifact = Path(artifact)
     info = artifact_info(artifact, variant)
     if info.headless:
@@ -76,9 +78,11 @@ def predict(artifact: Path, images: list[str | Path], top_k: int = 5, batch_size
         raise UserError(f"`batch_size` must be at least 1, not {batch_size}")
     batch = batch_size or info.fixed_batch or DEFAULT_BATCH
     info.check_batch_sizes([batch])
+    if img_size is not None:
+        info.check_size(img_size)
     names, source = class_names(info)
     files = ImageSet(image_files(images), None)
-    transform = transform_for(info)
+    transform = transform_for(info, img_size)
     result = PredictResult(artifact, label_source=source)
     k = min(top_k, info.num_classes)
     with runner_for(artifact, backend, threads, openvino, info.precision) as runner:

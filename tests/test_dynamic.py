@@ -219,3 +219,26 @@ def test_bench_times_every_runner_and_pytorch_at_one_input_size(cli, artifacts, 
         assert (r.code in (0, 1)) if message is None else (r.code == 2 and message in r.err), (args, r.err)
     r = cli("bench", dynamic, *fast, "--img-size", "112", "--baseline", base, "--max-slowdown", "10%")
     assert r.code == 2 and "as input size 128x128, this run has 112x112" in r.err, r.err
+
+
+def test_predict_preprocesses_to_the_size_asked_for(cli, artifacts, demo):
+    """predict --img-size: a dynamic-size artifact's top-k at that size (what onnxruntime gives for the images
+    preprocessed to it), a size outside its range or a fixed-size artifact's other size exit 2."""
+    from swin_deploy.data import list_images, load_all, transform_for
+
+    dynamic = artifacts["dynamic"]  # swin_test, 64x64 to 128x128
+    folder = demo[0] / "data" / "val" / "3"
+    r = cli("predict", dynamic, folder, "--img-size", "96x128", "--top-k", "1", "--json", "-")
+    assert r.code == 0, r.err
+    got = {p["image"]: p["top_k"][0] for p in json.loads(r.out)["predictions"]}
+    images = list_images(folder)
+    x, _ = load_all(images, transform_for(read_info(dynamic), (96, 128)))
+    assert x.shape[2:] == (96, 128)
+    logits = ort.InferenceSession(str(dynamic), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    for f, row in zip(images.files, probs):
+        assert got[str(f)]["index"] == int(row.argmax()) and abs(got[str(f)]["probability"] - row.max()) < 1e-5
+    assert cli("predict", dynamic, folder, "--img-size", "160").code == 2
+    r = cli("predict", artifacts["fp32"], folder, "--img-size", "64")
+    assert r.code == 2 and "takes 32x32 inputs only" in r.err
