@@ -448,7 +448,8 @@ def _torch_size(infos: dict, runs_at: dict[Path, tuple[int, int]], img_size: tup
     that speedups compare the same work (None: the variant's own, with no artifact of it to match)."""
     if img_size is not None:
         return tuple(img_size)
-    sizes = sorted({runs_at[path] for path, info in infos.items() if info.variant == variant})
+    name = get_config(variant).name  # the registry's name, if `variant` is timm's
+    sizes = sorted({runs_at[path] for path, info in infos.items() if info.variant == name})
     if len(sizes) > 1:
         raise UserError(f"the {variant} artifacts run at {' and '.join(map(_hw, sizes))}: pass `img_size` to time "
                         "them and the PyTorch model at one size")
