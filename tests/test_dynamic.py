@@ -242,3 +242,21 @@ def test_predict_preprocesses_to_the_size_asked_for(cli, artifacts, demo):
     assert cli("predict", dynamic, folder, "--img-size", "160").code == 2
     r = cli("predict", artifacts["fp32"], folder, "--img-size", "64")
     assert r.code == 2 and "takes 32x32 inputs only" in r.err
+
+
+@pytest.mark.parametrize("name", ["swin_test", "swinv2_test"])
+def test_verify_against_timm_at_every_size_of_a_dynamic_export(cli, tmp_path, name):
+    """--timm builds timm's model at each size checked: a timm Swin fixes its shifts and masks when built (its
+    dynamic_img_size keeps those of the build size), and the dynamic export matches timm built at the size."""
+    model, _ = build_model(get_config(name), Weights("random"))
+    ckpt, path = tmp_path / "w.pth", tmp_path / "d.onnx"
+    torch.save(model.state_dict(), ckpt)
+    assert cli("export", "--variant", name, "--checkpoint", ckpt, "--dynamic-size", "--max-size", "128,128",
+               "-o", path).code == 0
+    report = tmp_path / "r.json"
+    r = cli("verify", path, "--checkpoint", ckpt, "--timm", "--samples", "4", "--img-sizes", "64,80x96,112x64,128",
+            "--batch-sizes", "1,3", "--max-rel-delta", "1e-4", "--report", report)
+    assert r.code == 0, r.err
+    batches = json.loads(report.read_text())["batches"]
+    assert {tuple(b["img_size"]) for b in batches} == {(64, 64), (80, 96), (112, 64), (128, 128)}
+    assert json.loads(report.read_text())["reference"]["backend"] == "timm-fp32"

@@ -38,17 +38,47 @@ def torch_reference(info: ArtifactInfo, weights: Weights, device: str = "cpu") -
 
 
 def timm_reference(info: ArtifactInfo, checkpoint: Path, device: str = "cpu") -> Runner:
-    """timm's own model with the same checkpoint, as an independent reference."""
+    """timm's own model with the same checkpoint, as an independent reference; for a dynamic-size artifact, timm's
+    model built at each input size it is given."""
     from ..backends.torch_runner import TorchRunner
     from ..models.checkpoint import read_checkpoint
     from .timm_reference import timm_model
 
-    model = timm_model(info.config())
-    model.load_state_dict(read_checkpoint(checkpoint))
     if info.features:
         raise UserError("`timm` compares outputs of timm's forward (logits or pooled features), not feature maps: "
                         "verify a feature-map export against the native model")
+    state = read_checkpoint(checkpoint)
+
+    def build(size: tuple[int, int]) -> torch.nn.Module:
+        model = timm_model(info.config().at_size(size, dynamic=True))
+        model.load_state_dict(state)
+        return model.eval()
+
+    size = tuple(info.img_size)
+    model = build(size) if info.dynamic_size is None else AtInputSize(build, size)
     return TorchRunner(model, name="timm-fp32", output_names=info.outputs, device=device)
+
+
+class AtInputSize(torch.nn.Module):
+    """A model per input size, each built by `build(size)` when first given that size. timm's Swin fixes its
+    windows, shifts and masks when it is built: `dynamic_img_size` keeps those of the size it was built at (for V1,
+    0.3-6% of max|logit| away from timm built at the size), and swin-deploy's dynamic-size export matches timm built
+    at each size."""
+
+    def __init__(self, build: Callable[[tuple[int, int]], torch.nn.Module], size: tuple[int, int]):
+        super().__init__()
+        self.build = build
+        self.models = torch.nn.ModuleDict({_size_key(size): build(size)})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        key = _size_key(x.shape[-2:])
+        if key not in self.models:
+            self.models[key] = self.build(tuple(x.shape[-2:])).to(x.device)
+        return self.models[key](x)
+
+
+def _size_key(size) -> str:
+    return f"{size[0]}x{size[1]}"
 
 
 class TransformersOutputs(torch.nn.Module):
