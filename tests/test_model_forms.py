@@ -275,6 +275,30 @@ def test_transformers_backbone_with_dynamic_size(cli, tmp_path):
         assert rel(got[name], w.numpy()) <= 1e-4, name
 
 
+@pytest.mark.parametrize("cls_name", ["SwinForImageClassification", "Swinv2ForImageClassification"])
+def test_transformers_classifiers_at_other_sizes_match_transformers(cli, tmp_path, cls_name):
+    """Away from its config's 64x64, where stage 3's 4x4 grid is one window: transformers' Swinv2 keeps the shifts
+    it decided at 64x64 (none at stage 3), and its Swin takes the shift off both axes of a grid one window covers
+    along either axis; timm decides per size and axis. Exports of transformers checkpoints follow transformers, and
+    verify --transformers runs a fresh transformers model per size (its Swin drops shifts in place for later inputs)."""
+    transformers = pytest.importorskip("transformers", reason="transformers is in the dev extra")
+    folder = tmp_path / "hf"
+    save_hf(folder, cls_name)
+    dynamic, static = tmp_path / "d.onnx", tmp_path / "s.onnx"
+    assert cli("export", "--checkpoint", folder, "--dynamic-size", "--max-size", "128,128", "-o", dynamic).code == 0
+    assert cli("export", "--checkpoint", folder, "--img-size", "128", "-o", static).code == 0
+    for size in [(128, 128), (64, 128), (128, 64)]:
+        x = torch.randn(2, 3, *size, generator=torch.Generator().manual_seed(3))
+        with torch.no_grad():  # a fresh model per size: transformers' Swin changes its blocks as it runs
+            want = getattr(transformers, cls_name).from_pretrained(str(folder)).eval()(pixel_values=x).logits.numpy()
+        assert rel(onnx_outputs(dynamic, x.numpy())["logits"], want) <= 1e-4, size
+        if size == (128, 128):
+            assert rel(onnx_outputs(static, x.numpy())["logits"], want) <= 1e-4
+    r = cli("verify", dynamic, "--checkpoint", folder, "--transformers", "--samples", "4",
+            "--img-sizes", "64,64x128,128", "--batch-sizes", "2")
+    assert r.code == 0, r.out + r.err
+
+
 def test_swin_backbone_smaller_than_its_window_is_refused(cli, tmp_path):
     """transformers' SwinBackbone pads a stage grid smaller than its window before the cyclic shift, which the
     native model does not do: one line, exit 2, nothing written."""

@@ -109,7 +109,8 @@ def hf_config(path: str | Path, name: str | None = None) -> SwinConfig:
         pretrained_window_sizes=tuple((c.get("pretrained_window_sizes") or [0] * len(depths))[:len(depths)]) if version == 2
         else (0,) * len(depths), num_classes=num_classes, labels=labels, in_chans=int(c.get("num_channels", 3)),
         # SwinBackbone normalises its maps and calls its encoder with always_partition; Swinv2Backbone does neither
-        backbone=backbone, backbone_norms=architecture == "SwinBackbone", always_partition=architecture == "SwinBackbone")
+        backbone=backbone, backbone_norms=architecture == "SwinBackbone", always_partition=architecture == "SwinBackbone",
+        shifts_at=img_size if version == 2 else None, square_shift=version == 1 and architecture != "SwinBackbone")
     small = [(i, g) for i, g in enumerate(cfg.stage_grids(img_size), start=1) if min(g) < cfg.window_size]
     if version == 1 and small and not cfg.always_partition:  # the backbone's own refusal is window_shift_for's
         i, (h, w) = small[0]

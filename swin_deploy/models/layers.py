@@ -29,21 +29,24 @@ from ..errors import UserError
 MASK_VALUE = -1e4
 
 
-def window_shift_for(grid: tuple[int, int], window: int, shift: int, always_partition: bool = False
-                     ) -> tuple[tuple[int, int], tuple[int, int]]:
+def window_shift_for(grid: tuple[int, int], window: int, shift: int, always_partition: bool = False,
+                     square_shift: bool = False) -> tuple[tuple[int, int], tuple[int, int]]:
     """Per-axis window and shift for a feature grid, as timm's `_calc_window_shift`.
 
     An axis no longer than the window gets one window covering it and no shift. `always_partition` (transformers'
-    backbones): the configured window and shift stay, also on a grid of exactly one window.
+    backbones): the configured window and shift stay, also on a grid of exactly one window. `square_shift`
+    (transformers' Swin): an axis one window covers takes the shift off both axes.
     """
     if always_partition:
         if min(grid) < window:
-            raise UserError(f"a transformers backbone pads a {grid[0]}x{grid[1]} stage grid to its {window}x{window} "
+            raise UserError(f"transformers pads a {grid[0]}x{grid[1]} stage grid to its {window}x{window} "
                             "window before the cyclic shift, which is not supported: use an input size whose every "
                             "stage grid holds at least one whole window")
         return (window, window), (shift, shift)
     win = tuple(g if g <= window else window for g in grid)
     sh = tuple(0 if g <= w else shift for g, w in zip(grid, win))
+    if square_shift and min(grid) <= window:
+        sh = (0, 0)
     return win, sh  # type: ignore[return-value]
 
 

@@ -57,6 +57,12 @@ class SwinConfig:
     backbone: tuple[str, ...] | None = None
     backbone_norms: bool = False
     always_partition: bool = False
+    # transformers' Swinv2 decides each block's shift once, at its config's image_size (none on an axis one window
+    # covers there), and keeps it and the window at every input size; timm, and transformers' Swin, decide per size
+    shifts_at: tuple[int, int] | None = None
+    # transformers' Swin drops a block's shift on both axes when either axis of its stage grid fits one window; timm
+    # decides per axis
+    square_shift: bool = False
 
     def __post_init__(self) -> None:
         if self.in_chans < 1:
@@ -94,6 +100,23 @@ class SwinConfig:
     def stage_grids(self, img_size: tuple[int, int]) -> list[tuple[int, int]]:
         g = (img_size[0] // self.patch_size, img_size[1] // self.patch_size)
         return [(g[0] >> i, g[1] >> i) for i in range(len(self.depths))]
+
+    def shifts_fixed_at(self, img_size: tuple[int, int] | None) -> bool:
+        """Whether a model at `img_size` (None: any, dynamic) takes its shifts from `shifts_at`: where the two
+        sizes differ (at `shifts_at` itself both rules agree)."""
+        return self.shifts_at is not None and (img_size is None or tuple(img_size) != tuple(self.shifts_at))
+
+    def fixed_shifts(self, index: int) -> list[tuple[int, int]]:
+        """Stage `index`'s block shifts as transformers' Swinv2 decides them at `shifts_at`, per axis."""
+        assert self.shifts_at is not None
+        grid = self.stage_grids(self.shifts_at)[index]
+        if min(grid) < self.window_size:
+            raise UserError(f"transformers' Swinv2 shrinks stage {index + 1}'s window to its {grid[0]}x{grid[1]} grid at "
+                            f"image_size {self.shifts_at[0]}x{self.shifts_at[1]} and keeps it at every input size, "
+                            "which is not supported: export it at that size")
+        half = self.window_size // 2
+        return [(0, 0) if j % 2 == 0 else tuple(0 if g <= self.window_size else half for g in grid)
+                for j in range(self.depths[index])]
 
     def size_ok(self, img_size: tuple[int, int]) -> bool:
         if any(s % self.stride for s in img_size):

@@ -152,11 +152,14 @@ class SwinBlock(nn.Module):
     """
 
     def __init__(self, cfg: SwinConfig, dim: int, num_heads: int, window: tuple[int, int], shift: tuple[int, int],
-                 pretrained_window: int, grid: tuple[int, int] | None = None, reorder: torch.Tensor | None = None):
+                 pretrained_window: int, grid: tuple[int, int] | None = None, reorder: torch.Tensor | None = None,
+                 keep_shift: bool = False):
         super().__init__()
         self.post_norm = cfg.version == 2
         self.window, self.shift = window, shift
-        self.always_partition = cfg.always_partition  # transformers' SwinBackbone shifts even a single window
+        # transformers' SwinBackbone shifts even a single window; its Swinv2 keeps the shifts of its config's size
+        self.always_partition = cfg.always_partition or keep_shift
+        self.square_shift = cfg.square_shift
         self.num_windows = (grid[0] // window[0]) * (grid[1] // window[1]) if grid else None
         self.norm1 = nn.LayerNorm(dim)
         if cfg.version == 2:
@@ -209,7 +212,13 @@ class SwinBlock(nn.Module):
         (wh, ww), (sh, sw) = self.window, self.shift
         # timm's rule: an axis that fits in one window gets no shift (arithmetic, not control flow); transformers'
         # SwinBackbone keeps it (dynamic sizes give every stage at least one whole window)
-        shift = (sh, sw) if self.always_partition else (sh * (H > wh), sw * (W > ww)) if sh or sw else (0, 0)
+        if self.always_partition or not (sh or sw):
+            shift = (sh, sw)
+        elif self.square_shift:  # transformers' Swin: an axis one window covers takes the shift off both
+            shifted = (H > wh) & (W > ww)
+            shift = (sh * shifted, sw * shifted)
+        else:
+            shift = (sh * (H > wh), sw * (W > ww))
         index, inverse = window_partition_index((H, W), self.window, shift)
         num_windows = ((H + wh - 1) // wh) * ((W + ww - 1) // ww)
         bias = self.position_bias()
@@ -236,11 +245,16 @@ class SwinStage(nn.Module):
                  prev_order: torch.Tensor | None, prev_grid: tuple[int, int] | None, first: bool):
         super().__init__()
         self.grid, self.dim = grid, dim
-        shifts = [0 if j % 2 == 0 else cfg.window_size // 2 for j in range(cfg.depths[index])]
         w = cfg.window_size
-        # dynamic geometry keeps the configured window (sizes are limited so every stage grid holds one)
-        specs = ([window_shift_for(grid, w, s, cfg.always_partition) for s in shifts] if grid
-                 else [((w, w), (s, s)) for s in shifts])
+        fixed = cfg.shifts_fixed_at(cfg.img_size if grid else None)
+        if fixed:  # transformers' Swinv2 away from its config's size: its window, and the shifts decided there
+            specs = [(window_shift_for(grid, w, 0, always_partition=True)[0] if grid else (w, w), shift)
+                     for shift in cfg.fixed_shifts(index)]
+        else:
+            shifts = [0 if j % 2 == 0 else w // 2 for j in range(cfg.depths[index])]
+            # dynamic geometry keeps the configured window (sizes are limited so every stage grid holds one)
+            specs = ([window_shift_for(grid, w, s, cfg.always_partition, cfg.square_shift) for s in shifts] if grid
+                     else [((w, w), (s, s)) for s in shifts])
         self.orders = [window_order(grid, window, shift) for window, shift in specs] if grid else []
         if first:
             self.downsample: nn.Module = nn.Identity()
@@ -256,7 +270,7 @@ class SwinStage(nn.Module):
                 reorder = None if torch.equal(order, current) else inverse_order(current)[order]
                 current = order
             blocks.append(SwinBlock(cfg, dim, cfg.num_heads[index], window, shift, cfg.pretrained_window_sizes[index],
-                                    grid, reorder))
+                                    grid, reorder, keep_shift=fixed))
         self.blocks = nn.Sequential(*blocks)
         if grid:  # static features: back from the last window order to spatial order
             self.register_buffer("to_spatial", inverse_order(self.orders[-1]), persistent=False)

@@ -119,8 +119,14 @@ def transformers_reference(folder: Path, info: ArtifactInfo, device: str = "cpu"
         raise UserError(f"`transformers` compares with {architecture or 'the checkpoint'}'s {gives}, and this artifact "
                         f"outputs {wants}: verify it against the native model (drop `transformers`)")
     cls = getattr(transformers, architecture, None) or transformers.AutoModelForImageClassification
-    model = cls.from_pretrained(str(folder), local_files_only=True).eval()
-    return TorchRunner(TransformersOutputs(model), name="transformers-fp32", output_names=info.outputs, device=device)
+
+    def build(size: tuple[int, int] | None = None) -> torch.nn.Module:
+        return TransformersOutputs(cls.from_pretrained(str(folder), local_files_only=True).eval())
+
+    # transformers' Swin shrinks a block's window and drops its shift in place when an input's stage grid fits one
+    # window, and keeps them for every later input: a model per input size runs each as a fresh model would
+    model = build() if info.dynamic_size is None else AtInputSize(build, tuple(info.img_size))
+    return TorchRunner(model, name="transformers-fp32", output_names=info.outputs, device=device)
 
 
 def reference_for(info: ArtifactInfo, weights: Weights, timm: bool = False, artifact: Path | None = None,
