@@ -60,10 +60,10 @@ def timm_reference(info: ArtifactInfo, checkpoint: Path, device: str = "cpu") ->
 
 
 class AtInputSize(torch.nn.Module):
-    """A model per input size, each built by `build(size)` when first given that size. timm's Swin fixes its
-    windows, shifts and masks when it is built: `dynamic_img_size` keeps those of the size it was built at (for V1,
-    0.3-6% of max|logit| away from timm built at the size), and swin-deploy's dynamic-size export matches timm built
-    at each size."""
+    """A model per input size, each built by `build(size)` when first given that size, for references whose windows
+    and shifts depend on the sizes they have seen. timm's Swin fixes them when it is built (`dynamic_img_size` keeps
+    those of the build size: for V1, 0.3-6% of max|logit| away from timm built at the size, which swin-deploy's
+    dynamic-size export matches); transformers' Swin changes them in place as it runs."""
 
     def __init__(self, build: Callable[[tuple[int, int]], torch.nn.Module], size: tuple[int, int]):
         super().__init__()
