@@ -126,6 +126,24 @@ def test_triton_folders_for_every_artifact_kind_parse_and_check(cli, artifacts, 
 
 
 @needs_triton
+def test_triton_openvino_dims_are_what_openvino_infers(cli, artifacts, tmp_path):
+    """Triton's OpenVINO backend compares output dims exactly with OpenVINO's inferred shapes: an ONNX whose own
+    output shapes leave the channels symbolic (another exporter's, or an older swin-deploy dynamic export) gets the
+    channels OpenVINO infers, where onnxruntime's backend keeps the graph's -1."""
+    model = onnx.load(str(artifacts["features"]))
+    for output in model.graph.output:
+        output.type.tensor_type.shape.dim[1].dim_param = f"{output.name}_channels"
+    symbolic = tmp_path / "symbolic.onnx"
+    onnx.save(model, str(symbolic))
+    for runtime, channels in (("openvino", [16, 32, 64]), ("onnxruntime", [-1, -1, -1])):
+        r = cli("triton", symbolic, "--repo", tmp_path / "repo", "--name", runtime, "--runtime", runtime, "--kind", "cpu")
+        assert r.code == 0, r.err
+        config = parse_config(tmp_path / "repo" / runtime)
+        assert [list(o.dims)[0] for o in config.output] == channels, runtime
+        assert cli("triton", "--check", tmp_path / "repo" / runtime).code == 0
+
+
+@needs_triton
 def test_triton_uint8_dtype_and_digit_labels(artifacts, tmp_path):
     from tritonclient.grpc import model_config_pb2 as pb
 

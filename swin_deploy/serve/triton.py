@@ -97,8 +97,10 @@ def engine_io(path: Path, info: ArtifactInfo) -> ArtifactIO:
     return ArtifactIO([Tensor("input", dtype, shape)], outputs, batch, profile)
 
 
-def ir_io(path: Path, info: ArtifactInfo) -> ArtifactIO:
-    """I/O of an OpenVINO IR, read by OpenVINO (dynamic dims -1)."""
+def openvino_io(path: Path, info: ArtifactInfo) -> ArtifactIO:
+    """I/O of an IR, or of an ONNX served by Triton's OpenVINO backend, as OpenVINO reads it (dynamic dims -1): that
+    backend compares output dims exactly with what OpenVINO infers, which can be static where the ONNX's own shapes
+    are symbolic."""
     from ..backends.openvino_runner import import_openvino
 
     model = import_openvino().Core().read_model(str(path))
@@ -117,12 +119,13 @@ def ir_io(path: Path, info: ArtifactInfo) -> ArtifactIO:
     return ArtifactIO(tensors(model.inputs), tensors(model.outputs), batch)
 
 
-def read_io(path: Path, variant: str | None = None) -> tuple[ArtifactInfo, ArtifactIO]:
+def read_io(path: Path, variant: str | None = None, openvino: bool = False) -> tuple[ArtifactInfo, ArtifactIO]:
+    """The artifact's metadata and I/O as the backend serving it sees them (`openvino`: Triton's OpenVINO backend)."""
     path = Path(path)
     info = artifact_info(path, variant)
     if path.suffix in ENGINE_SUFFIXES:
         return info, engine_io(path, info)
-    return info, (ir_io(path, info) if path.suffix == IR_SUFFIX else onnx_io(path, info))
+    return info, (openvino_io(path, info) if openvino or path.suffix == IR_SUFFIX else onnx_io(path, info))
 
 
 @dataclass
@@ -297,7 +300,7 @@ def write_model(artifact: Path, repo: Path, options: TritonOptions | None = None
     runtime = Runtime.OPENVINO if ir else None if engine else (o.runtime or Runtime.ONNXRUNTIME)
     o.check_runtime(runtime)
     o = replace(o, runtime=runtime, kind=o.kind or (TritonKind.CPU if runtime == Runtime.OPENVINO else TritonKind.GPU))
-    info, io = read_io(artifact, o.variant)
+    info, io = read_io(artifact, o.variant, openvino=runtime == Runtime.OPENVINO)
     labels = None if info.headless else class_names(info)[0]
     model_file = "model.plan" if engine else OPENVINO_DEFAULT_FILE if ir else "model.onnx"
     config = build_config(name, info, io, model_file, o, labels is not None)
@@ -379,7 +382,7 @@ def check_model(folder: Path, name: str | None = None) -> list[str]:
                             f"\"{PLATFORMS[files[0]]}\"")
     model_file = versions[-1] / files[0]
     try:
-        info, io = read_io(model_file)
+        info, io = read_io(model_file, openvino=config.backend == OPENVINO_BACKEND)
     except UserError as e:
         return [*findings, f"{model_file.name}: {e}"]
     findings += _check_io(config, io)
