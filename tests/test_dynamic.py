@@ -260,3 +260,12 @@ def test_verify_against_timm_at_every_size_of_a_dynamic_export(cli, tmp_path, na
     batches = json.loads(report.read_text())["batches"]
     assert {tuple(b["img_size"]) for b in batches} == {(64, 64), (80, 96), (112, 64), (128, 128)}
     assert json.loads(report.read_text())["reference"]["backend"] == "timm-fp32"
+
+
+def test_a_fixed_size_reference_artifact_is_refused_at_other_sizes(cli, artifacts, tiny_onnx):
+    """verify --reference runs the reference at every --img-sizes size: one it cannot take is a user error, with one
+    line, not onnxruntime's shape error (exit 3)."""
+    dynamic, static = artifacts["dynamic"], tiny_onnx["swin_test"]  # the same random weights (seed 0)
+    r = cli("verify", dynamic, "--reference", static, "--samples", "2", "--img-sizes", "64,96x128", "--batch-sizes", "1")
+    assert r.code == 2 and "the reference swin_test.onnx: this artifact takes 64x64 inputs only" in r.err, r.err
+    assert cli("verify", dynamic, "--reference", static, "--samples", "2", "--batch-sizes", "1").code == 0

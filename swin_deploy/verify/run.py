@@ -225,6 +225,13 @@ def verify_artifact(artifact: Path, options: VerifyOptions | None = None,
     img_sizes = o.img_sizes or [tuple(info.img_size)]
     for size in img_sizes:
         info.check_size(size)
+    if o.reference is not None:  # the reference artifact runs at every size too
+        other = artifact_info(o.reference, info.variant)
+        for size in img_sizes:
+            try:
+                other.check_size(size)
+            except UserError as e:
+                raise UserError(f"the reference {Path(o.reference).name}: {e}") from None
     if o.reference_cache is not None and len(img_sizes) > 1:
         raise UserError("a reference cache holds one input size: run verify once per size of `img_sizes`")
     candidate = runner_for(artifact, o.backend, o.threads, o.openvino, info.precision)
