@@ -404,10 +404,9 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
     if o.torch_variant:
         runner, example, weights_sha = torch_runner(o.torch_variant, o.weights, torch_size)
         torch_label = f"pytorch {o.torch_variant}"
-        size = torch_size or get_config(o.torch_variant).img_size
         entries.append(BenchEntry(torch_label, runner, example,
                                   identity={"model": f"{o.torch_variant} fp32 weights {weights_sha[:16]}",
-                                            "input_size": _hw(size)},
+                                            "input_size": _hw(torch_size)},
                                   spec=RunnerSpec(torch_variant=o.torch_variant, weights=o.weights, img_size=torch_size)))
     reference_of = _references(entries, g.against, torch_label)
     judge = None
@@ -443,17 +442,17 @@ def _input_sizes(infos: dict, img_size: tuple[int, int] | None) -> dict[Path, tu
 
 
 def _torch_size(infos: dict, runs_at: dict[Path, tuple[int, int]], img_size: tuple[int, int] | None,
-                variant: str) -> tuple[int, int] | None:
+                variant: str) -> tuple[int, int]:
     """The size the PyTorch model of `variant` runs at: `img_size`, or the size its variant's artifacts run at, so
-    that speedups compare the same work (None: the variant's own, with no artifact of it to match)."""
+    that speedups compare the same work, or with no artifact of it to match, the variant's own."""
     if img_size is not None:
         return tuple(img_size)
-    name = get_config(variant).name  # the registry's name, if `variant` is timm's
-    sizes = sorted({runs_at[path] for path, info in infos.items() if info.variant == name})
+    cfg = get_config(variant)  # its registry name, if `variant` is timm's
+    sizes = sorted({runs_at[path] for path, info in infos.items() if info.variant == cfg.name})
     if len(sizes) > 1:
         raise UserError(f"the {variant} artifacts run at {' and '.join(map(_hw, sizes))}: pass `img_size` to time "
                         "them and the PyTorch model at one size")
-    return sizes[0] if sizes else None
+    return sizes[0] if sizes else tuple(cfg.img_size)
 
 
 def _references(entries: list[BenchEntry], against: Path | None, torch_label: str | None) -> dict[str, str]:

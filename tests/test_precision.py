@@ -143,7 +143,6 @@ def test_calibration_cache_reuse_and_refusal(cli, demo, tmp_path):
     assert not (tmp_path / "c.onnx").exists()
 
 
-
 @pytest.mark.parametrize("kind", ["fp32", "static_batch"])
 def test_calibration_cuts_its_runs_to_the_memory_available(demo, artifacts, tmp_path, monkeypatch, kind):
     """A swinv2_b at 384x384 takes ~2.5 GiB per image in the calibrator, so its default batch of 16 was killed on a
@@ -174,6 +173,7 @@ def test_calibration_cuts_its_runs_to_the_memory_available(demo, artifacts, tmp_
     assert a.keys() == b.keys()
     for name, (lo, hi) in a.items():
         assert b[name] == pytest.approx([lo, hi], rel=1e-4, abs=1e-5), name
+
 
 def test_quantize_bad_input(cli, demo, tmp_path):
     folder, paths = demo
