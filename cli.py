@@ -205,7 +205,8 @@ def export(
     pretrained: Pretrained = False,
     random_init: RandomInit = False,
     seed: Seed = defaults.SEED,
-    img_size: Annotated[int | None, typer.Option("--img-size", help="Square input size (default: the variant's).")] = None,
+    img_size: Annotated[str | None, typer.Option("--img-size", help="Input size, e.g. 384 or 512x640 (default: the "
+                                                 "variant's); stage grids the windows do not tile are padded.")] = None,
     opset: Annotated[int, typer.Option("--opset", help="ONNX opset, 13 up to the newest supported.")] = defaults.OPSET,
     max_batch: Annotated[int | None, typer.Option("--max-batch", help="Largest batch the artifact is checked for.")] = None,
     static_batch: Annotated[bool, typer.Option("--static-batch", help="Fixed batch (--max-batch or 1).")] = False,
@@ -232,7 +233,7 @@ def export(
 
     options = ExportOptions(opset=opset, static_batch=static_batch, max_batch=max_batch,
                             simplifier="none" if no_simplify else simplifier, verify=not no_verify, features=features,
-                            img_size=None if img_size is None else (img_size, img_size), dynamic_size=dynamic_size,
+                            img_size=hw(img_size, "img_size"), dynamic_size=dynamic_size,
                             min_size=hw(min_size, "min_size"), max_size=hw(max_size, "max_size"),
                             input_format=input_format, channels_last=channels_last, format=export_format)
     source = weights(checkpoint, pretrained, random_init, seed)

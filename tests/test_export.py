@@ -19,7 +19,7 @@ from swin_deploy.models import Weights, build_model, get_config
 def ort_vs_torch(path, model, batch_sizes):
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for b in batch_sizes:
-        x = torch.randn(b, 3, *model.cfg.img_size)
+        x = torch.randn(b, 3, *read_info(path).img_size)
         with torch.no_grad():
             ref = model(x).numpy()
         out = session.run(None, {"input": x.numpy()})[0]
@@ -84,6 +84,24 @@ def test_other_image_size_and_non_square_model(tmp_path):
     ort_vs_torch(result.path, model, (1, 3))
 
 
+def test_cli_exports_sizes_that_do_not_tile_into_windows(cli, tmp_path):
+    """--img-size HxW at a size whose stage grids are no whole number of windows (swin_test: windows 4, stage 3 grid
+    6x10): the export pads them as timm does, with constant geometry (no Shape ops), and matches timm."""
+    from swin_deploy.verify.timm_reference import timm_model
+
+    torch.manual_seed(1)
+    reference = timm_model(get_config("swin_test").with_img_size((96, 160)))
+    torch.save(reference.state_dict(), tmp_path / "t.pth")
+    path = tmp_path / "p.onnx"
+    r = cli("export", "--variant", "swin_test", "--checkpoint", tmp_path / "t.pth", "--img-size", "96x160", "-o", path)
+    assert r.code == 0, r.err
+    proto = onnx.load(str(path))
+    assert [d.dim_param or d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim] == ["batch", 3, 96, 160]
+    assert collections.Counter(n.op_type for n in proto.graph.node)["Shape"] == 0
+    assert read_info(path).img_size == (96, 160)
+    ort_vs_torch(path, reference, (1, 3))
+
+
 def test_graph_is_at_most_half_of_timms(tmp_path):
     """Node count after the same simplification, vs timm's own export of the same architecture."""
     import warnings
@@ -129,7 +147,10 @@ def test_interrupted_export_leaves_nothing(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("args, message", [
     (["--variant", "swin_tinyy"], "did you mean"),
-    (["--variant", "swin_t", "--img-size", "230"], "sizes that work"),
+    (["--variant", "swin_t", "--img-size", "230"], "multiples of 32 (patch 4, then 3 patch mergings), not 230x230: "
+                                                   "e.g. 224x224 or 256x256"),
+    (["--variant", "swin_t", "--img-size", "224x230"], "multiples of 32"),
+    (["--variant", "swin_t", "--img-size", "2x3x4"], "--img-size takes H,W or a single side"),
     (["--variant", "swin_test", "--opset", "12"], "choose an opset from 13 to"),
     (["--variant", "swin_test", "--checkpoint", "missing.pth"], "does not exist"),
     (["--variant", "swin_test", "--random-init", "-o", "/nonexistent/dir/m.onnx"], "does not exist"),

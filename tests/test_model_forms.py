@@ -299,15 +299,48 @@ def test_transformers_classifiers_at_other_sizes_match_transformers(cli, tmp_pat
     assert r.code == 0, r.out + r.err
 
 
-def test_swin_backbone_smaller_than_its_window_is_refused(cli, tmp_path):
-    """transformers' SwinBackbone pads a stage grid smaller than its window before the cyclic shift, which the
-    native model does not do: one line, exit 2, nothing written."""
+@pytest.mark.parametrize("cls_name, config", [
+    ("SwinForImageClassification", {}),
+    ("Swinv2ForImageClassification", {"image_size": 128}),  # at 64, stage 3 (one window) would keep no shift
+])
+def test_transformers_pads_stage_grids_before_the_shift(cli, tmp_path, cls_name, config):
+    """Where windows do not tile a stage grid transformers pads it before the cyclic shift, timm after; the two
+    differ where the padding is not the shift (here stage 3: a 5x5 or 5x7 grid padded by 3 under 4x4 windows shifted
+    by 2; Swin at 80x80 0.09x max|logit| apart). Exports of transformers checkpoints pad as transformers does,
+    static and dynamic, and verify --transformers gates them there."""
+    transformers = pytest.importorskip("transformers", reason="transformers is in the dev extra")
     folder = tmp_path / "hf"
-    save_hf(folder, "SwinBackbone", **{"image_size": 32, "out_features": ["stage3"]})  # stage3 grid 2x2, window 4
+    save_hf(folder, cls_name, **config)
+    dynamic, static = tmp_path / "d.onnx", tmp_path / "s.onnx"
+    assert cli("export", "--checkpoint", folder, "--dynamic-size", "--max-size", "128,128", "-o", dynamic).code == 0
+    assert cli("export", "--checkpoint", folder, "--img-size", "80x112", "-o", static).code == 0
+    for size in [(80, 112), (80, 80)]:
+        x = torch.randn(2, 3, *size, generator=torch.Generator().manual_seed(3))
+        with torch.no_grad():
+            want = getattr(transformers, cls_name).from_pretrained(str(folder)).eval()(pixel_values=x).logits.numpy()
+        assert rel(onnx_outputs(dynamic, x.numpy())["logits"], want) <= 1e-4, size
+        if size == (80, 112):
+            assert rel(onnx_outputs(static, x.numpy())["logits"], want) <= 1e-4
+    r = cli("verify", dynamic, "--checkpoint", folder, "--transformers", "--samples", "4", "--img-sizes", "80",
+            "--batch-sizes", "2")
+    assert r.code == 0, r.out + r.err
+
+
+def test_swin_backbone_smaller_than_its_window_pads_as_transformers(cli, tmp_path):
+    """transformers' SwinBackbone keeps its window on a stage grid smaller than the window and pads the grid to it
+    before the cyclic shift (image_size 48: stage 3's 3x3 grid padded by 1 under 4x4 windows shifted by 2); the
+    export does the same."""
+    folder = tmp_path / "hf"
+    model = save_hf(folder, "SwinBackbone", **{"image_size": 48, "out_features": ["stage1", "stage3"]})
     out = tmp_path / "b.onnx"
     r = cli("export", "--checkpoint", folder, "-o", out)
-    assert r.code == 2 and "pads a 2x2 stage grid" in r.err and len(r.err.strip().splitlines()) == 1, r.err
-    assert not out.exists()
+    assert r.code == 0, r.err
+    x = torch.randn(2, 3, 48, 48, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        want = model(pixel_values=x).feature_maps
+    got = onnx_outputs(out, x.numpy())
+    for name, w in zip(["stage1", "stage3"], want):
+        assert rel(got[name], w.numpy()) <= 1e-4, name
 
 
 def test_transformers_stage_grids_smaller_than_the_window(cli, tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -174,9 +176,67 @@ def test_unknown_variant_suggests():
         get_config("swinv2_tt")
 
 
-def test_untileable_size_lists_sizes_that_work():
-    with pytest.raises(UserError, match="sizes that work: 224, 448"):
+@pytest.mark.parametrize("name, size", [
+    ("swin_t", (256, 256)),  # every stage pads: grids 64, 32, 16, 8 under 7x7 windows
+    ("swin_t", (160, 160)),  # stages 1-3 pad, stage 4's 5x5 grid shrinks the window
+    ("swin_test", (96, 160)),  # stage 3 pads by the shift (2): where timm's and transformers' padding agree
+    ("swinv2_test", (160, 96)),  # stage 3 pads, stage 4's 5x3 grid: a 4x3 window, padded along H
+])
+def test_sizes_that_do_not_tile_pad_as_timm(name, size):
+    """timm pads a stage grid the windows do not tile (after the cyclic shift); so does the static model, on the
+    spatial path with constant geometry. Padding as transformers does instead (before the shift) is 0.07x
+    max|logit| off timm for swin_t at 256, so this parity tells the two apart."""
+    cfg = get_config(name).with_img_size(size)
+    assert SwinTransformer(cfg).spatial
+    assert timm_parity(cfg, batch_sizes=(2,)).max_rel <= TIMM_PARITY_REL
+
+
+def test_sizes_must_be_multiples_of_the_stride():
+    with pytest.raises(UserError, match="multiples of 32 .* not 230x230: e.g. 224x224 or 256x256"):
         get_config("swin_t").with_img_size((230, 230))
+    with pytest.raises(UserError, match="multiples of 16 .* e.g. 16x16 or 16x16"):
+        get_config("swin_test").with_img_size((8, 8))
+
+
+@pytest.mark.parametrize("pad_first", [False, True], ids=["timm", "transformers"])
+def test_window_partition_index_is_roll_pad_partition(pad_first):
+    """Against the ops themselves: timm rolls then pads, transformers pads then rolls (its padded rows and columns
+    take part in the roll). A 6x10 grid, 4x4 windows, shift 2 down and 3 across."""
+    from swin_deploy.models.layers import window_partition_index
+
+    (H, W), (wh, ww), (sh, sw) = (6, 10), (4, 4), (2, 3)
+    spatial = torch.arange(H * W).view(H, W)
+    pad = lambda t: torch.nn.functional.pad(t, (0, (-W) % ww, 0, (-H) % wh), value=H * W)  # noqa: E731
+    roll = lambda t: torch.roll(t, shifts=(-sh, -sw), dims=(0, 1))  # noqa: E731
+    grid = roll(pad(spatial)) if pad_first else pad(roll(spatial))
+    expected = grid.view(2, wh, 3, ww).permute(0, 2, 1, 3).reshape(-1)
+    index, inverse = window_partition_index((H, W), (wh, ww), (sh, sw), pad_first)
+    assert torch.equal(index, expected)
+    assert torch.equal(index[inverse], torch.arange(H * W))
+    other = window_partition_index((H, W), (wh, ww), (sh, sw), not pad_first)[0]
+    assert not torch.equal(index, other)  # at this padding (2, 2) and shift (2, 3) the two differ
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # torch deprecation notes from timm's checkpoint_filter_fn
+def test_timm_checkpoint_at_a_size_that_shrinks_windows_resizes_its_tables(tmp_path):
+    """At 32x32 swin_test's stage 3 grid is 2x2 under 4x4 windows: the window shrinks, and a checkpoint's position
+    tables (sized for 4x4) are resized as timm's checkpoint_filter_fn resizes them when it loads weights there."""
+    from timm.models.swin_transformer import checkpoint_filter_fn
+
+    torch.manual_seed(0)
+    trained = timm_model(get_config("swin_test"))
+    torch.save(trained.state_dict(), tmp_path / "t.pth")
+    cfg = get_config("swin_test").with_img_size((32, 32))
+    reference = timm_model(cfg)
+    reference.load_state_dict(checkpoint_filter_fn(trained.state_dict(), reference))
+    native, _ = build_model(cfg, Weights("checkpoint", tmp_path / "t.pth"))
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        want, got = reference.eval()(x), native(x)
+    assert (got - want).abs().max() <= TIMM_PARITY_REL * want.abs().max()
+    other = replace(get_config("swin_test"), window_size=2)  # tables of another window: another variant's, kept
+    with pytest.raises(UserError, match="relative_position_bias_table' has shape \\(49, 2\\), swin_test needs \\(9, 2\\)"):
+        build_model(other, Weights("checkpoint", tmp_path / "t.pth"))
 
 
 def test_variants_command(cli):

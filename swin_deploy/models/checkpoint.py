@@ -8,6 +8,7 @@ import hashlib
 import logging
 import re
 import socket
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from ..errors import UserError
 from ..fileio import sha256_file
 from .hf import check_agrees, convert_hf_state_dict, hf_config, hf_config_path, hf_weights_file, is_hf_state_dict
 from .registry import WEIGHTS_DIR, SwinConfig, get_config
-from .swin import SwinTransformer
+from .swin import SwinTransformer, WindowAttention
 
 _BUFFERS = ("relative_position_index", "relative_coords_table", "attn_mask")
 
@@ -108,8 +109,32 @@ def fit_to_state_dict(cfg: SwinConfig, state_dict: dict[str, torch.Tensor]) -> S
     return replace(cfg, **changes) if changes else cfg
 
 
+def fit_position_tables(state_dict: dict[str, torch.Tensor], window_size: int,
+                        windows: dict[str, tuple[int, int]]) -> dict[str, torch.Tensor]:
+    """V1 relative position bias tables for blocks whose window shrinks to a stage grid smaller than `window_size`
+    (`windows`: each V1 attention module's window at the model's size), resized with timm's own
+    `resize_rel_pos_bias_table`, as timm's `checkpoint_filter_fn` does when it loads weights at such a size. Tables
+    of another window than `window_size` (another variant) are left for `load_strict` to name. Returns a new dict."""
+    from timm.layers import resize_rel_pos_bias_table
+
+    full = (2 * window_size - 1) ** 2
+    out = dict(state_dict)
+    for name, window in windows.items():
+        key, new_len = f"{name}.relative_position_bias_table", (2 * window[0] - 1) * (2 * window[1] - 1)
+        table = out.get(key)
+        if table is not None and table.ndim == 2 and table.shape[0] == full and new_len != full:
+            with warnings.catch_warnings():  # torch deprecation notes from inside timm's interpolation: not the user's
+                warnings.simplefilter("ignore")
+                out[key] = resize_rel_pos_bias_table(table, new_window_size=window,
+                                                     new_bias_shape=(new_len, table.shape[1]))
+    return out
+
+
 def load_strict(model: SwinTransformer, state_dict: dict[str, torch.Tensor], source: str) -> None:
-    """load_state_dict(strict=True) with a one-line error naming the first mismatch."""
+    """load_state_dict(strict=True) with a one-line error naming the first mismatch, after V1 position tables are
+    fitted to windows that shrink at the model's size (fit_position_tables)."""
+    windows = {name: m.window for name, m in model.named_modules() if isinstance(m, WindowAttention)}
+    state_dict = fit_position_tables(state_dict, model.cfg.window_size, windows)
     own = model.state_dict()
     for k, v in own.items():
         if k not in state_dict:

@@ -9,7 +9,8 @@ three linears (timm one fused qkv; V2 has no key bias). Both transformers 4.x na
 intermediate.dense, ...) and 5.x names (attention.q_proj, mlp.fc1, ...) are read.
 
 Not the same in transformers: it pads a stage's tokens to whole windows before the cyclic shift, timm after, so at
-sizes that are not multiples of the window the two differ; at the native size (and every size that tiles) they agree.
+sizes that are not multiples of the window the two differ; the config's `pad_first` makes the model pad as transformers
+does.
 """
 
 from __future__ import annotations
@@ -110,15 +111,12 @@ def hf_config(path: str | Path, name: str | None = None) -> SwinConfig:
         else (0,) * len(depths), num_classes=num_classes, labels=labels, in_chans=int(c.get("num_channels", 3)),
         # SwinBackbone normalises its maps and calls its encoder with always_partition; Swinv2Backbone does neither
         backbone=backbone, backbone_norms=architecture == "SwinBackbone", always_partition=architecture == "SwinBackbone",
-        shifts_at=img_size if version == 2 else None, square_shift=version == 1 and architecture != "SwinBackbone")
-    small = [(i, g) for i, g in enumerate(cfg.stage_grids(img_size), start=1) if min(g) < cfg.window_size]
-    if version == 1 and small and not cfg.always_partition:  # the backbone's own refusal is window_shift_for's
-        i, (h, w) = small[0]
-        # transformers' Swin shrinks such a stage's window to the grid but keeps a position-bias table sized for the
-        # configured window, so its own forward fails (checked with transformers 5); Swinv2 rebuilds its bias and runs
-        raise UserError(f"{config_path}: at image_size {img_size[0]}x{img_size[1]} stage {i}'s grid ({h}x{w}) is smaller "
-                        f"than window_size {cfg.window_size}, which transformers' Swin cannot run either (its position "
-                        "bias is sized for the window): there is no reference to export against")
+        shifts_at=img_size if version == 2 else None, square_shift=version == 1 and architecture != "SwinBackbone",
+        pad_first=True)
+    try:
+        cfg.check_img_size(img_size)
+    except UserError as e:
+        raise UserError(f"{config_path}: {e}") from None
     return _with_preprocessing(cfg, config_path.parent / "preprocessor_config.json")
 
 

@@ -20,8 +20,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import UserError
-
 # timm and the official code add -100 to cross-region logits. exp(-100 + logit) is a subnormal float,
 # which x86 GEMM kernels process many times slower: the attn @ v matmul of every shifted block took
 # 3-4x the time of its unshifted twin in onnxruntime. -1e4 underflows to an exact 0 (also in float16,
@@ -34,14 +32,10 @@ def window_shift_for(grid: tuple[int, int], window: int, shift: int, always_part
     """Per-axis window and shift for a feature grid, as timm's `_calc_window_shift`.
 
     An axis no longer than the window gets one window covering it and no shift. `always_partition` (transformers'
-    backbones): the configured window and shift stay, also on a grid of exactly one window. `square_shift`
-    (transformers' Swin): an axis one window covers takes the shift off both axes.
+    backbones): the configured window and shift stay, also on a grid of one window or less (padded to the window).
+    `square_shift` (transformers' Swin): an axis one window covers takes the shift off both axes.
     """
     if always_partition:
-        if min(grid) < window:
-            raise UserError(f"transformers pads a {grid[0]}x{grid[1]} stage grid to its {window}x{window} "
-                            "window before the cyclic shift, which is not supported: use an input size whose every "
-                            "stage grid holds at least one whole window")
         return (window, window), (shift, shift)
     win = tuple(g if g <= window else window for g in grid)
     sh = tuple(0 if g <= w else shift for g, w in zip(grid, win))
@@ -55,10 +49,13 @@ def _rolled_coords(n_win: int | torch.Tensor, win: int) -> torch.Tensor:
     return torch.arange(n_win).unsqueeze(1) * win + torch.arange(win).unsqueeze(0)
 
 
-def window_partition_index(grid, window: tuple[int, int], shift) -> tuple[torch.Tensor, torch.Tensor]:
+def window_partition_index(grid, window: tuple[int, int], shift, pad_first: bool = False
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
     """Where each token goes when a (H, W) grid is cyclically shifted, padded to whole windows and partitioned.
 
     Same order as timm: roll by -shift, pad bottom/right, windows row-major, tokens row-major inside.
+    `pad_first` (transformers): pad to whole windows first, then roll the padded grid. Where the padding is not the
+    shift the two put different tokens in a window (timm's roll wraps the grid's first rows into its last window).
     Returns
       index (nW * N,): spatial index h * W + w of the token at each window-order position, or H * W for
                        a padding position (callers append one zero token to gather from);
@@ -70,10 +67,14 @@ def window_partition_index(grid, window: tuple[int, int], shift) -> tuple[torch.
     nwh, nww = (H + wh - 1) // wh, (W + ww - 1) // ww
     rh = _rolled_coords(nwh, wh)[:, None, :, None]
     rw = _rolled_coords(nww, ww)[None, :, None, :]
-    spatial = ((rh + sh) % H) * W + (rw + sw) % W
-    index = torch.where((rh < H) & (rw < W), spatial, H * W).reshape(-1)
-    h = (torch.arange(H).unsqueeze(1) - sh) % H
-    w = (torch.arange(W).unsqueeze(0) - sw) % W
+    # the roll's period: the padded grid (a position holds a token if it lands inside the image), or the image
+    # (then the positions past it are the padding)
+    mh, mw = (nwh * wh, nww * ww) if pad_first else (H, W)
+    th, tw = (rh + sh) % mh, (rw + sw) % mw
+    valid = (th < H) & (tw < W) if pad_first else (rh < H) & (rw < W)
+    index = torch.where(valid, th * W + tw, H * W).reshape(-1)
+    h = (torch.arange(H).unsqueeze(1) - sh) % mh
+    w = (torch.arange(W).unsqueeze(0) - sw) % mw
     inverse = (((h // wh) * nww + w // ww) * wh + h % wh) * ww + w % ww
     return index, inverse.reshape(-1)
 

@@ -63,6 +63,9 @@ class SwinConfig:
     # transformers' Swin drops a block's shift on both axes when either axis of its stage grid fits one window; timm
     # decides per axis
     square_shift: bool = False
+    # transformers pads a stage grid to whole windows before the cyclic shift, timm after (see
+    # layers.window_partition_index); the two agree where the windows tile the grid
+    pad_first: bool = False
 
     def __post_init__(self) -> None:
         if self.in_chans < 1:
@@ -118,11 +121,6 @@ class SwinConfig:
         return [(0, 0) if j % 2 == 0 else tuple(0 if g <= self.window_size else half for g in grid)
                 for j in range(self.depths[index])]
 
-    def size_ok(self, img_size: tuple[int, int]) -> bool:
-        if any(s % self.stride for s in img_size):
-            return False
-        return all(g <= self.window_size or g % self.window_size == 0 for grid in self.stage_grids(img_size) for g in grid)
-
     @property
     def dynamic_min_size(self) -> int:
         """Smallest side for a dynamic-size export: every stage grid must hold at least one full window
@@ -152,28 +150,31 @@ class SwinConfig:
         inside = lo[0] <= self.img_size[0] <= hi[0] and lo[1] <= self.img_size[1] <= hi[1]
         return (self if inside else replace(self, img_size=lo)), (lo, hi)
 
-    def valid_sizes(self, limit: int = 1536) -> list[int]:
-        """Square input sizes up to `limit` whose stage grids tile into windows."""
-        return [s for s in range(self.stride, limit + 1, self.stride) if self.size_ok((s, s))]
-
     def check_img_size(self, img_size: tuple[int, int]) -> None:
         if min(img_size) < 1:
             raise UserError(f"image size must be positive, not {img_size[0]}x{img_size[1]}")
-        if not self.size_ok(img_size):
-            sizes = ", ".join(str(s) for s in self.valid_sizes()[:8])
-            pads = min(img_size) >= self.dynamic_min_size and all(s % self.stride == 0 for s in img_size)
+        small = [(i, g) for i, g in enumerate(self.stage_grids(img_size), start=1) if min(g) < self.window_size]
+        if small and self.pad_first and self.version == 1 and not self.always_partition:
+            i, (h, w) = small[0]
+            # transformers' Swin shrinks such a stage's window to the grid but keeps a position-bias table sized for
+            # the configured window, so its own forward fails (checked with transformers 5); Swinv2 rebuilds its bias
+            raise UserError(f"at {img_size[0]}x{img_size[1]} stage {i}'s grid ({h}x{w}) is smaller than window_size "
+                            f"{self.window_size}, which transformers' Swin cannot run either (its position bias is sized "
+                            "for the window): there is no reference to export against; use a larger size")
+        if any(s % self.stride for s in img_size):
+            fit = [s - s % self.stride or self.stride for s in img_size] + [s + self.stride - s % self.stride for s in img_size]
             raise UserError(
-                f"{self.name} cannot tile a {img_size[0]}x{img_size[1]} input into {self.window_size}x{self.window_size} "
-                f"windows at every stage; sizes that work: {sizes}, ...{' (or export with `dynamic_size`, which pads)' * pads}"
-            )
+                f"{self.name} takes input sides that are multiples of {self.stride} (patch {self.patch_size}, then "
+                f"{len(self.depths) - 1} patch mergings), not {img_size[0]}x{img_size[1]}: e.g. "
+                f"{fit[0]}x{fit[1]} or {fit[2]}x{fit[3]}")
 
     def with_img_size(self, size: tuple[int, int]) -> SwinConfig:
         self.check_img_size(size)
         return replace(self, img_size=size)
 
     def at_size(self, size: tuple[int, int] | None, dynamic: bool = False) -> SwinConfig:
-        """This config at input `size` (None: its own). A static size must tile into windows at every stage;
-        a dynamic-size model pads, so any size goes (its range is checked by `for_dynamic`)."""
+        """This config at input `size` (None: its own). A static size must be a multiple of the stride (stages
+        that do not tile into windows are padded); a dynamic-size model's range is checked by `for_dynamic`."""
         if size is None or tuple(size) == tuple(self.img_size):
             return self
         if min(size) < 1:

@@ -17,6 +17,7 @@ import math
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .layers import (
     Mlp,
@@ -147,8 +148,9 @@ class SwinBlock(nn.Module):
 
     Static geometry (`forward`): input (B, L, C) in the previous layout; `reorder` (L,) moves it into this
     block's window order first (absent when the orders agree); output (B, L, C) in this block's window order.
-    Dynamic geometry (`forward_spatial`): (B, H * W, C) in spatial order in and out, any H and W; the
-    window indices, padding and shift mask are built from H and W (see layers.window_partition_index).
+    Spatial geometry (`forward_spatial`): (B, H * W, C) in spatial order in and out, any H and W; the
+    window indices, padding and shift mask are built from H and W (see layers.window_partition_index): traced
+    sizes for a dynamic-size model, constants for a static one whose grids need padding.
     """
 
     def __init__(self, cfg: SwinConfig, dim: int, num_heads: int, window: tuple[int, int], shift: tuple[int, int],
@@ -159,7 +161,7 @@ class SwinBlock(nn.Module):
         self.window, self.shift = window, shift
         # transformers' SwinBackbone shifts even a single window; its Swinv2 keeps the shifts of its config's size
         self.always_partition = cfg.always_partition or keep_shift
-        self.square_shift = cfg.square_shift
+        self.square_shift, self.pad_first = cfg.square_shift, cfg.pad_first
         self.num_windows = (grid[0] // window[0]) * (grid[1] // window[1]) if grid else None
         self.norm1 = nn.LayerNorm(dim)
         if cfg.version == 2:
@@ -219,60 +221,77 @@ class SwinBlock(nn.Module):
             shift = (sh * shifted, sw * shifted)
         else:
             shift = (sh * (H > wh), sw * (W > ww))
-        index, inverse = window_partition_index((H, W), self.window, shift)
+        index, inverse = window_partition_index((H, W), self.window, shift, self.pad_first)
         num_windows = ((H + wh - 1) // wh) * ((W + ww - 1) // ww)
         bias = self.position_bias()
         if sh or sw:
             bias = bias + shift_region_mask((H, W), self.window, shift).unsqueeze(1)
 
         def windowed(t: torch.Tensor) -> torch.Tensor:
-            # padding positions gather an appended zero token, as timm pads the block input with zeros
-            padded = torch.cat([t, t.new_zeros(1, 1, t.shape[-1]).expand(t.shape[0], 1, -1)], dim=1)
+            # padding positions gather an appended zero token, as timm and transformers pad with zeros (a constant Pad:
+            # no Shape op for the batch)
+            padded = F.pad(t, (0, 0, 0, 1))
             out = self.attn(padded.index_select(1, index), bias, num_windows, bool(sh or sw))
             return out.index_select(1, inverse)
 
         return self.residual(x, windowed)
 
 
+def stage_specs(cfg: SwinConfig, index: int, grid: tuple[int, int] | None) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """(window, shift) per axis of each block of stage `index` at a static `grid` (None: dynamic geometry, which
+    keeps the configured window; sizes are limited so every stage grid holds one)."""
+    w = cfg.window_size
+    if cfg.shifts_fixed_at(cfg.img_size if grid else None):
+        # transformers' Swinv2 away from its config's size: its window, and the shifts decided there
+        return [((w, w), shift) for shift in cfg.fixed_shifts(index)]
+    shifts = [0 if j % 2 == 0 else w // 2 for j in range(cfg.depths[index])]
+    if grid is None:
+        return [((w, w), (s, s)) for s in shifts]
+    return [window_shift_for(grid, w, s, cfg.always_partition, cfg.square_shift) for s in shifts]
+
+
+def pads(cfg: SwinConfig, dynamic: bool = False) -> bool:
+    """Whether a model needs padding to whole windows (and so runs its blocks on spatial order): always for dynamic
+    geometry, and for a static size some stage's windows do not tile."""
+    if dynamic:
+        return True
+    return any(g % win for i, grid in enumerate(cfg.stage_grids(cfg.img_size))
+               for window, _ in stage_specs(cfg, i, grid) for g, win in zip(grid, window))
+
+
 class SwinStage(nn.Module):
     """Optional patch merging, then `depth` blocks alternating regular and shifted windows.
 
-    Static: (B, L_in, C_in) in the previous layout -> (B, L, C) in the last block's window order; `orders`
-    holds each block's window order (spatial index per position). Dynamic (`grid` None): spatial order.
+    Window order (`grid` given, `spatial` False): (B, L_in, C_in) in the previous layout -> (B, L, C) in the last
+    block's window order; `orders` holds each block's window order (spatial index per position). Spatial (dynamic
+    geometry, `grid` None, or a static grid that needs padding): spatial order in and out, `forward_spatial`.
     """
 
     def __init__(self, cfg: SwinConfig, index: int, dim: int, grid: tuple[int, int] | None,
-                 prev_order: torch.Tensor | None, prev_grid: tuple[int, int] | None, first: bool):
+                 prev_order: torch.Tensor | None, prev_grid: tuple[int, int] | None, first: bool, spatial: bool = False):
         super().__init__()
         self.grid, self.dim = grid, dim
-        w = cfg.window_size
-        fixed = cfg.shifts_fixed_at(cfg.img_size if grid else None)
-        if fixed:  # transformers' Swinv2 away from its config's size: its window, and the shifts decided there
-            specs = [(window_shift_for(grid, w, 0, always_partition=True)[0] if grid else (w, w), shift)
-                     for shift in cfg.fixed_shifts(index)]
-        else:
-            shifts = [0 if j % 2 == 0 else w // 2 for j in range(cfg.depths[index])]
-            # dynamic geometry keeps the configured window (sizes are limited so every stage grid holds one)
-            specs = ([window_shift_for(grid, w, s, cfg.always_partition, cfg.square_shift) for s in shifts] if grid
-                     else [((w, w), (s, s)) for s in shifts])
-        self.orders = [window_order(grid, window, shift) for window, shift in specs] if grid else []
+        specs = stage_specs(cfg, index, grid)
+        keep_shift = cfg.shifts_fixed_at(cfg.img_size if grid else None)
+        ordered = grid is not None and not spatial
+        self.orders = [window_order(grid, window, shift) for window, shift in specs] if ordered else []
         if first:
             self.downsample: nn.Module = nn.Identity()
         else:
-            gather = PatchMerging.gather_index(prev_grid, prev_order, self.orders[0]) if grid else None
+            gather = PatchMerging.gather_index(prev_grid, prev_order, self.orders[0]) if ordered else None
             self.downsample = PatchMerging(dim // 2, gather, post_norm=cfg.version == 2)
-        current = prev_order if first else (self.orders[0] if grid else None)
+        current = prev_order if first else (self.orders[0] if ordered else None)
         blocks = []
         for j, (window, shift) in enumerate(specs):
             reorder = None
-            if grid:
+            if ordered:
                 order = self.orders[j]
                 reorder = None if torch.equal(order, current) else inverse_order(current)[order]
                 current = order
             blocks.append(SwinBlock(cfg, dim, cfg.num_heads[index], window, shift, cfg.pretrained_window_sizes[index],
-                                    grid, reorder, keep_shift=fixed))
+                                    grid if ordered else None, reorder, keep_shift=keep_shift))
         self.blocks = nn.Sequential(*blocks)
-        if grid:  # static features: back from the last window order to spatial order
+        if ordered:  # static features: back from the last window order to spatial order
             self.register_buffer("to_spatial", inverse_order(self.orders[-1]), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -301,17 +320,18 @@ class SwinTransformer(nn.Module):
         super().__init__()
         if not dynamic:
             cfg.check_img_size(cfg.img_size)
-        self.cfg, self.dynamic = cfg, dynamic
+        # a static size whose windows do not tile some stage grid runs the spatial path with constant geometry
+        self.cfg, self.dynamic, self.spatial = cfg, dynamic, pads(cfg, dynamic)
         self.patch_embed = PatchEmbed(cfg.patch_size, cfg.in_chans, cfg.embed_dim)
         grid = None if dynamic else (cfg.img_size[0] // cfg.patch_size, cfg.img_size[1] // cfg.patch_size)
-        order = None if dynamic else torch.arange(grid[0] * grid[1])  # patch embedding: row-major spatial order
+        order = None if self.spatial else torch.arange(grid[0] * grid[1])  # patch embedding: row-major spatial order
         prev_grid = None
         stages = []
         for i in range(len(cfg.depths)):
-            stage = SwinStage(cfg, i, cfg.embed_dim * 2**i, grid, order, prev_grid, first=i == 0)
+            stage = SwinStage(cfg, i, cfg.embed_dim * 2**i, grid, order, prev_grid, first=i == 0, spatial=self.spatial)
             stages.append(stage)
             if grid:
-                order, prev_grid = stage.orders[-1], grid
+                order, prev_grid = (None if self.spatial else stage.orders[-1]), grid
                 grid = (grid[0] // 2, grid[1] // 2)
         self.layers = nn.Sequential(*stages)
         self.num_features = cfg.embed_dim * 2 ** (len(cfg.depths) - 1)
@@ -347,9 +367,13 @@ class SwinTransformer(nn.Module):
         return self
 
     def _embed(self, x: torch.Tensor):
-        """(B, 3, H, W) -> patch tokens (B, H/p * W/p, C) in spatial order, and the token grid's H, W."""
+        """(B, 3, H, W) -> patch tokens (B, H/p * W/p, C) in spatial order, and the token grid's H, W (traced sizes
+        for dynamic geometry, constants for static)."""
         x = self.patch_embed.proj(x)
-        H, W = x.shape[2], x.shape[3]
+        if self.dynamic:
+            H, W = x.shape[2], x.shape[3]
+        else:
+            H, W = self.cfg.stage_grids(self.cfg.img_size)[0]
         return self.patch_embed.norm(x.flatten(2).transpose(1, 2)), H, W
 
     def forward_stages(self, x: torch.Tensor, stem: bool = False) -> list[torch.Tensor]:
@@ -358,7 +382,7 @@ class SwinTransformer(nn.Module):
         x, H, W = self._embed(x)
         outs = [x.reshape(-1, H, W, self.cfg.embed_dim).permute(0, 3, 1, 2)] if stem else []
         for stage in self.layers:
-            if self.dynamic:
+            if self.spatial:
                 x, H, W = stage.forward_spatial(x, H, W)
                 spatial = x
             else:
@@ -369,8 +393,8 @@ class SwinTransformer(nn.Module):
         return outs
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) -> (B, L_last, C_last) after the final norm (window order for static geometry)."""
-        if self.dynamic:
+        """(B, 3, H, W) -> (B, L_last, C_last) after the final norm (window order where the windows tile)."""
+        if self.spatial:
             x, H, W = self._embed(x)
             for stage in self.layers:
                 x, H, W = stage.forward_spatial(x, H, W)
