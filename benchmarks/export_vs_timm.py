@@ -6,7 +6,10 @@ swin-deploy's onnxruntime runner (no spin-waiting), timed round-robin (median of
 machine drift hits all alike. Goals, against the stronger timm baseline (fewer nodes / faster): <= 0.5x its
 nodes, >= 1.15x faster at batch 1 and 8.
 
-    python benchmarks/export_vs_timm.py --variants swin_t swinv2_t --batch-sizes 1 8
+    python benchmarks/export_vs_timm.py --variants swin_t swinv2_t --batch-sizes 1 8 [--img-size 256]
+
+`--img-size` exports both at another size (timm built with `img_size`): at sizes whose stage grids the windows
+do not tile (swin_t at 256) both pad, and swin-deploy's export takes its spatial path.
 """
 
 from __future__ import annotations
@@ -34,12 +37,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, median_ms  # noqa: E402
 
 
-def timm_export(name: str, state_dict: dict, path: Path, simplifier: str = "onnxslim") -> int:
+def timm_export(name: str, state_dict: dict, path: Path, simplifier: str = "onnxslim",
+                img_size: tuple[int, int] | None = None) -> int:
     import timm
 
-    model = timm.create_model(get_config(name).timm_name, pretrained=False).eval()
+    cfg = get_config(name).at_size(img_size)
+    model = timm.create_model(cfg.timm_name, pretrained=False, img_size=cfg.img_size).eval()
     model.load_state_dict(state_dict)
-    cfg = get_config(name)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(model, (torch.zeros(1, 3, *cfg.img_size),), str(path), input_names=["input"],
@@ -56,19 +60,21 @@ def main() -> None:
     ap.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8])
     ap.add_argument("--warmup", type=int, default=defaults.BENCH_WARMUP)
     ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--img-size", type=int, nargs="+", help="H [W] (default: each variant's own)")
     args = ap.parse_args()
+    size = None if not args.img_size else (args.img_size[0], args.img_size[-1])
     tmp = Path(tempfile.mkdtemp())
     print(f"{machine()}; median of {args.runs} runs after {args.warmup} warm-up", flush=True)
     print("| variant | batch | timm+onnxslim nodes | timm+onnxsim nodes | ours nodes | node ratio vs stronger "
           "| timm+onnxslim ms | timm+onnxsim ms | ours ms | speedup vs stronger |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name in args.variants:
-        model, sha = build_model(get_config(name), Weights("random"))
+        model, sha = build_model(get_config(name).at_size(size), Weights("random"))
         sd = {k: v.clone() for k, v in model.state_dict().items()}
         t0 = time.perf_counter()
         ours = export_onnx(model, sha, tmp / f"{name}.onnx", ExportOptions())
         export_s = time.perf_counter() - t0
-        nodes = {s: timm_export(name, sd, tmp / f"{name}.timm.{s}.onnx", s) for s in ("onnxslim", "onnxsim")}
+        nodes = {s: timm_export(name, sd, tmp / f"{name}.timm.{s}.onnx", s, size) for s in ("onnxslim", "onnxsim")}
         runners = {s: OnnxRuntimeRunner(tmp / f"{name}.timm.{s}.onnx") for s in nodes}
         runners["ours"] = OnnxRuntimeRunner(ours.path)
         for r in runners.values():
@@ -81,7 +87,7 @@ def main() -> None:
                 assert delta <= EXPORT_PARITY_REL, f"{label} disagrees with timm ({delta:.1e})"
             ms = median_ms({k: (r, x) for k, r in runners.items()}, args.warmup, args.runs)
             fewest, fastest = min(nodes.values()), min(ms["onnxslim"], ms["onnxsim"])
-            print(f"| {name} | {b} | {nodes['onnxslim']} | {nodes['onnxsim']} | {ours.nodes} | {ours.nodes / fewest:.2f}x "
+            print(f"| {name} {'x'.join(map(str, model.cfg.img_size))} | {b} | {nodes['onnxslim']} | {nodes['onnxsim']} | {ours.nodes} | {ours.nodes / fewest:.2f}x "
                   f"| {ms['onnxslim']:.1f} | {ms['onnxsim']:.1f} | {ms['ours']:.1f} | {fastest / ms['ours']:.2f}x |",
                   flush=True)
         for r in runners.values():
