@@ -87,7 +87,8 @@ def main() -> None:
                 assert delta <= EXPORT_PARITY_REL, f"{label} disagrees with timm ({delta:.1e})"
             ms = median_ms({k: (r, x) for k, r in runners.items()}, args.warmup, args.runs)
             fewest, fastest = min(nodes.values()), min(ms["onnxslim"], ms["onnxsim"])
-            print(f"| {name} {'x'.join(map(str, model.cfg.img_size))} | {b} | {nodes['onnxslim']} | {nodes['onnxsim']} | {ours.nodes} | {ours.nodes / fewest:.2f}x "
+            row = f"{name} {'x'.join(map(str, model.cfg.img_size))}"
+            print(f"| {row} | {b} | {nodes['onnxslim']} | {nodes['onnxsim']} | {ours.nodes} | {ours.nodes / fewest:.2f}x "
                   f"| {ms['onnxslim']:.1f} | {ms['onnxsim']:.1f} | {ms['ours']:.1f} | {fastest / ms['ours']:.2f}x |",
                   flush=True)
         for r in runners.values():
