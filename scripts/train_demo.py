@@ -30,8 +30,8 @@ from swin_deploy.models.registry import WEIGHTS_DIR
 def train(name: str, data: Path, epochs: int, seed: int) -> float:
     cfg = get_config(name)
     torch.manual_seed(seed)
-    transform = InputTransform(preprocess_fn(cfg.img_size, cfg.mean, cfg.std, cfg.interpolation, cfg.crop_pct),
-                               cfg.in_chans, (cfg.in_chans, *cfg.img_size), np.float32)
+    preprocess = preprocess_fn(cfg.img_size, cfg.mean, cfg.std, cfg.interpolation, cfg.crop_pct, cfg.crop_mode)
+    transform = InputTransform(preprocess, cfg.in_chans, (cfg.in_chans, *cfg.img_size), np.float32)
     x_train, y_train = (torch.from_numpy(a) for a in load_all(list_images(data / "calib"), transform))
     x_val, y_val = (torch.from_numpy(a) for a in load_all(list_images(data / "val"), transform))
     augment = v2.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1), fill=-1.0)

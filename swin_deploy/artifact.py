@@ -31,7 +31,7 @@ ORT_ONLY_INT8 = ("this INT8 model targets onnxruntime (uint8 activations, com.mi
 INT8_WEIGHTS_7BIT = "7-bit [-64, 64] per channel"
 INT8_WEIGHTS_8BIT = "8-bit per channel"
 # metadata keys with a typed field of their own; every other swin_deploy.* key is a detail for people
-_TYPED = {"variant", "timm_name", "input_size", "mean", "std", "interpolation", "crop_pct", "num_classes",
+_TYPED = {"variant", "timm_name", "input_size", "mean", "std", "interpolation", "crop_pct", "crop_mode", "num_classes",
           "weights_sha256", "precision", "opset", "version", "max_batch", "static_batch", "outputs", "dynamic_size",
           "architecture", "labels", "input_format", "channels_last", "target", "method", "source_sha256"}
 
@@ -63,6 +63,7 @@ class ArtifactInfo:
     source_sha256: str | None = None  # quantized artifacts: the fp32 ONNX they came from
     details: dict[str, str] = field(default_factory=dict)  # how the precision was decided, for people (counts, options)
     in_chans: int = 3  # input channels (recorded as the first entry of input_size)
+    crop_mode: str = "center"  # timm's eval crop mode: center, or squash (transformers' ViTImageProcessor)
 
     @property
     def onnxruntime_only(self) -> bool:
@@ -100,7 +101,7 @@ class ArtifactInfo:
         from . import __version__
 
         return cls(variant=cfg.name, timm_name=cfg.timm_name, img_size=tuple(cfg.img_size), mean=tuple(cfg.mean),
-                   std=tuple(cfg.std), interpolation=cfg.interpolation, crop_pct=cfg.crop_pct,
+                   std=tuple(cfg.std), interpolation=cfg.interpolation, crop_pct=cfg.crop_pct, crop_mode=cfg.crop_mode,
                    num_classes=cfg.num_classes, weights_sha256=weights_sha256, opset=opset, version=__version__,
                    max_batch=max_batch, static_batch=static_batch, architecture=cfg.architecture(),
                    labels=tuple(cfg.labels) if cfg.labels else None, in_chans=cfg.in_chans, **more)
@@ -114,6 +115,7 @@ class ArtifactInfo:
             "swin_deploy.std": json.dumps(list(self.std)),
             "swin_deploy.interpolation": self.interpolation,
             "swin_deploy.crop_pct": str(self.crop_pct),
+            "swin_deploy.crop_mode": self.crop_mode,
             "swin_deploy.num_classes": str(self.num_classes),
             "swin_deploy.weights_sha256": self.weights_sha256,
             "swin_deploy.precision": str(self.precision),
@@ -142,6 +144,7 @@ class ArtifactInfo:
                    img_size=tuple(json.loads(p["input_size"])[1:]), in_chans=int(json.loads(p["input_size"])[0]),
                    mean=tuple(json.loads(p["mean"])),
                    std=tuple(json.loads(p["std"])), interpolation=p["interpolation"], crop_pct=float(p["crop_pct"]),
+                   crop_mode=p.get("crop_mode") or "center",
                    num_classes=int(p["num_classes"]), weights_sha256=p["weights_sha256"],
                    precision=Precision.parse(p.get("precision", "fp32")), opset=int(p.get("opset", "17")),
                    version=p.get("version", ""),

@@ -165,12 +165,13 @@ def _read_labels_file(path: Path, folder: Path, synsets, num_classes: int | None
     return files, labels
 
 
-def preprocess_fn(img_size: tuple[int, int], mean, std, interpolation: str, crop_pct: float):
-    """timm's eval transform: resize to size / crop_pct, center crop, to tensor, normalize."""
+def preprocess_fn(img_size: tuple[int, int], mean, std, interpolation: str, crop_pct: float, crop_mode: str = "center"):
+    """timm's eval transform: resize to size / crop_pct (the short side, or both sides for crop_mode "squash"),
+    center crop, to tensor, normalize."""
     from timm.data import create_transform
 
     return create_transform(input_size=(len(mean), *img_size), is_training=False, interpolation=interpolation,
-                            mean=tuple(mean), std=tuple(std), crop_pct=crop_pct, crop_mode="center")
+                            mean=tuple(mean), std=tuple(std), crop_pct=crop_pct, crop_mode=crop_mode)
 
 
 class PixelTransform:
@@ -233,7 +234,7 @@ def transform_for(info, img_size: tuple[int, int] | None = None) -> InputTransfo
     """The preprocessing an artifact's metadata (`ArtifactInfo`) asks for, at `img_size` (default its own):
     an image -> float32 (C, H, W) normalised, or uint8 pixels for a raw-pixel artifact; a .npy array as it is."""
     size = tuple(img_size or info.img_size)
-    transform = preprocess_fn(size, info.mean, info.std, info.interpolation, info.crop_pct)
+    transform = preprocess_fn(size, info.mean, info.std, info.interpolation, info.crop_pct, info.crop_mode)
     transform = PixelTransform(transform, info.channels_last) if info.pixels else transform
     return InputTransform(transform, info.in_chans, info.input_shape(1, size)[1:],
                           np.uint8 if info.pixels else np.float32)

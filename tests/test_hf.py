@@ -93,6 +93,34 @@ def test_transformers_4_names_and_preprocessing(cli, tmp_path):
     assert (info.mean, info.std, info.interpolation, info.crop_pct) == ((0.5,) * 3, (0.25,) * 3, "bilinear", 1.0)
 
 
+@pytest.mark.parametrize("processor, mode", [
+    ("ViTImageProcessor", "squash"),  # what transformers' Swin checkpoints name: both sides to the size, no crop
+    ("ConvNextImageProcessor", "center"),  # the short side to size / crop_pct, then a center crop
+])
+def test_images_are_preprocessed_as_the_checkpoints_image_processor_does(cli, tmp_path, processor, mode):
+    """On a 90x150 photo-like image (not square, so a crop and a squash differ), the artifact's preprocessing gives
+    what the checkpoint's own image processor gives, to within one grey level of rounding."""
+    from PIL import Image
+
+    from swin_deploy.artifact import read_info
+    from swin_deploy.data import transform_for
+
+    folder = tmp_path / "hf"
+    save_hf(folder, 1, TINY, 3)
+    size = {"height": 64, "width": 64} if processor == "ViTImageProcessor" else {"shortest_edge": 64}
+    extra = {"crop_pct": 0.875} if processor == "ConvNextImageProcessor" else {}
+    proc = getattr(transformers, processor)(size=size, resample=3, image_mean=[0.5] * 3, image_std=[0.5] * 3, **extra)
+    proc.save_pretrained(folder)
+    out = tmp_path / "m.onnx"
+    assert cli("export", "--checkpoint", folder, "-o", out).code == 0
+    info = read_info(out)
+    assert info.crop_mode == mode
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (90, 150, 3), dtype=np.uint8))
+    want = proc(images=image, return_tensors="np")["pixel_values"][0]
+    got = transform_for(info).image(image)
+    assert got.shape == want.shape and np.abs(got - want).max() <= 1.5 / 255 / 0.5
+
+
 def test_bad_transformers_checkpoints_exit_2_with_one_line(cli, tmp_path):
     folder = tmp_path / "hf"
     save_hf(folder, 2, TINY, 10, pretrained_window_sizes=[0, 0, 0])

@@ -127,12 +127,15 @@ def _with_preprocessing(cfg: SwinConfig, path: Path) -> SwinConfig:
     if not path.is_file():
         return replace(cfg, mean=IMAGENET_MEAN, std=IMAGENET_STD, interpolation="bicubic", crop_pct=0.9)
     p = _read_json(path)
-    crop_pct = float(p.get("crop_pct") or 1.0)  # ViTImageProcessor resizes straight to the model size, no crop
+    crop_pct = float(p.get("crop_pct") or 1.0)
     size, crop = p.get("size"), p.get("crop_size")
+    cropped = p.get("crop_pct") is not None  # ConvNextImageProcessor: the short side to size / crop_pct, then a crop
     if p.get("do_center_crop") and isinstance(size, dict) and "shortest_edge" in size and isinstance(crop, dict):
-        crop_pct = crop.get("height", cfg.img_size[0]) / size["shortest_edge"]
+        crop_pct, cropped = crop.get("height", cfg.img_size[0]) / size["shortest_edge"], True
+    # otherwise (ViTImageProcessor) both sides are resized straight to the model size: no crop, aspect ratio not kept
     return replace(cfg, mean=tuple(p.get("image_mean", IMAGENET_MEAN)), std=tuple(p.get("image_std", IMAGENET_STD)),
-                   interpolation=RESAMPLE.get(p.get("resample", 3), "bicubic"), crop_pct=crop_pct)
+                   interpolation=RESAMPLE.get(p.get("resample", 3), "bicubic"), crop_pct=crop_pct,
+                   crop_mode="center" if cropped else "squash")
 
 
 def is_hf_state_dict(state_dict: dict) -> bool:

@@ -47,6 +47,9 @@ class SwinConfig:
     std: tuple[float, ...] = IMAGENET_STD
     interpolation: str = "bicubic"
     crop_pct: float = 0.9
+    # timm's eval crop_mode: "center" (the short side to size / crop_pct, then a center crop) or "squash" (both sides
+    # to the size, aspect ratio not kept: transformers' ViTImageProcessor, the one its Swin checkpoints name)
+    crop_mode: str = "center"
     bundled_weights: str | None = None  # file name under swin_deploy/weights/ (demo models)
     labels: tuple[str, ...] | None = None
     in_chans: int = 3  # input channels: 1 for grayscale, 4+ for multispectral
