@@ -275,6 +275,32 @@ def test_transformers_backbone_with_dynamic_size(cli, tmp_path):
         assert rel(got[name], w.numpy()) <= 1e-4, name
 
 
+@pytest.mark.parametrize("cls_name, config", [
+    ("Swinv2ForImageClassification", {"image_size": 128}),
+    ("SwinBackbone", {"out_features": ["stage1", "stage3"]}),
+])
+def test_transformers_models_that_keep_their_window_go_dynamic_down_to_one_stride(cli, tmp_path, cls_name, config):
+    """transformers' Swinv2 and SwinBackbone keep their window on stage grids smaller than it and pad the grid (timm
+    and transformers' Swin shrink the window, which a dynamic graph cannot follow): their dynamic exports start at one
+    stride (16 here) and match transformers there, where every stage grid is at most one window."""
+    transformers = pytest.importorskip("transformers", reason="transformers is in the dev extra")
+    folder = tmp_path / "hf"
+    save_hf(folder, cls_name, **config)
+    out = tmp_path / "d.onnx"
+    r = cli("export", "--checkpoint", folder, "--dynamic-size", "--max-size", "128,128", "-o", out)
+    assert r.code == 0 and "16x16 to 128x128 (dynamic)" in r.out, r.out + r.err
+    for size in [(16, 16), (48, 80)]:
+        x = torch.randn(2, 3, *size, generator=torch.Generator().manual_seed(3))
+        with torch.no_grad():
+            ref = getattr(transformers, cls_name).from_pretrained(str(folder)).eval()(pixel_values=x)
+        want = list(ref.feature_maps) if hasattr(ref, "feature_maps") else [ref.logits]
+        got = list(onnx_outputs(out, x.numpy()).values())
+        assert len(got) == len(want) and all(rel(g, w.numpy()) <= 1e-4 for g, w in zip(got, want)), size
+    save_hf(tmp_path / "v1", "SwinForImageClassification")  # shrinks its window: one full window per stage
+    r = cli("export", "--checkpoint", tmp_path / "v1", "--dynamic-size", "--min-size", "16,16", "-o", tmp_path / "v1.onnx")
+    assert r.code == 2 and "must be at least 64" in r.err, r.err
+
+
 @pytest.mark.parametrize("cls_name", ["SwinForImageClassification", "Swinv2ForImageClassification"])
 def test_transformers_classifiers_at_other_sizes_match_transformers(cli, tmp_path, cls_name):
     """Away from its config's 64x64, where stage 3's 4x4 grid is one window: transformers' Swinv2 keeps the shifts

@@ -125,10 +125,18 @@ class SwinConfig:
                 for j in range(self.depths[index])]
 
     @property
+    def keeps_window(self) -> bool:
+        """Whether the window stays the configured one on stage grids smaller than it (padded to it): transformers'
+        SwinBackbone (always_partition) and its Swinv2 (shifts fixed at its config's size). timm and transformers'
+        Swin shrink the window to such a grid instead."""
+        return self.always_partition or self.shifts_at is not None
+
+    @property
     def dynamic_min_size(self) -> int:
-        """Smallest side for a dynamic-size export: every stage grid must hold at least one full window
-        (below that timm shrinks the window per size, which would need control flow in the graph)."""
-        return self.window_size * self.stride
+        """Smallest side for a dynamic-size export: every stage grid must hold at least one full window where the
+        window shrinks to smaller grids (per size, which would need control flow in the graph); one stride where it
+        stays and the grid is padded."""
+        return self.stride if self.keeps_window else self.window_size * self.stride
 
     def check_dynamic_range(self, min_size: tuple[int, int], max_size: tuple[int, int]) -> None:
         low = self.dynamic_min_size
