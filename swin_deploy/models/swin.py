@@ -239,7 +239,8 @@ class SwinBlock(nn.Module):
 
 def stage_specs(cfg: SwinConfig, index: int, grid: tuple[int, int] | None) -> list[tuple[tuple[int, int], tuple[int, int]]]:
     """(window, shift) per axis of each block of stage `index` at a static `grid` (None: dynamic geometry, which
-    keeps the configured window; sizes are limited so every stage grid holds one)."""
+    keeps the configured window: its sizes give every stage grid one whole window, or pad a smaller grid to it where
+    the model does so too, SwinConfig.keeps_window)."""
     w = cfg.window_size
     if cfg.shifts_fixed_at(cfg.img_size if grid else None):
         # transformers' Swinv2 away from its config's size: its window, and the shifts decided there
@@ -311,9 +312,10 @@ class SwinTransformer(nn.Module):
 
     (B, C_in, H, W) float32 -> (B, num_classes) logits; headless (`num_classes` 0): (B, F) pooled, normalised
     features (timm's num_classes=0); a transformers backbone (`cfg.backbone`): its stage maps, each (B, C_i, H_i, W_i)
-    (SwinBackbone: after a LayerNorm of its own). Static geometry (default): H, W = cfg.img_size, built into constants.
-    `dynamic=True`: any H, W that are multiples of `cfg.stride` and give every stage at
-    least one full window (see SwinConfig.dynamic_min_size); geometry is computed from the input's shape.
+    (SwinBackbone: after a LayerNorm of its own). Static geometry (default): H, W = cfg.img_size, built into constants
+    (window order where the windows tile every stage grid, else spatial order with padding: `spatial`).
+    `dynamic=True`: any H, W that are multiples of `cfg.stride`, from SwinConfig.dynamic_min_size; geometry is computed
+    from the input's shape.
     """
 
     def __init__(self, cfg: SwinConfig, dynamic: bool = False):
