@@ -2,7 +2,7 @@
 
     pip install -e '.[peers]'      # nncf, for the strongest CPU INT8 peer
     python benchmarks/cpu_peers.py [--variants swin_t swinv2_t] [--batch-sizes 1 8] [--runs 20] [--head-to-head]
-        [--hints latency throughput]
+        [--hints latency throughput] [--img-size 256]
 
 The peers start from timm's own ONNX export of the same seeded random weights (torch.onnx.export, simplified by
 onnx-simplifier): on onnxruntime in float32, on OpenVINO in f32 and at OpenVINO's default execution precision (bf16 on
@@ -12,6 +12,9 @@ OpenVINO could prefer (asymmetric uint8 activations: the onnxruntime target; flo
 attention matmuls; nvidia placement). Calibration and the
 accuracy columns use the demo digit images upscaled to the model's size; with random weights only logit deltas mean
 something. "gates" is `swin-deploy verify` on those images for our artifacts, on that row's runtime.
+
+`--img-size H [W]` runs every model at that size (timm built with `img_size`); at sizes whose stage grids the windows
+do not tile (swin_t at 256) both timm and swin-deploy pad.
 
 Prints the CPU model and vector ISA first: which runtime and precision win depends on them.
 """
@@ -82,9 +85,9 @@ def nncf_int8(onnx_path: Path, calib: np.ndarray, out: Path) -> Path:
 
 
 def rows_for(name: str, fp32: Path, state_dict: dict, tmp: Path, data: Path, calib: np.ndarray, threads: int,
-             forms: dict[str, dict], hints: tuple[str, ...]) -> list[Row]:
+             forms: dict[str, dict], hints: tuple[str, ...], size: tuple[int, int] | None = None) -> list[Row]:
     timm = tmp / f"{name}.timm.onnx"
-    timm_export(name, state_dict, timm, "onnxsim")
+    timm_export(name, state_dict, timm, "onnxsim", size)
     nncf = nncf_int8(timm, calib, tmp / f"{name}.timm.nncf.xml")
     default = default_precision()
 
@@ -112,9 +115,10 @@ def rows_for(name: str, fp32: Path, state_dict: dict, tmp: Path, data: Path, cal
     return rows
 
 
-def accuracy(rows: list[Row], name: str, images: np.ndarray, data: Path) -> dict[str, str]:
+def accuracy(rows: list[Row], name: str, images: np.ndarray, data: Path,
+             size: tuple[int, int] | None = None) -> dict[str, str]:
     """Max relative logit delta and min cosine vs the PyTorch float32 model; verify's gates for our artifacts."""
-    model, _ = build_model(get_config(name), Weights("random"))
+    model, _ = build_model(get_config(name).at_size(size), Weights("random"))
     with torch.no_grad():
         ref = model(torch.from_numpy(images)).numpy()
     out = {}
@@ -148,7 +152,9 @@ def main() -> None:
     ap.add_argument("--hints", nargs="+", choices=["latency", "throughput"], default=["latency"],
                     help="OpenVINO performance hints, each OpenVINO row once per hint; the strongest peer is the "
                          "fastest under any of them")
+    ap.add_argument("--img-size", type=int, nargs="+", help="H [W] (default: each variant's own)")
     args = ap.parse_args()
+    size = None if not args.img_size else (args.img_size[0], args.img_size[-1])
     threads = torch.get_num_threads()
     tmp = Path(tempfile.mkdtemp())
     data = tmp / "data"
@@ -158,14 +164,14 @@ def main() -> None:
     forms = dict(list(INT8_FORMS.items())[:1 if args.head_to_head else 2]) if args.shipped_only or args.head_to_head \
         else INT8_FORMS
     for name in args.variants:
-        model, sha = build_model(get_config(name), Weights("random"))
+        model, sha = build_model(get_config(name).at_size(size), Weights("random"))
         state_dict = {k: v.clone() for k, v in model.state_dict().items()}
         fp32 = export_onnx(model, sha, tmp / f"{name}.onnx", ExportOptions()).path
         images, _ = load_all(list_images(data / "calib", limit=args.calib_images), transform_for(read_info(fp32)))
-        rows = rows_for(name, fp32, state_dict, tmp, data, images, threads, forms, tuple(args.hints))
+        rows = rows_for(name, fp32, state_dict, tmp, data, images, threads, forms, tuple(args.hints), size)
         if args.head_to_head:
             rows = [r for r in rows if "default" in r.label or "NNCF" in r.label or "tensorrt, OpenVINO" in r.label]
-        acc = accuracy(rows, name, images[:32], data)
+        acc = accuracy(rows, name, images[:32], data, size)
         times: dict[int, dict[str, float]] = {}
         for r in rows:
             r.runner.activate()
@@ -175,7 +181,8 @@ def main() -> None:
         for r in rows:
             r.runner.deactivate()
         peers = [r.label for r in rows if r.ours is None and ("default" in r.label or "NNCF" in r.label)]
-        print(f"\n{name}: ms at batch {' / '.join(map(str, args.batch_sizes))}; speedup vs the strongest OpenVINO peer "
+        at = "x".join(map(str, model.cfg.img_size))
+        print(f"\n{name} at {at}: ms at batch {' / '.join(map(str, args.batch_sizes))}; speedup vs the strongest OpenVINO peer "
               "(the faster of OpenVINO-default and NNCF INT8 on timm's graph) at that batch")
         print("| runner | ms | vs strongest peer | max rel delta | min cosine | gates |")
         print("|---|---:|---:|---:|---:|---|")
