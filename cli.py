@@ -21,7 +21,7 @@ import typer
 from calibration.options import Int8Options, QuantizeOptions
 from swin_deploy import defaults
 from swin_deploy.errors import GateFailed, SwinDeployError, UserError
-from swin_deploy.parsing import parse_bytes, parse_fraction, parse_hw, parse_hw_list, parse_ints
+from swin_deploy.parsing import parse_bytes, parse_floats, parse_fraction, parse_hw, parse_hw_list, parse_ints
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Export Swin Transformer V1/V2 to ONNX and TensorRT, set precision, and gate accuracy and speed.")
@@ -222,6 +222,15 @@ def export(
                                               "after resize/crop; normalisation folded into the graph).")] = "float32",
     channels_last: Annotated[bool, typer.Option("--channels-last", help="uint8 pixels as (B, H, W, 3).")] = False,
     export_format: Annotated[str, typer.Option("--format", help="onnx | openvino (an IR: .xml + .bin).")] = "onnx",
+    mean: Annotated[str | None, typer.Option("--mean", help="A fine-tune's normalisation mean, per channel or once, e.g. "
+                                             "0.5,0.5,0.5 (default: the variant's or checkpoint config's).")] = None,
+    std: Annotated[str | None, typer.Option("--std", help="Its normalisation std, like --mean.")] = None,
+    interpolation: Annotated[str | None, typer.Option("--interpolation", help="Its resize filter: bicubic, bilinear, "
+                                                      "nearest, lanczos, box or hamming.")] = None,
+    crop_pct: Annotated[float | None, typer.Option("--crop-pct", help="Its eval crop: the short side is resized to "
+                                                   "size / crop-pct, then center-cropped.")] = None,
+    crop_mode: Annotated[str | None, typer.Option("--crop-mode", help="center (as --crop-pct says), squash (both sides "
+                                                  "to the size, no crop) or border (timm's).")] = None,
     output: Output = None,
 ) -> None:
     """Export a native Swin model to ONNX (dynamic batch, opset-safe windows) and check parity.
@@ -230,12 +239,15 @@ def export(
     """
     from swin_deploy import render
     from swin_deploy.export import ExportOptions, export_variant
+    from swin_deploy.models import Preprocessing
 
     options = ExportOptions(opset=opset, static_batch=static_batch, max_batch=max_batch,
                             simplifier="none" if no_simplify else simplifier, verify=not no_verify, features=features,
                             img_size=hw(img_size, "img_size"), dynamic_size=dynamic_size,
                             min_size=hw(min_size, "min_size"), max_size=hw(max_size, "max_size"),
-                            input_format=input_format, channels_last=channels_last, format=export_format)
+                            input_format=input_format, channels_last=channels_last, format=export_format,
+                            preprocessing=Preprocessing(parsed(parse_floats, mean, "mean"), parsed(parse_floats, std, "std"),
+                                                        interpolation, crop_pct, crop_mode))
     source = weights(checkpoint, pretrained, random_init, seed)
     with render.steps(6) as on_step:
         result = export_variant(variant, source, output, options, on_step=on_step)

@@ -30,6 +30,17 @@ def parse_ints(text: str, param: str) -> list[int]:
         raise UserError(f"`{param}` takes comma-separated integers, not '{text}'") from None
 
 
+def parse_floats(text: str, param: str) -> tuple[float, ...]:
+    """'0.5,0.5,0.5' -> (0.5, 0.5, 0.5)."""
+    try:
+        values = tuple(float(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        values = ()
+    if not values:
+        raise UserError(f"`{param}` takes comma-separated numbers, e.g. 0.5,0.5,0.5; not '{text}'")
+    return values
+
+
 def parse_bytes(text: str, param: str) -> int:
     """'4GiB', '512MiB', '1g' or a plain byte count -> bytes."""
     units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}

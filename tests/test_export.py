@@ -102,6 +102,35 @@ def test_cli_exports_sizes_that_do_not_tile_into_windows(cli, tmp_path):
     ort_vs_torch(path, reference, (1, 3))
 
 
+def test_a_fine_tunes_preprocessing_is_recorded_and_used(cli, tmp_path):
+    """--mean/--std/--interpolation/--crop-pct/--crop-mode replace the variant's preprocessing: the metadata says so,
+    images are read that way (a 90x150 image squashed to 64x64 with a bilinear filter, then (p/255 - 0.5) / 0.25), and a
+    raw-pixel export folds that normalisation into its graph."""
+    from PIL import Image
+
+    from swin_deploy.data import transform_for
+
+    flags = ["--mean", "0.5", "--std", "0.25,0.25,0.25", "--interpolation", "bilinear", "--crop-pct", "1",
+             "--crop-mode", "squash"]
+    floats, pixels = tmp_path / "f.onnx", tmp_path / "u.onnx"
+    assert cli("export", "--variant", "swin_test", "--random-init", *flags, "-o", floats).code == 0
+    assert cli("export", "--variant", "swin_test", "--random-init", *flags, "--input-format", "uint8", "-o", pixels).code == 0
+    info = read_info(floats)
+    assert (info.mean, info.std, info.interpolation, info.crop_pct, info.crop_mode) == (
+        (0.5,) * 3, (0.25,) * 3, "bilinear", 1.0, "squash")
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (90, 150, 3), dtype=np.uint8))
+    raw = np.asarray(image.resize((64, 64), Image.BILINEAR), dtype=np.float32).transpose(2, 0, 1)
+    got = transform_for(info).image(image)
+    assert np.abs(got - (raw / 255 - 0.5) / 0.25).max() <= 1e-5
+    pixel_info = read_info(pixels)
+    as_pixels = transform_for(pixel_info).image(image)
+    assert np.array_equal(as_pixels.astype(np.float32), raw)
+    run = {p: ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (floats, pixels)}
+    want = run[floats].run(None, {"input": got[None]})[0]
+    out = run[pixels].run(None, {"input": as_pixels[None]})[0]
+    assert np.abs(out - want).max() <= 1e-4 * np.abs(want).max()
+
+
 def test_graph_is_at_most_half_of_timms(tmp_path):
     """Node count after the same simplification, vs timm's own export of the same architecture."""
     import warnings
@@ -156,6 +185,9 @@ def test_interrupted_export_leaves_nothing(tmp_path, monkeypatch):
     (["--variant", "swin_test", "--random-init", "-o", "/nonexistent/dir/m.onnx"], "does not exist"),
     (["--variant", "swin_test", "--random-init", "--pretrained"], "choose one source of weights"),
     (["--variant", "swin_test", "--random-init", "--img-size", "0"], "image size must be positive"),
+    (["--variant", "swin_test", "--random-init", "--std", "0,1,1"], "--std must be positive"),
+    (["--variant", "swin_test", "--random-init", "--mean", "0.1,0.2"], "2 normalisation values for a 3-channel model"),
+    (["--variant", "swin_test", "--random-init", "--crop-mode", "pad"], "unknown --crop-mode 'pad'"),
 ])
 def test_bad_input_exits_2_with_one_line(cli, tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)

@@ -26,7 +26,7 @@ from ..compare import max_rel_delta_outputs
 from ..enums import ExportFormat, InputFormat, Simplifier
 from ..errors import GateFailed, UserError, missing_package
 from ..fileio import atomic_output, check_outputs
-from ..models import PixelInput, SwinTransformer, Weights, build_model, config_for, output_module
+from ..models import PixelInput, Preprocessing, SwinTransformer, Weights, build_model, config_for, output_module
 from ..tolerances import EXPORT_PARITY_REL
 
 MIN_OPSET = defaults.MIN_OPSET
@@ -62,6 +62,7 @@ class ExportOptions:
     input_format: InputFormat = InputFormat.FLOAT32  # uint8: raw pixels in, normalisation folded into the graph
     channels_last: bool = False  # uint8 pixels as (B, H, W, 3)
     format: ExportFormat = ExportFormat.ONNX  # openvino: the ONNX converted to an OpenVINO IR (.xml + .bin)
+    preprocessing: Preprocessing | None = None  # replaces the variant's or checkpoint config's (a fine-tune's own)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "format", ExportFormat.parse(self.format, "format"))
@@ -208,6 +209,8 @@ def export_variant(variant: str | None, weights: Weights, out: Path | None = Non
     `out` (default `<variant>.onnx`) as `options` say (size, dynamic size range, ...)."""
     options = options or ExportOptions()
     cfg = config_for(variant, weights).at_size(options.img_size, options.dynamic_size)
+    if options.preprocessing is not None:
+        cfg = options.preprocessing.apply(cfg)
     out = Path(out or f"{cfg.name}.{'xml' if options.format == ExportFormat.OPENVINO else 'onnx'}")
     check_outputs([weights.path] if weights.path else [], output=out)
     on_step("build + load weights")

@@ -29,6 +29,36 @@ def channel_stats(values: tuple[float, ...], channels: int) -> tuple[float, ...]
     raise UserError(f"{len(values)} normalisation values for a {channels}-channel model: give one per channel")
 
 
+INTERPOLATIONS = ("bicubic", "bilinear", "nearest", "lanczos", "box", "hamming")  # timm's eval resize modes
+CROP_MODES = ("center", "squash", "border")  # timm's eval crop modes
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a fine-tune's images are prepared where its checkpoint does not say (a timm state_dict carries no
+    preprocessing; a variant's is timm's pretrained one): any field given replaces the variant's or config's."""
+
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    interpolation: str | None = None
+    crop_pct: float | None = None
+    crop_mode: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.std is not None and min(self.std) <= 0:
+            raise UserError(f"`std` must be positive, not {', '.join(map(str, self.std))}")
+        if self.interpolation is not None and self.interpolation not in INTERPOLATIONS:
+            raise UserError(f"unknown `interpolation` '{self.interpolation}': choose {', '.join(INTERPOLATIONS)}")
+        if self.crop_pct is not None and not 0 < self.crop_pct <= 1:
+            raise UserError(f"`crop_pct` must be in (0, 1], not {self.crop_pct}")
+        if self.crop_mode is not None and self.crop_mode not in CROP_MODES:
+            raise UserError(f"unknown `crop_mode` '{self.crop_mode}': choose {', '.join(CROP_MODES)}")
+
+    def apply(self, cfg: SwinConfig) -> SwinConfig:
+        given = {k: v for k, v in asdict(self).items() if v is not None}
+        return replace(cfg, **{k: tuple(v) if isinstance(v, list) else v for k, v in given.items()})
+
+
 @dataclass(frozen=True)
 class SwinConfig:
     name: str
