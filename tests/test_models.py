@@ -218,9 +218,10 @@ def test_window_partition_index_is_roll_pad_partition(pad_first):
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # torch deprecation notes from timm's checkpoint_filter_fn
-def test_timm_checkpoint_at_a_size_that_shrinks_windows_resizes_its_tables(tmp_path):
+def test_timm_checkpoint_at_a_size_that_shrinks_windows_resizes_its_tables(cli, tmp_path):
     """At 32x32 swin_test's stage 3 grid is 2x2 under 4x4 windows: the window shrinks, and a checkpoint's position
-    tables (sized for 4x4) are resized as timm's checkpoint_filter_fn resizes them when it loads weights there."""
+    tables (sized for 4x4) are resized as timm's checkpoint_filter_fn resizes them when it loads weights there; verify
+    --timm loads timm's model through that filter too."""
     from timm.models.swin_transformer import checkpoint_filter_fn
 
     torch.manual_seed(0)
@@ -234,6 +235,10 @@ def test_timm_checkpoint_at_a_size_that_shrinks_windows_resizes_its_tables(tmp_p
     with torch.no_grad():
         want, got = reference.eval()(x), native(x)
     assert (got - want).abs().max() <= TIMM_PARITY_REL * want.abs().max()
+    out = tmp_path / "s32.onnx"
+    assert cli("export", "--variant", "swin_test", "--checkpoint", tmp_path / "t.pth", "--img-size", "32", "-o", out).code == 0
+    r = cli("verify", out, "--checkpoint", tmp_path / "t.pth", "--timm", "--samples", "4", "--batch-sizes", "2")
+    assert r.code == 0 and "timm-fp32" in r.out, r.out + r.err
     other = replace(get_config("swin_test"), window_size=2)  # tables of another window: another variant's, kept
     with pytest.raises(UserError, match="relative_position_bias_table' has shape \\(49, 2\\), swin_test needs \\(9, 2\\)"):
         build_model(other, Weights("checkpoint", tmp_path / "t.pth"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,8 +51,16 @@ def timm_reference(info: ArtifactInfo, checkpoint: Path, device: str = "cpu") ->
     state = read_checkpoint(checkpoint)
 
     def build(size: tuple[int, int]) -> torch.nn.Module:
-        model = timm_model(info.config().at_size(size, dynamic=True))
-        model.load_state_dict(state)
+        import timm.models.swin_transformer as v1
+        import timm.models.swin_transformer_v2 as v2
+
+        cfg = info.config().at_size(size, dynamic=True)
+        model = timm_model(cfg)
+        # through timm's own checkpoint filter, as timm loads weights at a size whose windows shrink (it resizes V1's
+        # position tables); its interpolation warns of torch deprecations that are not the user's
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.load_state_dict((v1 if cfg.version == 1 else v2).checkpoint_filter_fn(state, model))
         return model.eval()
 
     size = tuple(info.img_size)
