@@ -350,6 +350,8 @@ def test_transformers_pads_stage_grids_before_the_shift(cli, tmp_path, cls_name,
     r = cli("verify", dynamic, "--checkpoint", folder, "--transformers", "--samples", "4", "--img-sizes", "80",
             "--batch-sizes", "2")
     assert r.code == 0, r.out + r.err
+    r = cli("verify", static, "--checkpoint", folder, "--timm", "--samples", "4")  # timm pads after the shift
+    assert r.code == 2 and "follows a transformers checkpoint" in r.err and len(r.err.strip().splitlines()) == 1, r.err
 
 
 def test_swin_backbone_smaller_than_its_window_pads_as_transformers(cli, tmp_path):

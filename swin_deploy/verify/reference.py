@@ -161,8 +161,14 @@ def reference_for(info: ArtifactInfo, weights: Weights, timm: bool = False, arti
         identity = f"transformers {sha256_file(checkpoint_file(weights.path))}"
         return Reference(transformers_reference(weights.path, info, device), identity, info.normalized)
     if timm:
+        from ..models.hf import hf_config_path
+
         if weights.source != WeightsSource.CHECKPOINT or weights.path is None:
             raise UserError("`timm` needs `checkpoint`: the weights timm's model should load")
+        if hf_config_path(weights.path) or info.config().pad_first:
+            # timm's model pads and shifts by timm's rules, which transformers' differ from away from the config's size
+            raise UserError("this artifact follows a transformers checkpoint, which timm's model does not run alike: "
+                            "gate it with `transformers` and `checkpoint` FOLDER, or against the native model")
         return Reference(timm_reference(info, weights.path, device), f"timm {sha256_file(weights.path)}", info.normalized)
     # torch_reference refuses weights other than the exported ones, so the artifact's sha256 names them
     return Reference(torch_reference(info, weights, device), f"pytorch {info.weights_sha256 or weights}", info.normalized)
