@@ -22,7 +22,7 @@ from .bench_gates import Baseline, Judge, SpeedGates
 from .errors import UserError
 from .fileio import sha256_file
 from .latency import GateResult, Interval, median_ci, speedup_ci
-from .models import Weights, get_config
+from .models import SwinConfig, Weights
 
 
 @dataclass
@@ -134,7 +134,7 @@ class RunnerSpec:
     backend: str | None = None
     threads: int | None = None
     openvino: OpenVinoOptions | None = None
-    torch_variant: str | None = None
+    torch_config: SwinConfig | None = None  # the PyTorch model's architecture (bench's _torch_config)
     weights: Weights | None = None
     variant: str | None = None  # what model an ONNX without swin-deploy metadata is
     img_size: tuple[int, int] | None = None  # the input size it runs at (None: its own)
@@ -144,25 +144,19 @@ class RunnerSpec:
             info = artifact_info(self.path, self.variant)
             runner = runner_for(self.path, self.backend, self.threads, self.openvino, info.precision)
             return runner, lambda rng, b: info.example_input(rng, b, self.img_size)
-        runner, example, _ = torch_runner(self.torch_variant, self.weights or Weights(), self.img_size)
+        assert self.torch_config is not None
+        runner, example, _ = torch_runner(self.torch_config, self.weights or Weights(), self.img_size)
         return runner, example
 
 
-def torch_runner(variant: str, weights: Weights, img_size: tuple[int, int] | None = None
+def torch_runner(cfg: SwinConfig, weights: Weights, img_size: tuple[int, int] | None = None
                  ) -> tuple[Runner, Callable[[np.random.Generator, int], np.ndarray], str]:
-    """The frozen PyTorch model of `variant` at `img_size` (None: the variant's own) as a runner, its seeded example
-    input, and its weights' sha256. A size that does not tile into windows at every stage is padded, as a
-    dynamic-size export pads it."""
+    """The frozen PyTorch model of `cfg` at `img_size` (None: its own) as a runner, its seeded example input, and its
+    weights' sha256."""
     from .backends.torch_runner import TorchRunner
-    from .models import build_model, get_config
+    from .models import build_model
 
-    cfg = get_config(variant)
-    try:
-        model, weights_sha = build_model(cfg.at_size(img_size), weights)
-    except UserError:
-        if img_size is None:
-            raise
-        model, weights_sha = build_model(cfg.at_size(img_size, dynamic=True), weights, dynamic=True)
+    model, weights_sha = build_model(cfg.at_size(img_size), weights)
     shape = (model.cfg.in_chans, *model.cfg.img_size)
     return TorchRunner(model.freeze()), lambda rng, b: rng.standard_normal((b, *shape), dtype=np.float32), weights_sha
 
@@ -377,7 +371,8 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
     if o.openvino is not None and "openvino" not in (o.backends or ()) and not any(p.suffix == IR_SUFFIX for p in infos):
         raise UserError(OPTIONS_NEED_OPENVINO)
     runs_at = _input_sizes(infos, o.img_size)
-    torch_size = _torch_size(infos, runs_at, o.img_size, o.torch_variant) if o.torch_variant else None
+    torch_cfg = _torch_config(o.torch_variant, infos, o.weights) if o.torch_variant else None
+    torch_size = _torch_size(infos, runs_at, o.img_size, torch_cfg) if torch_cfg else None
     fixed = {i.fixed_batch for i in infos.values() if i.fixed_batch}
     sizes = o.batch_sizes or sorted(set(defaults.BENCH_BATCH_SIZES) | fixed)
     if min(sizes) < 1:
@@ -401,13 +396,13 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
             runner, example = spec.runner()
             entries.append(BenchEntry(label, runner, example, info.accepts_batch, identity, spec))
     torch_label = None
-    if o.torch_variant:
-        runner, example, weights_sha = torch_runner(o.torch_variant, o.weights, torch_size)
+    if torch_cfg:
+        runner, example, weights_sha = torch_runner(torch_cfg, o.weights, torch_size)
         torch_label = f"pytorch {o.torch_variant}"
         entries.append(BenchEntry(torch_label, runner, example,
                                   identity={"model": f"{o.torch_variant} fp32 weights {weights_sha[:16]}",
                                             "input_size": _hw(torch_size)},
-                                  spec=RunnerSpec(torch_variant=o.torch_variant, weights=o.weights, img_size=torch_size)))
+                                  spec=RunnerSpec(torch_config=torch_cfg, weights=o.weights, img_size=torch_size)))
     reference_of = _references(entries, g.against, torch_label)
     judge = None
     if g.any:
@@ -441,16 +436,25 @@ def _input_sizes(infos: dict, img_size: tuple[int, int] | None) -> dict[Path, tu
     return {path: tuple(img_size) for path in infos}
 
 
+def _torch_config(variant: str, infos: dict, weights: Weights) -> SwinConfig:
+    """The PyTorch model `variant` names: the architecture an artifact of that name records (a fine-tune's or a
+    transformers checkpoint's, which the registry does not know), else the registry's (timm names too), or a
+    transformers checkpoint's config.json that agrees with it."""
+    from .models import config_for
+
+    recorded = [info for info in infos.values() if info.variant == variant and info.architecture]
+    return recorded[0].config() if recorded else config_for(variant, weights)
+
+
 def _torch_size(infos: dict, runs_at: dict[Path, tuple[int, int]], img_size: tuple[int, int] | None,
-                variant: str) -> tuple[int, int]:
-    """The size the PyTorch model of `variant` runs at: `img_size`, or the size its variant's artifacts run at, so
-    that speedups compare the same work, or with no artifact of it to match, the variant's own."""
+                cfg: SwinConfig) -> tuple[int, int]:
+    """The size the PyTorch model `cfg` runs at: `img_size`, or the size its variant's artifacts run at, so that
+    speedups compare the same work, or with no artifact of it to match, the variant's own."""
     if img_size is not None:
         return tuple(img_size)
-    cfg = get_config(variant)  # its registry name, if `variant` is timm's
     sizes = sorted({runs_at[path] for path, info in infos.items() if info.variant == cfg.name})
     if len(sizes) > 1:
-        raise UserError(f"the {variant} artifacts run at {' and '.join(map(_hw, sizes))}: pass `img_size` to time "
+        raise UserError(f"the {cfg.name} artifacts run at {' and '.join(map(_hw, sizes))}: pass `img_size` to time "
                         "them and the PyTorch model at one size")
     return sizes[0] if sizes else tuple(cfg.img_size)
 

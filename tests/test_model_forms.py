@@ -352,6 +352,13 @@ def test_transformers_pads_stage_grids_before_the_shift(cli, tmp_path, cls_name,
     assert r.code == 0, r.out + r.err
     r = cli("verify", static, "--checkpoint", folder, "--timm", "--samples", "4")  # timm pads after the shift
     assert r.code == 2 and "follows a transformers checkpoint" in r.err and len(r.err.strip().splitlines()) == 1, r.err
+    # bench's PyTorch model by the artifact's own name (a transformers checkpoint's: no registry variant), at its size,
+    # also in the fresh process that measures memory
+    variant = meta(static)["swin_deploy.variant"]
+    r = cli("bench", static, "--torch", variant, "--checkpoint", folder, "--batch-sizes", "1", "--iterations", "2",
+            "--warmup", "0", "--memory", "--json", tmp_path / "b.json")
+    assert r.code == 0, r.out + r.err
+    assert json.loads((tmp_path / "b.json").read_text())["runners"][f"pytorch {variant}"]["input_size"] == "80x112"
 
 
 def test_swin_backbone_smaller_than_its_window_pads_as_transformers(cli, tmp_path):
