@@ -71,6 +71,12 @@ class ArtifactInfo:
         return self.precision == Precision.INT8 and self.int8_target == Int8Target.ONNXRUNTIME
 
     @property
+    def preprocessing(self) -> dict:
+        """How its images are prepared: normalisation, resize filter and crop."""
+        return {"mean": list(self.mean), "std": list(self.std), "interpolation": self.interpolation,
+                "crop_pct": self.crop_pct, "crop_mode": self.crop_mode}
+
+    @property
     def fixed_batch(self) -> int | None:
         """The only batch size a --static-batch artifact takes; None when the batch is dynamic."""
         return (self.max_batch or 1) if self.static_batch else None

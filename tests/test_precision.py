@@ -449,6 +449,10 @@ def test_verify_against_another_artifact_and_timm(cli, demo, tmp_path):
             "--report", tmp_path / "r.json")
     assert r.code == 0, r.err
     assert json.loads((tmp_path / "r.json").read_text())["reference"]["backend"] == "onnxruntime-cpu"
+    other = tmp_path / "squash.onnx"  # the same model, its images prepared otherwise: no reference for the candidate
+    assert cli("export", "--variant", "swin_digits", "--crop-mode", "squash", "-o", other).code == 0
+    r = cli("verify", fp16, "--reference", other, "--samples", "8")
+    assert r.code == 2 and "prepares its images otherwise (crop_mode squash vs center)" in r.err, r.err
     model, _ = build_model(get_config("swin_digits"), Weights())
     import torch
 

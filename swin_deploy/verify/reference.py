@@ -144,6 +144,11 @@ def reference_for(info: ArtifactInfo, weights: Weights, timm: bool = False, arti
     PyTorch references run on `device` (auto: CUDA where there is one)."""
     if artifact is not None:
         other = artifact_info(artifact, info.variant)  # a reference without metadata is the candidate's variant
+        if other.weights_sha256 and other.preprocessing != info.preprocessing:  # both record theirs, and they differ
+            differ = next(k for k, v in other.preprocessing.items() if info.preprocessing[k] != v)
+            raise UserError(f"the reference {Path(artifact).name} prepares its images otherwise ({differ} "
+                            f"{other.preprocessing[differ]} vs {info.preprocessing[differ]}): gate against an "
+                            "artifact exported with the candidate's preprocessing")
         if (other.input_format, other.channels_last) == (info.input_format, info.channels_last):
             prepare = lambda x: x  # noqa: E731 - both take the same input
         elif not other.pixels:

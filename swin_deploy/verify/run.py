@@ -123,9 +123,7 @@ class InputSet:
                 label = "" if self.images.labels is None else self.images.labels[i]
                 h.update(f"{f.relative_to(root)}\0{f.stat().st_size}\0{label}\n".encode())
             inputs = f"{len(self.images)} images, sha256 {h.hexdigest()}"
-        preprocessing = {"mean": list(info.mean), "std": list(info.std), "interpolation": info.interpolation,
-                         "crop_pct": info.crop_pct, "crop_mode": info.crop_mode}
-        return {"variant": info.variant, "input_size": list(self.img_size), "preprocessing": preprocessing,
+        return {"variant": info.variant, "input_size": list(self.img_size), "preprocessing": info.preprocessing,
                 "image_list": inputs, "outputs": list(info.outputs)}
 
 
