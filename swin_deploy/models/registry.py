@@ -194,6 +194,12 @@ class SwinConfig:
     def check_img_size(self, img_size: tuple[int, int]) -> None:
         if min(img_size) < 1:
             raise UserError(f"image size must be positive, not {img_size[0]}x{img_size[1]}")
+        if any(s % self.stride for s in img_size):
+            fit = [s - s % self.stride or self.stride for s in img_size] + [s + self.stride - s % self.stride for s in img_size]
+            raise UserError(
+                f"{self.name} takes input sides that are multiples of {self.stride} (patch {self.patch_size}, then "
+                f"{len(self.depths) - 1} patch mergings), not {img_size[0]}x{img_size[1]}: e.g. "
+                f"{fit[0]}x{fit[1]} or {fit[2]}x{fit[3]}")
         small = [(i, g) for i, g in enumerate(self.stage_grids(img_size), start=1) if min(g) < self.window_size]
         if small and self.pad_first and self.version == 1 and not self.always_partition:
             i, (h, w) = small[0]
@@ -202,12 +208,6 @@ class SwinConfig:
             raise UserError(f"at {img_size[0]}x{img_size[1]} stage {i}'s grid ({h}x{w}) is smaller than window_size "
                             f"{self.window_size}, which transformers' Swin cannot run either (its position bias is sized "
                             "for the window): there is no reference to export against; use a larger size")
-        if any(s % self.stride for s in img_size):
-            fit = [s - s % self.stride or self.stride for s in img_size] + [s + self.stride - s % self.stride for s in img_size]
-            raise UserError(
-                f"{self.name} takes input sides that are multiples of {self.stride} (patch {self.patch_size}, then "
-                f"{len(self.depths) - 1} patch mergings), not {img_size[0]}x{img_size[1]}: e.g. "
-                f"{fit[0]}x{fit[1]} or {fit[2]}x{fit[3]}")
 
     def with_img_size(self, size: tuple[int, int]) -> SwinConfig:
         self.check_img_size(size)
