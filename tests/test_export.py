@@ -131,6 +131,28 @@ def test_a_fine_tunes_preprocessing_is_recorded_and_used(cli, tmp_path):
     assert np.abs(out - want).max() <= 1e-4 * np.abs(want).max()
 
 
+def test_a_timm_training_checkpoint_says_model_size_and_preprocessing(cli, tmp_path):
+    """timm's train.py saves its `args`: the model name, --input-size and the eval preprocessing (--mean, --std,
+    --interpolation, --crop-pct, --crop-mode) become export's defaults; options given on the command line win."""
+    import argparse
+
+    model, _ = build_model(get_config("swin_test"), Weights("random"))
+    args = argparse.Namespace(model="swin_test", img_size=None, input_size=[3, 96, 160], mean=[0.5] * 3, std=[0.25] * 3,
+                              interpolation="bilinear", crop_pct=1.0, crop_mode="squash", lr=0.1)
+    ckpt = tmp_path / "train.pth"
+    torch.save({"epoch": 3, "arch": "swin_test", "state_dict": model.state_dict(), "args": args, "version": 2}, ckpt)
+    out = tmp_path / "m.onnx"
+    r = cli("export", "--checkpoint", ckpt, "-o", out)  # no --variant: swin_t would not fit these weights
+    assert r.code == 0 and "training args" in r.out, r.out + r.err
+    info = read_info(out)
+    assert (info.variant, info.img_size, info.mean, info.std, info.interpolation, info.crop_pct, info.crop_mode) == (
+        "swin_test", (96, 160), (0.5,) * 3, (0.25,) * 3, "bilinear", 1.0, "squash")
+    r = cli("export", "--checkpoint", ckpt, "--img-size", "64", "--mean", "0.4", "-o", out)
+    assert r.code == 0, r.err
+    info = read_info(out)
+    assert (info.img_size, info.mean, info.std) == ((64, 64), (0.4,) * 3, (0.25,) * 3)
+
+
 def test_graph_is_at_most_half_of_timms(tmp_path):
     """Node count after the same simplification, vs timm's own export of the same architecture."""
     import warnings

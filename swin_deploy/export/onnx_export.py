@@ -27,6 +27,8 @@ from ..enums import ExportFormat, InputFormat, Simplifier
 from ..errors import GateFailed, UserError, missing_package
 from ..fileio import atomic_output, check_outputs
 from ..models import PixelInput, Preprocessing, SwinTransformer, Weights, build_model, config_for, output_module
+from ..models.checkpoint import TrainingSettings, training_settings
+from ..models.registry import registered
 from ..tolerances import EXPORT_PARITY_REL
 
 MIN_OPSET = defaults.MIN_OPSET
@@ -208,14 +210,25 @@ def export_variant(variant: str | None, weights: Weights, out: Path | None = Non
     """A registered variant (or a transformers checkpoint's architecture; None: swin_t) with `weights`, exported to
     `out` (default `<variant>.onnx`) as `options` say (size, dynamic size range, ...)."""
     options = options or ExportOptions()
-    cfg = config_for(variant, weights).at_size(options.img_size, options.dynamic_size)
-    if options.preprocessing is not None:
-        cfg = options.preprocessing.apply(cfg)
+    # a timm training checkpoint's args fill in what the options leave unsaid: model, size, eval preprocessing
+    trained = training_settings(weights)
+    known = trained.model is not None and registered(trained.model)
+    cfg = config_for(variant or (trained.model if known else None), weights)
+    cfg = cfg.at_size(options.img_size or trained.img_size, options.dynamic_size)
+    preprocessing = (options.preprocessing or Preprocessing()).over(trained.preprocessing)
+    cfg = preprocessing.apply(cfg)
+    used = TrainingSettings(trained.model if known and variant is None else None,
+                            trained.img_size if options.img_size is None else None,
+                            trained.preprocessing.left_by(options.preprocessing) if trained.preprocessing else None)
     out = Path(out or f"{cfg.name}.{'xml' if options.format == ExportFormat.OPENVINO else 'onnx'}")
     check_outputs([weights.path] if weights.path else [], output=out)
     on_step("build + load weights")
     model, sha = build_model(cfg, weights, dynamic=options.dynamic_size)
-    return _export(model, sha, out, options, on_step)
+    result = _export(model, sha, out, options, on_step)
+    if used == TrainingSettings():
+        return result
+    taken = f"from the checkpoint's training args: {used.describe()}"
+    return replace(result, note="; ".join(filter(None, [result.note, taken])))
 
 
 def export_onnx(model: SwinTransformer, weights_sha256: str, out: Path, options: ExportOptions,

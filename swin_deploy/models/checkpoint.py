@@ -9,7 +9,7 @@ import logging
 import re
 import socket
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -18,7 +18,7 @@ from ..enums import WeightsSource
 from ..errors import UserError
 from ..fileio import sha256_file
 from .hf import check_agrees, convert_hf_state_dict, hf_config, hf_config_path, hf_weights_file, is_hf_state_dict
-from .registry import WEIGHTS_DIR, SwinConfig, get_config
+from .registry import CROP_MODES, INTERPOLATIONS, WEIGHTS_DIR, Preprocessing, SwinConfig, get_config
 from .swin import SwinTransformer, WindowAttention
 
 _BUFFERS = ("relative_position_index", "relative_coords_table", "attn_mask")
@@ -69,6 +69,62 @@ def checkpoint_file(path: str | Path) -> Path:
     return path
 
 
+def _torch_load(path: Path, mmap: bool = False):
+    # weights_only keeps unpickling safe; timm's training checkpoints also carry their argparse.Namespace
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """What a timm training checkpoint's `args` say about the model it holds, for export's defaults."""
+
+    model: str | None = None  # timm's model name (args.model)
+    img_size: tuple[int, int] | None = None  # the input size it was trained and evaluated at
+    preprocessing: Preprocessing | None = None  # its eval normalisation, resize filter and crop, where args set them
+
+    def describe(self) -> str:
+        given = [self.model or "", "x".join(map(str, self.img_size or ()))]
+        if self.preprocessing is not None:
+            given += [f"{k} {v}" for k, v in asdict(self.preprocessing).items() if v is not None]
+        return ", ".join(filter(None, given))
+
+
+def training_settings(weights: Weights) -> TrainingSettings:
+    """The `args` timm's train.py saves in its checkpoints (model name, --img-size/--input-size, --mean, --std,
+    --interpolation, --crop-pct, --crop-mode), where set; empty for other weights. The file is memory-mapped, so
+    this costs no second read of the tensors."""
+    if weights.source != WeightsSource.CHECKPOINT or weights.path is None or hf_config_path(weights.path):
+        return TrainingSettings()
+    path = Path(weights.path)
+    if not path.is_file() or path.suffix == ".safetensors":
+        return TrainingSettings()
+    try:
+        checkpoint = _torch_load(path, mmap=True)
+    except Exception:  # an older non-zip file cannot be mapped; read_checkpoint reports unreadable ones
+        return TrainingSettings()
+    args = checkpoint.get("args") if isinstance(checkpoint, dict) else None
+    args = vars(args) if isinstance(args, argparse.Namespace) else args if isinstance(args, dict) else {}
+    if not args:
+        return TrainingSettings()
+    size = args.get("input_size") or args.get("img_size")
+    if isinstance(size, int):
+        size = (size, size)
+    elif isinstance(size, list | tuple) and len(size) in (2, 3):
+        size = tuple(int(s) for s in size[-2:])
+    else:
+        size = None
+    model = args.get("model") if isinstance(args.get("model"), str) else None
+    interpolation, crop_mode = args.get("interpolation"), args.get("crop_mode")
+    crop_pct = args.get("crop_pct")
+    pre = Preprocessing(mean=tuple(args["mean"]) if args.get("mean") else None,
+                        std=tuple(args["std"]) if args.get("std") else None,
+                        interpolation=interpolation if interpolation in INTERPOLATIONS else None,
+                        crop_pct=float(crop_pct) if isinstance(crop_pct, int | float) and 0 < crop_pct <= 1 else None,
+                        crop_mode=crop_mode if crop_mode in CROP_MODES else None)
+    return TrainingSettings(model, size, None if pre == Preprocessing() else pre)
+
+
 def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     """A state_dict from .pth/.pt/.bin (weights_only) or .safetensors, or a transformers folder, in timm layout.
 
@@ -81,9 +137,7 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
 
             sd = load_file(str(path))
         else:
-            # weights_only keeps unpickling safe; timm's training checkpoints also carry their argparse.Namespace
-            with torch.serialization.safe_globals([argparse.Namespace]):
-                sd = torch.load(path, map_location="cpu", weights_only=True)
+            sd = _torch_load(path)
     except Exception as e:  # corrupt or foreign files raise many different types
         raise UserError(f"cannot read checkpoint {path} ({type(e).__name__}): is it a PyTorch or safetensors state_dict?") from e
     if not isinstance(sd, dict) or not sd:

@@ -54,6 +54,18 @@ class Preprocessing:
         if self.crop_mode is not None and self.crop_mode not in CROP_MODES:
             raise UserError(f"unknown `crop_mode` '{self.crop_mode}': choose {', '.join(CROP_MODES)}")
 
+    def over(self, under: Preprocessing | None) -> Preprocessing:
+        """These settings, and `under`'s where these give none."""
+        if under is None:
+            return self
+        return Preprocessing(**{k: v if v is not None else getattr(under, k) for k, v in asdict(self).items()})
+
+    def left_by(self, above: Preprocessing | None) -> Preprocessing | None:
+        """These settings where `above` gives none: what `above.over(self)` takes from here (None: nothing)."""
+        left = Preprocessing(**{k: v if above is None or getattr(above, k) is None else None
+                                for k, v in asdict(self).items()})
+        return None if left == Preprocessing() else left
+
     def apply(self, cfg: SwinConfig) -> SwinConfig:
         given = {k: v for k, v in asdict(self).items() if v is not None}
         return replace(cfg, **{k: tuple(v) if isinstance(v, list) else v for k, v in given.items()})
@@ -331,6 +343,15 @@ _ALL = [
 
 VARIANTS: dict[str, SwinConfig] = {c.name: c for c in _ALL}
 _BY_TIMM = {c.timm_name: c for c in _ALL if c.timm_name}
+
+
+def registered(name: str) -> bool:
+    """Whether `name` is a registered variant's short or timm name."""
+    try:
+        get_config(name)
+    except UserError:
+        return False
+    return True
 
 
 def get_config(name: str) -> SwinConfig:
