@@ -251,11 +251,9 @@ def stage_specs(cfg: SwinConfig, index: int, grid: tuple[int, int] | None) -> li
     return [window_shift_for(grid, w, s, cfg.always_partition, cfg.square_shift) for s in shifts]
 
 
-def pads(cfg: SwinConfig, dynamic: bool = False) -> bool:
-    """Whether a model needs padding to whole windows (and so runs its blocks on spatial order): always for dynamic
-    geometry, and for a static size some stage's windows do not tile."""
-    if dynamic:
-        return True
+def pads(cfg: SwinConfig) -> bool:
+    """Whether a static model at cfg.img_size needs padding to whole windows (some stage's windows do not tile its
+    grid), and so runs its blocks on spatial order as dynamic geometry does."""
     return any(g % win for i, grid in enumerate(cfg.stage_grids(cfg.img_size))
                for window, _ in stage_specs(cfg, i, grid) for g, win in zip(grid, window))
 
@@ -323,7 +321,7 @@ class SwinTransformer(nn.Module):
         if not dynamic:
             cfg.check_img_size(cfg.img_size)
         # a static size whose windows do not tile some stage grid runs the spatial path with constant geometry
-        self.cfg, self.dynamic, self.spatial = cfg, dynamic, pads(cfg, dynamic)
+        self.cfg, self.dynamic, self.spatial = cfg, dynamic, dynamic or pads(cfg)
         self.patch_embed = PatchEmbed(cfg.patch_size, cfg.in_chans, cfg.embed_dim)
         grid = None if dynamic else (cfg.img_size[0] // cfg.patch_size, cfg.img_size[1] // cfg.patch_size)
         order = None if self.spatial else torch.arange(grid[0] * grid[1])  # patch embedding: row-major spatial order

@@ -54,7 +54,7 @@ def timm_reference(info: ArtifactInfo, checkpoint: Path, device: str = "cpu") ->
         import timm.models.swin_transformer as v1
         import timm.models.swin_transformer_v2 as v2
 
-        cfg = info.config().at_size(size, dynamic=True)
+        cfg = info.config().at_size(size)
         model = timm_model(cfg)
         # through timm's own checkpoint filter, as timm loads weights at a size whose windows shrink (it resizes V1's
         # position tables); its interpolation warns of torch deprecations that are not the user's
