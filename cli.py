@@ -277,7 +277,8 @@ def verify(
     limit: Annotated[int | None, typer.Option("--limit", help="Use at most this many images from --data.")] = None,
     batch_sizes: batch_sizes_option("1,3,8, or a static-batch artifact's own; accuracy over every input at the "
                                      "first, batch consistency on a subset at the others") = None,
-    consistency_samples: Annotated[int, typer.Option(help="Inputs each further batch size is checked on.")] =
+    consistency_samples: Annotated[int, typer.Option(help="Inputs each further batch size (and a dynamic range's ends) "
+                                                             "is checked on.")] =
     defaults.CONSISTENCY_SAMPLES,
     reference_cache: Annotated[Path | None, typer.Option(help="Reference outputs saved here once, reused after "
                                                          "(refused if made for anything else).")] = None,
@@ -285,7 +286,9 @@ def verify(
     workers: Workers = None,
     strict: Annotated[bool, typer.Option("--strict", help="An unreadable image fails the run (exit 2).")] = False,
     img_sizes: Annotated[str | None, typer.Option("--img-sizes", help="Dynamic-size artifacts: sizes to check, "
-                                                  "e.g. 224,256x320 (default: the artifact's size).")] = None,
+                                                  "each over every input, e.g. 224,256x320 (default: the artifact's "
+                                                  "size, and its range's ends on the first --consistency-samples "
+                                                  "inputs).")] = None,
     backend: Annotated[str | None, typer.Option("--backend", help=BACKEND_HELP)] = None,
     max_rel_delta: Gate = None,
     min_cosine: Gate = None,

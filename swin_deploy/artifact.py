@@ -230,6 +230,20 @@ class ArtifactInfo:
             dims[name] = (cfg.embed_dim * 2 ** level, *hw)
         return dims
 
+    def range_ends(self) -> list[tuple[int, int]]:
+        """A dynamic-size artifact's smallest and largest sizes, those that are not its default size."""
+        if self.dynamic_size is None:
+            return []
+        lo_h, lo_w, hi_h, hi_w = self.dynamic_size
+        return [s for s in dict.fromkeys([(lo_h, lo_w), (hi_h, hi_w)]) if s != tuple(self.img_size)]
+
+    def accepts(self, size: tuple[int, int]) -> bool:
+        try:
+            self.check_size(size)
+        except UserError:
+            return False
+        return True
+
     def check_size(self, size: tuple[int, int]) -> None:
         """A UserError unless this artifact accepts inputs of `size`."""
         if self.dynamic_size is None:

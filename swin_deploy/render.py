@@ -181,11 +181,20 @@ def verify_table(result) -> None:
     columns(f"verify {result.artifact.name} ({result.info.precision} on {ran}) vs {result.reference['backend']} on "
             f"{result.inputs}",
             headers, rows, left=("metric",))
-    first, rest = result.batches[0], [b for b in result.batches if b.scope != "all"]
+    full = [b for b in result.batches if b.role == "accuracy"]
+    consistency = [b for b in result.batches if b.role == "consistency"]
+    ends = [b for b in result.batches if b.role == "range end"]
     cache = result.cache and (" (reference from cache)" if result.cache["hit"] else " (reference cache written)")
-    message(f"accuracy and deltas over {first.images} input(s) at batch {first.batch_size}{cache or ''}"
-            + (f"; batch consistency at {', '.join(str(b.batch_size) for b in rest)} over the {rest[0].scope} "
-               "(logit gates only)" if rest else ""))
+    each = f" at each of {len(full)} sizes" if len(full) > 1 else ""
+    said = [f"accuracy and deltas over {full[0].images} input(s) at batch {full[0].batch_size}{each}{cache or ''}"]
+    if consistency:
+        said.append(f"batch consistency at {', '.join(map(str, dict.fromkeys(b.batch_size for b in consistency)))} "
+                    f"over the {consistency[0].scope}")
+    if ends:
+        said.append(f"the size range's end{'s' * (len(ends) > 1)} "
+                    f"{', '.join(f'{b.img_size[0]}x{b.img_size[1]}' for b in ends)} over the {ends[0].scope}")
+    message("; ".join(said) + (" (logit gates only)" if consistency or ends else "")
+            + (f"; {flag('img_sizes')} gates chosen sizes in full" if ends else ""))
     if result.info.headless:
         message(f"top-k agreement and accuracy: not applicable ({', '.join(result.info.outputs)} out, no class scores)")
     if result.skipped_images:

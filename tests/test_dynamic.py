@@ -269,3 +269,48 @@ def test_a_fixed_size_reference_artifact_is_refused_at_other_sizes(cli, artifact
     r = cli("verify", dynamic, "--reference", static, "--samples", "2", "--img-sizes", "64,96x128", "--batch-sizes", "1")
     assert r.code == 2 and "the reference swin_test.onnx: this artifact takes 64x64 inputs only" in r.err, r.err
     assert cli("verify", dynamic, "--reference", static, "--samples", "2", "--batch-sizes", "1").code == 0
+
+
+def _size_dependent_copy(source, target, default_side: int) -> None:
+    """A copy of a dynamic-size classifier that adds (H - default_side) / 16 to every logit: right at its default size,
+    wrong at every other height, as a padding or mask bug would be."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(source))
+    g = model.graph
+    for node in g.node:
+        node.output[:] = ["logits_raw" if o == "logits" else o for o in node.output]
+    side = numpy_helper.from_array(np.array([default_side], np.int64), "side")
+    sixteen = numpy_helper.from_array(np.array(16.0, np.float32), "sixteen")
+    g.initializer.extend([side, sixteen])
+    g.node.extend([
+        helper.make_node("Shape", [g.input[0].name], ["hw"], start=2, end=3),
+        helper.make_node("Sub", ["hw", "side"], ["off"]),
+        helper.make_node("Cast", ["off"], ["off_f"], to=TensorProto.FLOAT),
+        helper.make_node("Div", ["off_f", "sixteen"], ["shift"]),
+        helper.make_node("Add", ["logits_raw", "shift"], ["logits"]),
+    ])
+    onnx.save(model, str(target))
+
+
+def test_verify_gates_a_dynamic_artifact_at_its_range_ends_unless_sizes_are_chosen(cli, artifacts, tiny_onnx, tmp_path):
+    """A dynamic-size graph can be right at its default size and wrong elsewhere (its padding, shifts and masks follow
+    H and W): without --img-sizes verify also gates the range's ends, on the first inputs. Against a fixed-size
+    reference the ends cannot run, and the output says they were not gated."""
+    dynamic = artifacts["dynamic"]  # swin_test, 64x64 to 128x128
+    report = tmp_path / "r.json"
+    ok = cli("verify", dynamic, "--random-init", "--samples", "4", "--batch-sizes", "1,2", "--report", report)
+    assert ok.code == 0, ok.err
+    assert [(b["img_size"], b["batch_size"], b["role"], b["images"]) for b in json.loads(report.read_text())["batches"]] \
+        == [([64, 64], 1, "accuracy", 4), ([64, 64], 2, "consistency", 4), ([128, 128], 1, "range end", 4)]
+    assert "the size range's end 128x128 over the first 4" in ok.out
+
+    doctored = tmp_path / "doctored.onnx"
+    _size_dependent_copy(dynamic, doctored, 64)
+    bad = cli("verify", doctored, "--random-init", "--samples", "4")
+    assert bad.code == 1 and "batch 1 at 128x128: max_rel_delta" in bad.err, bad.err
+    assert "at 64x64" not in bad.err
+    assert cli("verify", doctored, "--random-init", "--samples", "4", "--img-sizes", "64").code == 0
+
+    r = cli("verify", dynamic, "--reference", tiny_onnx["swin_test"], "--samples", "2", "--batch-sizes", "1")
+    assert r.code == 0 and "the size range's end 128x128 was not gated" in r.err, r.err

@@ -134,7 +134,8 @@ class BatchResult:
     checks: list[Check]
     img_size: tuple[int, int] = (0, 0)
     images: int = 0  # how many inputs these metrics are over
-    scope: str = "all"  # "all" inputs, or "first N" (batch consistency)
+    scope: str = "all"  # "all" inputs, or "first N" (batch consistency, range ends)
+    role: str = "accuracy"  # "accuracy" (the full pass), "consistency" (another batch size) or "range end"
 
     @property
     def passed(self) -> bool:
@@ -142,7 +143,7 @@ class BatchResult:
 
     def describe(self) -> str:
         """Which run this is: "batch 8 at 224x224"."""
-        return f"batch {self.batch_size} at {self.img_size[0]}x{self.img_size[1]}"
+        return f"batch {self.batch_size} at {_sizes(self.img_size)}"
 
 
 @dataclass
@@ -195,7 +196,7 @@ class VerifyResult:
             # no class scores, so no top-k or accuracy: reported as such rather than gated or silently absent
             "not_applicable": ["top1_agreement", "top5_agreement", "accuracy"] if self.info.headless else [],
             "batches": [{"batch_size": b.batch_size, "img_size": list(b.img_size), "passed": b.passed,
-                         "images": b.images, "scope": b.scope, "metrics": b.metrics,
+                         "images": b.images, "scope": b.scope, "role": b.role, "metrics": b.metrics,
                          "checks": [c.as_dict() for c in b.checks]} for b in self.batches],
             "environment": {"swin_deploy": __version__, "python": platform.python_version(),
                             "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
@@ -223,6 +224,9 @@ def verify_artifact(artifact: Path, options: VerifyOptions | None = None,
     img_sizes = o.img_sizes or [tuple(info.img_size)]
     for size in img_sizes:
         info.check_size(size)
+    # a dynamic-size artifact is gated at its size and, unless the sizes are chosen, at its range's ends
+    ends = [] if o.img_sizes else info.range_ends()
+    unchecked = []
     if o.reference is not None:  # the reference artifact runs at every size too
         other = artifact_info(o.reference, info.variant)
         for size in img_sizes:
@@ -230,6 +234,8 @@ def verify_artifact(artifact: Path, options: VerifyOptions | None = None,
                 other.check_size(size)
             except UserError as e:
                 raise UserError(f"the reference {Path(o.reference).name}: {e}") from None
+        unchecked = [s for s in ends if not other.accepts(s)]
+        ends = [s for s in ends if other.accepts(s)]
     if o.reference_cache is not None and len(img_sizes) > 1:
         raise UserError("a reference cache holds one input size: run verify once per size of `img_sizes`")
     candidate = runner_for(artifact, o.backend, o.threads, o.openvino, info.precision)
@@ -248,8 +254,16 @@ def verify_artifact(artifact: Path, options: VerifyOptions | None = None,
         result.thresholds = thresholds
         result.reference = reference.runner.describe()
         result.notes = _notes(info, result.candidate.get("backend"))
+        if unchecked:
+            listed = ", ".join(map(_sizes, unchecked))
+            result.notes.append((f"the size range's ends {listed} were" if len(unchecked) > 1 else
+                                 f"the size range's end {listed} was") + " not gated, as the reference cannot run "
+                                "there: gate it against the PyTorch model or a reference that takes that size")
         for inp in inputs:
             _gate_input_set(inp, sizes, candidate, reference, thresholds, o, cache_key, result, on_progress)
+        for size in ends:
+            _gate_range_end(InputSet(info, o, size), sizes[0], candidate, reference, thresholds,
+                            o.consistency_samples, result, on_progress)
     if inputs[0].images is not None:
         images = inputs[0].images
         result.skipped_images = images.skipped
@@ -292,7 +306,7 @@ def _gate_input_set(inp: InputSet, sizes: list[int], candidate: Runner, ref_sour
     if cached is None:
         reference.activate()
     try:
-        label = f"{inp.img_size[0]}x{inp.img_size[1]}, batch {main}"
+        label = f"{_sizes(inp.img_size)}, batch {main}"
         for batch in inp.batches(main):
             if cached is not None:
                 ref = cached.outputs(batch.index)
@@ -321,9 +335,35 @@ def _gate_input_set(inp: InputSet, sizes: list[int], candidate: Runner, ref_sour
     x = np.concatenate([s[0] for s in subset])[:keep]
     ref = {k: np.concatenate([s[1][k] for s in subset])[:keep] for k in subset[0][1]}
     for b in others:  # consistency: the same logit gates, no accuracy (that is over the whole set, above)
-        on_progress(f"{inp.img_size[0]}x{inp.img_size[1]}, batch {b} (consistency)", 0, inp.total)
+        on_progress(f"{_sizes(inp.img_size)}, batch {b} (consistency)", 0, inp.total)
         check = Comparison()
         check.update(ref, run_batched(candidate, x, b))
         metrics = check.metrics()
-        result.batches.append(BatchResult(b, metrics, gate(metrics, thresholds), inp.img_size, len(x), f"first {len(x)}"))
+        result.batches.append(BatchResult(b, metrics, gate(metrics, thresholds), inp.img_size, len(x), f"first {len(x)}",
+                                          "consistency"))
+
+
+def _gate_range_end(inp: InputSet, batch_size: int, candidate: Runner, ref_source: Reference, thresholds: Thresholds,
+                    limit: int, result: VerifyResult, on_progress: Progress) -> None:
+    """One end of a dynamic-size artifact's range, on the first `limit` inputs at the first batch size: the graph's
+    shape-dependent parts (padding, shifts, masks, the window size) are what a size can break, and they break every
+    input alike, so a subset shows it at a fraction of a full pass (the ends can be 4x the pixels or more). The same
+    logit gates as batch consistency; the reference is computed here, as a reference cache holds one size."""
+    check, reference = Comparison(), ref_source.runner
+    label = f"{_sizes(inp.img_size)}, batch {batch_size} (range end)"
+    reference.activate()
+    try:
+        for batch in inp.batches(batch_size, limit):
+            ref = named_as(run_padded(reference, ref_source.prepare(batch.x), batch_size), inp.info.outputs)
+            check.update(ref, run_padded(candidate, batch.x, batch_size))
+            on_progress(label, len(batch.x), min(limit, inp.total))
+    finally:
+        reference.deactivate()
+    metrics = check.metrics()
+    result.batches.append(BatchResult(batch_size, metrics, gate(metrics, thresholds), inp.img_size, check.samples,
+                                      f"first {check.samples}", "range end"))
+
+
+def _sizes(size) -> str:
+    return f"{size[0]}x{size[1]}"
 
