@@ -29,6 +29,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".p
 ARRAY_SUFFIX = ".npy"  # an input array as the artifact takes it, already preprocessed (any channel count)
 IMAGE_MODES = {1: "L", 3: "RGB"}  # how an image file is read for a model with this many input channels
 SYNSET = re.compile(r"^n\d{8}$")
+ORIENTATION = 0x0112  # the EXIF tag saying how to turn the stored pixels upright
 SKIPPED_EXAMPLES = 5  # unreadable paths a report lists by name
 
 
@@ -207,6 +208,15 @@ def _eight_bit(im):
     return Image.fromarray(np.round(x / 257).astype(np.uint8), mode="L")
 
 
+def _upright(im):
+    """The image as viewers show it: a camera's EXIF orientation applied (phones store pixels as the sensor read them and
+    say how to turn them), as transformers' `load_image` does; timm's and torchvision's loaders do not, and a sideways
+    photo is a different input to a classifier. Images without the tag pass through uncopied."""
+    from PIL import ImageOps
+
+    return ImageOps.exif_transpose(im) if im.getexif().get(ORIENTATION, 1) != 1 else im
+
+
 class InputTransform:
     """An image file read in the model's mode (L for 1 channel, RGB for 3) and preprocessed, or a .npy array taken as
     the input itself (checked against the shape the artifact takes): models with other channel counts read only those."""
@@ -219,7 +229,7 @@ class InputTransform:
         if self.mode is None:
             raise UserError(f"a {self.in_chans}-channel model reads no image files: give .npy arrays of shape "
                             f"{self.shape} (preprocessed inputs), or no `data` for synthetic inputs")
-        x = self.image_transform(_eight_bit(im).convert(self.mode))
+        x = self.image_transform(_eight_bit(_upright(im)).convert(self.mode))
         return x if isinstance(x, np.ndarray) else x.numpy()
 
     def array(self, path: Path) -> np.ndarray:

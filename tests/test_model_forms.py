@@ -148,6 +148,30 @@ def test_16_bit_images_read_as_their_8_bit_values(demo, tmp_path):
     assert eight.min() < 128 < eight.max() and np.array_equal(x8, x16)
 
 
+def test_photos_are_read_upright_by_their_exif_orientation(demo, tmp_path):
+    """A phone stores the sensor's pixels and an EXIF orientation saying how to turn them: the model gets the picture
+    as viewers show it (here a digit stored on its side with orientation 6, "turn 90 degrees clockwise")."""
+    from PIL import Image
+
+    from swin_deploy.artifact import artifact_info
+    from swin_deploy.data import list_images, load_all, transform_for
+
+    folder, paths = demo
+    upright = Image.open(next((folder / "data" / "val" / "7").iterdir())).convert("L")
+    for name in ("upright", "tagged", "untagged"):
+        (tmp_path / name).mkdir()
+    upright.save(tmp_path / "upright" / "x.png")
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # counter-clockwise, as the sensor held sideways saw it
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored.save(tmp_path / "tagged" / "x.png", exif=exif)
+    stored.save(tmp_path / "untagged" / "x.png")
+    assert Image.open(tmp_path / "tagged" / "x.png").getexif()[0x0112] == 6
+    transform = transform_for(artifact_info(paths["swin_digits"]))
+    x = {name: load_all(list_images(tmp_path / name), transform)[0] for name in ("upright", "tagged", "untagged")}
+    assert np.array_equal(x["tagged"], x["upright"]) and not np.array_equal(x["untagged"], x["upright"])
+
+
 def test_other_channel_counts_read_npy_arrays_and_refuse_image_folders(cli, demo, tmp_path):
     folder, _ = demo
     _, ckpt = timm_checkpoint(tmp_path, 1, "four", in_chans=4, num_classes=10)
