@@ -35,6 +35,8 @@ Checkpoint = Annotated[Path | None, typer.Option(
     "--checkpoint", help="timm or official Swin state_dict (.pth/.pt/.safetensors), or a transformers folder.")]
 Pretrained = Annotated[bool, typer.Option("--pretrained", help="timm's pretrained weights (downloads through timm).")]
 RandomInit = Annotated[bool, typer.Option("--random-init", help="Seeded random weights (tests, speed).")]
+Ema = Annotated[bool, typer.Option("--ema", help="The checkpoint's EMA weights (timm's state_dict_ema, the official "
+                                   "code's model_ema), not its raw ones.")]
 Seed = Annotated[int, typer.Option("--seed", help="Seed for random weights, sampling and synthetic inputs.")]
 Output = Annotated[Path | None, typer.Option("--output", "-o", help="Output path.")]
 Threads = Annotated[int | None, typer.Option("--threads", help="CPU threads (default: the runtime's choice).")]
@@ -50,10 +52,10 @@ def batch_sizes_option(default: str):
     return Annotated[str | None, typer.Option("--batch-sizes", help=f"Comma-separated batch sizes (default: {default}).")]
 
 
-def weights(checkpoint: Path | None, pretrained: bool, random_init: bool, seed: int):
+def weights(checkpoint: Path | None, pretrained: bool, random_init: bool, seed: int, ema: bool):
     from swin_deploy.models import Weights
 
-    return Weights.from_options(checkpoint, pretrained, random_init, seed)
+    return Weights.from_options(checkpoint, pretrained, random_init, seed, ema)
 
 
 def parsed(parse, text: str | None, flag: str):
@@ -205,6 +207,7 @@ def export(
     pretrained: Pretrained = False,
     random_init: RandomInit = False,
     seed: Seed = defaults.SEED,
+    ema: Ema = False,
     img_size: Annotated[str | None, typer.Option("--img-size", help="Input size, e.g. 384 or 512x640 (default: the "
                                                  "variant's); stage grids the windows do not tile are padded.")] = None,
     opset: Annotated[int, typer.Option("--opset", help="ONNX opset, 13 up to the newest supported.")] = defaults.OPSET,
@@ -248,7 +251,7 @@ def export(
                             input_format=input_format, channels_last=channels_last, format=export_format,
                             preprocessing=Preprocessing(parsed(parse_floats, mean, "mean"), parsed(parse_floats, std, "std"),
                                                         interpolation, crop_pct, crop_mode))
-    source = weights(checkpoint, pretrained, random_init, seed)
+    source = weights(checkpoint, pretrained, random_init, seed, ema)
     with render.steps(6) as on_step:
         result = export_variant(variant, source, output, options, on_step=on_step)
     render.export_summary(result)
@@ -262,6 +265,7 @@ def verify(
     pretrained: Pretrained = False,
     random_init: RandomInit = False,
     seed: Seed = defaults.SEED,
+    ema: Ema = False,
     reference: Annotated[Path | None, typer.Option("--reference", help="Gate against another artifact instead.")] = None,
     timm: Annotated[bool, typer.Option("--timm", help="Use timm's model (with --checkpoint) as the reference.")] = False,
     transformers: Annotated[bool, typer.Option("--transformers", help="Use transformers' model (with --checkpoint "
@@ -307,7 +311,7 @@ def verify(
 
     check_outputs([artifact, *filter(None, [reference, checkpoint])], report=report, junit=junit)
     options = VerifyOptions(
-        weights=weights(checkpoint, pretrained, random_init, seed), timm=timm, transformers=transformers,
+        weights=weights(checkpoint, pretrained, random_init, seed, ema), timm=timm, transformers=transformers,
         reference=reference, variant=variant,
         data=data, labels=labels, samples=samples, limit=limit, seed=seed, batch_sizes=ints(batch_sizes, "batch_sizes"),
         consistency_samples=consistency_samples, img_sizes=parse_hw_list(img_sizes, "img_sizes") if img_sizes else None,
@@ -490,6 +494,7 @@ def bench(
     pretrained: Pretrained = False,
     random_init: RandomInit = False,
     seed: Seed = defaults.SEED,
+    ema: Ema = False,
     backend: Annotated[str | None, typer.Option("--backend", help="Comma-separated: each ONNX runs on each. "
                                                   + BACKEND_HELP)] = None,
     batch_sizes: batch_sizes_option("1,8,32 and any static-batch artifact's own") = None,
@@ -527,7 +532,7 @@ def bench(
     check_outputs([*(artifacts or []), *filter(None, [against, checkpoint])], json=json_path, junit=junit,
                   plot=plot_path)
     threads = use_threads(settings)
-    options = BenchOptions(torch_variant=torch_variant, weights=weights(checkpoint, pretrained, random_init, seed),
+    options = BenchOptions(torch_variant=torch_variant, weights=weights(checkpoint, pretrained, random_init, seed, ema),
                            backends=tuple(b.strip() for b in backend.split(",")) if backend else None,
                            openvino=openvino_options(settings), batch_sizes=ints(batch_sizes, "batch_sizes"), warmup=warmup,
                            iterations=iterations, seconds=seconds, threads=threads, seed=seed,

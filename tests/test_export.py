@@ -153,6 +153,35 @@ def test_a_timm_training_checkpoint_says_model_size_and_preprocessing(cli, tmp_p
     assert (info.img_size, info.mean, info.std) == ((64, 64), (0.4,) * 3, (0.25,) * 3)
 
 
+def test_ema_weights_of_a_training_checkpoint(cli, tmp_path):
+    """`--ema` exports a training checkpoint's EMA weights (raw ones are the default); verify and `--timm` need it
+    again to rebuild the same model, and name it when it is missing; asked of weights without EMA, exit 2."""
+    import argparse
+
+    raw, _ = build_model(get_config("swin_test"), Weights("random", seed=1))
+    ema, _ = build_model(get_config("swin_test"), Weights("random", seed=2))
+    ckpt = tmp_path / "train.pth"
+    torch.save({"epoch": 3, "state_dict": raw.state_dict(), "state_dict_ema": ema.state_dict(),
+                "args": argparse.Namespace(model="swin_test")}, ckpt)
+    out = tmp_path / "m.onnx"
+    assert cli("export", "--checkpoint", ckpt, "--ema", "-o", out).code == 0
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        want, other = ema(x).numpy(), raw(x).numpy()
+    got = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})[0]
+    assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max() < np.abs(got - other).max()
+    assert cli("verify", out, "--checkpoint", ckpt, "--ema", "--samples", "4").code == 0
+    assert cli("verify", out, "--checkpoint", ckpt, "--ema", "--timm", "--samples", "4").code == 0
+    r = cli("verify", out, "--checkpoint", ckpt, "--samples", "4")
+    assert r.code == 2 and "with --ema if it was exported with it" in r.err, r.err
+    flat = tmp_path / "flat.pth"
+    torch.save(raw.state_dict(), flat)
+    r = cli("export", "--checkpoint", flat, "--variant", "swin_test", "--ema", "-o", tmp_path / "n.onnx")
+    assert r.code == 2 and "holds no EMA weights" in r.err and not (tmp_path / "n.onnx").exists(), r.err
+    r = cli("export", "--variant", "swin_test", "--random-init", "--ema", "-o", tmp_path / "n.onnx")
+    assert r.code == 2 and "pass that --checkpoint with it" in r.err, r.err
+
+
 def test_graph_is_at_most_half_of_timms(tmp_path):
     """Node count after the same simplification, vs timm's own export of the same architecture."""
     import warnings

@@ -44,12 +44,19 @@ def convert_official_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str
 
 
 # where training scripts keep the weights: timm ("state_dict", EMA in "state_dict_ema"), the official Swin code and
-# many others ("model", EMA in "model_ema"); the raw weights are preferred, EMA only when it is all there is
-CONTAINER_KEYS = ("state_dict", "model", "state_dict_ema", "model_ema")
+# many others ("model", EMA in "model_ema"); the raw weights are preferred, EMA when asked for or all there is
+EMA_KEYS = ("state_dict_ema", "model_ema")
+CONTAINER_KEYS = ("state_dict", "model", *EMA_KEYS)
 
 
-def unwrap_checkpoint(checkpoint: dict) -> dict:
-    """The state_dict inside a training checkpoint (a flat state_dict passes through)."""
+def unwrap_checkpoint(checkpoint: dict, ema: bool = False, name: str = "checkpoint") -> dict:
+    """The state_dict inside a training checkpoint (a flat state_dict passes through); with `ema`, its exponential
+    moving average (what timm's validate.py --use-ema loads), which must be there."""
+    if ema:
+        found = next((checkpoint[k] for k in EMA_KEYS if isinstance(checkpoint.get(k), dict)), None)
+        if found is None:
+            raise UserError(f"{name} holds no EMA weights ({' or '.join(EMA_KEYS)}): leave out `ema`")
+        return found
     if all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
         return checkpoint
     return next((checkpoint[k] for k in CONTAINER_KEYS if isinstance(checkpoint.get(k), dict)), checkpoint)
@@ -125,11 +132,11 @@ def training_settings(weights: Weights) -> TrainingSettings:
     return TrainingSettings(model, size, None if pre == Preprocessing() else pre)
 
 
-def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
+def read_checkpoint(path: str | Path, ema: bool = False) -> dict[str, torch.Tensor]:
     """A state_dict from .pth/.pt/.bin (weights_only) or .safetensors, or a transformers folder, in timm layout.
 
-    Training checkpoints are unwrapped (see CONTAINER_KEYS) and DDP/torch.compile prefixes dropped; official
-    Swin and transformers layouts are converted."""
+    Training checkpoints are unwrapped (see CONTAINER_KEYS; `ema`: their EMA weights) and DDP/torch.compile prefixes
+    dropped; official Swin and transformers layouts are converted."""
     path = checkpoint_file(path)
     try:
         if path.suffix == ".safetensors":
@@ -144,7 +151,7 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
         raise UserError(f"checkpoint {path} holds no state_dict")
     from timm.models import clean_state_dict  # DDP 'module.' and torch.compile '_orig_mod.' prefixes
 
-    sd = clean_state_dict(unwrap_checkpoint(sd))
+    sd = clean_state_dict(unwrap_checkpoint(sd, ema, f"checkpoint {path.name}"))
     sd = convert_hf_state_dict(sd) if is_hf_state_dict(sd) else convert_official_state_dict(sd)
     if not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise UserError(f"checkpoint {path} is not a flat state_dict of tensors")
@@ -279,19 +286,22 @@ class Weights:
     source: WeightsSource = WeightsSource.DEFAULT
     path: Path | None = None
     seed: int = 0
+    ema: bool = False  # a training checkpoint's EMA weights
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "source", WeightsSource.parse(self.source))
 
     @classmethod
     def from_options(cls, checkpoint: Path | None = None, pretrained: bool = False, random_init: bool = False,
-                     seed: int = 0) -> Weights:
+                     seed: int = 0, ema: bool = False) -> Weights:
         chosen = [n for n, on in (("checkpoint", checkpoint is not None), ("pretrained", pretrained),
                                   ("random_init", random_init)) if on]
         if len(chosen) > 1:
             raise UserError(f"choose one source of weights, not {' and '.join(f'`{n}`' for n in chosen)}")
+        if ema and checkpoint is None:
+            raise UserError("`ema` takes a training checkpoint's EMA weights: pass that `checkpoint` with it")
         if checkpoint is not None:
-            return cls(WeightsSource.CHECKPOINT, Path(checkpoint))
+            return cls(WeightsSource.CHECKPOINT, Path(checkpoint), ema=ema)
         if pretrained:
             return cls(WeightsSource.PRETRAINED)
         if random_init:
@@ -325,10 +335,11 @@ def build_model(cfg: SwinConfig, weights: Weights, dynamic: bool = False) -> tup
         return model, state_dict_sha256(model.state_dict())
     if kind == WeightsSource.CHECKPOINT:
         assert weights.path is not None
-        state_dict = read_checkpoint(weights.path)
+        state_dict = read_checkpoint(weights.path, weights.ema)
         model = SwinTransformer(fit_to_state_dict(cfg, state_dict), dynamic).eval()
         load_strict(model, state_dict, f"checkpoint {weights.path.name}")
-        return model, sha256_file(checkpoint_file(weights.path))
+        # the file names the raw weights; the EMA ones, one file with them, are named by their own content
+        return model, state_dict_sha256(state_dict) if weights.ema else sha256_file(checkpoint_file(weights.path))
     model = SwinTransformer(cfg, dynamic).eval()
     if kind == WeightsSource.BUNDLED:
         if not cfg.bundled_weights:
