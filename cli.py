@@ -224,7 +224,8 @@ def export(
     input_format: Annotated[str, typer.Option("--input-format", help="float32 (normalised NCHW) | uint8 (raw pixels "
                                               "after resize/crop; normalisation folded into the graph).")] = "float32",
     channels_last: Annotated[bool, typer.Option("--channels-last", help="uint8 pixels as (B, H, W, 3).")] = False,
-    export_format: Annotated[str, typer.Option("--format", help="onnx | openvino (an IR: .xml + .bin).")] = "onnx",
+    export_format: Annotated[str | None, typer.Option("--format", help="onnx | openvino (an IR: .xml + .bin); default: "
+                                                      "openvino for an -o ending in .xml, else onnx.")] = None,
     mean: Annotated[str | None, typer.Option("--mean", help="A fine-tune's normalisation mean, per channel or once, e.g. "
                                              "0.5,0.5,0.5 (default: the variant's or checkpoint config's).")] = None,
     std: Annotated[str | None, typer.Option("--std", help="Its normalisation std, like --mean.")] = None,

@@ -16,7 +16,15 @@ import numpy as np
 import onnx
 
 from swin_deploy import defaults
-from swin_deploy.artifact import INT8_WEIGHTS_7BIT, INT8_WEIGHTS_8BIT, ArtifactInfo, load_onnx, read_info, write_info
+from swin_deploy.artifact import (
+    INT8_WEIGHTS_7BIT,
+    INT8_WEIGHTS_8BIT,
+    ArtifactInfo,
+    check_artifact_name,
+    load_onnx,
+    read_info,
+    write_info,
+)
 from swin_deploy.backends.onnxruntime_runner import OnnxRuntimeRunner
 from swin_deploy.data import list_images
 from swin_deploy.enums import Int8Target, Precision, QdqPlacement
@@ -61,6 +69,7 @@ def quantize(src: Path, out: Path | None, options: QuantizeOptions, on_progress:
     model = load_onnx(src)
     info = read_info(src, options.variant)
     _refuse_quantized(model, info, src)
+    check_artifact_name(out, "onnx")
     check_outputs([src, *([options.calib_cache] if options.calib_cache else [])], output=out)
     model_sha = sha256_file(src)
     result = QuantizeResult(out, options.precision, 0, 0)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from swin_deploy.artifact import EngineInfo, read_info
+from swin_deploy.artifact import EngineInfo, check_artifact_name, read_info
 from swin_deploy.backends.tensorrt import import_tensorrt
 from swin_deploy.backends.tensorrt.loader import BuildOptions, check_profile
 from swin_deploy.backends.tensorrt.loader import build_engine as build_serialized
@@ -42,6 +42,7 @@ def quantize_and_build(model: Path, output: Path | None, build: BuildOptions, co
     info = read_info(model, variant or (convert.variant if convert else None))
     check_profile(info, build)
     if output is not None:
+        check_artifact_name(output, "engine")
         check_outputs([model], output=output)
     if convert is not None:
         if info.precision != Precision.FP32:

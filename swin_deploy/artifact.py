@@ -346,6 +346,26 @@ def _graph_precision(model) -> Precision:
     return Precision.FP32
 
 
+# what a file is taken for, by its suffix: an OpenVINO IR, a TensorRT engine, else an ONNX
+KINDS = {"onnx": ("an ONNX", ".onnx"), "ir": ("an OpenVINO IR", IR_SUFFIX), "engine": ("a TensorRT engine", ".engine")}
+
+
+def kind_of(path: str | Path) -> str:
+    suffix = Path(path).suffix
+    return "engine" if suffix in ENGINE_SUFFIXES else "ir" if suffix == IR_SUFFIX else "onnx"
+
+
+def check_artifact_name(path: str | Path, kind: str, option: str = "output") -> None:
+    """A UserError where an output of `kind` would be taken for another kind when read back (kinds go by suffix,
+    as `kind_of` tells them), before any work is done."""
+    path = Path(path)
+    taken_as = kind_of(path)
+    if taken_as != kind:
+        what, suffix = KINDS[kind]
+        raise UserError(f"{path.name} would be read back as {KINDS[taken_as][0]}: name {what} "
+                        f"{path.with_suffix(suffix).name} (`{option}`)")
+
+
 def artifact_info(path: str | Path, variant: str | None = None) -> ArtifactInfo:
     """Any artifact's metadata: an ONNX's own, a TensorRT engine's sidecar, or an OpenVINO IR's rt_info."""
     path = Path(path)

@@ -77,6 +77,31 @@ def test_an_output_naming_the_commands_input_is_refused_and_the_input_kept(cli, 
     assert sha256_file(model) == before
 
 
+def test_an_output_named_as_another_kind_of_artifact_is_refused_or_decides_the_format(cli, tiny_onnx, tmp_path):
+    """Artifacts are told apart by suffix when read back (.xml an OpenVINO IR, .engine/.plan a TensorRT engine, else
+    an ONNX): an output whose name says another kind is refused before any work, naming the name that fits, and
+    export's format follows an .xml output when --format is not given."""
+    from swin_deploy.artifact import artifact_info
+
+    model = tiny_onnx["swin_test"]
+    for args, want in (
+        (("export", "--variant", "swin_test", "--random-init", "--format", "onnx", "-o", tmp_path / "a.xml"), "a.onnx"),
+        (("export", "--variant", "swin_test", "--random-init", "--format", "openvino", "-o", tmp_path / "b.onnx"),
+         "b.xml"),
+        (("export", "--variant", "swin_test", "--random-init", "-o", tmp_path / "c.engine"), "c.onnx"),
+        (("quantize", model, "--precision", "fp16", "-o", tmp_path / "d.plan"), "d.onnx"),
+        (("quantize", model, "--precision", "fp16", "-o", tmp_path / "e.xml"), "e.onnx"),
+        (("build-engine", model, "-o", tmp_path / "f.trt"), "f.engine"),
+    ):
+        r = cli(*args)
+        assert r.code == 2 and f"name {'a TensorRT engine' if want.endswith('.engine') else 'an'}" in r.err \
+            and f" {want} (--output)" in r.err, (args, r.err)
+    assert list(tmp_path.iterdir()) == []
+    ir = tmp_path / "g.xml"
+    assert cli("export", "--variant", "swin_test", "--random-init", "-o", ir).code == 0
+    assert (tmp_path / "g.bin").is_file() and artifact_info(ir).variant == "swin_test"
+
+
 def test_predict_batch_size_below_1_is_refused(cli, tiny_onnx, demo):
     folder, _ = demo
     r = cli("predict", tiny_onnx["swin_test"], folder / "data" / "val" / "1", "--batch-size", "0")

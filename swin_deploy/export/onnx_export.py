@@ -19,7 +19,7 @@ import onnx
 import torch
 
 from .. import defaults
-from ..artifact import ArtifactInfo, ir_weights, write_info
+from ..artifact import ArtifactInfo, check_artifact_name, ir_weights, kind_of, write_info
 from ..backends.onnxruntime_runner import OnnxRuntimeRunner
 from ..backends.torch_runner import TorchRunner
 from ..compare import max_rel_delta_outputs
@@ -63,11 +63,13 @@ class ExportOptions:
     max_size: tuple[int, int] | None = None  # default: twice the larger of the default size and min_size
     input_format: InputFormat = InputFormat.FLOAT32  # uint8: raw pixels in, normalisation folded into the graph
     channels_last: bool = False  # uint8 pixels as (B, H, W, 3)
-    format: ExportFormat = ExportFormat.ONNX  # openvino: the ONNX converted to an OpenVINO IR (.xml + .bin)
+    # openvino: the ONNX converted to an OpenVINO IR (.xml + .bin); None: by the output's suffix (.xml: openvino)
+    format: ExportFormat | None = None
     preprocessing: Preprocessing | None = None  # replaces the variant's or checkpoint config's (a fine-tune's own)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "format", ExportFormat.parse(self.format, "format"))
+        if self.format is not None:
+            object.__setattr__(self, "format", ExportFormat.parse(self.format, "format"))
         object.__setattr__(self, "simplifier", Simplifier.parse(self.simplifier, "simplifier"))
         object.__setattr__(self, "input_format", InputFormat.parse(self.input_format, "input_format"))
         top = max_opset()
@@ -220,7 +222,9 @@ def export_variant(variant: str | None, weights: Weights, out: Path | None = Non
     used = TrainingSettings(trained.model if known and variant is None else None,
                             trained.img_size if options.img_size is None else None,
                             trained.preprocessing.left_by(options.preprocessing) if trained.preprocessing else None)
+    options = _format_for(options, out)
     out = Path(out or f"{cfg.name}.{'xml' if options.format == ExportFormat.OPENVINO else 'onnx'}")
+    check_artifact_name(out, "ir" if options.format == ExportFormat.OPENVINO else "onnx")
     check_outputs([weights.path] if weights.path else [], output=out)
     on_step("build + load weights")
     model, sha = build_model(cfg, weights, dynamic=options.dynamic_size)
@@ -236,7 +240,16 @@ def export_onnx(model: SwinTransformer, weights_sha256: str, out: Path, options:
     """Export `model` (its weights, at its size) to `out` atomically as `options` say; a model built with the other
     geometry (static vs dynamic size) is rebuilt with the same weights. Raises GateFailed if onnxruntime disagrees
     with PyTorch."""
+    options = _format_for(options, out)
+    check_artifact_name(out, "ir" if options.format == ExportFormat.OPENVINO else "onnx")
     return _export(model, weights_sha256, Path(out), options, on_step)
+
+
+def _format_for(options: ExportOptions, out: Path | None) -> ExportOptions:
+    """`options` with its format decided: as given, else by the output's suffix (an .xml is an IR)."""
+    if options.format is not None:
+        return options
+    return replace(options, format=ExportFormat.OPENVINO if out is not None and kind_of(out) == "ir" else ExportFormat.ONNX)
 
 
 def _export(model: SwinTransformer, weights_sha256: str, out: Path, options: ExportOptions,

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import defaults
-from ..artifact import IR_RT_INFO, artifact_info, ir_weights
+from ..artifact import IR_RT_INFO, artifact_info, check_artifact_name, ir_weights
 from ..backends.openvino_runner import OpenVinoOptions, OpenVinoRunner, import_openvino
 from ..compare import Comparison, gate
 from ..enums import ExecutionPrecision
@@ -55,8 +55,7 @@ def to_openvino(onnx_path: Path, out: Path | None = None, compress: bool = True,
                         "needs no converting; verify, bench and predict run it as it is)")
     info = artifact_info(onnx_path, variant)
     out = Path(out or default_ir_path(onnx_path))
-    if out.suffix != ".xml":
-        raise UserError(f"an OpenVINO IR is an .xml with its .bin: name the output {out.with_suffix('.xml').name}")
+    check_artifact_name(out, "ir")
     staging = staging_folder(out)
     try:
         model = _read_onnx(ov, onnx_path)
