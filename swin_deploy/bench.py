@@ -409,6 +409,7 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
         baseline = Baseline.load(g.baseline) if g.baseline is not None else None
         changed = set()
         if baseline is not None:
+            baseline.check_machine(machine.describe(), o.threads)
             for e in entries:
                 if (e.label in reference_of or e.label in reference_of.values()) and baseline.check(
                         e.label, {**e.identity, "backend": e.runner.name},

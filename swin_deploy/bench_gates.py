@@ -4,7 +4,7 @@ JSON (normalised by the reference measured in both), maximum host memory. Statis
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +62,8 @@ class Baseline:
     path: Path
     rounds: dict[tuple[str, int], np.ndarray]
     runners: dict[str, dict]
+    machine: dict = field(default_factory=dict)  # CPU model and vector ISA it was measured on (older JSON: none)
+    threads: int | None = None
 
     @classmethod
     def load(cls, path: Path) -> Baseline:
@@ -71,12 +73,26 @@ class Baseline:
             rounds = {(r["label"], int(r["batch_size"])): np.asarray(r["rounds_ms"], np.float64)
                       for r in data["results"]}
             runners = dict(data["runners"])
+            machine, threads = dict(data.get("machine") or {}), data.get("threads")
         except FileNotFoundError:
             raise UserError(f"baseline {path} does not exist: write one with `json` PATH in an earlier bench") from None
         except (OSError, ValueError, KeyError, TypeError):
             raise UserError(f"{path} is not a bench JSON with per-round times (\"rounds_ms\"): write the baseline with "
                             "`json` PATH in a bench of this version") from None
-        return cls(path, rounds, runners)
+        return cls(path, rounds, runners, machine, threads)
+
+    def check_machine(self, machine: dict, threads: int | None) -> None:
+        """Refuse a baseline measured on another kind of CPU or thread count: how two runtimes or precisions compare
+        turns on the vector ISA (INT8 against FP32 without VNNI, bf16 with AMX; docs/cpu.md), so a ratio from there
+        says nothing of a regression here. The CPU's model name may differ (a cloud fleet's steppings)."""
+        then = self.machine.get("vector_isa")
+        if then and then != "unknown" and then != machine.get("vector_isa"):
+            raise UserError(f"baseline {self.path.name} was measured on a CPU with {then} ({self.machine.get('cpu')}), "
+                            f"this one has {machine.get('vector_isa')} ({machine.get('cpu')}): runtimes and precisions "
+                            "compare differently there; keep a baseline per machine kind")
+        if self.threads != threads:
+            raise UserError(f"baseline {self.path.name} was measured with `threads` {self.threads}, this run has "
+                            f"{threads}: pass the same `threads`, or write a new baseline")
 
     def check(self, label: str, runner: dict, batch_sizes: list[int]) -> bool:
         """Refuse a baseline of another model, runtime, input size or batch size under this label; True if the artifact file

@@ -201,6 +201,13 @@ def test_baseline_from_another_model_runtime_or_batch_is_refused(cli, twins, tin
         r = cli("bench", *args, *extra, "--json", tmp_path / "no.json")
         assert r.code == 2 and message in r.err, (args, r.err)
         assert not (tmp_path / "no.json").exists()
+    elsewhere = json.loads(base.read_text())
+    elsewhere["machine"].update(cpu="AMD EPYC 7B13", vector_isa="AVX2")
+    (tmp_path / "avx2.json").write_text(json.dumps(elsewhere))
+    r = cli("bench", a, "--against", b, *FAST, "--baseline", tmp_path / "avx2.json", "--max-slowdown", "10%")
+    assert r.code == 2 and "was measured on a CPU with AVX2 (AMD EPYC 7B13)" in r.err, r.err
+    r = cli("bench", a, "--against", b, *FAST, "--threads", "2", "--baseline", base, "--max-slowdown", "10%")
+    assert r.code == 2 and "measured with --threads 1, this run has 2" in r.err, r.err
     bogus = tmp_path / "old.json"
     bogus.write_text(json.dumps({"results": [{"label": "a.onnx", "batch_size": 2}], "runners": {}}))
     r = cli("bench", a, "--against", b, *FAST, "--baseline", bogus, "--max-slowdown", "10%")
