@@ -409,7 +409,8 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
         baseline = Baseline.load(g.baseline) if g.baseline is not None else None
         changed = set()
         if baseline is not None:
-            baseline.check_machine(machine.describe(), o.threads)
+            gated = [e for e in entries if e.label in reference_of or e.label in reference_of.values()]
+            baseline.check_machine(machine.describe(), o.threads, cpu=any(map(_on_cpu, gated)))
             for e in entries:
                 if (e.label in reference_of or e.label in reference_of.values()) and baseline.check(
                         e.label, {**e.identity, "backend": e.runner.name},
@@ -419,6 +420,11 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
     results, gates = run_bench(entries, sizes, o.warmup, iterations, o.seconds, on_tick, o.seed, judge, reference_of,
                                memory=o.memory or g.max_rss is not None)
     return BenchReport(results, {e.label: e.describe() for e in entries}, o.threads, gates, reference_of)
+
+
+def _on_cpu(entry: BenchEntry) -> bool:
+    described = entry.describe()
+    return described.get("backend") in ("onnxruntime-cpu", "openvino") or described.get("device") == "cpu"
 
 
 def _hw(size) -> str:

@@ -81,12 +81,13 @@ class Baseline:
                             "`json` PATH in a bench of this version") from None
         return cls(path, rounds, runners, machine, threads)
 
-    def check_machine(self, machine: dict, threads: int | None) -> None:
-        """Refuse a baseline measured on another kind of CPU or thread count: how two runtimes or precisions compare
-        turns on the vector ISA (INT8 against FP32 without VNNI, bf16 with AMX; docs/cpu.md), so a ratio from there
-        says nothing of a regression here. The CPU's model name may differ (a cloud fleet's steppings)."""
+    def check_machine(self, machine: dict, threads: int | None, cpu: bool = True) -> None:
+        """Refuse a baseline measured on another kind of CPU (where the gated runners run on it, `cpu`) or thread
+        count: how two runtimes or precisions compare turns on the vector ISA (INT8 against FP32 without VNNI, bf16
+        with AMX; docs/cpu.md), so a ratio from there says nothing of a regression here. The CPU's model name may
+        differ (a cloud fleet's steppings)."""
         then = self.machine.get("vector_isa")
-        if then and then != "unknown" and then != machine.get("vector_isa"):
+        if cpu and then and then != "unknown" and then != machine.get("vector_isa"):
             raise UserError(f"baseline {self.path.name} was measured on a CPU with {then} ({self.machine.get('cpu')}), "
                             f"this one has {machine.get('vector_isa')} ({machine.get('cpu')}): runtimes and precisions "
                             "compare differently there; keep a baseline per machine kind")
