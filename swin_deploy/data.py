@@ -1,10 +1,12 @@
 """Images from disk, preprocessed exactly as an artifact's metadata says (timm.data transforms), streamed.
 
 Label layouts:
-  * ImageFolder: one subfolder per class, labels by sorted folder order (as torchvision's ImageFolder);
+  * ImageFolder: one subfolder per class, labels by sorted folder order (as torchvision's ImageFolder), or by
+    name where the folders are named after the model's classes (its id2label);
     ImageNet synset folders (n01440764, ...) map to timm's ImageNet-1k class indices instead (offline:
     timm ships the synset list);
-  * flat: a folder of images, unlabelled, or labelled by a CSV file `filename,label` (label an index or a synset).
+  * flat: a folder of images, unlabelled, or labelled by a CSV file `filename,label` (label an index, a synset or
+    a class name).
 `stream_batches` decodes with a small pool of workers and holds a bounded number of batches in flight, so
 memory does not grow with the number of images; unreadable files are skipped and counted (or, strict, refused).
 """
@@ -61,25 +63,30 @@ def _imagenet_synsets() -> dict[str, int]:
     return {name: i for i, name in enumerate(ImageNetInfo("imagenet-1k").label_names())}
 
 
-def _label(text: str, synsets: Callable[[], dict[str, int]], num_classes: int | None, where: str) -> int:
+def _label(text: str, synsets: Callable[[], dict[str, int]], num_classes: int | None, where: str,
+           class_names: tuple[str, ...] | None = None) -> int:
     text = text.strip()
     if SYNSET.match(text):
         if text not in synsets():
             raise UserError(f"{where}: '{text}' is not an ImageNet-1k synset")
         return synsets()[text]
+    if class_names and text in class_names:
+        return class_names.index(text)
     try:
         value = int(text)
     except ValueError:
-        raise UserError(f"{where}: label '{text}' is neither a class index nor an ImageNet synset") from None
+        kinds = "a class index, one of the model's class names" if class_names else "a class index"
+        raise UserError(f"{where}: label '{text}' is neither {kinds} nor an ImageNet synset") from None
     if value < 0 or (num_classes is not None and value >= num_classes):
         raise UserError(f"{where}: class index {value} is outside the model's {num_classes} classes")
     return value
 
 
 def list_images(folder: str | Path, limit: int | None = None, seed: int = 0, labels_file: str | Path | None = None,
-                num_classes: int | None = None) -> ImageSet:
+                num_classes: int | None = None, class_names: tuple[str, ...] | None = None) -> ImageSet:
     """The images under `folder` with their labels (see the module doc); `limit` samples that many
-    deterministically (by `seed`). `num_classes` (the model's) checks that the labels can mean its classes."""
+    deterministically (by `seed`). `num_classes` (the model's) checks that the labels can mean its classes;
+    `class_names` (the model's, where it has them) map folders and labels named after them."""
     if limit is not None and limit < 1:
         raise UserError(f"the image limit must be at least 1, not {limit}")
     folder = Path(folder)
@@ -99,7 +106,7 @@ def list_images(folder: str | Path, limit: int | None = None, seed: int = 0, lab
     if labels_file is not None:
         if subdirs:
             raise UserError(f"`labels` goes with a flat folder of images; {folder} has class folders")
-        files, labels = _read_labels_file(Path(labels_file), folder, synsets, num_classes)
+        files, labels = _read_labels_file(Path(labels_file), folder, synsets, num_classes, class_names)
         source = "labels file"
     elif subdirs:
         classes = [d.name for d in subdirs]
@@ -112,6 +119,8 @@ def list_images(folder: str | Path, limit: int | None = None, seed: int = 0, lab
                                 "in the model's class order, or a flat folder with `labels`")
             index = {c: synsets()[c] for c in classes}
             source = "imagenet synsets"
+        elif (named := _by_class_name(classes, class_names, folder)) is not None:
+            index, source = named, "class names"
         else:
             if num_classes is not None and len(classes) > num_classes:
                 raise UserError(f"{folder} has {len(classes)} class folders but the model has {num_classes} classes")
@@ -130,6 +139,19 @@ def list_images(folder: str | Path, limit: int | None = None, seed: int = 0, lab
     return ImageSet(files, labels, classes, label_source=source)
 
 
+def _by_class_name(folders: list[str], class_names: tuple[str, ...] | None, where: Path) -> dict[str, int] | None:
+    """Folders named after the model's classes, mapped by name: a fine-tune's id2label need not be in sorted order,
+    which ImageFolder's indices are. None where no folder is a class name (then: sorted order)."""
+    if not class_names or not any(f in class_names for f in folders):
+        return None
+    stray = next((f for f in folders if f not in class_names), None)
+    if stray is not None:
+        shown = ", ".join(class_names[:4]) + (", ..." if len(class_names) > 4 else "")
+        raise UserError(f"class folder '{stray}' in {where} is not one of the model's classes ({shown}) where others "
+                        "are: name every folder after a class, or use a flat folder with `labels`")
+    return {f: class_names.index(f) for f in folders}
+
+
 def image_files(paths: list[str | Path]) -> list[Path]:
     """Image files named directly or found (recursively, sorted) in the folders named."""
     found: list[Path] = []
@@ -145,7 +167,8 @@ def image_files(paths: list[str | Path]) -> list[Path]:
     return found
 
 
-def _read_labels_file(path: Path, folder: Path, synsets, num_classes: int | None) -> tuple[list[Path], list[int]]:
+def _read_labels_file(path: Path, folder: Path, synsets, num_classes: int | None,
+                      class_names: tuple[str, ...] | None = None) -> tuple[list[Path], list[int]]:
     """CSV `filename,label` (a header row is allowed); filenames relative to `folder`."""
     if not path.is_file():
         raise UserError(f"labels file {path} does not exist: pass a CSV of filename,label")
@@ -162,7 +185,7 @@ def _read_labels_file(path: Path, folder: Path, synsets, num_classes: int | None
             if not image.is_file():
                 raise UserError(f"{path.name} line {n}: {image} does not exist")
             files.append(image)
-            labels.append(_label(row[1], synsets, num_classes, f"{path.name} line {n}"))
+            labels.append(_label(row[1], synsets, num_classes, f"{path.name} line {n}", class_names))
     return files, labels
 
 

@@ -128,6 +128,45 @@ def test_flat_folder_with_a_labels_file(cli, demo, tmp_path):
     assert r.code == 2 and "outside the model's 10 classes" in r.err
 
 
+def test_folders_and_labels_named_after_the_models_classes_map_by_name(cli, demo, tmp_path):
+    """A fine-tune's id2label need not be in sorted order: folders named after its classes map by name (sorted order,
+    ImageFolder's, would put 'eight' first and score about 10%), and so do CSV labels; a folder that is no class
+    where others are is refused."""
+    import dataclasses
+
+    import onnx
+
+    from swin_deploy.artifact import read_info, write_info
+
+    folder, paths = demo
+    names = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+    model = onnx.load(str(paths["swin_digits"]))
+    write_info(model, dataclasses.replace(read_info(paths["swin_digits"]), labels=names))
+    named = tmp_path / "named.onnx"
+    onnx.save(model, str(named))
+    val, flat, rows = tmp_path / "val", tmp_path / "flat", ["filename,label"]
+    flat.mkdir()
+    for digit, name in enumerate(names):
+        pngs = sorted((folder / "data" / "val" / str(digit)).iterdir())[:8]
+        (val / name).mkdir(parents=True)
+        for png in pngs:
+            shutil.copy(png, val / name / png.name)
+            shutil.copy(png, flat / f"{digit}_{png.name}")
+            rows.append(f"{digit}_{png.name},{name}")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    for data in (("--data", val), ("--data", flat, "--labels", tmp_path / "labels.csv")):
+        r, rep = report_of(cli, tmp_path, named, *data, "--batch-sizes", "16")
+        assert r.code == 0, r.err
+        assert rep["batches"][0]["metrics"]["cand_top1"] >= 90, (data, rep["batches"][0]["metrics"])
+    assert rep["images"]["labels"] == "labels file"
+    r, rep = report_of(cli, tmp_path, named, "--data", val, "--batch-sizes", "16")
+    assert rep["images"]["labels"] == "class names"
+    (val / "ten").mkdir()
+    shutil.copy(png, val / "ten" / png.name)
+    r = cli("verify", named, "--data", val)
+    assert r.code == 2 and "class folder 'ten'" in r.err and "not one of the model's classes" in r.err, r.err
+
+
 def test_unreadable_files_are_skipped_and_counted_or_refused_when_strict(cli, demo, tmp_path):
     folder, paths = demo
     val = tmp_path / "val"

@@ -71,7 +71,7 @@ class InputSet:
         self.samples = defaults.VERIFY_SAMPLES if options.samples is None else options.samples
         if options.data is not None:
             self.images = list_images(options.data, options.limit, options.seed, options.labels,
-                                      None if info.headless else info.num_classes)
+                                      None if info.headless else info.num_classes, info.labels)
             self.transform = transform_for(info, self.img_size)
         elif options.labels is not None:
             raise UserError("`labels` needs `data`: the folder the labelled files are in")
