@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import onnxruntime as ort
 import torch
@@ -12,7 +14,11 @@ from swin_deploy.machine import cpu_name, vector_isa
 
 
 def machine() -> str:
-    return (f"{cpu_name()} ({vector_isa()}), {torch.get_num_threads()} threads, onnxruntime {ort.__version__}, "
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    # oneDNN's ISA cap emulates an older CPU in OpenVINO's and torch's oneDNN kernels (AVX512_CORE_BF16: AVX-512, VNNI
+    # and BF16 without AMX, as Zen 4/5); onnxruntime's MLAS and OpenVINO's MLAS f32 kernels ignore it
+    capped = f", oneDNN capped at {cap} (ONEDNN_MAX_CPU_ISA; MLAS kernels not capped)" if cap else ""
+    return (f"{cpu_name()} ({vector_isa()}){capped}, {torch.get_num_threads()} threads, onnxruntime {ort.__version__}, "
             f"torch {torch.__version__}")
 
 

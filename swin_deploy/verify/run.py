@@ -1,10 +1,11 @@
 """Running a candidate and its reference over the same inputs, streamed, and gating the result.
 
-Every image goes through the reference once: the accuracy metrics cover the whole input set at the first batch
-size (or the artifact's static batch); every other batch size checks batch consistency on the first
-`consistency_samples` inputs. Images are decoded by a pool of workers while the models run, a bounded number of
-batches at a time, so memory does not grow with the size of the set. With a reference cache the reference's
-outputs are read from disk instead of computed (see cache.py).
+Every image goes through the reference once per input size: the accuracy metrics cover the whole input set at the
+first batch size (or the artifact's static batch); every other batch size checks batch consistency on the first
+`consistency_samples` inputs, and so does each end of a dynamic-size artifact's range unless `img_sizes` names the
+sizes. Images are decoded by a pool of workers while the models run, a bounded number of batches at a time, so
+memory does not grow with the size of the set. With a reference cache the reference's outputs are read from disk
+instead of computed (see cache.py).
 """
 
 from __future__ import annotations
