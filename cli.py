@@ -21,7 +21,7 @@ import typer
 from calibration.options import Int8Options, QuantizeOptions
 from swin_deploy import defaults
 from swin_deploy.errors import GateFailed, SwinDeployError, UserError
-from swin_deploy.parsing import parse_bytes, parse_floats, parse_fraction, parse_hw, parse_hw_list, parse_ints
+from swin_deploy.parsing import parse_bytes, parse_floats, parse_fraction, parse_hw, parse_hw_list, parse_ints, read_class_names
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Export Swin Transformer V1/V2 to ONNX and TensorRT, set precision, and gate accuracy and speed.")
@@ -235,6 +235,8 @@ def export(
                                                    "size / crop-pct, then center-cropped.")] = None,
     crop_mode: Annotated[str | None, typer.Option("--crop-mode", help="center (as --crop-pct says), squash (both sides "
                                                   "to the size, no crop) or border (timm's).")] = None,
+    class_names: Annotated[Path | None, typer.Option("--class-names", help="A fine-tune's class names: a text file, "
+                                                     "one per line in class-index order.")] = None,
     output: Output = None,
 ) -> None:
     """Export a native Swin model to ONNX (dynamic batch, opset-safe windows) and check parity.
@@ -251,7 +253,8 @@ def export(
                             min_size=hw(min_size, "min_size"), max_size=hw(max_size, "max_size"),
                             input_format=input_format, channels_last=channels_last, format=export_format,
                             preprocessing=Preprocessing(parsed(parse_floats, mean, "mean"), parsed(parse_floats, std, "std"),
-                                                        interpolation, crop_pct, crop_mode))
+                                                        interpolation, crop_pct, crop_mode),
+                            class_names=parsed(read_class_names, class_names, "class_names"))
     source = weights(checkpoint, pretrained, random_init, seed, ema)
     with render.steps(6) as on_step:
         result = export_variant(variant, source, output, options, on_step=on_step)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .errors import UserError
 
 
@@ -66,3 +68,20 @@ def parse_fraction(text: str, param: str) -> float:
         return float(t[:-1]) / 100 if t.endswith("%") else float(t)
     except ValueError:
         raise UserError(f"`{param}` takes a fraction like 10% or 0.1, not '{text}'") from None
+
+
+def read_class_names(path: str | Path, param: str) -> tuple[str, ...]:
+    """A text file of class names, one per line in class-index order (timm's class_map .txt, Triton's labels.txt)."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read `{param}` {path} ({type(e).__name__}): give a text file, one class name per "
+                        "line") from None
+    while lines and not lines[-1].strip():
+        lines.pop()
+    empty = next((n for n, line in enumerate(lines, 1) if not line.strip()), None)
+    if not lines or empty is not None:
+        what = f"line {empty} is empty" if empty else "no names"
+        raise UserError(f"`{param}` {path.name}: {what}; give one class name per line, in class-index order")
+    return tuple(line.strip() for line in lines)

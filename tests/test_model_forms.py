@@ -53,9 +53,12 @@ def meta(path) -> dict[str, str]:
     return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
 
 
-@pytest.mark.parametrize("version, in_chans, num_classes", [(1, 1, 10), (2, 4, 10), (1, 3, 0), (2, 1, 0)],
-                         ids=["v1-gray", "v2-4ch", "v1-headless", "v2-gray-headless"])
+@pytest.mark.parametrize("version, in_chans, num_classes", [(1, 1, 10), (2, 4, 10), (1, 3, 0), (2, 1, 0), (1, 3, 7),
+                                                            (2, 3, 37)],
+                         ids=["v1-gray", "v2-4ch", "v1-headless", "v2-gray-headless", "v1-7-classes", "v2-37-classes"])
 def test_timm_channels_and_headless_match_timm(cli, tmp_path, version, in_chans, num_classes):
+    """A checkpoint's own input channels and class count (a fine-tune's: the variant's 10 classes are not needed), or
+    none (headless), as timm's model with the same weights has them."""
     model, ckpt = timm_checkpoint(tmp_path, version, "m", in_chans=in_chans, num_classes=num_classes)
     variant = "swin_test" if version == 1 else "swinv2_test"
     cfg = get_config(variant)
@@ -83,6 +86,32 @@ def test_timm_channels_and_headless_match_timm(cli, tmp_path, version, in_chans,
     if not num_classes:  # --features works without a head
         assert cli("export", "--variant", variant, "--checkpoint", ckpt, "--features", "-o", tmp_path / "f.onnx").code == 0
         assert [o.name for o in onnx.load(str(tmp_path / "f.onnx")).graph.output] == ["stage1", "stage2", "stage3"]
+
+
+def test_a_fine_tunes_class_names(cli, demo, tmp_path):
+    """`--class-names FILE` names a fine-tune's classes (timm checkpoints carry none): predict and Triton show them.
+    A file whose count is not the classifier's, or names for a headless model, exit 2 and write nothing."""
+    folder, _ = demo
+    _, ckpt = timm_checkpoint(tmp_path, 1, "seven", num_classes=7)
+    names = ["cat", "dog", "bird", "fish", "frog", "horse", "ship"]
+    (tmp_path / "names.txt").write_text("\n".join(names) + "\n\n")
+    out = tmp_path / "seven.onnx"
+    assert cli("export", "--variant", "swin_test", "--checkpoint", ckpt, "--class-names", tmp_path / "names.txt",
+               "-o", out).code == 0
+    assert json.loads(meta(out)["swin_deploy.labels"]) == names
+    r = cli("predict", out, folder / "data" / "val" / "3", "--top-k", "7", "--json", "-")
+    assert r.code == 0, r.err
+    doc = json.loads(r.out)
+    assert doc["labels"] == "metadata"
+    assert {(k["index"], k["label"]) for k in doc["predictions"][0]["top_k"]} == set(enumerate(names))
+    (tmp_path / "six.txt").write_text("\n".join(names[:6]))
+    r = cli("export", "--variant", "swin_test", "--checkpoint", ckpt, "--class-names", tmp_path / "six.txt",
+            "-o", tmp_path / "six.onnx")
+    assert r.code == 2 and "gives 6 names for the model's 7 classes" in r.err and not (tmp_path / "six.onnx").exists()
+    _, headless = timm_checkpoint(tmp_path, 1, "headless", num_classes=0)
+    r = cli("export", "--variant", "swin_test", "--checkpoint", headless, "--class-names", tmp_path / "names.txt",
+            "-o", tmp_path / "h.onnx")
+    assert r.code == 2 and "has no classifier" in r.err, r.err
 
 
 def test_grayscale_images_are_read_as_luminance_and_raw_pixels_fold(cli, demo, tmp_path):

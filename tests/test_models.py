@@ -139,9 +139,9 @@ def test_wrong_variant_checkpoint_names_tensor_and_shapes(tmp_path):
         build_model(get_config("swin_test"), Weights("checkpoint", path))
     assert "does not fit swin_test" in str(info.value) and "'" in str(info.value)
     sd = model.state_dict()
-    sd["head.fc.weight"] = torch.zeros(5, 64)
+    sd["head.fc.weight"] = torch.zeros(10, 48)  # another class count is a fine-tune's; other features are not
     torch.save(sd, path)
-    with pytest.raises(UserError, match=r"head.fc.weight' has shape \(5, 64\), swinv2_test needs \(10, 64\)"):
+    with pytest.raises(UserError, match=r"head.fc.weight' has shape \(10, 48\), swinv2_test needs \(10, 64\)"):
         build_model(get_config("swinv2_test"), Weights("checkpoint", path))
 
 

@@ -66,6 +66,7 @@ class ExportOptions:
     # openvino: the ONNX converted to an OpenVINO IR (.xml + .bin); None: by the output's suffix (.xml: openvino)
     format: ExportFormat | None = None
     preprocessing: Preprocessing | None = None  # replaces the variant's or checkpoint config's (a fine-tune's own)
+    class_names: tuple[str, ...] | None = None  # a fine-tune's class names, in class-index order
 
     def __post_init__(self) -> None:
         if self.format is not None:
@@ -268,6 +269,18 @@ def _export(model: SwinTransformer, weights_sha256: str, out: Path, options: Exp
                    ir_weights=ir.weights, note=" ".join(filter(None, [result.note, ir.note])) or None)
 
 
+def _named(cfg, class_names: tuple[str, ...] | None):
+    """`cfg` with `class_names` as its labels, which must name each of its classes."""
+    if class_names is None:
+        return cfg
+    if not cfg.num_classes or cfg.backbone is not None:
+        raise UserError("`class_names` names a classifier's classes, and this model has no classifier")
+    if len(class_names) != cfg.num_classes:
+        raise UserError(f"`class_names` gives {len(class_names)} names for the model's {cfg.num_classes} classes: one "
+                        "name per line, in class-index order")
+    return replace(cfg, labels=tuple(class_names))
+
+
 def _with_geometry(model: SwinTransformer, cfg, dynamic: bool) -> SwinTransformer:
     """`model` itself, or a twin with the same weights and the geometry the export needs (the parameters are the
     same for static and dynamic geometry; only how windows are indexed differs)."""
@@ -293,7 +306,8 @@ def _export_onnx(model: SwinTransformer, weights_sha256: str, out: Path, options
     module = output_module(model, options.features)
     outputs = module.output_names()
     batch = options.max_batch if options.static_batch and options.max_batch else 1
-    info = ArtifactInfo.for_config(cfg, weights_sha256, options.opset, options.max_batch, options.static_batch,
+    info = ArtifactInfo.for_config(_named(cfg, options.class_names), weights_sha256, options.opset, options.max_batch,
+                                   options.static_batch,
                                    outputs=tuple(outputs), input_format=options.input_format,
                                    channels_last=options.channels_last,
                                    dynamic_size=None if size_range is None else (*size_range[0], *size_range[1]))

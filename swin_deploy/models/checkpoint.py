@@ -159,14 +159,19 @@ def read_checkpoint(path: str | Path, ema: bool = False) -> dict[str, torch.Tens
 
 
 def fit_to_state_dict(cfg: SwinConfig, state_dict: dict[str, torch.Tensor]) -> SwinConfig:
-    """`cfg` as a checkpoint's tensors have it: its input channel count (the patch embedding's), and no classifier
-    where it has none (a backbone saved for fine-tuning, timm's num_classes=0). Everything else must fit as is."""
+    """`cfg` as a checkpoint's tensors have it: its input channel count (the patch embedding's), its class count (a
+    fine-tune's classifier, as timm's `num_classes`; the variant's class names then no longer apply), and no
+    classifier where it has none (a backbone saved for fine-tuning, timm's num_classes=0). Everything else must fit
+    as is."""
     changes: dict = {}
     proj = state_dict.get("patch_embed.proj.weight")
     if proj is not None and proj.ndim == 4 and proj.shape[1] != cfg.in_chans:
         changes["in_chans"] = int(proj.shape[1])
+    head = state_dict.get("head.fc.weight")
     if cfg.backbone is None and cfg.num_classes and not any(k.startswith("head.") for k in state_dict):
         changes.update(num_classes=0, labels=None)
+    elif cfg.backbone is None and head is not None and head.ndim == 2 and head.shape[0] != cfg.num_classes:
+        changes.update(num_classes=int(head.shape[0]), labels=None)
     return replace(cfg, **changes) if changes else cfg
 
 
