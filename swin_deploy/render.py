@@ -159,13 +159,13 @@ def export_summary(result) -> None:
         "parity": "skipped" if result.parity_delta is None else f"{result.parity_delta:.1e} x max|output|",
         "exporter": result.exporter, "seconds": f"{result.seconds:.1f}", "outputs": ", ".join(result.outputs),
         "input size": result.input_size, **({"IR weights": result.ir_weights} if result.ir_weights else {}),
-        **({"note": result.note} if result.note else {})})
+        **({"note": spell_params(result.note, flag)} if result.note else {})})
 
 
 def ir_summary(source: str, result) -> None:
     summary(f"converted {source}", {"path": result.path, "weights": result.weights,
                                     "vs the ONNX": f"{result.max_rel_delta:.1e} x max|output| (OpenVINO f32)",
-                                    **({"note": result.note} if result.note else {})})
+                                    **({"note": spell_params(result.note, flag)} if result.note else {})})
 
 
 def verify_table(result) -> None:

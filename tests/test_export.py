@@ -164,7 +164,10 @@ def test_ema_weights_of_a_training_checkpoint(cli, tmp_path):
     torch.save({"epoch": 3, "state_dict": raw.state_dict(), "state_dict_ema": ema.state_dict(),
                 "args": argparse.Namespace(model="swin_test")}, ckpt)
     out = tmp_path / "m.onnx"
-    assert cli("export", "--checkpoint", ckpt, "--ema", "-o", out).code == 0
+    r = cli("export", "--checkpoint", ckpt, "-o", out)  # the raw weights, and a note that EMA ones are there
+    assert r.code == 0 and "also holds EMA weights (--ema exports those)" in " ".join(r.out.split()), r.out
+    r = cli("export", "--checkpoint", ckpt, "--ema", "-o", out)
+    assert r.code == 0 and "EMA" not in r.out
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         want, other = ema(x).numpy(), raw(x).numpy()

@@ -27,7 +27,7 @@ from ..enums import ExportFormat, InputFormat, Simplifier
 from ..errors import GateFailed, UserError, missing_package
 from ..fileio import atomic_output, check_outputs
 from ..models import PixelInput, Preprocessing, SwinTransformer, Weights, build_model, config_for, output_module
-from ..models.checkpoint import TrainingSettings, training_settings
+from ..models.checkpoint import TrainingSettings, holds_unused_ema, training_settings
 from ..models.registry import registered
 from ..tolerances import EXPORT_PARITY_REL
 
@@ -230,10 +230,11 @@ def export_variant(variant: str | None, weights: Weights, out: Path | None = Non
     on_step("build + load weights")
     model, sha = build_model(cfg, weights, dynamic=options.dynamic_size)
     result = _export(model, sha, out, options, on_step)
-    if used == TrainingSettings():
-        return result
-    taken = f"from the checkpoint's training args: {used.describe()}"
-    return replace(result, note="; ".join(filter(None, [result.note, taken])))
+    taken = f"from the checkpoint's training args: {used.describe()}" if used != TrainingSettings() else None
+    # timm evaluates (and picks its best checkpoint by) the EMA weights where it keeps them: say they were left
+    ema = "the raw weights; the checkpoint also holds EMA weights (`ema` exports those)" if holds_unused_ema(weights) \
+        else None
+    return replace(result, note="; ".join(filter(None, [result.note, taken, ema])) or None)
 
 
 def export_onnx(model: SwinTransformer, weights_sha256: str, out: Path, options: ExportOptions,

@@ -97,20 +97,31 @@ class TrainingSettings:
         return ", ".join(filter(None, given))
 
 
+def _mapped_training_checkpoint(weights: Weights) -> dict:
+    """A .pth/.pt checkpoint's top level, memory-mapped (tensors are not read); empty for other weights."""
+    if weights.source != WeightsSource.CHECKPOINT or weights.path is None or hf_config_path(weights.path):
+        return {}
+    path = Path(weights.path)
+    if not path.is_file() or path.suffix == ".safetensors":
+        return {}
+    try:
+        checkpoint = _torch_load(path, mmap=True)
+    except Exception:  # an older non-zip file cannot be mapped; read_checkpoint reports unreadable ones
+        return {}
+    return checkpoint if isinstance(checkpoint, dict) else {}
+
+
+def holds_unused_ema(weights: Weights) -> bool:
+    """Whether a training checkpoint also holds EMA weights that `weights` does not ask for (`ema`)."""
+    return not weights.ema and any(isinstance(_mapped_training_checkpoint(weights).get(k), dict) for k in EMA_KEYS)
+
+
 def training_settings(weights: Weights) -> TrainingSettings:
     """The `args` timm's train.py saves in its checkpoints (model name, --img-size/--input-size, --mean, --std,
     --interpolation, --crop-pct, --crop-mode), where set; empty for other weights. The file is memory-mapped, so
     this costs no second read of the tensors."""
-    if weights.source != WeightsSource.CHECKPOINT or weights.path is None or hf_config_path(weights.path):
-        return TrainingSettings()
-    path = Path(weights.path)
-    if not path.is_file() or path.suffix == ".safetensors":
-        return TrainingSettings()
-    try:
-        checkpoint = _torch_load(path, mmap=True)
-    except Exception:  # an older non-zip file cannot be mapped; read_checkpoint reports unreadable ones
-        return TrainingSettings()
-    args = checkpoint.get("args") if isinstance(checkpoint, dict) else None
+    checkpoint = _mapped_training_checkpoint(weights)
+    args = checkpoint.get("args")
     args = vars(args) if isinstance(args, argparse.Namespace) else args if isinstance(args, dict) else {}
     if not args:
         return TrainingSettings()
