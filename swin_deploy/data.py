@@ -126,10 +126,10 @@ def list_images(folder: str | Path, limit: int | None = None, seed: int = 0, lab
                 raise UserError(f"{folder} has {len(classes)} class folders but the model has {num_classes} classes")
             index = {c: i for i, c in enumerate(classes)}
             source = "folders"
-        pairs = [(f, index[d.name]) for d in subdirs for f in sorted(d.rglob("*")) if f.suffix.lower() in IMAGE_SUFFIXES]
+        pairs = [(f, index[d.name]) for d in subdirs for f in _images_under(d)]
         files, labels = [p[0] for p in pairs], [p[1] for p in pairs]
     else:
-        files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        files = [f for f in _images_under(folder) if f.parent == folder]
     if not files:
         raise UserError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found in {folder}")
     if limit is not None and limit < len(files):
@@ -152,12 +152,20 @@ def _by_class_name(folders: list[str], class_names: tuple[str, ...] | None, wher
     return {f: class_names.index(f) for f in folders}
 
 
+def _images_under(folder: Path) -> list[Path]:
+    """The image files in `folder` and its subfolders, sorted, leaving out hidden ones: macOS's `._name.jpg` resource
+    forks and Jupyter's `.ipynb_checkpoints` copies are not images of the set (they were read as unreadable images or
+    as duplicates)."""
+    return sorted(f for f in folder.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()
+                  and not any(part.startswith(".") for part in f.relative_to(folder).parts))
+
+
 def image_files(paths: list[str | Path]) -> list[Path]:
     """Image files named directly or found (recursively, sorted) in the folders named."""
     found: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            found += _images_under(p)
         elif p.is_file():
             found.append(p)
         else:

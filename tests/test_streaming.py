@@ -167,6 +167,28 @@ def test_folders_and_labels_named_after_the_models_classes_map_by_name(cli, demo
     assert r.code == 2 and "class folder 'ten'" in r.err and "not one of the model's classes" in r.err, r.err
 
 
+def test_hidden_files_are_not_images_of_the_set(demo, tmp_path):
+    """macOS's `._name.png` resource forks and Jupyter's `.ipynb_checkpoints` copies sit beside real images in folders
+    people copy around: they are not listed (they were read as unreadable images, or as duplicates)."""
+    from swin_deploy.data import image_files, list_images
+
+    folder, _ = demo
+    val = tmp_path / "val"
+    for digit in ("1", "2"):
+        (val / digit).mkdir(parents=True)
+        for png in sorted((folder / "data" / "val" / digit).iterdir())[:3]:
+            shutil.copy(png, val / digit / png.name)
+    (val / "1" / "._0001.png").write_bytes(b"\x00\x05\x16\x07 Mac OS X resource fork")
+    (val / "2" / ".ipynb_checkpoints").mkdir()
+    shutil.copy(png, val / "2" / ".ipynb_checkpoints" / "copy-checkpoint.png")
+    images = list_images(val, num_classes=10)
+    assert len(images) == 6 and images.labels == [0, 0, 0, 1, 1, 1]
+    assert not any(part.startswith(".") for f in images.files for part in f.relative_to(val).parts)
+    assert len(image_files([val])) == 6
+    flat = val / "2"
+    assert [f.name for f in list_images(flat).files] == sorted(p.name for p in flat.iterdir() if p.is_file())
+
+
 def test_unreadable_files_are_skipped_and_counted_or_refused_when_strict(cli, demo, tmp_path):
     folder, paths = demo
     val = tmp_path / "val"
