@@ -27,7 +27,7 @@ from ..enums import ExportFormat, InputFormat, Simplifier
 from ..errors import GateFailed, UserError, missing_package
 from ..fileio import atomic_output, check_outputs
 from ..models import PixelInput, Preprocessing, SwinTransformer, Weights, build_model, config_for, output_module
-from ..models.checkpoint import TrainingSettings, holds_unused_ema, training_settings
+from ..models.checkpoint import TrainingSettings, training_settings
 from ..models.registry import registered
 from ..tolerances import EXPORT_PARITY_REL
 
@@ -232,8 +232,8 @@ def export_variant(variant: str | None, weights: Weights, out: Path | None = Non
     result = _export(model, sha, out, options, on_step)
     taken = f"from the checkpoint's training args: {used.describe()}" if used != TrainingSettings() else None
     # timm evaluates (and picks its best checkpoint by) the EMA weights where it keeps them: say they were left
-    ema = "the raw weights; the checkpoint also holds EMA weights (`ema` exports those)" if holds_unused_ema(weights) \
-        else None
+    ema = "the raw weights; the checkpoint also holds EMA weights (`ema` exports those)" \
+        if trained.ema_weights and not weights.ema else None
     return replace(result, note="; ".join(filter(None, [result.note, taken, ema])) or None)
 
 

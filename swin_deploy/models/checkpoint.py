@@ -89,6 +89,7 @@ class TrainingSettings:
     model: str | None = None  # timm's model name (args.model)
     img_size: tuple[int, int] | None = None  # the input size it was trained and evaluated at
     preprocessing: Preprocessing | None = None  # its eval normalisation, resize filter and crop, where args set them
+    ema_weights: bool = False  # the checkpoint also holds EMA weights (state_dict_ema / model_ema)
 
     def describe(self) -> str:
         given = [self.model or "", "x".join(map(str, self.img_size or ()))]
@@ -111,20 +112,16 @@ def _mapped_training_checkpoint(weights: Weights) -> dict:
     return checkpoint if isinstance(checkpoint, dict) else {}
 
 
-def holds_unused_ema(weights: Weights) -> bool:
-    """Whether a training checkpoint also holds EMA weights that `weights` does not ask for (`ema`)."""
-    return not weights.ema and any(isinstance(_mapped_training_checkpoint(weights).get(k), dict) for k in EMA_KEYS)
-
-
 def training_settings(weights: Weights) -> TrainingSettings:
     """The `args` timm's train.py saves in its checkpoints (model name, --img-size/--input-size, --mean, --std,
-    --interpolation, --crop-pct, --crop-mode), where set; empty for other weights. The file is memory-mapped, so
-    this costs no second read of the tensors."""
+    --interpolation, --crop-pct, --crop-mode), where set, and whether it holds EMA weights; empty for other weights.
+    The file is memory-mapped, so this costs no second read of the tensors."""
     checkpoint = _mapped_training_checkpoint(weights)
+    ema = any(isinstance(checkpoint.get(k), dict) for k in EMA_KEYS)
     args = checkpoint.get("args")
     args = vars(args) if isinstance(args, argparse.Namespace) else args if isinstance(args, dict) else {}
     if not args:
-        return TrainingSettings()
+        return TrainingSettings(ema_weights=ema)
     size = args.get("input_size") or args.get("img_size")
     if isinstance(size, int):
         size = (size, size)
@@ -140,7 +137,7 @@ def training_settings(weights: Weights) -> TrainingSettings:
                         interpolation=interpolation if interpolation in INTERPOLATIONS else None,
                         crop_pct=float(crop_pct) if isinstance(crop_pct, int | float) and 0 < crop_pct <= 1 else None,
                         crop_mode=crop_mode if crop_mode in CROP_MODES else None)
-    return TrainingSettings(model, size, None if pre == Preprocessing() else pre)
+    return TrainingSettings(model, size, None if pre == Preprocessing() else pre, ema)
 
 
 def read_checkpoint(path: str | Path, ema: bool = False) -> dict[str, torch.Tensor]:
@@ -316,6 +313,8 @@ class Weights:
             raise UserError(f"choose one source of weights, not {' and '.join(f'`{n}`' for n in chosen)}")
         if ema and checkpoint is None:
             raise UserError("`ema` takes a training checkpoint's EMA weights: pass that `checkpoint` with it")
+        if ema and Path(checkpoint).is_dir():
+            raise UserError("a transformers folder holds one set of weights: leave out `ema`")
         if checkpoint is not None:
             return cls(WeightsSource.CHECKPOINT, Path(checkpoint), ema=ema)
         if pretrained:

@@ -39,7 +39,7 @@ def torch_reference(info: ArtifactInfo, weights: Weights, device: str = "cpu") -
     return TorchRunner(module, name="pytorch-fp32", output_names=info.outputs, device=device)
 
 
-def timm_reference(info: ArtifactInfo, checkpoint: Path, device: str = "cpu", ema: bool = False) -> Runner:
+def timm_reference(info: ArtifactInfo, weights: Weights, device: str = "cpu") -> Runner:
     """timm's own model with the same checkpoint, as an independent reference; for a dynamic-size artifact, timm's
     model built at each input size it is given."""
     from ..backends.torch_runner import TorchRunner
@@ -49,7 +49,7 @@ def timm_reference(info: ArtifactInfo, checkpoint: Path, device: str = "cpu", em
     if info.features:
         raise UserError("`timm` compares outputs of timm's forward (logits or pooled features), not feature maps: "
                         "verify a feature-map export against the native model")
-    state = read_checkpoint(checkpoint, ema)
+    state = read_checkpoint(weights.path, weights.ema)
 
     def build(size: tuple[int, int]) -> torch.nn.Module:
         import timm.models.swin_transformer as v1
@@ -164,8 +164,6 @@ def reference_for(info: ArtifactInfo, weights: Weights, timm: bool = False, arti
 
         if weights.source != WeightsSource.CHECKPOINT or weights.path is None or not Path(weights.path).is_dir():
             raise UserError("`transformers` needs `checkpoint` FOLDER: the save_pretrained folder to load")
-        if weights.ema:
-            raise UserError("a transformers folder holds one set of weights: leave out `ema`")
         identity = f"transformers {sha256_file(checkpoint_file(weights.path))}"
         return Reference(transformers_reference(weights.path, info, device), identity, info.normalized)
     if timm:
@@ -177,7 +175,7 @@ def reference_for(info: ArtifactInfo, weights: Weights, timm: bool = False, arti
             # timm's model pads and shifts by timm's rules, which transformers' differ from away from the config's size
             raise UserError("this artifact follows a transformers checkpoint, which timm's model does not run alike: "
                             "gate it with `transformers` and `checkpoint` FOLDER, or against the native model")
-        return Reference(timm_reference(info, weights.path, device, weights.ema),
+        return Reference(timm_reference(info, weights, device),
                          f"timm {sha256_file(weights.path)}{' ema' * weights.ema}", info.normalized)
     # torch_reference refuses weights other than the exported ones, so the artifact's sha256 names them
     return Reference(torch_reference(info, weights, device), f"pytorch {info.weights_sha256 or weights}", info.normalized)
