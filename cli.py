@@ -2,17 +2,20 @@
 
 Each command parses its options, calls one library function and renders the result (swin_deploy.render).
 Exit codes: 0 success, 1 an accuracy gate failed, 2 a usage or input error (one line, no traceback
-unless SWIN_DEPLOY_DEBUG=1), 3 an internal error.
+unless SWIN_DEPLOY_DEBUG=1), 3 an internal error; 130 and 143 on Ctrl-C and SIGTERM.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import inspect
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -20,7 +23,7 @@ import typer
 
 from calibration.options import Int8Options, QuantizeOptions
 from swin_deploy import defaults
-from swin_deploy.errors import GateFailed, SwinDeployError, UserError
+from swin_deploy.errors import GateFailed, SwinDeployError, UserError, out_of_space
 from swin_deploy.parsing import parse_bytes, parse_floats, parse_fraction, parse_hw, parse_hw_list, parse_ints, read_class_names
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -608,6 +611,25 @@ def build_engine(
     render.engine_summary(result)
 
 
+@contextlib.contextmanager
+def _sigterm_unwinds():
+    """CI cancellations, `timeout` and container stops send SIGTERM, whose default action ends the process where it
+    stands: unwinding as Ctrl-C does lets the atomic writers remove their partial files (exit 128 + 15, as a shell
+    reports it). Signal handlers belong to the main thread; elsewhere SIGTERM keeps its default."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def unwind(signum: int, frame) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, unwind)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main() -> None:
     """Console entry point: map library errors to exit codes and one-line messages.
 
@@ -618,7 +640,8 @@ def main() -> None:
 
     debug = os.environ.get("SWIN_DEPLOY_DEBUG") == "1"
     try:
-        app()
+        with _sigterm_unwinds():
+            app()
     except SwinDeployError as e:
         if debug:
             raise
@@ -627,6 +650,9 @@ def main() -> None:
     except Exception as e:
         if debug:
             raise
+        if (full := out_of_space(e)) is not None:  # a full disk met outside an output's own writer (a temp folder)
+            render.failure("error:", full.render(render.flag))
+            sys.exit(full.exit_code)
         render.failure("internal error:", f"{type(e).__name__}: {e} (rerun with SWIN_DEPLOY_DEBUG=1 for the traceback)")
         sys.exit(3)
 

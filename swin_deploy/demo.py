@@ -11,14 +11,15 @@ from pathlib import Path
 import numpy as np
 
 from .errors import missing_package
-from .fileio import make_folder
+from .fileio import atomic_directory, make_folder
 
 IMAGE_SIZE = 32
 VAL_FRACTION = 0.2
 
 
 def write_digits(folder: str | Path, seed: int = 0) -> dict[str, int]:
-    """Write calib/<digit>/*.png and val/<digit>/*.png; returns the image count per split."""
+    """Write calib/<digit>/*.png and val/<digit>/*.png; returns the image count per split. Each split folder is
+    written whole or not at all (an interrupted run leaves the previous one, or none), and replaces the one before."""
     try:
         from sklearn.datasets import load_digits
     except ImportError as e:
@@ -27,18 +28,21 @@ def write_digits(folder: str | Path, seed: int = 0) -> dict[str, int]:
 
     digits = load_digits()
     rng = np.random.default_rng(seed)
-    folder = Path(folder)
-    counts = {"calib": 0, "val": 0}
+    folder = make_folder(folder)
+    splits: dict[str, list[tuple[int, np.ndarray]]] = {"calib": [], "val": []}
     for label in range(10):
         idx = np.flatnonzero(digits.target == label)
         rng.shuffle(idx)
         n_val = int(round(len(idx) * VAL_FRACTION))
-        for split, part in (("val", idx[:n_val]), ("calib", idx[n_val:])):
-            out = folder / split / str(label)
-            make_folder(out)
-            for i in part:
-                pixels = (digits.images[i] * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)
-                img = Image.fromarray(pixels, mode="L").resize((IMAGE_SIZE, IMAGE_SIZE), Image.BICUBIC).convert("RGB")
-                img.save(out / f"{i:04d}.png")
-                counts[split] += 1
-    return counts
+        splits["val"].append((label, idx[:n_val]))
+        splits["calib"].append((label, idx[n_val:]))
+    for split, parts in splits.items():
+        with atomic_directory(folder / split) as staging:
+            for label, part in parts:
+                out = staging / str(label)
+                out.mkdir()
+                for i in part:
+                    pixels = (digits.images[i] * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)
+                    img = Image.fromarray(pixels, mode="L").resize((IMAGE_SIZE, IMAGE_SIZE), Image.BICUBIC)
+                    img.convert("RGB").save(out / f"{i:04d}.png")
+    return {split: sum(len(part) for _, part in parts) for split, parts in splits.items()}

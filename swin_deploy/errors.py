@@ -10,6 +10,7 @@ spell it its own way (the command line shows `--name`).
 
 from __future__ import annotations
 
+import errno
 import re
 from collections.abc import Callable
 
@@ -45,3 +46,16 @@ def missing_package(package: str, extra: str | None = None) -> UserError:
     """The error for an optional heavy dependency that is not installed."""
     hint = f"pip install 'swin-deploy[{extra}]'" if extra else f"pip install {package}"
     return UserError(f"this needs the '{package}' package, which is not installed: {hint}")
+
+
+# a full disk or quota: the environment's limit, not a bug, and the user can act on it
+_OUT_OF_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def out_of_space(error: BaseException, writing: str | None = None) -> UserError | None:
+    """The UserError for an OSError that says the disk or quota is full (None for any other error)."""
+    if not isinstance(error, OSError) or error.errno not in _OUT_OF_SPACE:
+        return None
+    where = f" writing {writing}" if writing else ""
+    return UserError(f"no space left on the device{where} ({error.strerror or error}): free some space, or write to "
+                     "another disk")

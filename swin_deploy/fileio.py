@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from .errors import UserError
+from .errors import UserError, out_of_space
 
 
 def sha256_file(path: str | Path) -> str:
@@ -87,7 +87,8 @@ def staging_folder(path: str | Path) -> Path:
 def atomic_output(path: str | Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path in the destination folder; rename it to `path` only on success.
 
-    A failed or interrupted run (exception, Ctrl-C) leaves nothing at `path` and no temp file.
+    A failed or interrupted run (exception, Ctrl-C, SIGTERM through the CLI) leaves nothing at `path` and no temp
+    file; a full disk is a UserError.
     """
     path = Path(path)
     folder = check_writable_dir(path)
@@ -102,8 +103,18 @@ def atomic_output(path: str | Path, suffix: str = "") -> Iterator[Path]:
         # mkstemp creates 0600; give the artifact the permissions a plain open() would (0666 less umask)
         os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
+    except OSError as e:
+        _raise_out_of_space(e, path)
+        raise
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def _raise_out_of_space(error: OSError, path: Path) -> None:
+    """A full disk while an output is written is the user's to fix (free space, another disk), not a crash."""
+    full = out_of_space(error, str(path))
+    if full is not None:
+        raise full from error
 
 
 def _umask() -> int:
@@ -133,6 +144,9 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
             raise
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+    except OSError as e:
+        _raise_out_of_space(e, path)
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

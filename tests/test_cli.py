@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -106,3 +109,75 @@ def test_predict_batch_size_below_1_is_refused(cli, tiny_onnx, demo):
     folder, _ = demo
     r = cli("predict", tiny_onnx["swin_test"], folder / "data" / "val" / "1", "--batch-size", "0")
     assert r.code == 2 and "--batch-size must be at least 1, not 0" in r.err and len(r.err.strip().splitlines()) == 1
+
+
+def test_sigterm_unwinds_and_leaves_no_partial_output(tmp_path):
+    """CI cancellations and `timeout` send SIGTERM: the run ends with 143 (as a shell reports it) and the atomic
+    writer removes its partial file, as on Ctrl-C. Without the handler the process dies where it stands, leaving a
+    hidden temp file the size of the model beside the output."""
+    import os
+    import subprocess
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import os, signal, sys, time
+        import cli
+        from swin_deploy.export import onnx_export
+
+        def killed_midway(model, example, path, *args, **kwargs):
+            path.write_bytes(b"half an ONNX")
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(30)  # the handler interrupts this
+            raise AssertionError("SIGTERM did not end the run")
+
+        onnx_export._torch_export = killed_midway
+        sys.argv = ["swin-deploy", "export", "--variant", "swin_test", "--random-init", "-o", {str(tmp_path / "m.onnx")!r}]
+        cli.main()
+    """)
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(root)})
+    assert r.returncode == 143, r.stderr
+    assert "AssertionError" not in r.stderr and list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_is_a_usage_error_naming_the_output_and_leaves_nothing(cli, tiny_onnx, tmp_path, monkeypatch):
+    """No space left is the user's to fix (exit 2, one line), not a crash (exit 3); export used to take the failed write
+    for a failed exporter, retry with torch.export and report its opset instead."""
+    import errno
+
+    import openvino
+    import torch
+
+    import swin_deploy.demo
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def openvino_disk_full(*args, **kwargs):
+        raise RuntimeError("basic_ios::clear: iostream error")  # what OpenVINO 2026.4 raises on a full disk
+
+    monkeypatch.setattr(torch.onnx, "export", disk_full)
+    monkeypatch.setattr(openvino, "save_model", openvino_disk_full)
+    cases = ((("export", "--variant", "swin_test", "--random-init", "-o", tmp_path / "m.onnx"), "no space left"),
+             (("convert", tiny_onnx["swin_test"], "-o", tmp_path / "m.xml"), "OpenVINO could not write the IR"))
+    for args, said in cases:
+        r = cli(*args)
+        assert r.code == 2 and said in r.err and len(r.err.strip().splitlines()) == 1, (args, r.err)
+    assert list(tmp_path.iterdir()) == []
+    from PIL import Image
+
+    saved = []
+
+    def fills_up(self, path, *args, **kwargs):
+        if len(saved) == 100:
+            disk_full()
+        saved.append(path)
+
+    monkeypatch.setattr(Image.Image, "save", fills_up)
+    r = cli("demo-data", tmp_path / "data")  # each split is written whole or not at all
+    assert r.code == 2 and f"writing {tmp_path / 'data' / 'calib'}" in r.err and len(saved) == 100
+    assert list((tmp_path / "data").iterdir()) == []
+    monkeypatch.setattr(swin_deploy.demo, "write_digits", disk_full)  # met outside an output's own writer
+    r = cli("demo-data", tmp_path / "data")
+    assert r.code == 2 and "no space left on the device" in r.err and "internal error" not in r.err

@@ -134,6 +134,8 @@ def _torch_export(model: torch.nn.Module, example: torch.Tensor, path: Path, ops
                                   opset_version=opset, dynamo=False, do_constant_folding=True,
                                   dynamic_axes=axes or None)
                 return "torchscript"
+            except OSError:
+                raise  # writing failed (a full disk), not the exporter: the other exporter would fail the same way
             except Exception:
                 if exporter == "torchscript" or dynamic_size:
                     raise

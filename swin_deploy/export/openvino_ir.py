@@ -45,6 +45,17 @@ def _read_onnx(ov, onnx_path: Path):
     return ov.Core().read_model(str(onnx_path))
 
 
+def _save(ov, model, xml: Path, compressed: bool, folder: Path) -> None:
+    try:
+        ov.save_model(model, str(xml), compress_to_fp16=compressed)
+    except RuntimeError as e:
+        # OpenVINO reports a failed write as a bare iostream error, without the OS's reason: the free space is the
+        # usual one, so say how much there is
+        free = shutil.disk_usage(folder).free
+        raise UserError(f"OpenVINO could not write the IR in {folder} ({e}; {free / 2**20:.0f} MiB "
+                        "free there): free some space, or write to another disk") from e
+
+
 def to_openvino(onnx_path: Path, out: Path | None = None, compress: bool = True, variant: str | None = None) -> IrResult:
     """Convert `onnx_path` to an IR at `out` (default: beside it, .xml), checked against the ONNX on seeded inputs.
     `variant`: what model an ONNX without swin-deploy metadata is (the IR then carries that variant's metadata)."""
@@ -72,7 +83,7 @@ def to_openvino(onnx_path: Path, out: Path | None = None, compress: bool = True,
         for compressed in ([True, False] if compress else [False]):
             xml = staging / ("fp16" if compressed else "fp32") / out.name
             xml.parent.mkdir()
-            ov.save_model(model, str(xml), compress_to_fp16=compressed)
+            _save(ov, model, xml, compressed, out.parent)
             with OpenVinoRunner(xml, options=options, precision=info.precision) as runner:
                 got = runner.infer(x)
             comparison = Comparison()
