@@ -183,6 +183,11 @@ def test_ema_weights_of_a_training_checkpoint(cli, tmp_path):
     assert r.code == 2 and "holds no EMA weights" in r.err and not (tmp_path / "n.onnx").exists(), r.err
     r = cli("export", "--variant", "swin_test", "--random-init", "--ema", "-o", tmp_path / "n.onnx")
     assert r.code == 2 and "pass that --checkpoint with it" in r.err, r.err
+    lightning = tmp_path / "lightning.ckpt"  # a Lightning module's: the EMA copy is a wrapped model beside the raw one
+    torch.save({"state_dict": {**{f"model.{k}": v for k, v in raw.state_dict().items()},
+                               **{f"model_ema.module.{k}": v for k, v in ema.state_dict().items()}}}, lightning)
+    r = cli("export", "--checkpoint", lightning, "--variant", "swin_test", "-o", tmp_path / "l.onnx")
+    assert r.code == 0 and "also holds EMA weights (--ema exports those)" in " ".join(r.out.split()), r.out
 
 
 def test_graph_is_at_most_half_of_timms(tmp_path):

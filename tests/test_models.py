@@ -96,7 +96,8 @@ def test_official_checkpoint_layout_converts(tmp_path):
 
 
 def test_training_checkpoints_unwrap(tmp_path):
-    """What training scripts save: timm's (args Namespace, optimizer, EMA), DDP-prefixed keys, EMA-only."""
+    """What training scripts save: timm's (args Namespace, optimizer, EMA), DDP-prefixed keys, EMA-only, and a
+    Lightning module's (the model under its attribute's name, beside a loss's tensors and an EMA copy)."""
     import argparse
 
     model, _ = build_model(get_config("swin_test"), Weights("random", seed=1))
@@ -108,15 +109,27 @@ def test_training_checkpoints_unwrap(tmp_path):
                             "optimizer": opt.state_dict(), "args": argparse.Namespace(lr=0.1), "version": 2}, sd),
         "ddp.pth": ({"state_dict": {"module." + k: v for k, v in sd.items()}}, sd),
         "ema_only.pth": ({"model_ema": ema_sd, "epoch": 1}, ema_sd),
+        "lightning.ckpt": ({"state_dict": {**prefixed("model.", sd), "criterion.weight": torch.ones(7)},
+                            "epoch": 3, "pytorch-lightning_version": "2.4.0"}, sd),
+        "lightning_ema.ckpt": ({"state_dict": {**prefixed("net.", sd), **prefixed("net_ema.module.", ema_sd)}}, sd),
     }
     x = torch.randn(2, 3, 64, 64)
-    for name, (checkpoint, expected) in cases.items():
-        torch.save(checkpoint, tmp_path / name)
-        loaded, _ = build_model(get_config("swin_test"), Weights("checkpoint", tmp_path / name))
+    for name, (checkpoint, expected) in [*cases.items(), ("lightning_ema.ckpt", (None, ema_sd))]:
+        ema_asked = checkpoint is None
+        if not ema_asked:
+            torch.save(checkpoint, tmp_path / name)
+        loaded, _ = build_model(get_config("swin_test"), Weights("checkpoint", tmp_path / name, ema=ema_asked))
         reference, _ = build_model(get_config("swin_test"), Weights("random"))
         reference.load_state_dict(expected)
         with torch.no_grad():
             torch.testing.assert_close(loaded(x), reference(x), msg=name)
+    torch.save({"state_dict": {**prefixed("student.", sd), **prefixed("teacher.", ema_sd)}}, tmp_path / "two.ckpt")
+    with pytest.raises(UserError, match=r"several Swin models \(student, teacher\)"):
+        read_checkpoint(tmp_path / "two.ckpt")
+
+
+def prefixed(prefix: str, state_dict: dict) -> dict:
+    return {prefix + k: v for k, v in state_dict.items()}
 
 
 def test_safetensors_checkpoint(tmp_path):

@@ -51,15 +51,49 @@ CONTAINER_KEYS = ("state_dict", "model", *EMA_KEYS)
 
 def unwrap_checkpoint(checkpoint: dict, ema: bool = False, name: str = "checkpoint") -> dict:
     """The state_dict inside a training checkpoint (a flat state_dict passes through); with `ema`, its exponential
-    moving average (what timm's validate.py --use-ema loads), which must be there."""
+    moving average (what timm's validate.py --use-ema loads), which must be there: in an EMA container, or as a
+    wrapped model whose attribute names it (`model_prefix`)."""
     if ema:
         found = next((checkpoint[k] for k in EMA_KEYS if isinstance(checkpoint.get(k), dict)), None)
-        if found is None:
-            raise UserError(f"{name} holds no EMA weights ({' or '.join(EMA_KEYS)}): leave out `ema`")
-        return found
+        if found is not None:
+            return found
+        flat = unwrap_checkpoint(checkpoint, name=name)
+        if any(_is_ema(prefix) for prefix in _model_prefixes(flat)):
+            return flat
+        raise UserError(f"{name} holds no EMA weights ({' or '.join(EMA_KEYS)}): leave out `ema`")
     if all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
         return checkpoint
     return next((checkpoint[k] for k in CONTAINER_KEYS if isinstance(checkpoint.get(k), dict)), checkpoint)
+
+
+# a tensor every Swin checkpoint in timm or official layout has, under whatever a wrapper saved the model as
+_ANCHOR = "patch_embed.proj.weight"
+
+
+def _model_prefixes(state_dict: dict) -> list[str]:
+    return sorted(k[:-len(_ANCHOR)] for k in state_dict if k.endswith(f".{_ANCHOR}"))
+
+
+def _is_ema(prefix: str) -> bool:
+    return "ema" in prefix.lower().split(".")[0]
+
+
+def model_prefix(state_dict: dict, ema: bool = False, name: str = "checkpoint") -> dict:
+    """The Swin model's tensors where a wrapper saved them under its attribute's name: a Lightning module's
+    `self.model` as 'model.patch_embed...', or 'net.', 'backbone.', 'encoder.' (timm's clean_state_dict takes off DDP's
+    'module.' and torch.compile's '_orig_mod.' only). The prefix is taken off and the wrapper's other tensors (a loss's
+    class weights, metrics) left out. Beside an EMA copy ('model_ema.module.'), `ema` chooses between the two. A
+    state_dict in timm layout passes through. Pure: a new dict."""
+    if _ANCHOR in state_dict:
+        return state_dict
+    prefixes = _model_prefixes(state_dict)
+    chosen = [p for p in prefixes if _is_ema(p) == ema] if len(prefixes) > 1 else prefixes
+    if len(chosen) > 1:
+        raise UserError(f"{name} holds several Swin models ({', '.join(p.rstrip('.') for p in chosen)}): save the one "
+                        "to deploy as its own state_dict")
+    if not chosen:
+        return state_dict  # not a Swin in timm layout (transformers', or another model): named where it fails to load
+    return {k[len(chosen[0]):]: v for k, v in state_dict.items() if k.startswith(chosen[0])}
 
 
 def checkpoint_file(path: str | Path) -> Path:
@@ -117,7 +151,8 @@ def training_settings(weights: Weights) -> TrainingSettings:
     --interpolation, --crop-pct, --crop-mode), where set, and whether it holds EMA weights; empty for other weights.
     The file is memory-mapped, so this costs no second read of the tensors."""
     checkpoint = _mapped_training_checkpoint(weights)
-    ema = any(isinstance(checkpoint.get(k), dict) for k in EMA_KEYS)
+    ema = any(isinstance(checkpoint.get(k), dict) for k in EMA_KEYS) or \
+        any(_is_ema(prefix) for prefix in _model_prefixes(unwrap_checkpoint(checkpoint) if checkpoint else {}))
     args = checkpoint.get("args")
     args = vars(args) if isinstance(args, argparse.Namespace) else args if isinstance(args, dict) else {}
     if not args:
@@ -143,8 +178,9 @@ def training_settings(weights: Weights) -> TrainingSettings:
 def read_checkpoint(path: str | Path, ema: bool = False) -> dict[str, torch.Tensor]:
     """A state_dict from .pth/.pt/.bin (weights_only) or .safetensors, or a transformers folder, in timm layout.
 
-    Training checkpoints are unwrapped (see CONTAINER_KEYS; `ema`: their EMA weights) and DDP/torch.compile prefixes
-    dropped; official Swin and transformers layouts are converted."""
+    Training checkpoints are unwrapped (see CONTAINER_KEYS; `ema`: their EMA weights), DDP/torch.compile prefixes
+    dropped and a wrapper's attribute name taken off (`model_prefix`); official Swin and transformers layouts are
+    converted."""
     path = checkpoint_file(path)
     try:
         if path.suffix == ".safetensors":
@@ -159,7 +195,8 @@ def read_checkpoint(path: str | Path, ema: bool = False) -> dict[str, torch.Tens
         raise UserError(f"checkpoint {path} holds no state_dict")
     from timm.models import clean_state_dict  # DDP 'module.' and torch.compile '_orig_mod.' prefixes
 
-    sd = clean_state_dict(unwrap_checkpoint(sd, ema, f"checkpoint {path.name}"))
+    name = f"checkpoint {path.name}"
+    sd = model_prefix(clean_state_dict(unwrap_checkpoint(sd, ema, name)), ema, name)
     sd = convert_hf_state_dict(sd) if is_hf_state_dict(sd) else convert_official_state_dict(sd)
     if not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise UserError(f"checkpoint {path} is not a flat state_dict of tensors")
