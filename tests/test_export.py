@@ -283,3 +283,39 @@ def test_outputs_get_ordinary_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+
+
+def test_a_timm_hub_folder_exports_with_what_its_config_says(cli, demo, tmp_path):
+    """A folder as timm's push_to_hf_hub writes it (config.json with the architecture, its pretrained_cfg and
+    label_names; model.safetensors): its size, preprocessing and class names are the export's defaults, and verify,
+    with --timm too, reads the same folder. It was exit 2: its config.json was read as a transformers one."""
+    import json
+
+    from safetensors.torch import save_file
+
+    model, _ = build_model(get_config("swin_test"), Weights("random", seed=4))
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(hub / "model.safetensors"))
+    names = [f"class {i}" for i in range(10)]
+    (hub / "config.json").write_text(json.dumps({
+        "architecture": "swin_test", "num_classes": 10, "num_features": 64, "global_pool": "avg", "label_names": names,
+        "pretrained_cfg": {"input_size": [3, 64, 64], "interpolation": "bilinear", "mean": [0.5, 0.5, 0.5],
+                           "std": [0.5, 0.5, 0.5], "crop_pct": 1.0, "crop_mode": "center", "num_classes": 10}}))
+    out = tmp_path / "m.onnx"
+    r = cli("export", "--checkpoint", hub, "-o", out)
+    assert r.code == 0 and "from the checkpoint's config.json: swin_test" in " ".join(r.out.split()), r.err
+    info = read_info(out)
+    assert (info.variant, info.mean, info.std, info.interpolation, info.crop_pct, info.labels) == \
+        ("swin_test", (0.5,) * 3, (0.5,) * 3, "bilinear", 1.0, tuple(names))
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        want = model(x).numpy()
+    got = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})[0]
+    assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
+    for extra in ((), ("--timm",)):
+        r = cli("verify", out, "--checkpoint", hub, "--samples", "4", *extra)
+        assert r.code == 0, (extra, r.err)
+    folder, _ = demo
+    r = cli("predict", out, folder / "data" / "val" / "3", "--top-k", "1", "--json", "-")
+    assert r.code == 0 and json.loads(r.out)["predictions"][0]["top_k"][0]["label"] in names

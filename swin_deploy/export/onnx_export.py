@@ -215,7 +215,8 @@ def export_variant(variant: str | None, weights: Weights, out: Path | None = Non
     """A registered variant (or a transformers checkpoint's architecture; None: swin_t) with `weights`, exported to
     `out` (default `<variant>.onnx`) as `options` say (size, dynamic size range, ...)."""
     options = options or ExportOptions()
-    # a timm training checkpoint's args fill in what the options leave unsaid: model, size, eval preprocessing
+    # a timm training checkpoint's args (or a timm hub folder's config) fill in what the options leave unsaid: model,
+    # size, eval preprocessing, class names
     trained = training_settings(weights)
     known = trained.model is not None and registered(trained.model)
     cfg = config_for(variant or (trained.model if known else None), weights)
@@ -224,7 +225,10 @@ def export_variant(variant: str | None, weights: Weights, out: Path | None = Non
     cfg = preprocessing.apply(cfg)
     used = TrainingSettings(trained.model if known and variant is None else None,
                             trained.img_size if options.img_size is None else None,
-                            trained.preprocessing.left_by(options.preprocessing) if trained.preprocessing else None)
+                            trained.preprocessing.left_by(options.preprocessing) if trained.preprocessing else None,
+                            labels=trained.labels if options.class_names is None else None)
+    if used.labels:
+        options = replace(options, class_names=used.labels)
     options = _format_for(options, out)
     out = Path(out or f"{cfg.name}.{'xml' if options.format == ExportFormat.OPENVINO else 'onnx'}")
     check_artifact_name(out, "ir" if options.format == ExportFormat.OPENVINO else "onnx")
@@ -232,7 +236,7 @@ def export_variant(variant: str | None, weights: Weights, out: Path | None = Non
     on_step("build + load weights")
     model, sha = build_model(cfg, weights, dynamic=options.dynamic_size)
     result = _export(model, sha, out, options, on_step)
-    taken = f"from the checkpoint's training args: {used.describe()}" if used != TrainingSettings() else None
+    taken = f"from the checkpoint's {trained.source}: {used.describe()}" if used != TrainingSettings() else None
     # timm evaluates (and picks its best checkpoint by) the EMA weights where it keeps them: say they were left
     ema = "the raw weights; the checkpoint also holds EMA weights (`ema` exports those)" \
         if trained.ema_weights and not weights.ema else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import json
 import logging
 import re
 import socket
@@ -97,12 +98,12 @@ def model_prefix(state_dict: dict, ema: bool = False, name: str = "checkpoint") 
 
 
 def checkpoint_file(path: str | Path) -> Path:
-    """The weights file a checkpoint path names (a transformers folder names its model.safetensors/.bin)."""
+    """The weights file a checkpoint path names (a transformers or timm hub folder names its model.safetensors/.bin)."""
     path = Path(path)
     if path.is_dir():
-        if hf_config_path(path) is None:
-            raise UserError(f"checkpoint folder {path} has no config.json: pass a weights file, or a transformers "
-                            "save_pretrained folder")
+        if hf_config_path(path) is None and timm_hub_config(path) is None:
+            raise UserError(f"checkpoint folder {path} has no config.json: pass a weights file, a transformers "
+                            "save_pretrained folder or a timm hub folder")
         return hf_weights_file(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist: pass the path of a .pth, .pt or .safetensors file "
@@ -118,18 +119,36 @@ def _torch_load(path: Path, mmap: bool = False):
 
 @dataclass(frozen=True)
 class TrainingSettings:
-    """What a timm training checkpoint's `args` say about the model it holds, for export's defaults."""
+    """What a timm checkpoint says about the model it holds, for export's defaults: a training checkpoint's `args`, or
+    the config.json of a timm hub folder (`push_to_hf_hub`, `save_for_hf`)."""
 
-    model: str | None = None  # timm's model name (args.model)
+    model: str | None = None  # timm's model name (args.model, the config's architecture)
     img_size: tuple[int, int] | None = None  # the input size it was trained and evaluated at
     preprocessing: Preprocessing | None = None  # its eval normalisation, resize filter and crop, where args set them
     ema_weights: bool = False  # the checkpoint also holds EMA weights (state_dict_ema / model_ema)
+    labels: tuple[str, ...] | None = None  # its class names (a hub config's label_names)
+    source: str = "training args"
 
     def describe(self) -> str:
         given = [self.model or "", "x".join(map(str, self.img_size or ()))]
         if self.preprocessing is not None:
             given += [f"{k} {v}" for k, v in asdict(self.preprocessing).items() if v is not None]
+        if self.labels:
+            given.append(f"{len(self.labels)} class names")
         return ", ".join(filter(None, given))
+
+
+def timm_hub_config(path: str | Path) -> dict | None:
+    """The config.json timm writes beside its weights for the Hugging Face hub ({"architecture", "num_classes",
+    "pretrained_cfg", "label_names", ...}) of a hub folder, or beside a weights file in one; None elsewhere
+    (transformers' config.json has a model_type instead)."""
+    path = Path(path)
+    config = path / "config.json" if path.is_dir() else path.with_name("config.json")
+    try:
+        c = json.loads(config.read_text())
+    except (OSError, ValueError):
+        return None
+    return c if isinstance(c, dict) and isinstance(c.get("architecture"), str) and "model_type" not in c else None
 
 
 def _mapped_training_checkpoint(weights: Weights) -> dict:
@@ -148,15 +167,33 @@ def _mapped_training_checkpoint(weights: Weights) -> dict:
 
 def training_settings(weights: Weights) -> TrainingSettings:
     """The `args` timm's train.py saves in its checkpoints (model name, --img-size/--input-size, --mean, --std,
-    --interpolation, --crop-pct, --crop-mode), where set, and whether it holds EMA weights; empty for other weights.
-    The file is memory-mapped, so this costs no second read of the tensors."""
+    --interpolation, --crop-pct, --crop-mode), where set, and whether it holds EMA weights; or what a timm hub folder's
+    config.json says (architecture, its pretrained_cfg's input size and preprocessing, label_names); empty for other
+    weights. A training checkpoint is memory-mapped, so this costs no second read of the tensors."""
+    hub = timm_hub_config(weights.path) if weights.source == WeightsSource.CHECKPOINT and weights.path else None
+    if hub is not None:
+        pretrained = hub.get("pretrained_cfg") if isinstance(hub.get("pretrained_cfg"), dict) else {}
+        names = hub.get("label_names")
+        if isinstance(names, dict):  # {index: name}
+            names = [names[k] for k in sorted(names, key=int)] if all(str(k).isdigit() for k in names) else None
+        labels = tuple(map(str, names)) if isinstance(names, list) and len(names) == hub.get("num_classes") else None
+        if labels and all(re.fullmatch(r"n\d{8}", name) for name in labels):
+            labels = None  # ImageNet's synsets: its readable names are the variant's own
+        return replace(_settings({**pretrained, "model": hub["architecture"]}), labels=labels or None,
+                       source="config.json")
     checkpoint = _mapped_training_checkpoint(weights)
     ema = any(isinstance(checkpoint.get(k), dict) for k in EMA_KEYS) or \
         any(_is_ema(prefix) for prefix in _model_prefixes(unwrap_checkpoint(checkpoint) if checkpoint else {}))
     args = checkpoint.get("args")
     args = vars(args) if isinstance(args, argparse.Namespace) else args if isinstance(args, dict) else {}
+    return replace(_settings(args), ema_weights=ema)
+
+
+def _settings(args: dict) -> TrainingSettings:
+    """timm's names for a model's name, input size and eval preprocessing (train.py's args and pretrained_cfg share
+    them), where set and valid."""
     if not args:
-        return TrainingSettings(ema_weights=ema)
+        return TrainingSettings()
     size = args.get("input_size") or args.get("img_size")
     if isinstance(size, int):
         size = (size, size)
@@ -172,7 +209,7 @@ def training_settings(weights: Weights) -> TrainingSettings:
                         interpolation=interpolation if interpolation in INTERPOLATIONS else None,
                         crop_pct=float(crop_pct) if isinstance(crop_pct, int | float) and 0 < crop_pct <= 1 else None,
                         crop_mode=crop_mode if crop_mode in CROP_MODES else None)
-    return TrainingSettings(model, size, None if pre == Preprocessing() else pre, ema)
+    return TrainingSettings(model, size, None if pre == Preprocessing() else pre)
 
 
 def read_checkpoint(path: str | Path, ema: bool = False) -> dict[str, torch.Tensor]:
@@ -351,7 +388,7 @@ class Weights:
         if ema and checkpoint is None:
             raise UserError("`ema` takes a training checkpoint's EMA weights: pass that `checkpoint` with it")
         if ema and Path(checkpoint).is_dir():
-            raise UserError("a transformers folder holds one set of weights: leave out `ema`")
+            raise UserError("a checkpoint folder (transformers' or timm's hub) holds one set of weights: leave out `ema`")
         if checkpoint is not None:
             return cls(WeightsSource.CHECKPOINT, Path(checkpoint), ema=ema)
         if pretrained:

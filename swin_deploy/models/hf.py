@@ -48,15 +48,19 @@ _BUFFERS = ("relative_position_index", "relative_coords_table")
 
 def hf_config_path(path: str | Path) -> Path | None:
     """The config.json of a transformers checkpoint (a folder, or a weights file beside one), else None.
-    Beside a file, only a transformers config (one with a model_type) counts: timm's hub folders have their own."""
+    timm's hub folders have their own config.json (an "architecture", no model_type), which is not one; beside a file,
+    only a transformers config (one with a model_type) counts."""
     path = Path(path)
-    if path.is_dir():
-        return path / "config.json" if (path / "config.json").is_file() else None
-    config = path.with_name("config.json")
-    try:
-        return config if config.is_file() and "model_type" in json.loads(config.read_text()) else None
-    except (OSError, ValueError):
+    config = path / "config.json" if path.is_dir() else path.with_name("config.json")
+    if not config.is_file():
         return None
+    try:
+        c = json.loads(config.read_text())
+    except (OSError, ValueError):
+        return config if path.is_dir() else None  # a folder's unreadable config is named where it is read
+    if path.is_dir() and "model_type" not in c and "architecture" in c:
+        return None  # timm's
+    return config if path.is_dir() or "model_type" in c else None
 
 
 def hf_weights_file(path: str | Path) -> Path:

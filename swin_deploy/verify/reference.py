@@ -175,7 +175,9 @@ def reference_for(info: ArtifactInfo, weights: Weights, timm: bool = False, arti
             # timm's model pads and shifts by timm's rules, which transformers' differ from away from the config's size
             raise UserError("this artifact follows a transformers checkpoint, which timm's model does not run alike: "
                             "gate it with `transformers` and `checkpoint` FOLDER, or against the native model")
+        from ..models.checkpoint import checkpoint_file
+
         return Reference(timm_reference(info, weights, device),
-                         f"timm {sha256_file(weights.path)}{' ema' * weights.ema}", info.normalized)
+                         f"timm {sha256_file(checkpoint_file(weights.path))}{' ema' * weights.ema}", info.normalized)
     # torch_reference refuses weights other than the exported ones, so the artifact's sha256 names them
     return Reference(torch_reference(info, weights, device), f"pytorch {info.weights_sha256 or weights}", info.normalized)
