@@ -319,3 +319,7 @@ def test_a_timm_hub_folder_exports_with_what_its_config_says(cli, demo, tmp_path
     folder, _ = demo
     r = cli("predict", out, folder / "data" / "val" / "3", "--top-k", "1", "--json", "-")
     assert r.code == 0 and json.loads(r.out)["predictions"][0]["top_k"][0]["label"] in names
+    config = json.loads((hub / "config.json").read_text())
+    (hub / "config.json").write_text(json.dumps({**config, "architecture": "swinv2_cr_tiny_ns_224"}))
+    r = cli("export", "--checkpoint", hub, "-o", tmp_path / "n.onnx")  # was: "does not fit swin_t", the default
+    assert r.code == 2 and "is of model 'swinv2_cr_tiny_ns_224', which is not a Swin variant" in r.err, r.err

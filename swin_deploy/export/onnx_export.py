@@ -219,6 +219,9 @@ def export_variant(variant: str | None, weights: Weights, out: Path | None = Non
     # size, eval preprocessing, class names
     trained = training_settings(weights)
     known = trained.model is not None and registered(trained.model)
+    if trained.model is not None and not known and variant is None:
+        raise UserError(f"the checkpoint ({trained.source}) is of model '{trained.model}', which is not a Swin variant "
+                        "swin-deploy builds (`swin-deploy variants` lists them): pass `variant` if it is one")
     cfg = config_for(variant or (trained.model if known else None), weights)
     cfg = cfg.at_size(options.img_size or trained.img_size, options.dynamic_size)
     preprocessing = (options.preprocessing or Preprocessing()).over(trained.preprocessing)
