@@ -163,6 +163,10 @@ def test_corrupt_checkpoint(tmp_path):
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(UserError, match="cannot read checkpoint"):
         read_checkpoint(path)
+    model, _ = build_model(get_config("swin_test"), Weights("random"))
+    torch.save(model, tmp_path / "whole.pth")  # the module pickled, which weights_only loading refuses
+    with pytest.raises(UserError, match=r"a whole model saved with torch.save\(model\)\?\): save its state_dict"):
+        read_checkpoint(tmp_path / "whole.pth")
 
 
 def test_registry_matches_timm_pretrained_cfg():

@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import pickle
 import re
 import socket
 import warnings
@@ -227,6 +228,11 @@ def read_checkpoint(path: str | Path, ema: bool = False) -> dict[str, torch.Tens
         else:
             sd = _torch_load(path)
     except Exception as e:  # corrupt or foreign files raise many different types
+        if isinstance(e, pickle.UnpicklingError) and "Unsupported global" in str(e):
+            # weights_only refuses to run the code a pickled object needs: loading it would be unsafe
+            raise UserError(f"checkpoint {path} holds pickled Python objects, not only tensors (a whole model saved "
+                            "with torch.save(model)?): save its state_dict() instead, as "
+                            "torch.save(model.state_dict(), path)") from e
         raise UserError(f"cannot read checkpoint {path} ({type(e).__name__}): is it a PyTorch or safetensors state_dict?") from e
     if not isinstance(sd, dict) or not sd:
         raise UserError(f"checkpoint {path} holds no state_dict")
