@@ -316,6 +316,8 @@ def test_a_timm_hub_folder_exports_with_what_its_config_says(cli, demo, tmp_path
     for extra in ((), ("--timm",)):
         r = cli("verify", out, "--checkpoint", hub, "--samples", "4", *extra)
         assert r.code == 0, (extra, r.err)
+    r = cli("verify", out, "--checkpoint", hub, "--samples", "4", "--transformers")  # was exit 3, from transformers
+    assert r.code == 2 and "a timm hub folder is gated with --timm" in r.err, r.err
     folder, _ = demo
     r = cli("predict", out, folder / "data" / "val" / "3", "--top-k", "1", "--json", "-")
     assert r.code == 0 and json.loads(r.out)["predictions"][0]["top_k"][0]["label"] in names

@@ -17,6 +17,8 @@ from ..enums import WeightsSource
 from ..errors import UserError
 from ..fileio import sha256_file
 from ..models import Weights, build_model, output_module
+from ..models.checkpoint import checkpoint_file
+from ..models.hf import hf_config_path
 
 
 @dataclass
@@ -160,23 +162,20 @@ def reference_for(info: ArtifactInfo, weights: Weights, timm: bool = False, arti
                             "gate the candidate against a float32 artifact or the PyTorch model")
         return Reference(runner_for(artifact, precision=other.precision), f"artifact {sha256_file(artifact)}", prepare)
     if transformers:
-        from ..models.checkpoint import checkpoint_file
-
         if weights.source != WeightsSource.CHECKPOINT or weights.path is None or not Path(weights.path).is_dir():
             raise UserError("`transformers` needs `checkpoint` FOLDER: the save_pretrained folder to load")
+        if hf_config_path(weights.path) is None:
+            raise UserError(f"{weights.path} is not a transformers save_pretrained folder (no transformers config.json; "
+                            "a timm hub folder is gated with `timm`): pass the folder transformers loads")
         identity = f"transformers {sha256_file(checkpoint_file(weights.path))}"
         return Reference(transformers_reference(weights.path, info, device), identity, info.normalized)
     if timm:
-        from ..models.hf import hf_config_path
-
         if weights.source != WeightsSource.CHECKPOINT or weights.path is None:
             raise UserError("`timm` needs `checkpoint`: the weights timm's model should load")
         if hf_config_path(weights.path) or info.config().pad_first:
             # timm's model pads and shifts by timm's rules, which transformers' differ from away from the config's size
             raise UserError("this artifact follows a transformers checkpoint, which timm's model does not run alike: "
                             "gate it with `transformers` and `checkpoint` FOLDER, or against the native model")
-        from ..models.checkpoint import checkpoint_file
-
         return Reference(timm_reference(info, weights, device),
                          f"timm {sha256_file(checkpoint_file(weights.path))}{' ema' * weights.ema}", info.normalized)
     # torch_reference refuses weights other than the exported ones, so the artifact's sha256 names them
