@@ -175,9 +175,30 @@ def image_files(paths: list[str | Path]) -> list[Path]:
     return found
 
 
+# a labels file's header names its first column one of these (timm's, Kaggle's ImageNet LOC_val_solution.csv)
+FILENAME_HEADERS = ("filename", "file", "path", "image", "imageid", "image_id")
+
+
+def _labelled_file(folder: Path, name: str) -> Path:
+    """`name` in `folder`, or the image whose name is `name` and an image suffix (Kaggle's ImageNet ids have none)."""
+    exact = folder / name
+    if exact.is_file() or exact.suffix:
+        return exact
+    return next((folder / f"{name}{ext}" for ext in (".JPEG", ".jpg", ".jpeg", ".png", ".JPG", ".PNG")
+                 if (folder / f"{name}{ext}").is_file()), exact)
+
+
+def _label_text(field: str) -> str:
+    """A label field's label: its first word where that is a synset (Kaggle's ImageNet PredictionString holds the
+    synset followed by its boxes), else the field (a class name may hold spaces)."""
+    words = field.split()
+    return words[0] if len(words) > 1 and SYNSET.match(words[0]) else field
+
+
 def _read_labels_file(path: Path, folder: Path, synsets, num_classes: int | None,
                       class_names: tuple[str, ...] | None = None) -> tuple[list[Path], list[int]]:
-    """CSV `filename,label` (a header row is allowed); filenames relative to `folder`."""
+    """CSV `filename,label` (a header row is allowed); filenames relative to `folder`, with or without their suffix.
+    Kaggle's ImageNet `LOC_val_solution.csv` (ImageId,PredictionString) reads as it is."""
     if not path.is_file():
         raise UserError(f"labels file {path} does not exist: pass a CSV of filename,label")
     files, labels = [], []
@@ -187,13 +208,13 @@ def _read_labels_file(path: Path, folder: Path, synsets, num_classes: int | None
                 continue
             if len(row) < 2:
                 raise UserError(f"{path.name} line {n}: expected filename,label")
-            if n == 1 and row[0].strip().lower() in ("filename", "file", "path", "image"):
+            if n == 1 and row[0].strip().lower() in FILENAME_HEADERS:
                 continue
-            image = folder / row[0].strip()
+            image = _labelled_file(folder, row[0].strip())
             if not image.is_file():
                 raise UserError(f"{path.name} line {n}: {image} does not exist")
             files.append(image)
-            labels.append(_label(row[1], synsets, num_classes, f"{path.name} line {n}", class_names))
+            labels.append(_label(_label_text(row[1]), synsets, num_classes, f"{path.name} line {n}", class_names))
     return files, labels
 
 

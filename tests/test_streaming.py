@@ -128,6 +128,25 @@ def test_flat_folder_with_a_labels_file(cli, demo, tmp_path):
     assert r.code == 2 and "outside the model's 10 classes" in r.err
 
 
+def test_kaggles_imagenet_solution_csv_reads_as_it_is(demo, tmp_path):
+    """Kaggle's ImageNet LOC_val_solution.csv: ImageId without its .JPEG suffix, and a PredictionString of the synset
+    followed by its boxes. Both were refused (no such file; not a class index)."""
+    from swin_deploy.data import list_images
+
+    folder, _ = demo
+    pngs = sorted((folder / "data" / "val" / "1").iterdir())[:3]
+    for i, png in enumerate(pngs, start=1):
+        shutil.copy(png, tmp_path / f"ILSVRC2012_val_{i:08d}.JPEG")
+    (tmp_path / "LOC_val_solution.csv").write_text(
+        "ImageId,PredictionString\n"
+        "ILSVRC2012_val_00000002,n01443537 12 30 200 180 n01443537 5 6 70 80 \n"
+        "ILSVRC2012_val_00000001,n01440764 1 2 3 4\n"
+        "ILSVRC2012_val_00000003,n15075141 0 0 10 10\n")
+    images = list_images(tmp_path, labels_file=tmp_path / "LOC_val_solution.csv", num_classes=1000)
+    assert [f.name for f in images.files] == [f"ILSVRC2012_val_{i:08d}.JPEG" for i in (2, 1, 3)]
+    assert images.labels == [1, 0, 999]  # goldfish, tench, toilet tissue: timm's ImageNet-1k indices
+
+
 def test_folders_and_labels_named_after_the_models_classes_map_by_name(cli, demo, tmp_path):
     """A fine-tune's id2label need not be in sorted order: folders named after its classes map by name (sorted order,
     ImageFolder's, would put 'eight' first and score about 10%), and so do CSV labels; a folder that is no class
