@@ -114,11 +114,15 @@ def _refuse_quantized(model: onnx.ModelProto, info: ArtifactInfo, path: Path) ->
         raise UserError(f"{path} is already quantized ({info.precision}): quantize the fp32 export instead")
 
 
-def _reader(info: ArtifactInfo, options: QuantizeOptions, on_batch: Callable[[int], None]) -> ImageReader:
+def _reader(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOptions,
+            on_batch: Callable[[int], None]) -> ImageReader:
     if options.calib_size is not None:
         info.check_size(options.calib_size)
     images = list_images(options.calib_data, limit=options.calib_images, seed=options.seed)
-    return ImageReader(images, info, options.calib_batch, on_batch, options.calib_size, options.workers)
+    # the graph's own input name: an ONNX from another exporter (given `variant`) need not call it "input"
+    weights = {t.name for t in model.graph.initializer}
+    name = next(i.name for i in model.graph.input if i.name not in weights)
+    return ImageReader(images, info, options.calib_batch, on_batch, options.calib_size, options.workers, name)
 
 
 def _note_run_images(result: QuantizeResult, ranges: Ranges, options: QuantizeOptions) -> None:
@@ -132,7 +136,7 @@ def _fp16(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOptions, 
           on_progress: Progress) -> onnx.ModelProto:
     block = default_block_list(model)
     if options.calib_data is not None:
-        reader = _reader(info, options, lambda n: on_progress("measuring activations", n, len(reader.images)))
+        reader = _reader(model, info, options, lambda n: on_progress("measuring activations", n, len(reader.images)))
         ranges = calibrate(model, reader, op_types=None)  # every float tensor
         peaks = ranges.peaks(model)
         _note_run_images(result, ranges, options)
@@ -157,7 +161,7 @@ def _int8(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOptions, 
     else:
         if options.calib_data is None:
             raise UserError("int8 needs calibration images: pass `calib_data` DIR (swin-deploy demo-data writes some)")
-        reader = _reader(info, options, lambda n: on_progress("calibrating", n, len(reader.images)))
+        reader = _reader(model, info, options, lambda n: on_progress("calibrating", n, len(reader.images)))
         ranges = calibrate(model, reader, int8.method, int8.percentile, model_sha, op_types=int8.calibrated_ops)
         _note_run_images(result, ranges, options)
         result.skipped_images = reader.images.skipped

@@ -21,13 +21,13 @@ class ImageReader(CalibrationDataReader):
 
     def __init__(self, images: ImageSet, info: ArtifactInfo, batch_size: int,
                  on_batch: Callable[[int], None] = lambda n: None, img_size: tuple[int, int] | None = None,
-                 workers: int | None = None):
+                 workers: int | None = None, input_name: str = "input"):
         """`img_size` (a dynamic-size model only) calibrates at another size than the model's default;
-        `workers` decode images in parallel (default: by the machine)."""
+        `workers` decode images in parallel (default: by the machine); `input_name`: the graph's input."""
         self.fixed = info.fixed_batch
         self.images, self.batch_size, self.on_batch = images, self.fixed or batch_size, on_batch
         self.transform = transform_for(info, img_size)
-        self.workers = workers
+        self.workers, self.input_name = workers, input_name
         self.used = 0
         self._it = None
 
@@ -49,4 +49,4 @@ class ImageReader(CalibrationDataReader):
         if self._it is None:
             self._it = self.batches()
         x = next(self._it, None)
-        return None if x is None else {"input": x}
+        return None if x is None else {self.input_name: x}

@@ -275,6 +275,27 @@ def test_verify_bad_input(cli, demo, tmp_path):
     assert cli("verify", foreign, "--variant", "swin_digits", "--samples", "8", "--batch-sizes", "8").code == 0
 
 
+def test_a_foreign_onnx_with_its_own_input_name_quantizes_given_variant(cli, demo, tmp_path):
+    """An ONNX from another exporter (timm's, optimum's) names its input as it likes: calibration fed "input" and
+    failed with an internal error (onnxruntime: required inputs missing)."""
+    folder, paths = demo
+    model = onnx.load(str(paths["swin_digits"]))
+    del model.metadata_props[:]
+    old, new = model.graph.input[0].name, "pixel_values"
+    model.graph.input[0].name = new
+    for node in model.graph.node:
+        node.input[:] = [new if i == old else i for i in node.input]
+    foreign = tmp_path / "foreign.onnx"
+    onnx.save(model, str(foreign))
+    calib, val = folder / "data" / "calib", folder / "data" / "val"
+    for precision in ("int8", "fp16"):
+        out = tmp_path / f"foreign.{precision}.onnx"
+        r = cli("quantize", foreign, "--variant", "swin_digits", "--precision", precision, "--calib-data", calib,
+                "--calib-images", "64", "-o", out)
+        assert r.code == 0, (precision, r.err)
+        assert cli("verify", out, "--data", val, "--limit", "64", "--batch-sizes", "8").code == 0, precision
+
+
 def test_int8_of_trained_weights_is_gated_on_images_not_noise(cli, demo, artifacts, tmp_path):
     """Trained weights turn seeded noise into activations outside an INT8 artifact's calibrated ranges, so verify
     without --data asks for images instead of failing an artifact that is fine on them."""
