@@ -82,7 +82,12 @@ def write_json(path: Path | None, document: dict | list) -> None:
         return
     text = json.dumps(document, indent=2)
     if str(path) == "-":
-        print(text)
+        try:
+            print(text, flush=True)
+        except BrokenPipeError:
+            # the reader stopped early (`| head`), which is its business: the exit code stays the command's verdict
+            # (click turns the error into exit 1, which here means a failed gate); later output goes nowhere
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     else:
         write_text_atomic(path, text)
 
@@ -306,7 +311,7 @@ def verify(
     min_top1_agreement: Gate = None,
     min_top5_agreement: Gate = None,
     max_top1_drop: Gate = None,
-    report: Annotated[Path | None, typer.Option("--report", help="Write a JSON report.")] = None,
+    report: Annotated[Path | None, typer.Option("--report", help="Write a JSON report to PATH (- for stdout).")] = None,
     junit: Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML.")] = None,
     **settings,
 ) -> None:
@@ -330,14 +335,19 @@ def verify(
                         min_top5_agreement=min_top5_agreement, max_top1_drop=max_top1_drop))
     with render.rate_progress() as on_progress:
         result = verify_artifact(artifact, options, on_progress)
-    render.verify_table(result)
-    write_reports(result, report, junit)
+    stdout_json = str(report) == "-"  # stdout is then the report alone, for a pipe; the verdicts go to stderr
+    if stdout_json:
+        write_json(report, result.report())
+    else:
+        render.verify_table(result)
+    write_reports(result, None if stdout_json else report, junit)
     for line in result.failures():
         render.failure("fail", line)
     if not result.passed:
         raise GateFailed(f"{artifact.name} failed {len(result.failures())} check(s)")
-    render.message(f"[green]PASS[/green] {artifact.name}: {len(result.batches)} run(s) (batch size x input size), "
-                   "all gates met")
+    if not stdout_json:
+        render.message(f"[green]PASS[/green] {artifact.name}: {len(result.batches)} run(s) (batch size x input size), "
+                       "all gates met")
 
 
 @app.command()

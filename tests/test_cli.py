@@ -181,3 +181,26 @@ def test_a_full_disk_is_a_usage_error_naming_the_output_and_leaves_nothing(cli, 
     monkeypatch.setattr(swin_deploy.demo, "write_digits", disk_full)  # met outside an output's own writer
     r = cli("demo-data", tmp_path / "data")
     assert r.code == 2 and "no space left on the device" in r.err and "internal error" not in r.err
+
+
+def test_json_to_stdout_is_the_json_alone_and_a_reader_that_stops_early_changes_no_exit_code(cli, demo, tmp_path,
+                                                                                             monkeypatch):
+    """`-` means stdout for every JSON output: verify's --report wrote a file named '-'. A reader that stops early
+    (`| head`) left exit 1, which here means a failed gate."""
+    import json
+    import subprocess
+
+    folder, paths = demo
+    monkeypatch.chdir(tmp_path)
+    r = cli("verify", paths["swin_digits"], "--data", folder / "data" / "val", "--limit", "16", "--batch-sizes", "8",
+            "--report", "-")
+    assert r.code == 0 and json.loads(r.out)["passed"] is True and list(tmp_path.iterdir()) == [], r.err
+    root = Path(__file__).resolve().parents[1]
+    command = [sys.executable, "-c", "import cli; cli.main()", "predict", str(paths["swin_digits"]),
+               str(folder / "data" / "val"), "--json", "-"]  # 359 images: more JSON than a pipe holds
+    p = subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env={**os.environ, "PYTHONPATH": str(root)})
+    assert p.stdout.read(10).startswith(b"{")
+    p.stdout.close()
+    err = p.communicate(timeout=120)[1].decode()
+    assert p.returncode == 0 and "Error" not in err, err
