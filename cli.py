@@ -35,7 +35,8 @@ Variant = Annotated[str | None, typer.Option("--variant", "-v", help="Short name
 OptVariant = Annotated[str | None, typer.Option("--variant", help="Variant, for an ONNX or IR without swin-deploy "
                                                                   "metadata.")]
 Checkpoint = Annotated[Path | None, typer.Option(
-    "--checkpoint", help="timm or official Swin state_dict (.pth/.pt/.safetensors), or a transformers folder.")]
+    "--checkpoint", help="timm or official Swin state_dict (.pth/.pt/.safetensors/.ckpt), a transformers or timm "
+    "hub folder, or a Hugging Face hub id (owner/name; from the hub cache, else fetched).")]
 Pretrained = Annotated[bool, typer.Option("--pretrained", help="timm's pretrained weights (downloads through timm).")]
 RandomInit = Annotated[bool, typer.Option("--random-init", help="Seeded random weights (tests, speed).")]
 Ema = Annotated[bool, typer.Option("--ema", help="The checkpoint's EMA weights (timm's state_dict_ema, the official "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -285,23 +286,55 @@ def test_outputs_get_ordinary_permissions(tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
 
 
-def test_a_timm_hub_folder_exports_with_what_its_config_says(cli, demo, tmp_path):
-    """A folder as timm's push_to_hf_hub writes it (config.json with the architecture, its pretrained_cfg and
-    label_names; model.safetensors): its size, preprocessing and class names are the export's defaults, and verify,
-    with --timm too, reads the same folder. It was exit 2: its config.json was read as a transformers one."""
+def timm_hub_folder(hub: Path):
+    """swin_test with seeded random weights as timm's push_to_hf_hub writes a model: (model, folder, class names)."""
     import json
 
     from safetensors.torch import save_file
 
     model, _ = build_model(get_config("swin_test"), Weights("random", seed=4))
-    hub = tmp_path / "hub"
-    hub.mkdir()
+    hub.mkdir(parents=True)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(hub / "model.safetensors"))
     names = [f"class {i}" for i in range(10)]
     (hub / "config.json").write_text(json.dumps({
         "architecture": "swin_test", "num_classes": 10, "num_features": 64, "global_pool": "avg", "label_names": names,
         "pretrained_cfg": {"input_size": [3, 64, 64], "interpolation": "bilinear", "mean": [0.5, 0.5, 0.5],
                            "std": [0.5, 0.5, 0.5], "crop_pct": 1.0, "crop_mode": "center", "num_classes": 10}}))
+    return model, hub, names
+
+
+def test_a_hub_model_id_is_read_from_the_hub_cache(cli, tmp_path, monkeypatch):
+    """`--checkpoint owner/name`, as from_pretrained takes it: the snapshot in the Hugging Face hub cache (fetched
+    there when missing and the hub is reachable; offline here). It was exit 2, no such path."""
+    from huggingface_hub import constants
+
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "cache" / "models--acme--swin-test"
+    model, _, _ = timm_hub_folder(repo / "snapshots" / revision)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    out = tmp_path / "m.onnx"
+    r = cli("export", "--checkpoint", "acme/swin-test", "-o", out)
+    assert r.code == 0, r.err
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        want = model(x).numpy()
+    got = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})[0]
+    assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
+    assert cli("verify", out, "--checkpoint", "acme/swin-test", "--samples", "4").code == 0
+    r = cli("export", "--checkpoint", "acme/not-cached", "-o", tmp_path / "n.onnx")
+    assert r.code == 2 and "is not cached and the hub is out of reach" in r.err, r.err
+
+
+def test_a_timm_hub_folder_exports_with_what_its_config_says(cli, demo, tmp_path):
+    """A folder as timm's push_to_hf_hub writes it (config.json with the architecture, its pretrained_cfg and
+    label_names; model.safetensors): its size, preprocessing and class names are the export's defaults, and verify,
+    with --timm too, reads the same folder. It was exit 2: its config.json was read as a transformers one."""
+    import json
+
+    model, hub, names = timm_hub_folder(tmp_path / "hub")
     out = tmp_path / "m.onnx"
     r = cli("export", "--checkpoint", hub, "-o", out)
     assert r.code == 0 and "from the checkpoint's config.json: swin_test" in " ".join(r.out.split()), r.err

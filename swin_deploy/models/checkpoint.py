@@ -346,6 +346,30 @@ def _hub_reachable() -> bool:
         return False
 
 
+# a Hugging Face hub model id, owner/name (transformers' microsoft/swin-tiny-patch4-window7-224, timm's
+# timm/swin_tiny_patch4_window7_224.ms_in1k)
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
+
+
+def hub_snapshot(repo_id: str) -> Path:
+    """A Hugging Face hub model id as its local snapshot folder, as transformers' and timm's from_pretrained take one:
+    from the hub cache, else fetched there (its JSON configs and one weights file, safetensors where it has them)."""
+    from huggingface_hub import snapshot_download
+
+    reachable = _hub_reachable()
+    try:
+        with _quiet_hub(), _hub_offline(not reachable):
+            folder = Path(snapshot_download(repo_id, allow_patterns=["*.json", "model.safetensors"]))
+            if not (folder / "model.safetensors").is_file():
+                folder = Path(snapshot_download(repo_id, allow_patterns=["*.json", "pytorch_model.bin"]))
+    except Exception as e:
+        why = "is not cached and the hub is out of reach (offline?)" if not reachable else \
+            f"could not be fetched ({type(e).__name__})"
+        raise UserError(f"checkpoint {repo_id} is no local path, and as a Hugging Face hub model id it {why}: pass the "
+                        "path of a checkpoint file or folder") from e
+    return folder
+
+
 @contextlib.contextmanager
 def _hub_offline(offline: bool):
     """huggingface_hub in cache-only mode for the duration (its flag is read at call time), then as it was.
@@ -393,10 +417,14 @@ class Weights:
             raise UserError(f"choose one source of weights, not {' and '.join(f'`{n}`' for n in chosen)}")
         if ema and checkpoint is None:
             raise UserError("`ema` takes a training checkpoint's EMA weights: pass that `checkpoint` with it")
-        if ema and Path(checkpoint).is_dir():
-            raise UserError("a checkpoint folder (transformers' or timm's hub) holds one set of weights: leave out `ema`")
         if checkpoint is not None:
-            return cls(WeightsSource.CHECKPOINT, Path(checkpoint), ema=ema)
+            path = Path(checkpoint)
+            if not path.exists() and HUB_ID.match(str(checkpoint)):
+                path = hub_snapshot(str(checkpoint))
+            if ema and path.is_dir():
+                raise UserError("a checkpoint folder (transformers' or timm's hub) holds one set of weights: leave out "
+                                "`ema`")
+            return cls(WeightsSource.CHECKPOINT, path, ema=ema)
         if pretrained:
             return cls(WeightsSource.PRETRAINED)
         if random_init:
