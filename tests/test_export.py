@@ -326,6 +326,8 @@ def test_a_hub_model_id_is_read_from_the_hub_cache(cli, tmp_path, monkeypatch):
     assert cli("verify", out, "--checkpoint", "acme/swin-test", "--samples", "4").code == 0
     r = cli("export", "--checkpoint", "acme/not-cached", "-o", tmp_path / "n.onnx")
     assert r.code == 2 and "is not cached and the hub is out of reach" in r.err, r.err
+    r = cli("export", "--checkpoint", "acme/missing.pth", "-o", tmp_path / "n.onnx")  # a mistyped path, no hub id
+    assert r.code == 2 and "checkpoint acme/missing.pth does not exist" in r.err, r.err
 
 
 def test_a_timm_hub_folder_exports_with_what_its_config_says(cli, demo, tmp_path):

@@ -349,6 +349,7 @@ def _hub_reachable() -> bool:
 # a Hugging Face hub model id, owner/name (transformers' microsoft/swin-tiny-patch4-window7-224, timm's
 # timm/swin_tiny_patch4_window7_224.ms_in1k)
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
+WEIGHT_SUFFIXES = (".pth", ".pt", ".safetensors", ".ckpt", ".bin", ".tar")  # a missing file, not a hub id
 
 
 def hub_snapshot(repo_id: str) -> Path:
@@ -419,7 +420,7 @@ class Weights:
             raise UserError("`ema` takes a training checkpoint's EMA weights: pass that `checkpoint` with it")
         if checkpoint is not None:
             path = Path(checkpoint)
-            if not path.exists() and HUB_ID.match(str(checkpoint)):
+            if not path.exists() and HUB_ID.match(str(checkpoint)) and path.suffix not in WEIGHT_SUFFIXES:
                 path = hub_snapshot(str(checkpoint))
             if ema and path.is_dir():
                 raise UserError("a checkpoint folder (transformers' or timm's hub) holds one set of weights: leave out "
