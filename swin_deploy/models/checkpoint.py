@@ -107,8 +107,8 @@ def checkpoint_file(path: str | Path) -> Path:
                             "save_pretrained folder or a timm hub folder")
         return hf_weights_file(path)
     if not path.is_file():
-        raise UserError(f"checkpoint {path} does not exist: pass the path of a .pth, .pt or .safetensors file "
-                        "(or a transformers save_pretrained folder)")
+        raise UserError(f"checkpoint {path} does not exist: pass the path of a .pth, .pt, .safetensors or .ckpt file, "
+                        "of a transformers or timm hub folder, or a Hugging Face hub id (owner/name)")
     return path
 
 
