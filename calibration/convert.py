@@ -31,7 +31,7 @@ from swin_deploy.enums import Int8Target, Precision, QdqPlacement
 from swin_deploy.errors import GateFailed, UserError
 from swin_deploy.fileio import atomic_output, check_outputs, sha256_file
 from swin_deploy.precision.fp16 import convert_fp16, default_block_list
-from swin_deploy.precision.graph import opset_of
+from swin_deploy.precision.graph import io_names, opset_of
 
 from .int8 import quantize_int8
 from .options import QuantizeOptions
@@ -120,9 +120,8 @@ def _reader(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOptions
         info.check_size(options.calib_size)
     images = list_images(options.calib_data, limit=options.calib_images, seed=options.seed)
     # the graph's own input name: an ONNX from another exporter (given `variant`) need not call it "input"
-    weights = {t.name for t in model.graph.initializer}
-    name = next(i.name for i in model.graph.input if i.name not in weights)
-    return ImageReader(images, info, options.calib_batch, on_batch, options.calib_size, options.workers, name)
+    return ImageReader(images, info, options.calib_batch, on_batch, options.calib_size, options.workers,
+                       io_names(model.graph)[0][0])
 
 
 def _note_run_images(result: QuantizeResult, ranges: Ranges, options: QuantizeOptions) -> None:

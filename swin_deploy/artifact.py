@@ -390,6 +390,10 @@ class EngineInfo:
     swin_deploy: str
     build_seconds: float
     artifact: dict[str, str]  # the source ONNX's swin-deploy metadata
+    # the engine's tensor names, the source ONNX's (TensorRT's parser keeps them): an ONNX from another exporter names
+    # them as it likes; a sidecar written before these were recorded has swin-deploy's own
+    inputs: list[str] = field(default_factory=lambda: ["input"])
+    outputs: list[str] = field(default_factory=list)  # empty: the metadata's outputs
 
     @staticmethod
     def path_for(engine: Path) -> Path:
@@ -420,7 +424,7 @@ def read_sidecar(engine: Path) -> EngineInfo:
         raise UserError(f"{engine} has no sidecar {path.name}: rebuild it with swin-deploy build-engine")
     try:
         raw = json.loads(path.read_text())
-        meta = EngineInfo(**{f.name: raw[f.name] for f in fields(EngineInfo)})
+        meta = EngineInfo(**{f.name: raw[f.name] for f in fields(EngineInfo) if f.name in raw})
         if not all(k in meta.profile and len(meta.profile[k]) == 4 for k in ("min", "opt", "max")):
             raise ValueError("profile")
     except (OSError, ValueError, KeyError, TypeError) as e:

@@ -197,3 +197,34 @@ def test_build_engine_command_lints_first(stand_in, cli, demo, tmp_path):
     assert r.code == 1 and "Acos" in r.err and "--no-check" in r.err and not (tmp_path / "bad.engine").exists()
     r = cli("build-engine", bad, "--max-batch", "8", "--no-check", "-o", tmp_path / "bad.engine")
     assert r.code == 0 and (tmp_path / "bad.engine").is_file()
+
+
+def test_an_engine_keeps_its_onnx_tensor_names_for_triton(stand_in, cli, demo, tmp_path):
+    """An ONNX from another exporter names its tensors as it likes ('x' and 'y' here), and TensorRT's parser keeps
+    them: the sidecar records them, and Triton's config names what the engine has (it said 'input' and 'logits')."""
+    import onnx
+
+    from swin_deploy.artifact import EngineInfo, read_sidecar
+
+    _, paths = demo
+    model = onnx.load(str(paths["swin_digits"]))
+    renames = {model.graph.input[0].name: "x", model.graph.output[0].name: "y"}
+    model.graph.input[0].name, model.graph.output[0].name = "x", "y"
+    for node in model.graph.node:
+        node.input[:] = [renames.get(i, i) for i in node.input]
+        node.output[:] = [renames.get(o, o) for o in node.output]
+    source = tmp_path / "foreign.onnx"
+    onnx.save(model, str(source))
+    engine = tmp_path / "foreign.engine"
+    build(source, engine)
+    sidecar = read_sidecar(engine)
+    assert (sidecar.inputs, sidecar.outputs) == (["x"], ["y"])
+    assert cli("triton", engine, "--repo", tmp_path / "repo", "--name", "foreign").code == 0
+    config = (tmp_path / "repo" / "foreign" / "config.pbtxt").read_text()
+    assert 'name: "x"' in config and 'name: "y"' in config and '"input"' not in config and '"logits"' not in config
+    # a sidecar written before the names were recorded reads as swin-deploy's own names
+    path = EngineInfo.path_for(engine)
+    old = json.loads(path.read_text())
+    del old["inputs"], old["outputs"]
+    path.write_text(json.dumps(old))
+    assert (read_sidecar(engine).inputs, read_sidecar(engine).outputs) == (["input"], [])

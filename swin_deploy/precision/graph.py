@@ -60,6 +60,12 @@ def initializer_names(graph: onnx.GraphProto) -> set[str]:
     return {i.name for i in graph.initializer}
 
 
+def io_names(graph: onnx.GraphProto) -> tuple[list[str], list[str]]:
+    """The graph's input names (its weights left out: older exporters list them as inputs too) and output names."""
+    weights = initializer_names(graph)
+    return [i.name for i in graph.input if i.name not in weights], [o.name for o in graph.output]
+
+
 def dedupe_casts(graph: onnx.GraphProto) -> int:
     """Drop repeated identical Cast nodes (same input, target type and output); returns how many.
 

@@ -88,13 +88,16 @@ def onnx_io(path: Path, info: ArtifactInfo) -> ArtifactIO:
 
 def engine_io(path: Path, info: ArtifactInfo) -> ArtifactIO:
     """I/O of a TensorRT engine from its sidecar (profile) and the source ONNX's metadata."""
-    profile = read_sidecar(path).profile
+    sidecar = read_sidecar(path)
+    profile = sidecar.profile
     lo, hi = profile["min"], profile["max"]
     shape = tuple(a if a == b else -1 for a, b in zip(lo, hi))
     dtype = "uint8" if info.pixels else "float32"
-    outputs = [Tensor(name, "float32", (shape[0], *dims)) for name, dims in info.output_dims().items()]
+    dims = info.output_dims()
+    names = sidecar.outputs if len(sidecar.outputs) == len(dims) else list(dims)
+    outputs = [Tensor(name, "float32", (shape[0], *d)) for name, d in zip(names, dims.values())]
     batch = None if lo[0] == hi[0] and info.static_batch else (lo[0], hi[0])
-    return ArtifactIO([Tensor("input", dtype, shape)], outputs, batch, profile)
+    return ArtifactIO([Tensor(sidecar.inputs[0], dtype, shape)], outputs, batch, profile)
 
 
 def openvino_io(path: Path, info: ArtifactInfo) -> ArtifactIO:

@@ -9,9 +9,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import onnx
+
 from ... import defaults
 from ...artifact import ORT_ONLY_INT8, ArtifactInfo, EngineInfo
 from ...errors import UserError
+from ...precision.graph import io_names
 from . import import_tensorrt
 
 
@@ -115,9 +118,11 @@ def build_engine(onnx_path: Path, info: ArtifactInfo, source_sha256: str, out: P
     if serialized is None:
         raise RuntimeError("TensorRT failed to build the engine (see its log above)")
     gpu, cc = device or cuda_device()
+    inputs, outputs = io_names(onnx.load(str(onnx_path), load_external_data=False).graph)  # names the parser kept
     meta = EngineInfo(tensorrt=trt.__version__, gpu=gpu, compute_capability=cc, precision=info.precision,
                       profile=shapes, source_onnx_sha256=source_sha256, swin_deploy=__version__,
-                      build_seconds=round(time.perf_counter() - start, 1), artifact=info.to_props())
+                      build_seconds=round(time.perf_counter() - start, 1), artifact=info.to_props(), inputs=inputs,
+                      outputs=outputs)
     with atomic_output(out, suffix=".engine") as tmp_engine, atomic_output(EngineInfo.path_for(out)) as tmp_meta:
         tmp_engine.write_bytes(bytes(serialized))
         tmp_meta.write_text(meta.to_json())
