@@ -248,6 +248,9 @@ def test_interrupted_export_leaves_nothing(tmp_path, monkeypatch):
     (["--variant", "swin_test", "--random-init", "--std", "0,1,1"], "--std must be positive"),
     (["--variant", "swin_test", "--random-init", "--mean", "0.1,0.2"], "2 normalisation values for a 3-channel model"),
     (["--variant", "swin_test", "--random-init", "--crop-mode", "pad"], "unknown --crop-mode 'pad'"),
+    # a mistyped size ran until the kernel killed the process, without a message
+    (["--variant", "swin_test", "--random-init", "--img-size", "160000"], "choose a smaller --img-size"),
+    (["--variant", "swin_test", "--random-init", "--dynamic-size", "--max-size", "160000,160000"], "or --max-size"),
 ])
 def test_bad_input_exits_2_with_one_line(cli, tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
