@@ -386,6 +386,9 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
         if not any(info.accepts_batch(b) for b in sizes):
             takes = f"only batch {info.fixed_batch}" if info.fixed_batch else f"batches up to {info.max_batch}"
             raise UserError(f"{path.name} takes {takes}: pick `batch_sizes` it accepts")
+        batch, (h, w) = max(b for b in sizes if info.accepts_batch(b)), runs_at[path]
+        machine.check_memory(batch * info.config().activation_bytes((h, w)),
+                             f"{path.name} at batch {batch} and {h}x{w}", "choose smaller `batch_sizes`")
         backends = [None] if not o.backends or path.suffix != ".onnx" else list(o.backends)
         identity = {"model": f"{info.variant} {info.precision} weights {info.weights_sha256[:16] or 'unknown'}",
                     "artifact_sha256": sha256_file(path), "input_size": _hw(runs_at[path])}

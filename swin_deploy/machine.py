@@ -1,9 +1,12 @@
-"""What machine a measurement was taken on: CPU model and the vector extensions its speed depends on."""
+"""What machine a measurement was taken on: CPU model and the vector extensions its speed depends on; whether a run
+fits in its memory."""
 
 from __future__ import annotations
 
 import platform
 from pathlib import Path
+
+from .errors import UserError
 
 
 def _cpuinfo(key: str) -> str | None:
@@ -42,3 +45,16 @@ def exact_int8_dot_products() -> bool | None:
 
 def describe() -> dict[str, str]:
     return {"cpu": cpu_name(), "vector_isa": vector_isa(), "python": platform.python_version()}
+
+
+def check_memory(tensor_bytes: float, what: str, fix: str) -> None:
+    """Refuse at once a run one of whose tensors (`tensor_bytes`, e.g. SwinConfig.activation_bytes times the batch)
+    would take more than half the memory available: a mistyped size or batch (22400 for 224) would otherwise run until
+    the kernel kills the process, with no message. A run holds many such tensors, so this refuses only what cannot
+    work, never what merely might not."""
+    import psutil
+
+    available = psutil.virtual_memory().available
+    if tensor_bytes > available / 2:
+        raise UserError(f"{what} needs more than {tensor_bytes / 2**30:.0f} GiB for one activation, and this machine "
+                        f"has {available / 2**30:.0f} GiB available: {fix}")

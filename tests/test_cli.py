@@ -204,3 +204,17 @@ def test_json_to_stdout_is_the_json_alone_and_a_reader_that_stops_early_changes_
     p.stdout.close()
     err = p.communicate(timeout=120)[1].decode()
     assert p.returncode == 0 and "Error" not in err, err
+
+
+def test_a_batch_that_cannot_fit_in_memory_is_refused_before_any_run(cli, demo, tiny_onnx):
+    """A mistyped batch size (100000000 for 100) ran until the kernel killed the process, without a message."""
+    folder, _ = demo
+    model = tiny_onnx["swin_test"]
+    for args, option in ((("verify", model, "--random-init", "--samples", "2", "--batch-sizes", "100000000"),
+                          "--batch-sizes"),
+                         (("bench", model, "--batch-sizes", "1,100000000"), "--batch-sizes"),
+                         (("predict", model, folder / "data" / "val" / "1", "--batch-size", "100000000"),
+                          "--batch-size")):
+        r = cli(*args)
+        assert r.code == 2 and f"GiB available: choose smaller {option}" in r.err.replace("a smaller", "smaller"), \
+            (args, r.err)

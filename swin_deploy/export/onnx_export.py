@@ -26,6 +26,7 @@ from ..compare import max_rel_delta_outputs
 from ..enums import ExportFormat, InputFormat, Simplifier
 from ..errors import GateFailed, UserError, missing_package
 from ..fileio import atomic_output, check_outputs
+from ..machine import check_memory
 from ..models import PixelInput, Preprocessing, SwinTransformer, Weights, build_model, config_for, output_module
 from ..models.checkpoint import TrainingSettings, training_settings
 from ..models.registry import registered
@@ -224,7 +225,10 @@ def export_variant(variant: str | None, weights: Weights, out: Path | None = Non
                         "swin-deploy builds (`swin-deploy variants` lists them): pass `variant` if it is one")
     cfg = config_for(variant or (trained.model if known else None), weights)
     cfg = cfg.at_size(options.img_size or trained.img_size, options.dynamic_size)
-    _check_memory(cfg, [cfg.img_size, *([options.max_size] if options.dynamic_size and options.max_size else [])])
+    h, w = max([cfg.img_size, *([options.max_size] if options.dynamic_size and options.max_size else [])],
+               key=lambda hw: hw[0] * hw[1])
+    check_memory(cfg.activation_bytes((h, w)), f"one {h}x{w} image",
+                 f"choose a smaller `img_size`{' or `max_size`' if options.dynamic_size else ''}")
     preprocessing = (options.preprocessing or Preprocessing()).over(trained.preprocessing)
     cfg = preprocessing.apply(cfg)
     used = TrainingSettings(trained.model if known and variant is None else None,
@@ -245,22 +249,6 @@ def export_variant(variant: str | None, weights: Weights, out: Path | None = Non
     ema = "the raw weights; the checkpoint also holds EMA weights (`ema` exports those)" \
         if trained.ema_weights and not weights.ema else None
     return replace(result, note="; ".join(filter(None, [result.note, taken, ema])) or None)
-
-
-def _check_memory(cfg, sizes: list[tuple[int, int]]) -> None:
-    """Refuse a size whose activations cannot fit in this machine's memory: a mistyped size (22400 for 224) would
-    otherwise run until the kernel kills the process, with no message. The bound is one float32 tensor, stage 1's MLP
-    hidden activations for one image, against half the memory available: the export holds many such tensors, so this
-    refuses only what cannot work."""
-    import psutil
-
-    h, w = max(sizes, key=lambda hw: hw[0] * hw[1])
-    need = (h // cfg.patch_size) * (w // cfg.patch_size) * cfg.embed_dim * cfg.mlp_ratio * 4
-    available = psutil.virtual_memory().available
-    if need > available / 2:
-        raise UserError(f"{h}x{w} inputs need more than {need / 2**30:.0f} GiB for one image's activations, and this "
-                        f"machine has {available / 2**30:.0f} GiB available: choose a smaller `img_size`"
-                        f"{' or `max_size`' if len(sizes) > 1 else ''}")
 
 
 def export_onnx(model: SwinTransformer, weights_sha256: str, out: Path, options: ExportOptions,

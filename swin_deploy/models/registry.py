@@ -145,6 +145,11 @@ class SwinConfig:
         """Total downsampling: the input must be a multiple of this."""
         return self.patch_size * 2 ** (len(self.depths) - 1)
 
+    def activation_bytes(self, img_size: tuple[int, int]) -> float:
+        """One image's largest float32 activation at `img_size`: stage 1's MLP hidden layer (tokens x 4C)."""
+        h, w = self.stage_grids(img_size)[0]
+        return h * w * self.embed_dim * self.mlp_ratio * 4
+
     def stage_grids(self, img_size: tuple[int, int]) -> list[tuple[int, int]]:
         g = (img_size[0] // self.patch_size, img_size[1] // self.patch_size)
         return [(g[0] >> i, g[1] >> i) for i in range(len(self.depths))]
