@@ -363,3 +363,39 @@ def test_a_timm_hub_folder_exports_with_what_its_config_says(cli, demo, tmp_path
     (hub / "config.json").write_text(json.dumps({**config, "architecture": "swinv2_cr_tiny_ns_224"}))
     r = cli("export", "--checkpoint", hub, "-o", tmp_path / "n.onnx")  # was: "does not fit swin_t", the default
     assert r.code == 2 and "is of model 'swinv2_cr_tiny_ns_224', which is not a Swin variant" in r.err, r.err
+
+
+def test_a_fine_tunes_window_from_its_model_arguments(cli, tmp_path):
+    """A fine-tune at another window (timm's window_size model argument, as Swin at 384 is fine-tuned with window 12)
+    records it in the hub config's model_args, or train.py's --model-kwargs: its position tables are sized for it, so
+    the registry's window failed ('does not fit'). verify, against timm too, rebuilds the same model."""
+    import argparse
+    import json
+    from dataclasses import replace
+
+    from safetensors.torch import save_file
+
+    from swin_deploy.models import SwinTransformer
+
+    cfg = replace(get_config("swin_test"), window_size=2)
+    torch.manual_seed(5)
+    model = SwinTransformer(cfg).eval()
+    _, hub, _ = timm_hub_folder(tmp_path / "hub")
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(hub / "model.safetensors"))
+    config = json.loads((hub / "config.json").read_text())
+    (hub / "config.json").write_text(json.dumps({**config, "model_args": {"window_size": 2}}))
+    train = tmp_path / "train.pth"
+    torch.save({"state_dict": model.state_dict(),
+                "args": argparse.Namespace(model="swin_test", img_size=None, model_kwargs={"window_size": 2})}, train)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        want = model(x).numpy()
+    for checkpoint in (hub, train):
+        out = tmp_path / f"{checkpoint.stem}.onnx"
+        r = cli("export", "--checkpoint", checkpoint, "-o", out)
+        assert r.code == 0 and "window 2" in " ".join(r.out.split()), (checkpoint, r.err)
+        got = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})[0]
+        assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
+        for extra in ((), ("--timm",)):
+            r = cli("verify", out, "--checkpoint", checkpoint, "--samples", "4", *extra)
+            assert r.code == 0, (checkpoint, extra, r.err)

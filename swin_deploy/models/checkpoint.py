@@ -129,9 +129,15 @@ class TrainingSettings:
     ema_weights: bool = False  # the checkpoint also holds EMA weights (state_dict_ema / model_ema)
     labels: tuple[str, ...] | None = None  # its class names (a hub config's label_names)
     source: str = "training args"
+    # a fine-tune's window where it changed the model's (timm's window_size / pretrained_window_sizes model arguments:
+    # the hub config's model_args, train.py's --model-kwargs), as its position tables are sized for it
+    window_size: int | None = None
+    pretrained_window_sizes: tuple[int, ...] | None = None
 
     def describe(self) -> str:
         given = [self.model or "", "x".join(map(str, self.img_size or ()))]
+        if self.window_size:
+            given.append(f"window {self.window_size}")
         if self.preprocessing is not None:
             given += [f"{k} {v}" for k, v in asdict(self.preprocessing).items() if v is not None]
         if self.labels:
@@ -180,14 +186,17 @@ def training_settings(weights: Weights) -> TrainingSettings:
         labels = tuple(map(str, names)) if isinstance(names, list) and len(names) == hub.get("num_classes") else None
         if labels and all(re.fullmatch(r"n\d{8}", name) for name in labels):
             labels = None  # ImageNet's synsets: its readable names are the variant's own
-        return replace(_settings({**pretrained, "model": hub["architecture"]}), labels=labels or None,
+        model_args = hub.get("model_args") if isinstance(hub.get("model_args"), dict) else {}
+        return replace(_settings({**model_args, **pretrained, "model": hub["architecture"]}), labels=labels or None,
                        source="config.json")
     checkpoint = _mapped_training_checkpoint(weights)
     ema = any(isinstance(checkpoint.get(k), dict) for k in EMA_KEYS) or \
         any(_is_ema(prefix) for prefix in _model_prefixes(unwrap_checkpoint(checkpoint) if checkpoint else {}))
     args = checkpoint.get("args")
     args = vars(args) if isinstance(args, argparse.Namespace) else args if isinstance(args, dict) else {}
-    return replace(_settings(args), ema_weights=ema)
+    kwargs = args.get("model_kwargs") if isinstance(args.get("model_kwargs"), dict) else {}
+    return replace(_settings({**kwargs, **{k: v for k, v in args.items() if v is not None}} if args else {}),
+                   ema_weights=ema)
 
 
 def _settings(args: dict) -> TrainingSettings:
@@ -210,7 +219,15 @@ def _settings(args: dict) -> TrainingSettings:
                         interpolation=interpolation if interpolation in INTERPOLATIONS else None,
                         crop_pct=float(crop_pct) if isinstance(crop_pct, int | float) and 0 < crop_pct <= 1 else None,
                         crop_mode=crop_mode if crop_mode in CROP_MODES else None)
-    return TrainingSettings(model, size, None if pre == Preprocessing() else pre)
+    window = args.get("window_size")
+    if isinstance(window, list | tuple) and len(set(window)) == 1:
+        window = window[0]
+    pretrained_windows = args.get("pretrained_window_sizes")
+    return TrainingSettings(model, size, None if pre == Preprocessing() else pre,
+                            window_size=window if isinstance(window, int) and window > 0 else None,
+                            pretrained_window_sizes=tuple(pretrained_windows)
+                            if isinstance(pretrained_windows, list | tuple) and
+                            all(isinstance(w, int) for w in pretrained_windows) else None)
 
 
 def read_checkpoint(path: str | Path, ema: bool = False) -> dict[str, torch.Tensor]:
