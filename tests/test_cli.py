@@ -115,7 +115,6 @@ def test_sigterm_unwinds_and_leaves_no_partial_output(tmp_path):
     """CI cancellations and `timeout` send SIGTERM: the run ends with 143 (as a shell reports it) and the atomic
     writer removes its partial file, as on Ctrl-C. Without the handler the process dies where it stands, leaving a
     hidden temp file the size of the model beside the output."""
-    import os
     import subprocess
     import textwrap
 
