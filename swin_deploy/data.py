@@ -175,8 +175,10 @@ def image_files(paths: list[str | Path]) -> list[Path]:
     return found
 
 
-# a labels file's header names its first column one of these (timm's, Kaggle's ImageNet LOC_val_solution.csv)
-FILENAME_HEADERS = ("filename", "file", "path", "image", "imageid", "image_id")
+# the column names a labels file's header row gives (as tools and datasets spell them, Kaggle's ImageNet
+# LOC_val_solution.csv among them); a first row so named that is no file is the header
+FILENAME_HEADERS = ("filename", "file", "file_name", "path", "image", "image_path", "imageid", "image_id")
+LABEL_HEADERS = ("label", "labels", "class", "class_id", "class_name", "target", "category", "predictionstring")
 
 
 def _labelled_file(folder: Path, name: str) -> Path:
@@ -208,9 +210,10 @@ def _read_labels_file(path: Path, folder: Path, synsets, num_classes: int | None
                 continue
             if len(row) < 2:
                 raise UserError(f"{path.name} line {n}: expected filename,label")
-            if n == 1 and row[0].strip().lower() in FILENAME_HEADERS:
-                continue
             image = _labelled_file(folder, row[0].strip())
+            named = row[0].strip().lower() in FILENAME_HEADERS or row[1].strip().lower() in LABEL_HEADERS
+            if n == 1 and named and not image.is_file():
+                continue
             if not image.is_file():
                 raise UserError(f"{path.name} line {n}: {image} does not exist")
             files.append(image)

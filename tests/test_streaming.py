@@ -145,6 +145,9 @@ def test_kaggles_imagenet_solution_csv_reads_as_it_is(demo, tmp_path):
     images = list_images(tmp_path, labels_file=tmp_path / "LOC_val_solution.csv", num_classes=1000)
     assert [f.name for f in images.files] == [f"ILSVRC2012_val_{i:08d}.JPEG" for i in (2, 1, 3)]
     assert images.labels == [1, 0, 999]  # goldfish, tench, toilet tissue: timm's ImageNet-1k indices
+    # other headers as datasets spell them (this one was read as a missing file named 'file_name')
+    (tmp_path / "labels.csv").write_text("file_name,class\nILSVRC2012_val_00000001.JPEG,n01443537\n")
+    assert list_images(tmp_path, labels_file=tmp_path / "labels.csv", num_classes=1000).labels == [1]
 
 
 def test_folders_and_labels_named_after_the_models_classes_map_by_name(cli, demo, tmp_path):
