@@ -20,6 +20,7 @@ import onnx
 
 from .enums import CalibMethod, InputFormat, Int8Target, Precision
 from .errors import UserError
+from .machine import check_memory
 from .models.registry import SwinConfig, get_config
 from .precision.graph import opset_of
 
@@ -243,6 +244,13 @@ class ArtifactInfo:
         except UserError:
             return False
         return True
+
+    def check_memory(self, batch: int, sizes: list[tuple[int, int]], fix: str, name: str = "") -> None:
+        """Refuse a run at `batch` whose activations at the largest of `sizes` cannot fit in memory
+        (machine.check_memory); `name` says which artifact, where several run."""
+        h, w = max(sizes, key=lambda hw: hw[0] * hw[1])
+        check_memory(batch * self.config().activation_bytes((h, w)),
+                     f"{name} at batch {batch} and {h}x{w}" if name else f"batch {batch} at {h}x{w}", fix)
 
     def check_size(self, size: tuple[int, int]) -> None:
         """A UserError unless this artifact accepts inputs of `size`."""

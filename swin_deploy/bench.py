@@ -386,9 +386,8 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
         if not any(info.accepts_batch(b) for b in sizes):
             takes = f"only batch {info.fixed_batch}" if info.fixed_batch else f"batches up to {info.max_batch}"
             raise UserError(f"{path.name} takes {takes}: pick `batch_sizes` it accepts")
-        batch, (h, w) = max(b for b in sizes if info.accepts_batch(b)), runs_at[path]
-        machine.check_memory(batch * info.config().activation_bytes((h, w)),
-                             f"{path.name} at batch {batch} and {h}x{w}", "choose smaller `batch_sizes`")
+        info.check_memory(max(b for b in sizes if info.accepts_batch(b)), [runs_at[path]],
+                          "choose smaller `batch_sizes`", path.name)
         backends = [None] if not o.backends or path.suffix != ".onnx" else list(o.backends)
         identity = {"model": f"{info.variant} {info.precision} weights {info.weights_sha256[:16] or 'unknown'}",
                     "artifact_sha256": sha256_file(path), "input_size": _hw(runs_at[path])}
@@ -414,10 +413,9 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
         if baseline is not None:
             gated = [e for e in entries if e.label in reference_of or e.label in reference_of.values()]
             baseline.check_machine(machine.describe(), o.threads, cpu=any(map(_on_cpu, gated)))
-            for e in entries:
-                if (e.label in reference_of or e.label in reference_of.values()) and baseline.check(
-                        e.label, {**e.identity, "backend": e.runner.name},
-                        [b for b in (g.batch_sizes or sizes) if e.accepts(b)]):
+            for e in gated:
+                if baseline.check(e.label, {**e.identity, "backend": e.runner.name},
+                                  [b for b in (g.batch_sizes or sizes) if e.accepts(b)]):
                     changed.add(e.label)
         judge = Judge(g, reference_of, baseline, frozenset(changed))
     results, gates = run_bench(entries, sizes, o.warmup, iterations, o.seconds, on_tick, o.seed, judge, reference_of,

@@ -17,7 +17,6 @@ from .backends import run_padded, runner_for
 from .compare import named_as
 from .data import ImageSet, image_files, stream_batches, transform_for
 from .errors import UserError
-from .machine import check_memory
 
 IMAGENET_INFO = {1000: "imagenet-1k", 21841: "imagenet-22k"}
 DEFAULT_BATCH = 8
@@ -81,9 +80,7 @@ def predict(artifact: Path, images: list[str | Path], top_k: int = 5, batch_size
     info.check_batch_sizes([batch])
     if img_size is not None:
         info.check_size(img_size)
-    h, w = img_size or info.img_size
-    check_memory(batch * info.config().activation_bytes((h, w)), f"batch {batch} at {h}x{w}",
-                 "choose a smaller `batch_size`")
+    info.check_memory(batch, [img_size or info.img_size], "choose a smaller `batch_size`")
     names, source = class_names(info)
     files = ImageSet(image_files(images), None)
     transform = transform_for(info, img_size)

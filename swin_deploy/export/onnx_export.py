@@ -223,14 +223,8 @@ def export_variant(variant: str | None, weights: Weights, out: Path | None = Non
     if trained.model is not None and not known and variant is None:
         raise UserError(f"the checkpoint ({trained.source}) is of model '{trained.model}', which is not a Swin variant "
                         "swin-deploy builds (`swin-deploy variants` lists them): pass `variant` if it is one")
-    cfg = config_for(variant or (trained.model if known else None), weights)
-    windows = {k: v for k, v in (("window_size", trained.window_size),
-                                 ("pretrained_window_sizes", trained.pretrained_window_sizes))
-               if v is not None and v != getattr(cfg, k)}
-    if "pretrained_window_sizes" in windows and len(windows["pretrained_window_sizes"]) != len(cfg.depths):
-        del windows["pretrained_window_sizes"]
-    cfg = replace(cfg, **windows)
-    cfg = cfg.at_size(options.img_size or trained.img_size, options.dynamic_size)
+    base = config_for(variant or (trained.model if known else None), weights)
+    cfg = trained.fitted(base).at_size(options.img_size or trained.img_size, options.dynamic_size)
     h, w = max([cfg.img_size, *([options.max_size] if options.dynamic_size and options.max_size else [])],
                key=lambda hw: hw[0] * hw[1])
     check_memory(cfg.activation_bytes((h, w)), f"one {h}x{w} image",
@@ -241,7 +235,7 @@ def export_variant(variant: str | None, weights: Weights, out: Path | None = Non
                             trained.img_size if options.img_size is None else None,
                             trained.preprocessing.left_by(options.preprocessing) if trained.preprocessing else None,
                             labels=trained.labels if options.class_names is None else None,
-                            window_size=windows.get("window_size"))
+                            window_size=cfg.window_size if cfg.window_size != base.window_size else None)
     if used.labels:
         options = replace(options, class_names=used.labels)
     options = _format_for(options, out)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import json
 import logging
 import pickle
 import re
@@ -19,7 +18,15 @@ import torch
 from ..enums import WeightsSource
 from ..errors import UserError
 from ..fileio import sha256_file
-from .hf import check_agrees, convert_hf_state_dict, hf_config, hf_config_path, hf_weights_file, is_hf_state_dict
+from .hf import (
+    check_agrees,
+    convert_hf_state_dict,
+    hf_config,
+    hf_config_path,
+    hf_weights_file,
+    is_hf_state_dict,
+    timm_hub_config,
+)
 from .registry import CROP_MODES, INTERPOLATIONS, WEIGHTS_DIR, Preprocessing, SwinConfig, get_config
 from .swin import SwinTransformer, WindowAttention
 
@@ -56,13 +63,10 @@ def unwrap_checkpoint(checkpoint: dict, ema: bool = False, name: str = "checkpoi
     moving average (what timm's validate.py --use-ema loads), which must be there: in an EMA container, or as a
     wrapped model whose attribute names it (`model_prefix`)."""
     if ema:
+        if not holds_ema(checkpoint):
+            raise UserError(f"{name} holds no EMA weights ({' or '.join(EMA_KEYS)}): leave out `ema`")
         found = next((checkpoint[k] for k in EMA_KEYS if isinstance(checkpoint.get(k), dict)), None)
-        if found is not None:
-            return found
-        flat = unwrap_checkpoint(checkpoint, name=name)
-        if any(_is_ema(prefix) for prefix in _model_prefixes(flat)):
-            return flat
-        raise UserError(f"{name} holds no EMA weights ({' or '.join(EMA_KEYS)}): leave out `ema`")
+        return found if found is not None else unwrap_checkpoint(checkpoint, name=name)  # `model_prefix` picks it
     if all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
         return checkpoint
     return next((checkpoint[k] for k in CONTAINER_KEYS if isinstance(checkpoint.get(k), dict)), checkpoint)
@@ -78,6 +82,12 @@ def _model_prefixes(state_dict: dict) -> list[str]:
 
 def _is_ema(prefix: str) -> bool:
     return "ema" in prefix.lower().split(".")[0]
+
+
+def holds_ema(checkpoint: dict) -> bool:
+    """Whether a training checkpoint holds EMA weights: in an EMA container, or as a wrapped copy ('model_ema.')."""
+    return any(isinstance(checkpoint.get(k), dict) for k in EMA_KEYS) or \
+        any(_is_ema(prefix) for prefix in _model_prefixes(unwrap_checkpoint(checkpoint)))
 
 
 def model_prefix(state_dict: dict, ema: bool = False, name: str = "checkpoint") -> dict:
@@ -134,6 +144,13 @@ class TrainingSettings:
     window_size: int | None = None
     pretrained_window_sizes: tuple[int, ...] | None = None
 
+    def fitted(self, cfg: SwinConfig) -> SwinConfig:
+        """`cfg` with the window this checkpoint's model arguments give it (its position tables are sized for it)."""
+        changes: dict = {"window_size": self.window_size} if self.window_size else {}
+        if self.pretrained_window_sizes and len(self.pretrained_window_sizes) == len(cfg.depths):
+            changes["pretrained_window_sizes"] = self.pretrained_window_sizes
+        return replace(cfg, **changes)
+
     def describe(self) -> str:
         given = [self.model or "", "x".join(map(str, self.img_size or ()))]
         if self.window_size:
@@ -143,19 +160,6 @@ class TrainingSettings:
         if self.labels:
             given.append(f"{len(self.labels)} class names")
         return ", ".join(filter(None, given))
-
-
-def timm_hub_config(path: str | Path) -> dict | None:
-    """The config.json timm writes beside its weights for the Hugging Face hub ({"architecture", "num_classes",
-    "pretrained_cfg", "label_names", ...}) of a hub folder, or beside a weights file in one; None elsewhere
-    (transformers' config.json has a model_type instead)."""
-    path = Path(path)
-    config = path / "config.json" if path.is_dir() else path.with_name("config.json")
-    try:
-        c = json.loads(config.read_text())
-    except (OSError, ValueError):
-        return None
-    return c if isinstance(c, dict) and isinstance(c.get("architecture"), str) and "model_type" not in c else None
 
 
 def _mapped_training_checkpoint(weights: Weights) -> dict:
@@ -190,8 +194,7 @@ def training_settings(weights: Weights) -> TrainingSettings:
         return replace(_settings({**model_args, **pretrained, "model": hub["architecture"]}), labels=labels or None,
                        source="config.json")
     checkpoint = _mapped_training_checkpoint(weights)
-    ema = any(isinstance(checkpoint.get(k), dict) for k in EMA_KEYS) or \
-        any(_is_ema(prefix) for prefix in _model_prefixes(unwrap_checkpoint(checkpoint) if checkpoint else {}))
+    ema = holds_ema(checkpoint)
     args = checkpoint.get("args")
     args = vars(args) if isinstance(args, argparse.Namespace) else args if isinstance(args, dict) else {}
     kwargs = args.get("model_kwargs") if isinstance(args.get("model_kwargs"), dict) else {}

@@ -52,15 +52,27 @@ def hf_config_path(path: str | Path) -> Path | None:
     only a transformers config (one with a model_type) counts."""
     path = Path(path)
     config = path / "config.json" if path.is_dir() else path.with_name("config.json")
-    if not config.is_file():
+    if not config.is_file() or timm_hub_config(path) is not None:
         return None
+    if path.is_dir():
+        return config  # an unreadable one is named where it is read
+    try:
+        return config if "model_type" in json.loads(config.read_text()) else None
+    except (OSError, ValueError):
+        return None
+
+
+def timm_hub_config(path: str | Path) -> dict | None:
+    """The config.json timm writes beside its weights for the Hugging Face hub ({"architecture", "num_classes",
+    "pretrained_cfg", "label_names", ...}) of a hub folder, or beside a weights file in one; None elsewhere
+    (transformers' config.json has a model_type instead)."""
+    path = Path(path)
+    config = path / "config.json" if path.is_dir() else path.with_name("config.json")
     try:
         c = json.loads(config.read_text())
     except (OSError, ValueError):
-        return config if path.is_dir() else None  # a folder's unreadable config is named where it is read
-    if path.is_dir() and "model_type" not in c and "architecture" in c:
-        return None  # timm's
-    return config if path.is_dir() or "model_type" in c else None
+        return None
+    return c if isinstance(c, dict) and isinstance(c.get("architecture"), str) and "model_type" not in c else None
 
 
 def hf_weights_file(path: str | Path) -> Path:

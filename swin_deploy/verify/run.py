@@ -209,12 +209,6 @@ class VerifyResult:
 Progress = Callable[[str, int, int], None]  # (what, inputs done in this call, total inputs)
 
 
-def _check_memory(info: ArtifactInfo, batch: int, img_sizes: list[tuple[int, int]]) -> None:
-    h, w = max(img_sizes, key=lambda hw: hw[0] * hw[1])
-    machine.check_memory(batch * info.config().activation_bytes((h, w)), f"batch {batch} at {h}x{w}",
-                 "choose smaller `batch_sizes`" + (" or `img_sizes`" if info.dynamic_size else ""))
-
-
 def verify_artifact(artifact: Path, options: VerifyOptions | None = None,
                     on_progress: Progress = lambda what, n, total: None) -> VerifyResult:
     """Gate `artifact` against its reference at every batch size and input size, thresholds by precision."""
@@ -231,9 +225,10 @@ def verify_artifact(artifact: Path, options: VerifyOptions | None = None,
     img_sizes = o.img_sizes or [tuple(info.img_size)]
     for size in img_sizes:
         info.check_size(size)
-    _check_memory(info, max(sizes), [*img_sizes, *([] if o.img_sizes else info.range_ends())])
     # a dynamic-size artifact is gated at its size and, unless the sizes are chosen, at its range's ends
     ends = [] if o.img_sizes else info.range_ends()
+    info.check_memory(max(sizes), [*img_sizes, *ends],
+                      "choose smaller `batch_sizes`" + (" or `img_sizes`" if info.dynamic_size else ""))
     unchecked = []
     if o.reference is not None:  # the reference artifact runs at every size too
         other = artifact_info(o.reference, info.variant)
