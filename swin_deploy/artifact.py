@@ -305,12 +305,35 @@ def load_onnx(path: str | Path, load_weights: bool = True) -> onnx.ModelProto:
     if path.suffix == IR_SUFFIX:
         raise UserError(f"{path} is an OpenVINO IR: this takes the ONNX it was converted from")
     try:
-        model = onnx.load(str(path), load_external_data=load_weights)
+        model = onnx.load(str(path), load_external_data=False)
     except Exception as e:
         raise UserError(f"{path} is not a readable ONNX model ({type(e).__name__}): re-export it") from e
     if not model.graph.node:
         raise UserError(f"{path} is not a readable ONNX model (no graph): re-export it")
+    missing = [f for f in external_data_files(model) if not (path.parent / f).is_file()]
+    if missing:
+        raise UserError(f"{path} keeps its weights in {missing[0]}, which is not beside it: copy {missing[0]} into "
+                        f"{path.parent}")
+    if load_weights and external_data_files(model):
+        onnx.load_external_data_for_model(model, str(path.parent))
     return model
+
+
+def external_data_files(model: onnx.ModelProto) -> list[str]:
+    """The files, relative to the model's folder, in which an ONNX keeps its tensors as external data (those above
+    protobuf's 2 GB limit, or any when an exporter chose to); empty for a self-contained file."""
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+
+    def tensors(graph: onnx.GraphProto):
+        yield from graph.initializer
+        for node in graph.node:
+            for attr in node.attribute:
+                yield from ([attr.t] if attr.HasField("t") else [])
+                yield from attr.tensors
+                for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                    yield from tensors(sub)
+
+    return list(dict.fromkeys(ExternalDataInfo(t).location for t in tensors(model.graph) if uses_external_data(t)))
 
 
 def read_info(path: str | Path, variant: str | None = None) -> ArtifactInfo:

@@ -185,6 +185,29 @@ def test_triton_check_catches_planted_defects(cli, artifacts, tmp_path, defect, 
 
 
 @needs_triton
+def test_onnx_with_external_data_is_served_whole_and_a_missing_weights_file_named(cli, artifacts, tmp_path):
+    """An ONNX that keeps its weights in a file beside it (ONNX external data, as exporters write past 2 GB or when
+    asked): the Triton folder gets that file too, and where it is missing every command says which file to copy."""
+    model = onnx.load(str(artifacts["fp32"]))
+    split = tmp_path / "src" / "split.onnx"
+    (split.parent / "weights").mkdir(parents=True)
+    onnx.save(model, str(split), save_as_external_data=True, location="weights/split.data", size_threshold=1024)
+    assert split.stat().st_size < artifacts["fp32"].stat().st_size / 4
+    assert cli("triton", split, "--repo", tmp_path / "repo", "--kind", "cpu").code == 0
+    served = tmp_path / "repo" / "split" / "1"
+    assert (served / "weights" / "split.data").read_bytes() == (split.parent / "weights" / "split.data").read_bytes()
+    assert cli("triton", "--check", served.parent).code == 0
+    r = cli("verify", served / "model.onnx", "--samples", "4")
+    assert r.code == 0, r.err
+    (served / "weights" / "split.data").unlink()
+    r = cli("triton", "--check", served.parent)
+    assert r.code == 1 and "weights/split.data, which is not beside it" in r.out, r.out
+    for command in (("verify",), ("check",), ("quantize", "--precision", "fp16", "-o", tmp_path / "f16.onnx")):
+        r = cli(command[0], served / "model.onnx", *command[1:])
+        assert r.code == 2 and "copy weights/split.data into" in r.err and len(r.err.strip().splitlines()) == 1, r.err
+
+
+@needs_triton
 def test_triton_refuses_to_overwrite_and_bad_options(cli, artifacts, tmp_path):
     assert cli("triton", artifacts["fp32"], "--repo", tmp_path, "--name", "m").code == 0
     before = (tmp_path / "m" / "config.pbtxt").read_text()

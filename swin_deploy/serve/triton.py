@@ -25,7 +25,9 @@ from ..artifact import (
     ArtifactInfo,
     EngineInfo,
     artifact_info,
+    external_data_files,
     ir_weights,
+    load_onnx,
     read_sidecar,
     write_described_copy,
 )
@@ -326,6 +328,10 @@ def write_model(artifact: Path, repo: Path, options: TritonOptions | None = None
             shutil.copyfile(artifact, version / model_file)
             if ir:
                 shutil.copyfile(ir_weights(artifact), ir_weights(version / model_file))
+            else:  # an ONNX with external data: its weight files go beside it, where onnxruntime looks for them
+                for weights in external_data_files(load_onnx(artifact, load_weights=False)):
+                    (version / weights).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(artifact.parent / weights, version / weights)
         findings = check_model(staging, name=name)
         if findings:  # what we wrote must pass our own check: a bug in swin-deploy otherwise
             raise RuntimeError(f"the written model folder fails its check: {findings[0]}")
