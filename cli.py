@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -398,8 +399,8 @@ def predict(
         result = run_predict(artifact, images, top_k, batch_size, backend, workers, on_progress,
                              openvino=openvino_options(settings), threads=use_threads(settings), variant=variant,
                              img_size=hw(img_size, "img_size"))
-    for path in result.skipped:
-        render.warn(f"skipped {path}: not a readable image")
+    for path, why in zip(result.skipped, result.skip_reasons):
+        render.warn(f"skipped {path}: {why}")
     write_json(json_path, result.as_dict())
     if str(json_path) != "-":
         render.predictions(result)
@@ -650,6 +651,9 @@ def main() -> None:
     from swin_deploy import render
 
     debug = os.environ.get("SWIN_DEPLOY_DEBUG") == "1"
+    # PIL warns of each image above 89 megapixels and reads it all the same (one above twice that is skipped and
+    # listed with the reason): the warning would only break up the progress bar. Matched by text: no PIL import here.
+    warnings.filterwarnings("ignore", message=r"Image size \(\d+ pixels\) exceeds limit")
     try:
         with _sigterm_unwinds():
             app()

@@ -35,6 +35,19 @@ ORIENTATION = 0x0112  # the EXIF tag saying how to turn the stored pixels uprigh
 SKIPPED_EXAMPLES = 5  # unreadable paths a report lists by name
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """Why a file was not read, and what to do about it."""
+    reason: str = "not a readable image"
+    fix: str = "remove it"
+
+    def __str__(self) -> str:  # as a skipped file is listed: the fix only where it is not the obvious one
+        return self.reason if self == UNREADABLE else f"{self.reason}: {self.fix}"
+
+
+UNREADABLE = Unreadable()
+
+
 def default_workers() -> int:
     """Decode workers: the machine's cores, at most 8 (decoding overlaps inference, which wants cores too)."""
     return max(1, min(8, os.cpu_count() or 1))
@@ -47,14 +60,25 @@ class ImageSet:
     classes: list[str] = field(default_factory=list)
     skipped: int = 0  # unreadable files met while streaming
     skipped_paths: list[Path] = field(default_factory=list)  # all of them (reports list the first few)
+    skip_reasons: dict[Path, Unreadable] = field(default_factory=dict)  # why, where it is not UNREADABLE
     label_source: str = "none"  # "folders", "imagenet synsets", "labels file", "none"
 
     def __len__(self) -> int:
         return len(self.files)
 
-    def skip(self, path: Path) -> None:
+    def skip(self, path: Path, why: Unreadable = UNREADABLE) -> None:
         self.skipped += 1
         self.skipped_paths.append(path)
+        if why != UNREADABLE:
+            self.skip_reasons[path] = why
+
+    def skips(self, limit: int | None = None) -> list[tuple[Path, Unreadable]]:
+        """The skipped files (the first `limit`), each with why."""
+        return [(p, self.skip_reasons.get(p, UNREADABLE)) for p in self.skipped_paths[:limit]]
+
+    def skipped_examples(self) -> list[str]:
+        """The first few skipped files as a report lists them: the path, and why where it is not the usual."""
+        return [str(p) if why == UNREADABLE else f"{p} ({why})" for p, why in self.skips(SKIPPED_EXAMPLES)]
 
 
 def _imagenet_synsets() -> dict[str, int]:
@@ -312,8 +336,8 @@ class Batch:
     index: np.ndarray  # positions of these images in ImageSet.files
 
 
-def _decode(path: Path, transform: InputTransform) -> np.ndarray | None:
-    """The input of one file, or None if it cannot be read (a file the model cannot take at all is a UserError)."""
+def _decode(path: Path, transform: InputTransform) -> np.ndarray | Unreadable:
+    """The input of one file, or why it cannot be read (a file the model cannot take at all is a UserError)."""
     from PIL import Image
 
     try:
@@ -323,8 +347,12 @@ def _decode(path: Path, transform: InputTransform) -> np.ndarray | None:
             return transform.image(im)
     except UserError:
         raise
+    except Image.DecompressionBombError:
+        # PIL's guard against malicious files (its limit, not ours): the image is whole, only too large to decode
+        limit = 2 * Image.MAX_IMAGE_PIXELS / 1e6
+        return Unreadable(f"more than {limit:.3g} megapixels, PIL's decompression-bomb limit", "downscale it")
     except Exception:  # PIL and numpy raise many types for truncated or foreign files
-        return None
+        return UNREADABLE
 
 
 def stream_batches(images: ImageSet, transform, batch_size: int, workers: int | None = None,
@@ -354,10 +382,10 @@ def _drain(images: ImageSet, pending: deque, count: int, batch_size: int, strict
     for _ in range(count):
         i, path, future = pending.popleft()
         x = future.result()
-        if x is None:
+        if isinstance(x, Unreadable):
             if strict:
-                raise UserError(f"{path} is not a readable image: remove it, or drop `strict` to skip unreadable files")
-            images.skip(path)
+                raise UserError(f"{path} is {x.reason}: {x.fix}, or drop `strict` to skip unreadable files")
+            images.skip(path, x)
             continue
         xs.append(x)
         idx.append(i)

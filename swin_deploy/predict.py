@@ -36,6 +36,7 @@ class PredictResult:
     artifact: Path
     predictions: list[Prediction] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # unreadable images
+    skip_reasons: list[str] = field(default_factory=list)  # why, one per skipped image
     label_source: str = "indices"
 
     def as_dict(self) -> dict:
@@ -96,7 +97,7 @@ def predict(artifact: Path, images: list[str | Path], top_k: int = 5, batch_size
                 result.predictions.append(Prediction(str(files.files[i]), [
                     {"index": int(c), "label": names[c], "probability": round(float(row[c]), 6)} for c in top]))
             on_progress("predicting", len(b.x), len(files))
-    result.skipped = [str(p) for p in files.skipped_paths]
+    result.skipped, result.skip_reasons = [str(p) for p, _ in files.skips()], [str(w) for _, w in files.skips()]
     if not result.predictions:
         raise UserError(f"none of the {len(files)} images could be read")
     return result

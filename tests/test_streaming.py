@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -209,6 +210,27 @@ def test_hidden_files_are_not_images_of_the_set(demo, tmp_path):
     assert len(image_files([val])) == 6
     flat = val / "2"
     assert [f.name for f in list_images(flat).files] == sorted(p.name for p in flat.iterdir() if p.is_file())
+
+
+def test_an_image_past_pils_decompression_bomb_limit_is_skipped_saying_so(cli, demo, tmp_path, monkeypatch):
+    """PIL refuses an image above twice Image.MAX_IMAGE_PIXELS (a scan, an aerial photo) and warns of one above it:
+    the first is skipped naming the limit and what to do, the second is read without the warning in the output.
+    The limit is lowered here so that the test needs no 179-megapixel file."""
+    from PIL import Image
+
+    _, paths = demo
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 40_000)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.new("RGB", (300, 300), (200, 200, 200)).save(photos / "scan.png")  # 90k pixels > 2 x 40k: refused
+    Image.new("RGB", (250, 250), (200, 200, 200)).save(photos / "large.png")  # 62.5k: PIL warns, reads it
+    r = cli("predict", paths["swin_digits"], photos, "--json", tmp_path / "p.json")
+    assert r.code == 0, r.err
+    assert "scan.png: more than 0.08 megapixels, PIL's decompression-bomb limit: downscale it" in r.err
+    assert "DecompressionBombWarning" not in r.err and "large.png" not in r.err
+    assert [Path(p["image"]).name for p in json.loads((tmp_path / "p.json").read_text())["predictions"]] == ["large.png"]
+    r = cli("verify", paths["swin_digits"], "--data", photos, "--strict")
+    assert r.code == 2 and "scan.png is more than 0.08 megapixels" in r.err and "downscale it, or drop --strict" in r.err
 
 
 def test_unreadable_files_are_skipped_and_counted_or_refused_when_strict(cli, demo, tmp_path):

@@ -25,7 +25,7 @@ from ..backends import run_batched, run_padded, runner_for
 from ..backends.base import Runner
 from ..backends.openvino_runner import OpenVinoOptions
 from ..compare import Check, Comparison, gate, named_as
-from ..data import SKIPPED_EXAMPLES, Batch, ImageSet, list_images, stream_batches, transform_for
+from ..data import Batch, ImageSet, list_images, stream_batches, transform_for
 from ..enums import Precision, WeightsSource
 from ..errors import UserError
 from ..fileio import sha256_file
@@ -270,7 +270,7 @@ def verify_artifact(artifact: Path, options: VerifyOptions | None = None,
     if inputs[0].images is not None:
         images = inputs[0].images
         result.skipped_images = images.skipped
-        result.skipped_examples = [str(p) for p in images.skipped_paths[:SKIPPED_EXAMPLES]]
+        result.skipped_examples = images.skipped_examples()
         result.labels = images.label_source
     result.seconds = time.perf_counter() - start
     return result
