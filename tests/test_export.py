@@ -261,12 +261,34 @@ def test_bad_input_exits_2_with_one_line(cli, tmp_path, monkeypatch, args, messa
     assert list(tmp_path.iterdir()) == []
 
 
-def test_wrong_variant_checkpoint_exits_2(cli, tmp_path):
+def test_a_plain_state_dict_exports_as_the_variant_its_tensors_fit(cli, tmp_path):
+    """`torch.save(model.state_dict())` names no model: the registered variant its tensors fit is taken (and said),
+    a wrong `--variant` is told which one fits, and where the tensors cannot tell (Swin V2's window is in no tensor),
+    fit nothing registered, or are not a Swin, exit 2 says so."""
+    import timm
+
     model, _ = build_model(get_config("swinv2_test"), Weights("random"))
     torch.save(model.state_dict(), tmp_path / "v2.pth")
-    r = cli("export", "--variant", "swin_test", "--checkpoint", tmp_path / "v2.pth", "-o", tmp_path / "m.onnx")
-    assert r.code == 2 and "does not fit swin_test" in r.err
-    assert not (tmp_path / "m.onnx").exists()
+    r = cli("export", "--checkpoint", tmp_path / "v2.pth", "-o", tmp_path / "m.onnx")
+    assert r.code == 0, r.err
+    assert "variant swinv2_test, from the checkpoint's tensors" in r.out
+    assert read_info(tmp_path / "m.onnx").variant == "swinv2_test"
+    r = cli("export", "--variant", "swin_test", "--checkpoint", tmp_path / "v2.pth", "-o", tmp_path / "w.onnx")
+    assert r.code == 2 and "does not fit swin_test" in r.err and "its tensors are those of swinv2_test" in r.err
+    assert not (tmp_path / "w.onnx").exists()
+    torch.save(timm.create_model("swinv2_tiny_window8_256").state_dict(), tmp_path / "v2t.pth")
+    torch.save(timm.create_model("swin_tiny_patch4_window7_224", embed_dim=48, depths=(2, 2), num_heads=(2, 4),
+                                 img_size=64, window_size=4).state_dict(), tmp_path / "custom.pth")
+    torch.save(timm.create_model("resnet18").state_dict(), tmp_path / "resnet.pth")
+    for name, message in (("v2t", "has the tensors of swinv2_t, swinv2_t_w16 (Swin V2 keeps its window out of its "
+                                  "weights): pass --variant"),
+                          ("custom", "holds a Swin V1 (embedding 48, depths [2, 2], heads [2, 4], window 4) that is no "
+                                     "registered variant"),
+                          ("resnet", "does not hold a Swin V1/V2 model in timm's, the official or transformers' layout "
+                                     "(it has tensors such as 'conv1.weight')")):
+        r = cli("export", "--checkpoint", tmp_path / f"{name}.pth", "-o", tmp_path / "n.onnx")
+        assert r.code == 2 and message in r.err and len(r.err.strip().splitlines()) == 1, (name, r.err)
+    assert not (tmp_path / "n.onnx").exists()
 
 
 def test_offline_pretrained_names_alternatives(cli, tmp_path, monkeypatch):

@@ -28,7 +28,7 @@ from ..errors import GateFailed, UserError, missing_package
 from ..fileio import atomic_output, check_outputs
 from ..machine import check_memory
 from ..models import PixelInput, Preprocessing, SwinTransformer, Weights, build_model, config_for, output_module
-from ..models.checkpoint import TrainingSettings, training_settings
+from ..models.checkpoint import TrainingSettings, training_settings, variant_from_tensors
 from ..models.registry import registered
 from ..tolerances import EXPORT_PARITY_REL
 
@@ -223,7 +223,8 @@ def export_variant(variant: str | None, weights: Weights, out: Path | None = Non
     if trained.model is not None and not known and variant is None:
         raise UserError(f"the checkpoint ({trained.source}) is of model '{trained.model}', which is not a Swin variant "
                         "swin-deploy builds (`swin-deploy variants` lists them): pass `variant` if it is one")
-    base = config_for(variant or (trained.model if known else None), weights)
+    from_tensors = None if variant or known else variant_from_tensors(weights)
+    base = config_for(variant or (trained.model if known else None) or from_tensors, weights)
     cfg = trained.fitted(base).at_size(options.img_size or trained.img_size, options.dynamic_size)
     h, w = max([cfg.img_size, *([options.max_size] if options.dynamic_size and options.max_size else [])],
                key=lambda hw: hw[0] * hw[1])
@@ -246,6 +247,8 @@ def export_variant(variant: str | None, weights: Weights, out: Path | None = Non
     model, sha = build_model(cfg, weights, dynamic=options.dynamic_size)
     result = _export(model, sha, out, options, on_step)
     taken = f"from the checkpoint's {trained.source}: {used.describe()}" if used != TrainingSettings() else None
+    if from_tensors:
+        taken = "; ".join(filter(None, [f"variant {from_tensors}, from the checkpoint's tensors", taken]))
     # timm evaluates (and picks its best checkpoint by) the EMA weights where it keeps them: say they were left
     ema = "the raw weights; the checkpoint also holds EMA weights (`ema` exports those)" \
         if trained.ema_weights and not weights.ema else None

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import hashlib
 import logging
+import math
 import pickle
 import re
 import socket
@@ -27,7 +28,7 @@ from .hf import (
     is_hf_state_dict,
     timm_hub_config,
 )
-from .registry import CROP_MODES, INTERPOLATIONS, WEIGHTS_DIR, Preprocessing, SwinConfig, get_config
+from .registry import CROP_MODES, INTERPOLATIONS, VARIANTS, WEIGHTS_DIR, Preprocessing, SwinConfig, get_config
 from .swin import SwinTransformer, WindowAttention
 
 _BUFFERS = ("relative_position_index", "relative_coords_table", "attn_mask")
@@ -283,6 +284,40 @@ def fit_to_state_dict(cfg: SwinConfig, state_dict: dict[str, torch.Tensor]) -> S
     return replace(cfg, **changes) if changes else cfg
 
 
+def weights_shape(state_dict: dict[str, torch.Tensor]) -> tuple | None:
+    """SwinConfig.weights_shape as a timm-layout state_dict has it; None where its tensors are not those of a Swin
+    V1/V2 in timm's layout (another architecture, or timm's other Swin V2, `swinv2_cr`)."""
+    proj = state_dict.get("patch_embed.proj.weight")
+    blocks: dict[int, set[int]] = {}
+    for key in state_dict:
+        if m := re.match(r"layers\.(\d+)\.blocks\.(\d+)\.", key):
+            blocks.setdefault(int(m[1]), set()).add(int(m[2]))
+    if proj is None or proj.ndim != 4 or not blocks or sorted(blocks) != list(range(len(blocks))):
+        return None
+    version = 2 if "layers.0.blocks.0.attn.logit_scale" in state_dict else 1
+    heads, window = [], None
+    for i in range(len(blocks)):
+        attn = f"layers.{i}.blocks.0.attn."
+        per_head = state_dict.get(attn + ("logit_scale" if version == 2 else "relative_position_bias_table"))
+        if per_head is None:
+            return None
+        heads.append(int(per_head.shape[0 if version == 2 else 1]))
+        if version == 1 and i == 0:  # stage 1 keeps the full window (later ones may shrink to their grid)
+            window = (math.isqrt(int(per_head.shape[0])) + 1) // 2
+    fc1 = state_dict.get("layers.0.blocks.0.mlp.fc1.weight")
+    if fc1 is None:
+        return None
+    return (version, int(proj.shape[-1]), int(proj.shape[0]), tuple(len(blocks[i]) for i in range(len(blocks))),
+            tuple(heads), int(fc1.shape[0]), window)
+
+
+def variants_fitting(state_dict: dict[str, torch.Tensor]) -> list[str]:
+    """The registered variants whose architecture a timm-layout state_dict has (several V2 variants that differ only
+    in window all fit)."""
+    shape = weights_shape(state_dict)
+    return [name for name, cfg in VARIANTS.items() if shape is not None and cfg.weights_shape() == shape]
+
+
 def fit_position_tables(state_dict: dict[str, torch.Tensor], window_size: int,
                         windows: dict[str, tuple[int, int]]) -> dict[str, torch.Tensor]:
     """V1 relative position bias tables for blocks whose window shrinks to a stage grid smaller than `window_size`
@@ -455,13 +490,36 @@ class Weights:
 
 def config_for(variant: str | None, weights: Weights, default: str = "swin_t") -> SwinConfig:
     """The architecture to build: from a transformers checkpoint's config.json (a `variant`, if given, must agree),
-    else the registry's `variant`."""
+    else the registry's `variant`, else the variant a checkpoint's tensors fit, else `default`."""
     if weights.source == WeightsSource.CHECKPOINT and weights.path is not None and hf_config_path(weights.path):
         cfg = hf_config(weights.path, name=variant)
         if variant is not None:
             check_agrees(cfg, get_config(variant))
         return cfg
-    return get_config(variant or default)
+    return get_config(variant or variant_from_tensors(weights) or default)
+
+
+def variant_from_tensors(weights: Weights) -> str | None:
+    """The one registered variant a timm-layout checkpoint's tensors fit, for one that does not name its model (None
+    for other weights); a UserError where they fit several, or none."""
+    if weights.source != WeightsSource.CHECKPOINT or weights.path is None or hf_config_path(weights.path):
+        return None
+    source, state_dict = f"checkpoint {weights.path.name}", read_checkpoint(weights.path, weights.ema)
+    fits = variants_fitting(state_dict)
+    if len(fits) == 1:
+        return fits[0]
+    if fits:
+        raise UserError(f"{source} has the tensors of {', '.join(fits)} (Swin V2 keeps its window out of its weights): "
+                        "pass `variant` to say which it is")
+    shape = weights_shape(state_dict)
+    if shape is None:
+        telling = [k for k in state_dict if not k.startswith(("patch_embed.", "norm.", "head.", "absolute_pos"))]
+        raise UserError(f"{source} does not hold a Swin V1/V2 model in timm's, the official or transformers' layout "
+                        f"(it has tensors such as '{(telling or list(state_dict))[0]}'): swin-deploy exports those only")
+    version, patch, dim, depths, heads, _, window = shape
+    raise UserError(f"{source} holds a Swin V{version} (embedding {dim}, depths {list(depths)}, heads {list(heads)}"
+                    f"{f', window {window}' if window else ''}) that is no registered variant: `swin-deploy variants` "
+                    "lists them")
 
 
 def build_model(cfg: SwinConfig, weights: Weights, dynamic: bool = False) -> tuple[SwinTransformer, str]:
@@ -481,7 +539,13 @@ def build_model(cfg: SwinConfig, weights: Weights, dynamic: bool = False) -> tup
         assert weights.path is not None
         state_dict = read_checkpoint(weights.path, weights.ema)
         model = SwinTransformer(fit_to_state_dict(cfg, state_dict), dynamic).eval()
-        load_strict(model, state_dict, f"checkpoint {weights.path.name}")
+        try:
+            load_strict(model, state_dict, f"checkpoint {weights.path.name}")
+        except UserError as e:
+            fits = variants_fitting(state_dict)
+            if fits and cfg.name not in fits:
+                raise UserError(f"{e}: its tensors are those of {' or '.join(fits)}, pass that as `variant`") from e
+            raise
         # the file names the raw weights; the EMA ones, one file with them, are named by their own content
         return model, state_dict_sha256(state_dict) if weights.ema else sha256_file(checkpoint_file(weights.path))
     model = SwinTransformer(cfg, dynamic).eval()

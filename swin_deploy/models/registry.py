@@ -239,6 +239,13 @@ class SwinConfig:
             raise UserError(f"image size must be positive, not {size[0]}x{size[1]}")
         return replace(self, img_size=tuple(size)) if dynamic else self.with_img_size(tuple(size))
 
+    def weights_shape(self) -> tuple:
+        """What a timm-layout state_dict of this model shows of its architecture: version, patch size, embedding
+        width, depths, heads and mlp width, and V1's window (its position tables are (2w-1)^2 long; V2's window
+        leaves no trace in its tensors). Channel and class counts are left out: a checkpoint's own are taken."""
+        return (self.version, self.patch_size, self.embed_dim, self.depths, self.num_heads,
+                int(self.embed_dim * self.mlp_ratio), self.window_size if self.version == 1 else None)
+
     def architecture(self) -> dict:
         """Everything but the class names, as JSON-ready data: what an artifact records to rebuild its model."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items() if k != "labels"}
