@@ -1,0 +1,70 @@
+"""The user documentation says what the code does: its command lines name real options, and the README's Python API
+example runs as written."""
+
+from __future__ import annotations
+
+import re
+import runpy
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def code_in(text: str) -> list[str]:
+    """The code of a Markdown text: fenced blocks and inline spans (a `|` inside a span is `\\|` in a table)."""
+    fenced = re.findall(r"```[a-z]*\n(.*?)```", text, flags=re.S)
+    prose = re.sub(r"```[a-z]*\n.*?```", "", text, flags=re.S)
+    return fenced + [span.replace("\\|", "|") for span in re.findall(r"`([^`\n]+)`", prose)]
+
+
+def command_lines(text: str) -> list[tuple[str, list[str]]]:
+    """(command, its --options) for every `swin-deploy COMMAND ...` in the code of `text`; a fenced block's
+    continuation lines (YAML's folded `run:`) belong to the command above them."""
+    found = []
+    for code in code_in(text):
+        joined = re.sub(r"\n\s+(?=--)", " ", code)
+        for m in re.finditer(r"swin-deploy ([a-z][a-z-]*)([^\n]*)", joined):
+            found.append((m[1], re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", m[2])))
+    return found
+
+
+def test_every_documented_command_line_names_options_the_command_has():
+    import typer.main
+
+    import cli
+
+    group = typer.main.get_command(cli.app)
+    options = {name: {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)} | {"--help"}
+               for name, cmd in group.commands.items()}
+    seen, wrong = 0, []
+    for doc in DOCS:
+        for command, flags in command_lines(doc.read_text()):
+            if command not in options:
+                wrong.append(f"{doc.name}: swin-deploy {command}: no such command")
+                continue
+            seen += 1
+            wrong += [f"{doc.name}: swin-deploy {command} {flag}: no such option" for flag in flags
+                      if flag not in options[command]]
+    assert seen >= 30 and not wrong, wrong  # the floor: the docs' command lines were found at all
+
+
+def test_the_checker_catches_a_planted_option():
+    planted = "Run `swin-deploy verify m.onnx --no-such-flag`, then\n```bash\nswin-deploy bench a.onnx\n  --max-rss 1G\n```"
+    assert command_lines(planted) == [("bench", ["--max-rss"]), ("verify", ["--no-such-flag"])]
+
+
+def test_the_readmes_python_api_example_runs(demo, tmp_path, monkeypatch, capsys):
+    """The README's example, with its demo-data paths pointing at the demo images: it exports, quantizes to INT8 and
+    passes verify (its last line prints `True []`)."""
+    folder, _ = demo
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Python API", 1)[1]
+    example = re.search(r"```python\n(.*?)```", section, flags=re.S)[1]
+    (tmp_path / "out" / "demo").mkdir(parents=True)
+    (tmp_path / "out" / "demo" / "data").symlink_to(folder / "data")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "example.py").write_text(example)
+    runpy.run_path(str(tmp_path / "example.py"), run_name="__main__")
+    assert capsys.readouterr().out.strip() == "True []"
+    assert (tmp_path / "m.onnx").is_file()
