@@ -10,6 +10,7 @@ asking the user again.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -20,6 +21,7 @@ import onnx
 
 from .enums import CalibMethod, InputFormat, Int8Target, Precision
 from .errors import UserError
+from .fileio import sha256_file
 from .machine import check_memory
 from .models.registry import SwinConfig, get_config
 from .precision.graph import opset_of
@@ -317,6 +319,21 @@ def load_onnx(path: str | Path, load_weights: bool = True) -> onnx.ModelProto:
     if load_weights and external_data_files(model):
         onnx.load_external_data_for_model(model, str(path.parent))
     return model
+
+
+def artifact_sha256(path: str | Path) -> str:
+    """What identifies an artifact's content: the file's sha256, or for one whose weights live beside it (an IR's .bin,
+    an ONNX's external data) the sha256 of all of them, as the same graph can carry other weights."""
+    path = Path(path)
+    if path.suffix == IR_SUFFIX:
+        beside = [ir_weights(path)]
+    elif path.suffix in ENGINE_SUFFIXES:
+        beside = []
+    else:
+        beside = [path.parent / f for f in external_data_files(load_onnx(path, load_weights=False))]
+    if not beside:
+        return sha256_file(path)
+    return hashlib.sha256("".join(sha256_file(f) for f in [path, *beside]).encode()).hexdigest()
 
 
 def external_data_files(model: onnx.ModelProto) -> list[str]:

@@ -14,13 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from . import defaults, machine
-from .artifact import IR_SUFFIX, artifact_info
+from .artifact import IR_SUFFIX, artifact_info, artifact_sha256
 from .backends import runner_for
 from .backends.base import Runner, Timing
 from .backends.openvino_runner import OPTIONS_NEED_OPENVINO, OpenVinoOptions
 from .bench_gates import Baseline, Judge, SpeedGates
 from .errors import UserError
-from .fileio import sha256_file
 from .latency import GateResult, Interval, median_ci, speedup_ci
 from .models import SwinConfig, Weights
 
@@ -390,7 +389,7 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
                           "choose smaller `batch_sizes`", path.name)
         backends = [None] if not o.backends or path.suffix != ".onnx" else list(o.backends)
         identity = {"model": f"{info.variant} {info.precision} weights {info.weights_sha256[:16] or 'unknown'}",
-                    "artifact_sha256": sha256_file(path), "input_size": _hw(runs_at[path])}
+                    "artifact_sha256": artifact_sha256(path), "input_size": _hw(runs_at[path])}
         for backend in backends:
             label = names[path] if len(backends) == 1 else f"{names[path]} [{backend}]"
             openvino = o.openvino if backend == "openvino" or path.suffix == IR_SUFFIX else None

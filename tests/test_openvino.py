@@ -89,6 +89,28 @@ def test_ir_export_and_convert_carry_the_metadata(cli, demo, artifacts, tmp_path
     assert r.code == 0 and top1.count("7") >= 0.9 * len(top1)
 
 
+def test_an_ir_is_identified_by_its_weights_too(cli, artifacts, tmp_path):
+    """Two IRs with one graph and other weights (the same architecture converted from two fine-tunes without our
+    metadata) have the same .xml: the identity that keys verify's reference cache and bench's baseline comparison
+    covers the .bin."""
+    import shutil
+
+    from swin_deploy.artifact import artifact_sha256
+    from swin_deploy.fileio import sha256_file
+
+    first = tmp_path / "a" / "m.xml"
+    first.parent.mkdir()
+    assert cli("convert", artifacts["fp32"], "-o", first).code == 0
+    second = tmp_path / "b" / "m.xml"
+    shutil.copytree(first.parent, second.parent)
+    weights = bytearray(second.with_suffix(".bin").read_bytes())
+    weights[-64:] = bytes(64)
+    second.with_suffix(".bin").write_bytes(weights)
+    assert sha256_file(first) == sha256_file(second) and artifact_sha256(first) != artifact_sha256(second)
+    r = cli("verify", second, "--samples", "4", "--report", "-")
+    assert json.loads(r.out)["sha256"] == artifact_sha256(second), r.err
+
+
 @pytest.mark.parametrize("form", ["fp16_weights", "fp32_weights", "int8"])
 def test_a_foreign_ir_takes_variant_and_the_gates_its_layers_ask_for(cli, demo, artifacts, tmp_path, form):
     """An IR OpenVINO's own converter wrote from someone else's ONNX (no swin-deploy rt_info): with `--variant` it

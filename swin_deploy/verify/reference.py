@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..artifact import ArtifactInfo, artifact_info
+from ..artifact import ArtifactInfo, artifact_info, artifact_sha256
 from ..backends import runner_for
 from ..backends.base import Runner
 from ..enums import WeightsSource
@@ -160,7 +160,7 @@ def reference_for(info: ArtifactInfo, weights: Weights, timm: bool = False, arti
             raise UserError(f"the reference {Path(artifact).name} takes raw pixels ({other.input_format}"
                             f"{', channels last' if other.channels_last else ''}) and the candidate does not: "
                             "gate the candidate against a float32 artifact or the PyTorch model")
-        return Reference(runner_for(artifact, precision=other.precision), f"artifact {sha256_file(artifact)}", prepare)
+        return Reference(runner_for(artifact, precision=other.precision), f"artifact {artifact_sha256(artifact)}", prepare)
     if transformers:
         if weights.source != WeightsSource.CHECKPOINT or weights.path is None or not Path(weights.path).is_dir():
             raise UserError("`transformers` needs `checkpoint` FOLDER: the save_pretrained folder to load")

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import defaults, machine
-from ..artifact import ArtifactInfo, artifact_info
+from ..artifact import ArtifactInfo, artifact_info, artifact_sha256
 from ..backends import run_batched, run_padded, runner_for
 from ..backends.base import Runner
 from ..backends.openvino_runner import OpenVinoOptions
@@ -28,7 +28,6 @@ from ..compare import Check, Comparison, gate, named_as
 from ..data import Batch, ImageSet, list_images, stream_batches, transform_for
 from ..enums import Precision, WeightsSource
 from ..errors import UserError
-from ..fileio import sha256_file
 from ..models import Weights
 from ..tolerances import Thresholds, thresholds_for
 from .cache import CacheReader, CacheWriter
@@ -187,7 +186,7 @@ class VerifyResult:
         from .. import __version__
 
         return {
-            "artifact": str(self.artifact), "sha256": sha256_file(self.artifact), "variant": self.info.variant,
+            "artifact": str(self.artifact), "sha256": artifact_sha256(self.artifact), "variant": self.info.variant,
             "precision": self.info.precision, "candidate": self.candidate, "reference": self.reference,
             "inputs": self.inputs, "skipped_images": self.skipped_images, "thresholds": self.thresholds.as_dict(),
             "passed": self.passed, "seconds": round(self.seconds, 2),
