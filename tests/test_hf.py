@@ -10,6 +10,8 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from swin_deploy.artifact import read_info
+
 transformers = pytest.importorskip("transformers", reason="transformers is in the dev extra")
 
 TINY = dict(image_size=64, patch_size=4, embed_dim=16, depths=[2, 2, 2], num_heads=[2, 2, 4], window_size=4)
@@ -57,6 +59,51 @@ def test_export_from_a_save_pretrained_folder_matches_transformers(cli, tmp_path
     r = cli("verify", out, "--checkpoint", folder, "--transformers", "--samples", "4", "--batch-sizes", "2,1")
     assert r.code == 0 and "transformers-fp32" in r.out, r.err
     assert cli("verify", out, "--checkpoint", folder, "--samples", "4", "--batch-sizes", "2").code == 0
+
+
+def test_a_sharded_save_pretrained_folder_exports_and_names_a_missing_shard(cli, tmp_path):
+    """save_pretrained past `max_shard_size` writes shards and an index (`model.safetensors.index.json`): export reads
+    every shard, the weights' identity covers them all, and a missing shard is named."""
+    folder = tmp_path / "hf"
+    model = save_hf(folder, 2, TINY, 5)
+    model.save_pretrained(folder, max_shard_size="100KB")  # the same weights, in shards now
+    (folder / "model.safetensors").unlink(missing_ok=True)
+    shards = sorted(folder.glob("model-*-of-*.safetensors"))
+    assert len(shards) > 1 and (folder / "model.safetensors.index.json").is_file()
+    out = tmp_path / "m.onnx"
+    r = cli("export", "--checkpoint", folder, "-o", out)
+    assert r.code == 0, r.err
+    assert parity(out, model, (64, 64)) <= 1e-4
+    assert cli("verify", out, "--checkpoint", folder, "--samples", "4", "--batch-sizes", "2").code == 0
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(shards[-1]))  # other weights in the last shard, the index unchanged: another identity
+    save_file({k: v + 0.01 for k, v in tensors.items()}, str(shards[-1]), metadata={"format": "pt"})
+    assert cli("export", "--checkpoint", folder, "-o", tmp_path / "other.onnx").code == 0
+    assert read_info(tmp_path / "other.onnx").weights_sha256 != read_info(out).weights_sha256
+    shards[-1].unlink()
+    r = cli("export", "--checkpoint", folder, "-o", tmp_path / "n.onnx")
+    assert r.code == 2 and f"names the shard {shards[-1].name}, which is not in" in r.err, r.err
+
+
+def test_a_sharded_hub_repository_is_fetched_with_its_shards(tmp_path, monkeypatch):
+    """A hub id whose repository holds shards, not model.safetensors: the second fetch asks for the shards the index
+    names (the first fetched the JSON files, the index among them)."""
+    import huggingface_hub
+
+    from swin_deploy.models import checkpoint
+
+    asked = []
+
+    def fetch(repo_id, allow_patterns):
+        asked.append(allow_patterns)
+        (tmp_path / "model.safetensors.index.json").write_text("{}")
+        return str(tmp_path)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fetch)
+    monkeypatch.setattr(checkpoint, "_hub_reachable", lambda: True)
+    assert checkpoint.hub_snapshot("acme/sharded") == tmp_path
+    assert asked == [["*.json", "model.safetensors"], ["*.json", "model-*-of-*.safetensors"]]
 
 
 def test_transformers_4_names_and_preprocessing(cli, tmp_path):

@@ -20,12 +20,14 @@ from ..enums import WeightsSource
 from ..errors import UserError
 from ..fileio import sha256_file
 from .hf import (
+    SHARD_INDEXES,
     check_agrees,
     convert_hf_state_dict,
     hf_config,
     hf_config_path,
     hf_weights_file,
     is_hf_state_dict,
+    shard_files,
     timm_hub_config,
 )
 from .registry import CROP_MODES, INTERPOLATIONS, VARIANTS, WEIGHTS_DIR, Preprocessing, SwinConfig, get_config
@@ -234,6 +236,22 @@ def _settings(args: dict) -> TrainingSettings:
                             all(isinstance(w, int) for w in pretrained_windows) else None)
 
 
+def _load_weights_file(path: Path):
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    return _torch_load(path)
+
+
+def checkpoint_sha256(path: str | Path) -> str:
+    """What identifies a checkpoint's weights: its weights file's sha256, or for shards that of every shard."""
+    path = checkpoint_file(path)
+    if path.name not in SHARD_INDEXES:
+        return sha256_file(path)
+    return hashlib.sha256("".join(sha256_file(part) for part in shard_files(path)).encode()).hexdigest()
+
+
 def read_checkpoint(path: str | Path, ema: bool = False) -> dict[str, torch.Tensor]:
     """A state_dict from .pth/.pt/.bin (weights_only) or .safetensors, or a transformers folder, in timm layout.
 
@@ -241,13 +259,9 @@ def read_checkpoint(path: str | Path, ema: bool = False) -> dict[str, torch.Tens
     dropped and a wrapper's attribute name taken off (`model_prefix`); official Swin and transformers layouts are
     converted."""
     path = checkpoint_file(path)
+    parts = shard_files(path) if path.name in SHARD_INDEXES else [path]
     try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            sd = load_file(str(path))
-        else:
-            sd = _torch_load(path)
+        loaded = [_load_weights_file(part) for part in parts]
     except Exception as e:  # corrupt or foreign files raise many different types
         if isinstance(e, pickle.UnpicklingError) and "Unsupported global" in str(e):
             # weights_only refuses to run the code a pickled object needs: loading it would be unsafe
@@ -255,7 +269,10 @@ def read_checkpoint(path: str | Path, ema: bool = False) -> dict[str, torch.Tens
                             "with torch.save(model)?): save its state_dict() instead, as "
                             "torch.save(model.state_dict(), path)") from e
         raise UserError(f"cannot read checkpoint {path} ({type(e).__name__}): is it a PyTorch or safetensors state_dict?") from e
-    if not isinstance(sd, dict) or not sd:
+    if not all(isinstance(part, dict) for part in loaded):
+        raise UserError(f"checkpoint {path} holds no state_dict")
+    sd = loaded[0] if len(loaded) == 1 else {k: v for part in loaded for k, v in part.items()}
+    if not sd:
         raise UserError(f"checkpoint {path} holds no state_dict")
     from timm.models import clean_state_dict  # DDP 'module.' and torch.compile '_orig_mod.' prefixes
 
@@ -416,8 +433,10 @@ def hub_snapshot(repo_id: str) -> Path:
     try:
         with _quiet_hub(), _hub_offline(not reachable):
             folder = Path(snapshot_download(repo_id, allow_patterns=["*.json", "model.safetensors"]))
+            shards = next((pattern for index, pattern in SHARD_INDEXES.items() if (folder / index).is_file()), None)
             if not (folder / "model.safetensors").is_file():
-                folder = Path(snapshot_download(repo_id, allow_patterns=["*.json", "pytorch_model.bin"]))
+                weights = shards or "pytorch_model.bin"
+                folder = Path(snapshot_download(repo_id, allow_patterns=["*.json", weights]))
     except Exception as e:
         why = "is not cached and the hub is out of reach (offline?)" if not reachable else \
             f"could not be fetched ({type(e).__name__})"
@@ -547,7 +566,7 @@ def build_model(cfg: SwinConfig, weights: Weights, dynamic: bool = False) -> tup
                 raise UserError(f"{e}: its tensors are those of {' or '.join(fits)}, pass that as `variant`") from e
             raise
         # the file names the raw weights; the EMA ones, one file with them, are named by their own content
-        return model, state_dict_sha256(state_dict) if weights.ema else sha256_file(checkpoint_file(weights.path))
+        return model, state_dict_sha256(state_dict) if weights.ema else checkpoint_sha256(weights.path)
     model = SwinTransformer(cfg, dynamic).eval()
     if kind == WeightsSource.BUNDLED:
         if not cfg.bundled_weights:

@@ -26,6 +26,9 @@ from .registry import IMAGENET_MEAN, IMAGENET_STD, SwinConfig
 
 MODEL_TYPES = {"swin": 1, "swinv2": 2}
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+# save_pretrained's shards past max_shard_size: an index naming the shard file of every tensor
+SHARD_INDEXES = {"model.safetensors.index.json": "model-*-of-*.safetensors",
+                 "pytorch_model.bin.index.json": "pytorch_model-*-of-*.bin"}
 # PIL resample codes in preprocessor_config.json -> timm interpolation names
 RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic", 4: "box", 5: "hamming"}
 
@@ -79,10 +82,24 @@ def hf_weights_file(path: str | Path) -> Path:
     path = Path(path)
     if path.is_file():
         return path
-    for name in WEIGHT_FILES:
+    for name in (*WEIGHT_FILES, *SHARD_INDEXES):
         if (path / name).is_file():
             return path / name
-    raise UserError(f"{path} has a config.json but no {' or '.join(WEIGHT_FILES)}: save the model with save_pretrained")
+    raise UserError(f"{path} has a config.json but no {' or '.join(WEIGHT_FILES)} (or shards of them): save the model "
+                    "with save_pretrained")
+
+
+def shard_files(index: Path) -> list[Path]:
+    """The shard files a sharded checkpoint's index names (save_pretrained's `*.index.json`), each checked to exist."""
+    weight_map = _read_json(index).get("weight_map")
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise UserError(f"{index} has no weight_map: is it a save_pretrained shard index?")
+    shards = [index.parent / name for name in sorted(set(weight_map.values()))]
+    missing = [s for s in shards if not s.is_file()]
+    if missing:
+        raise UserError(f"{index.name} names the shard {missing[0].name}, which is not in {index.parent}: copy or "
+                        "download every shard")
+    return shards
 
 
 def _read_json(path: Path) -> dict:

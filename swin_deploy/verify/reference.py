@@ -15,9 +15,8 @@ from ..backends import runner_for
 from ..backends.base import Runner
 from ..enums import WeightsSource
 from ..errors import UserError
-from ..fileio import sha256_file
 from ..models import Weights, build_model, output_module
-from ..models.checkpoint import checkpoint_file
+from ..models.checkpoint import checkpoint_sha256
 from ..models.hf import hf_config_path
 
 
@@ -167,7 +166,7 @@ def reference_for(info: ArtifactInfo, weights: Weights, timm: bool = False, arti
         if hf_config_path(weights.path) is None:
             raise UserError(f"{weights.path} is not a transformers save_pretrained folder (no transformers config.json; "
                             "a timm hub folder is gated with `timm`): pass the folder transformers loads")
-        identity = f"transformers {sha256_file(checkpoint_file(weights.path))}"
+        identity = f"transformers {checkpoint_sha256(weights.path)}"
         return Reference(transformers_reference(weights.path, info, device), identity, info.normalized)
     if timm:
         if weights.source != WeightsSource.CHECKPOINT or weights.path is None:
@@ -177,6 +176,6 @@ def reference_for(info: ArtifactInfo, weights: Weights, timm: bool = False, arti
             raise UserError("this artifact follows a transformers checkpoint, which timm's model does not run alike: "
                             "gate it with `transformers` and `checkpoint` FOLDER, or against the native model")
         return Reference(timm_reference(info, weights, device),
-                         f"timm {sha256_file(checkpoint_file(weights.path))}{' ema' * weights.ema}", info.normalized)
+                         f"timm {checkpoint_sha256(weights.path)}{' ema' * weights.ema}", info.normalized)
     # torch_reference refuses weights other than the exported ones, so the artifact's sha256 names them
     return Reference(torch_reference(info, weights, device), f"pytorch {info.weights_sha256 or weights}", info.normalized)
