@@ -93,6 +93,9 @@ def test_official_checkpoint_layout_converts(tmp_path):
         torch.testing.assert_close(model(x), reference(x), atol=1e-5, rtol=1e-4)
     assert len(sha) == 64
     assert convert_official_state_dict(timm_sd).keys() == timm_sd.keys()  # timm layout passes through
+    # a classifier named `head` beside timm's downsampling (as timm's own filter takes it, whenever `head.fc` is absent)
+    old_head = {k.replace("head.fc.", "head."): v for k, v in timm_sd.items()}
+    assert convert_official_state_dict(old_head).keys() == timm_sd.keys()
 
 
 def test_training_checkpoints_unwrap(tmp_path):

@@ -40,16 +40,19 @@ def convert_official_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str
     """microsoft/Swin-Transformer layout -> timm layout (pure; the input is not modified).
 
     The official code downsamples at the end of stage i, timm at the start of stage i + 1; the
-    official classifier is `head`, timm's `head.fc`. Derived buffers are dropped. timm-layout input
-    passes through unchanged apart from the buffers.
+    official classifier is `head`, timm's `head.fc` (timm before 0.9 named it `head` too, with either downsampling
+    layout; timm's own checkpoint filter renames it whenever `head.fc` is absent, and so does this). Derived
+    buffers are dropped. timm-layout input passes through unchanged apart from the buffers.
     """
     official = "layers.0.downsample.reduction.weight" in state_dict
+    old_head = "head.fc.weight" not in state_dict
     out = {}
     for k, v in state_dict.items():
         if any(b in k for b in _BUFFERS):
             continue
         if official:
             k = re.sub(r"layers\.(\d+)\.downsample", lambda m: f"layers.{int(m.group(1)) + 1}.downsample", k)
+        if old_head:
             k = re.sub(r"^head\.(weight|bias)$", r"head.fc.\1", k)
         out[k] = v
     return out
