@@ -53,6 +53,29 @@ def meta(path) -> dict[str, str]:
     return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
 
 
+@pytest.mark.parametrize("version", [1, 2])
+def test_timms_features_only_backbone_exports_its_stage_maps(cli, tmp_path, version):
+    """timm.create_model(..., features_only=True) (a FeatureListNet: stages named `layers_0`.., no final norm, no
+    classifier), as detection and segmentation training saves a backbone: its stage maps, as timm returns them (NHWC
+    there, NCHW here), with no --variant needed."""
+    from timm.models import FeatureListNet
+
+    model, ckpt = timm_checkpoint(tmp_path, version, "m")
+    backbone = perturbed(FeatureListNet(model, out_indices=(0, 1, 2), flatten_sequential=True), seed=1)
+    assert any(k.startswith("layers_0.") for k in backbone.state_dict()) and "norm.weight" not in backbone.state_dict()
+    torch.save(backbone.state_dict(), ckpt)
+    out = tmp_path / "m.onnx"
+    r = cli("export", "--checkpoint", ckpt, "-o", out)
+    assert r.code == 0, r.err
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        want = [m.permute(0, 3, 1, 2).numpy() for m in backbone(x)]
+    got = onnx_outputs(out, x.numpy())
+    assert list(got) == ["stage1", "stage2", "stage3"]
+    assert all(rel(g, w) <= 1e-4 for g, w in zip(got.values(), want))
+    assert cli("verify", out, "--checkpoint", ckpt, "--samples", "4", "--batch-sizes", "2").code == 0
+
+
 @pytest.mark.parametrize("version, in_chans, num_classes", [(1, 1, 10), (2, 4, 10), (1, 3, 0), (2, 1, 0), (1, 3, 7),
                                                             (2, 3, 37)],
                          ids=["v1-gray", "v2-4ch", "v1-headless", "v2-gray-headless", "v1-7-classes", "v2-37-classes"])

@@ -36,6 +36,15 @@ from .swin import SwinTransformer, WindowAttention
 _BUFFERS = ("relative_position_index", "relative_coords_table", "attn_mask")
 
 
+def feature_list_names(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """timm's features_only model (`create_model(..., features_only=True)`, a FeatureListNet) -> the model's own names
+    (pure). FeatureListNet names the stages `layers_0`, `layers_1`, ... and keeps no final norm or classifier, which
+    fit_to_state_dict reads as a backbone of stage maps."""
+    if not any(re.match(r"layers_\d+\.", k) for k in state_dict):
+        return state_dict
+    return {re.sub(r"^layers_(\d+)\.", r"layers.\1.", k): v for k, v in state_dict.items()}
+
+
 def convert_official_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """microsoft/Swin-Transformer layout -> timm layout (pure; the input is not modified).
 
@@ -281,7 +290,7 @@ def read_checkpoint(path: str | Path, ema: bool = False) -> dict[str, torch.Tens
 
     name = f"checkpoint {path.name}"
     sd = model_prefix(clean_state_dict(unwrap_checkpoint(sd, ema, name)), ema, name)
-    sd = convert_hf_state_dict(sd) if is_hf_state_dict(sd) else convert_official_state_dict(sd)
+    sd = convert_hf_state_dict(sd) if is_hf_state_dict(sd) else convert_official_state_dict(feature_list_names(sd))
     if not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise UserError(f"checkpoint {path} is not a flat state_dict of tensors")
     return sd
@@ -290,14 +299,18 @@ def read_checkpoint(path: str | Path, ema: bool = False) -> dict[str, torch.Tens
 def fit_to_state_dict(cfg: SwinConfig, state_dict: dict[str, torch.Tensor]) -> SwinConfig:
     """`cfg` as a checkpoint's tensors have it: its input channel count (the patch embedding's), its class count (a
     fine-tune's classifier, as timm's `num_classes`; the variant's class names then no longer apply), and no
-    classifier where it has none (a backbone saved for fine-tuning, timm's num_classes=0). Everything else must fit
-    as is."""
+    classifier where it has none (a backbone saved for fine-tuning, timm's num_classes=0), and stage maps where it has
+    no final norm either (timm's features_only model). Everything else must fit as is."""
     changes: dict = {}
     proj = state_dict.get("patch_embed.proj.weight")
     if proj is not None and proj.ndim == 4 and proj.shape[1] != cfg.in_chans:
         changes["in_chans"] = int(proj.shape[1])
     head = state_dict.get("head.fc.weight")
-    if cfg.backbone is None and cfg.num_classes and not any(k.startswith("head.") for k in state_dict):
+    headless = not any(k.startswith("head.") for k in state_dict)
+    if cfg.backbone is None and headless and "patch_embed.proj.weight" in state_dict and "norm.weight" not in state_dict:
+        # timm's features_only model (feature_list_names): its stage maps, as timm returns them, without a final norm
+        changes.update(num_classes=0, labels=None, backbone=cfg.map_names[1:])
+    elif cfg.backbone is None and cfg.num_classes and headless:
         changes.update(num_classes=0, labels=None)
     elif cfg.backbone is None and head is not None and head.ndim == 2 and head.shape[0] != cfg.num_classes:
         changes.update(num_classes=int(head.shape[0]), labels=None)
