@@ -247,6 +247,9 @@ def export(
                                                   "to the size, no crop) or border (timm's).")] = None,
     class_names: Annotated[Path | None, typer.Option("--class-names", help="A fine-tune's class names: a text file, "
                                                      "one per line in class-index order.")] = None,
+    window_size: Annotated[int | None, typer.Option("--window-size", help="A fine-tune's window, where it is not the "
+                                                    "variant's (default: its training args', or a V1 checkpoint's "
+                                                    "position tables').")] = None,
     output: Output = None,
 ) -> None:
     """Export a native Swin model to ONNX (dynamic batch, opset-safe windows) and check parity.
@@ -264,7 +267,7 @@ def export(
                             input_format=input_format, channels_last=channels_last, format=export_format,
                             preprocessing=Preprocessing(parsed(parse_floats, mean, "mean"), parsed(parse_floats, std, "std"),
                                                         interpolation, crop_pct, crop_mode),
-                            class_names=parsed(read_class_names, class_names, "class_names"))
+                            class_names=parsed(read_class_names, class_names, "class_names"), window_size=window_size)
     source = weights(checkpoint, pretrained, random_init, seed, ema)
     with render.steps(6) as on_step:
         result = export_variant(variant, source, output, options, on_step=on_step)

@@ -421,3 +421,34 @@ def test_a_fine_tunes_window_from_its_model_arguments(cli, tmp_path):
         for extra in ((), ("--timm",)):
             r = cli("verify", out, "--checkpoint", checkpoint, "--samples", "4", *extra)
             assert r.code == 0, (checkpoint, extra, r.err)
+
+
+def test_a_plain_state_dicts_window_from_its_tables_or_the_option(cli, tmp_path):
+    """A fine-tune at another window saved as a plain state_dict (no model arguments anywhere): a V1 one shows its
+    window in its position tables and exports with it; a V2 one shows it nowhere, and `--window-size` says it. A
+    `--window-size` that the tables contradict names the tables' window."""
+    from dataclasses import replace
+
+    from swin_deploy.models import SwinTransformer
+
+    x = torch.randn(2, 3, 64, 64)
+    for variant in ("swin_test", "swinv2_test"):
+        torch.manual_seed(5)
+        model = SwinTransformer(replace(get_config(variant), window_size=2)).eval()
+        path = tmp_path / f"{variant}.pth"
+        torch.save(model.state_dict(), path)
+        with torch.no_grad():
+            want = model(x).numpy()
+        out = tmp_path / f"{variant}.onnx"
+        args = () if variant == "swin_test" else ("--variant", variant, "--window-size", "2")
+        r = cli("export", "--checkpoint", path, *args, "-o", out)
+        assert r.code == 0, r.err
+        if variant == "swin_test":
+            assert "window 2, from its position tables" in " ".join(r.out.split())
+        got = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})[0]
+        assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max(), variant
+        for extra in ((), ("--timm",)):
+            r = cli("verify", out, "--checkpoint", path, "--samples", "4", *extra)
+            assert r.code == 0, (variant, extra, r.err)
+    r = cli("export", "--checkpoint", tmp_path / "swin_test.pth", "--window-size", "4", "-o", tmp_path / "n.onnx")
+    assert r.code == 2 and "its position tables are for window 2, pass that as --window-size" in r.err, r.err

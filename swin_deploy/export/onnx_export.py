@@ -28,7 +28,7 @@ from ..errors import GateFailed, UserError, missing_package
 from ..fileio import atomic_output, check_outputs
 from ..machine import check_memory
 from ..models import PixelInput, Preprocessing, SwinTransformer, Weights, build_model, config_for, output_module
-from ..models.checkpoint import TrainingSettings, training_settings, variant_from_tensors
+from ..models.checkpoint import TrainingSettings, tables_window, training_settings, variant_from_tensors
 from ..models.registry import registered
 from ..tolerances import EXPORT_PARITY_REL
 
@@ -68,6 +68,9 @@ class ExportOptions:
     format: ExportFormat | None = None
     preprocessing: Preprocessing | None = None  # replaces the variant's or checkpoint config's (a fine-tune's own)
     class_names: tuple[str, ...] | None = None  # a fine-tune's class names, in class-index order
+    # a fine-tune's window where it is not the variant's (timm's window_size model argument); V1 checkpoints show it in
+    # their position tables, V2 ones nowhere
+    window_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.format is not None:
@@ -85,6 +88,8 @@ class ExportOptions:
             raise UserError("`channels_last` goes with `input_format` uint8 (raw pixels as B, H, W, 3)")
         if (self.min_size or self.max_size) and not self.dynamic_size:
             raise UserError("`min_size`/`max_size` go with `dynamic_size`")
+        if self.window_size is not None and self.window_size < 1:
+            raise UserError(f"`window_size` must be at least 1, not {self.window_size}")
         if self.img_size is not None and min(self.img_size) < 1:
             raise UserError(f"image size must be positive, not {self.img_size[0]}x{self.img_size[1]}")
 
@@ -225,7 +230,13 @@ def export_variant(variant: str | None, weights: Weights, out: Path | None = Non
                         "swin-deploy builds (`swin-deploy variants` lists them): pass `variant` if it is one")
     from_tensors = None if variant or known else variant_from_tensors(weights)
     base = config_for(variant or (trained.model if known else None) or from_tensors, weights)
-    cfg = trained.fitted(base).at_size(options.img_size or trained.img_size, options.dynamic_size)
+    fitted = trained.fitted(base)
+    # the window: the option's, else the checkpoint args', else (V1) its position tables' (a fine-tune at another one)
+    tables = None if options.window_size or trained.window_size or base.version != 1 else tables_window(weights)
+    window = options.window_size or tables
+    if window and window != fitted.window_size:
+        fitted = replace(fitted, window_size=window)
+    cfg = fitted.at_size(options.img_size or trained.img_size, options.dynamic_size)
     h, w = max([cfg.img_size, *([options.max_size] if options.dynamic_size and options.max_size else [])],
                key=lambda hw: hw[0] * hw[1])
     check_memory(cfg.activation_bytes((h, w)), f"one {h}x{w} image",
@@ -236,7 +247,7 @@ def export_variant(variant: str | None, weights: Weights, out: Path | None = Non
                             trained.img_size if options.img_size is None else None,
                             trained.preprocessing.left_by(options.preprocessing) if trained.preprocessing else None,
                             labels=trained.labels if options.class_names is None else None,
-                            window_size=cfg.window_size if cfg.window_size != base.window_size else None)
+                            window_size=trained.window_size if fitted.window_size == trained.window_size else None)
     if used.labels:
         options = replace(options, class_names=used.labels)
     options = _format_for(options, out)
@@ -247,8 +258,10 @@ def export_variant(variant: str | None, weights: Weights, out: Path | None = Non
     model, sha = build_model(cfg, weights, dynamic=options.dynamic_size)
     result = _export(model, sha, out, options, on_step)
     taken = f"from the checkpoint's {trained.source}: {used.describe()}" if used != TrainingSettings() else None
-    if from_tensors:
-        taken = "; ".join(filter(None, [f"variant {from_tensors}, from the checkpoint's tensors", taken]))
+    from_tables = f"window {tables}, from its position tables" if tables and tables != base.window_size else None
+    if from_tensors or from_tables:
+        variant_note = f"variant {from_tensors}, from the checkpoint's tensors" if from_tensors else None
+        taken = "; ".join(filter(None, [variant_note, from_tables, taken]))
     # timm evaluates (and picks its best checkpoint by) the EMA weights where it keeps them: say they were left
     ema = "the raw weights; the checkpoint also holds EMA weights (`ema` exports those)" \
         if trained.ema_weights and not weights.ema else None

@@ -344,11 +344,15 @@ def weights_shape(state_dict: dict[str, torch.Tensor]) -> tuple | None:
             tuple(heads), int(fc1.shape[0]), window)
 
 
-def variants_fitting(state_dict: dict[str, torch.Tensor]) -> list[str]:
+def variants_fitting(state_dict: dict[str, torch.Tensor], any_window: bool = False) -> list[str]:
     """The registered variants whose architecture a timm-layout state_dict has (several V2 variants that differ only
-    in window all fit)."""
+    in window all fit); `any_window`: V1 variants whose position tables are of another window count too (a fine-tune
+    at another window)."""
     shape = weights_shape(state_dict)
-    return [name for name, cfg in VARIANTS.items() if shape is not None and cfg.weights_shape() == shape]
+    if shape is None:
+        return []
+    drop = slice(None, -1) if any_window else slice(None)
+    return [name for name, cfg in VARIANTS.items() if cfg.weights_shape()[drop] == shape[drop]]
 
 
 def fit_position_tables(state_dict: dict[str, torch.Tensor], window_size: int,
@@ -534,6 +538,15 @@ def config_for(variant: str | None, weights: Weights, default: str = "swin_t") -
     return get_config(variant or variant_from_tensors(weights) or default)
 
 
+def tables_window(weights: Weights) -> int | None:
+    """The window a timm-layout Swin V1 checkpoint's position tables are sized for (stage 1's: (2w-1)^2 rows); None
+    for V2, whose window is in no tensor, and for other weights."""
+    if weights.source != WeightsSource.CHECKPOINT or weights.path is None or hf_config_path(weights.path):
+        return None
+    shape = weights_shape(read_checkpoint(weights.path, weights.ema))
+    return shape[-1] if shape is not None else None
+
+
 def variant_from_tensors(weights: Weights) -> str | None:
     """The one registered variant a timm-layout checkpoint's tensors fit, for one that does not name its model (None
     for other weights); a UserError where they fit several, or none."""
@@ -547,6 +560,12 @@ def variant_from_tensors(weights: Weights) -> str | None:
         raise UserError(f"{source} has the tensors of {', '.join(fits)} (Swin V2 keeps its window out of its weights): "
                         "pass `variant` to say which it is")
     shape = weights_shape(state_dict)
+    loose = variants_fitting(state_dict, any_window=True)  # V1 at another window: it is built with the tables' one
+    if len(loose) == 1:
+        return loose[0]
+    if loose:
+        raise UserError(f"{source} has the tensors of {', '.join(loose)} at window {shape[-1]}: pass `variant` to say "
+                        "which it is")
     if shape is None:
         telling = [k for k in state_dict if not k.startswith(("patch_embed.", "norm.", "head.", "absolute_pos"))]
         raise UserError(f"{source} does not hold a Swin V1/V2 model in timm's, the official or transformers' layout "
@@ -577,9 +596,11 @@ def build_model(cfg: SwinConfig, weights: Weights, dynamic: bool = False) -> tup
         try:
             load_strict(model, state_dict, f"checkpoint {weights.path.name}")
         except UserError as e:
-            fits = variants_fitting(state_dict)
+            fits, shape = variants_fitting(state_dict), weights_shape(state_dict)
             if fits and cfg.name not in fits:
                 raise UserError(f"{e}: its tensors are those of {' or '.join(fits)}, pass that as `variant`") from e
+            if shape is not None and shape[-1] not in (None, cfg.window_size):
+                raise UserError(f"{e}: its position tables are for window {shape[-1]}, pass that as `window_size`") from e
             raise
         # the file names the raw weights; the EMA ones, one file with them, are named by their own content
         return model, state_dict_sha256(state_dict) if weights.ema else checkpoint_sha256(weights.path)
