@@ -34,9 +34,17 @@ def check_writable_dir(path: str | Path, option: str = "output") -> Path:
 def check_outputs(inputs: Iterable[str | Path] = (), **paths: str | Path | None) -> None:
     """Check each output path given (None: not asked for; "-": stdout) before the work that fills it, so a mistyped
     folder costs a second, not a whole run, and a slip that names one of the command's `inputs` does not replace
-    it."""
+    it. Two outputs naming one file (or both stdout) are refused: the second would replace the first."""
+    taken: dict = {}
     for option, path in paths.items():
-        if path is None or str(path) == "-":
+        if path is None:
+            continue
+        key = "-" if str(path) == "-" else Path(path).resolve()
+        if key in taken:
+            raise UserError(f"`{taken[key]}` and `{option}` both write {'stdout' if key == '-' else path}: give each "
+                            "its own path")
+        taken[key] = option
+        if key == "-":
             continue
         if Path(path).is_dir():
             raise UserError(f"{path} is a folder: `{option}` takes a file path")

@@ -52,6 +52,14 @@ def test_output_paths_are_refused_before_any_work_naming_their_option(cli, tiny_
         assert r.code == 2 and f"choose another {option} path" in r.err, (command, option, r.err)
     r = cli("bench", model, "--plot", tmp_path)
     assert r.code == 2 and "is a folder: --plot takes a file path" in r.err
+    # two outputs naming one file: the second would replace the first (a JSON report overwritten by the JUnit XML)
+    for command, first, second, same in ((("verify", model, "--random-init"), "--report", "--junit", "r.json"),
+                                         (("bench", model), "--json", "--plot", "b.json"),
+                                         (("bench", model), "--json", "--junit", "-")):
+        r = cli(*command, first, tmp_path / same if same != "-" else same, second,
+                f"{tmp_path}/./{same}" if same != "-" else same)
+        assert r.code == 2 and f"{first} and {second} both write" in r.err, (command, r.err)
+    assert not list(tmp_path.glob("*.json"))
 
 
 def test_a_place_that_refuses_new_files_is_a_usage_error_not_a_crash(cli, tiny_onnx, tmp_path):
