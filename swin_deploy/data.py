@@ -61,7 +61,7 @@ class ImageSet:
     skipped: int = 0  # unreadable files met while streaming
     skipped_paths: list[Path] = field(default_factory=list)  # all of them (reports list the first few)
     skip_reasons: dict[Path, Unreadable] = field(default_factory=dict)  # why, where it is not UNREADABLE
-    label_source: str = "none"  # "folders", "imagenet synsets", "labels file", "none"
+    label_source: str = "none"  # "folders", "folder indices", "class names", "imagenet synsets", "labels file", "none"
 
     def __len__(self) -> int:
         return len(self.files)
@@ -145,9 +145,18 @@ def list_images(folder: str | Path, limit: int | None = None, seed: int = 0, lab
             source = "imagenet synsets"
         elif (named := _by_class_name(classes, class_names, folder)) is not None:
             index, source = named, "class names"
+        elif num_classes is not None and len(classes) > num_classes:
+            raise UserError(f"{folder} has {len(classes)} class folders but the model has {num_classes} classes")
+        elif num_classes is not None and len(classes) < num_classes:
+            # ImageFolder's sorted order numbers a model's classes only when every class has its folder; a subset's
+            # folders are class indices or nothing
+            if not all(c.isdigit() and int(c) < num_classes for c in classes):
+                names = " or the model's class names" if class_names else ""
+                raise UserError(f"{folder} has {len(classes)} class folders for the model's {num_classes} classes, so "
+                                "their sorted order cannot say which classes they are: name each folder after its class "
+                                f"index{names}, or use a flat folder with `labels`")
+            index, source = {c: int(c) for c in classes}, "folder indices"
         else:
-            if num_classes is not None and len(classes) > num_classes:
-                raise UserError(f"{folder} has {len(classes)} class folders but the model has {num_classes} classes")
             index = {c: i for i, c in enumerate(classes)}
             source = "folders"
         pairs = [(f, index[d.name]) for d in subdirs for f in _images_under(d)]

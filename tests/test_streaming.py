@@ -190,6 +190,37 @@ def test_folders_and_labels_named_after_the_models_classes_map_by_name(cli, demo
     assert r.code == 2 and "class folder 'ten'" in r.err and "not one of the model's classes" in r.err, r.err
 
 
+def test_class_folders_for_some_classes_are_indices_or_refused(cli, demo, tmp_path):
+    """ImageFolder's sorted order numbers the classes only when every class has its folder: folders for some of a
+    model's classes (a val set missing one, a spot check of two) are class indices, or exit 2; they were numbered
+    0, 1, ... and scored against the wrong classes."""
+    import dataclasses
+
+    import onnx
+
+    from swin_deploy.artifact import read_info, write_info
+
+    folder, paths = demo
+    model = onnx.load(str(paths["swin_digits"]))
+    write_info(model, dataclasses.replace(read_info(paths["swin_digits"]), labels=None))  # no class names
+    unnamed = tmp_path / "unnamed.onnx"
+    onnx.save(model, str(unnamed))
+    some = tmp_path / "some"
+    for digit in ("3", "7"):
+        shutil.copytree(folder / "data" / "val" / digit, some / digit)
+    r, rep = report_of(cli, tmp_path, unnamed, "--data", some, "--batch-sizes", "16")
+    assert r.code == 0, r.err
+    assert rep["images"]["labels"] == "folder indices" and rep["batches"][0]["metrics"]["cand_top1"] >= 90
+    (some / "3").rename(some / "three")
+    r = cli("verify", unnamed, "--data", some)
+    assert r.code == 2 and "2 class folders for the model's 10 classes" in r.err, r.err
+    every = tmp_path / "every"  # every class, named otherwise: ImageFolder's sorted order, as training numbered them
+    for digit in range(10):
+        shutil.copytree(folder / "data" / "val" / str(digit), every / f"class_{digit}")
+    r, rep = report_of(cli, tmp_path, unnamed, "--data", every, "--batch-sizes", "16")
+    assert r.code == 0 and rep["images"]["labels"] == "folders" and rep["batches"][0]["metrics"]["cand_top1"] >= 90
+
+
 def test_hidden_files_are_not_images_of_the_set(demo, tmp_path):
     """macOS's `._name.png` resource forks and Jupyter's `.ipynb_checkpoints` copies sit beside real images in folders
     people copy around: they are not listed (they were read as unreadable images, or as duplicates)."""
@@ -205,7 +236,7 @@ def test_hidden_files_are_not_images_of_the_set(demo, tmp_path):
     (val / "2" / ".ipynb_checkpoints").mkdir()
     shutil.copy(png, val / "2" / ".ipynb_checkpoints" / "copy-checkpoint.png")
     images = list_images(val, num_classes=10)
-    assert len(images) == 6 and images.labels == [0, 0, 0, 1, 1, 1]
+    assert len(images) == 6 and images.labels == [1, 1, 1, 2, 2, 2]  # folders "1", "2" of 10 classes: their indices
     assert not any(part.startswith(".") for f in images.files for part in f.relative_to(val).parts)
     assert len(image_files([val])) == 6
     flat = val / "2"
