@@ -444,7 +444,7 @@ def test_a_plain_state_dicts_window_from_its_tables_or_the_option(cli, tmp_path)
         r = cli("export", "--checkpoint", path, *args, "-o", out)
         assert r.code == 0, r.err
         if variant == "swin_test":
-            assert "window 2, from its position tables" in " ".join(r.out.split())
+            assert "window 2, from its tensors" in " ".join(r.out.split())
         got = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})[0]
         assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max(), variant
         for extra in ((), ("--timm",)):

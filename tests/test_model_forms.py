@@ -76,6 +76,42 @@ def test_timms_features_only_backbone_exports_its_stage_maps(cli, tmp_path, vers
     assert cli("verify", out, "--checkpoint", ckpt, "--samples", "4", "--batch-sizes", "2").code == 0
 
 
+@pytest.mark.parametrize("version", [1, 2])
+def test_torchvision_checkpoints_match_torchvision_at_every_size(cli, tmp_path, version):
+    """torchvision's Swin (`torchvision.models.swin_t`, `swin_v2_t`, ...; its state_dict: one `features` Sequential,
+    `mlp.0`/`mlp.3`, one qkv bias in V2): converted to timm's layout, and where the windows do not tile a stage grid
+    padded as torchvision pads (before the shift, the window kept on grids smaller than it), which timm does not."""
+    from torchvision.models.swin_transformer import PatchMergingV2, SwinTransformer, SwinTransformerBlockV2
+
+    torch.manual_seed(0)
+    v2 = dict(block=SwinTransformerBlockV2, downsample_layer=PatchMergingV2) if version == 2 else {}
+    model = perturbed(SwinTransformer(patch_size=[4, 4], embed_dim=16, depths=[2, 2, 2], num_heads=[2, 2, 4],
+                                      window_size=[4, 4], num_classes=10, **v2))
+    ckpt = tmp_path / "tv.pth"
+    torch.save(model.state_dict(), ckpt)
+    out = tmp_path / "m.onnx"  # no --variant: torchvision's V2 keeps its window in a coordinate table, timm's nowhere
+    r = cli("export", "--checkpoint", ckpt, "--dynamic-size", "--min-size", "32,32", "-o", out)
+    assert r.code == 0, r.err
+    assert "padded as torchvision pads" in " ".join(r.out.split())
+    for size in ((64, 64), (96, 96), (32, 64), (160, 96)):  # its own size; padded stages; grids below the window
+        x = torch.randn(2, 3, *size, generator=torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            want = model(x).numpy()
+        assert rel(onnx_outputs(out, x.numpy())["logits"], want) <= 1e-4, size
+    r = cli("verify", out, "--checkpoint", ckpt, "--samples", "4", "--batch-sizes", "2", "--img-sizes", "64,96")
+    assert r.code == 0, r.err
+    r = cli("verify", out, "--checkpoint", ckpt, "--timm", "--samples", "4")
+    assert r.code == 2 and "pads otherwise than timm's model" in r.err, r.err
+    if version == 2:  # swin_v2_t's tensors fit swinv2_t and swinv2_t_w16; its coordinate table says window 8
+        import torchvision
+
+        from swin_deploy.models import Weights
+        from swin_deploy.models.checkpoint import variant_from_tensors
+
+        torch.save(torchvision.models.swin_v2_t(num_classes=7).state_dict(), tmp_path / "swin_v2_t.pth")
+        assert variant_from_tensors(Weights("checkpoint", tmp_path / "swin_v2_t.pth")) == "swinv2_t"
+
+
 @pytest.mark.parametrize("version, in_chans, num_classes", [(1, 1, 10), (2, 4, 10), (1, 3, 0), (2, 1, 0), (1, 3, 7),
                                                             (2, 3, 37)],
                          ids=["v1-gray", "v2-4ch", "v1-headless", "v2-gray-headless", "v1-7-classes", "v2-37-classes"])
@@ -427,7 +463,8 @@ def test_transformers_pads_stage_grids_before_the_shift(cli, tmp_path, cls_name,
             "--batch-sizes", "2")
     assert r.code == 0, r.out + r.err
     r = cli("verify", static, "--checkpoint", folder, "--timm", "--samples", "4")  # timm pads after the shift
-    assert r.code == 2 and "follows a transformers checkpoint" in r.err and len(r.err.strip().splitlines()) == 1, r.err
+    assert r.code == 2 and "follows a transformers or torchvision checkpoint" in r.err, r.err
+    assert len(r.err.strip().splitlines()) == 1
     # bench's PyTorch model by the artifact's own name (a transformers checkpoint's: no registry variant), at its size,
     # also in the fresh process that measures memory
     variant = meta(static)["swin_deploy.variant"]

@@ -28,7 +28,13 @@ from ..errors import GateFailed, UserError, missing_package
 from ..fileio import atomic_output, check_outputs
 from ..machine import check_memory
 from ..models import PixelInput, Preprocessing, SwinTransformer, Weights, build_model, config_for, output_module
-from ..models.checkpoint import TrainingSettings, tables_window, training_settings, variant_from_tensors
+from ..models.checkpoint import (
+    TrainingSettings,
+    is_torchvision_checkpoint,
+    training_settings,
+    variant_from_tensors,
+    window_in_tensors,
+)
 from ..models.registry import registered
 from ..tolerances import EXPORT_PARITY_REL
 
@@ -231,11 +237,16 @@ def export_variant(variant: str | None, weights: Weights, out: Path | None = Non
     from_tensors = None if variant or known else variant_from_tensors(weights)
     base = config_for(variant or (trained.model if known else None) or from_tensors, weights)
     fitted = trained.fitted(base)
-    # the window: the option's, else the checkpoint args', else (V1) its position tables' (a fine-tune at another one)
-    tables = None if options.window_size or trained.window_size or base.version != 1 else tables_window(weights)
+    # the window: the option's, else the checkpoint args', else its tensors' (V1's position tables; a fine-tune at
+    # another window)
+    tables = None if options.window_size or trained.window_size else window_in_tensors(weights)
     window = options.window_size or tables
     if window and window != fitted.window_size:
         fitted = replace(fitted, window_size=window)
+    torchvision = is_torchvision_checkpoint(weights)
+    if torchvision:  # its padding rules where the windows do not tile a stage grid (the same model where they do), and
+        # V2's position coordinates scaled by its own window (torchvision has no pretrained window)
+        fitted = replace(fitted, pad_first=True, keep_window=True, pretrained_window_sizes=(0,) * len(fitted.depths))
     cfg = fitted.at_size(options.img_size or trained.img_size, options.dynamic_size)
     h, w = max([cfg.img_size, *([options.max_size] if options.dynamic_size and options.max_size else [])],
                key=lambda hw: hw[0] * hw[1])
@@ -258,10 +269,11 @@ def export_variant(variant: str | None, weights: Weights, out: Path | None = Non
     model, sha = build_model(cfg, weights, dynamic=options.dynamic_size)
     result = _export(model, sha, out, options, on_step)
     taken = f"from the checkpoint's {trained.source}: {used.describe()}" if used != TrainingSettings() else None
-    from_tables = f"window {tables}, from its position tables" if tables and tables != base.window_size else None
-    if from_tensors or from_tables:
+    from_tables = f"window {tables}, from its tensors" if tables and tables != base.window_size else None
+    if from_tensors or from_tables or torchvision:
         variant_note = f"variant {from_tensors}, from the checkpoint's tensors" if from_tensors else None
-        taken = "; ".join(filter(None, [variant_note, from_tables, taken]))
+        padding = "torchvision's Swin, padded as torchvision pads" if torchvision else None
+        taken = "; ".join(filter(None, [padding, variant_note, from_tables, taken]))
     # timm evaluates (and picks its best checkpoint by) the EMA weights where it keeps them: say they were left
     ema = "the raw weights; the checkpoint also holds EMA weights (`ema` exports those)" \
         if trained.ema_weights and not weights.ema else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import hashlib
 import logging
 import math
@@ -34,6 +35,45 @@ from .registry import CROP_MODES, INTERPOLATIONS, VARIANTS, WEIGHTS_DIR, Preproc
 from .swin import SwinTransformer, WindowAttention
 
 _BUFFERS = ("relative_position_index", "relative_coords_table", "attn_mask")
+
+
+def is_torchvision_state_dict(state_dict: dict) -> bool:
+    """torchvision's Swin (`torchvision.models.swin_t`, `swin_v2_t`, ...): one `features` Sequential of the patch
+    embedding, then each stage's blocks and patch merging in turn."""
+    return "features.0.0.weight" in state_dict and "features.1.0.norm1.weight" in state_dict
+
+
+def convert_torchvision_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """torchvision's Swin V1/V2 layout -> timm's (pure; the input is not modified).
+
+    `features.0` is the patch embedding (conv, permute, norm); `features.{2s+1}` stage s's blocks, `features.{2s}`
+    (s >= 1) the patch merging before it, timm's `layers.{s}.downsample`; the MLP is `mlp.0`/`mlp.3`, the classifier
+    `head`. torchvision's V2 attention holds one qkv bias whose key part it zeroes in its forward; timm keeps the q and
+    v parts (`q_bias`, `v_bias`). Buffers (position index, coordinate table) are dropped."""
+    out: dict[str, torch.Tensor] = {}
+    v2 = any(k.endswith("attn.logit_scale") for k in state_dict)
+    for key, value in state_dict.items():
+        if key.endswith(("relative_position_index", "relative_coords_table")):
+            continue
+        if m := re.fullmatch(r"features\.0\.(0|2)\.(weight|bias)", key):
+            out[f"patch_embed.{'proj' if m[1] == '0' else 'norm'}.{m[2]}"] = value
+        elif m := re.fullmatch(r"features\.(\d+)\.(\d+)\.(.+)", key):
+            stage, block, rest = (int(m[1]) - 1) // 2, m[2], m[3]
+            rest = re.sub(r"^mlp\.0\.", "mlp.fc1.", re.sub(r"^mlp\.3\.", "mlp.fc2.", rest))
+            name = f"layers.{stage}.blocks.{block}.{rest}"
+            if v2 and rest == "attn.qkv.bias":
+                width = value.shape[0] // 3
+                out[name.replace("qkv.bias", "q_bias")] = value[:width]
+                out[name.replace("qkv.bias", "v_bias")] = value[2 * width:]
+            else:
+                out[name] = value
+        elif m := re.fullmatch(r"features\.(\d+)\.(reduction|norm)\.(weight|bias)", key):
+            out[f"layers.{int(m[1]) // 2}.downsample.{m[2]}.{m[3]}"] = value
+        elif m := re.fullmatch(r"head\.(weight|bias)", key):
+            out[f"head.fc.{m[1]}"] = value
+        else:
+            out[key] = value
+    return out
 
 
 def feature_list_names(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -268,9 +308,39 @@ def read_checkpoint(path: str | Path, ema: bool = False) -> dict[str, torch.Tens
     """A state_dict from .pth/.pt/.bin (weights_only) or .safetensors, or a transformers folder, in timm layout.
 
     Training checkpoints are unwrapped (see CONTAINER_KEYS; `ema`: their EMA weights), DDP/torch.compile prefixes
-    dropped and a wrapper's attribute name taken off (`model_prefix`); official Swin and transformers layouts are
-    converted."""
+    dropped and a wrapper's attribute name taken off (`model_prefix`); official Swin, transformers, torchvision and
+    timm features_only layouts are converted."""
     path = checkpoint_file(path)
+    sd = _unwrapped(path, ema, _stats(path))
+    if is_hf_state_dict(sd):
+        sd = convert_hf_state_dict(sd)
+    elif is_torchvision_state_dict(sd):
+        sd = convert_torchvision_state_dict(sd)
+    else:
+        sd = convert_official_state_dict(feature_list_names(sd))
+    if not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise UserError(f"checkpoint {path} is not a flat state_dict of tensors")
+    return sd
+
+
+def is_torchvision_checkpoint(weights: Weights) -> bool:
+    """Whether a checkpoint holds torchvision's Swin, whose padding rules the model must follow (SwinConfig's
+    pad_first and keep_window) where its windows do not tile a stage grid."""
+    if weights.source != WeightsSource.CHECKPOINT or weights.path is None or hf_config_path(weights.path):
+        return False
+    path = checkpoint_file(weights.path)
+    return is_torchvision_state_dict(_unwrapped(path, weights.ema, _stats(path)))
+
+
+def _stats(path: Path) -> tuple:
+    parts = shard_files(path) if path.name in SHARD_INDEXES else [path]
+    return tuple((str(p.resolve()), p.stat().st_mtime_ns, p.stat().st_size) for p in parts)
+
+
+@functools.lru_cache(maxsize=1)  # export reads a checkpoint's tensors more than once (variant, window, weights)
+def _unwrapped(path: Path, ema: bool, stats: tuple) -> dict[str, torch.Tensor]:
+    """The checkpoint's state_dict in the layout it was saved in, out of its container and prefixes. Callers convert
+    it into new dicts and never modify it (it is cached for the file `stats` describe)."""
     parts = shard_files(path) if path.name in SHARD_INDEXES else [path]
     try:
         loaded = [_load_weights_file(part) for part in parts]
@@ -289,11 +359,7 @@ def read_checkpoint(path: str | Path, ema: bool = False) -> dict[str, torch.Tens
     from timm.models import clean_state_dict  # DDP 'module.' and torch.compile '_orig_mod.' prefixes
 
     name = f"checkpoint {path.name}"
-    sd = model_prefix(clean_state_dict(unwrap_checkpoint(sd, ema, name)), ema, name)
-    sd = convert_hf_state_dict(sd) if is_hf_state_dict(sd) else convert_official_state_dict(feature_list_names(sd))
-    if not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise UserError(f"checkpoint {path} is not a flat state_dict of tensors")
-    return sd
+    return model_prefix(clean_state_dict(unwrap_checkpoint(sd, ema, name)), ema, name)
 
 
 def fit_to_state_dict(cfg: SwinConfig, state_dict: dict[str, torch.Tensor]) -> SwinConfig:
@@ -538,11 +604,16 @@ def config_for(variant: str | None, weights: Weights, default: str = "swin_t") -
     return get_config(variant or variant_from_tensors(weights) or default)
 
 
-def tables_window(weights: Weights) -> int | None:
-    """The window a timm-layout Swin V1 checkpoint's position tables are sized for (stage 1's: (2w-1)^2 rows); None
-    for V2, whose window is in no tensor, and for other weights."""
+def window_in_tensors(weights: Weights) -> int | None:
+    """The window a checkpoint's tensors are sized for: a V1's position tables (stage 1's: (2w-1)^2 rows), or the
+    coordinate table torchvision's V2 keeps ((1, 2w-1, 2w-1, 2)); None where no tensor holds it (timm's V2) and for
+    other weights."""
     if weights.source != WeightsSource.CHECKPOINT or weights.path is None or hf_config_path(weights.path):
         return None
+    path = checkpoint_file(weights.path)
+    coords = _unwrapped(path, weights.ema, _stats(path)).get("features.1.0.attn.relative_coords_table")
+    if coords is not None and coords.ndim == 4:
+        return (int(coords.shape[1]) + 1) // 2
     shape = weights_shape(read_checkpoint(weights.path, weights.ema))
     return shape[-1] if shape is not None else None
 
@@ -554,6 +625,8 @@ def variant_from_tensors(weights: Weights) -> str | None:
         return None
     source, state_dict = f"checkpoint {weights.path.name}", read_checkpoint(weights.path, weights.ema)
     fits = variants_fitting(state_dict)
+    if len(fits) > 1 and (window := window_in_tensors(weights)):  # V2 variants told apart by torchvision's table
+        fits = [name for name in fits if VARIANTS[name].window_size == window] or fits
     if len(fits) == 1:
         return fits[0]
     if fits:

@@ -28,16 +28,17 @@ MASK_VALUE = -1e4
 
 
 def window_shift_for(grid: tuple[int, int], window: int, shift: int, always_partition: bool = False,
-                     square_shift: bool = False) -> tuple[tuple[int, int], tuple[int, int]]:
+                     square_shift: bool = False, keep_window: bool = False) -> tuple[tuple[int, int], tuple[int, int]]:
     """Per-axis window and shift for a feature grid, as timm's `_calc_window_shift`.
 
     An axis no longer than the window gets one window covering it and no shift. `always_partition` (transformers'
     backbones): the configured window and shift stay, also on a grid of one window or less (padded to the window).
-    `square_shift` (transformers' Swin): an axis one window covers takes the shift off both axes.
+    `square_shift` (transformers' Swin): an axis one window covers takes the shift off both axes. `keep_window`
+    (torchvision): the window stays (a smaller grid is padded to it), the shift goes as timm's does.
     """
     if always_partition:
         return (window, window), (shift, shift)
-    win = tuple(g if g <= window else window for g in grid)
+    win = tuple(g if g <= window and not keep_window else window for g in grid)
     sh = tuple(0 if g <= w else shift for g, w in zip(grid, win))
     if square_shift and min(grid) <= window:
         sh = (0, 0)

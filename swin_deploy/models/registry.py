@@ -111,6 +111,9 @@ class SwinConfig:
     # transformers pads a stage grid to whole windows before the cyclic shift, timm after (see
     # layers.window_partition_index); the two agree where the windows tile the grid
     pad_first: bool = False
+    # torchvision's Swin keeps its window on stage grids smaller than it (padded to it), with timm's per-axis shift rule
+    # (no shift on an axis one window covers); timm and transformers' Swin shrink the window to such a grid
+    keep_window: bool = False
 
     def __post_init__(self) -> None:
         if self.in_chans < 1:
@@ -174,9 +177,9 @@ class SwinConfig:
     @property
     def keeps_window(self) -> bool:
         """Whether the window stays the configured one on stage grids smaller than it (padded to it): transformers'
-        SwinBackbone (always_partition) and its Swinv2 (shifts fixed at its config's size). timm and transformers'
-        Swin shrink the window to such a grid instead."""
-        return self.always_partition or self.shifts_at is not None
+        SwinBackbone (always_partition) and its Swinv2 (shifts fixed at its config's size), and torchvision's Swin
+        (keep_window). timm and transformers' Swin shrink the window to such a grid instead."""
+        return self.always_partition or self.shifts_at is not None or self.keep_window
 
     @property
     def dynamic_min_size(self) -> int:
@@ -218,7 +221,7 @@ class SwinConfig:
                 f"{len(self.depths) - 1} patch mergings), not {img_size[0]}x{img_size[1]}: e.g. "
                 f"{fit[0]}x{fit[1]} or {fit[2]}x{fit[3]}")
         small = [(i, g) for i, g in enumerate(self.stage_grids(img_size), start=1) if min(g) < self.window_size]
-        if small and self.pad_first and self.version == 1 and not self.always_partition:
+        if small and self.pad_first and self.version == 1 and not self.always_partition and not self.keep_window:
             i, (h, w) = small[0]
             # transformers' Swin shrinks such a stage's window to the grid but keeps a position-bias table sized for
             # the configured window, so its own forward fails (checked with transformers 5); Swinv2 rebuilds its bias

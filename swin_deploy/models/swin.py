@@ -248,7 +248,7 @@ def stage_specs(cfg: SwinConfig, index: int, grid: tuple[int, int] | None) -> li
     shifts = [0 if j % 2 == 0 else w // 2 for j in range(cfg.depths[index])]
     if grid is None:
         return [((w, w), (s, s)) for s in shifts]
-    return [window_shift_for(grid, w, s, cfg.always_partition, cfg.square_shift) for s in shifts]
+    return [window_shift_for(grid, w, s, cfg.always_partition, cfg.square_shift, cfg.keep_window) for s in shifts]
 
 
 def pads(cfg: SwinConfig) -> bool:

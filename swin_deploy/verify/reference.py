@@ -172,9 +172,11 @@ def reference_for(info: ArtifactInfo, weights: Weights, timm: bool = False, arti
         if weights.source != WeightsSource.CHECKPOINT or weights.path is None:
             raise UserError("`timm` needs `checkpoint`: the weights timm's model should load")
         if hf_config_path(weights.path) or info.config().pad_first:
-            # timm's model pads and shifts by timm's rules, which transformers' differ from away from the config's size
-            raise UserError("this artifact follows a transformers checkpoint, which timm's model does not run alike: "
-                            "gate it with `transformers` and `checkpoint` FOLDER, or against the native model")
+            # timm's model pads and shifts by timm's rules, which transformers' and torchvision's differ from where the
+            # windows do not tile a stage grid
+            raise UserError("this artifact follows a transformers or torchvision checkpoint, which pads otherwise than "
+                            "timm's model: gate it against the native model (a transformers one also with "
+                            "`transformers` and `checkpoint` FOLDER)")
         return Reference(timm_reference(info, weights, device),
                          f"timm {checkpoint_sha256(weights.path)}{' ema' * weights.ema}", info.normalized)
     # torch_reference refuses weights other than the exported ones, so the artifact's sha256 names them
