@@ -284,8 +284,8 @@ def test_a_plain_state_dict_exports_as_the_variant_its_tensors_fit(cli, tmp_path
                                   "weights): pass --variant"),
                           ("custom", "holds a Swin V1 (embedding 48, depths [2, 2], heads [2, 4], window 4) that is no "
                                      "registered variant"),
-                          ("resnet", "does not hold a Swin V1/V2 model in timm's, the official or transformers' layout "
-                                     "(it has tensors such as 'conv1.weight')")):
+                          ("resnet", "does not hold a Swin V1/V2 model in a layout swin-deploy reads (timm's, the "
+                                     "official, transformers' or torchvision's; it has tensors such as 'conv1.weight')")):
         r = cli("export", "--checkpoint", tmp_path / f"{name}.pth", "-o", tmp_path / "n.onnx")
         assert r.code == 2 and message in r.err and len(r.err.strip().splitlines()) == 1, (name, r.err)
     assert not (tmp_path / "n.onnx").exists()

@@ -258,7 +258,8 @@ def export_variant(variant: str | None, weights: Weights, out: Path | None = Non
                             trained.img_size if options.img_size is None else None,
                             trained.preprocessing.left_by(options.preprocessing) if trained.preprocessing else None,
                             labels=trained.labels if options.class_names is None else None,
-                            window_size=trained.window_size if fitted.window_size == trained.window_size else None)
+                            window_size=trained.window_size if trained.window_size not in (None, base.window_size)
+                            and fitted.window_size == trained.window_size else None)
     if used.labels:
         options = replace(options, class_names=used.labels)
     options = _format_for(options, out)

@@ -641,9 +641,10 @@ def variant_from_tensors(weights: Weights) -> str | None:
                         "which it is")
     if shape is None:
         telling = [k for k in state_dict if not k.startswith(("patch_embed.", "norm.", "head.", "absolute_pos"))]
-        raise UserError(f"{source} does not hold a Swin V1/V2 model in timm's, the official or transformers' layout "
-                        f"(it has tensors such as '{(telling or list(state_dict))[0]}'): swin-deploy exports those only")
-    version, patch, dim, depths, heads, _, window = shape
+        raise UserError(f"{source} does not hold a Swin V1/V2 model in a layout swin-deploy reads (timm's, the "
+                        "official, transformers' or torchvision's; it has tensors such as "
+                        f"'{(telling or list(state_dict))[0]}')")
+    version, _, dim, depths, heads, _, window = shape
     raise UserError(f"{source} holds a Swin V{version} (embedding {dim}, depths {list(depths)}, heads {list(heads)}"
                     f"{f', window {window}' if window else ''}) that is no registered variant: `swin-deploy variants` "
                     "lists them")
