@@ -273,6 +273,9 @@ def test_a_plain_state_dict_exports_as_the_variant_its_tensors_fit(cli, tmp_path
     assert r.code == 0, r.err
     assert "variant swinv2_test, from the checkpoint's tensors" in r.out
     assert read_info(tmp_path / "m.onnx").variant == "swinv2_test"
+    from swin_deploy.models import checkpoint
+
+    assert checkpoint._unwrapped.cache_info().currsize == 0  # the tensors read to find the variant are not kept
     r = cli("export", "--variant", "swin_test", "--checkpoint", tmp_path / "v2.pth", "-o", tmp_path / "w.onnx")
     assert r.code == 2 and "does not fit swin_test" in r.err and "its tensors are those of swinv2_test" in r.err
     assert not (tmp_path / "w.onnx").exists()

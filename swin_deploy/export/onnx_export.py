@@ -31,6 +31,7 @@ from ..models import PixelInput, Preprocessing, SwinTransformer, Weights, build_
 from ..models.checkpoint import (
     TrainingSettings,
     is_torchvision_checkpoint,
+    release_checkpoint,
     training_settings,
     variant_from_tensors,
     window_in_tensors,
@@ -226,7 +227,14 @@ def export_variant(variant: str | None, weights: Weights, out: Path | None = Non
                    on_step: Callable[[str], None] = lambda step: None) -> ExportResult:
     """A registered variant (or a transformers checkpoint's architecture; None: swin_t) with `weights`, exported to
     `out` (default `<variant>.onnx`) as `options` say (size, dynamic size range, ...)."""
-    options = options or ExportOptions()
+    try:
+        return _export_variant(variant, weights, out, options or ExportOptions(), on_step)
+    finally:
+        release_checkpoint()  # also where the export stopped before its model was built
+
+
+def _export_variant(variant: str | None, weights: Weights, out: Path | None, options: ExportOptions,
+                    on_step: Callable[[str], None]) -> ExportResult:
     # a timm training checkpoint's args (or a timm hub folder's config) fill in what the options leave unsaid: model,
     # size, eval preprocessing, class names
     trained = training_settings(weights)
@@ -268,6 +276,7 @@ def export_variant(variant: str | None, weights: Weights, out: Path | None = Non
     check_outputs([weights.path] if weights.path else [], output=out)
     on_step("build + load weights")
     model, sha = build_model(cfg, weights, dynamic=options.dynamic_size)
+    release_checkpoint()  # the model holds the weights now; a library caller may export many checkpoints
     result = _export(model, sha, out, options, on_step)
     taken = f"from the checkpoint's {trained.source}: {used.describe()}" if used != TrainingSettings() else None
     from_tables = f"window {tables}, from its tensors" if tables and tables != base.window_size else None

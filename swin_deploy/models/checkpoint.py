@@ -337,6 +337,11 @@ def _stats(path: Path) -> tuple:
     return tuple((str(p.resolve()), p.stat().st_mtime_ns, p.stat().st_size) for p in parts)
 
 
+def release_checkpoint() -> None:
+    """Free the checkpoint `_unwrapped` keeps for the next read (export calls this once its model is built)."""
+    _unwrapped.cache_clear()
+
+
 @functools.lru_cache(maxsize=1)  # export reads a checkpoint's tensors more than once (variant, window, weights)
 def _unwrapped(path: Path, ema: bool, stats: tuple) -> dict[str, torch.Tensor]:
     """The checkpoint's state_dict in the layout it was saved in, out of its container and prefixes. Callers convert
