@@ -15,6 +15,7 @@ from swin_deploy.artifact import read_info
 from swin_deploy.export import ExportOptions, export_onnx, max_opset
 from swin_deploy.export.onnx_export import graph_problems
 from swin_deploy.models import Weights, build_model, get_config
+from swin_deploy.models.checkpoint import variant_from_tensors
 
 
 def ort_vs_torch(path, model, batch_sizes):
@@ -279,7 +280,13 @@ def test_a_plain_state_dict_exports_as_the_variant_its_tensors_fit(cli, tmp_path
     r = cli("export", "--variant", "swin_test", "--checkpoint", tmp_path / "v2.pth", "-o", tmp_path / "w.onnx")
     assert r.code == 2 and "does not fit swin_test" in r.err and "its tensors are those of swinv2_test" in r.err
     assert not (tmp_path / "w.onnx").exists()
-    torch.save(timm.create_model("swinv2_tiny_window8_256").state_dict(), tmp_path / "v2t.pth")
+    v2t = timm.create_model("swinv2_tiny_window8_256")
+    torch.save(v2t.state_dict(), tmp_path / "v2t.pth")
+    # the official code and timm before 0.9 kept V2's coordinate table as a buffer: it says the window
+    tables = {f"layers.{i}.blocks.{j}.attn.relative_coords_table": block.attn.relative_coords_table
+              for i, stage in enumerate(v2t.layers) for j, block in enumerate(stage.blocks)}
+    torch.save({**v2t.state_dict(), **tables}, tmp_path / "v2t_tables.pth")
+    assert variant_from_tensors(Weights("checkpoint", tmp_path / "v2t_tables.pth")) == "swinv2_t"
     torch.save(timm.create_model("swin_tiny_patch4_window7_224", embed_dim=48, depths=(2, 2), num_heads=(2, 4),
                                  img_size=64, window_size=4).state_dict(), tmp_path / "custom.pth")
     torch.save(timm.create_model("resnet18").state_dict(), tmp_path / "resnet.pth")

@@ -611,12 +611,13 @@ def config_for(variant: str | None, weights: Weights, default: str = "swin_t") -
 
 def window_in_tensors(weights: Weights) -> int | None:
     """The window a checkpoint's tensors are sized for: a V1's position tables (stage 1's: (2w-1)^2 rows), or the
-    coordinate table torchvision's V2 keeps ((1, 2w-1, 2w-1, 2)); None where no tensor holds it (timm's V2) and for
-    other weights."""
+    coordinate table a V2 keeps as a buffer in torchvision's, the official code's and timm-before-0.9's checkpoints
+    ((1, 2w-1, 2w-1, 2)); None where no tensor holds it (timm's V2 now) and for other weights."""
     if weights.source != WeightsSource.CHECKPOINT or weights.path is None or hf_config_path(weights.path):
         return None
     path = checkpoint_file(weights.path)
-    coords = _unwrapped(path, weights.ema, _stats(path)).get("features.1.0.attn.relative_coords_table")
+    raw = _unwrapped(path, weights.ema, _stats(path))
+    coords = raw.get("features.1.0.attn.relative_coords_table", raw.get("layers.0.blocks.0.attn.relative_coords_table"))
     if coords is not None and coords.ndim == 4:
         return (int(coords.shape[1]) + 1) // 2
     shape = weights_shape(read_checkpoint(weights.path, weights.ema))
