@@ -248,8 +248,8 @@ def export(
     class_names: Annotated[Path | None, typer.Option("--class-names", help="A fine-tune's class names: a text file, "
                                                      "one per line in class-index order.")] = None,
     window_size: Annotated[int | None, typer.Option("--window-size", help="A fine-tune's window, where it is not the "
-                                                    "variant's (default: its training args', or a V1 checkpoint's "
-                                                    "position tables').")] = None,
+                                                    "variant's (default: what its training args or its tensors "
+                                                    "say).")] = None,
     output: Output = None,
 ) -> None:
     """Export a native Swin model to ONNX (dynamic batch, opset-safe windows) and check parity.

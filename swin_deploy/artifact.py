@@ -10,7 +10,6 @@ asking the user again.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -21,7 +20,7 @@ import onnx
 
 from .enums import CalibMethod, InputFormat, Int8Target, Precision
 from .errors import UserError
-from .fileio import sha256_file
+from .fileio import sha256_files
 from .machine import check_memory
 from .models.registry import SwinConfig, get_config
 from .precision.graph import opset_of
@@ -312,11 +311,12 @@ def load_onnx(path: str | Path, load_weights: bool = True) -> onnx.ModelProto:
         raise UserError(f"{path} is not a readable ONNX model ({type(e).__name__}): re-export it") from e
     if not model.graph.node:
         raise UserError(f"{path} is not a readable ONNX model (no graph): re-export it")
-    missing = [f for f in external_data_files(model) if not (path.parent / f).is_file()]
+    beside = external_data_files(model)
+    missing = [f for f in beside if not (path.parent / f).is_file()]
     if missing:
         raise UserError(f"{path} keeps its weights in {missing[0]}, which is not beside it: copy {missing[0]} into "
                         f"{path.parent}")
-    if load_weights and external_data_files(model):
+    if load_weights and beside:
         onnx.load_external_data_for_model(model, str(path.parent))
     return model
 
@@ -331,9 +331,7 @@ def artifact_sha256(path: str | Path) -> str:
         beside = []
     else:
         beside = [path.parent / f for f in external_data_files(load_onnx(path, load_weights=False))]
-    if not beside:
-        return sha256_file(path)
-    return hashlib.sha256("".join(sha256_file(f) for f in [path, *beside]).encode()).hexdigest()
+    return sha256_files([path, *beside])
 
 
 def external_data_files(model: onnx.ModelProto) -> list[str]:

@@ -21,6 +21,15 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def sha256_files(paths: Iterable[str | Path]) -> str:
+    """What identifies content kept in one file or several (a model and the weights beside it, shards): the one file's
+    sha256, or the sha256 of the files' sha256s in the order given."""
+    paths = list(paths)
+    if len(paths) == 1:
+        return sha256_file(paths[0])
+    return hashlib.sha256("".join(sha256_file(p) for p in paths).encode()).hexdigest()
+
+
 def check_writable_dir(path: str | Path, option: str = "output") -> Path:
     """The folder an output will go to, or a UserError saying why it can't (naming the `option` that chose it)."""
     folder = Path(path).resolve().parent

@@ -75,8 +75,8 @@ class ExportOptions:
     format: ExportFormat | None = None
     preprocessing: Preprocessing | None = None  # replaces the variant's or checkpoint config's (a fine-tune's own)
     class_names: tuple[str, ...] | None = None  # a fine-tune's class names, in class-index order
-    # a fine-tune's window where it is not the variant's (timm's window_size model argument); V1 checkpoints show it in
-    # their position tables, V2 ones nowhere
+    # a fine-tune's window where it is not the variant's (timm's window_size model argument), for a checkpoint whose
+    # training args and tensors do not say it (checkpoint.window_in_tensors)
     window_size: int | None = None
 
     def __post_init__(self) -> None:
@@ -279,11 +279,10 @@ def _export_variant(variant: str | None, weights: Weights, out: Path | None, opt
     release_checkpoint()  # the model holds the weights now; a library caller may export many checkpoints
     result = _export(model, sha, out, options, on_step)
     taken = f"from the checkpoint's {trained.source}: {used.describe()}" if used != TrainingSettings() else None
-    from_tables = f"window {tables}, from its tensors" if tables and tables != base.window_size else None
-    if from_tensors or from_tables or torchvision:
-        variant_note = f"variant {from_tensors}, from the checkpoint's tensors" if from_tensors else None
-        padding = "torchvision's Swin, padded as torchvision pads" if torchvision else None
-        taken = "; ".join(filter(None, [padding, variant_note, from_tables, taken]))
+    taken = "; ".join(filter(None, [
+        "torchvision's Swin, padded as torchvision pads" if torchvision else None,
+        f"variant {from_tensors}, from the checkpoint's tensors" if from_tensors else None,
+        f"window {tables}, from its tensors" if tables and tables != base.window_size else None, taken])) or None
     # timm evaluates (and picks its best checkpoint by) the EMA weights where it keeps them: say they were left
     ema = "the raw weights; the checkpoint also holds EMA weights (`ema` exports those)" \
         if trained.ema_weights and not weights.ema else None

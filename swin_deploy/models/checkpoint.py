@@ -19,7 +19,7 @@ import torch
 
 from ..enums import WeightsSource
 from ..errors import UserError
-from ..fileio import sha256_file
+from ..fileio import sha256_file, sha256_files
 from .hf import (
     SHARD_INDEXES,
     check_agrees,
@@ -28,8 +28,8 @@ from .hf import (
     hf_config_path,
     hf_weights_file,
     is_hf_state_dict,
-    shard_files,
     timm_hub_config,
+    weight_files,
 )
 from .registry import CROP_MODES, INTERPOLATIONS, VARIANTS, WEIGHTS_DIR, Preprocessing, SwinConfig, get_config
 from .swin import SwinTransformer, WindowAttention
@@ -53,7 +53,7 @@ def convert_torchvision_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[
     out: dict[str, torch.Tensor] = {}
     v2 = any(k.endswith("attn.logit_scale") for k in state_dict)
     for key, value in state_dict.items():
-        if key.endswith(("relative_position_index", "relative_coords_table")):
+        if any(b in key for b in _BUFFERS):
             continue
         if m := re.fullmatch(r"features\.0\.(0|2)\.(weight|bias)", key):
             out[f"patch_embed.{'proj' if m[1] == '0' else 'norm'}.{m[2]}"] = value
@@ -217,9 +217,15 @@ class TrainingSettings:
         return ", ".join(filter(None, given))
 
 
+def _own_layout(weights: Weights) -> bool:
+    """A checkpoint whose tensors say what model it holds (timm's, the official, torchvision's layouts), not a
+    transformers one, whose config.json does."""
+    return weights.source == WeightsSource.CHECKPOINT and weights.path is not None and not hf_config_path(weights.path)
+
+
 def _mapped_training_checkpoint(weights: Weights) -> dict:
     """A .pth/.pt checkpoint's top level, memory-mapped (tensors are not read); empty for other weights."""
-    if weights.source != WeightsSource.CHECKPOINT or weights.path is None or hf_config_path(weights.path):
+    if not _own_layout(weights):
         return {}
     path = Path(weights.path)
     if not path.is_file() or path.suffix == ".safetensors":
@@ -298,10 +304,7 @@ def _load_weights_file(path: Path):
 
 def checkpoint_sha256(path: str | Path) -> str:
     """What identifies a checkpoint's weights: its weights file's sha256, or for shards that of every shard."""
-    path = checkpoint_file(path)
-    if path.name not in SHARD_INDEXES:
-        return sha256_file(path)
-    return hashlib.sha256("".join(sha256_file(part) for part in shard_files(path)).encode()).hexdigest()
+    return sha256_files(weight_files(checkpoint_file(path)))
 
 
 def read_checkpoint(path: str | Path, ema: bool = False) -> dict[str, torch.Tensor]:
@@ -311,7 +314,7 @@ def read_checkpoint(path: str | Path, ema: bool = False) -> dict[str, torch.Tens
     dropped and a wrapper's attribute name taken off (`model_prefix`); official Swin, transformers, torchvision and
     timm features_only layouts are converted."""
     path = checkpoint_file(path)
-    sd = _unwrapped(path, ema, _stats(path))
+    sd = _raw(path, ema)
     if is_hf_state_dict(sd):
         sd = convert_hf_state_dict(sd)
     elif is_torchvision_state_dict(sd):
@@ -326,15 +329,13 @@ def read_checkpoint(path: str | Path, ema: bool = False) -> dict[str, torch.Tens
 def is_torchvision_checkpoint(weights: Weights) -> bool:
     """Whether a checkpoint holds torchvision's Swin, whose padding rules the model must follow (SwinConfig's
     pad_first and keep_window) where its windows do not tile a stage grid."""
-    if weights.source != WeightsSource.CHECKPOINT or weights.path is None or hf_config_path(weights.path):
-        return False
-    path = checkpoint_file(weights.path)
-    return is_torchvision_state_dict(_unwrapped(path, weights.ema, _stats(path)))
+    return _own_layout(weights) and is_torchvision_state_dict(_raw(checkpoint_file(weights.path), weights.ema))
 
 
-def _stats(path: Path) -> tuple:
-    parts = shard_files(path) if path.name in SHARD_INDEXES else [path]
-    return tuple((str(p.resolve()), p.stat().st_mtime_ns, p.stat().st_size) for p in parts)
+def _raw(path: Path, ema: bool) -> dict[str, torch.Tensor]:
+    """`_unwrapped` for the weights file `path`, as its files are now."""
+    stats = tuple((str(p.resolve()), p.stat().st_mtime_ns, p.stat().st_size) for p in weight_files(path))
+    return _unwrapped(path, ema, stats)
 
 
 def release_checkpoint() -> None:
@@ -346,9 +347,8 @@ def release_checkpoint() -> None:
 def _unwrapped(path: Path, ema: bool, stats: tuple) -> dict[str, torch.Tensor]:
     """The checkpoint's state_dict in the layout it was saved in, out of its container and prefixes. Callers convert
     it into new dicts and never modify it (it is cached for the file `stats` describe)."""
-    parts = shard_files(path) if path.name in SHARD_INDEXES else [path]
     try:
-        loaded = [_load_weights_file(part) for part in parts]
+        loaded = [_load_weights_file(part) for part in weight_files(path)]
     except Exception as e:  # corrupt or foreign files raise many different types
         if isinstance(e, pickle.UnpicklingError) and "Unsupported global" in str(e):
             # weights_only refuses to run the code a pickled object needs: loading it would be unsafe
@@ -524,10 +524,9 @@ def hub_snapshot(repo_id: str) -> Path:
     try:
         with _quiet_hub(), _hub_offline(not reachable):
             folder = Path(snapshot_download(repo_id, allow_patterns=["*.json", "model.safetensors"]))
-            shards = next((pattern for index, pattern in SHARD_INDEXES.items() if (folder / index).is_file()), None)
-            if not (folder / "model.safetensors").is_file():
-                weights = shards or "pytorch_model.bin"
-                folder = Path(snapshot_download(repo_id, allow_patterns=["*.json", weights]))
+            if not (folder / "model.safetensors").is_file():  # shards, as its index (fetched with the JSON) names them
+                shards = [pattern for index, pattern in SHARD_INDEXES.items() if (folder / index).is_file()]
+                folder = Path(snapshot_download(repo_id, allow_patterns=["*.json", *(shards[:1] or ["pytorch_model.bin"])]))
     except Exception as e:
         why = "is not cached and the hub is out of reach (offline?)" if not reachable else \
             f"could not be fetched ({type(e).__name__})"
@@ -613,10 +612,9 @@ def window_in_tensors(weights: Weights) -> int | None:
     """The window a checkpoint's tensors are sized for: a V1's position tables (stage 1's: (2w-1)^2 rows), or the
     coordinate table a V2 keeps as a buffer in torchvision's, the official code's and timm-before-0.9's checkpoints
     ((1, 2w-1, 2w-1, 2)); None where no tensor holds it (timm's V2 now) and for other weights."""
-    if weights.source != WeightsSource.CHECKPOINT or weights.path is None or hf_config_path(weights.path):
+    if not _own_layout(weights):
         return None
-    path = checkpoint_file(weights.path)
-    raw = _unwrapped(path, weights.ema, _stats(path))
+    raw = _raw(checkpoint_file(weights.path), weights.ema)
     coords = raw.get("features.1.0.attn.relative_coords_table", raw.get("layers.0.blocks.0.attn.relative_coords_table"))
     if coords is not None and coords.ndim == 4:
         return (int(coords.shape[1]) + 1) // 2
@@ -627,7 +625,7 @@ def window_in_tensors(weights: Weights) -> int | None:
 def variant_from_tensors(weights: Weights) -> str | None:
     """The one registered variant a timm-layout checkpoint's tensors fit, for one that does not name its model (None
     for other weights); a UserError where they fit several, or none."""
-    if weights.source != WeightsSource.CHECKPOINT or weights.path is None or hf_config_path(weights.path):
+    if not _own_layout(weights):
         return None
     source, state_dict = f"checkpoint {weights.path.name}", read_checkpoint(weights.path, weights.ema)
     fits = variants_fitting(state_dict)

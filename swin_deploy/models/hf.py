@@ -89,6 +89,11 @@ def hf_weights_file(path: str | Path) -> Path:
                     "with save_pretrained")
 
 
+def weight_files(path: Path) -> list[Path]:
+    """The files a checkpoint's weights file stands for: itself, or the shards a shard index names."""
+    return shard_files(path) if path.name in SHARD_INDEXES else [path]
+
+
 def shard_files(index: Path) -> list[Path]:
     """The shard files a sharded checkpoint's index names (save_pretrained's `*.index.json`), each checked to exist."""
     weight_map = _read_json(index).get("weight_map")
