@@ -59,6 +59,7 @@ def test_output_paths_are_refused_before_any_work_naming_their_option(cli, tiny_
         r = cli(*command, first, tmp_path / same if same != "-" else same, second,
                 f"{tmp_path}/./{same}" if same != "-" else same)
         assert r.code == 2 and f"{first} and {second} both write" in r.err, (command, r.err)
+        assert len(r.err.strip().splitlines()) == 1
     assert not list(tmp_path.glob("*.json"))
 
 

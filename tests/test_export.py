@@ -252,6 +252,7 @@ def test_interrupted_export_leaves_nothing(tmp_path, monkeypatch):
     # a mistyped size ran until the kernel killed the process, without a message
     (["--variant", "swin_test", "--random-init", "--img-size", "160000"], "choose a smaller --img-size"),
     (["--variant", "swin_test", "--random-init", "--dynamic-size", "--max-size", "160000,160000"], "or --max-size"),
+    (["--variant", "swin_test", "--random-init", "--window-size", "0"], "--window-size must be at least 1, not 0"),
 ])
 def test_bad_input_exits_2_with_one_line(cli, tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
@@ -462,3 +463,4 @@ def test_a_plain_state_dicts_window_from_its_tables_or_the_option(cli, tmp_path)
             assert r.code == 0, (variant, extra, r.err)
     r = cli("export", "--checkpoint", tmp_path / "swin_test.pth", "--window-size", "4", "-o", tmp_path / "n.onnx")
     assert r.code == 2 and "its position tables are for window 2, pass that as --window-size" in r.err, r.err
+    assert len(r.err.strip().splitlines()) == 1

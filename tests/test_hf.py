@@ -84,6 +84,7 @@ def test_a_sharded_save_pretrained_folder_exports_and_names_a_missing_shard(cli,
     shards[-1].unlink()
     r = cli("export", "--checkpoint", folder, "-o", tmp_path / "n.onnx")
     assert r.code == 2 and f"names the shard {shards[-1].name}, which is not in" in r.err, r.err
+    assert len(r.err.strip().splitlines()) == 1
 
 
 def test_a_sharded_hub_repository_is_fetched_with_its_shards(tmp_path, monkeypatch):
