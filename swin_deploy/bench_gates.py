@@ -84,13 +84,16 @@ class Baseline:
     def check_machine(self, machine: dict, threads: int | None, cpu: bool = True) -> None:
         """Refuse a baseline measured on another kind of CPU (where the gated runners run on it, `cpu`) or thread
         count: how two runtimes or precisions compare turns on the vector ISA (INT8 against FP32 without VNNI, bf16
-        with AMX; docs/cpu.md), so a ratio from there says nothing of a regression here. The CPU's model name may
-        differ (a cloud fleet's steppings)."""
-        then = self.machine.get("vector_isa")
-        if cpu and then and then != "unknown" and then != machine.get("vector_isa"):
-            raise UserError(f"baseline {self.path.name} was measured on a CPU with {then} ({self.machine.get('cpu')}), "
-                            f"this one has {machine.get('vector_isa')} ({machine.get('cpu')}): runtimes and precisions "
-                            "compare differently there; keep a baseline per machine kind")
+        with AMX; docs/cpu.md), and on the core (Zen 4 and Zen 5 have the same ISA, not the same vector units), so a
+        ratio from there says nothing of a regression here. The CPU's model name may differ (a cloud fleet's
+        steppings)."""
+        for key, what in (("vector_isa", "a CPU with {}"), ("core", "a {} core")):
+            then, now = self.machine.get(key), machine.get(key)
+            if cpu and then and now and "unknown" not in (then, now) and then != now:
+                raise UserError(f"baseline {self.path.name} was measured on {what.format(then)} "
+                                f"({self.machine.get('cpu')}), this one is {what.format(now)} "
+                                f"({machine.get('cpu')}): runtimes and precisions compare differently there; keep a "
+                                "baseline per machine kind")
         if self.threads != threads:
             raise UserError(f"baseline {self.path.name} was measured with `threads` {self.threads}, this run has "
                             f"{threads}: pass the same `threads`, or write a new baseline")

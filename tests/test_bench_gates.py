@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from swin_deploy import machine
 from swin_deploy.bench_gates import Baseline, Judge, SpeedGates
 from swin_deploy.enums import Verdict
 from swin_deploy.errors import UserError
@@ -185,7 +186,7 @@ def test_baseline_slowdown_gate_fails_on_a_regression_and_passes_on_an_improveme
     assert json.loads(r.out)["gates"][0]["artifact_changed"] is True
 
 
-def test_baseline_from_another_model_runtime_or_batch_is_refused(cli, twins, tiny_onnx, tmp_path):
+def test_baseline_from_another_model_runtime_or_batch_is_refused(cli, twins, tiny_onnx, tmp_path, monkeypatch):
     a, b = twins
     base = tmp_path / "base.json"
     assert cli("bench", a, "--against", b, *FAST, "--json", base).code == 0
@@ -206,6 +207,17 @@ def test_baseline_from_another_model_runtime_or_batch_is_refused(cli, twins, tin
     (tmp_path / "avx2.json").write_text(json.dumps(elsewhere))
     r = cli("bench", a, "--against", b, *FAST, "--baseline", tmp_path / "avx2.json", "--max-slowdown", "10%")
     assert r.code == 2 and "was measured on a CPU with AVX2 (AMD EPYC 7B13)" in r.err, r.err
+    same_isa = json.loads(base.read_text())
+    same_isa["machine"].update(cpu="AMD EPYC, Zen 5", core="Zen 5")
+    (tmp_path / "zen5.json").write_text(json.dumps(same_isa))
+    monkeypatch.setattr(machine, "cpu_core", lambda: "Zen 4")
+    r = cli("bench", a, "--against", b, *FAST, "--baseline", tmp_path / "zen5.json", "--max-slowdown", "10%")
+    assert r.code == 2 and ("was measured on a Zen 5 core (AMD EPYC, Zen 5), this one is a Zen 4 core (AMD EPYC, Zen 4)"
+                            in r.err), r.err
+    same_isa["machine"]["core"] = "unknown"  # a core not in the table: the ISA alone decides
+    (tmp_path / "zen5.json").write_text(json.dumps(same_isa))
+    r = cli("bench", a, "--against", b, *FAST, "--baseline", tmp_path / "zen5.json", "--max-slowdown", "10%")
+    assert r.code in (0, 1), r.err
     r = cli("bench", a, "--against", b, *FAST, "--threads", "2", "--baseline", base, "--max-slowdown", "10%")
     assert r.code == 2 and "measured with --threads 1, this run has 2" in r.err, r.err
     bogus = tmp_path / "old.json"
@@ -246,3 +258,23 @@ def test_max_rss_gate_measures_each_runner_in_a_fresh_process(cli, demo, twins, 
     assert r.code == 1 and "peak host memory" in r.err and "limit 1 MiB" in r.err
     assert ET.parse(tmp_path / "m.xml").getroot().find("testcase/failure") is not None
     assert "runner MiB" not in cli("bench", a, *FAST).out  # measured only when asked
+
+
+@pytest.mark.parametrize("vendor, family, model, name, expected", [
+    ("AuthenticAMD", 25, 17, "AMD EPYC", "AMD EPYC, Zen 4"),  # Genoa, as a cloud VM names it
+    ("AuthenticAMD", 25, 1, "AMD EPYC 7B13", "AMD EPYC 7B13, Zen 3"),  # Milan
+    ("AuthenticAMD", 26, 2, "AMD EPYC 9B45", "AMD EPYC 9B45, Zen 5"),  # Turin
+    ("GenuineIntel", 6, 143, "Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz",
+     "Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz, Sapphire Rapids"),
+    ("GenuineIntel", 6, 63, "Intel(R) Xeon(R) CPU E5-2690 v3 @ 2.60GHz",
+     "Intel(R) Xeon(R) CPU E5-2690 v3 @ 2.60GHz"),  # Haswell: not in the table, the name alone
+])
+def test_cpu_name_says_the_core_a_bare_model_name_hides(tmp_path, monkeypatch, vendor, family, model, name, expected):
+    """Zen 4 and Zen 5 report the same vector flags and, on cloud VMs, the same "AMD EPYC": the core comes from the
+    family and model numbers, and a baseline from another core is refused (test above)."""
+    info = tmp_path / "cpuinfo"
+    info.write_text(f"processor\t: 0\nvendor_id\t: {vendor}\ncpu family\t: {family}\nmodel\t\t: {model}\n"
+                    f"model name\t: {name}\nflags\t\t: fpu avx2 avx512f\n\n")
+    monkeypatch.setattr(machine, "CPUINFO", info)
+    assert machine.cpu_name() == expected
+    assert machine.describe()["core"] == (expected[len(name) + 2:] or "unknown")
