@@ -11,6 +11,7 @@ import json
 
 import onnx
 import pytest
+from conftest import no_vnni
 from onnx import numpy_helper
 
 DEMO = ("swin_digits", "swinv2_digits")  # the demo fixture exports both
@@ -382,10 +383,12 @@ def test_bench_side_by_side(cli, demo, tmp_path):
 def test_reduce_range_weights_cannot_saturate_int8_matmuls_without_vnni(cli, demo, tmp_path, monkeypatch, target):
     """Without VNNI, x86 int8 matmuls add each pair of u8 x s8 products in saturating int16 (activations as u8, signed
     ones shifted by +128): --reduce-range keeps every weight within 2 x 255 x |w| <= 32767; 8-bit weights do not,
-    and verify says so on such a CPU."""
+    and verify says so on such a CPU. On a real one OpenVINO's 8-bit INT8 fails the gates outright (AMD Zen 3:
+    min cosine 0.94 for swin_digits), so there the gate itself must catch it."""
     from swin_deploy import machine
 
     folder, paths = demo
+    real_no_vnni = no_vnni()
 
     def weights(*extra):
         out = tmp_path / f"w{len(extra)}.onnx"
@@ -406,22 +409,23 @@ def test_reduce_range_weights_cannot_saturate_int8_matmuls_without_vnni(cli, dem
     reduced, label, out7 = weights("--reduce-range")
     assert reduced == 64 and 2 * 255 * reduced <= 32767 and label.startswith("7-bit")
     backend = "openvino" if target == "tensorrt" else "onnxruntime-cpu"
+    overflows = real_no_vnni and backend == "openvino"  # 8-bit weights on this CPU's OpenVINO
 
-    def notes(path):
+    def notes(path, passes=True):
         report = tmp_path / "r.json"
         r = cli("verify", path, "--data", folder / "data" / "val", "--batch-sizes", "32", "--backend", backend,
                 "--report", report)
-        assert r.code == 0, r.err
+        assert r.code == (0 if passes else 1), r.out + r.err
         return json.loads(report.read_text())["notes"], r.err
 
     flags = {"flags": "fpu sse2 avx avx2 fma", "model name": "an AVX2-only CPU"}
     monkeypatch.setattr(machine, "_cpuinfo", flags.get)
     assert machine.exact_int8_dot_products() is False
-    found, err = notes(out8)
+    found, err = notes(out8, passes=not overflows)
     assert len(found) == 1 and "no VNNI" in found[0] and "--reduce-range" in err
     assert notes(out7)[0] == []
     flags["flags"] += " avx512f avx512_vnni"
-    assert notes(out8)[0] == []
+    assert notes(out8, passes=not overflows)[0] == []
 
 
 def test_int8_placement_options(cli, demo, tmp_path):

@@ -287,8 +287,9 @@ def _check_inputs_fit(artifact: Path, info: ArtifactInfo, o: VerifyOptions) -> N
 
 
 def _notes(info: ArtifactInfo, backend: str | None) -> list[str]:
-    """What the gate cannot show: an INT8 artifact with 8-bit weights on a CPU runtime of an x86 CPU without VNNI,
-    whose matmuls can saturate (docs/cpu.md) while a gate over a few images still passes."""
+    """Why the gate may fail, or what it may not show: an INT8 artifact with 8-bit weights on a CPU runtime of an x86
+    CPU without VNNI, whose matmuls can saturate (docs/cpu.md): on OpenVINO enough to fail the gates (AMD Zen 3), on
+    onnxruntime often little enough that a gate over a few images still passes."""
     if (info.precision != Precision.INT8 or backend not in ("onnxruntime-cpu", "openvino") or info.seven_bit_weights
             or machine.exact_int8_dot_products() is not False):
         return []
