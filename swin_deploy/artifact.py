@@ -21,7 +21,7 @@ import onnx
 from .enums import CalibMethod, InputFormat, Int8Target, Precision
 from .errors import UserError
 from .fileio import sha256_files
-from .machine import check_memory
+from .machine import check_memory, exact_int8_dot_products
 from .models.registry import SwinConfig, get_config
 from .precision.graph import opset_of
 
@@ -173,6 +173,17 @@ class ArtifactInfo:
     def seven_bit_weights(self) -> bool:
         """INT8 weights in [-64, 64] (`quantize` with `reduce_range`): exact on CPUs without VNNI."""
         return self.details.get("int8_weights") == INT8_WEIGHTS_7BIT
+
+    def overflow_note(self, backend: str | None) -> str | None:
+        """Why an INT8 artifact with 8-bit weights may fail its gates, or be wrong where they pass, on a CPU runtime
+        of an x86 CPU without VNNI: its int8 matmuls add pairs of products in saturating int16 (docs/cpu.md). On
+        OpenVINO that fails the INT8 gates outright (AMD Zen 3), on onnxruntime it often stays small enough that a gate
+        over a few images passes. None where it cannot happen."""
+        if (self.precision != Precision.INT8 or backend not in ("onnxruntime-cpu", "openvino")
+                or self.seven_bit_weights or exact_int8_dot_products() is not False):
+            return None
+        return ("this CPU has no VNNI, so its int8 matmuls add pairs of products in saturating int16, which 8-bit "
+                "weights can overflow: for CPUs like it quantize with `reduce_range` (7-bit weights; docs/cpu.md)")
 
     @property
     def headless(self) -> bool:

@@ -314,6 +314,7 @@ class BenchReport:
     gates: list[GateResult] = field(default_factory=list)
     references: dict[str, str] = field(default_factory=dict)  # runner -> the runner its speedup is relative to
     machine: dict[str, str] = field(default_factory=machine.describe)
+    notes: list[str] = field(default_factory=list)  # what the timings cannot show (an INT8 that overflows here)
 
     @property
     def device_timed(self) -> bool:
@@ -342,7 +343,7 @@ class BenchReport:
         return {"machine": self.machine, "threads": self.threads, "references": self.references,
                 "passed": self.passed, "gates": [g.as_dict() for g in self.gates],
                 "results": [r.as_dict() for r in self.results], "runners": self.runners,
-                "fastest": [f.as_dict() for f in self.fastest()]}
+                "fastest": [f.as_dict() for f in self.fastest()], "notes": self.notes}
 
 
 def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
@@ -379,7 +380,7 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
     missing = sorted(set(g.batch_sizes or ()) - set(sizes))
     if missing:
         raise UserError(f"`gate_batch` {missing[0]} is not benched: add it to `batch_sizes`")
-    entries = []
+    entries, notes = [], []
     names = _short_names(list(infos))
     for path, info in infos.items():
         if not any(info.accepts_batch(b) for b in sizes):
@@ -396,6 +397,10 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
             spec = RunnerSpec(path, backend, o.threads, openvino, variant=o.variant, img_size=runs_at[path])
             runner, example = spec.runner()
             entries.append(BenchEntry(label, runner, example, info.accepts_batch, identity, spec))
+        # its speed may be that of a wrong answer: verify it on that runtime before shipping it
+        overflowing = [e.runner.name for e in entries[-len(backends):] if info.overflow_note(e.runner.name)]
+        if overflowing:
+            notes.append(f"{names[path]} on {', '.join(overflowing)}: {info.overflow_note(overflowing[0])}")
     torch_label = None
     if torch_cfg:
         runner, example, weights_sha = torch_runner(torch_cfg, o.weights, torch_size)
@@ -419,7 +424,8 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
         judge = Judge(g, reference_of, baseline, frozenset(changed))
     results, gates = run_bench(entries, sizes, o.warmup, iterations, o.seconds, on_tick, o.seed, judge, reference_of,
                                memory=o.memory or g.max_rss is not None)
-    return BenchReport(results, {e.label: e.describe() for e in entries}, o.threads, gates, reference_of)
+    return BenchReport(results, {e.label: e.describe() for e in entries}, o.threads, gates, reference_of,
+                       notes=notes)
 
 
 def _on_cpu(entry: BenchEntry) -> bool:

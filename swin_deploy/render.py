@@ -247,6 +247,8 @@ def bench_table(report) -> None:
               for label, r in report.runners.items()]
     columns("start-up" + " and peak host memory (a fresh process per runner)" * memory,
             ["runner", "load ms", *(["runner MiB", "process MiB"] if memory else [])], loaded, left=("runner",))
+    for note in report.notes:
+        warn("note: " + spell_params(note, flag))
     if report.gates:
         columns("gates", ["runner", "batch", "gate", "value [95% CI]", "threshold", "verdict"],
                 [[escape(g.label), g.batch_size or "-", g.gate, _gate_value(g), _gate_threshold(g), _verdict(g)]

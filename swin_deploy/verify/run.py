@@ -255,7 +255,7 @@ def verify_artifact(artifact: Path, options: VerifyOptions | None = None,
         thresholds = thresholds_for(info.precision, result.candidate.get("execution_precision")).override(**o.thresholds)
         result.thresholds = thresholds
         result.reference = reference.runner.describe()
-        result.notes = _notes(info, result.candidate.get("backend"))
+        result.notes = [n for n in [info.overflow_note(result.candidate.get("backend"))] if n]
         if unchecked:
             listed = ", ".join(map(_sizes, unchecked))
             result.notes.append((f"the size range's ends {listed} were" if len(unchecked) > 1 else
@@ -284,17 +284,6 @@ def _check_inputs_fit(artifact: Path, info: ArtifactInfo, o: VerifyOptions) -> N
             o.weights.source != WeightsSource.RANDOM:
         raise UserError(f"{artifact.name} is INT8 calibrated on images: gate it on held-out images with `data` DIR "
                         "(synthetic inputs fall outside its calibrated ranges; `samples` N runs them anyway)")
-
-
-def _notes(info: ArtifactInfo, backend: str | None) -> list[str]:
-    """Why the gate may fail, or what it may not show: an INT8 artifact with 8-bit weights on a CPU runtime of an x86
-    CPU without VNNI, whose matmuls can saturate (docs/cpu.md): on OpenVINO enough to fail the gates (AMD Zen 3), on
-    onnxruntime often little enough that a gate over a few images still passes."""
-    if (info.precision != Precision.INT8 or backend not in ("onnxruntime-cpu", "openvino") or info.seven_bit_weights
-            or machine.exact_int8_dot_products() is not False):
-        return []
-    return ["this CPU has no VNNI, so its int8 matmuls add pairs of products in saturating int16, which 8-bit weights "
-            "can overflow: for CPUs like it quantize with `reduce_range` (7-bit weights; docs/cpu.md)"]
 
 
 def _gate_input_set(inp: InputSet, sizes: list[int], candidate: Runner, ref_source: Reference, thresholds: Thresholds,
