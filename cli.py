@@ -404,6 +404,7 @@ def predict(
                              img_size=hw(img_size, "img_size"))
     for path, why in zip(result.skipped, result.skip_reasons):
         render.warn(f"skipped {path}: {why}")
+    render.notes(result.notes)
     write_json(json_path, result.as_dict())
     if str(json_path) != "-":
         render.predictions(result)

@@ -38,10 +38,11 @@ class PredictResult:
     skipped: list[str] = field(default_factory=list)  # unreadable images
     skip_reasons: list[str] = field(default_factory=list)  # why, one per skipped image
     label_source: str = "indices"
+    notes: list[str] = field(default_factory=list)  # why the scores may be off here (an INT8 that overflows)
 
     def as_dict(self) -> dict:
         return {"artifact": str(self.artifact), "labels": self.label_source,
-                "predictions": [p.as_dict() for p in self.predictions], "skipped": self.skipped}
+                "predictions": [p.as_dict() for p in self.predictions], "skipped": self.skipped, "notes": self.notes}
 
 
 def class_names(info: ArtifactInfo) -> tuple[list[str], str]:
@@ -88,6 +89,7 @@ def predict(artifact: Path, images: list[str | Path], top_k: int = 5, batch_size
     result = PredictResult(artifact, label_source=source)
     k = min(top_k, info.num_classes)
     with runner_for(artifact, backend, threads, openvino, info.precision) as runner:
+        result.notes = [n for n in [info.overflow_note(runner.name)] if n]
         for b in stream_batches(files, transform, batch, workers):
             logits = named_as(run_padded(runner, b.x, batch), ["logits"])["logits"].astype(np.float64)
             probs = np.exp(logits - logits.max(1, keepdims=True))

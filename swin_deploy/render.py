@@ -200,7 +200,12 @@ def verify_table(result) -> None:
     if result.skipped_images:
         examples = ", ".join(result.skipped_examples)
         warn(f"skipped {result.skipped_images} unreadable image(s): {examples}{', ...' * (result.skipped_images > 5)}")
-    for note in result.notes:
+    notes(result.notes)
+
+
+def notes(found: list[str]) -> None:
+    """What a result cannot show but the user should know, one line each on stderr."""
+    for note in found:
         warn("note: " + spell_params(note, flag))
 
 
@@ -247,8 +252,7 @@ def bench_table(report) -> None:
               for label, r in report.runners.items()]
     columns("start-up" + " and peak host memory (a fresh process per runner)" * memory,
             ["runner", "load ms", *(["runner MiB", "process MiB"] if memory else [])], loaded, left=("runner",))
-    for note in report.notes:
-        warn("note: " + spell_params(note, flag))
+    notes(report.notes)
     if report.gates:
         columns("gates", ["runner", "batch", "gate", "value [95% CI]", "threshold", "verdict"],
                 [[escape(g.label), g.batch_size or "-", g.gate, _gate_value(g), _gate_threshold(g), _verdict(g)]

@@ -430,6 +430,13 @@ def test_reduce_range_weights_cannot_saturate_int8_matmuls_without_vnni(cli, dem
         return json.loads(r.out)["notes"]
 
     assert [n.split(":")[0] for n in bench_notes(out8, out7)] == [f"{out8.name} on {backend}"]
+
+    def predict_notes(path):  # and predict, whose scores may be off
+        r = cli("predict", path, folder / "data" / "val" / "3", "--backend", backend, "--json", "-")
+        assert r.code == 0, r.err
+        return json.loads(r.out)["notes"]
+
+    assert len(predict_notes(out8)) == 1 and predict_notes(out7) == []
     assert notes(out7)[0] == []
     flags["flags"] += " avx512f avx512_vnni"
     assert notes(out8, passes=not overflows)[0] == [] and bench_notes(out8) == []
