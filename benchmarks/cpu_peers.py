@@ -71,7 +71,6 @@ def shipped() -> tuple[str, str]:
     return "INT8 --target tensorrt", "OpenVINO"
 
 
-
 @dataclass
 class Row:
     label: str
