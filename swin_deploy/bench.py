@@ -391,16 +391,18 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
         backends = [None] if not o.backends or path.suffix != ".onnx" else list(o.backends)
         identity = {"model": f"{info.variant} {info.precision} weights {info.weights_sha256[:16] or 'unknown'}",
                     "artifact_sha256": artifact_sha256(path), "input_size": _hw(runs_at[path])}
+        overflowing, note = [], None  # its speed may be that of a wrong answer: verify it there before shipping
         for backend in backends:
             label = names[path] if len(backends) == 1 else f"{names[path]} [{backend}]"
             openvino = o.openvino if backend == "openvino" or path.suffix == IR_SUFFIX else None
             spec = RunnerSpec(path, backend, o.threads, openvino, variant=o.variant, img_size=runs_at[path])
             runner, example = spec.runner()
             entries.append(BenchEntry(label, runner, example, info.accepts_batch, identity, spec))
-        # its speed may be that of a wrong answer: verify it on that runtime before shipping it
-        overflowing = [e.runner.name for e in entries[-len(backends):] if info.overflow_note(e.runner.name)]
+            if said := info.overflow_note(runner.name):
+                overflowing.append(runner.name)
+                note = said
         if overflowing:
-            notes.append(f"{names[path]} on {', '.join(overflowing)}: {info.overflow_note(overflowing[0])}")
+            notes.append(f"{names[path]} on {', '.join(overflowing)}: {note}")
     torch_label = None
     if torch_cfg:
         runner, example, weights_sha = torch_runner(torch_cfg, o.weights, torch_size)
