@@ -165,9 +165,9 @@ RUNTIME_OPTIONS = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annot
     "inference_precision": Annotated[str | None, typer.Option(
         "--inference-precision", help="OpenVINO: f32 | bf16 | f16 (default: f32 for fp32/fp16 artifacts, OpenVINO's "
         "own for INT8); the gate follows what runs.")],
-    "performance_hint": Annotated[str | None, typer.Option("--performance-hint", help="OpenVINO: latency | throughput "
-                                                          "(default latency; throughput splits each batch over "
-                                                          "OpenVINO's streams).")],
+    "performance_hint": Annotated[str | None, typer.Option("--performance-hint", help="OpenVINO and onnxruntime-cpu: "
+                                                          "latency | throughput (default latency; throughput splits "
+                                                          "each batch over streams of one thread).")],
     "cache_dir": Annotated[Path | None, typer.Option("--cache-dir", help="OpenVINO: cache compiled models here.")],
 }.items()]
 BACKEND_HELP = "onnxruntime-cpu (default for ONNX) | onnxruntime-cuda | onnxruntime-tensorrt | openvino | tensorrt."

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from . import defaults, machine
-from .artifact import IR_SUFFIX, artifact_info, artifact_sha256
-from .backends import runner_for
+from .artifact import artifact_info, artifact_sha256
+from .backends import default_backend, runner_for
 from .backends.base import Runner, Timing
-from .backends.openvino_runner import OPTIONS_NEED_OPENVINO, OpenVinoOptions
+from .backends.openvino_runner import OpenVinoOptions, options_for, unused_options
 from .bench_gates import Baseline, Judge, SpeedGates
 from .errors import UserError
 from .latency import GateResult, Interval, median_ci, speedup_ci
@@ -48,7 +48,7 @@ class BenchEntry:
     @property
     def backend(self) -> str:
         """The runtime, the precision it computes in where it chooses one (OpenVINO), and the streams a batch is
-        split over where that is more than one (OpenVINO's throughput hint)."""
+        split over where that is more than one (the throughput hint)."""
         described = self.runner.describe()
         ran = described.get("execution_precision")
         label = f"{self.runner.name} {ran}" if ran else self.runner.name
@@ -109,6 +109,11 @@ def time_round_robin(cases: dict[str, tuple[Runner, np.ndarray]], warmup: int, i
         n += 1
         on_round(n)
     return timings
+
+
+def _backends(path: Path, backends: tuple[str, ...] | None) -> list[str | None]:
+    """The backends an artifact runs on: each of `backends` for an ONNX, its own (None) otherwise."""
+    return [None] if not backends or path.suffix != ".onnx" else list(backends)
 
 
 def _short_names(paths: list[Path]) -> dict[Path, str]:
@@ -368,8 +373,8 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
         raise UserError("speed gates compare with a reference timed in the same run: pass `torch` VARIANT or "
                         "`against` FILE")
     infos = {path: artifact_info(path, o.variant) for path in artifacts}
-    if o.openvino is not None and "openvino" not in (o.backends or ()) and not any(p.suffix == IR_SUFFIX for p in infos):
-        raise UserError(OPTIONS_NEED_OPENVINO)
+    if said := unused_options(o.openvino, {b or default_backend(p) for p in infos for b in _backends(p, o.backends)}):
+        raise UserError(said)
     runs_at = _input_sizes(infos, o.img_size)
     torch_cfg = _torch_config(o.torch_variant, infos, o.weights) if o.torch_variant else None
     torch_size = _torch_size(infos, runs_at, o.img_size, torch_cfg) if torch_cfg else None
@@ -388,14 +393,14 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
             raise UserError(f"{path.name} takes {takes}: pick `batch_sizes` it accepts")
         info.check_memory(max(b for b in sizes if info.accepts_batch(b)), [runs_at[path]],
                           "choose smaller `batch_sizes`", path.name)
-        backends = [None] if not o.backends or path.suffix != ".onnx" else list(o.backends)
+        backends = _backends(path, o.backends)
         identity = {"model": f"{info.variant} {info.precision} weights {info.weights_sha256[:16] or 'unknown'}",
                     "artifact_sha256": artifact_sha256(path), "input_size": _hw(runs_at[path])}
         overflowing, note = [], None  # its speed may be that of a wrong answer: verify it there before shipping
         for backend in backends:
             label = names[path] if len(backends) == 1 else f"{names[path]} [{backend}]"
-            openvino = o.openvino if backend == "openvino" or path.suffix == IR_SUFFIX else None
-            spec = RunnerSpec(path, backend, o.threads, openvino, variant=o.variant, img_size=runs_at[path])
+            spec = RunnerSpec(path, backend, o.threads, options_for(o.openvino, backend or default_backend(path)),
+                              variant=o.variant, img_size=runs_at[path])
             runner, example = spec.runner()
             entries.append(BenchEntry(label, runner, example, info.accepts_batch, identity, spec))
             if said := info.overflow_note(runner.name):

@@ -66,9 +66,10 @@ def predict(artifact: Path, images: list[str | Path], top_k: int = 5, batch_size
             openvino=None, threads: int | None = None, variant: str | None = None,
             img_size: tuple[int, int] | None = None) -> PredictResult:
     """Top-k of every image (files, or folders searched recursively); unreadable images are listed, not fatal
-    unless none could be read. `openvino`: OpenVinoOptions for `backend` openvino; `threads`: the runtime's CPU
-    threads (None: its choice); `variant`: what model an ONNX without swin-deploy metadata is; `img_size`: the size
-    images are preprocessed to (None: the artifact's own; a dynamic-size artifact takes any in its range)."""
+    unless none could be read. `openvino`: OpenVinoOptions for `backend` openvino (the hint also for
+    onnxruntime-cpu); `threads`: the runtime's CPU threads (None: its choice); `variant`: what model an ONNX without
+    swin-deploy metadata is; `img_size`: the size images are preprocessed to (None: the artifact's own; a
+    dynamic-size artifact takes any in its range)."""
     artifact = Path(artifact)
     info = artifact_info(artifact, variant)
     if info.headless:

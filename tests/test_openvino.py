@@ -357,6 +357,61 @@ class FailingCore:
         raise RuntimeError("Exception from src/plugins/intel_cpu/src/graph.cpp: cannot compile")
 
 
+def test_onnxruntime_throughput_hint_runs_parts_of_a_batch_on_single_threaded_streams(cli, demo, artifacts, tmp_path):
+    """onnxruntime's CPU runner under the throughput hint: one single-threaded request per thread on a part of each
+    batch, run together on threads of their own; the same outputs, in order, as the latency runner for even and uneven
+    splits and a batch of one. A static batch runs whole. The hint reaches it from the CLI, which names the streams;
+    a GPU provider refuses it."""
+    import threading
+
+    import numpy as np
+
+    from swin_deploy.artifact import read_info
+    from swin_deploy.backends.onnxruntime_runner import OnnxRuntimeRunner
+
+    size = read_info(artifacts["int8_ort"]).img_size
+    x = np.random.default_rng(0).standard_normal((5, 3, *size), dtype=np.float32)
+    with OnnxRuntimeRunner(artifacts["int8_ort"], threads=2) as latency:
+        expected = latency.infer(x)["logits"]
+        assert latency.streams == 1
+    with OnnxRuntimeRunner(artifacts["int8_ort"], threads=2, performance_hint="throughput") as runner:
+        assert runner.streams == 2 and runner.describe()["performance_hint"] == "throughput"
+        calls, run = [], runner.session.run
+
+        def spied(names, feed):
+            calls.append((threading.current_thread().name, len(next(iter(feed.values())))))
+            return run(names, feed)
+
+        runner.session.run = spied
+        for b in (1, 2, 3, 4, 5):
+            np.testing.assert_allclose(runner.infer(x[:b])["logits"], expected[:b], rtol=1e-5, atol=1e-5)
+        # a batch of one runs as it is; 2, 3, 4 and 5 in two parts each, on the streams' threads
+        assert len(calls) == 9 and calls[0][1] == 1
+        assert sorted(n for _, n in calls[1:]) == [1, 1, 1, 2, 2, 2, 2, 3]
+        assert all(name.startswith("onnxruntime-stream") for name, _ in calls[1:])
+    static = read_info(artifacts["static_batch"])
+    x4 = np.random.default_rng(0).standard_normal((static.fixed_batch, 3, *static.img_size), dtype=np.float32)
+    with OnnxRuntimeRunner(artifacts["static_batch"], threads=2) as latency:
+        expected = latency.infer(x4)["logits"]
+    with OnnxRuntimeRunner(artifacts["static_batch"], threads=2, performance_hint="throughput") as runner:
+        assert runner.streams == 1
+        np.testing.assert_allclose(runner.infer(x4)["logits"], expected, rtol=1e-5, atol=1e-5)
+    out = tmp_path / "bench.json"
+    r = cli("bench", artifacts["fp32"], "--threads", "2", "--performance-hint", "throughput", "--batch-sizes", "4",
+            "--iterations", "2", "--json", out)
+    assert r.code == 0, r.err
+    bench = json.loads(out.read_text())
+    assert bench["results"][0]["backend"] == "onnxruntime-cpu, 2 streams"
+    assert [r["performance_hint"] for r in bench["runners"].values()] == ["throughput"]
+    r = cli("verify", artifacts["int8_ort"], "--threads", "2", "--performance-hint", "throughput",
+            "--data", demo[0] / "data" / "val", "--limit", "8")
+    assert r.code == 0, r.out + r.err
+    for command in (("bench", artifacts["fp32"], "--batch-sizes", "1", "--iterations", "2"),
+                    ("verify", artifacts["fp32"], "--samples", "2")):
+        r = cli(*command, "--backend", "onnxruntime-cuda", "--performance-hint", "throughput")
+        assert r.code == 2 and "--performance-hint goes with --backend openvino or onnxruntime-cpu" in r.err, r.err
+
+
 def test_throughput_hint_splits_each_batch_over_the_streams(artifacts):
     """Under the throughput hint each stream runs a part of the batch (one synchronous request would use one stream):
     same outputs, in order, as the latency runner, for even and uneven splits and a batch of one."""

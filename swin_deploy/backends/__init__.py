@@ -2,7 +2,7 @@
 
 from .base import Runner, Timing, run_batched, run_padded
 
-__all__ = ["Runner", "Timing", "checked_threads", "run_batched", "run_padded", "runner_for"]
+__all__ = ["Runner", "Timing", "checked_threads", "default_backend", "run_batched", "run_padded", "runner_for"]
 
 BACKENDS = ("onnxruntime-cpu", "onnxruntime-cuda", "onnxruntime-tensorrt", "openvino", "tensorrt")
 
@@ -17,27 +17,37 @@ def checked_threads(threads: int | None) -> int | None:
     return threads
 
 
-def runner_for(path, backend: str | None = None, threads: int | None = None, openvino=None,
-               precision=None) -> Runner:
-    """A runner for an artifact file: .onnx -> onnxruntime (CPU unless told), .engine/.plan -> TensorRT,
-    .xml (OpenVINO IR) -> OpenVINO. `openvino`: OpenVinoOptions for the OpenVINO runner; `precision`: the artifact's
-    (None: read from its metadata; a caller holding the ArtifactInfo of a foreign ONNX passes it)."""
+def default_backend(path) -> str:
+    """The backend an artifact runs on unless told: .engine/.plan TensorRT, .xml OpenVINO, .onnx onnxruntime's CPU."""
     from pathlib import Path
 
     from ..artifact import ENGINE_SUFFIXES, IR_SUFFIX
+
+    suffix = Path(path).suffix
+    return "tensorrt" if suffix in ENGINE_SUFFIXES else "openvino" if suffix == IR_SUFFIX else "onnxruntime-cpu"
+
+
+def runner_for(path, backend: str | None = None, threads: int | None = None, openvino=None,
+               precision=None) -> Runner:
+    """A runner for an artifact file: .onnx -> onnxruntime (CPU unless told), .engine/.plan -> TensorRT,
+    .xml (OpenVINO IR) -> OpenVINO. `openvino`: OpenVinoOptions for the OpenVINO runner (its performance hint also
+    for onnxruntime's CPU runner); `precision`: the artifact's (None: read from its metadata; a caller holding the
+    ArtifactInfo of a foreign ONNX passes it)."""
+    from pathlib import Path
+
+    from ..artifact import IR_SUFFIX
     from ..errors import UserError
 
     path = Path(path)
     checked_threads(threads)
     if not path.is_file():
         raise UserError(f"{path} does not exist: pass an .onnx, .engine or OpenVINO .xml artifact")
-    if backend is None:
-        backend = "tensorrt" if path.suffix in ENGINE_SUFFIXES else "openvino" if path.suffix == IR_SUFFIX \
-            else "onnxruntime-cpu"
-    if openvino is not None and backend != "openvino":
-        from .openvino_runner import OPTIONS_NEED_OPENVINO
+    backend = backend or default_backend(path)
+    if openvino is not None:
+        from .openvino_runner import unused_options
 
-        raise UserError(OPTIONS_NEED_OPENVINO)
+        if said := unused_options(openvino, [backend]):
+            raise UserError(said)
     if backend == "tensorrt":
         from .tensorrt.runner import TensorRTRunner
 
@@ -51,5 +61,6 @@ def runner_for(path, backend: str | None = None, threads: int | None = None, ope
     if backend.startswith("onnxruntime-"):
         from .onnxruntime_runner import OnnxRuntimeRunner
 
-        return OnnxRuntimeRunner(path, backend.removeprefix("onnxruntime-"), threads)
+        return OnnxRuntimeRunner(path, backend.removeprefix("onnxruntime-"), threads,
+                                 openvino.performance_hint if openvino is not None else None)
     raise UserError(f"unknown backend '{backend}': choose {', '.join(BACKENDS)}")

@@ -1,4 +1,10 @@
-"""onnxruntime: CPU, and the CUDA and TensorRT execution providers where onnxruntime-gpu is installed."""
+"""onnxruntime: CPU, and the CUDA and TensorRT execution providers where onnxruntime-gpu is installed.
+
+On the CPU the performance hint means what OpenVINO's does: `latency` (the default) runs each batch as one request on
+all the threads; `throughput` runs one single-threaded request per stream (one per thread, by default one per
+physical core) on a part of each batch at once, which saves the per-operator hand-offs between threads
+(benchmarks/RESULTS.md "onnxruntime: threads").
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..enums import PerformanceHint
 from ..errors import UserError, missing_package
 from .base import Runner
 
@@ -18,19 +25,31 @@ PROVIDERS = {
     "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
     "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
 }
+# onnxruntime's worker threads spin-wait for work by default, also after a run returns; interleaved with other
+# runners (bench, verify) that spinning steals the cores the next one needs. Switching spinning off altogether
+# (session.intra_op.allow_spinning 0) costs every operator a thread wake-up instead: up to 9% at batch 1 on a Swin
+# graph's ~500 nodes. onnxruntime's own "stop spinning when the last Run() returns" keeps both
+# (benchmarks/ort_threading.py).
+SESSION_CONFIG = {"session.force_spinning_stop": "1"}
 
 
 class OnnxRuntimeRunner(Runner):
     """An ONNX file (or serialized model bytes) in an onnxruntime session."""
 
-    def __init__(self, model: str | Path | bytes, provider: str = "cpu", threads: int | None = None):
+    def __init__(self, model: str | Path | bytes, provider: str = "cpu", threads: int | None = None,
+                 performance_hint: PerformanceHint | str | None = None):
         super().__init__()
         if provider not in PROVIDERS:
             raise UserError(f"unknown onnxruntime provider '{provider}': choose {', '.join(PROVIDERS)}")
+        self.hint = PerformanceHint.parse(performance_hint or PerformanceHint.LATENCY, "performance_hint")
+        if self.hint == PerformanceHint.THROUGHPUT and provider != "cpu":
+            raise UserError(f"`performance_hint` throughput splits a batch over CPU threads: use it with onnxruntime-cpu, "
+                            f"not onnxruntime-{provider}")
         self.model = model if isinstance(model, bytes) else Path(model)
         self.path = None if isinstance(model, bytes) else self.model
         self.provider, self.threads = provider, threads
         self.name = f"onnxruntime-{provider}"
+        self.streams = 1  # requests run at once on parts of a batch (set when activated)
 
     def _activate(self) -> None:
         try:
@@ -41,30 +60,64 @@ class OnnxRuntimeRunner(Runner):
         if wanted not in ort.get_available_providers():
             raise UserError(f"onnxruntime has no {wanted} here: install onnxruntime-gpu (pip install 'swin-deploy[gpu]') "
                             "on a machine with an NVIDIA GPU, or use `backend` onnxruntime-cpu")
+        streams = (self.threads or _physical_cores()) if self.hint == PerformanceHint.THROUGHPUT else 1
+        # a stream's request runs on the thread that calls it: one thread each
+        self.session = self._session(ort, 1 if streams > 1 else self.threads)
+        if streams > 1 and isinstance(self.session.get_inputs()[0].shape[0], int):
+            # a static batch cannot be split: the whole batch on all the threads, as under the latency hint
+            streams, self.session = 1, self._session(ort, self.threads)
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self.streams, self.pool = streams, None
+        if streams > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            # onnxruntime's Run() may be called concurrently on one session, and releases the GIL
+            self.pool = ThreadPoolExecutor(streams, thread_name_prefix="onnxruntime-stream")
+
+    def _session(self, ort, threads: int | None):
         options = ort.SessionOptions()
-        # onnxruntime's worker threads spin-wait after each run by default; interleaved with other
-        # backends (bench, verify) that spinning steals the cores the next runner needs
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        if self.threads:
-            options.intra_op_num_threads = self.threads
+        for key, value in SESSION_CONFIG.items():
+            options.add_session_config_entry(key, value)
+        if threads:
+            options.intra_op_num_threads = threads
         try:
             providers = [(p, PROVIDER_OPTIONS[p]) if p in PROVIDER_OPTIONS else p for p in PROVIDERS[self.provider]]
             source = self.model if isinstance(self.model, bytes) else str(self.model)
-            self.session = ort.InferenceSession(source, options, providers=providers)
+            return ort.InferenceSession(source, options, providers=providers)
         except Exception as e:
             what = self.path or "the model"
             raise UserError(f"onnxruntime cannot load {what} ({type(e).__name__}): is it a valid ONNX model?") from e
-        self.input_name = self.session.get_inputs()[0].name
-        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def _run(self, x: np.ndarray) -> list[np.ndarray]:
+        return self.session.run(self.output_names, {self.input_name: x})
 
     def _infer(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        values = self.session.run(self.output_names, {self.input_name: x})
+        n = min(len(x), self.streams)
+        if n == 1:
+            values = self._run(x)
+        else:
+            parts = list(self.pool.map(self._run, np.array_split(x, n)))
+            values = [np.concatenate([p[i] for p in parts]) for i in range(len(self.output_names))]
         return {k: v.astype(np.float32, copy=False) for k, v in zip(self.output_names, values)}
 
     def _deactivate(self) -> None:
-        del self.session
+        if self.pool is not None:
+            self.pool.shutdown()
+        del self.session, self.pool
 
     def describe(self) -> dict:
         import onnxruntime as ort
 
-        return {"backend": self.name, "onnxruntime": ort.__version__, "threads": self.threads or "default"}
+        return {"backend": self.name, "onnxruntime": ort.__version__, "threads": self.threads or "default",
+                "performance_hint": str(self.hint), "streams": self.streams, "requests_per_batch": self.streams}
+
+
+def _physical_cores() -> int:
+    """The cores this process may run on, counted as onnxruntime counts its default threads (physical cores)."""
+    import os
+
+    import psutil
+
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(psutil.cpu_count(logical=False) or usable, usable))

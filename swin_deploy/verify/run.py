@@ -57,7 +57,8 @@ class VerifyOptions:
     workers: int | None = None  # image decode workers (default: by the machine)
     strict: bool = False  # an unreadable image is an error instead of skipped
     thresholds: dict[str, float | None] = field(default_factory=dict)  # overrides of the precision's defaults
-    openvino: OpenVinoOptions | None = None  # with `backend` openvino (or an IR): inference precision, hint, cache
+    openvino: OpenVinoOptions | None = None  # with `backend` openvino (or an IR): inference precision, hint, cache;
+    # the hint also with onnxruntime-cpu
     threads: int | None = None  # the candidate runtime's CPU threads (None: its choice)
 
 
