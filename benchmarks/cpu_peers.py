@@ -107,19 +107,26 @@ def rows_for(name: str, fp32: Path, state_dict: dict, tmp: Path, data: Path, cal
     nncf = nncf_int8(timm, calib, tmp / f"{name}.timm.nncf.xml")
     default = default_precision()
 
+    def labelled(label: str, hint: str) -> str:
+        return label + (f" [{hint}]" if len(hints) > 1 else "")
+
     def ov(label: str, path: Path, precision: str | None, artifact: Precision = Precision.FP32,
            ours: Path | None = None) -> list[Row]:
         """The OpenVINO row(s) of `path`: one per performance hint, labelled by it where there are several."""
-        return [Row(label + (f" [{hint}]" if len(hints) > 1 else ""),
-                    OpenVinoRunner(path, threads, OpenVinoOptions(precision, hint), artifact), ours,
-                    OpenVinoOptions(precision, hint)) for hint in hints]
+        return [Row(labelled(label, hint), OpenVinoRunner(path, threads, OpenVinoOptions(precision, hint), artifact),
+                    ours, OpenVinoOptions(precision, hint)) for hint in hints]
+
+    def ort(label: str, path: Path, ours: Path | None = None) -> list[Row]:
+        """The onnxruntime row(s) of `path`, one per performance hint as for OpenVINO."""
+        return [Row(labelled(label, hint), OnnxRuntimeRunner(path, threads=threads, performance_hint=hint), ours,
+                    OpenVinoOptions(performance_hint=hint)) for hint in hints]
 
     fix = " (overflow fix: all layers)" if exact_int8_dot_products() is False else ""
-    rows = [Row("timm + onnxsim fp32, onnxruntime", OnnxRuntimeRunner(timm, threads=threads)),
+    rows = [*ort("timm + onnxsim fp32, onnxruntime", timm),
             *ov("timm + onnxsim fp32, OpenVINO f32", timm, "f32"),
             *ov(f"timm + onnxsim fp32, OpenVINO default ({default})", timm, None, Precision.INT8),
             *ov(f"timm + NNCF INT8{fix}, OpenVINO", nncf, None, Precision.INT8),
-            Row("swin-deploy fp32, onnxruntime", OnnxRuntimeRunner(fp32, threads=threads), fp32),
+            *ort("swin-deploy fp32, onnxruntime", fp32, fp32),
             *ov("swin-deploy fp32, OpenVINO f32", fp32, "f32", ours=fp32)]
     if default != "f32":
         rows += ov(f"swin-deploy fp32, OpenVINO {default}", fp32, default, ours=fp32)
@@ -128,7 +135,7 @@ def rows_for(name: str, fp32: Path, state_dict: dict, tmp: Path, data: Path, cal
                                   int8=Int8Options(**settings))
         path = quantize(fp32, tmp / f"{name}.{len(rows)}.int8.onnx", options).path
         if settings.get("target") == "onnxruntime" or not settings:
-            rows.append(Row(f"swin-deploy {label}, onnxruntime", OnnxRuntimeRunner(path, threads=threads), path))
+            rows += ort(f"swin-deploy {label}, onnxruntime", path, path)
         rows += ov(f"swin-deploy {label}, OpenVINO", path, None, Precision.INT8, ours=path)
     return rows
 
@@ -169,8 +176,9 @@ def main() -> None:
                          "(fewer runners taking turns: each finds more of its weights still in cache, as a deployed "
                          "model does)")
     ap.add_argument("--hints", nargs="+", choices=["latency", "throughput"], default=["latency"],
-                    help="OpenVINO performance hints, each OpenVINO row once per hint; the strongest peer is the "
-                         "fastest under any of them")
+                    help="performance hints, each row on a CPU runtime once per hint (onnxruntime's throughput "
+                         "hint: a stream of one thread per core, as OpenVINO's); the strongest peer is the fastest under "
+                         "any of them")
     ap.add_argument("--img-size", type=int, nargs="+", help="H [W] (default: each variant's own)")
     args = ap.parse_args()
     size = None if not args.img_size else (args.img_size[0], args.img_size[-1])
@@ -179,7 +187,7 @@ def main() -> None:
     data = tmp / "data"
     write_digits(data)
     print(f"{machine()}; OpenVINO CPU capabilities {', '.join(cpu_capabilities())}; median of {args.runs} "
-          f"interleaved runs after {args.warmup} warm-up; OpenVINO hints {', '.join(args.hints)}", flush=True)
+          f"interleaved runs after {args.warmup} warm-up; performance hints {', '.join(args.hints)}", flush=True)
     form, runtime = shipped()
     forms = {form: INT8_FORMS[form]} if args.head_to_head else \
         dict(list(INT8_FORMS.items())[:2]) if args.shipped_only else INT8_FORMS
