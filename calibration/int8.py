@@ -6,8 +6,9 @@ Targets (the measurements behind these choices are in benchmarks/RESULTS.md):
                (the model moves to opset 19 so Q/DQ carry float16 scales and no Cast sits
                between DequantizeLinear and its MatMul);
   onnxruntime  uint8 activations with int8 weights (U8S8), the form onnxruntime's x86 kernels run fast
-               (its S8S8 path was slower than FP32), high precision float32, and q k^T as
-               onnxruntime's FusedMatMul (transB) so k is not transposed element by element.
+               (its S8S8 path was slower than FP32), high precision float32, nodes left in float reading
+               float tensors (V2's residual stream), and q k^T as onnxruntime's FusedMatMul (transB) so k
+               is not transposed element by element.
 Ranges come from calibration.ranges; onnxruntime's QDQQuantizer writes the Q/DQ pairs.
 """
 
@@ -20,7 +21,7 @@ from onnxruntime.quantization.qdq_quantizer import QDQQuantizer
 
 from swin_deploy.enums import HighPrecision, Int8Target
 from swin_deploy.precision.fp16 import convert_fp16, default_block_list
-from swin_deploy.precision.graph import fold_transpose_into_matmul, opset_of, toposort
+from swin_deploy.precision.graph import consumers, fold_transpose_into_matmul, opset_of, producers, toposort
 
 from .options import Int8Options
 from .placement import Placement, select_nodes
@@ -60,5 +61,36 @@ def quantize_int8(model: onnx.ModelProto, ranges: Ranges, options: Int8Options) 
     if high == HighPrecision.FP16:
         qmodel = convert_fp16(qmodel, default_block_list(qmodel))
     if options.target == Int8Target.ONNXRUNTIME:
+        float_for_float_nodes(qmodel, set(placement.quantize))
         fold_transpose_into_matmul(qmodel)
     return qmodel, placement
+
+
+def float_for_float_nodes(model: onnx.ModelProto, quantized: set[str]) -> int:
+    """Nodes left in high precision read the float tensor a Q/DQ pair sits on, not its int8 round trip; returns how
+    many inputs were rewired.
+
+    onnxruntime's quantizer gives every consumer of a quantized tensor the DequantizeLinear output. In Swin V2
+    (res-post-norm) the residual stream itself is a linear layer's input, so the residual adds summed int8-rounded
+    values and each paid a DequantizeLinear of its own: the demo V2 model's mean logit delta was 15% higher, and
+    swinv2_t's INT8 ~2% slower (benchmarks/RESULTS.md, "INT8 for onnxruntime: V2's residual stream in float"). Only
+    a DequantizeLinear that feeds a quantized node directly is bypassed (one feeding a Reshape on the way to a MatMul
+    is that MatMul's input). Not for TensorRT: its target stays what it parses.
+    """
+    graph = model.graph
+    made, used_by = producers(graph), consumers(graph)
+    rewired = 0
+    for dq in graph.node:
+        q = made.get(dq.input[0]) if dq.op_type == "DequantizeLinear" else None
+        if q is None or q.op_type != "QuantizeLinear":
+            continue  # not an activation's pair (weights have no QuantizeLinear)
+        readers = used_by.get(dq.output[0], [])
+        if not any(r.name in quantized for r in readers):
+            continue
+        for reader in readers:
+            if reader.name not in quantized:
+                for i, name in enumerate(reader.input):
+                    if name == dq.output[0]:
+                        reader.input[i] = q.input[0]
+                        rewired += 1
+    return rewired
