@@ -425,7 +425,8 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
             gated = [e for e in entries if e.label in reference_of or e.label in reference_of.values()]
             baseline.check_machine(machine.describe(), o.threads, cpu=any(map(_on_cpu, gated)))
             for e in gated:
-                if baseline.check(e.label, {**e.identity, "backend": e.runner.name},
+                hint = None if e.runner.hint is None else str(e.runner.hint)
+                if baseline.check(e.label, {**e.identity, "backend": e.runner.name, "performance_hint": hint},
                                   [b for b in (g.batch_sizes or sizes) if e.accepts(b)]):
                     changed.add(e.label)
         judge = Judge(g, reference_of, baseline, frozenset(changed))

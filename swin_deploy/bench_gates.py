@@ -99,22 +99,31 @@ class Baseline:
                             f"{threads}: pass the same `threads`, or write a new baseline")
 
     def check(self, label: str, runner: dict, batch_sizes: list[int]) -> bool:
-        """Refuse a baseline of another model, runtime, input size or batch size under this label; True if the artifact file
-        itself changed since (a re-export or re-quantization of the same model: what the gate is for)."""
+        """Refuse a baseline of another model, runtime, input size, performance hint or batch size under this label; True
+        if the artifact file itself changed since (a re-export or re-quantization of the same model: what the gate is
+        for)."""
         if label not in self.runners:
             raise UserError(f"baseline {self.path.name} has no runner '{label}' (it has {', '.join(self.runners)}): "
                             "bench the same files, or write a new baseline")
         then = self.runners[label]
-        for key, what in (("model", "model"), ("backend", "runtime"), ("input_size", "input size")):
-            if then.get(key) != runner.get(key) and (key != "input_size" or key in then):  # older JSON: no size
+        then, now = {**then, "performance_hint": _hint(then)}, {**runner, "performance_hint": _hint(runner)}
+        for key, what in (("model", "model"), ("backend", "runtime"), ("input_size", "input size"),
+                          ("performance_hint", "performance hint")):
+            if then.get(key) != now.get(key) and (key != "input_size" or key in then):  # older JSON: no size
                 raise UserError(f"baseline {self.path.name} measured '{label}' as {what} {then.get(key)}, this run "
-                                f"has {runner.get(key)}: compare like with like, or write a new baseline")
+                                f"has {now.get(key)}: compare like with like, or write a new baseline")
         missing = [b for b in batch_sizes if (label, b) not in self.rounds]
         if missing:
             have = sorted(b for (name, b) in self.rounds if name == label)
             raise UserError(f"baseline {self.path.name} has no batch {missing[0]} for '{label}' (it has "
                             f"{', '.join(map(str, have))}): pass `gate_batch` from those")
         return then.get("artifact_sha256") != runner.get("artifact_sha256")
+
+
+def _hint(described: dict) -> str | None:
+    """The performance hint a runner ran under (None: it takes none); onnxruntime's CPU runner wrote none before it
+    took one, and ran as under the latency hint."""
+    return described.get("performance_hint") or ("latency" if described.get("backend") == "onnxruntime-cpu" else None)
 
 
 class Judge:

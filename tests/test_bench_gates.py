@@ -196,12 +196,22 @@ def test_baseline_from_another_model_runtime_or_batch_is_refused(cli, twins, tin
     cases = [((other, "--against", b, *FAST), "measured 'a.onnx' as model swin_test"),
              ((a, "--against", b, *FAST[2:], "--batch-sizes", "4"), "has no batch 4 for 'a.onnx'"),
              ((a, "--against", b, *FAST, "--backend", "openvino"), "as runtime onnxruntime-cpu"),
+             ((a, "--against", b, *FAST, "--performance-hint", "throughput"), "as performance hint latency"),
              ((a, *FAST), "--baseline and --max-slowdown go together")]
     for args, message in cases:
         extra = ("--baseline", base, "--max-slowdown", "10%") if "go together" not in message else ("--baseline", base)
         r = cli("bench", *args, *extra, "--json", tmp_path / "no.json")
         assert r.code == 2 and message in r.err, (args, r.err)
         assert not (tmp_path / "no.json").exists()
+    older = json.loads(base.read_text())  # onnxruntime's runner wrote no hint before it took one: latency
+    for runner in older["runners"].values():
+        assert runner.pop("performance_hint") == "latency"
+    (tmp_path / "older.json").write_text(json.dumps(older))
+    r = cli("bench", a, "--against", b, *FAST, "--baseline", tmp_path / "older.json", "--max-slowdown", "90%")
+    assert r.code == 0, r.err
+    r = cli("bench", a, "--against", b, *FAST, "--baseline", tmp_path / "older.json", "--max-slowdown", "90%",
+            "--performance-hint", "throughput")
+    assert r.code == 2 and "as performance hint latency" in r.err, r.err
     elsewhere = json.loads(base.read_text())
     isa = "AVX-512+VNNI" if machine.vector_isa() == "AVX2" else "AVX2"  # another ISA than this machine's
     elsewhere["machine"].update(cpu="AMD EPYC 7B13", vector_isa=isa)

@@ -49,6 +49,7 @@ class Runner(abc.ABC):
     float32 outputs (logits, or stage feature maps)."""
 
     name: str = "runner"
+    hint = None  # the performance hint it runs under (a PerformanceHint), for runtimes that take one
 
     def __init__(self) -> None:
         self.active = False

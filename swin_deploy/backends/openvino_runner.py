@@ -141,6 +141,7 @@ class OpenVinoRunner(Runner):
         super().__init__()
         self.path, self.threads = Path(model), threads
         self.options = options or OpenVinoOptions()
+        self.hint = self.options.hint
         self.precision = precision  # the artifact's; read from its metadata when None
         self.execution_precision: str | None = None
         self.streams: int | None = None
