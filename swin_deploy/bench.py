@@ -94,7 +94,7 @@ def time_round_robin(cases: dict[str, tuple[Runner, np.ndarray]], warmup: int, i
                      seconds: float | None = None, on_round: Callable[[int], None] = lambda n: None
                      ) -> dict[str, list[Timing]]:
     """Time every (active) runner on its input, one run each per round, until `iterations` rounds are done or
-    `seconds` have passed; `warmup` untimed runs each first."""
+    `seconds` have passed; `warmup` untimed runs each first. Between turns the machine settles (BENCH_SETTLE_S)."""
     if (iterations is None) == (seconds is None):
         raise ValueError("pass exactly one of iterations and seconds")
     for runner, x in cases.values():
@@ -103,9 +103,11 @@ def time_round_robin(cases: dict[str, tuple[Runner, np.ndarray]], warmup: int, i
     timings: dict[str, list[Timing]] = {label: [] for label in cases}
     deadline = time.perf_counter() + seconds if seconds is not None else None
     n = 0
+    settle = defaults.BENCH_SETTLE_S if len(cases) > 1 else 0.0
     while cases and (n < iterations if iterations is not None else time.perf_counter() < deadline):
         for label, (runner, x) in cases.items():
             timings[label].append(runner.infer_timed(x)[1])
+            time.sleep(settle)
         n += 1
         on_round(n)
     return timings

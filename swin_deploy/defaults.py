@@ -36,6 +36,10 @@ OPENVINO_STATIC_SHAPES = 4
 # bench
 BENCH_BATCH_SIZES = (1, 8, 32)
 BENCH_WARMUP = 3
+# untimed pause after each timed run when runners take turns: a runtime's threads spin for a while after its run
+# (PyTorch's OpenMP, OpenVINO's TBB), and the next runner paid for it: OpenVINO after PyTorch 20.2 ms against 16.7-16.9
+# with a 10-20 ms pause (demo model, batch 32, AMD EPYC Zen 3)
+BENCH_SETTLE_S = 0.02
 BENCH_ITERATIONS = 20
 BOOTSTRAP_RESAMPLES = 2000  # confidence intervals of medians and speedups (swin_deploy.latency)
 GATE_EXTRA_TIME = 1.0  # an inconclusive speed gate may time for this many times the first pass's time again
