@@ -107,7 +107,8 @@ def time_round_robin(cases: dict[str, tuple[Runner, np.ndarray]], warmup: int, i
     while cases and (n < iterations if iterations is not None else time.perf_counter() < deadline):
         for label, (runner, x) in cases.items():
             timings[label].append(runner.infer_timed(x)[1])
-            time.sleep(settle)
+            if settle:
+                time.sleep(settle)
         n += 1
         on_round(n)
     return timings

@@ -44,6 +44,41 @@ def test_paired_rounds_find_known_speedups_through_drift_and_bursts():
     assert 0.9 < hit.estimate <= 1.0 + 1e-9
 
 
+def test_runners_taking_turns_each_start_after_an_untimed_pause_and_one_alone_runs_back_to_back(monkeypatch):
+    """A runtime's threads spin for a while after its run; the next runner must not pay for it (untimed pauses)."""
+    from swin_deploy import bench, defaults
+    from swin_deploy.backends.base import Runner
+
+    events = []
+
+    class Logged(Runner):
+        def __init__(self, name):
+            super().__init__()
+            self.name = name
+
+        def _activate(self):
+            pass
+
+        def _deactivate(self):
+            pass
+
+        def _infer(self, x):
+            events.append(self.name)
+            return {"logits": x}
+
+    monkeypatch.setattr(bench.time, "sleep", lambda s: events.append(s))
+    x = np.zeros((1, 3, 4, 4), np.float32)
+    a, b = Logged("a"), Logged("b")
+    a.activate(), b.activate()
+    bench.time_round_robin({"a": (a, x), "b": (b, x)}, warmup=1, iterations=2)
+    pause = defaults.BENCH_SETTLE_S
+    assert pause >= 0.01
+    assert events == ["a", "b", "a", pause, "b", pause, "a", pause, "b", pause]
+    events.clear()
+    bench.time_round_robin({"a": (a, x)}, warmup=0, iterations=2)
+    assert events == ["a", "a"]
+
+
 def test_fastest_runner_per_batch_is_named_only_when_its_lead_is_outside_the_noise():
     from swin_deploy.bench import BenchReport, BenchStats
 
