@@ -15,9 +15,9 @@ import numpy as np
 
 from . import defaults, machine
 from .artifact import artifact_info, artifact_sha256
-from .backends import default_backend, runner_for
+from .backends import default_backend, options_for, runner_for, unused_options
 from .backends.base import Runner, Timing
-from .backends.openvino_runner import OpenVinoOptions, options_for, unused_options
+from .backends.openvino_runner import OpenVinoOptions
 from .bench_gates import Baseline, Judge, SpeedGates
 from .errors import UserError
 from .latency import GateResult, Interval, median_ci, speedup_ci

@@ -3,6 +3,7 @@ fits in its memory."""
 
 from __future__ import annotations
 
+import os
 import platform
 from pathlib import Path
 
@@ -78,6 +79,14 @@ def exact_int8_dot_products() -> bool | None:
     if "sse2" not in flags:
         return None
     return bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
+
+
+def physical_cores() -> int:
+    """The cores this process may run on, counted as onnxruntime counts its default threads (physical cores)."""
+    import psutil
+
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(psutil.cpu_count(logical=False) or usable, usable))
 
 
 def describe() -> dict[str, str]:

@@ -2,7 +2,8 @@
 
 from .base import Runner, Timing, run_batched, run_padded
 
-__all__ = ["Runner", "Timing", "checked_threads", "default_backend", "run_batched", "run_padded", "runner_for"]
+__all__ = ["Runner", "Timing", "checked_threads", "default_backend", "options_for", "run_batched", "run_padded",
+           "runner_for", "unused_options"]
 
 BACKENDS = ("onnxruntime-cpu", "onnxruntime-cuda", "onnxruntime-tensorrt", "openvino", "tensorrt")
 
@@ -15,6 +16,31 @@ def checked_threads(threads: int | None) -> int | None:
     if threads is not None and threads < 1:
         raise UserError(f"`threads` must be at least 1, not {threads} (leave it out for the runtime's choice)")
     return threads
+
+
+# the OpenVinoOptions each backend takes (the hint: onnxruntime's CPU runner splits a batch over streams as OpenVINO does)
+TAKEN_BY = {"inference_precision": ("openvino",), "cache_dir": ("openvino",),
+            "performance_hint": ("openvino", "onnxruntime-cpu")}
+
+
+def unused_options(options, backends) -> str | None:
+    """The one line for OpenVinoOptions none of `backends` (those a run uses) takes; None when each is taken."""
+    unused = [name for name, takers in TAKEN_BY.items()
+              if options is not None and getattr(options, name) is not None and not set(takers) & set(backends)]
+    if not unused:
+        return None
+    takers = " or ".join(sorted({t for name in unused for t in TAKEN_BY[name]}, reverse=True))
+    return f"{', '.join(f'`{n}`' for n in unused)} go{'es' * (len(unused) == 1)} with `backend` {takers} or an OpenVINO IR"
+
+
+def options_for(options, backend: str):
+    """The part of OpenVinoOptions `options` that `backend` takes (None: nothing)."""
+    if options is None:
+        return None
+    from .openvino_runner import OpenVinoOptions
+
+    kept = {name: getattr(options, name) for name, takers in TAKEN_BY.items() if backend in takers}
+    return OpenVinoOptions.given(**kept) if kept else None
 
 
 def default_backend(path) -> str:
@@ -43,11 +69,8 @@ def runner_for(path, backend: str | None = None, threads: int | None = None, ope
     if not path.is_file():
         raise UserError(f"{path} does not exist: pass an .onnx, .engine or OpenVINO .xml artifact")
     backend = backend or default_backend(path)
-    if openvino is not None:
-        from .openvino_runner import unused_options
-
-        if said := unused_options(openvino, [backend]):
-            raise UserError(said)
+    if said := unused_options(openvino, [backend]):
+        raise UserError(said)
     if backend == "tensorrt":
         from .tensorrt.runner import TensorRTRunner
 

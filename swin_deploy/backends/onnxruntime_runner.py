@@ -14,6 +14,7 @@ import numpy as np
 
 from ..enums import PerformanceHint
 from ..errors import UserError, missing_package
+from ..machine import physical_cores
 from .base import Runner
 
 # precision lives in the ONNX: float32 tensors compute in float32. onnxruntime's CUDA provider runs float32
@@ -60,7 +61,7 @@ class OnnxRuntimeRunner(Runner):
         if wanted not in ort.get_available_providers():
             raise UserError(f"onnxruntime has no {wanted} here: install onnxruntime-gpu (pip install 'swin-deploy[gpu]') "
                             "on a machine with an NVIDIA GPU, or use `backend` onnxruntime-cpu")
-        streams = (self.threads or _physical_cores()) if self.hint == PerformanceHint.THROUGHPUT else 1
+        streams = (self.threads or physical_cores()) if self.hint == PerformanceHint.THROUGHPUT else 1
         # a stream's request runs on the thread that calls it: one thread each
         self.session = self._session(ort, 1 if streams > 1 else self.threads)
         if streams > 1 and isinstance(self.session.get_inputs()[0].shape[0], int):
@@ -112,12 +113,3 @@ class OnnxRuntimeRunner(Runner):
         return {"backend": self.name, "onnxruntime": ort.__version__, "threads": self.threads or "default",
                 "performance_hint": str(self.hint), "streams": self.streams, "requests_per_batch": self.streams}
 
-
-def _physical_cores() -> int:
-    """The cores this process may run on, counted as onnxruntime counts its default threads (physical cores)."""
-    import os
-
-    import psutil
-
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(psutil.cpu_count(logical=False) or usable, usable))

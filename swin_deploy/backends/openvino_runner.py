@@ -61,29 +61,6 @@ class OpenVinoOptions:
 # the output names swin-deploy artifacts have: logits, pooled features, or feature maps (stem, stage1..N)
 PROMISED_OUTPUTS = ("logits", "features", "stem")
 
-# the options each backend takes (the hint: onnxruntime's CPU runner splits a batch over streams as OpenVINO does)
-TAKEN_BY = {"inference_precision": ("openvino",), "cache_dir": ("openvino",),
-            "performance_hint": ("openvino", "onnxruntime-cpu")}
-
-
-def unused_options(options: OpenVinoOptions | None, backends) -> str | None:
-    """The one line for options none of `backends` (those a run uses) takes; None when each is taken."""
-    unused = [name for name, takers in TAKEN_BY.items()
-              if options is not None and getattr(options, name) is not None and not set(takers) & set(backends)]
-    if not unused:
-        return None
-    takers = " or ".join(sorted({t for name in unused for t in TAKEN_BY[name]}, reverse=True))
-    return f"{', '.join(f'`{n}`' for n in unused)} go{'es' * (len(unused) == 1)} with `backend` {takers} or an OpenVINO IR"
-
-
-def options_for(options: OpenVinoOptions | None, backend: str) -> OpenVinoOptions | None:
-    """The part of `options` `backend` takes (None: nothing)."""
-    if options is None:
-        return None
-    kept = {name: getattr(options, name) for name, takers in TAKEN_BY.items() if backend in takers}
-    return OpenVinoOptions.given(**kept) if kept else None
-
-
 def import_openvino():
     try:
         import openvino
