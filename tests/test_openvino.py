@@ -374,8 +374,13 @@ def test_onnxruntime_throughput_hint_runs_parts_of_a_batch_on_single_threaded_st
     with OnnxRuntimeRunner(artifacts["int8_ort"], threads=2) as latency:
         expected = latency.infer(x)["logits"]
         assert latency.streams == 1
+        # both threads on each request, spinning while a run lasts and not after it (benchmarks/ort_threading.py)
+        options = latency.session.get_session_options()
+        assert options.intra_op_num_threads == 2
+        assert options.get_session_config_entry("session.force_spinning_stop") == "1"
     with OnnxRuntimeRunner(artifacts["int8_ort"], threads=2, performance_hint="throughput") as runner:
         assert runner.streams == 2 and runner.describe()["performance_hint"] == "throughput"
+        assert runner.session.get_session_options().intra_op_num_threads == 1
         calls, run = [], runner.session.run
 
         def spied(names, feed):
