@@ -22,10 +22,16 @@ def machine() -> str:
             f"torch {torch.__version__}")
 
 
+def rounds_ms(cases: dict[str, tuple[Runner, np.ndarray]], warmup: int, runs: int) -> dict[str, list[float]]:
+    """Wall time (ms) of each runner on its input in every round, timed round-robin by swin_deploy.bench's loop
+    (rounds pair by index across runners)."""
+    return {label: [t.total_ms for t in timings]
+            for label, timings in time_round_robin(cases, warmup, iterations=runs).items()}
+
+
 def median_ms(cases: dict[str, tuple[Runner, np.ndarray]], warmup: int, runs: int) -> dict[str, float]:
     """Median wall time (ms) of each runner on its input, timed round-robin by swin_deploy.bench's loop."""
-    return {label: float(np.median([t.total_ms for t in timings]))
-            for label, timings in time_round_robin(cases, warmup, iterations=runs).items()}
+    return {label: float(np.median(ms)) for label, ms in rounds_ms(cases, warmup, runs).items()}
 
 
 def openvino_infer(path, shape: list[int] | None, threads: int, hint: str = "LATENCY"):

@@ -41,12 +41,13 @@ from swin_deploy.data import list_images, load_all, transform_for
 from swin_deploy.demo import write_digits
 from swin_deploy.enums import Precision
 from swin_deploy.export import ExportOptions, export_onnx
+from swin_deploy.latency import speedup_ci
 from swin_deploy.machine import exact_int8_dot_products
 from swin_deploy.models import Weights, build_model, get_config
 from swin_deploy.verify.run import VerifyOptions, verify_artifact
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, median_ms  # noqa: E402
+from common import machine, rounds_ms  # noqa: E402
 from export_vs_timm import timm_export  # noqa: E402
 
 # (label, Int8Options settings): the shipped targets first, then what OpenVINO might run faster
@@ -163,6 +164,15 @@ def accuracy(rows: list[Row], name: str, images: np.ndarray, data: Path,
     return out
 
 
+def vs_peer(rounds: dict[str, list[float]], peers: list[str], label: str) -> str:
+    """How many times as fast as the strongest peer (the one with the lowest median) `label` ran: the median over
+    rounds of peer_i / label_i with its 95% bootstrap interval, as `swin-deploy bench` gates a speedup (paired rounds
+    cancel the machine's drift, which moves both alike)."""
+    peer = min(peers, key=lambda p: np.median(rounds[p]))
+    s = speedup_ci(rounds[peer], rounds[label])
+    return f"{s.estimate:.2f}x [{s.low:.2f}, {s.high:.2f}]"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variants", nargs="+", default=["swin_t", "swinv2_t"])
@@ -201,23 +211,24 @@ def main() -> None:
             rows = [r for r in rows if "default" in r.label or "NNCF" in r.label
                     or r.label.startswith(f"swin-deploy {form}, {runtime}")]
         acc = accuracy(rows, name, images[:32], data, size)
-        times: dict[int, dict[str, float]] = {}
+        times: dict[int, dict[str, list[float]]] = {}
         for r in rows:
             r.runner.activate()
         for b in args.batch_sizes:
             x = np.random.default_rng(0).standard_normal((b, *images.shape[1:]), dtype=np.float32)
-            times[b] = median_ms({r.label: (r.runner, x) for r in rows}, args.warmup, args.runs)
+            times[b] = rounds_ms({r.label: (r.runner, x) for r in rows}, args.warmup, args.runs)
         for r in rows:
             r.runner.deactivate()
         peers = [r.label for r in rows if r.ours is None and ("default" in r.label or "NNCF" in r.label)]
         at = "x".join(map(str, model.cfg.img_size))
-        print(f"\n{name} at {at}: ms at batch {' / '.join(map(str, args.batch_sizes))}; speedup vs the strongest OpenVINO peer "
-              "(the faster of OpenVINO-default and NNCF INT8 on timm's graph) at that batch")
+        print(f"\n{name} at {at}: median ms at batch {' / '.join(map(str, args.batch_sizes))}; speedup vs the strongest "
+              "OpenVINO peer (the faster of OpenVINO-default and NNCF INT8 on timm's graph) at that batch: median over "
+              "rounds of peer / runner [95% CI]")
         print("| runner | ms | vs strongest peer | max rel delta | min cosine | gates |")
         print("|---|---:|---:|---:|---:|---|")
         for r in rows:
-            ms = " / ".join(f"{times[b][r.label]:.1f}" for b in args.batch_sizes)
-            ratio = " / ".join(f"{min(times[b][p] for p in peers) / times[b][r.label]:.2f}x" for b in args.batch_sizes)
+            ms = " / ".join(f"{np.median(times[b][r.label]):.1f}" for b in args.batch_sizes)
+            ratio = " / ".join(vs_peer(times[b], peers, r.label) for b in args.batch_sizes)
             print(f"| {r.label} | {ms} | {ratio} | {acc[r.label]} |", flush=True)
 
 
