@@ -167,7 +167,8 @@ RUNTIME_OPTIONS = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annot
         "own for INT8); the gate follows what runs.")],
     "performance_hint": Annotated[str | None, typer.Option("--performance-hint", help="OpenVINO and onnxruntime-cpu: "
                                                           "latency | throughput (default latency; throughput splits "
-                                                          "each batch over streams of one thread).")],
+                                                          "each batch over streams of one thread). bench: "
+                                                          "comma-separated, each such runner under each.")],
     "cache_dir": Annotated[Path | None, typer.Option("--cache-dir", help="OpenVINO: cache compiled models here.")],
 }.items()]
 BACKEND_HELP = "onnxruntime-cpu (default for ONNX) | onnxruntime-cuda | onnxruntime-tensorrt | openvino | tensorrt."
@@ -177,6 +178,11 @@ def openvino_options(settings: dict):
     from swin_deploy.backends.openvino_runner import OpenVinoOptions
 
     return OpenVinoOptions.given(**{k: settings[k] for k in ("inference_precision", "performance_hint", "cache_dir")})
+
+
+def commas(text: str | None) -> tuple[str, ...] | None:
+    """A comma-separated option's values (None: not given)."""
+    return tuple(v.strip() for v in text.split(",")) if text else None
 
 
 def use_threads(settings: dict) -> int | None:
@@ -556,9 +562,10 @@ def bench(
                   plot=plot_path)
     threads = use_threads(settings)
     options = BenchOptions(torch_variant=torch_variant, weights=weights(checkpoint, pretrained, random_init, seed, ema),
-                           backends=tuple(b.strip() for b in backend.split(",")) if backend else None,
-                           openvino=openvino_options(settings), batch_sizes=ints(batch_sizes, "batch_sizes"), warmup=warmup,
-                           iterations=iterations, seconds=seconds, threads=threads, seed=seed,
+                           backends=commas(backend), hints=commas(settings["performance_hint"]),
+                           openvino=openvino_options({**settings, "performance_hint": None}),
+                           batch_sizes=ints(batch_sizes, "batch_sizes"), warmup=warmup, iterations=iterations,
+                           seconds=seconds, threads=threads, seed=seed,
                            gates=SpeedGates(min_speedup=min_speedup, against=against, baseline=baseline,
                                             max_slowdown=parsed(parse_fraction, max_slowdown, "max_slowdown"),
                                             batch_sizes=ints(gate_batch, "gate_batch"),

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from . import defaults, machine
 from .artifact import artifact_info, artifact_sha256
-from .backends import default_backend, options_for, runner_for, unused_options
+from .backends import TAKEN_BY, default_backend, options_for, runner_for, unused_options
 from .backends.base import Runner, Timing
 from .backends.openvino_runner import OpenVinoOptions
 from .bench_gates import Baseline, Judge, SpeedGates
+from .enums import PerformanceHint
 from .errors import UserError
 from .latency import GateResult, Interval, median_ci, speedup_ci
 from .models import SwinConfig, Weights
@@ -279,6 +280,9 @@ class BenchOptions:
     weights: Weights = field(default_factory=Weights)  # for the PyTorch model
     backends: tuple[str, ...] | None = None  # each ONNX runs on each of these (default onnxruntime CPU)
     openvino: OpenVinoOptions | None = None  # for the OpenVINO runner
+    # each runner that takes a performance hint (OpenVINO, onnxruntime's CPU) once per hint, as an ONNX runs once per
+    # backend; None: openvino's hint, else the latency hint
+    hints: tuple[PerformanceHint | str, ...] | None = None
     batch_sizes: list[int] | None = None  # default: BENCH_BATCH_SIZES and any static-batch artifact's own
     warmup: int = defaults.BENCH_WARMUP
     iterations: int | None = None  # default BENCH_ITERATIONS, unless `seconds` is given
@@ -376,7 +380,9 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
         raise UserError("speed gates compare with a reference timed in the same run: pass `torch` VARIANT or "
                         "`against` FILE")
     infos = {path: artifact_info(path, o.variant) for path in artifacts}
-    if said := unused_options(o.openvino, {b or default_backend(p) for p in infos for b in _backends(p, o.backends)}):
+    hints = _hints(o)
+    given = o.openvino if hints == (None,) else replace(o.openvino or OpenVinoOptions(), performance_hint=hints[0])
+    if said := unused_options(given, {b or default_backend(p) for p in infos for b in _backends(p, o.backends)}):
         raise UserError(said)
     runs_at = _input_sizes(infos, o.img_size)
     torch_cfg = _torch_config(o.torch_variant, infos, o.weights) if o.torch_variant else None
@@ -400,13 +406,16 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
         identity = {"model": f"{info.variant} {info.precision} weights {info.weights_sha256[:16] or 'unknown'}",
                     "artifact_sha256": artifact_sha256(path), "input_size": _hw(runs_at[path])}
         overflowing, note = [], None  # its speed may be that of a wrong answer: verify it there before shipping
-        for backend in backends:
-            label = names[path] if len(backends) == 1 else f"{names[path]} [{backend}]"
-            spec = RunnerSpec(path, backend, o.threads, options_for(o.openvino, backend or default_backend(path)),
-                              variant=o.variant, img_size=runs_at[path])
+        for backend, hint in _runs(path, backends, hints):
+            shown = [str(s) for s in (backend if len(backends) > 1 else None, hint if len(hints) > 1 else None) if s]
+            label = f"{names[path]} [{', '.join(shown)}]" if shown else names[path]
+            options = options_for(o.openvino, backend or default_backend(path))
+            if hint is not None:
+                options = replace(options or OpenVinoOptions(), performance_hint=hint)
+            spec = RunnerSpec(path, backend, o.threads, options, variant=o.variant, img_size=runs_at[path])
             runner, example = spec.runner()
             entries.append(BenchEntry(label, runner, example, info.accepts_batch, identity, spec))
-            if said := info.overflow_note(runner.name):
+            if (said := info.overflow_note(runner.name)) and runner.name not in overflowing:
                 overflowing.append(runner.name)
                 note = said
         if overflowing:
@@ -437,6 +446,21 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
                                memory=o.memory or g.max_rss is not None)
     return BenchReport(results, {e.label: e.describe() for e in entries}, o.threads, gates, reference_of,
                        notes=notes)
+
+
+def _hints(o: BenchOptions) -> tuple[PerformanceHint | None, ...]:
+    """The performance hints each hinted runner runs under, in order, once each; (None,): its options' own."""
+    if not o.hints:
+        return (None,)
+    if o.openvino is not None and o.openvino.performance_hint is not None:
+        raise UserError("give the performance hints in `hints` alone, not in `openvino` too")
+    return tuple(dict.fromkeys(PerformanceHint.parse(h, "performance_hint") for h in o.hints))
+
+
+def _runs(path: Path, backends: list[str | None], hints: tuple) -> list[tuple[str | None, PerformanceHint | None]]:
+    """(backend, hint) of each runner of an artifact: once per backend, and per hint on a backend that takes one."""
+    return [(b, h) for b in backends
+            for h in (hints if (b or default_backend(path)) in TAKEN_BY["performance_hint"] else (None,))]
 
 
 def _on_cpu(entry: BenchEntry) -> bool:

@@ -417,6 +417,45 @@ def test_onnxruntime_throughput_hint_runs_parts_of_a_batch_on_single_threaded_st
         assert r.code == 2 and "--performance-hint goes with --backend openvino or onnxruntime-cpu" in r.err, r.err
 
 
+def test_bench_runs_each_hinted_runner_under_each_performance_hint(cli, artifacts, tmp_path):
+    """`bench --performance-hint latency,throughput` times each runner that takes a hint (OpenVINO, onnxruntime's
+    CPU) once per hint in one interleaved run, labelled by backend and hint; the PyTorch model, which takes none,
+    once. A repeated hint runs once; an unknown one, or hints no backend takes, exit 2."""
+    from swin_deploy.backends.openvino_runner import OpenVinoOptions
+    from swin_deploy.bench import BenchOptions, bench_artifacts
+    from swin_deploy.errors import UserError
+
+    out = tmp_path / "bench.json"
+    r = cli("bench", artifacts["fp32"], "--backend", "onnxruntime-cpu,openvino", "--torch", "swin_digits",
+            "--performance-hint", "latency,throughput,latency", "--threads", "2", "--batch-sizes", "4",
+            "--iterations", "2", "--warmup", "0", "--json", out)
+    assert r.code == 0, r.err
+    bench = json.loads(out.read_text())
+    name = artifacts["fp32"].name
+    hints = {label: runner.get("performance_hint") for label, runner in bench["runners"].items()}
+    assert hints == {f"{name} [onnxruntime-cpu, latency]": "latency", f"{name} [onnxruntime-cpu, throughput]": "throughput",
+                     f"{name} [openvino, latency]": "latency", f"{name} [openvino, throughput]": "throughput",
+                     "pytorch swin_digits": None}
+    backends = {row["label"]: row["backend"] for row in bench["results"]}
+    assert backends[f"{name} [onnxruntime-cpu, throughput]"] == "onnxruntime-cpu, 2 streams"
+    assert backends[f"{name} [onnxruntime-cpu, latency]"] == "onnxruntime-cpu"
+    assert backends[f"{name} [openvino, throughput]"].endswith("streams")
+    assert not backends[f"{name} [openvino, latency]"].endswith("streams")
+    # one backend: labelled by the hint alone
+    r = cli("bench", artifacts["fp32"], "--performance-hint", "throughput,latency", "--batch-sizes", "2",
+            "--iterations", "2", "--warmup", "0", "--json", "-")
+    assert r.code == 0, r.err
+    assert list(json.loads(r.out)["runners"]) == [f"{name} [throughput]", f"{name} [latency]"]
+    r = cli("bench", artifacts["fp32"], "--performance-hint", "latency,fast", "--batch-sizes", "1", "--iterations", "2")
+    assert r.code == 2 and "unknown --performance-hint 'fast'" in r.err, r.err
+    r = cli("bench", artifacts["fp32"], "--backend", "onnxruntime-cuda", "--performance-hint", "latency,throughput",
+            "--batch-sizes", "1", "--iterations", "2")
+    assert r.code == 2 and "--performance-hint goes with --backend openvino or onnxruntime-cpu" in r.err, r.err
+    with pytest.raises(UserError, match="in `hints` alone"):
+        bench_artifacts([artifacts["fp32"]], BenchOptions(hints=("latency", "throughput"), iterations=2,
+                                                          openvino=OpenVinoOptions(performance_hint="latency")))
+
+
 def test_throughput_hint_splits_each_batch_over_the_streams(artifacts):
     """Under the throughput hint each stream runs a part of the batch (one synchronous request would use one stream):
     same outputs, in order, as the latency runner, for even and uneven splits and a batch of one."""
