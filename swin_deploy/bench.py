@@ -46,15 +46,16 @@ class BenchEntry:
                 "peak_rss_mib": mib(self.memory and self.memory.peak_rss),
                 "runner_peak_mib": mib(self.memory and self.memory.added), "gpu_mib": mib(self.memory and self.memory.gpu)}
 
-    @property
-    def backend(self) -> str:
-        """The runtime, the precision it computes in where it chooses one (OpenVINO), and the streams a batch is
-        split over where that is more than one (the throughput hint)."""
+    def backend_at(self, batch: int) -> str:
+        """The runtime, the precision it computes in where it chooses one (OpenVINO), and under the throughput hint
+        the streams a batch of `batch` is split over: one part per stream, so a batch smaller than the stream count
+        leaves streams idle (a batch of one runs on one stream of one thread)."""
         described = self.runner.describe()
         ran = described.get("execution_precision")
         label = f"{self.runner.name} {ran}" if ran else self.runner.name
         split = described.get("requests_per_batch") or 1
-        return f"{label}, {split} streams" if split > 1 else label
+        used = min(batch, split)
+        return label if split == 1 else f"{label}, {split} streams" if used == split else f"{label}, {used} of {split} streams"
 
 
 @dataclass
@@ -248,7 +249,7 @@ def run_bench(entries: list[BenchEntry], batch_sizes: list[int], warmup: int, it
                 timings, decided = _decide(judge, b, cases, timings, time.perf_counter() - start, on_tick)
                 gates += decided
             refs = reference_of or {}
-            results += [BenchStats.from_timings(label, active[label].backend, b, t, timings.get(refs.get(label, "")))
+            results += [BenchStats.from_timings(label, active[label].backend_at(b), b, t, timings.get(refs.get(label, "")))
                         for label, t in timings.items()]
     finally:
         for entry in entries:

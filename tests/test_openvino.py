@@ -420,14 +420,15 @@ def test_onnxruntime_throughput_hint_runs_parts_of_a_batch_on_single_threaded_st
 def test_bench_runs_each_hinted_runner_under_each_performance_hint(cli, artifacts, tmp_path):
     """`bench --performance-hint latency,throughput` times each runner that takes a hint (OpenVINO, onnxruntime's
     CPU) once per hint in one interleaved run, labelled by backend and hint; the PyTorch model, which takes none,
-    once. A repeated hint runs once; an unknown one, or hints no backend takes, exit 2."""
+    once. The backend column names the streams each batch is split over. A repeated hint runs once; an unknown one,
+    or hints no backend takes, exit 2."""
     from swin_deploy.backends.openvino_runner import OpenVinoOptions
     from swin_deploy.bench import BenchOptions, bench_artifacts
     from swin_deploy.errors import UserError
 
     out = tmp_path / "bench.json"
     r = cli("bench", artifacts["fp32"], "--backend", "onnxruntime-cpu,openvino", "--torch", "swin_digits",
-            "--performance-hint", "latency,throughput,latency", "--threads", "2", "--batch-sizes", "4",
+            "--performance-hint", "latency,throughput,latency", "--threads", "2", "--batch-sizes", "1,4",
             "--iterations", "2", "--warmup", "0", "--json", out)
     assert r.code == 0, r.err
     bench = json.loads(out.read_text())
@@ -436,11 +437,16 @@ def test_bench_runs_each_hinted_runner_under_each_performance_hint(cli, artifact
     assert hints == {f"{name} [onnxruntime-cpu, latency]": "latency", f"{name} [onnxruntime-cpu, throughput]": "throughput",
                      f"{name} [openvino, latency]": "latency", f"{name} [openvino, throughput]": "throughput",
                      "pytorch swin_digits": None}
-    backends = {row["label"]: row["backend"] for row in bench["results"]}
+    backends = {row["label"]: row["backend"] for row in bench["results"] if row["batch_size"] == 4}
     assert backends[f"{name} [onnxruntime-cpu, throughput]"] == "onnxruntime-cpu, 2 streams"
     assert backends[f"{name} [onnxruntime-cpu, latency]"] == "onnxruntime-cpu"
-    assert backends[f"{name} [openvino, throughput]"].endswith("streams")
+    assert backends[f"{name} [openvino, throughput]"].endswith(", 2 streams")
     assert not backends[f"{name} [openvino, latency]"].endswith("streams")
+    # a batch of one leaves a stream idle, and the backend column says so
+    ones = {row["label"]: row["backend"] for row in bench["results"] if row["batch_size"] == 1}
+    assert ones[f"{name} [onnxruntime-cpu, throughput]"] == "onnxruntime-cpu, 1 of 2 streams"
+    assert ones[f"{name} [openvino, throughput]"].endswith(", 1 of 2 streams")
+    assert ones[f"{name} [onnxruntime-cpu, latency]"] == "onnxruntime-cpu"
     # one backend: labelled by the hint alone
     r = cli("bench", artifacts["fp32"], "--performance-hint", "throughput,latency", "--batch-sizes", "2",
             "--iterations", "2", "--warmup", "0", "--json", "-")
@@ -476,7 +482,9 @@ def test_throughput_hint_splits_each_batch_over_the_streams(artifacts):
         assert runner.parallel >= 2
         for b in (1, 2, 3, 4, 5):
             np.testing.assert_allclose(runner.infer(x[:b])["logits"], expected[:b], rtol=1e-4, atol=1e-4)
-        assert f"{runner.streams} streams" in BenchEntry("m", runner, lambda rng, b: x[:b]).backend
+        entry = BenchEntry("m", runner, lambda rng, b: x[:b])
+        assert entry.backend_at(8).endswith(f", {runner.parallel} streams")
+        assert entry.backend_at(1).endswith(f", 1 of {runner.parallel} streams")
     # a static-batch artifact takes its batch whole: nothing to split, and it still runs
     static = read_info(artifacts["static_batch"])
     x4 = np.random.default_rng(0).standard_normal((static.fixed_batch, 3, *static.img_size), dtype=np.float32)
