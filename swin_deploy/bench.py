@@ -509,18 +509,19 @@ def _torch_size(infos: dict, runs_at: dict[Path, tuple[int, int]], img_size: tup
 
 
 def _references(entries: list[BenchEntry], against: Path | None, torch_label: str | None) -> dict[str, str]:
-    """Each gated runner's reference: the `against` artifact on the same backend, or else the PyTorch model."""
+    """Each gated runner's reference: the `against` artifact on the same backend under the same performance hint, or
+    else the PyTorch model."""
     if against is None:
         return {e.label: torch_label for e in entries if torch_label and e.label != torch_label}
     target = Path(against).resolve()
     refs = {e.label: e for e in entries if e.spec is not None and e.spec.path is not None
             and Path(e.spec.path).resolve() == target}
-    backend_of = {e.label: e.runner.name for e in refs.values()}
+    runs_as = {e.label: (e.runner.name, e.runner.hint) for e in refs.values()}
     out = {}
     for e in entries:
         if e.label in refs or e.label == torch_label:
             continue
-        same = [label for label, runtime in backend_of.items() if runtime == e.runner.name]
+        same = [label for label, how in runs_as.items() if how == (e.runner.name, e.runner.hint)]
         if same:
             out[e.label] = same[0]
     return out

@@ -420,8 +420,8 @@ def test_onnxruntime_throughput_hint_runs_parts_of_a_batch_on_single_threaded_st
 def test_bench_runs_each_hinted_runner_under_each_performance_hint(cli, artifacts, tmp_path):
     """`bench --performance-hint latency,throughput` times each runner that takes a hint (OpenVINO, onnxruntime's
     CPU) once per hint in one interleaved run, labelled by backend and hint; the PyTorch model, which takes none,
-    once. The backend column names the streams each batch is split over. A repeated hint runs once; an unknown one,
-    or hints no backend takes, exit 2."""
+    once. The backend column names the streams each batch is split over; a gate against another artifact compares
+    runs under the same hint. A repeated hint runs once; an unknown one, or hints no backend takes, exit 2."""
     from swin_deploy.backends.openvino_runner import OpenVinoOptions
     from swin_deploy.bench import BenchOptions, bench_artifacts
     from swin_deploy.errors import UserError
@@ -452,6 +452,14 @@ def test_bench_runs_each_hinted_runner_under_each_performance_hint(cli, artifact
             "--iterations", "2", "--warmup", "0", "--json", "-")
     assert r.code == 0, r.err
     assert list(json.loads(r.out)["runners"]) == [f"{name} [throughput]", f"{name} [latency]"]
+    # a speed gate against another artifact compares runs under the same hint
+    other = artifacts["int8_ort"].name
+    r = cli("bench", artifacts["int8_ort"], "--against", artifacts["fp32"], "--performance-hint", "latency,throughput",
+            "--threads", "2", "--batch-sizes", "2", "--iterations", "10", "--warmup", "0", "--min-speedup", "0.01",
+            "--json", "-")
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["references"] == {f"{other} [latency]": f"{name} [latency]",
+                                               f"{other} [throughput]": f"{name} [throughput]"}
     r = cli("bench", artifacts["fp32"], "--performance-hint", "latency,fast", "--batch-sizes", "1", "--iterations", "2")
     assert r.code == 2 and "unknown --performance-hint 'fast'" in r.err, r.err
     r = cli("bench", artifacts["fp32"], "--backend", "onnxruntime-cuda", "--performance-hint", "latency,throughput",
