@@ -440,12 +440,14 @@ def test_bench_runs_each_hinted_runner_under_each_performance_hint(cli, artifact
     backends = {row["label"]: row["backend"] for row in bench["results"] if row["batch_size"] == 4}
     assert backends[f"{name} [onnxruntime-cpu, throughput]"] == "onnxruntime-cpu, 2 streams"
     assert backends[f"{name} [onnxruntime-cpu, latency]"] == "onnxruntime-cpu"
-    assert backends[f"{name} [openvino, throughput]"].endswith(", 2 streams")
+    # OpenVINO chooses its stream count (2 here, as the other test checks; fewer on a CPU where it makes one)
+    ov_streams = bench["runners"][f"{name} [openvino, throughput]"]["requests_per_batch"]
+    assert backends[f"{name} [openvino, throughput]"].endswith(f", {ov_streams} streams" if ov_streams > 1 else " f32")
     assert not backends[f"{name} [openvino, latency]"].endswith("streams")
     # a batch of one leaves a stream idle, and the backend column says so
     ones = {row["label"]: row["backend"] for row in bench["results"] if row["batch_size"] == 1}
     assert ones[f"{name} [onnxruntime-cpu, throughput]"] == "onnxruntime-cpu, 1 of 2 streams"
-    assert ones[f"{name} [openvino, throughput]"].endswith(", 1 of 2 streams")
+    assert ones[f"{name} [openvino, throughput]"].endswith(f", 1 of {ov_streams} streams" if ov_streams > 1 else " f32")
     assert ones[f"{name} [onnxruntime-cpu, latency]"] == "onnxruntime-cpu"
     # one backend: labelled by the hint alone
     r = cli("bench", artifacts["fp32"], "--performance-hint", "throughput,latency", "--batch-sizes", "2",
