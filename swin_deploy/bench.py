@@ -54,8 +54,10 @@ class BenchEntry:
         ran = described.get("execution_precision")
         label = f"{self.runner.name} {ran}" if ran else self.runner.name
         split = described.get("requests_per_batch") or 1
+        if split == 1:
+            return label
         used = min(batch, split)
-        return label if split == 1 else f"{label}, {split} streams" if used == split else f"{label}, {used} of {split} streams"
+        return f"{label}, {split} streams" if used == split else f"{label}, {used} of {split} streams"
 
 
 @dataclass
