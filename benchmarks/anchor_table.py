@@ -10,7 +10,6 @@ ratios the goals are set for: FP32 vs timm's ONNX (>= 1.15x) and INT8 vs FP32 (>
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import sys
 import tempfile
@@ -19,7 +18,6 @@ from pathlib import Path
 import numpy as np
 
 from calibration import Int8Options, QuantizeOptions, quantize
-from swin_deploy import defaults
 from swin_deploy.backends.onnxruntime_runner import OnnxRuntimeRunner
 from swin_deploy.backends.torch_runner import TorchRunner
 from swin_deploy.demo import write_digits
@@ -28,16 +26,12 @@ from swin_deploy.models import Weights, build_model, get_config
 from swin_deploy.verify.timm_reference import timm_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, median_ms  # noqa: E402
+from common import machine, median_ms, parser  # noqa: E402
 from export_vs_timm import timm_export  # noqa: E402
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--variants", nargs="+", default=["swin_t", "swinv2_t"])
-    ap.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8])
-    ap.add_argument("--runs", type=int, default=defaults.BENCH_ITERATIONS)
-    ap.add_argument("--warmup", type=int, default=defaults.BENCH_WARMUP)
+    ap = parser(__doc__)
     ap.add_argument("--md", type=Path, default=None, help="Also write the table to this Markdown file.")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 
 import numpy as np
 import onnxruntime as ort
 import torch
 
+from swin_deploy import defaults
 from swin_deploy.backends.base import Runner
 from swin_deploy.bench import time_round_robin
 from swin_deploy.machine import cpu_name, vector_isa
@@ -20,6 +22,20 @@ def machine() -> str:
     capped = f", oneDNN capped at {cap} (ONEDNN_MAX_CPU_ISA; MLAS kernels not capped)" if cap else ""
     return (f"{cpu_name()} ({vector_isa()}){capped}, {torch.get_num_threads()} threads, onnxruntime {ort.__version__}, "
             f"torch {torch.__version__}")
+
+
+def parser(doc: str | None, *, variants: tuple[str, ...] = ("swin_t", "swinv2_t"),
+           batch_sizes: tuple[int, ...] | None = (1, 8), runs: int = defaults.BENCH_ITERATIONS,
+           warmup: int = defaults.BENCH_WARMUP) -> argparse.ArgumentParser:
+    """The options every model benchmark here takes, with its own defaults: --variants, --batch-sizes (left out for
+    None), --runs (timed rounds) and --warmup (untimed rounds)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--variants", nargs="+", default=list(variants))
+    if batch_sizes is not None:
+        ap.add_argument("--batch-sizes", nargs="+", type=int, default=list(batch_sizes))
+    ap.add_argument("--runs", type=int, default=runs, help=f"timed rounds (default {runs})")
+    ap.add_argument("--warmup", type=int, default=warmup, help=f"untimed rounds first (default {warmup})")
+    return ap
 
 
 def rounds_ms(cases: dict[str, tuple[Runner, np.ndarray]], warmup: int, runs: int) -> dict[str, list[float]]:

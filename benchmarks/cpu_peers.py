@@ -21,7 +21,6 @@ Prints the CPU model and vector ISA first: which runtime and precision win depen
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -31,7 +30,6 @@ import numpy as np
 import torch
 
 from calibration import Int8Options, QuantizeOptions, quantize
-from swin_deploy import defaults
 from swin_deploy.artifact import read_info
 from swin_deploy.backends.base import Runner, run_batched
 from swin_deploy.backends.onnxruntime_runner import OnnxRuntimeRunner
@@ -47,7 +45,7 @@ from swin_deploy.models import Weights, build_model, get_config
 from swin_deploy.verify.run import VerifyOptions, verify_artifact
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, rounds_ms  # noqa: E402
+from common import machine, parser, rounds_ms  # noqa: E402
 from export_vs_timm import timm_export  # noqa: E402
 
 # (label, Int8Options settings): the shipped targets first, then what OpenVINO might run faster
@@ -174,11 +172,7 @@ def vs_peer(rounds: dict[str, list[float]], peers: list[str], label: str) -> str
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--variants", nargs="+", default=["swin_t", "swinv2_t"])
-    ap.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8])
-    ap.add_argument("--warmup", type=int, default=defaults.BENCH_WARMUP)
-    ap.add_argument("--runs", type=int, default=20)
+    ap = parser(__doc__, runs=20)
     ap.add_argument("--calib-images", type=int, default=64)
     ap.add_argument("--shipped-only", action="store_true", help="only the two shipped INT8 targets, no variations")
     ap.add_argument("--head-to-head", action="store_true",

@@ -9,27 +9,22 @@ at a size that needs window padding.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from swin_deploy import defaults
 from swin_deploy.backends.onnxruntime_runner import OnnxRuntimeRunner
 from swin_deploy.export import ExportOptions, export_onnx
 from swin_deploy.models import Weights, build_model, get_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, median_ms  # noqa: E402
+from common import machine, median_ms, parser  # noqa: E402
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--variants", nargs="+", default=["swin_t", "swinv2_t"])
-    ap.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8])
-    ap.add_argument("--runs", type=int, default=10)
+    ap = parser(__doc__, runs=10)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
     print(machine())
@@ -45,7 +40,7 @@ def main() -> None:
             for b in args.batch_sizes:
                 x = np.random.default_rng(0).standard_normal((b, 3, *cfg.img_size), dtype=np.float32)
                 xp = np.random.default_rng(0).standard_normal((b, 3, *padded), dtype=np.float32)
-                ms = median_ms({"static": (s, x), "dynamic": (d, x), "padded": (d, xp)}, defaults.BENCH_WARMUP, args.runs)
+                ms = median_ms({"static": (s, x), "dynamic": (d, x), "padded": (d, xp)}, args.warmup, args.runs)
                 print(f"{name:10} {b:>5} {ms['static']:>10.1f} {ms['dynamic']:>11.1f} {ms['dynamic'] / ms['static']:>5.2f}x"
                       f"   {padded[0]}x{padded[1]}: {ms['padded']:.1f}", flush=True)
 

@@ -14,7 +14,6 @@ do not tile (swin_t at 256) both pad, and swin-deploy's export takes its spatial
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ from swin_deploy.models import Weights, build_model, get_config
 from swin_deploy.tolerances import EXPORT_PARITY_REL
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, median_ms  # noqa: E402
+from common import machine, median_ms, parser  # noqa: E402
 
 
 def timm_export(name: str, state_dict: dict, path: Path, simplifier: str = "onnxslim",
@@ -55,11 +54,7 @@ def timm_export(name: str, state_dict: dict, path: Path, simplifier: str = "onnx
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--variants", nargs="+", default=["swin_t", "swinv2_t"])
-    ap.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8])
-    ap.add_argument("--warmup", type=int, default=defaults.BENCH_WARMUP)
-    ap.add_argument("--runs", type=int, default=10)
+    ap = parser(__doc__, runs=10)
     ap.add_argument("--img-size", type=int, nargs="+", help="H [W] (default: each variant's own)")
     args = ap.parse_args()
     size = None if not args.img_size else (args.img_size[0], args.img_size[-1])

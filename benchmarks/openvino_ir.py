@@ -10,7 +10,6 @@ artifact's gate). Prints the CPU model and vector ISA.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ from swin_deploy.export.openvino_ir import to_openvino
 from swin_deploy.models import get_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import interleaved_ms, machine, random_int8  # noqa: E402
+from common import interleaved_ms, machine, parser, random_int8  # noqa: E402
 
 
 def start_ms(path: Path, threads: int, x: np.ndarray) -> float:
@@ -38,10 +37,7 @@ def start_ms(path: Path, threads: int, x: np.ndarray) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--variants", nargs="+", default=["swin_t", "swinv2_t"])
-    ap.add_argument("--runs", type=int, default=20)
-    ap.add_argument("--warmup", type=int, default=3)
+    ap = parser(__doc__, batch_sizes=None, runs=20, warmup=3)
     ap.add_argument("--loads", type=int, default=3)
     args = ap.parse_args()
     threads = torch.get_num_threads()

@@ -9,7 +9,6 @@ Rows: timm's export (the peer of benchmarks/cpu_peers.py) at OpenVINO's default 
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -21,15 +20,12 @@ import torch
 from swin_deploy.models import get_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import interleaved_ms, machine, openvino_infer, random_int8  # noqa: E402
+from common import interleaved_ms, machine, openvino_infer, parser, random_int8  # noqa: E402
 from export_vs_timm import timm_export  # noqa: E402
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--variants", nargs="+", default=["swin_t", "swinv2_t"])
-    ap.add_argument("--runs", type=int, default=20)
-    ap.add_argument("--warmup", type=int, default=3)
+    ap = parser(__doc__, batch_sizes=None, runs=20, warmup=3)
     args = ap.parse_args()
     threads = torch.get_num_threads()
     tmp = Path(tempfile.mkdtemp())

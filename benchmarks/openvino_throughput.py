@@ -10,7 +10,6 @@ batch size; an uneven split runs on the dynamic model). Prints the CPU model and
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -23,15 +22,11 @@ from swin_deploy.backends.openvino_runner import OpenVinoOptions, OpenVinoRunner
 from swin_deploy.models import get_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import interleaved_ms, machine, openvino_infer, random_int8  # noqa: E402
+from common import interleaved_ms, machine, openvino_infer, parser, random_int8  # noqa: E402
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--variants", nargs="+", default=["swin_t"])
-    ap.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 2, 3, 8])
-    ap.add_argument("--runs", type=int, default=20)
-    ap.add_argument("--warmup", type=int, default=3)
+    ap = parser(__doc__, variants=("swin_t",), batch_sizes=(1, 2, 3, 8), runs=20, warmup=3)
     args = ap.parse_args()
     threads = torch.get_num_threads()
     tmp = Path(tempfile.mkdtemp())

@@ -15,7 +15,6 @@ CPU model and vector ISA.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -32,7 +31,7 @@ from swin_deploy.machine import exact_int8_dot_products
 from swin_deploy.models import Weights, build_model, get_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import interleaved_ms, machine  # noqa: E402
+from common import interleaved_ms, machine, parser  # noqa: E402
 
 LATENCY, NO_SPIN, THROUGHPUT = "latency (swin-deploy)", "latency, no spinning (before)", "throughput (swin-deploy)"
 
@@ -47,11 +46,7 @@ def no_spinning(path: Path, threads: int):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--variants", nargs="+", default=["swin_t", "swinv2_t"])
-    ap.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8])
-    ap.add_argument("--runs", type=int, default=30)
-    ap.add_argument("--warmup", type=int, default=3)
+    ap = parser(__doc__, runs=30, warmup=3)
     args = ap.parse_args()
     threads = torch.get_num_threads()
     tmp = Path(tempfile.mkdtemp())

@@ -10,7 +10,6 @@ simplifiers of a model timed round-robin by the library's loop in one run.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
@@ -18,21 +17,17 @@ from pathlib import Path
 
 import numpy as np
 
-from swin_deploy import defaults
 from swin_deploy.backends.onnxruntime_runner import OnnxRuntimeRunner
 from swin_deploy.enums import Simplifier
 from swin_deploy.export import ExportOptions, export_onnx
 from swin_deploy.models import Weights, build_model, get_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, median_ms  # noqa: E402
+from common import machine, median_ms, parser  # noqa: E402
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--variants", nargs="+", default=["swin_t", "swinv2_t"])
-    ap.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8])
-    ap.add_argument("--runs", type=int, default=defaults.BENCH_ITERATIONS)
+    ap = parser(__doc__)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
     print(machine(), flush=True)
@@ -58,7 +53,7 @@ def main() -> None:
         times = {}
         for b in args.batch_sizes:
             x = np.random.default_rng(0).standard_normal((b, 3, *cfg.img_size), dtype=np.float32)
-            times[b] = median_ms({s.value: (r, x) for s, r in runners.items()}, defaults.BENCH_WARMUP, args.runs)
+            times[b] = median_ms({s.value: (r, x) for s, r in runners.items()}, args.warmup, args.runs)
         label = f"{name}{' dynamic-size' if dynamic else ''}"
         for simplifier, (nodes, seconds, checks) in rows.items():
             ms = [f"{times[b][simplifier.value]:.1f}" if simplifier in runners else "-" for b in args.batch_sizes]

@@ -9,31 +9,26 @@ graphs get uint8 pixels, the float graph the normalised floats. Goal: the uint8 
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from swin_deploy import defaults
 from swin_deploy.artifact import read_info
 from swin_deploy.backends.onnxruntime_runner import OnnxRuntimeRunner
 from swin_deploy.export import ExportOptions, export_onnx
 from swin_deploy.models import Weights, build_model, get_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, median_ms  # noqa: E402
+from common import machine, median_ms, parser  # noqa: E402
 
 KINDS = {"float32": {}, "uint8 NCHW": {"input_format": "uint8"},
          "uint8 NHWC": {"input_format": "uint8", "channels_last": True}}
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--variants", nargs="+", default=["swin_t", "swinv2_t"])
-    ap.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8])
-    ap.add_argument("--runs", type=int, default=defaults.BENCH_ITERATIONS)
+    ap = parser(__doc__)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
     print(f"{machine()}; median of {args.runs} runs", flush=True)
@@ -49,7 +44,7 @@ def main() -> None:
             pixels = infos["uint8 NHWC"].example_input(np.random.default_rng(0), b)
             inputs = {"float32": infos["uint8 NHWC"].normalized(pixels), "uint8 NHWC": pixels,
                       "uint8 NCHW": np.ascontiguousarray(pixels.transpose(0, 3, 1, 2))}
-            ms = median_ms({k: (r, inputs[k]) for k, r in runners.items()}, defaults.BENCH_WARMUP, args.runs)
+            ms = median_ms({k: (r, inputs[k]) for k, r in runners.items()}, args.warmup, args.runs)
             print(f"| {name} | {b} | " + " | ".join(f"{ms[k]:.1f}" for k in KINDS)
                   + f" | {ms['uint8 NCHW'] / ms['float32']:.3f}x | {ms['uint8 NHWC'] / ms['float32']:.3f}x |", flush=True)
         for r in runners.values():
