@@ -439,11 +439,14 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
         if baseline is not None:
             gated = [e for e in entries if e.label in reference_of or e.label in reference_of.values()]
             baseline.check_machine(machine.describe(), o.threads, cpu=any(map(_on_cpu, gated)))
+            labels = {}  # this run's label -> the baseline's, for the same runner
             for e in gated:
                 hint = None if e.runner.hint is None else str(e.runner.hint)
-                if baseline.check(e.label, {**e.identity, "backend": e.runner.name, "performance_hint": hint},
-                                  [b for b in (g.batch_sizes or sizes) if e.accepts(b)]):
+                described = {**e.identity, "backend": e.runner.name, "performance_hint": hint}
+                labels[e.label] = baseline.label_for(e.label, described)
+                if baseline.check(labels[e.label], described, [b for b in (g.batch_sizes or sizes) if e.accepts(b)]):
                     changed.add(e.label)
+            baseline = baseline.relabelled(labels)
         judge = Judge(g, reference_of, baseline, frozenset(changed))
     results, gates = run_bench(entries, sizes, o.warmup, iterations, o.seconds, on_tick, o.seed, judge, reference_of,
                                memory=o.memory or g.max_rss is not None)

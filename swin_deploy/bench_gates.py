@@ -4,7 +4,7 @@ JSON (normalised by the reference measured in both), maximum host memory. Statis
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +97,22 @@ class Baseline:
         if self.threads != threads:
             raise UserError(f"baseline {self.path.name} was measured with `threads` {self.threads}, this run has "
                             f"{threads}: pass the same `threads`, or write a new baseline")
+
+    def label_for(self, label: str, runner: dict) -> str:
+        """This run's runner `label` (described by `runner`) as the baseline labels it: its runner of the same
+        artifact or PyTorch model, runtime and performance hint, whatever the labels of each run add to tell its own
+        runners apart (a run of two backends labels `m.onnx [openvino]` what a run of one labels `m.onnx`); else
+        `label`, which `check` then compares with what the baseline has under it."""
+        name = label.split(" [", 1)[0]
+        same = [then for then, described in self.runners.items() if then.split(" [", 1)[0] == name
+                and described.get("backend") == runner.get("backend") and _hint(described) == _hint(runner)]
+        return same[0] if len(same) == 1 else label
+
+    def relabelled(self, labels: dict[str, str]) -> Baseline:
+        """The baseline with its runners and rounds under this run's labels (`labels`: this run's -> the baseline's)."""
+        return replace(self, runners={now: self.runners[then] for now, then in labels.items()},
+                       rounds={(now, b): times for now, then in labels.items()
+                               for (label, b), times in self.rounds.items() if label == then})
 
     def check(self, label: str, runner: dict, batch_sizes: list[int]) -> bool:
         """Refuse a baseline of another model, runtime, input size, performance hint or batch size under this label; True

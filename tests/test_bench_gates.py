@@ -221,6 +221,27 @@ def test_baseline_slowdown_gate_fails_on_a_regression_and_passes_on_an_improveme
     assert json.loads(r.out)["gates"][0]["artifact_changed"] is True
 
 
+def test_a_baseline_is_found_by_artifact_runtime_and_hint_whatever_the_labels_add(cli, twins, tmp_path):
+    """A baseline of a run under two performance hints (runners labelled `a.onnx [latency]`, `a.onnx [throughput]`)
+    gates a run under one of them (labelled `a.onnx`): each runner against the baseline's of the same hint."""
+    a, b = twins
+    base = tmp_path / "both.json"
+    assert cli("bench", a, "--against", b, *FAST, "--performance-hint", "latency,throughput", "--json", base).code == 0
+    doc = json.loads(base.read_text())
+    assert {row["label"] for row in doc["results"]} == {f"{n}.onnx [{h}]" for n in "ab" for h in ("latency", "throughput")}
+    for row in doc["results"]:  # as if `a` had taken half its time then, under the throughput hint alone
+        if row["label"] == "a.onnx [throughput]":
+            row["rounds_ms"] = [t * 0.5 for t in row["rounds_ms"]]
+    base.write_text(json.dumps(doc))
+    r = cli("bench", a, "--against", b, *FAST, "--performance-hint", "throughput", "--baseline", base,
+            "--max-slowdown", "10%", "--json", "-")
+    assert r.code == 1, r.err
+    gate = json.loads(r.out)["gates"][0]
+    assert (gate["label"], gate["gate"], gate["verdict"]) == ("a.onnx", "max_slowdown", "fail")
+    r = cli("bench", a, "--against", b, *FAST, "--baseline", base, "--max-slowdown", "90%")  # the latency hint
+    assert r.code == 0, r.err
+
+
 def test_baseline_from_another_model_runtime_or_batch_is_refused(cli, twins, tiny_onnx, tmp_path, monkeypatch):
     a, b = twins
     base = tmp_path / "base.json"
