@@ -12,10 +12,12 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
 def code_in(text: str) -> list[str]:
-    """The code of a Markdown text: fenced blocks and inline spans (a `|` inside a span is `\\|` in a table)."""
+    """The code of a Markdown text: fenced blocks and inline spans, which a wrapped paragraph may break over two lines
+    (a `|` inside a span is `\\|` in a table)."""
     fenced = re.findall(r"```[a-z]*\n(.*?)```", text, flags=re.S)
     prose = re.sub(r"```[a-z]*\n.*?```", "", text, flags=re.S)
-    return fenced + [span.replace("\\|", "|") for span in re.findall(r"`([^`\n]+)`", prose)]
+    spans = re.findall(r"`([^`\n]+(?:\n[^`\n]+)?)`", prose)
+    return fenced + [span.replace("\n", " ").replace("\\|", "|") for span in spans]
 
 
 def command_lines(text: str) -> list[tuple[str, list[str]]]:
@@ -50,8 +52,10 @@ def test_every_documented_command_line_names_options_the_command_has():
 
 
 def test_the_checker_catches_a_planted_option():
-    planted = "Run `swin-deploy verify m.onnx --no-such-flag`, then\n```bash\nswin-deploy bench a.onnx\n  --max-rss 1G\n```"
-    assert command_lines(planted) == [("bench", ["--max-rss"]), ("verify", ["--no-such-flag"])]
+    planted = ("Run `swin-deploy verify m.onnx --no-such-flag`, then\n```bash\nswin-deploy bench a.onnx\n  --max-rss 1G\n```"
+               " and `swin-deploy predict m.onnx\n--no-such-option` wrapped")
+    assert command_lines(planted) == [("bench", ["--max-rss"]), ("verify", ["--no-such-flag"]),
+                                      ("predict", ["--no-such-option"])]
 
 
 def test_the_readmes_python_api_example_runs(demo, tmp_path, monkeypatch, capsys):
