@@ -50,7 +50,8 @@ class Slowed(Runner):
 
     def __init__(self, inner: Runner, factor: float):
         super().__init__()
-        self.inner, self.factor, self.name = inner, factor, inner.name
+        # the same runtime and hint as `inner`: bench gates it against the reference on the same ones
+        self.inner, self.factor, self.name, self.hint = inner, factor, inner.name, inner.hint
 
     def _activate(self) -> None:
         self.inner.activate()

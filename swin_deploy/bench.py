@@ -431,7 +431,7 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
                                   identity={"model": f"{o.torch_variant} fp32 weights {weights_sha[:16]}",
                                             "input_size": _hw(torch_size)},
                                   spec=RunnerSpec(torch_config=torch_cfg, weights=o.weights, img_size=torch_size)))
-    reference_of = _references(entries, g.against, torch_label)
+    reference_of = _references(entries, g.against, torch_label, required=g.timed)
     judge = None
     if g.any:
         baseline = Baseline.load(g.baseline) if g.baseline is not None else None
@@ -513,9 +513,10 @@ def _torch_size(infos: dict, runs_at: dict[Path, tuple[int, int]], img_size: tup
     return sizes[0] if sizes else tuple(cfg.img_size)
 
 
-def _references(entries: list[BenchEntry], against: Path | None, torch_label: str | None) -> dict[str, str]:
+def _references(entries: list[BenchEntry], against: Path | None, torch_label: str | None,
+                required: bool = False) -> dict[str, str]:
     """Each gated runner's reference: the `against` artifact on the same backend under the same performance hint, or
-    else the PyTorch model."""
+    else the PyTorch model. `required` (speed gates): a runner with no such reference is an error, not left ungated."""
     if against is None:
         return {e.label: torch_label for e in entries if torch_label and e.label != torch_label}
     target = Path(against).resolve()
@@ -529,6 +530,12 @@ def _references(entries: list[BenchEntry], against: Path | None, torch_label: st
         same = [label for label, how in runs_as.items() if how == (e.runner.name, e.runner.hint)]
         if same:
             out[e.label] = same[0]
+        elif required:
+            where = lambda r: r.name + (f" under the {r.hint} hint" if r.hint else "")  # noqa: E731
+            raise UserError(f"{e.label} runs on {where(e.runner)}, where `against` {target.name} does not run in this "
+                            f"call (it runs on {', '.join(sorted({where(r.runner) for r in refs.values()}))}): a speed "
+                            "gate compares runners of one runtime; add that runtime to `backend` so the reference runs "
+                            "there too, or gate against an artifact of that runtime or the `torch` model")
     return out
 
 

@@ -221,6 +221,21 @@ def test_baseline_slowdown_gate_fails_on_a_regression_and_passes_on_an_improveme
     assert json.loads(r.out)["gates"][0]["artifact_changed"] is True
 
 
+def test_a_speed_gate_refuses_a_runner_its_reference_does_not_run_beside(cli, tiny_onnx, tmp_path):
+    """`--against` compares runners of one runtime: an IR (OpenVINO's alone) against an ONNX run on onnxruntime alone
+    has no reference, which is exit 2 saying how to give it one, never a pass with nothing gated."""
+    onnx_path = tiny_onnx["swin_test"]
+    ir = tmp_path / "m.xml"
+    assert cli("convert", onnx_path, "-o", ir).code == 0
+    r = cli("bench", ir, "--against", onnx_path, *FAST, "--min-speedup", "0.5", "--json", tmp_path / "no.json")
+    assert r.code == 2 and "m.xml runs on openvino" in r.err and "add that runtime to --backend" in r.err, r.err
+    assert not (tmp_path / "no.json").exists()
+    r = cli("bench", ir, "--against", onnx_path, *FAST, "--min-speedup", "0.01", "--backend", "onnxruntime-cpu,openvino",
+            "--json", "-")
+    assert r.code == 0, r.err
+    assert [(g["label"], g["against"]) for g in json.loads(r.out)["gates"]] == [("m.xml", "swin_test.onnx [openvino]")]
+
+
 def test_a_baseline_is_found_by_artifact_runtime_and_hint_whatever_the_labels_add(cli, twins, tmp_path):
     """A baseline of a run under two performance hints (runners labelled `a.onnx [latency]`, `a.onnx [throughput]`)
     gates a run under one of them (labelled `a.onnx`): each runner against the baseline's of the same hint."""
