@@ -7,8 +7,9 @@ Candidate: the demo model's onnxruntime-target INT8 ONNX; reference: its fp32 ON
 README's CI example gates against). One baseline run writes the JSON every gate run compares with
 (`bench --against fp32 --baseline base.json --max-slowdown 10%`, default batch sizes and rounds), then:
   false alarms, idle       the unchanged candidate, `--repeats` gate runs;
-  false alarms, loaded     the same while a competing process keeps one core busy with matrix products
-                           (started before and stopped after each gate run by this script);
+  false alarms, loaded     the same while a competing process does matrix products (started before and
+                           stopped after each gate run by this script; meant for one core, its BLAS may take
+                           more: each case prints the load bench measured beside its runs);
   detection                the candidate with an injected slower path: its runner spins after each inference for
                            (slowdown - 1) x that inference's own time, so it is `--slowdown` times slower whatever
                            the machine's speed; gated idle and loaded.
@@ -30,6 +31,7 @@ import numpy as np
 
 from calibration import Int8Options, QuantizeOptions, quantize
 from swin_deploy import bench as bench_module
+from swin_deploy import defaults
 from swin_deploy.backends.base import Runner
 from swin_deploy.bench import BenchOptions, bench_artifacts
 from swin_deploy.bench_gates import SpeedGates
@@ -81,7 +83,8 @@ def _busy(stop) -> None:
 
 
 class CompetingLoad:
-    """A process keeping one core busy for the duration of the block."""
+    """A process doing matrix products for the duration of the block (OMP_NUM_THREADS=1 is set after its BLAS has
+    started, so it may run more than one thread: on a 2-core Zen 3 bench measured 1.3-1.5 cores beside it)."""
 
     def __enter__(self):
         self.stop = multiprocessing.Event()
@@ -96,9 +99,10 @@ class CompetingLoad:
 
 
 def gate_run(candidate: Path, reference: Path, baseline: Path, max_slowdown: float, slowdown: float | None
-             ) -> tuple[bool, bool]:
-    """One `bench --against reference --baseline --max-slowdown` run of the candidate: whether every gate passed, and
-    whether any was left inconclusive (which a regression gate passes)."""
+             ) -> tuple[bool, bool, list[str], float]:
+    """One `bench --against reference --baseline --max-slowdown` run of the candidate: whether every gate passed,
+    whether any was left inconclusive (which a regression gate passes), each failed gate's batch size and value, and
+    the load beside it that bench measured (cores kept busy by other processes and VM steal)."""
     original = bench_module.runner_for
 
     def runner_for(path, *args, **kwargs):
@@ -111,7 +115,8 @@ def gate_run(candidate: Path, reference: Path, baseline: Path, max_slowdown: flo
                                                                             max_slowdown=max_slowdown)))
     finally:
         bench_module.runner_for = original
-    return report.passed, any(g.verdict == Verdict.INCONCLUSIVE for g in report.gates)
+    failed = [f"b{g.batch_size} {g.value}" for g in report.gates if g.verdict == Verdict.FAIL]
+    return report.passed, any(g.verdict == Verdict.INCONCLUSIVE for g in report.gates), failed, report.load.busy
 
 
 def main() -> None:
@@ -134,7 +139,7 @@ def main() -> None:
     baseline = tmp / "base.json"
     write_text_atomic(baseline, json.dumps(bench_artifacts([int8], BenchOptions(gates=SpeedGates(against=fp32))).as_dict()))
     start = time.perf_counter()
-    gate_run(int8, fp32, baseline, args.max_slowdown, None)
+    gate_run(int8, fp32, baseline, args.max_slowdown, None)  # timed for what a decision costs; its outcome is below
     gated_s = time.perf_counter() - start
     print(f"plain bench {plain_s:.1f} s, one gate decision {gated_s:.1f} s ({gated_s / plain_s:.2f}x); "
           f"p50 at batch 8: {next(r.p50_ms for r in plain.results if r.label == int8.name and r.batch_size == 8):.1f} ms",
@@ -145,13 +150,20 @@ def main() -> None:
                                    (f"{args.slowdown}x slower, idle", args.slowdown, False),
                                    (f"{args.slowdown}x slower, competing load", args.slowdown, True)):
         passed = unsure = 0
+        alarms = []  # unchanged artifact: each false alarm's failed gates, to see where they come from
+        busy = []  # the load bench measured beside each run
         for _ in range(args.repeats):
             with CompetingLoad() if loaded else contextlib.nullcontext():
-                ok, inconclusive = gate_run(int8, fp32, baseline, args.max_slowdown, slowdown)
+                ok, inconclusive, failures, load = gate_run(int8, fp32, baseline, args.max_slowdown, slowdown)
             passed, unsure = passed + ok, unsure + inconclusive
+            busy.append(load)
+            if failures and slowdown is None:
+                alarms.append(", ".join(failures))
         failed = args.repeats - passed
         rate = f"false alarms {failed}/{args.repeats}" if slowdown is None else f"caught {failed}/{args.repeats}"
-        rate += f" ({unsure} run(s) with a batch size left inconclusive)"
+        rate += (f" ({unsure} run(s) with a batch size left inconclusive; load beside it {min(busy):.2f}-{max(busy):.2f} "
+                 f"cores, noted busy in {sum(b >= defaults.BUSY_MACHINE_CORES for b in busy)})")
+        rate += "".join(f"; {a}" for a in alarms)
         rows.append((what, rate))
         print(f"| {what} | {rate} |", flush=True)
     print(f"\n--max-slowdown {args.max_slowdown:.0%} on {machine()}:")

@@ -330,6 +330,7 @@ class BenchReport:
     references: dict[str, str] = field(default_factory=dict)  # runner -> the runner its speedup is relative to
     machine: dict[str, str] = field(default_factory=machine.describe)
     notes: list[str] = field(default_factory=list)  # what the timings cannot show (an INT8 that overflows here)
+    load: machine.MachineLoad | None = None  # the load not bench's own while it ran (other processes, VM steal)
 
     @property
     def device_timed(self) -> bool:
@@ -358,7 +359,8 @@ class BenchReport:
         return {"machine": self.machine, "threads": self.threads, "references": self.references,
                 "passed": self.passed, "gates": [g.as_dict() for g in self.gates],
                 "results": [r.as_dict() for r in self.results], "runners": self.runners,
-                "fastest": [f.as_dict() for f in self.fastest()], "notes": self.notes}
+                "fastest": [f.as_dict() for f in self.fastest()], "notes": self.notes,
+                "machine_load": self.load.as_dict() if self.load else None}
 
 
 def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
@@ -448,10 +450,17 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
                     changed.add(e.label)
             baseline = baseline.relabelled(labels)
         judge = Judge(g, reference_of, baseline, frozenset(changed))
-    results, gates = run_bench(entries, sizes, o.warmup, iterations, o.seconds, on_tick, o.seed, judge, reference_of,
-                               memory=o.memory or g.max_rss is not None)
+    with machine.LoadMeter() as load:
+        results, gates = run_bench(entries, sizes, o.warmup, iterations, o.seconds, on_tick, o.seed, judge,
+                                   reference_of, memory=o.memory or g.max_rss is not None)
+    if load.busy >= defaults.BUSY_MACHINE_CORES:
+        stolen = f" and the hypervisor {load.steal_cores:.1f} (steal)" if load.steal_cores >= 0.05 else ""
+        notes.append(f"the machine was busy: while this ran, other processes kept {load.other_cores:.1f} of its "
+                     f"{load.cores} usable cores busy on average{stolen}; these times and gates were measured beside "
+                     "that load, which slows some runners more than others (a gate can fail on it): repeat on a quiet "
+                     "machine before trusting them")
     return BenchReport(results, {e.label: e.describe() for e in entries}, o.threads, gates, reference_of,
-                       notes=notes)
+                       notes=notes, load=load)
 
 
 def _hints(o: BenchOptions) -> tuple[PerformanceHint | None, ...]:

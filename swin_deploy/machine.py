@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UserError
@@ -87,6 +88,60 @@ def physical_cores() -> int:
 
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(1, min(psutil.cpu_count(logical=False) or usable, usable))
+
+
+@dataclass
+class MachineLoad:
+    """How busy the cores this process may run on were with work not its own, on average over a measured span: other
+    processes (`other_cores`) and, in a VM, the hypervisor running other guests (`steal_cores`), in cores."""
+
+    other_cores: float = 0.0
+    steal_cores: float = 0.0
+    cores: int = 1
+
+    @property
+    def busy(self) -> float:
+        return self.other_cores + self.steal_cores
+
+    def as_dict(self) -> dict:
+        return {"other_cores": round(self.other_cores, 2), "steal_cores": round(self.steal_cores, 2), "cores": self.cores}
+
+
+class LoadMeter:
+    """`with LoadMeter() as load:` measures, over the block, the machine's load not this process's (a MachineLoad,
+    filled in on exit): times measured under such load say more about the neighbours than about the model. Counts
+    the usable cores only (this process's affinity), and this process's finished children as its own."""
+
+    def __enter__(self) -> MachineLoad:
+        import time
+
+        self.load, self.start = MachineLoad(), (time.perf_counter(), *self._counters())
+        return self.load
+
+    def __exit__(self, *exc) -> None:
+        import time
+
+        wall = time.perf_counter() - self.start[0]
+        busy, steal, own = (now - then for now, then in zip(self._counters(), self.start[1:]))
+        if wall > 0:
+            self.load.other_cores = max(0.0, (busy - own) / wall)
+            self.load.steal_cores = max(0.0, steal / wall)
+        self.load.cores = len(self._cpus())
+
+    @staticmethod
+    def _cpus() -> list[int]:
+        return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+
+    def _counters(self) -> tuple[float, float, float]:
+        """CPU seconds so far: busy and stolen on the usable cores, and this process's own (with finished children)."""
+        import psutil
+
+        per_cpu = psutil.cpu_times(percpu=True)
+        times = [per_cpu[i] for i in self._cpus() if i < len(per_cpu)]
+        busy = sum(t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0) for t in times)
+        steal = sum(getattr(t, "steal", 0.0) for t in times)
+        own = psutil.Process().cpu_times()
+        return busy, steal, own.user + own.system + own.children_user + own.children_system
 
 
 def describe() -> dict[str, str]:

@@ -221,6 +221,28 @@ def test_baseline_slowdown_gate_fails_on_a_regression_and_passes_on_an_improveme
     assert json.loads(r.out)["gates"][0]["artifact_changed"] is True
 
 
+def test_bench_measures_the_load_beside_it_and_says_when_the_machine_was_busy(cli, twins, tmp_path):
+    """A process spinning on a core while bench runs shows in the JSON's `machine_load` (about one core of two) and in a
+    note; bench's own threads never count as the machine's load."""
+    import subprocess
+    import sys
+
+    a, b = twins
+    quiet = cli("bench", a, "--against", b, *FAST, "--json", "-")
+    assert quiet.code == 0, quiet.err
+    load = json.loads(quiet.out)["machine_load"]
+    assert load["cores"] == len(machine.LoadMeter._cpus()) and load["other_cores"] < 0.5, load  # its own 1-2 threads
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        busy = cli("bench", a, "--against", b, *FAST, "--json", "-")
+    finally:
+        spinner.kill()
+        spinner.wait()
+    doc = json.loads(busy.out)
+    assert doc["machine_load"]["other_cores"] >= 0.5, doc["machine_load"]
+    assert any(n.startswith("the machine was busy: while this ran, other processes kept") for n in doc["notes"])
+
+
 def test_a_speed_gate_refuses_a_runner_its_reference_does_not_run_beside(cli, tiny_onnx, tmp_path):
     """`--against` compares runners of one runtime: an IR (OpenVINO's alone) against an ONNX run on onnxruntime alone
     has no reference, which is exit 2 saying how to give it one, never a pass with nothing gated."""
