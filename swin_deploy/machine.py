@@ -138,7 +138,8 @@ class LoadMeter:
 
         per_cpu = psutil.cpu_times(percpu=True)
         times = [per_cpu[i] for i in self._cpus() if i < len(per_cpu)]
-        busy = sum(t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0) for t in times)
+        busy = sum(t.user + t.system + sum(getattr(t, k, 0.0) for k in ("nice", "irq", "softirq", "interrupt", "dpc"))
+                   for t in times)  # the fields psutil has on this OS (Linux: nice, irq, softirq; Windows: interrupt, dpc)
         steal = sum(getattr(t, "steal", 0.0) for t in times)
         own = psutil.Process().cpu_times()
         return busy, steal, own.user + own.system + own.children_user + own.children_system
