@@ -540,7 +540,9 @@ def _references(entries: list[BenchEntry], against: Path | None, torch_label: st
         if same:
             out[e.label] = same[0]
         elif required:
-            where = lambda r: r.name + (f" under the {r.hint} hint" if r.hint else "")  # noqa: E731
+            def where(runner: Runner) -> str:
+                return runner.name + (f" under the {runner.hint} hint" if runner.hint else "")
+
             raise UserError(f"{e.label} runs on {where(e.runner)}, where `against` {target.name} does not run in this "
                             f"call (it runs on {', '.join(sorted({where(r.runner) for r in refs.values()}))}): a speed "
                             "gate compares runners of one runtime; add that runtime to `backend` so the reference runs "

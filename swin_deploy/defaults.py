@@ -45,7 +45,7 @@ BOOTSTRAP_RESAMPLES = 2000  # confidence intervals of medians and speedups (swin
 GATE_EXTRA_TIME = 1.0  # an inconclusive speed gate may time for this many times the first pass's time again
 GATE_MIN_ROUNDS = 10  # below this many rounds a speed gate's interval means little: the first pass takes at least this
 # bench notes a busy machine when other processes (or, in a VM, the hypervisor's steal) kept at least this many of
-# its usable cores busy on average while it ran: idle 2-core guests read 0.01-0.02, a process spinning on one core 0.7
+# its usable cores busy on average while it ran: idle 2-core guests read 0.00-0.02, a process spinning on one core 0.7-1.0
 BUSY_MACHINE_CORES = 0.2
 
 # TensorRT engine build
