@@ -1,5 +1,5 @@
-"""What machine a measurement was taken on: CPU model and the vector extensions its speed depends on; whether a run
-fits in its memory."""
+"""What machine a measurement was taken on: CPU model and the vector extensions its speed depends on, and how busy it
+was with other work meanwhile; whether a run fits in its memory."""
 
 from __future__ import annotations
 
