@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,8 +87,13 @@ def physical_cores() -> int:
     """The cores this process may run on, counted as onnxruntime counts its default threads (physical cores)."""
     import psutil
 
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    usable = len(usable_cpus())
     return max(1, min(psutil.cpu_count(logical=False) or usable, usable))
+
+
+def usable_cpus() -> list[int]:
+    """The logical CPUs this process may run on (its affinity where the OS has one)."""
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
 
 
 @dataclass
@@ -113,31 +119,23 @@ class LoadMeter:
     the usable cores only (this process's affinity), and this process's finished children as its own."""
 
     def __enter__(self) -> MachineLoad:
-        import time
-
         self.load, self.start = MachineLoad(), (time.perf_counter(), *self._counters())
         return self.load
 
     def __exit__(self, *exc) -> None:
-        import time
-
         wall = time.perf_counter() - self.start[0]
         busy, steal, own = (now - then for now, then in zip(self._counters(), self.start[1:]))
         if wall > 0:
             self.load.other_cores = max(0.0, (busy - own) / wall)
             self.load.steal_cores = max(0.0, steal / wall)
-        self.load.cores = len(self._cpus())
-
-    @staticmethod
-    def _cpus() -> list[int]:
-        return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+        self.load.cores = len(usable_cpus())
 
     def _counters(self) -> tuple[float, float, float]:
         """CPU seconds so far: busy and stolen on the usable cores, and this process's own (with finished children)."""
         import psutil
 
         per_cpu = psutil.cpu_times(percpu=True)
-        times = [per_cpu[i] for i in self._cpus() if i < len(per_cpu)]
+        times = [per_cpu[i] for i in usable_cpus() if i < len(per_cpu)]
         busy = sum(t.user + t.system + sum(getattr(t, k, 0.0) for k in ("nice", "irq", "softirq", "interrupt", "dpc"))
                    for t in times)  # the fields psutil has on this OS (Linux: nice, irq, softirq; Windows: interrupt, dpc)
         steal = sum(getattr(t, "steal", 0.0) for t in times)
