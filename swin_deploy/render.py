@@ -47,7 +47,13 @@ def progress_bar(counted: bool = True) -> Progress:
     """The one rich progress line every long command shows on stderr (with a bar and count if `counted`)."""
     columns = [SpinnerColumn(), TextColumn("{task.description}")]
     columns += [BarColumn(), MofNCompleteColumn()] if counted else []
-    return Progress(*columns, TimeElapsedColumn(), console=err, transient=True)
+    return _progress(*columns, TimeElapsedColumn())
+
+
+def _progress(*columns: ProgressColumn | str) -> Progress:
+    # Off where stderr is no terminal (CI logs, pipes): rich draws nothing live there, and a transient display
+    # still ends with an empty line, which would open every error and report with a blank line.
+    return Progress(*columns, console=err, transient=True, disable=not err.is_terminal)
 
 
 @contextmanager
@@ -89,7 +95,7 @@ def rate_progress() -> Iterator[Callable[[str, int, int], None]]:
     """Progress over a stream of inputs with images/s and ETA: yields on_progress(what, done in this call, total)."""
     columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _Rate(),
                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
-    with Progress(*columns, console=err, transient=True) as progress:
+    with _progress(*columns) as progress:
         tasks: dict[str, int] = {}
 
         def on_progress(what: str, n: int, total: int) -> None:

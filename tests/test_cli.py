@@ -114,6 +114,16 @@ def test_an_output_named_as_another_kind_of_artifact_is_refused_or_decides_the_f
     assert (tmp_path / "g.bin").is_file() and artifact_info(ir).variant == "swin_test"
 
 
+def test_in_a_log_the_progress_display_leaves_nothing_and_an_error_is_its_only_line(cli, tiny_onnx, tmp_path):
+    """Where stderr is no terminal (a CI log), rich draws no live progress; its display must not leave an empty line
+    either, before an error or on a run that succeeds."""
+    (tmp_path / "empty").mkdir()
+    r = cli("verify", tiny_onnx["swin_test"], "--random-init", "--data", tmp_path / "empty")
+    assert r.code == 2 and r.err.startswith("error: no images") and r.err.count("\n") == 1, repr(r.err)
+    r = cli("verify", tiny_onnx["swin_test"], "--random-init", "--batch-sizes", "1")
+    assert r.code == 0 and r.err == "", repr(r.err)
+
+
 def test_predict_batch_size_below_1_is_refused(cli, tiny_onnx, demo):
     folder, _ = demo
     r = cli("predict", tiny_onnx["swin_test"], folder / "data" / "val" / "1", "--batch-size", "0")
