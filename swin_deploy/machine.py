@@ -46,9 +46,18 @@ _CORES = (
 )
 
 
+# (implementer, part) -> core, for the Arm server cores (Linux's /proc/cpuinfo on arm64 names neither the model nor
+# the core, only these numbers): Graviton2 and Ampere Altra are N1, Graviton3 V1, Cobalt 100 N2, Graviton4 and Axion V2.
+_ARM_CORES = {(0x41, 0xD0C): "Neoverse N1", (0x41, 0xD40): "Neoverse V1", (0x41, 0xD49): "Neoverse N2",
+              (0x41, 0xD4F): "Neoverse V2"}
+
+
 def cpu_core() -> str | None:
-    """The core generation of a server x86 CPU, from its family and model numbers (None where not in the table)."""
+    """The core generation of a server CPU, from its family and model numbers on x86 or its implementer and part on
+    Arm (None where not in the tables)."""
     try:
+        if _cpuinfo("CPU implementer"):
+            return _ARM_CORES.get((int(_cpuinfo("CPU implementer") or "", 16), int(_cpuinfo("CPU part") or "", 16)))
         vendor, family, model = _cpuinfo("vendor_id"), int(_cpuinfo("cpu family") or ""), int(_cpuinfo("model") or "")
     except ValueError:
         return None
@@ -57,21 +66,30 @@ def cpu_core() -> str | None:
 
 
 def cpu_name() -> str:
-    """The CPU's model name, with its core generation where the name does not say it ("AMD EPYC, Zen 4")."""
-    name = _cpuinfo("model name") or platform.processor() or platform.machine()
+    """The CPU's model name, with its core generation where the name does not say it ("AMD EPYC, Zen 4"); on Arm,
+    where Linux gives no model name, the core ("Neoverse V1")."""
+    name = _cpuinfo("model name") or platform.processor()
     core = cpu_core()
+    if not name:
+        return core or platform.machine()
     return f"{name}, {core}" if core and core not in name else name
 
 
 def vector_isa() -> str:
-    """The widest x86 vector extensions this CPU has (INT8 and bf16 speed depend on them): AVX-512 with VNNI, BF16
-    and AMX, or AVX2."""
+    """The widest vector extensions this CPU has (INT8 and bf16 speed depend on them): on x86 AVX-512 with VNNI, BF16
+    and AMX, or AVX2; on Arm NEON or SVE/SVE2 with the int8 dot-product (dotprod), int8 matrix (I8MM) and BF16
+    instructions."""
     flags = set((_cpuinfo("flags") or "").split())
-    if not flags:
+    if flags:
+        found = [name for flag, name in (("avx512f", "AVX-512"), ("avx512_vnni", "VNNI"), ("avx512_bf16", "BF16"),
+                                         ("amx_int8", "AMX")) if flag in flags]
+        return "+".join(found) if found else ("AVX2" if "avx2" in flags else "no AVX2")
+    features = set((_cpuinfo("Features") or "").split())  # Linux's name for them on arm64
+    if "asimd" not in features:
         return "unknown"
-    found = [name for flag, name in (("avx512f", "AVX-512"), ("avx512_vnni", "VNNI"), ("avx512_bf16", "BF16"),
-                                     ("amx_int8", "AMX")) if flag in flags]
-    return "+".join(found) if found else ("AVX2" if "avx2" in flags else "no AVX2")
+    vector = "SVE2" if "sve2" in features else "SVE" if "sve" in features else "NEON"
+    return "+".join([vector] + [name for flag, name in (("asimddp", "dotprod"), ("i8mm", "I8MM"), ("bf16", "BF16"),
+                                                        ("sme", "SME")) if flag in features])
 
 
 def exact_int8_dot_products() -> bool | None:

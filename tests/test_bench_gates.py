@@ -382,3 +382,32 @@ def test_cpu_name_says_the_core_a_bare_model_name_hides(tmp_path, monkeypatch, v
     monkeypatch.setattr(machine, "CPUINFO", info)
     assert machine.cpu_name() == expected
     assert machine.describe()["core"] == (expected[len(name) + 2:] or "unknown")
+
+
+ARM_FEATURES = "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop"
+
+
+@pytest.mark.parametrize("part, features, name, isa", [
+    ("0xd0c", f"{ARM_FEATURES} asimddp ssbs", "Neoverse N1", "NEON+dotprod"),  # Graviton2, Ampere Altra
+    ("0xd40", f"{ARM_FEATURES} sha3 sm3 sm4 asimddp sha512 sve asimdfhm dit uscat ilrcpc flagm ssbs paca pacg dcpodp "
+              "svei8mm svebf16 i8mm bf16 dgh rng", "Neoverse V1", "SVE+dotprod+I8MM+BF16"),  # Graviton3
+    ("0xd4f", f"{ARM_FEATURES} sha3 sm3 sm4 asimddp sha512 sve asimdfhm dit uscat ilrcpc flagm ssbs sb paca pacg "
+              "dcpodp sve2 sveaes svepmull svebitperm svesha3 svesm4 flagm2 frint svei8mm svebf16 i8mm bf16 dgh rng bti",
+     "Neoverse V2", "SVE2+dotprod+I8MM+BF16"),  # Graviton4, Axion
+    ("0xd08", "fp asimd evtstrm crc32 cpuid", "aarch64", "NEON"),  # Cortex-A72: not a server core in the table
+])
+def test_on_arm_the_core_and_vector_isa_come_from_part_and_features(tmp_path, monkeypatch, part, features, name, isa):
+    """Linux on arm64 names no model and no flags: a measurement there names the core from its implementer and part
+    numbers, and the vector ISA (NEON/SVE/SVE2, int8 dot products, I8MM, BF16) from its Features line."""
+    import platform
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("".join(f"processor\t: {i}\nBogoMIPS\t: 2100.00\nFeatures\t: {features}\nCPU implementer\t: 0x41\n"
+                            f"CPU architecture: 8\nCPU variant\t: 0x1\nCPU part\t: {part}\nCPU revision\t: 1\n\n"
+                            for i in range(2)))
+    monkeypatch.setattr(machine, "CPUINFO", info)
+    monkeypatch.setattr(platform, "processor", lambda: "")
+    monkeypatch.setattr(platform, "machine", lambda: "aarch64")
+    assert (machine.cpu_name(), machine.vector_isa()) == (name, isa)
+    assert machine.describe()["core"] == (name if name.startswith("Neoverse") else "unknown")
+    assert machine.exact_int8_dot_products() is None  # the int16-saturation note is x86's alone
