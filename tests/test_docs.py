@@ -51,6 +51,17 @@ def test_every_documented_command_line_names_options_the_command_has():
     assert seen >= 30 and not wrong, wrong  # the floor: the docs' command lines were found at all
 
 
+def test_the_readmes_command_table_lists_every_command():
+    import typer.main
+
+    import cli
+
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("## Commands"):readme.index("\n## ", readme.index("## Commands") + 1)]
+    listed = {m[1] for m in re.finditer(r"^\| `swin-deploy ([a-z][a-z-]*)", table, flags=re.M)}
+    assert listed == set(typer.main.get_command(cli.app).commands), listed
+
+
 def test_the_checker_catches_a_planted_option():
     planted = ("Run `swin-deploy verify m.onnx --no-such-flag`, then\n```bash\nswin-deploy bench a.onnx\n  --max-rss 1G\n```"
                " and `swin-deploy predict m.onnx\n--no-such-option` wrapped")
