@@ -248,7 +248,7 @@ def bench_table(report) -> None:
              + (f"; speedup vs {escape(', '.join(refs))}" if speedups else ""))
     columns(title, headers, rows, left=("artifact", "backend"))
     for f in report.fastest():
-        first, second = f"{escape(f.label)} ({f.backend})", f"{escape(f.next_label)} ({f.next_backend})"
+        first, second = _runner_name(f.label, f.backend), _runner_name(f.next_label, f.next_backend)
         message(f"fastest at batch {f.batch_size}: {first}, {_interval(f.lead)} as fast as the next, {second}"
                 if f.decided else f"fastest at batch {f.batch_size}: {first}, tied within the noise with {second} "
                 f"({_interval(f.lead)})")
@@ -263,6 +263,12 @@ def bench_table(report) -> None:
         columns("gates", ["runner", "batch", "gate", "value [95% CI]", "threshold", "verdict"],
                 [[escape(g.label), g.batch_size or "-", g.gate, _gate_value(g), _gate_threshold(g), _verdict(g)]
                  for g in report.gates], left=("runner", "gate"))
+
+
+def _runner_name(label: str, backend: str) -> str:
+    """A runner as a sentence names it: its label, and its backend unless the label says it ("pytorch swin_t")."""
+    runtime = backend.replace(",", " ").split()[0] if backend.strip() else backend
+    return escape(label) if runtime and label.startswith(runtime) else f"{escape(label)} ({backend})"
 
 
 def _interval(iv) -> str:

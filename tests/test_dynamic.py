@@ -207,6 +207,8 @@ def test_bench_times_every_runner_and_pytorch_at_one_input_size(cli, artifacts, 
     assert sizes(cli("bench", dynamic, *fast, "--img-size", "96x128", "--json", "-")) == {
         dynamic.name: "96x128", "pytorch swin_test": "96x128"}
     assert sizes(cli("bench", fixed, *fast, "--json", "-")) == {fixed.name: "128x128", "pytorch swin_test": "128x128"}
+    fastest = next(line for line in cli("bench", fixed, *fast).out.splitlines() if line.startswith("fastest at batch 2"))
+    assert f"{fixed.name} (onnxruntime-cpu)" in fastest and "pytorch swin_test" in fastest and "(pytorch)" not in fastest
     base = tmp_path / "base.json"
     assert cli("bench", dynamic, fixed, *fast, "--img-size", "128", "--json", base).code == 0
     assert set(sizes(cli("bench", dynamic, *fast, "--json", "-")).values()) == {"64x64"}  # its own size by default
