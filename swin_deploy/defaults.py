@@ -48,6 +48,10 @@ GATE_MIN_ROUNDS = 10  # below this many rounds a speed gate's interval means lit
 # its usable cores busy on average while it ran: idle 2-core guests read 0.00-0.02, a process spinning on one core 0.7-1.0
 BUSY_MACHINE_CORES = 0.2
 
+# the command line's progress where stderr is no terminal (a CI log): a plain line at most this often, so long work
+# shows it is alive (CircleCI stops a step after 10 minutes without output)
+LOG_PROGRESS_EVERY_S = 60.0
+
 # TensorRT engine build
 ENGINE_MIN_BATCH, ENGINE_OPT_BATCH, ENGINE_MAX_BATCH = 1, 8, 32
 WORKSPACE_BYTES = 4 << 30

@@ -8,8 +8,10 @@ wrap artifact names over two lines.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 
 from rich.console import Console
 from rich.markup import escape
@@ -19,6 +21,7 @@ from rich.progress import (
     Progress,
     ProgressColumn,
     SpinnerColumn,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -26,6 +29,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from . import defaults
 from .errors import spell_params
 from .parsing import format_bytes
 
@@ -51,9 +55,35 @@ def progress_bar(counted: bool = True) -> Progress:
 
 
 def _progress(*columns: ProgressColumn | str) -> Progress:
-    # Off where stderr is no terminal (CI logs, pipes): rich draws nothing live there, and a transient display
-    # still ends with an empty line, which would open every error and report with a blank line.
-    return Progress(*columns, console=err, transient=True, disable=not err.is_terminal)
+    return Progress(*columns, console=err, transient=True) if err.is_terminal else _LoggedProgress()
+
+
+class _LoggedProgress(Progress):
+    """Progress where stderr is no terminal (CI logs, pipes): rich draws nothing live there (and its transient
+    display still ends with an empty line, which opened every error with a blank line), so the tasks are tracked
+    undrawn and a plain line says where they are, at most every defaults.LOG_PROGRESS_EVERY_S."""
+
+    def __init__(self) -> None:
+        super().__init__(console=err, disable=True)
+        self._logged = time.monotonic()
+
+    def update(self, task_id: TaskID, **changes) -> None:
+        super().update(task_id, **changes)
+        self._log()
+
+    def advance(self, task_id: TaskID, advance: float = 1) -> None:
+        super().advance(task_id, advance)
+        self._log()
+
+    def _log(self) -> None:
+        if time.monotonic() - self._logged < defaults.LOG_PROGRESS_EVERY_S:
+            return
+        self._logged = time.monotonic()
+        for task in self.tasks:
+            if not task.finished:
+                done = f" {task.completed:.0f}/{task.total:.0f}" if task.total else ""
+                err.print(f"{escape(task.description)}:{done} ({timedelta(seconds=round(task.elapsed or 0))})",
+                          highlight=False, soft_wrap=True)
 
 
 @contextmanager

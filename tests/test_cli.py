@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -114,14 +115,24 @@ def test_an_output_named_as_another_kind_of_artifact_is_refused_or_decides_the_f
     assert (tmp_path / "g.bin").is_file() and artifact_info(ir).variant == "swin_test"
 
 
-def test_in_a_log_the_progress_display_leaves_nothing_and_an_error_is_its_only_line(cli, tiny_onnx, tmp_path):
-    """Where stderr is no terminal (a CI log), rich draws no live progress; its display must not leave an empty line
-    either, before an error or on a run that succeeds."""
+def test_in_a_log_progress_is_a_plain_line_now_and_then_and_an_error_is_its_only_line(cli, tiny_onnx, tmp_path,
+                                                                                    monkeypatch):
+    """Where stderr is no terminal (a CI log) rich draws no live progress: a run shows it is alive with a plain line
+    at most every defaults.LOG_PROGRESS_EVERY_S (a CI step without output for 10 minutes may be stopped), and leaves
+    no empty line before an error."""
+    from swin_deploy import defaults
+
     (tmp_path / "empty").mkdir()
     r = cli("verify", tiny_onnx["swin_test"], "--random-init", "--data", tmp_path / "empty")
     assert r.code == 2 and r.err.startswith("error: no images") and r.err.count("\n") == 1, repr(r.err)
     r = cli("verify", tiny_onnx["swin_test"], "--random-init", "--batch-sizes", "1")
-    assert r.code == 0 and r.err == "", repr(r.err)
+    assert r.code == 0 and r.err == "", repr(r.err)  # a short run: no line
+    monkeypatch.setattr(defaults, "LOG_PROGRESS_EVERY_S", 0.0)
+    r = cli("verify", tiny_onnx["swin_test"], "--random-init", "--batch-sizes", "1")
+    lines = r.err.splitlines()
+    assert r.code == 0 and lines and all(re.fullmatch(r"64x64, batch 1: \d+/32 \(0:00:\d\d\)", x) for x in lines), lines
+    assert [int(x.split("/")[0].rsplit(" ", 1)[1]) for x in lines] == sorted({int(x.split("/")[0].rsplit(" ", 1)[1])
+                                                                             for x in lines})  # counts go up
 
 
 def test_predict_batch_size_below_1_is_refused(cli, tiny_onnx, demo):
