@@ -229,7 +229,8 @@ def verify_table(result) -> None:
     if ends:
         said.append(f"the size range's end{'s' * (len(ends) > 1)} "
                     f"{', '.join(f'{b.img_size[0]}x{b.img_size[1]}' for b in ends)} over the {ends[0].scope}")
-    message("; ".join(said) + (" (logit gates only)" if consistency or ends else "")
+    gated = "output" if result.info.headless else "logit"
+    message("; ".join(said) + (f" ({gated} gates only)" if consistency or ends else "")
             + (f"; {flag('img_sizes')} gates chosen sizes in full" if ends else ""))
     if result.info.headless:
         message(f"top-k agreement and accuracy: not applicable ({', '.join(result.info.outputs)} out, no class scores)")

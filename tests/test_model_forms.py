@@ -297,7 +297,7 @@ def test_headless_int8_gates_and_predict_refuses(cli, demo, tmp_path):
     for artifact in (fp32, int8):
         r = cli("verify", artifact, "--checkpoint", ckpt, "--data", val, "--batch-sizes", "32,1")
         assert r.code == 0, r.err
-        assert "not applicable" in r.out and "top1" not in r.out
+        assert "not applicable" in r.out and "top1" not in r.out and "(output gates only)" in r.out
     proto = onnx.load(str(fp32))
     weight = max(proto.graph.initializer, key=lambda t: t.dims[0] if len(t.dims) == 2 else 0)
     values = onnx.numpy_helper.to_array(weight).copy()
