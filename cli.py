@@ -653,11 +653,18 @@ def _sigterm_unwinds():
         signal.signal(signal.SIGTERM, previous)
 
 
-def main() -> None:
-    """Console entry point: map library errors to exit codes and one-line messages.
+try:
+    from typer import TyperException as UsageErrors  # click's usage errors, in the click typer carries since 0.2x
+except ImportError:  # an older typer, on click itself
+    from click import ClickException as UsageErrors
 
-    click's standalone mode handles its own usage errors (exit 2) and Ctrl-C; everything the
-    library raises passes through to here.
+
+def main() -> None:
+    """Console entry point: map library errors and click's usage errors to exit codes and one-line messages.
+
+    Outside click's standalone mode its usage errors (a missing argument, an unknown option, a value of the wrong
+    type) come here to be said in one line as the library's are, not in typer's multi-line panel; typer's own exits
+    (--help, `typer.Exit`, Ctrl-C as 130) come back as the return value.
     """
     from swin_deploy import render
 
@@ -667,7 +674,13 @@ def main() -> None:
     warnings.filterwarnings("ignore", message=r"Image size \(\d+ pixels\) exceeds limit")
     try:
         with _sigterm_unwinds():
-            app()
+            code = app(prog_name="swin-deploy", standalone_mode=False)
+    except UsageErrors as e:
+        if type(e).__name__ == "NoArgsIsHelpError":  # typer has shown the help
+            sys.exit(2)
+        ctx = getattr(e, "ctx", None)
+        render.failure("error:", e.format_message() + (f" (see {ctx.command_path} --help)" if ctx else ""))
+        sys.exit(e.exit_code)
     except SwinDeployError as e:
         if debug:
             raise
@@ -679,8 +692,12 @@ def main() -> None:
         if (full := out_of_space(e)) is not None:  # a full disk met outside an output's own writer (a temp folder)
             render.failure("error:", full.render(render.flag))
             sys.exit(full.exit_code)
+        if isinstance(e, typer.Abort) and e.__cause__ is not None:
+            e = e.__cause__  # typer turns an EOFError from anywhere (a truncated pickle) into click's Abort
         render.failure("internal error:", f"{type(e).__name__}: {e} (rerun with SWIN_DEPLOY_DEBUG=1 for the traceback)")
         sys.exit(3)
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

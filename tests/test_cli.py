@@ -135,6 +135,22 @@ def test_in_a_log_progress_is_a_plain_line_now_and_then_and_an_error_is_its_only
                                                                              for x in lines})  # counts go up
 
 
+@pytest.mark.parametrize("args, said", [
+    (("verify",), "Missing argument 'artifact'. (see swin-deploy verify --help)"),
+    (("verify", "m.onnx", "--bogus"), "No such option: --bogus (see swin-deploy verify --help)"),
+    (("verify", "m.onnx", "--threads", "two"), "Invalid value for '--threads'"),
+    (("bench", "m.onnx", "--batch-sizes"), "Option '--batch-sizes' requires an argument."),
+    (("verfy", "m.onnx"), "No such command 'verfy'. Did you mean 'verify'? (see swin-deploy --help)"),
+])
+def test_a_command_line_click_cannot_parse_is_one_line_too(cli, args, said):
+    """A missing argument, an unknown option or command, a value of the wrong type: exit 2 with one line saying
+    what is wrong and where the help is, like every other usage error (not typer's multi-line panel)."""
+    r = cli(*args)
+    assert r.code == 2 and r.err.startswith("error: ") and said in r.err and r.err.count("\n") == 1, r.err
+    r = cli()
+    assert r.code == 2 and "Usage: swin-deploy" in r.out  # no command at all: the help
+
+
 def test_predict_batch_size_below_1_is_refused(cli, tiny_onnx, demo):
     folder, _ = demo
     r = cli("predict", tiny_onnx["swin_test"], folder / "data" / "val" / "1", "--batch-size", "0")
