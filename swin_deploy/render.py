@@ -8,6 +8,7 @@ wrap artifact names over two lines.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -297,9 +298,12 @@ def bench_table(report) -> None:
 
 
 def _runner_name(label: str, backend: str) -> str:
-    """A runner as a sentence names it: its label, and its backend unless the label says it ("pytorch swin_t")."""
-    runtime = backend.replace(",", " ").split()[0] if backend.strip() else backend
-    return escape(label) if runtime and label.startswith(runtime) else f"{escape(label)} ({backend})"
+    """A runner as a sentence names it: its label with its backend, the runtime said once ("pytorch swin_t",
+    "m.onnx [openvino] (f32, 2 streams)", "m.onnx (onnxruntime-cpu)")."""
+    runtime, _, rest = backend.partition(" ")
+    if runtime.rstrip(",") in re.split(r"[\s\[\],]+", label):
+        return escape(label) + (f" ({escape(rest)})" if rest else "")
+    return f"{escape(label)} ({escape(backend)})"
 
 
 def _interval(iv) -> str:

@@ -186,6 +186,10 @@ def test_bench_runs_each_onnx_on_each_backend_and_reports_load_time(cli, artifac
     assert set(backends) == {"int8.onnx [onnxruntime-cpu]", "int8.onnx [openvino]"}
     assert backends["int8.onnx [openvino]"].split()[0] == "openvino" and len(backends["int8.onnx [openvino]"].split()) == 2
     assert all(run["load_ms"] > 0 for run in doc["runners"].values())
+    # the line naming the fastest says each runtime once, and what the label does not say (OpenVINO's precision)
+    fastest = next(line for line in r.out.splitlines() if line.startswith("fastest at batch 1"))
+    assert f"int8.onnx [openvino] ({backends['int8.onnx [openvino]'].split()[1]})" in fastest, fastest
+    assert "int8.onnx [onnxruntime-cpu]" in fastest and "(onnxruntime-cpu)" not in fastest, fastest
 
 
 
