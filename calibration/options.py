@@ -100,6 +100,9 @@ class QuantizeOptions:
                             f"not {self.fp16_keep_above}")
         if self.calib_images < 1 or self.calib_batch < 1:
             raise UserError("`calib_images` and `calib_batch` must be at least 1")
+        from swin_deploy.data import checked_workers  # here: numpy stays out of the command line's start-up
+
+        checked_workers(self.workers)
         if self.precision == Precision.FP16:
             unused = self.int8.changed() + (["calib_cache"] if self.calib_cache is not None else [])
             _reject(unused, "INT8 conversion")

@@ -53,6 +53,13 @@ def default_workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
+def checked_workers(workers: int | None) -> int:
+    """`workers` as given (None: default_workers()), refused unless at least 1."""
+    if workers is not None and workers < 1:
+        raise UserError(f"`workers` must be at least 1, not {workers}")
+    return default_workers() if workers is None else workers
+
+
 @dataclass
 class ImageSet:
     files: list[Path]
@@ -112,7 +119,7 @@ def list_images(folder: str | Path, limit: int | None = None, seed: int = 0, lab
     deterministically (by `seed`). `num_classes` (the model's) checks that the labels can mean its classes;
     `class_names` (the model's, where it has them) map folders and labels named after them."""
     if limit is not None and limit < 1:
-        raise UserError(f"the image limit must be at least 1, not {limit}")
+        raise UserError(f"`limit` must be at least 1, not {limit}")
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"image folder {folder} does not exist: pass a folder of images (ImageFolder layout or flat)")
@@ -369,9 +376,7 @@ def stream_batches(images: ImageSet, transform, batch_size: int, workers: int | 
     """Preprocessed batches in file order, decoded by `workers` threads with at most ~2 batches in flight.
 
     An unreadable file is skipped and counted in `images` (strict: a UserError naming it)."""
-    workers = default_workers() if workers is None else workers
-    if workers < 1:
-        raise UserError(f"`workers` must be at least 1, not {workers}")
+    workers = checked_workers(workers)
     window = max(2 * batch_size, 2 * workers)  # decodes in flight: bounds memory whatever the number of images
     xs, ys, idx = [], [], []
     with ThreadPoolExecutor(workers) as pool:

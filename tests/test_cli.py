@@ -151,6 +151,20 @@ def test_a_command_line_click_cannot_parse_is_one_line_too(cli, args, said):
     assert r.code == 2 and "Usage: swin-deploy" in r.out  # no command at all: the help
 
 
+def test_image_options_are_refused_where_they_would_be_ignored_or_mean_nothing(cli, tiny_onnx, demo):
+    """--limit caps --data's images: without --data it was ignored (32 synthetic inputs ran); --workers 0 was refused
+    only once images were decoded, so verify without --data and an FP16 quantize took it."""
+    folder, _ = demo
+    model = tiny_onnx["swin_test"]
+    for args, said in ((("verify", model, "--random-init", "--limit", "5"), "--limit caps the images of --data"),
+                       (("verify", model, "--random-init", "--data", folder / "data" / "val", "--limit", "0"),
+                        "--limit must be at least 1, not 0"),
+                       (("verify", model, "--random-init", "--workers", "0"), "--workers must be at least 1, not 0"),
+                       (("quantize", model, "--precision", "fp16", "--workers", "0"), "--workers must be at least 1")):
+        r = cli(*args)
+        assert r.code == 2 and said in r.err and r.err.count("\n") == 1, (args, r.err)
+
+
 def test_predict_batch_size_below_1_is_refused(cli, tiny_onnx, demo):
     folder, _ = demo
     r = cli("predict", tiny_onnx["swin_test"], folder / "data" / "val" / "1", "--batch-size", "0")

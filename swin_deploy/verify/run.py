@@ -25,7 +25,7 @@ from ..backends import run_batched, run_padded, runner_for
 from ..backends.base import Runner
 from ..backends.openvino_runner import OpenVinoOptions
 from ..compare import Check, Comparison, gate, named_as
-from ..data import Batch, ImageSet, list_images, stream_batches, transform_for
+from ..data import Batch, ImageSet, checked_workers, list_images, stream_batches, transform_for
 from ..enums import Precision, WeightsSource
 from ..errors import UserError
 from ..models import Weights
@@ -76,8 +76,11 @@ class InputSet:
             self.transform = transform_for(info, self.img_size)
         elif options.labels is not None:
             raise UserError("`labels` needs `data`: the folder the labelled files are in")
+        elif options.limit is not None:
+            raise UserError("`limit` caps the images of `data`: without them, `samples` sets how many synthetic inputs")
         elif self.samples < 1:
             raise UserError("`samples` must be at least 1")
+        checked_workers(options.workers)  # refused with or without images, not only once decoding starts
         self.key = self._key(info)
 
     @property
