@@ -175,8 +175,8 @@ class TritonOptions:
                          "bf16": self.bf16 or None, "static_batch": self.static_batch or None}
         given = [k for k, v in openvino_only.items() if v is not None]
         if given and runtime != Runtime.OPENVINO:
-            raise UserError(f"{', '.join(f'`{k}`' for k in given)} configure Triton's OpenVINO backend: add `runtime` "
-                            "openvino, or serve an OpenVINO IR")
+            raise UserError(f"{' and '.join(f'`{k}`' for k in given)} configure{'s' * (len(given) == 1)} Triton's "
+                            "OpenVINO backend: add `runtime` openvino, or serve an OpenVINO IR")
 
 
 @dataclass
