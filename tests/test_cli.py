@@ -151,12 +151,17 @@ def test_a_command_line_click_cannot_parse_is_one_line_too(cli, args, said):
     assert r.code == 2 and "Usage: swin-deploy" in r.out  # no command at all: the help
 
 
-def test_image_options_are_refused_where_they_would_be_ignored_or_mean_nothing(cli, tiny_onnx, demo):
-    """--limit caps --data's images: without --data it was ignored (32 synthetic inputs ran); --workers 0 was refused
-    only once images were decoded, so verify without --data and an FP16 quantize took it."""
+def test_verify_options_are_refused_where_they_would_be_ignored_or_mean_nothing(cli, tiny_onnx, demo):
+    """--limit and --strict act on --data's images: without --data they were ignored (32 synthetic inputs ran); a
+    PyTorch reference's weights beside --reference were ignored too, even a checkpoint that does not exist;
+    --workers 0 was refused only once images were decoded, so verify without --data and an FP16 quantize took it."""
     folder, _ = demo
     model = tiny_onnx["swin_test"]
     for args, said in ((("verify", model, "--random-init", "--limit", "5"), "--limit caps the images of --data"),
+                       (("verify", model, "--random-init", "--strict"), "--strict makes an unreadable image of --data"),
+                       (("verify", model, "--reference", model, "--checkpoint", "nowhere.pth"),
+                        "--checkpoint chooses a PyTorch reference, and --reference swin_test.onnx is the one gated"),
+                       (("verify", model, "--reference", model, "--random-init"), "drop it or --reference"),
                        (("verify", model, "--random-init", "--data", folder / "data" / "val", "--limit", "0"),
                         "--limit must be at least 1, not 0"),
                        (("verify", model, "--random-init", "--workers", "0"), "--workers must be at least 1, not 0"),

@@ -145,6 +145,14 @@ def reference_for(info: ArtifactInfo, weights: Weights, timm: bool = False, arti
     """Another artifact if given, else timm's model (with a checkpoint), else the native model with `weights`;
     PyTorch references run on `device` (auto: CUDA where there is one)."""
     if artifact is not None:
+        given = [name for name, on in (("checkpoint", weights.source == WeightsSource.CHECKPOINT),
+                                       ("pretrained", weights.source == WeightsSource.PRETRAINED),
+                                       ("random_init", weights.source == WeightsSource.RANDOM),
+                                       ("timm", timm), ("transformers", transformers)) if on]
+        if given:
+            raise UserError(f"{' and '.join(f'`{n}`' for n in given)} choose{'s' * (len(given) == 1)} a PyTorch "
+                            f"reference, and `reference` {Path(artifact).name} is the one gated against: drop "
+                            f"{'it' if len(given) == 1 else 'them'} or `reference`")
         other = artifact_info(artifact, info.variant)  # a reference without metadata is the candidate's variant
         if other.weights_sha256 and other.preprocessing != info.preprocessing:  # both record theirs, and they differ
             differ = next(k for k, v in other.preprocessing.items() if info.preprocessing[k] != v)

@@ -78,6 +78,8 @@ class InputSet:
             raise UserError("`labels` needs `data`: the folder the labelled files are in")
         elif options.limit is not None:
             raise UserError("`limit` caps the images of `data`: without them, `samples` sets how many synthetic inputs")
+        elif options.strict:
+            raise UserError("`strict` makes an unreadable image of `data` an error: it goes with `data`")
         elif self.samples < 1:
             raise UserError("`samples` must be at least 1")
         checked_workers(options.workers)  # refused with or without images, not only once decoding starts
