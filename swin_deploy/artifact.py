@@ -362,12 +362,14 @@ def external_data_files(model: onnx.ModelProto) -> list[str]:
     return list(dict.fromkeys(ExternalDataInfo(t).location for t in tensors(model.graph) if uses_external_data(t)))
 
 
-def read_info(path: str | Path, variant: str | None = None) -> ArtifactInfo:
-    """The artifact's metadata; for a foreign ONNX, the registry's view of `variant` (else a UserError)."""
+def read_info(path: str | Path, variant: str | None = None, *, fallback_variant: str | None = None) -> ArtifactInfo:
+    """The artifact's metadata; for a foreign ONNX, the registry's view of `variant` or `fallback_variant` (else a
+    UserError). Beside metadata `variant` may only repeat its model (see artifact_info)."""
     model = load_onnx(path, load_weights=False)
     info = ArtifactInfo.from_props({p.key: p.value for p in model.metadata_props})
     if info is not None:
-        return info
+        return _as_named(info, variant, Path(path))
+    variant = variant or fallback_variant
     if variant is None:
         raise UserError(f"{path} carries no swin-deploy metadata: pass `variant` NAME to say what model it is")
     dims = [d.dim_value if d.HasField("dim_value") else None for d in model.graph.input[0].type.tensor_type.shape.dim]
@@ -423,14 +425,31 @@ def check_artifact_name(path: str | Path, kind: str, option: str = "output") -> 
                         f"{path.with_suffix(suffix).name} (`{option}`)")
 
 
-def artifact_info(path: str | Path, variant: str | None = None) -> ArtifactInfo:
-    """Any artifact's metadata: an ONNX's own, a TensorRT engine's sidecar, or an OpenVINO IR's rt_info."""
+def artifact_info(path: str | Path, variant: str | None = None, *, fallback_variant: str | None = None) -> ArtifactInfo:
+    """Any artifact's metadata: an ONNX's own, a TensorRT engine's sidecar, or an OpenVINO IR's rt_info.
+
+    `variant` (the user's) names the model of an artifact without metadata, and beside metadata may only repeat the
+    model it names, never silently lose to it; `fallback_variant` names it without that check (a reference artifact
+    taken as its candidate's model)."""
     path = Path(path)
     if path.suffix in ENGINE_SUFFIXES:
-        return read_sidecar(path).artifact_info()
-    if path.suffix == IR_SUFFIX:
-        return read_ir_info(path, variant)
-    return read_info(path, variant)
+        return _as_named(read_sidecar(path).artifact_info(), variant, path)
+    read = read_ir_info if path.suffix == IR_SUFFIX else read_info
+    return read(path, variant, fallback_variant=fallback_variant)
+
+
+def _as_named(info: ArtifactInfo, variant: str | None, path: Path) -> ArtifactInfo:
+    """`info`, read from swin-deploy metadata, unless the user's `variant` names another model."""
+    if variant is None or variant in (info.variant, info.timm_name):
+        return info
+    try:
+        same = get_config(variant).name == info.variant
+    except UserError:
+        same = False
+    if not same:
+        raise UserError(f"{Path(path).name} is {info.variant} by its swin-deploy metadata, not {variant}: `variant` "
+                        "names the model of an ONNX or IR without that metadata, so leave it out")
+    return info
 
 
 @dataclass
@@ -496,9 +515,10 @@ def ir_weights(xml: Path) -> Path:
     return Path(xml).with_suffix(".bin")
 
 
-def read_ir_info(xml: str | Path, variant: str | None = None) -> ArtifactInfo:
+def read_ir_info(xml: str | Path, variant: str | None = None, *, fallback_variant: str | None = None) -> ArtifactInfo:
     """An OpenVINO IR's metadata, read from its XML's rt_info (no OpenVINO needed): `<rt_info><swin_deploy><KEY
-    value="..."/>...`, the layout `ov.Model.set_rt_info(value, ["swin_deploy", KEY])` writes."""
+    value="..."/>...`, the layout `ov.Model.set_rt_info(value, ["swin_deploy", KEY])` writes. `variant` and
+    `fallback_variant` as read_info takes them."""
     import xml.etree.ElementTree as ET
 
     xml = Path(xml)
@@ -514,7 +534,8 @@ def read_ir_info(xml: str | Path, variant: str | None = None) -> ArtifactInfo:
     props = {} if section is None else {f"swin_deploy.{e.tag}": e.get("value", "") for e in section}
     info = ArtifactInfo.from_props(props)
     if info is not None:
-        return info
+        return _as_named(info, variant, xml)
+    variant = variant or fallback_variant
     if variant is None:
         raise UserError(f"{xml} carries no swin-deploy metadata: pass `variant` NAME to say what model it is")
     layers = root.findall("layers/layer")

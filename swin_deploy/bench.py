@@ -152,7 +152,7 @@ class RunnerSpec:
 
     def runner(self) -> tuple[Runner, Callable[[np.random.Generator, int], np.ndarray]]:
         if self.path is not None:
-            info = artifact_info(self.path, self.variant)
+            info = artifact_info(self.path, fallback_variant=self.variant)
             runner = runner_for(self.path, self.backend, self.threads, self.openvino, info.precision)
             return runner, lambda rng, b: info.example_input(rng, b, self.img_size)
         assert self.torch_config is not None
@@ -374,6 +374,9 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
         artifacts.append(Path(g.against))
     if not artifacts and not o.torch_variant:
         raise UserError("nothing to benchmark: pass artifact paths and/or `torch` VARIANT")
+    if not o.torch_variant and o.weights != Weights():
+        raise UserError("the weights options (`checkpoint`, `random_init`, `pretrained`) are the PyTorch model's: "
+                        "add `torch` VARIANT, or leave them out (an artifact carries its own)")
     if o.iterations is not None and o.seconds is not None:
         raise UserError("choose `iterations` or `seconds`, not both")
     iterations = defaults.BENCH_ITERATIONS if o.iterations is None and o.seconds is None else o.iterations
@@ -384,7 +387,10 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
     if g.timed and g.against is None and not o.torch_variant:
         raise UserError("speed gates compare with a reference timed in the same run: pass `torch` VARIANT or "
                         "`against` FILE")
-    infos = {path: artifact_info(path, o.variant) for path in artifacts}
+    infos = {path: artifact_info(path, fallback_variant=o.variant) for path in artifacts}
+    if o.variant is not None and all(info.weights_sha256 for info in infos.values()):
+        for path in artifacts:  # no artifact here lacks metadata: `variant` may only repeat what theirs say
+            artifact_info(path, o.variant)
     hints = _hints(o)
     given = o.openvino if hints == (None,) else replace(o.openvino or OpenVinoOptions(), performance_hint=hints[0])
     if said := unused_options(given, {b or default_backend(p) for p in infos for b in _backends(p, o.backends)}):

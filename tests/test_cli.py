@@ -170,6 +170,26 @@ def test_verify_options_are_refused_where_they_would_be_ignored_or_mean_nothing(
         assert r.code == 2 and said in r.err and r.err.count("\n") == 1, (args, r.err)
 
 
+def test_a_variant_or_weights_the_artifact_does_not_take_are_refused_not_ignored(cli, tiny_onnx, demo):
+    """`--variant` names the model of an ONNX or IR without metadata: beside swin-deploy's metadata it may repeat it,
+    never silently lose to it (verify, bench, predict, quantize, triton, convert all ran swin_test as asked for
+    swin_t). bench's weights options are its PyTorch model's: without --torch they were ignored."""
+    folder, _ = demo
+    model = tiny_onnx["swin_test"]
+    wrong = "swin_test.onnx is swin_test by its swin-deploy metadata, not swin_t: --variant names the model of an ONNX"
+    for args in (("verify", model, "--random-init"), ("bench", model, "--iterations", "2"),
+                 ("predict", model, folder / "data" / "val" / "3"), ("quantize", model, "--precision", "fp16"),
+                 ("triton", model, "--repo", folder / "repo"), ("convert", model)):
+        r = cli(*args, "--variant", "swin_t")
+        assert r.code == 2 and wrong in r.err and r.err.count("\n") == 1, (args, r.err)
+    # repeating the metadata is no mistake
+    assert cli("verify", model, "--random-init", "--variant", "swin_test", "--samples", "2", "--batch-sizes", "1").code == 0
+    for weights in (("--random-init",), ("--checkpoint", "nowhere.pth")):
+        r = cli("bench", model, *weights, "--iterations", "2")
+        assert r.code == 2 and "are the PyTorch model's: add --torch VARIANT" in r.err, (weights, r.err)
+    assert not (folder / "repo").exists()
+
+
 def test_predict_batch_size_below_1_is_refused(cli, tiny_onnx, demo):
     folder, _ = demo
     r = cli("predict", tiny_onnx["swin_test"], folder / "data" / "val" / "1", "--batch-size", "0")

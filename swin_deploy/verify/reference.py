@@ -153,7 +153,7 @@ def reference_for(info: ArtifactInfo, weights: Weights, timm: bool = False, arti
             raise UserError(f"{' and '.join(f'`{n}`' for n in given)} choose{'s' * (len(given) == 1)} a PyTorch "
                             f"reference, and `reference` {Path(artifact).name} is the one gated against: drop "
                             f"{'it' if len(given) == 1 else 'them'} or `reference`")
-        other = artifact_info(artifact, info.variant)  # a reference without metadata is the candidate's variant
+        other = artifact_info(artifact, fallback_variant=info.variant)  # one without metadata: the candidate's model
         if other.weights_sha256 and other.preprocessing != info.preprocessing:  # both record theirs, and they differ
             differ = next(k for k, v in other.preprocessing.items() if info.preprocessing[k] != v)
             raise UserError(f"the reference {Path(artifact).name} prepares its images otherwise ({differ} "

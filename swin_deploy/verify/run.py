@@ -236,7 +236,7 @@ def verify_artifact(artifact: Path, options: VerifyOptions | None = None,
                       "choose smaller `batch_sizes`" + (" or `img_sizes`" if info.dynamic_size else ""))
     unchecked = []
     if o.reference is not None:  # the reference artifact runs at every size too
-        other = artifact_info(o.reference, info.variant)
+        other = artifact_info(o.reference, fallback_variant=info.variant)
         for size in img_sizes:
             try:
                 other.check_size(size)
