@@ -216,6 +216,12 @@ def variants(json_path: Json = None) -> None:
         render.variants_table(VARIANTS.values())
 
 
+def _simplifier(simplifier: str | None, no_simplify: bool) -> str:
+    if no_simplify and simplifier not in (None, "none"):
+        raise UserError("--no-simplify is --simplifier none: pass one of them")
+    return "none" if no_simplify else simplifier or defaults.SIMPLIFIER
+
+
 @app.command()
 def export(
     variant: Variant = None,
@@ -229,8 +235,8 @@ def export(
     opset: Annotated[int, typer.Option("--opset", help="ONNX opset, 13 up to the newest supported.")] = defaults.OPSET,
     max_batch: Annotated[int | None, typer.Option("--max-batch", help="Largest batch the artifact is checked for.")] = None,
     static_batch: Annotated[bool, typer.Option("--static-batch", help="Fixed batch (--max-batch or 1).")] = False,
-    simplifier: Annotated[str, typer.Option("--simplifier", help="onnxsim | onnxslim | onnxslim+onnxsim | none.")] =
-    defaults.SIMPLIFIER,
+    simplifier: Annotated[str | None, typer.Option("--simplifier", help="onnxsim | onnxslim | onnxslim+onnxsim | none "
+                                                   f"(default {defaults.SIMPLIFIER}).")] = None,
     no_simplify: Annotated[bool, typer.Option("--no-simplify", help="Same as --simplifier none.")] = False,
     no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip the onnxruntime-vs-PyTorch parity check.")] = False,
     dynamic_size: Annotated[bool, typer.Option("--dynamic-size", help="Any input H, W in a range (--min/--max-size).")] = False,
@@ -267,7 +273,7 @@ def export(
     from swin_deploy.models import Preprocessing
 
     options = ExportOptions(opset=opset, static_batch=static_batch, max_batch=max_batch,
-                            simplifier="none" if no_simplify else simplifier, verify=not no_verify, features=features,
+                            simplifier=_simplifier(simplifier, no_simplify), verify=not no_verify, features=features,
                             img_size=hw(img_size, "img_size"), dynamic_size=dynamic_size,
                             min_size=hw(min_size, "min_size"), max_size=hw(max_size, "max_size"),
                             input_format=input_format, channels_last=channels_last, format=export_format,

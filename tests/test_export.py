@@ -464,3 +464,16 @@ def test_a_plain_state_dicts_window_from_its_tables_or_the_option(cli, tmp_path)
     r = cli("export", "--checkpoint", tmp_path / "swin_test.pth", "--window-size", "4", "-o", tmp_path / "n.onnx")
     assert r.code == 2 and "its position tables are for window 2, pass that as --window-size" in r.err, r.err
     assert len(r.err.strip().splitlines()) == 1
+
+
+def test_export_options_that_contradict_each_other_are_refused_before_any_work(cli, tmp_path):
+    """Class names for a --features export (no classes to name) were recorded; --simplifier beside --no-simplify lost
+    to it silently."""
+    names = tmp_path / "names.txt"
+    names.write_text("\n".join(map(str, range(10))))
+    for extra, said in ((("--features", "--class-names", names), "--class-names names a classifier's classes, and "
+                                                                  "--features outputs the stage feature maps instead"),
+                        (("--simplifier", "onnxslim", "--no-simplify"), "--no-simplify is --simplifier none")):
+        r = cli("export", "--variant", "swin_test", "--random-init", *extra, "-o", tmp_path / "m.onnx")
+        assert r.code == 2 and said in r.err and r.err.count("\n") == 1, (extra, r.err)
+    assert not (tmp_path / "m.onnx").exists()

@@ -95,6 +95,9 @@ class ExportOptions:
             raise UserError("`channels_last` goes with `input_format` uint8 (raw pixels as B, H, W, 3)")
         if (self.min_size or self.max_size) and not self.dynamic_size:
             raise UserError("`min_size`/`max_size` go with `dynamic_size`")
+        if self.class_names is not None and self.features:
+            raise UserError("`class_names` names a classifier's classes, and `features` outputs the stage feature maps "
+                            "instead: leave one out")
         if self.window_size is not None and self.window_size < 1:
             raise UserError(f"`window_size` must be at least 1, not {self.window_size}")
         if self.img_size is not None and min(self.img_size) < 1:
