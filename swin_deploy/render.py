@@ -82,8 +82,8 @@ class _LoggedProgress(Progress):
         self._logged = time.monotonic()
         for task in self.tasks:
             if not task.finished:
-                done = f" {task.completed:.0f}/{task.total:.0f}" if task.total else ""
-                err.print(f"{escape(task.description)}:{done} ({timedelta(seconds=round(task.elapsed or 0))})",
+                done = f": {task.completed:.0f}/{task.total:.0f}" if task.total else ""
+                err.print(f"{escape(task.description)}{done} ({timedelta(seconds=round(task.elapsed or 0))})",
                           highlight=False, soft_wrap=True)
 
 
@@ -141,7 +141,7 @@ def rate_progress() -> Iterator[Callable[[str, int, int], None]]:
 def ticker(first: str) -> Iterator[Callable[[str], None]]:
     """A spinner whose text the callback replaces (no count)."""
     with progress_bar(counted=False) as progress:
-        task = progress.add_task(first)
+        task = progress.add_task(first, total=None)
         yield lambda msg: progress.update(task, description=msg)
 
 

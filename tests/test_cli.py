@@ -133,6 +133,9 @@ def test_in_a_log_progress_is_a_plain_line_now_and_then_and_an_error_is_its_only
     assert r.code == 0 and lines and all(re.fullmatch(r"64x64, batch 1: \d+/32 \(0:00:\d\d\)", x) for x in lines), lines
     assert [int(x.split("/")[0].rsplit(" ", 1)[1]) for x in lines] == sorted({int(x.split("/")[0].rsplit(" ", 1)[1])
                                                                              for x in lines})  # counts go up
+    r = cli("bench", tiny_onnx["swin_test"], "--batch-sizes", "1", "--iterations", "3")  # a spinner: no count
+    assert r.code == 0 and re.search(r"^batch 1: \d+ rounds \(0:00:\d\d\)$", r.err, flags=re.M), r.err
+    assert "/" not in r.err, r.err
 
 
 @pytest.mark.parametrize("args, said", [
