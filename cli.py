@@ -30,6 +30,20 @@ from swin_deploy.parsing import parse_bytes, parse_floats, parse_fraction, parse
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Export Swin Transformer V1/V2 to ONNX and TensorRT, set precision, and gate accuracy and speed.")
 
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        from swin_deploy import __version__
+
+        typer.echo(f"swin-deploy {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                                   help="Print the version and exit.")] = False) -> None:
+    pass
+
 # ---- shared options ------------------------------------------------------------------------------------------
 Variant = Annotated[str | None, typer.Option("--variant", "-v", help="Short name (swin_t, swinv2_t, ...) or timm "
                                              "name; default swin_t, or a transformers checkpoint's own.")]

@@ -138,6 +138,13 @@ def test_in_a_log_progress_is_a_plain_line_now_and_then_and_an_error_is_its_only
     assert "/" not in r.err, r.err
 
 
+def test_version_is_one_line_a_ci_log_can_record(cli):
+    from swin_deploy import __version__
+
+    r = cli("--version")
+    assert (r.code, r.out) == (0, f"swin-deploy {__version__}\n"), r
+
+
 @pytest.mark.parametrize("args, said", [
     (("verify",), "Missing argument 'artifact'. (see swin-deploy verify --help)"),
     (("verify", "m.onnx", "--bogus"), "No such option: --bogus (see swin-deploy verify --help)"),
