@@ -368,7 +368,7 @@ def read_info(path: str | Path, variant: str | None = None, *, fallback_variant:
     model = load_onnx(path, load_weights=False)
     info = ArtifactInfo.from_props({p.key: p.value for p in model.metadata_props})
     if info is not None:
-        return _as_named(info, variant, Path(path))
+        return as_named(info, variant, Path(path))
     variant = variant or fallback_variant
     if variant is None:
         raise UserError(f"{path} carries no swin-deploy metadata: pass `variant` NAME to say what model it is")
@@ -433,13 +433,13 @@ def artifact_info(path: str | Path, variant: str | None = None, *, fallback_vari
     taken as its candidate's model)."""
     path = Path(path)
     if path.suffix in ENGINE_SUFFIXES:
-        return _as_named(read_sidecar(path).artifact_info(), variant, path)
+        return as_named(read_sidecar(path).artifact_info(), variant, path)
     read = read_ir_info if path.suffix == IR_SUFFIX else read_info
     return read(path, variant, fallback_variant=fallback_variant)
 
 
-def _as_named(info: ArtifactInfo, variant: str | None, path: Path) -> ArtifactInfo:
-    """`info`, read from swin-deploy metadata, unless the user's `variant` names another model."""
+def as_named(info: ArtifactInfo, variant: str | None, path: Path) -> ArtifactInfo:
+    """`info`, read from `path`'s swin-deploy metadata, unless the user's `variant` names another model."""
     if variant is None or variant in (info.variant, info.timm_name):
         return info
     try:
@@ -534,7 +534,7 @@ def read_ir_info(xml: str | Path, variant: str | None = None, *, fallback_varian
     props = {} if section is None else {f"swin_deploy.{e.tag}": e.get("value", "") for e in section}
     info = ArtifactInfo.from_props(props)
     if info is not None:
-        return _as_named(info, variant, xml)
+        return as_named(info, variant, xml)
     variant = variant or fallback_variant
     if variant is None:
         raise UserError(f"{xml} carries no swin-deploy metadata: pass `variant` NAME to say what model it is")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from . import defaults, machine
-from .artifact import artifact_info, artifact_sha256
+from .artifact import artifact_info, artifact_sha256, as_named
 from .backends import TAKEN_BY, default_backend, options_for, runner_for, unused_options
 from .backends.base import Runner, Timing
 from .backends.openvino_runner import OpenVinoOptions
@@ -374,7 +374,7 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
         artifacts.append(Path(g.against))
     if not artifacts and not o.torch_variant:
         raise UserError("nothing to benchmark: pass artifact paths and/or `torch` VARIANT")
-    if not o.torch_variant and o.weights != Weights():
+    if not o.torch_variant and o.weights.option is not None:
         raise UserError("the weights options (`checkpoint`, `random_init`, `pretrained`) are the PyTorch model's: "
                         "add `torch` VARIANT, or leave them out (an artifact carries its own)")
     if o.iterations is not None and o.seconds is not None:
@@ -389,8 +389,8 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
                         "`against` FILE")
     infos = {path: artifact_info(path, fallback_variant=o.variant) for path in artifacts}
     if o.variant is not None and all(info.weights_sha256 for info in infos.values()):
-        for path in artifacts:  # no artifact here lacks metadata: `variant` may only repeat what theirs say
-            artifact_info(path, o.variant)
+        for path, info in infos.items():  # no artifact here lacks metadata: `variant` may only repeat what theirs say
+            as_named(info, o.variant, path)
     hints = _hints(o)
     given = o.openvino if hints == (None,) else replace(o.openvino or OpenVinoOptions(), performance_hint=hints[0])
     if said := unused_options(given, {b or default_backend(p) for p in infos for b in _backends(p, o.backends)}):

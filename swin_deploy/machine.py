@@ -56,8 +56,8 @@ def cpu_core() -> str | None:
     """The core generation of a server CPU, from its family and model numbers on x86 or its implementer and part on
     Arm (None where not in the tables)."""
     try:
-        if _cpuinfo("CPU implementer"):
-            return _ARM_CORES.get((int(_cpuinfo("CPU implementer") or "", 16), int(_cpuinfo("CPU part") or "", 16)))
+        if implementer := _cpuinfo("CPU implementer"):
+            return _ARM_CORES.get((int(implementer, 16), int(_cpuinfo("CPU part") or "", 16)))
         vendor, family, model = _cpuinfo("vendor_id"), int(_cpuinfo("cpu family") or ""), int(_cpuinfo("model") or "")
     except ValueError:
         return None

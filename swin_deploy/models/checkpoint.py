@@ -573,6 +573,12 @@ class Weights:
     def __post_init__(self) -> None:
         object.__setattr__(self, "source", WeightsSource.parse(self.source))
 
+    @property
+    def option(self) -> str | None:
+        """The option that chose these weights (None: the variant's default ones)."""
+        return {WeightsSource.CHECKPOINT: "checkpoint", WeightsSource.PRETRAINED: "pretrained",
+                WeightsSource.RANDOM: "random_init"}.get(self.source)
+
     @classmethod
     def from_options(cls, checkpoint: Path | None = None, pretrained: bool = False, random_init: bool = False,
                      seed: int = 0, ema: bool = False) -> Weights:
