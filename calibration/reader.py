@@ -43,7 +43,7 @@ class ImageReader(CalibrationDataReader):
             if self.fixed and len(self.images) - self.images.skipped > 0:
                 raise UserError(f"this model has a static batch of {self.fixed}: give it at least {self.fixed} "
                                 "readable calibration images (`calib_images`)")
-            raise UserError(f"none of the {len(self.images)} calibration images could be read")
+            raise self.images.none_readable("calibration images")
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         if self._it is None:

@@ -87,6 +87,11 @@ class ImageSet:
         """The first few skipped files as a report lists them: the path, and why where it is not the usual."""
         return [str(p) if why == UNREADABLE else f"{p} ({why})" for p, why in self.skips(SKIPPED_EXAMPLES)]
 
+    def none_readable(self, what: str = "images") -> UserError:
+        """The error for a set of which not one file could be read: how many, and the first one with why."""
+        first = "".join(f" ({path}: {why})" for path, why in self.skips(1))
+        return UserError(f"none of the {len(self)} {what} could be read{first}: point it at readable image files")
+
 
 def _imagenet_synsets() -> dict[str, int]:
     from timm.data import ImageNetInfo
@@ -421,6 +426,6 @@ def load_all(images: ImageSet, transform, batch_size: int = 64) -> tuple[np.ndar
     """Every image in memory at once: for small sets only (demo training); verify and calibration stream."""
     parts = list(stream_batches(images, transform, batch_size))
     if not parts:
-        raise UserError(f"none of the {len(images)} images could be read")
+        raise images.none_readable()
     labels = np.concatenate([p.labels for p in parts]) if images.labels is not None else None
     return np.concatenate([p.x for p in parts]), labels

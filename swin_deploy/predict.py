@@ -102,5 +102,5 @@ def predict(artifact: Path, images: list[str | Path], top_k: int = 5, batch_size
             on_progress("predicting", len(b.x), len(files))
     result.skipped, result.skip_reasons = [str(p) for p, _ in files.skips()], [str(w) for _, w in files.skips()]
     if not result.predictions:
-        raise UserError(f"none of the {len(files)} images could be read")
+        raise files.none_readable()
     return result

@@ -239,6 +239,11 @@ def test_unreadable_calibration_images_are_skipped_and_counted(cli, demo, tmp_pa
     (calib / "3" / "broken.png").write_bytes(b"not a png")
     r = cli("quantize", paths["swin_digits"], "--precision", "int8", "--calib-data", calib, "-o", tmp_path / "q.onnx")
     assert r.code == 0 and "unreadable images skipped" in r.out
+    only_bad = tmp_path / "only_bad"
+    only_bad.mkdir()
+    (only_bad / "x.png").write_bytes(b"not a png")
+    r = cli("quantize", paths["swin_digits"], "--precision", "int8", "--calib-data", only_bad, "-o", tmp_path / "r.onnx")
+    assert r.code == 2 and f"none of the 1 calibration images could be read ({only_bad / 'x.png'}:" in r.err, r.err
 
 
 def test_verify_gate_fails_on_a_perturbed_weight(cli, demo, tmp_path):

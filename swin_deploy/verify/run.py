@@ -318,7 +318,7 @@ def _gate_input_set(inp: InputSet, sizes: list[int], candidate: Runner, ref_sour
                 subset.append((batch.x, ref))
             on_progress(label, len(batch.x), inp.total)
         if comparison.samples == 0:
-            raise UserError(f"none of the {inp.total} images could be read")
+            raise inp.images.none_readable()  # synthetic inputs always run
         if writer is not None:
             writer.commit()
             writer = None
