@@ -411,7 +411,8 @@ def predict(
     images: Annotated[list[Path], typer.Argument(help="Image files and/or folders (searched recursively).")],
     top_k: Annotated[int, typer.Option("--top-k", help="Classes shown per image.")] = 5,
     json_path: Json = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Default 8, or a static batch.")] = None,
+    batch_size: Annotated[int | None, typer.Option(
+        "--batch-size", help="Default 8 (or the image count, if fewer), or a static batch.")] = None,
     backend: Annotated[str | None, typer.Option("--backend", help=BACKEND_HELP)] = None,
     workers: Workers = None,
     variant: OptVariant = None,

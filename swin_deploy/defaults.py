@@ -30,6 +30,9 @@ VERIFY_BATCH_SIZES = (1, 3, 8)
 VERIFY_SAMPLES = 32  # seeded synthetic inputs when no images are given
 CONSISTENCY_SAMPLES = 64  # inputs each batch size after the first is checked on
 
+# predict
+PREDICT_BATCH = 8  # or fewer, when fewer images are given
+
 # OpenVINO: input shapes the runner compiles a static-shape copy of the model for (see openvino_runner)
 OPENVINO_STATIC_SHAPES = 4
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import defaults
 from .artifact import ArtifactInfo, artifact_info
 from .backends import run_padded, runner_for
 from .compare import named_as
@@ -19,7 +20,6 @@ from .data import ImageSet, image_files, stream_batches, transform_for
 from .errors import UserError
 
 IMAGENET_INFO = {1000: "imagenet-1k", 21841: "imagenet-22k"}
-DEFAULT_BATCH = 8
 
 
 @dataclass
@@ -79,13 +79,15 @@ def predict(artifact: Path, images: list[str | Path], top_k: int = 5, batch_size
         raise UserError(f"`top_k` must be at least 1, not {top_k}")
     if batch_size is not None and batch_size < 1:
         raise UserError(f"`batch_size` must be at least 1, not {batch_size}")
-    batch = batch_size or info.fixed_batch or DEFAULT_BATCH
+    files = ImageSet(image_files(images), None)
+    # fewer images than the default batch run as one batch of their own count (a photo alone: batch 1, not 8 with
+    # seven copies); a batch the user or a static artifact sets is run as it is
+    batch = batch_size or info.fixed_batch or min(defaults.PREDICT_BATCH, len(files))
     info.check_batch_sizes([batch])
     if img_size is not None:
         info.check_size(img_size)
     info.check_memory(batch, [img_size or info.img_size], "choose a smaller `batch_size`")
     names, source = class_names(info)
-    files = ImageSet(image_files(images), None)
     transform = transform_for(info, img_size)
     result = PredictResult(artifact, label_source=source)
     k = min(top_k, info.num_classes)

@@ -312,3 +312,21 @@ def test_a_batch_that_cannot_fit_in_memory_is_refused_before_any_run(cli, demo, 
         r = cli(*args)
         assert r.code == 2 and f"GiB available: choose smaller {option}" in r.err.replace("a smaller", "smaller"), \
             (args, r.err)
+
+
+def test_predict_runs_fewer_images_than_its_batch_as_a_batch_of_their_own(demo, monkeypatch):
+    """One photo ran as a batch of 8 (seven copies of it): eight times the work for its answer."""
+    import swin_deploy.predict as predict_module
+
+    folder, paths = demo
+    batches = []
+    run_padded = predict_module.run_padded
+    monkeypatch.setattr(predict_module, "run_padded", lambda r, x, b: batches.append(b) or run_padded(r, x, b))
+    one = sorted((folder / "data" / "val" / "4").iterdir())[:1]
+    result = predict_module.predict(paths["swin_digits"], one)
+    assert batches == [1] and result.predictions[0].top[0]["label"] == "4"
+    batches.clear()
+    assert len(predict_module.predict(paths["swin_digits"], one, batch_size=8).predictions) == 1 and batches == [8]
+    batches.clear()
+    predict_module.predict(paths["swin_digits"], [folder / "data" / "val" / "4"])
+    assert batches and set(batches) == {8}
