@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import defaults
 from .errors import UserError
 
 CPUINFO = Path("/proc/cpuinfo")
@@ -166,14 +167,15 @@ def describe() -> dict[str, str]:
             "python": platform.python_version()}
 
 
-def check_memory(tensor_bytes: float, what: str, fix: str) -> None:
-    """Refuse at once a run one of whose tensors (`tensor_bytes`, e.g. SwinConfig.activation_bytes times the batch)
-    would take more than half the memory available: a mistyped size or batch (22400 for 224) would otherwise run until
-    the kernel kills the process, with no message. A run holds many such tensors, so this refuses only what cannot
-    work, never what merely might not."""
+def check_memory(tensor_bytes: float, what: str, fix: str, peak: float = defaults.PEAK_ACTIVATIONS) -> None:
+    """Refuse at once a run whose largest tensor (`tensor_bytes`, e.g. SwinConfig.activation_bytes times the batch)
+    says it cannot fit: a mistyped size or batch (22400 for 224) would otherwise run until the kernel kills the
+    process, with no message. A run holds several such tensors at once, at least `peak` (defaults.PEAK_ACTIVATIONS
+    says what was measured), so this refuses only what cannot work, never what merely might not."""
     import psutil
 
     available = psutil.virtual_memory().available
-    if tensor_bytes > available / 2:
-        raise UserError(f"{what} needs more than {tensor_bytes / 2**30:.0f} GiB for one activation, and this machine "
-                        f"has {available / 2**30:.0f} GiB available: {fix}")
+    needs = tensor_bytes * peak
+    if needs > available:
+        raise UserError(f"{what} needs more than {needs / 2**30:.0f} GiB, and this machine has "
+                        f"{available / 2**30:.0f} GiB available: {fix}")

@@ -300,7 +300,7 @@ def test_json_to_stdout_is_the_json_alone_and_a_reader_that_stops_early_changes_
     assert p.returncode == 0 and "Error" not in err, err
 
 
-def test_a_batch_that_cannot_fit_in_memory_is_refused_before_any_run(cli, demo, tiny_onnx):
+def test_a_batch_that_cannot_fit_in_memory_is_refused_before_any_run(cli, demo, tiny_onnx, tmp_path):
     """A mistyped batch size (100000000 for 100) ran until the kernel killed the process, without a message."""
     folder, _ = demo
     model = tiny_onnx["swin_test"]
@@ -312,6 +312,12 @@ def test_a_batch_that_cannot_fit_in_memory_is_refused_before_any_run(cli, demo, 
         r = cli(*args)
         assert r.code == 2 and f"GiB available: choose smaller {option}" in r.err.replace("a smaller", "smaller"), \
             (args, r.err)
+    # export runs its parity check at batch 3: 22400 for 224 was let through (one image's activation fit) and killed
+    for args, message in ((("--img-size", "20000"), "a batch of 3 20000x20000 images needs more than"),
+                          (("--dynamic-size", "--max-size", "20000"), "one 20000x20000 image needs more than")):
+        out = tmp_path / "big.onnx"
+        r = cli("export", "--variant", "swin_test", "--random-init", *args, "-o", out)
+        assert r.code == 2 and message in r.err and "choose a smaller --img-size" in r.err and not out.exists(), r.err
 
 
 def test_predict_runs_fewer_images_than_its_batch_as_a_batch_of_their_own(demo, monkeypatch):

@@ -191,6 +191,35 @@ def test_registry_param_count_matches_model():
         assert cfg.params == sum(p.numel() for p in SwinTransformer(cfg).parameters()), name
 
 
+@pytest.mark.parametrize("name, window, size", [
+    ("swin_test", None, (64, 64)),  # the MLP's hidden layer is the largest
+    ("swinv2_test", 8, (128, 128)),  # the attention scores are
+    ("swin_t", 12, (224, 160)),  # the scores of a grid padded to whole windows
+    ("swinv2_t_w16", None, (224, 224)),
+])
+def test_activation_bytes_is_the_largest_tensor_a_forward_pass_makes(name, window, size):
+    """The memory checks of every command rest on it: it counted only the MLP, a fifth of the attention scores of
+    16x16 windows, so that runs of swinv2_*_w16 and the 384 variants passed checks they could not survive."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_leaves
+
+    class Largest(TorchDispatchMode):
+        most = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            sizes = [t.numel() * t.element_size() for t in tree_leaves(out) if isinstance(t, torch.Tensor)]
+            self.most = max([self.most, *sizes])
+            return out
+
+    cfg = get_config(name)
+    cfg = (replace(cfg, window_size=window) if window else cfg).at_size(size)
+    batch = 4  # the activations of 4 images outgrow every weight (and its transposed copy) of these models
+    with torch.no_grad(), Largest() as largest:
+        SwinTransformer(cfg).eval()(torch.zeros(batch, cfg.in_chans, *size))
+    assert largest.most == batch * cfg.activation_bytes(size)
+
+
 def test_unknown_variant_suggests():
     with pytest.raises(UserError, match="did you mean swinv2_t"):
         get_config("swinv2_tt")

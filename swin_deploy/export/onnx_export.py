@@ -259,10 +259,16 @@ def _export_variant(variant: str | None, weights: Weights, out: Path | None, opt
         # V2's position coordinates scaled by its own window (torchvision has no pretrained window)
         fitted = replace(fitted, pad_first=True, keep_window=True, pretrained_window_sizes=(0,) * len(fitted.depths))
     cfg = fitted.at_size(options.img_size or trained.img_size, options.dynamic_size)
-    h, w = max([cfg.img_size, *([options.max_size] if options.dynamic_size and options.max_size else [])],
-               key=lambda hw: hw[0] * hw[1])
-    check_memory(cfg.activation_bytes((h, w)), f"one {h}x{w} image",
-                 f"choose a smaller `img_size`{' or `max_size`' if options.dynamic_size else ''}")
+    # the parity check's largest run: its largest batch at the model's size, one image at a dynamic range's end
+    batch = _largest_batch(options)
+    runs = [(batch, tuple(cfg.img_size))]
+    if options.dynamic_size:
+        runs.append((1, cfg.for_dynamic(options.min_size, options.max_size)[1][1]))
+    b, (h, w) = max(runs, key=lambda run: run[0] * cfg.activation_bytes(run[1]))
+    smaller = ["`img_size`", *(["`max_size`"] if options.dynamic_size else []),
+               *(["`max_batch`"] if b > max(defaults.EXPORT_PARITY_BATCH_SIZES) else [])]
+    check_memory(b * cfg.activation_bytes((h, w)), f"one {h}x{w} image" if b == 1 else f"a batch of {b} {h}x{w} images",
+                 f"choose a smaller {' or '.join(smaller)}", defaults.EXPORT_PEAK_ACTIVATIONS)
     preprocessing = (options.preprocessing or Preprocessing()).over(trained.preprocessing)
     cfg = preprocessing.apply(cfg)
     used = TrainingSettings(trained.model if known and variant is None else None,
@@ -345,6 +351,13 @@ def _with_geometry(model: SwinTransformer, cfg, dynamic: bool) -> SwinTransforme
     twin = SwinTransformer(cfg, dynamic=dynamic).eval()
     twin.load_state_dict(model.state_dict())
     return twin
+
+
+def _largest_batch(options: ExportOptions) -> int:
+    """The largest batch an export runs: its static batch, else its parity check's largest (1 without one)."""
+    if options.static_batch and options.max_batch:
+        return options.max_batch
+    return max(*defaults.EXPORT_PARITY_BATCH_SIZES, options.max_batch or 1) if options.verify else 1
 
 
 def _export_onnx(model: SwinTransformer, weights_sha256: str, out: Path, options: ExportOptions,

@@ -149,9 +149,13 @@ class SwinConfig:
         return self.patch_size * 2 ** (len(self.depths) - 1)
 
     def activation_bytes(self, img_size: tuple[int, int]) -> float:
-        """One image's largest float32 activation at `img_size`: stage 1's MLP hidden layer (tokens x 4C)."""
+        """One image's largest float32 activation at `img_size`, at stage 1: its MLP hidden layer (tokens x 4C) or
+        its attention scores (tokens x heads x a window's tokens), whichever is larger (the scores, from 16x16
+        windows: 1.3 GiB for swinv2_b_192to384 at 1536x1536, 4.5 times its MLP's)."""
         h, w = self.stage_grids(img_size)[0]
-        return h * w * self.embed_dim * self.mlp_ratio * 4
+        wh, ww = min(self.window_size, h), min(self.window_size, w)
+        windows = -(-h // wh) * -(-w // ww)  # the grid padded to whole windows
+        return max(h * w * self.embed_dim * self.mlp_ratio, windows * self.num_heads[0] * (wh * ww) ** 2) * 4
 
     def stage_grids(self, img_size: tuple[int, int]) -> list[tuple[int, int]]:
         g = (img_size[0] // self.patch_size, img_size[1] // self.patch_size)
