@@ -170,6 +170,14 @@ def test_corrupt_checkpoint(tmp_path):
     torch.save(model, tmp_path / "whole.pth")  # the module pickled, which weights_only loading refuses
     with pytest.raises(UserError, match=r"a whole model saved with torch.save\(model\)\?\): save its state_dict"):
         read_checkpoint(tmp_path / "whole.pth")
+    # protocol 4 or 5 (for files over 4 GiB): torch's safe unpickler cannot read them; protocol 3 it can
+    for protocol in (3, 4, 5):
+        torch.save(model.state_dict(), tmp_path / f"p{protocol}.pth", pickle_protocol=protocol)
+    assert read_checkpoint(tmp_path / "p3.pth").keys() == model.state_dict().keys()
+    for protocol in (4, 5):
+        with pytest.raises(UserError, match=f"saved with pickle protocol {protocol}, which PyTorch's safe loader cannot "
+                                            "read: save it again with torch.save's default protocol, or as safetensors"):
+            read_checkpoint(tmp_path / f"p{protocol}.pth")
 
 
 def test_registry_matches_timm_pretrained_cfg():

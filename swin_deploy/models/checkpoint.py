@@ -12,6 +12,7 @@ import pickle
 import re
 import socket
 import warnings
+import zipfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -177,9 +178,28 @@ def checkpoint_file(path: str | Path) -> Path:
     return path
 
 
+def _pickle_protocol(path: Path) -> int | None:
+    """The pickle protocol a torch.save file was written with (its zip's data.pkl, or the legacy format's first
+    pickle), where it can be read."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                name = next(n for n in archive.namelist() if n.rsplit("/", 1)[-1] == "data.pkl")
+                head = archive.open(name).read(2)
+        else:
+            with open(path, "rb") as f:
+                head = f.read(2)
+    except (OSError, StopIteration, zipfile.BadZipFile):
+        return None
+    return head[1] if len(head) == 2 and head[0] == pickle.PROTO[0] else None
+
+
 def _torch_load(path: Path, mmap: bool = False):
     # weights_only keeps unpickling safe; timm's training checkpoints also carry their argparse.Namespace
-    with torch.serialization.safe_globals([argparse.Namespace]):
+    with torch.serialization.safe_globals([argparse.Namespace]), warnings.catch_warnings():
+        # torch warns of every pickle protocol other than its default, before it reads such a file or fails to (a
+        # failure is reported with the file's name); state_dicts saved with protocol 4 or 5 load as well
+        warnings.filterwarnings("ignore", message="Detected pickle protocol")
         return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
 
 
@@ -347,14 +367,20 @@ def release_checkpoint() -> None:
 def _unwrapped(path: Path, ema: bool, stats: tuple) -> dict[str, torch.Tensor]:
     """The checkpoint's state_dict in the layout it was saved in, out of its container and prefixes. Callers convert
     it into new dicts and never modify it (it is cached for the file `stats` describe)."""
+    files = weight_files(path)
     try:
-        loaded = [_load_weights_file(part) for part in weight_files(path)]
+        loaded = [_load_weights_file(part) for part in files]
     except Exception as e:  # corrupt or foreign files raise many different types
         if isinstance(e, pickle.UnpicklingError) and "Unsupported global" in str(e):
             # weights_only refuses to run the code a pickled object needs: loading it would be unsafe
             raise UserError(f"checkpoint {path} holds pickled Python objects, not only tensors (a whole model saved "
                             "with torch.save(model)?): save its state_dict() instead, as "
                             "torch.save(model.state_dict(), path)") from e
+        protocol = max(map(_pickle_protocol, files), key=lambda p: p or 0)
+        if isinstance(e, pickle.UnpicklingError) and protocol and protocol >= 4:
+            # torch's weights_only unpickler lacks the opcodes of protocols 4 and 5 (torch.save's default is 2)
+            raise UserError(f"checkpoint {path} was saved with pickle protocol {protocol}, which PyTorch's safe loader "
+                            "cannot read: save it again with torch.save's default protocol, or as safetensors") from e
         raise UserError(f"cannot read checkpoint {path} ({type(e).__name__}): is it a PyTorch or safetensors state_dict?") from e
     if not all(isinstance(part, dict) for part in loaded):
         raise UserError(f"checkpoint {path} holds no state_dict")
