@@ -324,9 +324,9 @@ def verify(
     limit: Annotated[int | None, typer.Option("--limit", help="Use at most this many images from --data.")] = None,
     batch_sizes: batch_sizes_option("1,3,8, or a static-batch artifact's own; accuracy over every input at the "
                                      "first, batch consistency on a subset at the others") = None,
-    consistency_samples: Annotated[int, typer.Option(help="Inputs each further batch size (and a dynamic range's ends) "
-                                                             "is checked on.")] =
-    defaults.CONSISTENCY_SAMPLES,
+    consistency_samples: Annotated[int | None, typer.Option(
+        help=f"Inputs each further batch size (and a dynamic range's ends) is checked on (default "
+             f"{defaults.CONSISTENCY_SAMPLES}).")] = None,
     reference_cache: Annotated[Path | None, typer.Option(help="Reference outputs saved here once, reused after "
                                                          "(refused if made for anything else).")] = None,
     reference_device: Annotated[str, typer.Option(help="PyTorch reference on auto | cpu | cuda.")] = "auto",

@@ -164,7 +164,8 @@ def test_a_command_line_click_cannot_parse_is_one_line_too(cli, args, said):
 def test_verify_options_are_refused_where_they_would_be_ignored_or_mean_nothing(cli, tiny_onnx, demo):
     """--limit and --strict act on --data's images: without --data they were ignored (32 synthetic inputs ran); a
     PyTorch reference's weights beside --reference were ignored too, even a checkpoint that does not exist;
-    --workers 0 was refused only once images were decoded, so verify without --data and an FP16 quantize took it."""
+    --workers 0 was refused only once images were decoded, so verify without --data and an FP16 quantize took it;
+    --consistency-samples was ignored where there is no consistency run (one batch size, a static size)."""
     folder, _ = demo
     model = tiny_onnx["swin_test"]
     for args, said in ((("verify", model, "--random-init", "--limit", "5"), "--limit caps the images of --data"),
@@ -175,6 +176,9 @@ def test_verify_options_are_refused_where_they_would_be_ignored_or_mean_nothing(
                        (("verify", model, "--random-init", "--data", folder / "data" / "val", "--limit", "0"),
                         "--limit must be at least 1, not 0"),
                        (("verify", model, "--random-init", "--workers", "0"), "--workers must be at least 1, not 0"),
+                       (("verify", model, "--random-init", "--batch-sizes", "4", "--consistency-samples", "8"),
+                        "--consistency-samples sets the inputs of the consistency runs at the batch sizes after the "
+                        "first (and a dynamic-size range's ends): pass more than one in --batch-sizes"),
                        (("quantize", model, "--precision", "fp16", "--workers", "0"), "--workers must be at least 1")):
         r = cli(*args)
         assert r.code == 2 and said in r.err and r.err.count("\n") == 1, (args, r.err)

@@ -14,7 +14,7 @@ import hashlib
 import platform
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +49,7 @@ class VerifyOptions:
     limit: int | None = None
     seed: int = defaults.SEED
     batch_sizes: list[int] | None = None
-    consistency_samples: int = defaults.CONSISTENCY_SAMPLES
+    consistency_samples: int | None = None  # None: CONSISTENCY_SAMPLES (refused where there is no consistency run)
     img_sizes: list[tuple[int, int]] | None = None  # dynamic-size artifacts
     backend: str | None = None
     reference_device: str = "auto"  # PyTorch references: cuda where available, else cpu
@@ -224,7 +224,7 @@ def verify_artifact(artifact: Path, options: VerifyOptions | None = None,
     _check_inputs_fit(artifact, info, o)
     sizes = o.batch_sizes or info.default_batch_sizes(defaults.VERIFY_BATCH_SIZES)
     info.check_batch_sizes(sizes)
-    if o.consistency_samples < 1:
+    if o.consistency_samples is not None and o.consistency_samples < 1:
         raise UserError(f"`consistency_samples` must be at least 1, not {o.consistency_samples}")
     thresholds_for(info.precision).override(**o.thresholds)  # bad overrides fail before any model runs
     img_sizes = o.img_sizes or [tuple(info.img_size)]
@@ -244,6 +244,10 @@ def verify_artifact(artifact: Path, options: VerifyOptions | None = None,
                 raise UserError(f"the reference {Path(o.reference).name}: {e}") from None
         unchecked = [s for s in ends if not other.accepts(s)]
         ends = [s for s in ends if other.accepts(s)]
+    if o.consistency_samples is not None and len(sizes) == 1 and not ends:
+        raise UserError("`consistency_samples` sets the inputs of the consistency runs at the batch sizes after the "
+                        "first (and a dynamic-size range's ends): pass more than one in `batch_sizes`")
+    o = replace(o, consistency_samples=o.consistency_samples or defaults.CONSISTENCY_SAMPLES)
     if o.reference_cache is not None and len(img_sizes) > 1:
         raise UserError("a reference cache holds one input size: run verify once per size of `img_sizes`")
     candidate = runner_for(artifact, o.backend, o.threads, o.openvino, info.precision)
