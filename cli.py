@@ -508,6 +508,24 @@ def check(
     raise typer.Exit(1 if findings else 0)
 
 
+@app.command("inspect")
+def inspect_artifact(
+    artifact: Annotated[Path, typer.Argument(help="An ONNX, OpenVINO IR or TensorRT engine.")],
+    variant: OptVariant = None,
+    json_path: Json = None,
+) -> None:
+    """What an artifact is: model, precision, input, outputs, classes, preprocessing, how it was made (no runtime)."""
+    from swin_deploy import render
+    from swin_deploy.describe import describe_artifact
+    from swin_deploy.fileio import check_outputs
+
+    check_outputs(json=json_path)
+    doc = describe_artifact(artifact, variant)
+    if str(json_path) != "-":
+        render.artifact_description(doc)
+    write_json(json_path, doc)
+
+
 @app.command()
 def convert(
     model: Annotated[Path, typer.Argument(help="An ONNX of any precision (another tool's with --variant).")],

@@ -373,7 +373,7 @@ def read_info(path: str | Path, variant: str | None = None, *, fallback_variant:
     if variant is None:
         raise UserError(f"{path} carries no swin-deploy metadata: pass `variant` NAME to say what model it is")
     dims = [d.dim_value if d.HasField("dim_value") else None for d in model.graph.input[0].type.tensor_type.shape.dim]
-    return _foreign_info(Path(path), variant, dims, opset_of(model), _graph_precision(model))
+    return _foreign_info(Path(path), variant, dims, opset_of(model), graph_precision(model))
 
 
 def _foreign_info(path: Path, variant: str, dims: list[int | None], opset: int, precision: Precision) -> ArtifactInfo:
@@ -395,7 +395,7 @@ _QUANTIZED_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear",
                   "MatMulInteger", "ConvInteger"}
 
 
-def _graph_precision(model) -> Precision:
+def graph_precision(model) -> Precision:
     """What a foreign ONNX's graph says its precision is, so it gets that precision's gates: INT8 where it quantizes,
     FP16 where its weights are float16, else FP32."""
     if any(n.op_type in _QUANTIZED_OPS for n in model.graph.node):
@@ -519,20 +519,9 @@ def read_ir_info(xml: str | Path, variant: str | None = None, *, fallback_varian
     """An OpenVINO IR's metadata, read from its XML's rt_info (no OpenVINO needed): `<rt_info><swin_deploy><KEY
     value="..."/>...`, the layout `ov.Model.set_rt_info(value, ["swin_deploy", KEY])` writes. `variant` and
     `fallback_variant` as read_info takes them."""
-    import xml.etree.ElementTree as ET
-
     xml = Path(xml)
-    if not xml.is_file():
-        raise UserError(f"{xml} does not exist: pass the .xml of an OpenVINO IR (swin-deploy export --format openvino)")
-    if not ir_weights(xml).is_file():
-        raise UserError(f"{xml.name} has no weights file {ir_weights(xml).name} beside it: copy the .bin with the .xml")
-    try:
-        root = ET.parse(xml).getroot()
-    except ET.ParseError as e:
-        raise UserError(f"{xml} is not a readable OpenVINO IR ({e}): convert it again") from e
-    section = root.find(f"rt_info/{IR_RT_INFO}")
-    props = {} if section is None else {f"swin_deploy.{e.tag}": e.get("value", "") for e in section}
-    info = ArtifactInfo.from_props(props)
+    root = ir_root(xml)
+    info = ArtifactInfo.from_props(_ir_props(root))
     if info is not None:
         return as_named(info, variant, xml)
     variant = variant or fallback_variant
@@ -542,11 +531,40 @@ def read_ir_info(xml: str | Path, variant: str | None = None, *, fallback_varian
     parameter = next((layer.find("data") for layer in layers if layer.get("type") == "Parameter"), None)
     shape = (parameter.get("shape", "") if parameter is not None else "").split(",")
     dims = [int(d) if d.strip().isdigit() else None for d in shape] if shape != [""] else []
-    return _foreign_info(xml, variant, dims, opset=0, precision=_ir_precision(layers))
+    return _foreign_info(xml, variant, dims, opset=0, precision=ir_precision(layers))
 
 
-def _ir_precision(layers) -> Precision:
-    """What a foreign IR's layers say its precision is, as _graph_precision does for an ONNX: INT8 where it quantizes
+def ir_root(xml: Path):
+    """The parsed XML of an OpenVINO IR (an ElementTree element), once it and its weights file are there."""
+    import xml.etree.ElementTree as ET
+
+    if not xml.is_file():
+        raise UserError(f"{xml} does not exist: pass the .xml of an OpenVINO IR (swin-deploy export --format openvino)")
+    if not ir_weights(xml).is_file():
+        raise UserError(f"{xml.name} has no weights file {ir_weights(xml).name} beside it: copy the .bin with the .xml")
+    try:
+        return ET.parse(xml).getroot()
+    except ET.ParseError as e:
+        raise UserError(f"{xml} is not a readable OpenVINO IR ({e}): convert it again") from e
+
+
+def _ir_props(root) -> dict[str, str]:
+    section = root.find(f"rt_info/{IR_RT_INFO}")
+    return {} if section is None else {f"swin_deploy.{e.tag}": e.get("value", "") for e in section}
+
+
+def has_metadata(path: str | Path) -> bool:
+    """Whether an ONNX or IR carries swin-deploy metadata (an engine's sidecar always does, or is refused)."""
+    path = Path(path)
+    if path.suffix in ENGINE_SUFFIXES:
+        return True
+    if path.suffix == IR_SUFFIX:
+        return "swin_deploy.variant" in _ir_props(ir_root(path))
+    return any(p.key == "swin_deploy.variant" for p in load_onnx(path, load_weights=False).metadata_props)
+
+
+def ir_precision(layers) -> Precision:
+    """What a foreign IR's layers say its precision is, as graph_precision does for an ONNX: INT8 where it quantizes
     (FakeQuantize, or int8 weights as NNCF stores them), FP16 where its weights are float16 (what OpenVINO's
     converter stores by default), else FP32."""
     consts = [layer.find("data") for layer in layers if layer.get("type") == "Const"]

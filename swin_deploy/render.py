@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
@@ -187,6 +188,18 @@ def variants_table(configs) -> None:
              f"{c.params / 1e6:.2f}", f"{c.gflops():.2f}"] for c in configs]
     columns("Swin variants", ["name", "timm name", "V", "input", "window", "params (M)", "GFLOPs"], rows,
             left=("name", "timm name", "V", "input"))
+
+
+def artifact_description(doc: dict) -> None:
+    """`swin-deploy inspect`: one row per fact, nested facts (outputs, preprocessing, precision details) on theirs."""
+    def shown(value) -> str:
+        if isinstance(value, dict):
+            return "; ".join(f"{k}: {shown(v)}" for k, v in value.items())
+        if isinstance(value, (list, tuple)):
+            return ", ".join(map(shown, value))
+        return "-" if value is None else spell_params(str(value), flag)
+
+    summary(Path(doc["artifact"]).name, {k.replace("_", " "): shown(v) for k, v in doc.items() if k != "artifact"})
 
 
 def export_summary(result) -> None:

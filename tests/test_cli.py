@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -340,3 +341,73 @@ def test_predict_runs_fewer_images_than_its_batch_as_a_batch_of_their_own(demo, 
     batches.clear()
     predict_module.predict(paths["swin_digits"], [folder / "data" / "val" / "4"])
     assert batches and set(batches) == {8}
+
+
+@pytest.mark.parametrize("kind", ["fp32", "int8", "dynamic", "features", "static_batch", "uint8"])
+def test_inspect_describes_what_onnxruntime_finds_in_the_artifact(cli, artifacts, tmp_path, kind):
+    """inspect reads metadata only: its input and output shapes must be the ones the graph really has (onnxruntime's
+    view of it), its hashes the ones verify reports and quantize records."""
+    import onnxruntime as ort
+
+    from swin_deploy.artifact import artifact_sha256
+
+    out = tmp_path / "i.json"
+    r = cli("inspect", artifacts[kind], "--json", out)
+    assert r.code == 0 and "sha256" in r.out, r.err
+    doc = json.loads(out.read_text())
+    session = ort.InferenceSession(str(artifacts[kind]), providers=["CPUExecutionProvider"])
+
+    def dims(text: str) -> list[str]:
+        return text[1:text.index(")")].split(", ")
+
+    def agrees(described: list[str], real: list) -> bool:  # numbers equal, symbols (B, H, W, H/W) symbolic
+        return len(described) == len(real) and all(
+            str(r) == d if d.isdigit() else not isinstance(r, int) for d, r in zip(described, real))
+
+    assert agrees(dims(doc["input"]), session.get_inputs()[0].shape), (doc["input"], session.get_inputs()[0].shape)
+    assert list(doc["outputs"]) == [o.name for o in session.get_outputs()]
+    for o in session.get_outputs():
+        assert agrees(dims(doc["outputs"][o.name]), o.shape), (doc["outputs"], o.shape)
+    assert doc["kind"] == "ONNX" and doc["sha256"] == artifact_sha256(artifacts[kind])
+    assert doc["metadata"].startswith("swin-deploy ")
+    expected = {
+        "fp32": {"model": "swin_digits", "precision": "fp32", "batch": "1 to 32", "classes": "10: 0, 1, 2, 3, 4, ..."},
+        "int8": {"precision": "int8", "int8_target": "tensorrt", "calibration": "minmax",
+                 "source_sha256": artifact_sha256(artifacts["fp32"])},
+        "dynamic": {"input_sizes": "64x64 to 128x128, multiples of 16 (default 64x64)", "batch": "any (dynamic)"},
+        "features": {"model": "swinv2_test"},
+        "static_batch": {"batch": "4 only (static)"},
+        "uint8": {"input": "(B, 64, 64, 3) NHWC, uint8 pixels (normalisation in the graph)"},
+    }[kind]
+    assert {k: doc.get(k) for k in expected} == expected
+    assert ("classes" in doc) == (kind != "features")
+
+
+def test_inspect_describes_irs_and_foreign_graphs_and_refuses_what_is_not_there(cli, artifacts, tmp_path):
+    import onnx
+
+    xml = tmp_path / "m.xml"
+    assert cli("convert", artifacts["int8"], "-o", xml).code == 0
+    r = cli("inspect", xml, "--json", "-")
+    doc = json.loads(r.out)
+    assert r.code == 0 and doc["kind"] == "OpenVINO IR" and doc["files"] == ["m.xml", "m.bin"] and "opset" not in doc
+    assert doc["precision"] == "int8" and doc["bytes"] == xml.stat().st_size + xml.with_suffix(".bin").stat().st_size
+    # another tool's ONNX: what its graph says, and with --variant the registry's view, never claimed as ours
+    foreign = tmp_path / "foreign.onnx"
+    model = onnx.load(str(artifacts["fp16"]))
+    del model.metadata_props[:]
+    onnx.save(model, str(foreign))
+    doc = json.loads(cli("inspect", foreign, "--json", "-").out)
+    assert doc["metadata"].startswith("none: pass `variant` NAME") and doc["precision"] == "fp16"
+    assert doc["inputs"] == {"input": "(batch, 3, 32, 32)"} and doc["outputs"] == {"logits": "(batch, 10)"}
+    assert "none: pass --variant NAME to run it" in cli("inspect", foreign).out  # as the command line spells it
+    doc = json.loads(cli("inspect", foreign, "--variant", "swin_digits", "--json", "-").out)
+    assert doc["metadata"].startswith("none: described as swin_digits") and doc["weights_sha256"] is None
+    for args, said in (((tmp_path / "missing.onnx",), "does not exist"),
+                       ((foreign, "--variant", "swin_t"), "takes ?x3x32x32 inputs where swin_t"),
+                       ((artifacts["fp32"], "--variant", "swin_t"), "is swin_digits by its swin-deploy metadata")):
+        r = cli("inspect", *args)
+        assert r.code == 2 and said in r.err and r.err.count("\n") == 1, r.err
+    xml.with_suffix(".bin").unlink()
+    r = cli("inspect", xml)
+    assert r.code == 2 and "has no weights file m.bin beside it" in r.err

@@ -123,6 +123,26 @@ def test_loader_writes_a_strongly_typed_engine_and_its_sidecar(stand_in, demo, t
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.engine", "m.engine.json", "timing.cache"]
 
 
+def test_inspect_reads_an_engine_from_its_sidecar_without_tensorrt(stand_in, cli, demo, tmp_path, monkeypatch):
+    """What an engine is comes from the sidecar build-engine wrote: inspect runs where TensorRT is not installed (a CI
+    machine checking what it ships) and names the TensorRT and GPU the engine is for."""
+    from swin_deploy.backends.tensorrt.loader import BuildOptions
+
+    _, paths = demo
+    engine = tmp_path / "m.engine"
+    build(paths["swin_digits"], engine, BuildOptions(1, 4, 8))
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # importing it would fail: inspect must not need it
+    r = cli("inspect", engine, "--json", "-")
+    doc = json.loads(r.out)
+    assert r.code == 0 and doc["kind"] == "TensorRT engine" and doc["files"] == ["m.engine"], r.err
+    assert doc["model"] == "swin_digits" and doc["batch"] == "1 to 8" and doc["input"].startswith("(B, 3, 32, 32)")
+    assert doc["engine"]["tensorrt"] == stand_in.__version__ and doc["engine"]["profile"]["max"] == [8, 3, 32, 32]
+    assert doc["engine"]["sidecar"] == "m.engine.json" and "opset" not in doc
+    (tmp_path / "m.engine.json").unlink()
+    r = cli("inspect", engine)
+    assert r.code == 2 and "has no sidecar m.engine.json: rebuild it" in r.err
+
+
 def test_runner_reads_io_from_the_engine_and_matches_onnxruntime(stand_in, demo, tmp_path):
     from swin_deploy.backends.onnxruntime_runner import OnnxRuntimeRunner
     from swin_deploy.backends.tensorrt.runner import TensorRTRunner
