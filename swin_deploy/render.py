@@ -199,7 +199,9 @@ def artifact_description(doc: dict) -> None:
             return ", ".join(map(shown, value))
         return "-" if value is None else spell_params(str(value), flag)
 
-    summary(Path(doc["artifact"]).name, {k.replace("_", " "): shown(v) for k, v in doc.items() if k != "artifact"})
+    rows = {("size" if k == "bytes" else k.replace("_", " ")): format_bytes(v) if k == "bytes" else shown(v)
+            for k, v in doc.items() if k != "artifact"}
+    summary(Path(doc["artifact"]).name, rows)
 
 
 def export_summary(result) -> None:
