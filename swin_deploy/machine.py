@@ -44,6 +44,7 @@ _CORES = (
     ("GenuineIntel", 6, 0x8F, 0x8F, "Sapphire Rapids"),
     ("GenuineIntel", 6, 0xCF, 0xCF, "Emerald Rapids"),
     ("GenuineIntel", 6, 0xAD, 0xAE, "Granite Rapids"),
+    ("GenuineIntel", 6, 0xAF, 0xAF, "Sierra Forest"),
 )
 
 
@@ -78,13 +79,16 @@ def cpu_name() -> str:
 
 def vector_isa() -> str:
     """The widest vector extensions this CPU has (INT8 and bf16 speed depend on them): on x86 AVX-512 with VNNI, BF16
-    and AMX, or AVX2; on Arm NEON or SVE/SVE2 with the int8 dot-product (dotprod), int8 matrix (I8MM) and BF16
-    instructions."""
+    and AMX, or AVX2 with or without AVX-VNNI; on Arm NEON or SVE/SVE2 with the int8 dot-product (dotprod), int8
+    matrix (I8MM) and BF16 instructions."""
     flags = set((_cpuinfo("flags") or "").split())
     if flags:
         found = [name for flag, name in (("avx512f", "AVX-512"), ("avx512_vnni", "VNNI"), ("avx512_bf16", "BF16"),
                                          ("amx_int8", "AMX")) if flag in flags]
-        return "+".join(found) if found else ("AVX2" if "avx2" in flags else "no AVX2")
+        if found:
+            return "+".join(found)
+        # AVX-VNNI: the same int8 dot products on 256-bit vectors, in CPUs without AVX-512 (Intel's E-core Xeons)
+        return ("AVX2+AVX-VNNI" if "avx_vnni" in flags else "AVX2") if "avx2" in flags else "no AVX2"
     features = set((_cpuinfo("Features") or "").split())  # Linux's name for them on arm64
     if "asimd" not in features:
         return "unknown"

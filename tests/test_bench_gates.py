@@ -370,6 +370,7 @@ def test_max_rss_gate_measures_each_runner_in_a_fresh_process(cli, demo, twins, 
     ("AuthenticAMD", 26, 2, "AMD EPYC 9B45", "AMD EPYC 9B45, Zen 5"),  # Turin
     ("GenuineIntel", 6, 143, "Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz",
      "Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz, Sapphire Rapids"),
+    ("GenuineIntel", 6, 175, "Intel(R) Xeon(R) 6780E", "Intel(R) Xeon(R) 6780E, Sierra Forest"),
     ("GenuineIntel", 6, 63, "Intel(R) Xeon(R) CPU E5-2690 v3 @ 2.60GHz",
      "Intel(R) Xeon(R) CPU E5-2690 v3 @ 2.60GHz"),  # Haswell: not in the table, the name alone
 ])
@@ -382,6 +383,24 @@ def test_cpu_name_says_the_core_a_bare_model_name_hides(tmp_path, monkeypatch, v
     monkeypatch.setattr(machine, "CPUINFO", info)
     assert machine.cpu_name() == expected
     assert machine.describe()["core"] == (expected[len(name) + 2:] or "unknown")
+
+
+X86_FLAGS = "fpu vme de pse tsc msr pae mce cx8 apic sep mtrr sse sse2 ht syscall nx lm ssse3 fma cx16 sse4_1 sse4_2 avx"
+
+
+@pytest.mark.parametrize("flags, isa, exact", [
+    ("avx2 bmi2", "AVX2", False),  # AMD EPYC Zen 3
+    ("avx2 avx512f avx512bw avx512vl avx512_vnni avx512_bf16 avx_vnni", "AVX-512+VNNI+BF16", True),  # Zen 4/5
+    ("avx2 avx512f avx512bw avx512vl avx512_vnni avx512_bf16 amx_bf16 amx_tile amx_int8", "AVX-512+VNNI+BF16+AMX", True),
+    ("avx2 avx512f avx512bw avx512vl", "AVX-512", False),  # Skylake-SP: before Cascade Lake's VNNI
+    ("avx2 avx_vnni", "AVX2+AVX-VNNI", True),  # Sierra Forest: exact int8 products without AVX-512
+])
+def test_on_x86_the_vector_isa_names_what_int8_speed_and_exactness_depend_on(tmp_path, monkeypatch, flags, isa, exact):
+    """An AVX-VNNI CPU without AVX-512 read "AVX2", the ISA docs/cpu.md ships 7-bit weights to for want of VNNI."""
+    info = tmp_path / "cpuinfo"
+    info.write_text(f"processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: {X86_FLAGS} {flags}\n\n")
+    monkeypatch.setattr(machine, "CPUINFO", info)
+    assert (machine.vector_isa(), machine.exact_int8_dot_products()) == (isa, exact)
 
 
 ARM_FEATURES = "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop"
