@@ -15,6 +15,50 @@ from .errors import UserError
 CPUINFO = Path("/proc/cpuinfo")
 
 
+# numpy's names for the features its runtime dispatch detects -> Linux's flag names, read where there is no
+# /proc/cpuinfo (macOS, Windows). numpy does not detect AMX, AVX-VNNI, or Arm's I8MM and BF16, so those go unnamed there.
+_NUMPY_FLAGS = {"SSE2": "sse2", "AVX2": "avx2", "AVX512F": "avx512f", "AVX512VNNI": "avx512_vnni",
+                "AVX512BF16": "avx512_bf16", "ASIMD": "asimd", "ASIMDDP": "asimddp", "SVE": "sve"}
+
+
+def _numpy_features() -> dict[str, bool]:
+    try:  # numpy's own record of the CPU; private, so read defensively (numpy 2, then 1.x)
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:
+        try:
+            from numpy.core._multiarray_umath import __cpu_features__
+        except ImportError:
+            return {}
+    return dict(__cpu_features__)
+
+
+def _flags(key: str) -> set[str]:
+    """Linux's list of CPU features (`key`: "flags" on x86, "Features" on arm64), or where the OS has no
+    /proc/cpuinfo the same names for what numpy detected."""
+    if CPUINFO.is_file():
+        return set((_cpuinfo(key) or "").split())
+    return {flag for name, flag in _NUMPY_FLAGS.items() if _numpy_features().get(name)}
+
+
+def _os_cpu_name() -> str | None:
+    """The CPU's model name where there is no /proc/cpuinfo: macOS's sysctl (an Apple M-series or Intel name), the
+    Windows registry (platform.processor() gives neither: "arm", or family and model numbers)."""
+    import subprocess
+
+    try:
+        if platform.system() == "Darwin":
+            return subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True,
+                                  timeout=5).stdout.strip() or None
+        if platform.system() == "Windows":
+            import winreg
+
+            with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, r"HARDWARE\DESCRIPTION\System\CentralProcessor\0") as key:
+                return str(winreg.QueryValueEx(key, "ProcessorNameString")[0]).strip() or None
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return None
+
+
 def _cpuinfo(key: str) -> str | None:
     try:
         for line in CPUINFO.read_text().splitlines():
@@ -70,7 +114,7 @@ def cpu_core() -> str | None:
 def cpu_name() -> str:
     """The CPU's model name, with its core generation where the name does not say it ("AMD EPYC, Zen 4"); on Arm,
     where Linux gives no model name, the core ("Neoverse V1")."""
-    name = _cpuinfo("model name") or platform.processor()
+    name = _cpuinfo("model name") or (None if CPUINFO.is_file() else _os_cpu_name()) or platform.processor()
     core = cpu_core()
     if not name:
         return core or platform.machine()
@@ -81,15 +125,15 @@ def vector_isa() -> str:
     """The widest vector extensions this CPU has (INT8 and bf16 speed depend on them): on x86 AVX-512 with VNNI, BF16
     and AMX, or AVX2 with or without AVX-VNNI; on Arm NEON or SVE/SVE2 with the int8 dot-product (dotprod), int8
     matrix (I8MM) and BF16 instructions."""
-    flags = set((_cpuinfo("flags") or "").split())
-    if flags:
+    flags = _flags("flags")
+    if flags & {"sse2", "avx2"}:  # x86 (numpy's names hold Arm's features too, where there is no /proc/cpuinfo)
         found = [name for flag, name in (("avx512f", "AVX-512"), ("avx512_vnni", "VNNI"), ("avx512_bf16", "BF16"),
                                          ("amx_int8", "AMX")) if flag in flags]
         if found:
             return "+".join(found)
         # AVX-VNNI: the same int8 dot products on 256-bit vectors, in CPUs without AVX-512 (Intel's E-core Xeons)
         return ("AVX2+AVX-VNNI" if "avx_vnni" in flags else "AVX2") if "avx2" in flags else "no AVX2"
-    features = set((_cpuinfo("Features") or "").split())  # Linux's name for them on arm64
+    features = _flags("Features")  # Linux's name for them on arm64
     if "asimd" not in features:
         return "unknown"
     vector = "SVE2" if "sve2" in features else "SVE" if "sve" in features else "NEON"
@@ -100,7 +144,7 @@ def vector_isa() -> str:
 def exact_int8_dot_products() -> bool | None:
     """Whether this x86 CPU adds int8 products exactly (VNNI or AMX). Without them onnxruntime's and OpenVINO's
     int8 matmuls use VPMADDUBSW, which adds each pair of u8 x s8 products in saturating int16. None off x86."""
-    flags = set((_cpuinfo("flags") or "").split())
+    flags = _flags("flags")
     if "sse2" not in flags:
         return None
     return bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})

@@ -403,6 +403,40 @@ def test_on_x86_the_vector_isa_names_what_int8_speed_and_exactness_depend_on(tmp
     assert (machine.vector_isa(), machine.exact_int8_dot_products()) == (isa, exact)
 
 
+@pytest.mark.parametrize("system, features, isa, exact", [
+    ("Darwin", {"ASIMD": True, "ASIMDDP": True, "AVX2": False}, "NEON+dotprod", None),  # Apple M-series
+    ("Windows", {"SSE2": True, "AVX2": True, "AVX512F": True, "AVX512VNNI": True, "AVX512BF16": True},
+     "AVX-512+VNNI+BF16", True),
+    ("Windows", {"SSE2": True, "AVX2": True, "AVX512F": False}, "AVX2", False),
+])
+def test_without_proc_cpuinfo_the_isa_comes_from_numpy_and_the_name_from_the_os(tmp_path, monkeypatch, system, features,
+                                                                                isa, exact):
+    """macOS and Windows have no /proc/cpuinfo: bench tables and reports read "unknown" for the ISA and "arm" or
+    family numbers for the CPU."""
+    import platform
+    import subprocess
+
+    monkeypatch.setattr(machine, "CPUINFO", tmp_path / "none")
+    monkeypatch.setattr(machine, "_numpy_features", lambda: features)
+    monkeypatch.setattr(platform, "system", lambda: system)
+    if system == "Darwin":
+        monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(
+            cmd, 0, "Apple M2 Pro\n" if cmd == ["sysctl", "-n", "machdep.cpu.brand_string"] else ""))
+        assert machine.cpu_name() == "Apple M2 Pro"
+    assert (machine.vector_isa(), machine.exact_int8_dot_products()) == (isa, exact)
+
+
+def test_numpys_view_of_this_cpu_agrees_with_proc_cpuinfo(monkeypatch, tmp_path):
+    """The fallback read on this machine's real CPU: the ISA it names is Linux's, less what numpy does not detect."""
+    linux = machine.vector_isa()
+    monkeypatch.setattr(machine, "CPUINFO", tmp_path / "none")
+    arm = linux.startswith(("NEON", "SVE"))
+    expected = linux.replace("SVE2", "SVE")
+    for part in ("+AMX", "+AVX-VNNI", "+I8MM", "+SME", *(["+BF16"] if arm else [])):
+        expected = expected.replace(part, "")
+    assert machine.vector_isa() == expected
+
+
 ARM_FEATURES = "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop"
 
 
