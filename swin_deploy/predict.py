@@ -80,9 +80,9 @@ def predict(artifact: Path, images: list[str | Path], top_k: int = 5, batch_size
     if batch_size is not None and batch_size < 1:
         raise UserError(f"`batch_size` must be at least 1, not {batch_size}")
     files = ImageSet(image_files(images), None)
-    # fewer images than the default batch run as one batch of their own count (a photo alone: batch 1, not 8 with
-    # seven copies); a batch the user or a static artifact sets is run as it is
-    batch = batch_size or info.fixed_batch or min(defaults.PREDICT_BATCH, len(files))
+    # the default batch, within the artifact's max batch; fewer images run as one batch of their own count (a photo
+    # alone: batch 1, not 8 with seven copies); a batch the user or a static artifact sets is run as it is
+    batch = batch_size or info.fixed_batch or min(defaults.PREDICT_BATCH, len(files), info.max_batch or len(files))
     info.check_batch_sizes([batch])
     if img_size is not None:
         info.check_size(img_size)

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import export_small
 
 from swin_deploy.errors import UserError
 
@@ -325,7 +326,7 @@ def test_a_batch_that_cannot_fit_in_memory_is_refused_before_any_run(cli, demo, 
         assert r.code == 2 and message in r.err and "choose a smaller --img-size" in r.err and not out.exists(), r.err
 
 
-def test_predict_runs_fewer_images_than_its_batch_as_a_batch_of_their_own(demo, monkeypatch):
+def test_predict_runs_fewer_images_than_its_batch_as_a_batch_of_their_own(demo, monkeypatch, tmp_path):
     """One photo ran as a batch of 8 (seven copies of it): eight times the work for its answer."""
     import swin_deploy.predict as predict_module
 
@@ -341,6 +342,9 @@ def test_predict_runs_fewer_images_than_its_batch_as_a_batch_of_their_own(demo, 
     batches.clear()
     predict_module.predict(paths["swin_digits"], [folder / "data" / "val" / "4"])
     assert batches and set(batches) == {8}
+    batches.clear()  # an artifact with a max batch below the default is run at its max, not refused
+    capped = export_small(tmp_path, "swin_digits", max_batch=4)
+    assert len(predict_module.predict(capped, [folder / "data" / "val" / "4"]).predictions) > 4 and set(batches) == {4}
 
 
 @pytest.mark.parametrize("kind", ["fp32", "int8", "dynamic", "features", "static_batch", "uint8"])

@@ -197,8 +197,8 @@ def _pickle_protocol(path: Path) -> int | None:
 def _torch_load(path: Path, mmap: bool = False):
     # weights_only keeps unpickling safe; timm's training checkpoints also carry their argparse.Namespace
     with torch.serialization.safe_globals([argparse.Namespace]), warnings.catch_warnings():
-        # torch warns of every pickle protocol other than its default, before it reads such a file or fails to (a
-        # failure is reported with the file's name); state_dicts saved with protocol 4 or 5 load as well
+        # torch warns of every pickle protocol above its default before it reads the file: one it cannot read is
+        # reported with the file's name and what to do (_unwrapped), so the warning would only say it twice
         warnings.filterwarnings("ignore", message="Detected pickle protocol")
         return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
 
