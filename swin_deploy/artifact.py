@@ -89,8 +89,12 @@ class ArtifactInfo:
         return self.max_batch is None or batch <= self.max_batch
 
     def default_batch_sizes(self, defaults: tuple[int, ...]) -> list[int]:
-        """`defaults`, or the one batch a static-batch artifact takes."""
-        return [self.fixed_batch] if self.fixed_batch else list(defaults)
+        """`defaults`, or the one batch a static-batch artifact takes; those above a max batch give way to it."""
+        if self.fixed_batch:
+            return [self.fixed_batch]
+        taken = [b for b in defaults if self.accepts_batch(b)]
+        return taken + [self.max_batch] if self.max_batch and self.max_batch not in taken and len(taken) < len(defaults) \
+            else taken
 
     def check_batch_sizes(self, sizes: list[int]) -> None:
         """A UserError unless every size is one this artifact takes."""

@@ -415,3 +415,12 @@ def test_inspect_describes_irs_and_foreign_graphs_and_refuses_what_is_not_there(
     xml.with_suffix(".bin").unlink()
     r = cli("inspect", xml)
     assert r.code == 2 and "has no weights file m.bin beside it" in r.err
+
+
+@pytest.mark.parametrize("max_batch, gated", [(4, [1, 3, 4]), (3, [1, 3]), (1, [1])])
+def test_verify_gates_its_default_batch_sizes_within_the_artifacts_max_batch(cli, tmp_path, max_batch, gated):
+    """An export with `--max-batch 4` failed verify's own default batch sizes (1, 3, 8) with exit 2."""
+    model = export_small(tmp_path, "swin_test", max_batch=max_batch)
+    r = cli("verify", model, "--random-init", "--samples", "8", "--report", "-")
+    assert r.code == 0, r.err
+    assert [b["batch_size"] for b in json.loads(r.out)["batches"]] == gated
