@@ -286,7 +286,7 @@ class BenchOptions:
     # each runner that takes a performance hint (OpenVINO, onnxruntime's CPU) once per hint, as an ONNX runs once per
     # backend; None: openvino's hint, else the latency hint
     hints: tuple[PerformanceHint | str, ...] | None = None
-    batch_sizes: list[int] | None = None  # default: BENCH_BATCH_SIZES and any static-batch artifact's own
+    batch_sizes: list[int] | None = None  # default: BENCH_BATCH_SIZES, any static batch and any max batch below them
     warmup: int = defaults.BENCH_WARMUP
     iterations: int | None = None  # default BENCH_ITERATIONS, unless `seconds` is given
     seconds: float | None = None
@@ -398,8 +398,9 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
     runs_at = _input_sizes(infos, o.img_size)
     torch_cfg = _torch_config(o.torch_variant, infos, o.weights) if o.torch_variant else None
     torch_size = _torch_size(infos, runs_at, o.img_size, torch_cfg) if torch_cfg else None
-    fixed = {i.fixed_batch for i in infos.values() if i.fixed_batch}
-    sizes = o.batch_sizes or sorted(set(defaults.BENCH_BATCH_SIZES) | fixed)
+    # each artifact's defaults (a static batch's own, a max batch's in place of those above it), benched for all
+    sizes = o.batch_sizes or sorted(set(defaults.BENCH_BATCH_SIZES).union(
+        *(i.default_batch_sizes(defaults.BENCH_BATCH_SIZES) for i in infos.values())))
     if min(sizes) < 1:
         raise UserError("batch sizes must be positive integers, e.g. `batch_sizes` 1,8,32")
     missing = sorted(set(g.batch_sizes or ()) - set(sizes))

@@ -418,9 +418,13 @@ def test_inspect_describes_irs_and_foreign_graphs_and_refuses_what_is_not_there(
 
 
 @pytest.mark.parametrize("max_batch, gated", [(4, [1, 3, 4]), (3, [1, 3]), (1, [1])])
-def test_verify_gates_its_default_batch_sizes_within_the_artifacts_max_batch(cli, tmp_path, max_batch, gated):
-    """An export with `--max-batch 4` failed verify's own default batch sizes (1, 3, 8) with exit 2."""
+def test_default_batch_sizes_give_way_to_the_artifacts_max_batch(cli, tmp_path, max_batch, gated):
+    """An export with `--max-batch 4` failed verify's own default batch sizes (1, 3, 8) with exit 2, and bench timed it
+    at batch 1 alone."""
     model = export_small(tmp_path, "swin_test", max_batch=max_batch)
     r = cli("verify", model, "--random-init", "--samples", "8", "--report", "-")
     assert r.code == 0, r.err
     assert [b["batch_size"] for b in json.loads(r.out)["batches"]] == gated
+    if max_batch == 4:  # bench's defaults (1, 8, 32) ran at batch 1 alone
+        r = cli("bench", model, "--iterations", "2", "--json", "-")
+        assert r.code == 0 and [x["batch_size"] for x in json.loads(r.out)["results"]] == [1, 4], r.err
