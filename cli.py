@@ -637,9 +637,13 @@ def build_engine(
     model: Annotated[Path, typer.Argument(help="ONNX from export (fp32) or quantize (fp16/int8).")],
     fp16: Annotated[bool, typer.Option("--fp16", help="Convert an fp32 ONNX to FP16 first.")] = False,
     int8: Annotated[bool, typer.Option("--int8", help="Calibrate an fp32 ONNX to INT8 Q/DQ first.")] = False,
-    min_batch: Annotated[int, typer.Option("--min-batch")] = defaults.ENGINE_MIN_BATCH,
-    opt_batch: Annotated[int, typer.Option("--opt-batch")] = defaults.ENGINE_OPT_BATCH,
-    max_batch: Annotated[int, typer.Option("--max-batch")] = defaults.ENGINE_MAX_BATCH,
+    min_batch: Annotated[int | None, typer.Option(
+        "--min-batch", help=f"Default {defaults.ENGINE_MIN_BATCH}, or a static batch.")] = None,
+    opt_batch: Annotated[int | None, typer.Option(
+        "--opt-batch", help=f"Default {defaults.ENGINE_OPT_BATCH} (at most the max), or a static batch.")] = None,
+    max_batch: Annotated[int | None, typer.Option(
+        "--max-batch", help=f"Default {defaults.ENGINE_MAX_BATCH} (at most the ONNX's own max batch), or a static "
+                            "batch.")] = None,
     min_size: Annotated[str | None, typer.Option("--min-size", help="H,W for a --dynamic-size ONNX.")] = None,
     opt_size: Annotated[str | None, typer.Option("--opt-size", help="H,W for a --dynamic-size ONNX.")] = None,
     max_size: Annotated[str | None, typer.Option("--max-size", help="H,W for a --dynamic-size ONNX.")] = None,

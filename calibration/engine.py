@@ -40,7 +40,7 @@ def quantize_and_build(model: Path, output: Path | None, build: BuildOptions, co
     `variant` names the model of an ONNX without swin-deploy metadata."""
     model = Path(model)
     info = read_info(model, variant or (convert.variant if convert else None))
-    check_profile(info, build)
+    build = check_profile(info, build)
     if output is not None:
         check_artifact_name(output, "engine")
         check_outputs([model], output=output)

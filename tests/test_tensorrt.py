@@ -71,6 +71,17 @@ def test_engine_profile_checked_against_the_onnx():
     with pytest.raises(UserError, match="static batch of 4"):
         check_profile(static, BuildOptions(1, 4, 4))
     check_profile(static, BuildOptions(4, 4, 4))
+    # batches left unset are decided for the ONNX: a default never contradicts the batch it was exported for
+    def profile(artifact, **given):
+        options = check_profile(artifact, BuildOptions(**given))
+        return options.min_batch, options.opt_batch, options.max_batch
+
+    assert profile(static) == (4, 4, 4) and profile(info) == (1, 8, 16)
+    assert profile(replace(info, max_batch=None)) == (1, 8, 32) and profile(replace(info, max_batch=4)) == (1, 4, 4)
+    assert profile(replace(info, max_batch=None), opt_batch=64) == (1, 64, 64)
+    assert profile(info, min_batch=2, max_batch=8) == (2, 8, 8) and profile(info, opt_batch=2) == (1, 2, 16)
+    with pytest.raises(UserError, match="exceeds the batch the ONNX was exported"):
+        check_profile(replace(info, max_batch=4), BuildOptions(opt_batch=8))
     info = replace(info, precision=Precision.INT8, int8_target=Int8Target.ONNXRUNTIME)
     with pytest.raises(UserError, match="targets onnxruntime"):
         check_profile(info, BuildOptions(1, 8, 16))
@@ -175,7 +186,7 @@ def test_runner_pads_a_static_batch_and_takes_uint8_pixels(stand_in, tmp_path):
     onnx_path = export_onnx(model, sha, tmp_path / "s.onnx", ExportOptions(static_batch=True, max_batch=4,
                                                                           input_format="uint8", channels_last=True)).path
     engine = tmp_path / "s.engine"
-    build(onnx_path, engine, BuildOptions(4, 4, 4))
+    build(onnx_path, engine, BuildOptions())  # the profile of a static batch is that batch: nothing to pass
     pixels = read_info(onnx_path).example_input(np.random.default_rng(0), 4)
     with TensorRTRunner(engine, device="cpu") as r, OnnxRuntimeRunner(onnx_path) as ort_runner:
         assert r.fixed_batch == 4

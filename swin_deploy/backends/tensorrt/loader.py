@@ -6,7 +6,7 @@ Every step is a function of its options; `build_engine` chains them and writes e
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import onnx
@@ -20,9 +20,10 @@ from . import import_tensorrt
 
 @dataclass
 class BuildOptions:
-    min_batch: int = defaults.ENGINE_MIN_BATCH
-    opt_batch: int = defaults.ENGINE_OPT_BATCH
-    max_batch: int = defaults.ENGINE_MAX_BATCH
+    # None: decided for the ONNX by check_profile (a static batch's own; ENGINE_*_BATCH within an exported max batch)
+    min_batch: int | None = None
+    opt_batch: int | None = None
+    max_batch: int | None = None
     # (H, W) for a --dynamic-size ONNX; None: the artifact's range ends and its default size
     min_size: tuple[int, int] | None = None
     opt_size: tuple[int, int] | None = None
@@ -32,7 +33,19 @@ class BuildOptions:
     optimization_level: int | None = None
 
 
-def check_profile(info: ArtifactInfo, options: BuildOptions) -> None:
+def check_profile(info: ArtifactInfo, options: BuildOptions) -> BuildOptions:
+    """`options` with the batches left unset decided for the ONNX `info` describes (its static batch; else the
+    defaults, the max and opt batch within the max batch it was exported and checked for), once they are a profile it
+    can take."""
+    if info.fixed_batch is not None:
+        options = replace(options, **{f"{k}_batch": info.fixed_batch for k in ("min", "opt", "max")
+                                      if getattr(options, f"{k}_batch") is None})
+    else:
+        top = min(defaults.ENGINE_MAX_BATCH, info.max_batch or defaults.ENGINE_MAX_BATCH)
+        low = defaults.ENGINE_MIN_BATCH if options.min_batch is None else options.min_batch
+        high = max(top, low, options.opt_batch or 0) if options.max_batch is None else options.max_batch
+        opt = max(low, min(defaults.ENGINE_OPT_BATCH, high)) if options.opt_batch is None else options.opt_batch
+        options = replace(options, min_batch=low, opt_batch=opt, max_batch=high)
     if not 1 <= options.min_batch <= options.opt_batch <= options.max_batch:
         raise UserError("the profile needs 1 <= `min_batch` <= `opt_batch` <= `max_batch`")
     if info.fixed_batch is not None:
@@ -49,6 +62,7 @@ def check_profile(info: ArtifactInfo, options: BuildOptions) -> None:
         info.check_size(size)
     if info.onnxruntime_only:
         raise UserError(ORT_ONLY_INT8)
+    return options
 
 
 def profile_shapes(info: ArtifactInfo, options: BuildOptions) -> dict[str, list[int]]:
@@ -107,7 +121,7 @@ def build_engine(onnx_path: Path, info: ArtifactInfo, source_sha256: str, out: P
     from ...fileio import atomic_output
 
     trt = import_tensorrt()
-    check_profile(info, options)
+    options = check_profile(info, options)
     start = time.perf_counter()
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
