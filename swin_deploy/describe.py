@@ -51,6 +51,7 @@ def describe_artifact(path: str | Path, variant: str | None = None) -> dict:
             doc["metadata"] = f"none: described as {variant} (`variant`), as verify, bench and predict will take it"
     else:
         doc.update(_foreign(path, kind))
+    doc["runs_on"] = _runtimes(path, kind)
     doc["sha256"] = sha256_files(files)
     if kind == "engine":
         sidecar = read_sidecar(path)
@@ -58,6 +59,18 @@ def describe_artifact(path: str | Path, variant: str | None = None) -> dict:
                          "compute_capability": sidecar.compute_capability, "profile": sidecar.profile,
                          "built_by": f"swin-deploy {sidecar.swin_deploy}", "source_onnx_sha256": sidecar.source_onnx_sha256}
     return doc
+
+
+def _runtimes(path: Path, kind: str) -> list[str]:
+    """Where the artifact runs: an IR on OpenVINO, an engine on the TensorRT and GPU kind it was built for, an ONNX on
+    onnxruntime and OpenVINO, and on TensorRT through build-engine unless it is INT8 made for onnxruntime."""
+    if kind == "ir":
+        return ["openvino"]
+    if kind == "engine":
+        sidecar = read_sidecar(path)
+        return [f"tensorrt {sidecar.tensorrt} on {sidecar.gpu} (sm {sidecar.compute_capability})"]
+    ort_only = has_metadata(path) and artifact_info(path).onnxruntime_only
+    return ["onnxruntime", "openvino", *([] if ort_only else ["tensorrt (build-engine)"])]
 
 
 def _described(info: ArtifactInfo, kind: str) -> dict:

@@ -347,7 +347,7 @@ def test_predict_runs_fewer_images_than_its_batch_as_a_batch_of_their_own(demo, 
     assert len(predict_module.predict(capped, [folder / "data" / "val" / "4"]).predictions) > 4 and set(batches) == {4}
 
 
-@pytest.mark.parametrize("kind", ["fp32", "int8", "dynamic", "features", "static_batch", "uint8"])
+@pytest.mark.parametrize("kind", ["fp32", "int8", "int8_ort", "dynamic", "features", "static_batch", "uint8"])
 def test_inspect_describes_what_onnxruntime_finds_in_the_artifact(cli, artifacts, tmp_path, kind):
     """inspect reads metadata only: its input and output shapes must be the ones the graph really has (onnxruntime's
     view of it), its hashes the ones verify reports and quantize records."""
@@ -377,7 +377,9 @@ def test_inspect_describes_what_onnxruntime_finds_in_the_artifact(cli, artifacts
     expected = {
         "fp32": {"model": "swin_digits", "precision": "fp32", "batch": "1 to 32", "classes": "10: 0, 1, 2, 3, 4, ..."},
         "int8": {"precision": "int8", "int8_target": "tensorrt", "calibration": "minmax",
-                 "source_sha256": artifact_sha256(artifacts["fp32"])},
+                 "source_sha256": artifact_sha256(artifacts["fp32"]),
+                 "runs_on": ["onnxruntime", "openvino", "tensorrt (build-engine)"]},
+        "int8_ort": {"int8_target": "onnxruntime", "runs_on": ["onnxruntime", "openvino"]},  # TensorRT refuses it
         "dynamic": {"input_sizes": "64x64 to 128x128, multiples of 16 (default 64x64)", "batch": "any (dynamic)"},
         "features": {"model": "swinv2_test"},
         "static_batch": {"batch": "4 only (static)"},
@@ -396,6 +398,7 @@ def test_inspect_describes_irs_and_foreign_graphs_and_refuses_what_is_not_there(
     doc = json.loads(r.out)
     assert r.code == 0 and doc["kind"] == "OpenVINO IR" and doc["files"] == ["m.xml", "m.bin"] and "opset" not in doc
     assert doc["precision"] == "int8" and doc["bytes"] == xml.stat().st_size + xml.with_suffix(".bin").stat().st_size
+    assert doc["runs_on"] == ["openvino"]
     # another tool's ONNX: what its graph says, and with --variant the registry's view, never claimed as ours
     foreign = tmp_path / "foreign.onnx"
     model = onnx.load(str(artifacts["fp16"]))

@@ -149,6 +149,8 @@ def test_inspect_reads_an_engine_from_its_sidecar_without_tensorrt(stand_in, cli
     assert doc["model"] == "swin_digits" and doc["batch"] == "1 to 8" and doc["input"].startswith("(B, 3, 32, 32)")
     assert doc["engine"]["tensorrt"] == stand_in.__version__ and doc["engine"]["profile"]["max"] == [8, 3, 32, 32]
     assert doc["engine"]["sidecar"] == "m.engine.json" and "opset" not in doc
+    assert doc["runs_on"] == [f"tensorrt {stand_in.__version__} on {doc['engine']['gpu']} (sm "
+                              f"{doc['engine']['compute_capability']})"]
     (tmp_path / "m.engine.json").unlink()
     r = cli("inspect", engine)
     assert r.code == 2 and "has no sidecar m.engine.json: rebuild it" in r.err
