@@ -424,7 +424,7 @@ def predict(
     from swin_deploy.fileio import check_outputs
     from swin_deploy.predict import predict as run_predict
 
-    check_outputs([artifact], json=json_path)
+    check_outputs([artifact, *images], json=json_path)
     with render.rate_progress() as on_progress:
         result = run_predict(artifact, images, top_k, batch_size, backend, workers, on_progress,
                              openvino=openvino_options(settings), threads=use_threads(settings), variant=variant,
@@ -519,7 +519,7 @@ def inspect_artifact(
     from swin_deploy.describe import describe_artifact
     from swin_deploy.fileio import check_outputs
 
-    check_outputs(json=json_path)
+    check_outputs([artifact], json=json_path)
     doc = describe_artifact(artifact, variant)
     if str(json_path) != "-":
         render.artifact_description(doc)

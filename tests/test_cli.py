@@ -86,10 +86,16 @@ def test_an_output_naming_the_commands_input_is_refused_and_the_input_kept(cli, 
                            "-o", tmp_path / "." / "model.onnx"), "--output"),
                          (("verify", model, "--random-init", "--report", model), "--report"),
                          (("bench", model, "--json", model), "--json"),
-                         (("predict", model, folder / "data" / "val" / "1", "--json", model), "--json")):
+                         (("predict", model, folder / "data" / "val" / "1", "--json", model), "--json"),
+                         (("inspect", model, "--json", model), "--json")):
         r = cli(*args)
         assert r.code == 2 and f"writing {option} there would replace it" in r.err, (args, r.err)
     assert sha256_file(model) == before
+    photo = tmp_path / "photo.png"  # predict's images are its input too
+    shutil.copy(next((folder / "data" / "val" / "1").iterdir()), photo)
+    before = sha256_file(photo)
+    r = cli("predict", model, photo, "--json", photo)
+    assert r.code == 2 and "writing --json there would replace it" in r.err and sha256_file(photo) == before, r.err
 
 
 def test_an_output_named_as_another_kind_of_artifact_is_refused_or_decides_the_format(cli, tiny_onnx, tmp_path):
