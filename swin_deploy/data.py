@@ -69,6 +69,7 @@ class ImageSet:
     skipped_paths: list[Path] = field(default_factory=list)  # all of them (reports list the first few)
     skip_reasons: dict[Path, Unreadable] = field(default_factory=dict)  # why, where it is not UNREADABLE
     label_source: str = "none"  # "folders", "folder indices", "class names", "imagenet synsets", "labels file", "none"
+    unlabelled: int = 0  # images beside a labels file's that it does not name (left out of the set)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -144,6 +145,8 @@ def list_images(folder: str | Path, limit: int | None = None, seed: int = 0, lab
             raise UserError(f"`labels` goes with a flat folder of images; {folder} has class folders")
         files, labels = _read_labels_file(Path(labels_file), folder, synsets, num_classes, class_names)
         source = "labels file"
+        named = {f.resolve() for f in files}
+        unlabelled = sum(f.resolve() not in named for f in _images_under(folder) if f.parent == folder)
     elif subdirs:
         classes = [d.name for d in subdirs]
         if any(SYNSET.match(c) for c in classes):
@@ -181,7 +184,8 @@ def list_images(folder: str | Path, limit: int | None = None, seed: int = 0, lab
         keep = sorted(random.Random(seed).sample(range(len(files)), limit))
         files = [files[i] for i in keep]
         labels = [labels[i] for i in keep] if labels is not None else None
-    return ImageSet(files, labels, classes, label_source=source)
+    return ImageSet(files, labels, classes, label_source=source,
+                    unlabelled=unlabelled if labels_file is not None else 0)
 
 
 def _by_class_name(folders: list[str], class_names: tuple[str, ...] | None, where: Path) -> dict[str, int] | None:

@@ -121,6 +121,14 @@ def test_flat_folder_with_a_labels_file(cli, demo, tmp_path):
                        "--batch-sizes", "16")
     assert r.code == 0, r.err
     assert rep["images"]["labels"] == "labels file" and rep["batches"][0]["metrics"]["cand_top1"] >= 95
+    assert rep["notes"] == []
+    # the file decides the set: images it does not name are left out, and the report says how many
+    (tmp_path / "part.csv").write_text("\n".join(rows[:41]) + "\n")
+    r, rep = report_of(cli, tmp_path, paths["swin_digits"], "--data", flat, "--labels", tmp_path / "part.csv",
+                       "--batch-sizes", "16")
+    assert r.code == 0 and rep["batches"][0]["images"] == 40, r.err
+    assert "20 image(s) in" in rep["notes"][0] and "have no row in part.csv and were not gated" in rep["notes"][0]
+    assert "add them to --labels" in r.err
     (tmp_path / "bad.csv").write_text("0_x.png,3\n")
     r = cli("verify", paths["swin_digits"], "--data", flat, "--labels", tmp_path / "bad.csv")
     assert r.code == 2 and "does not exist" in r.err

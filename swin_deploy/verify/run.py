@@ -278,6 +278,9 @@ def verify_artifact(artifact: Path, options: VerifyOptions | None = None,
                             o.consistency_samples, result, on_progress)
     if inputs[0].images is not None:
         images = inputs[0].images
+        if images.unlabelled:  # the labels file decides the set; say what it leaves out, as an accuracy gate's scope
+            result.notes.append(f"{images.unlabelled} image(s) in {o.data} have no row in {Path(o.labels).name} and "
+                                "were not gated: add them to `labels` to include them")
         result.skipped_images = images.skipped
         result.skipped_examples = images.skipped_examples()
         result.labels = images.label_source
