@@ -98,8 +98,9 @@ class QuantizeOptions:
         if not self.fp16_keep_above > 0:
             raise UserError(f"`fp16_keep_above` must be positive (float16 overflows past {defaults.FP16_MAX:g}), "
                             f"not {self.fp16_keep_above}")
-        if self.calib_images < 1 or self.calib_batch < 1:
-            raise UserError("`calib_images` and `calib_batch` must be at least 1")
+        for name in ("calib_images", "calib_batch"):
+            if getattr(self, name) < 1:
+                raise UserError(f"`{name}` must be at least 1, not {getattr(self, name)}")
         from swin_deploy.data import checked_workers  # here: numpy stays out of the command line's start-up
 
         checked_workers(self.workers)

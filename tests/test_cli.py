@@ -22,7 +22,9 @@ def test_library_error_names_the_parameter_and_the_cli_spells_the_flag(cli, tiny
         QuantizeOptions("int8", calib_images=0)
     assert "`calib_images`" in str(e.value) and "--" not in str(e.value)
     r = cli("quantize", tiny_onnx["swin_test"], "--precision", "int8", "--calib-images", "0", "-o", tmp_path / "q.onnx")
-    assert r.code == 2 and "--calib-images and --calib-batch must be at least 1" in r.err and "`" not in r.err
+    assert r.code == 2 and "--calib-images must be at least 1, not 0" in r.err and "`" not in r.err
+    r = cli("quantize", tiny_onnx["swin_test"], "--precision", "int8", "--calib-batch", "0", "-o", tmp_path / "q.onnx")
+    assert r.code == 2 and "--calib-batch must be at least 1, not 0" in r.err  # the one that is wrong, alone
 
 
 def test_piped_tables_keep_artifact_names_on_one_line(cli, tiny_onnx, tmp_path):
