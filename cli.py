@@ -571,7 +571,7 @@ def bench(
                                                    f"(default {defaults.BENCH_ITERATIONS}).")] = None,
     seconds: Annotated[float | None, typer.Option("--seconds", help="Or: time budget per batch size.")] = None,
     json_path: Json = None,
-    plot_path: Annotated[Path | None, typer.Option("--plot", help="Write a PNG plot.")] = None,
+    plot_path: Annotated[Path | None, typer.Option("--plot", help="Write a plot (.png, .svg or .pdf).")] = None,
     min_speedup: Annotated[float | None, typer.Option("--min-speedup", help="Gate: each artifact at least this many "
                                                       "times faster than the reference (95% CI).")] = None,
     against: Annotated[Path | None, typer.Option("--against", help="The reference for speed gates: this artifact "
@@ -593,12 +593,14 @@ def bench(
     """Latency (p50 with its 95% CI, p90, p99) and throughput side by side; gates on speedup, slowdown vs a baseline
     and memory: exit 0 pass, 1 a gate failed, 2 bad input."""
     from swin_deploy import render
-    from swin_deploy.bench import BenchOptions, bench_artifacts, plot
+    from swin_deploy.bench import BenchOptions, bench_artifacts, plot, plot_format
     from swin_deploy.bench_gates import SpeedGates, junit_report
     from swin_deploy.fileio import check_outputs, write_text_atomic
 
     check_outputs([*(artifacts or []), *filter(None, [against, checkpoint])], json=json_path, junit=junit,
                   plot=plot_path)
+    if plot_path:
+        plot_format(plot_path)
     threads = use_threads(settings)
     options = BenchOptions(torch_variant=torch_variant, weights=weights(checkpoint, pretrained, random_init, seed, ema),
                            backends=commas(backend), hints=commas(settings["performance_hint"]),

@@ -20,7 +20,7 @@ from .backends.base import Runner, Timing
 from .backends.openvino_runner import OpenVinoOptions
 from .bench_gates import Baseline, Judge, SpeedGates
 from .enums import PerformanceHint
-from .errors import UserError
+from .errors import UserError, require_at_least
 from .latency import GateResult, Interval, median_ci, speedup_ci
 from .models import SwinConfig, Weights
 
@@ -380,8 +380,11 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
     if o.iterations is not None and o.seconds is not None:
         raise UserError("choose `iterations` or `seconds`, not both")
     iterations = defaults.BENCH_ITERATIONS if o.iterations is None and o.seconds is None else o.iterations
-    if (iterations is not None and iterations < 1) or (o.seconds is not None and o.seconds <= 0) or o.warmup < 0:
-        raise UserError("`iterations` and `seconds` must be positive, `warmup` not negative")
+    if iterations is not None:
+        require_at_least("iterations", iterations, 1)
+    if o.seconds is not None and o.seconds <= 0:
+        raise UserError(f"`seconds` must be positive, not {o.seconds:g}")
+    require_at_least("warmup", o.warmup, 0)
     if g.timed and iterations is not None and iterations < defaults.GATE_MIN_ROUNDS:
         raise UserError(f"speed gates need at least {defaults.GATE_MIN_ROUNDS} rounds: raise `iterations`")
     if g.timed and g.against is None and not o.torch_variant:
@@ -557,8 +560,23 @@ def _references(entries: list[BenchEntry], against: Path | None, torch_label: st
     return out
 
 
+PLOT_FORMATS = ("png", "svg", "pdf")
+
+
+def plot_format(path: Path) -> str:
+    """The format a plot at `path` is written in, by its suffix; a UserError for one matplotlib is not asked to write
+    (checked before the run, which a plot follows)."""
+    fmt = Path(path).suffix.lower().lstrip(".")
+    if fmt not in PLOT_FORMATS:
+        raise UserError(f"`plot` writes {', '.join(PLOT_FORMATS)} files by their suffix, not '{Path(path).name}': "
+                        f"name it {Path(path).stem}.png")
+    return fmt
+
+
 def plot(results: list[BenchStats], path: Path) -> None:
-    """Latency vs batch size per artifact, and throughput per artifact at each batch size (PNG)."""
+    """Latency vs batch size per artifact, and throughput per artifact at each batch size (PNG, SVG or PDF by the
+    suffix of `path`)."""
+    fmt = plot_format(path)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -586,6 +604,6 @@ def plot(results: list[BenchStats], path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_output(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
+    with atomic_output(path, suffix=f".{fmt}") as tmp:
+        fig.savefig(tmp, format=fmt, dpi=110)
     plt.close(fig)

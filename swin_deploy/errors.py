@@ -42,6 +42,12 @@ class GateFailed(SwinDeployError):
     exit_code = 1
 
 
+def require_at_least(name: str, value: float, minimum: float) -> None:
+    """A UserError naming parameter `name` and its value unless `value` is at least `minimum`."""
+    if value < minimum:
+        raise UserError(f"`{name}` must be at least {minimum:g}, not {value:g}")
+
+
 def missing_package(package: str, extra: str | None = None) -> UserError:
     """The error for an optional heavy dependency that is not installed."""
     hint = f"pip install 'swin-deploy[{extra}]'" if extra else f"pip install {package}"

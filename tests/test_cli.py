@@ -57,6 +57,8 @@ def test_output_paths_are_refused_before_any_work_naming_their_option(cli, tiny_
         assert r.code == 2 and f"choose another {option} path" in r.err, (command, option, r.err)
     r = cli("bench", model, "--plot", tmp_path)
     assert r.code == 2 and "is a folder: --plot takes a file path" in r.err
+    r = cli("bench", model, "--plot", tmp_path / "b.txt")  # a PNG was written there, after the whole run
+    assert r.code == 2 and "--plot writes png, svg, pdf files by their suffix, not 'b.txt'" in r.err
     # two outputs naming one file: the second would replace the first (a JSON report overwritten by the JUnit XML)
     for command, first, second, same in ((("verify", model, "--random-init"), "--report", "--junit", "r.json"),
                                          (("bench", model), "--json", "--plot", "b.json"),
@@ -439,3 +441,21 @@ def test_default_batch_sizes_give_way_to_the_artifacts_max_batch(cli, tmp_path, 
     if max_batch == 4:  # bench's defaults (1, 8, 32) ran at batch 1 alone
         r = cli("bench", model, "--iterations", "2", "--json", "-")
         assert r.code == 0 and [x["batch_size"] for x in json.loads(r.out)["results"]] == [1, 4], r.err
+
+
+def test_a_number_out_of_range_is_named_alone_with_its_value(cli, tiny_onnx, tmp_path):
+    """Each was one message for three options ("--version and --instances must be at least 1, --max-queue-delay-us
+    not negative"), and triton's --max-batch 0 on an ONNX with no max batch read "outside 1..0: pass at most 0"."""
+    model = tiny_onnx["swin_test"]
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for args, said in ((("bench", model, "--iterations", "0"), "--iterations must be at least 1, not 0"),
+                       (("bench", model, "--warmup", "-1"), "--warmup must be at least 0, not -1"),
+                       (("bench", model, "--seconds", "0"), "--seconds must be positive, not 0"),
+                       (("triton", model, "--repo", repo, "--instances", "0"), "--instances must be at least 1, not 0"),
+                       (("triton", model, "--repo", repo, "--max-queue-delay-us", "-5"),
+                        "--max-queue-delay-us must be at least 0, not -5"),
+                       (("triton", model, "--repo", repo, "--max-batch", "0"), "--max-batch must be at least 1, not 0")):
+        r = cli(*args)
+        assert r.code == 2 and r.err.strip() == f"error: {said}", (args, r.err)
+    assert list(repo.iterdir()) == []

@@ -389,6 +389,9 @@ def test_bench_side_by_side(cli, demo, tmp_path):
     assert all(x["iterations"] == 3 and x["p50_ms"] > 0 and x["throughput"] > 0 for x in results)
     assert (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"
     assert cli("bench").code == 2
+    # the plot's format follows its suffix (a PNG was written whatever the name)
+    r = cli("bench", paths["swin_digits"], "--batch-sizes", "1", "--iterations", "2", "--plot", tmp_path / "b.svg")
+    assert r.code == 0 and "<svg" in (tmp_path / "b.svg").read_text(), r.err
 
 
 @pytest.mark.parametrize("target", ["onnxruntime", "tensorrt"])

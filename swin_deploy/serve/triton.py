@@ -32,7 +32,7 @@ from ..artifact import (
     write_described_copy,
 )
 from ..enums import PerformanceHint, Precision, Runtime, TritonKind
-from ..errors import UserError, missing_package
+from ..errors import UserError, missing_package, require_at_least
 from ..fileio import atomic_directory, make_folder
 
 CONFIG = "config.pbtxt"
@@ -200,8 +200,8 @@ def build_config(name: str, info: ArtifactInfo, io: ArtifactIO, model_file: str,
     pb = model_config_pb2()
     o = options
     engine = model_file == "model.plan"
-    if o.version < 1 or o.instances < 1 or o.max_queue_delay_us < 0:
-        raise UserError("`version` and `instances` must be at least 1, `max_queue_delay_us` not negative")
+    for name, minimum in (("version", 1), ("instances", 1), ("max_queue_delay_us", 0)):
+        require_at_least(name, getattr(o, name), minimum)
     if o.runtime == Runtime.OPENVINO:
         config = pb.ModelConfig(name=name, backend=OPENVINO_BACKEND)
         if model_file != OPENVINO_DEFAULT_FILE:
@@ -218,7 +218,9 @@ def build_config(name: str, info: ArtifactInfo, io: ArtifactIO, model_file: str,
     else:
         lo, hi = io.batch
         top = o.max_batch or hi or defaults.TRITON_MAX_BATCH
-        if o.max_batch is not None and (o.max_batch < 1 or (hi and o.max_batch > hi)):
+        if o.max_batch is not None:
+            require_at_least("max_batch", o.max_batch, 1)
+        if o.max_batch is not None and hi and o.max_batch > hi:
             where = "the engine profile's max batch" if engine else "the batch the ONNX was exported and checked for"
             raise UserError(f"`max_batch` {o.max_batch} is outside 1..{hi} ({where}): pass at most {hi}")
         dynamic = o.dynamic_batching if o.dynamic_batching is not None else True
