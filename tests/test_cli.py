@@ -455,7 +455,12 @@ def test_a_number_out_of_range_is_named_alone_with_its_value(cli, tiny_onnx, tmp
                        (("triton", model, "--repo", repo, "--instances", "0"), "--instances must be at least 1, not 0"),
                        (("triton", model, "--repo", repo, "--max-queue-delay-us", "-5"),
                         "--max-queue-delay-us must be at least 0, not -5"),
-                       (("triton", model, "--repo", repo, "--max-batch", "0"), "--max-batch must be at least 1, not 0")):
+                       (("triton", model, "--repo", repo, "--max-batch", "0"), "--max-batch must be at least 1, not 0"),
+                       (("triton", model, "--repo", repo, "--runtime", "openvino", "--streams", "0"),
+                        "--streams must be at least 1, not 0"),
+                       (("export", "--variant", "swin_test", "--random-init", "--max-batch", "0", "-o",
+                         tmp_path / "m.onnx"), "--max-batch must be at least 1, not 0"),
+                       (("verify", model, "--random-init", "--samples", "0"), "--samples must be at least 1, not 0")):
         r = cli(*args)
         assert r.code == 2 and r.err.strip() == f"error: {said}", (args, r.err)
     assert list(repo.iterdir()) == []

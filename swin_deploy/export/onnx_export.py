@@ -24,7 +24,7 @@ from ..backends.onnxruntime_runner import OnnxRuntimeRunner
 from ..backends.torch_runner import TorchRunner
 from ..compare import max_rel_delta_outputs
 from ..enums import ExportFormat, InputFormat, Simplifier
-from ..errors import GateFailed, UserError, missing_package
+from ..errors import GateFailed, UserError, missing_package, require_at_least
 from ..fileio import atomic_output, check_outputs
 from ..machine import check_memory
 from ..models import PixelInput, Preprocessing, SwinTransformer, Weights, build_model, config_for, output_module
@@ -87,8 +87,8 @@ class ExportOptions:
         top = max_opset()
         if not MIN_OPSET <= self.opset <= top:
             raise UserError(f"opset {self.opset} is not supported: choose an opset from {MIN_OPSET} to {top}")
-        if self.max_batch is not None and self.max_batch < 1:
-            raise UserError("`max_batch` must be at least 1")
+        if self.max_batch is not None:
+            require_at_least("max_batch", self.max_batch, 1)
         if self.exporter not in ("auto", "torchscript", "dynamo"):
             raise UserError(f"unknown exporter '{self.exporter}': choose auto, torchscript or dynamo")
         if self.channels_last and self.input_format != InputFormat.UINT8:

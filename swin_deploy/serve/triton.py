@@ -162,8 +162,9 @@ class TritonOptions:
             self.kind = TritonKind.parse(self.kind, "kind")
         if self.performance_hint is not None:
             self.performance_hint = PerformanceHint.parse(self.performance_hint, "performance_hint")
-        if any(v is not None and v < 1 for v in (self.threads, self.streams)):
-            raise UserError("`threads` and `streams` must be at least 1")
+        for name in ("threads", "streams"):
+            if getattr(self, name) is not None:
+                require_at_least(name, getattr(self, name), 1)
         if self.ort_tensorrt is not None:
             self.ort_tensorrt = Precision.parse(self.ort_tensorrt, "ort_tensorrt")
             if self.ort_tensorrt not in ORT_TENSORRT_MODES:

@@ -27,7 +27,7 @@ from ..backends.openvino_runner import OpenVinoOptions
 from ..compare import Check, Comparison, gate, named_as
 from ..data import Batch, ImageSet, checked_workers, list_images, stream_batches, transform_for
 from ..enums import Precision, WeightsSource
-from ..errors import UserError
+from ..errors import UserError, require_at_least
 from ..models import Weights
 from ..tolerances import Thresholds, thresholds_for
 from .cache import CacheReader, CacheWriter
@@ -80,8 +80,8 @@ class InputSet:
             raise UserError("`limit` caps the images of `data`: without them, `samples` sets how many synthetic inputs")
         elif options.strict:
             raise UserError("`strict` makes an unreadable image of `data` an error: it goes with `data`")
-        elif self.samples < 1:
-            raise UserError("`samples` must be at least 1")
+        else:
+            require_at_least("samples", self.samples, 1)
         checked_workers(options.workers)  # refused with or without images, not only once decoding starts
         self.key = self._key(info)
 
