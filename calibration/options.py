@@ -11,7 +11,7 @@ from pathlib import Path
 
 from swin_deploy import defaults
 from swin_deploy.enums import CalibMethod, HighPrecision, Int8Target, Precision, QdqPlacement
-from swin_deploy.errors import UserError
+from swin_deploy.errors import UserError, require_at_least
 
 DEFAULT_HIGH_PRECISION = {Int8Target.TENSORRT: HighPrecision.FP16, Int8Target.ONNXRUNTIME: HighPrecision.FP32}
 LINEAR_OPS = ("MatMul", "Conv", "Gemm")  # the ops INT8 quantizes
@@ -98,9 +98,8 @@ class QuantizeOptions:
         if not self.fp16_keep_above > 0:
             raise UserError(f"`fp16_keep_above` must be positive (float16 overflows past {defaults.FP16_MAX:g}), "
                             f"not {self.fp16_keep_above}")
-        for name in ("calib_images", "calib_batch"):
-            if getattr(self, name) < 1:
-                raise UserError(f"`{name}` must be at least 1, not {getattr(self, name)}")
+        require_at_least("calib_images", self.calib_images, 1)
+        require_at_least("calib_batch", self.calib_batch, 1)
         from swin_deploy.data import checked_workers  # here: numpy stays out of the command line's start-up
 
         checked_workers(self.workers)

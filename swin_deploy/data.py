@@ -139,7 +139,7 @@ def list_images(folder: str | Path, limit: int | None = None, seed: int = 0, lab
 
     classes: list[str] = []
     labels: list[int] | None = None
-    source = "none"
+    source, unlabelled = "none", 0
     if labels_file is not None:
         if subdirs:
             raise UserError(f"`labels` goes with a flat folder of images; {folder} has class folders")
@@ -184,8 +184,7 @@ def list_images(folder: str | Path, limit: int | None = None, seed: int = 0, lab
         keep = sorted(random.Random(seed).sample(range(len(files)), limit))
         files = [files[i] for i in keep]
         labels = [labels[i] for i in keep] if labels is not None else None
-    return ImageSet(files, labels, classes, label_source=source,
-                    unlabelled=unlabelled if labels_file is not None else 0)
+    return ImageSet(files, labels, classes, label_source=source, unlabelled=unlabelled)
 
 
 def _by_class_name(folders: list[str], class_names: tuple[str, ...] | None, where: Path) -> dict[str, int] | None:

@@ -201,8 +201,8 @@ def build_config(name: str, info: ArtifactInfo, io: ArtifactIO, model_file: str,
     pb = model_config_pb2()
     o = options
     engine = model_file == "model.plan"
-    for name, minimum in (("version", 1), ("instances", 1), ("max_queue_delay_us", 0)):
-        require_at_least(name, getattr(o, name), minimum)
+    for option, minimum in (("version", 1), ("instances", 1), ("max_queue_delay_us", 0)):
+        require_at_least(option, getattr(o, option), minimum)
     if o.runtime == Runtime.OPENVINO:
         config = pb.ModelConfig(name=name, backend=OPENVINO_BACKEND)
         if model_file != OPENVINO_DEFAULT_FILE:
