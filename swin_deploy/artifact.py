@@ -93,8 +93,9 @@ class ArtifactInfo:
         if self.fixed_batch:
             return [self.fixed_batch]
         taken = [b for b in defaults if self.accepts_batch(b)]
-        return taken + [self.max_batch] if self.max_batch and self.max_batch not in taken and len(taken) < len(defaults) \
-            else taken
+        if len(taken) < len(defaults) and self.max_batch not in taken:
+            taken.append(self.max_batch)
+        return taken
 
     def check_batch_sizes(self, sizes: list[int]) -> None:
         """A UserError unless every size is one this artifact takes."""
@@ -336,17 +337,20 @@ def load_onnx(path: str | Path, load_weights: bool = True) -> onnx.ModelProto:
     return model
 
 
-def artifact_sha256(path: str | Path) -> str:
-    """What identifies an artifact's content: the file's sha256, or for one whose weights live beside it (an IR's .bin,
-    an ONNX's external data) the sha256 of all of them, as the same graph can carry other weights."""
+def artifact_files(path: str | Path) -> list[Path]:
+    """The files an artifact is: itself, and the weights that live beside it (an IR's .bin, an ONNX's external data)."""
     path = Path(path)
     if path.suffix == IR_SUFFIX:
-        beside = [ir_weights(path)]
-    elif path.suffix in ENGINE_SUFFIXES:
-        beside = []
-    else:
-        beside = [path.parent / f for f in external_data_files(load_onnx(path, load_weights=False))]
-    return sha256_files([path, *beside])
+        return [path, ir_weights(path)]
+    if path.suffix in ENGINE_SUFFIXES:
+        return [path]
+    return [path, *(path.parent / f for f in external_data_files(load_onnx(path, load_weights=False)))]
+
+
+def artifact_sha256(path: str | Path) -> str:
+    """What identifies an artifact's content: the file's sha256, or for one whose weights live beside it the sha256 of
+    all of them (artifact_files), as the same graph can carry other weights."""
+    return sha256_files(artifact_files(path))
 
 
 def external_data_files(model: onnx.ModelProto) -> list[str]:

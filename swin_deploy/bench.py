@@ -380,8 +380,7 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
     if o.iterations is not None and o.seconds is not None:
         raise UserError("choose `iterations` or `seconds`, not both")
     iterations = defaults.BENCH_ITERATIONS if o.iterations is None and o.seconds is None else o.iterations
-    if iterations is not None:
-        require_at_least("iterations", iterations, 1)
+    require_at_least("iterations", iterations, 1)
     if o.seconds is not None and o.seconds <= 0:
         raise UserError(f"`seconds` must be positive, not {o.seconds:g}")
     require_at_least("warmup", o.warmup, 0)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
+from .errors import UserError, require_at_least
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".npy"}
 ARRAY_SUFFIX = ".npy"  # an input array as the artifact takes it, already preprocessed (any channel count)
@@ -55,8 +55,7 @@ def default_workers() -> int:
 
 def checked_workers(workers: int | None) -> int:
     """`workers` as given (None: default_workers()), refused unless at least 1."""
-    if workers is not None and workers < 1:
-        raise UserError(f"`workers` must be at least 1, not {workers}")
+    require_at_least("workers", workers, 1)
     return default_workers() if workers is None else workers
 
 
@@ -124,8 +123,7 @@ def list_images(folder: str | Path, limit: int | None = None, seed: int = 0, lab
     """The images under `folder` with their labels (see the module doc); `limit` samples that many
     deterministically (by `seed`). `num_classes` (the model's) checks that the labels can mean its classes;
     `class_names` (the model's, where it has them) map folders and labels named after them."""
-    if limit is not None and limit < 1:
-        raise UserError(f"`limit` must be at least 1, not {limit}")
+    require_at_least("limit", limit, 1)
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"image folder {folder} does not exist: pass a folder of images (ImageFolder layout or flat)")

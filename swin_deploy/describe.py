@@ -10,17 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from .artifact import (
-    ENGINE_SUFFIXES,
-    IR_SUFFIX,
+    KINDS,
     ArtifactInfo,
     EngineInfo,
+    artifact_files,
     artifact_info,
-    external_data_files,
     graph_precision,
     has_metadata,
     ir_precision,
     ir_root,
-    ir_weights,
+    kind_of,
     load_onnx,
     read_sidecar,
 )
@@ -29,7 +28,6 @@ from .fileio import sha256_files
 from .precision.graph import opset_of
 
 SHOWN_LABELS = 5  # class names listed before "..."
-KINDS = {"onnx": "ONNX", "ir": "OpenVINO IR", "engine": "TensorRT engine"}
 
 
 def describe_artifact(path: str | Path, variant: str | None = None) -> dict:
@@ -37,39 +35,38 @@ def describe_artifact(path: str | Path, variant: str | None = None) -> dict:
     (kind, files, model, precision), what it takes and gives (input, sizes, batch, outputs, classes, preprocessing),
     and its provenance (swin-deploy version, hashes; an engine's TensorRT build)."""
     path = Path(path)
-    kind = "engine" if path.suffix in ENGINE_SUFFIXES else "ir" if path.suffix == IR_SUFFIX else "onnx"
+    kind = kind_of(path)
     if kind == "engine" and not path.is_file():
         raise UserError(f"{path} does not exist: pass the path of a TensorRT engine (swin-deploy build-engine writes one)")
     described = has_metadata(path)  # also the checks that the artifact is there and whole
-    files = [path, ir_weights(path)] if kind == "ir" else [path] if kind == "engine" else \
-        [path, *(path.parent / f for f in external_data_files(load_onnx(path, load_weights=False)))]
-    doc: dict = {"artifact": str(path), "kind": KINDS[kind], "files": [f.name for f in files],
+    files = artifact_files(path)
+    doc: dict = {"artifact": str(path), "kind": KINDS[kind][0].split(" ", 1)[1], "files": [f.name for f in files],
                  "bytes": sum(f.stat().st_size for f in files)}
-    if described or variant is not None:
-        doc.update(_described(artifact_info(path, variant), kind))
+    info = artifact_info(path, variant) if described or variant is not None else None
+    if info is None:
+        doc.update(_foreign(path, kind))
+    else:
+        doc.update(_described(info, kind))
         if not described:
             doc["metadata"] = f"none: described as {variant} (`variant`), as verify, bench and predict will take it"
-    else:
-        doc.update(_foreign(path, kind))
-    doc["runs_on"] = _runtimes(path, kind)
+    sidecar = read_sidecar(path) if kind == "engine" else None
+    doc["runs_on"] = _runtimes(kind, info, sidecar)
     doc["sha256"] = sha256_files(files)
-    if kind == "engine":
-        sidecar = read_sidecar(path)
+    if sidecar is not None:
         doc["engine"] = {"sidecar": EngineInfo.path_for(path).name, "tensorrt": sidecar.tensorrt, "gpu": sidecar.gpu,
                          "compute_capability": sidecar.compute_capability, "profile": sidecar.profile,
                          "built_by": f"swin-deploy {sidecar.swin_deploy}", "source_onnx_sha256": sidecar.source_onnx_sha256}
     return doc
 
 
-def _runtimes(path: Path, kind: str) -> list[str]:
+def _runtimes(kind: str, info: ArtifactInfo | None, sidecar: EngineInfo | None) -> list[str]:
     """Where the artifact runs: an IR on OpenVINO, an engine on the TensorRT and GPU kind it was built for, an ONNX on
     onnxruntime and OpenVINO, and on TensorRT through build-engine unless it is INT8 made for onnxruntime."""
     if kind == "ir":
         return ["openvino"]
-    if kind == "engine":
-        sidecar = read_sidecar(path)
+    if sidecar is not None:
         return [f"tensorrt {sidecar.tensorrt} on {sidecar.gpu} (sm {sidecar.compute_capability})"]
-    ort_only = has_metadata(path) and artifact_info(path).onnxruntime_only
+    ort_only = info is not None and info.onnxruntime_only
     return ["onnxruntime", "openvino", *([] if ort_only else ["tensorrt (build-engine)"])]
 
 

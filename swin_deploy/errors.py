@@ -42,9 +42,9 @@ class GateFailed(SwinDeployError):
     exit_code = 1
 
 
-def require_at_least(name: str, value: float, minimum: float) -> None:
-    """A UserError naming parameter `name` and its value unless `value` is at least `minimum`."""
-    if value < minimum:
+def require_at_least(name: str, value: float | None, minimum: float) -> None:
+    """A UserError naming parameter `name` and its value unless `value` is at least `minimum` (None: not given)."""
+    if value is not None and value < minimum:
         raise UserError(f"`{name}` must be at least {minimum:g}, not {value:g}")
 
 

@@ -17,7 +17,7 @@ from .artifact import ArtifactInfo, artifact_info
 from .backends import run_padded, runner_for
 from .compare import named_as
 from .data import ImageSet, image_files, stream_batches, transform_for
-from .errors import UserError
+from .errors import UserError, require_at_least
 
 IMAGENET_INFO = {1000: "imagenet-1k", 21841: "imagenet-22k"}
 
@@ -75,10 +75,8 @@ def predict(artifact: Path, images: list[str | Path], top_k: int = 5, batch_size
     if info.headless:
         what = "feature maps" if info.features else "pooled features (no classifier)"
         raise UserError(f"{artifact.name} outputs {what}, not class scores: predict needs a classifier export")
-    if top_k < 1:
-        raise UserError(f"`top_k` must be at least 1, not {top_k}")
-    if batch_size is not None and batch_size < 1:
-        raise UserError(f"`batch_size` must be at least 1, not {batch_size}")
+    require_at_least("top_k", top_k, 1)
+    require_at_least("batch_size", batch_size, 1)
     files = ImageSet(image_files(images), None)
     # the default batch, within the artifact's max batch; fewer images run as one batch of their own count (a photo
     # alone: batch 1, not 8 with seven copies); a batch the user or a static artifact sets is run as it is

@@ -87,8 +87,7 @@ class ExportOptions:
         top = max_opset()
         if not MIN_OPSET <= self.opset <= top:
             raise UserError(f"opset {self.opset} is not supported: choose an opset from {MIN_OPSET} to {top}")
-        if self.max_batch is not None:
-            require_at_least("max_batch", self.max_batch, 1)
+        require_at_least("max_batch", self.max_batch, 1)
         if self.exporter not in ("auto", "torchscript", "dynamo"):
             raise UserError(f"unknown exporter '{self.exporter}': choose auto, torchscript or dynamo")
         if self.channels_last and self.input_format != InputFormat.UINT8:
@@ -98,8 +97,7 @@ class ExportOptions:
         if self.class_names is not None and self.features:
             raise UserError("`class_names` names a classifier's classes, and `features` outputs the stage feature maps "
                             "instead: leave one out")
-        if self.window_size is not None and self.window_size < 1:
-            raise UserError(f"`window_size` must be at least 1, not {self.window_size}")
+        require_at_least("window_size", self.window_size, 1)
         if self.img_size is not None and min(self.img_size) < 1:
             raise UserError(f"image size must be positive, not {self.img_size[0]}x{self.img_size[1]}")
 

@@ -162,9 +162,8 @@ class TritonOptions:
             self.kind = TritonKind.parse(self.kind, "kind")
         if self.performance_hint is not None:
             self.performance_hint = PerformanceHint.parse(self.performance_hint, "performance_hint")
-        for name in ("threads", "streams"):
-            if getattr(self, name) is not None:
-                require_at_least(name, getattr(self, name), 1)
+        require_at_least("threads", self.threads, 1)
+        require_at_least("streams", self.streams, 1)
         if self.ort_tensorrt is not None:
             self.ort_tensorrt = Precision.parse(self.ort_tensorrt, "ort_tensorrt")
             if self.ort_tensorrt not in ORT_TENSORRT_MODES:
@@ -219,8 +218,7 @@ def build_config(name: str, info: ArtifactInfo, io: ArtifactIO, model_file: str,
     else:
         lo, hi = io.batch
         top = o.max_batch or hi or defaults.TRITON_MAX_BATCH
-        if o.max_batch is not None:
-            require_at_least("max_batch", o.max_batch, 1)
+        require_at_least("max_batch", o.max_batch, 1)
         if o.max_batch is not None and hi and o.max_batch > hi:
             where = "the engine profile's max batch" if engine else "the batch the ONNX was exported and checked for"
             raise UserError(f"`max_batch` {o.max_batch} is outside 1..{hi} ({where}): pass at most {hi}")

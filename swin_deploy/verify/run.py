@@ -224,8 +224,7 @@ def verify_artifact(artifact: Path, options: VerifyOptions | None = None,
     _check_inputs_fit(artifact, info, o)
     sizes = o.batch_sizes or info.default_batch_sizes(defaults.VERIFY_BATCH_SIZES)
     info.check_batch_sizes(sizes)
-    if o.consistency_samples is not None and o.consistency_samples < 1:
-        raise UserError(f"`consistency_samples` must be at least 1, not {o.consistency_samples}")
+    require_at_least("consistency_samples", o.consistency_samples, 1)
     thresholds_for(info.precision).override(**o.thresholds)  # bad overrides fail before any model runs
     img_sizes = o.img_sizes or [tuple(info.img_size)]
     for size in img_sizes:
