@@ -33,10 +33,9 @@ CONSISTENCY_SAMPLES = 64  # inputs each batch size after the first is checked on
 # predict
 PREDICT_BATCH = 8  # or fewer, when fewer images are given
 
-# a run of PyTorch or onnxruntime holds several of a model's largest activation (SwinConfig.activation_bytes) at once.
-# Peak memory above the process's baseline, in such activations: verify (reference and candidate) 6 at batch 1 and 4
-# more per image (swin_test at 4096x4096), 10 at batch 1 (swinv2_t_w16 at 1024x1024: attention scores); export 8-14 per
-# image of its parity check's largest batch (those two, swinv2_test, swin_t at 1024x1024). A run that would need more
+# a run of PyTorch or onnxruntime holds several of a model's largest activation (SwinConfig.activation_bytes) at once,
+# above its baseline: verify (reference and candidate) 6-10 at batch 1 and 4 more per image, export 7-13 per image of its
+# parity check's largest batch (benchmarks/RESULTS.md, "Peak memory of export and verify"). A run that would need more
 # than the memory available at these lower bounds is refused at once (machine.check_memory): it would otherwise run
 # until the kernel killed it, with no message
 PEAK_ACTIVATIONS = 4
