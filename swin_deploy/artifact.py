@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 
 from .enums import CalibMethod, InputFormat, Int8Target, Precision
-from .errors import UserError
+from .errors import UserError, require_file
 from .fileio import sha256_files
 from .machine import check_memory, exact_int8_dot_products
 from .models.registry import SwinConfig, get_config
@@ -317,8 +317,7 @@ def write_described_copy(source: Path, target: Path, info: ArtifactInfo) -> None
 def load_onnx(path: str | Path, load_weights: bool = True) -> onnx.ModelProto:
     """onnx.load with a one-line error for missing, corrupt or non-ONNX files."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path} does not exist: pass the path of an ONNX file (swin-deploy export writes one)")
+    require_file(path, "pass the path of an ONNX file (swin-deploy export writes one)")
     if path.suffix == IR_SUFFIX:
         raise UserError(f"{path} is an OpenVINO IR: this takes the ONNX it was converted from")
     try:
@@ -546,8 +545,7 @@ def ir_root(xml: Path):
     """The parsed XML of an OpenVINO IR (an ElementTree element), once it and its weights file are there."""
     import xml.etree.ElementTree as ET
 
-    if not xml.is_file():
-        raise UserError(f"{xml} does not exist: pass the .xml of an OpenVINO IR (swin-deploy export --format openvino)")
+    require_file(xml, "pass the .xml of an OpenVINO IR (swin-deploy export --format openvino)")
     if not ir_weights(xml).is_file():
         raise UserError(f"{xml.name} has no weights file {ir_weights(xml).name} beside it: copy the .bin with the .xml")
     try:

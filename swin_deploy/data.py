@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError, require_at_least
+from .errors import UserError, require_at_least, require_file
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".npy"}
 ARRAY_SUFFIX = ".npy"  # an input array as the artifact takes it, already preprocessed (any channel count)
@@ -247,8 +247,7 @@ def _read_labels_file(path: Path, folder: Path, synsets, num_classes: int | None
                       class_names: tuple[str, ...] | None = None) -> tuple[list[Path], list[int]]:
     """CSV `filename,label` (a header row is allowed); filenames relative to `folder`, with or without their suffix.
     Kaggle's ImageNet `LOC_val_solution.csv` (ImageId,PredictionString) reads as it is."""
-    if not path.is_file():
-        raise UserError(f"labels file {path} does not exist: pass a CSV of filename,label")
+    require_file(path, "pass a CSV of filename,label", what="labels file")
     files, labels = [], []
     with open(path, newline="") as f:
         for n, row in enumerate(csv.reader(f), start=1):

@@ -23,7 +23,7 @@ from .artifact import (
     load_onnx,
     read_sidecar,
 )
-from .errors import UserError
+from .errors import require_file
 from .fileio import sha256_files
 from .precision.graph import opset_of
 
@@ -36,8 +36,8 @@ def describe_artifact(path: str | Path, variant: str | None = None) -> dict:
     and its provenance (swin-deploy version, hashes; an engine's TensorRT build)."""
     path = Path(path)
     kind = kind_of(path)
-    if kind == "engine" and not path.is_file():
-        raise UserError(f"{path} does not exist: pass the path of a TensorRT engine (swin-deploy build-engine writes one)")
+    if kind == "engine":
+        require_file(path, "pass the path of a TensorRT engine (swin-deploy build-engine writes one)")
     described = has_metadata(path)  # also the checks that the artifact is there and whole
     files = artifact_files(path)
     doc: dict = {"artifact": str(path), "kind": KINDS[kind][0].split(" ", 1)[1], "files": [f.name for f in files],

@@ -48,6 +48,17 @@ def require_at_least(name: str, value: float | None, minimum: float) -> None:
         raise UserError(f"`{name}` must be at least {minimum:g}, not {value:g}")
 
 
+def require_file(path, fix: str, what: str = "") -> None:
+    """A UserError unless `path` is a file: "`what` PATH does not exist: `fix`", or "... is a folder, not a file: ..."
+    (a folder passed where a file belongs would otherwise read as missing)."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        state = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise UserError(f"{what + ' ' if what else ''}{path} {state}: {fix}")
+
+
 def missing_package(package: str, extra: str | None = None) -> UserError:
     """The error for an optional heavy dependency that is not installed."""
     hint = f"pip install 'swin-deploy[{extra}]'" if extra else f"pip install {package}"

@@ -420,7 +420,9 @@ def test_inspect_describes_irs_and_foreign_graphs_and_refuses_what_is_not_there(
     assert "none: pass --variant NAME to run it" in cli("inspect", foreign).out  # as the command line spells it
     doc = json.loads(cli("inspect", foreign, "--variant", "swin_digits", "--json", "-").out)
     assert doc["metadata"].startswith("none: described as swin_digits") and doc["weights_sha256"] is None
+    (tmp_path / "folder.onnx").mkdir()
     for args, said in (((tmp_path / "missing.onnx",), "does not exist"),
+                       ((tmp_path / "folder.onnx",), "folder.onnx is a folder, not a file: pass the path of an ONNX"),
                        ((foreign, "--variant", "swin_t"), "takes ?x3x32x32 inputs where swin_t"),
                        ((artifacts["fp32"], "--variant", "swin_t"), "is swin_digits by its swin-deploy metadata")):
         r = cli("inspect", *args)

@@ -274,6 +274,9 @@ def test_verify_bad_input(cli, demo, tmp_path):
     empty.mkdir()
     cases = [
         (["verify", tmp_path / "missing.onnx"], "does not exist"),
+        (["verify", empty], "empty is a folder, not a file"),
+        (["verify", paths["swin_digits"], "--data", next((folder / "data" / "val").iterdir()), "--labels", empty],
+         "labels file " + str(empty) + " is a folder, not a file: pass a CSV"),
         (["verify", foreign], "--variant"),
         (["verify", paths["swin_digits"], "--batch-sizes", "64"], "exceeds the artifact's max batch 32"),
         (["verify", paths["swin_digits"], "--data", empty], "no images"),

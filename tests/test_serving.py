@@ -222,6 +222,9 @@ def test_triton_refuses_to_overwrite_and_bad_options(cli, artifacts, tmp_path):
         assert r.code == 2 and words in r.err and len(r.err.strip().splitlines()) == 1, (args, r.err)
     r = cli("triton", artifacts["int8_ort"], "--repo", tmp_path, "--name", "n", "--ort-tensorrt", "fp16")
     assert r.code == 2 and "onnxruntime" in r.err
+    for name in ("", "a/b", ".n", " n"):  # an empty name is a mistake too, not a request for the default
+        r = cli("triton", artifacts["fp32"], "--repo", tmp_path, "--name", name)
+        assert r.code == 2 and f"model name '{name}'" in r.err and "--name" in r.err, (name, r.err)
     assert not (tmp_path / "n").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 

@@ -85,6 +85,11 @@ def test_each_image_through_the_reference_once_and_the_cache(cli, demo, tmp_path
     junk.write_bytes(b"not a cache")
     r = cli("verify", paths["swin_digits"], "--samples", "8", "--batch-sizes", "8", "--reference-cache", junk)
     assert r.code == 2 and "not a swin-deploy reference cache" in r.err
+    # a folder (once an internal error when the cache was written) or the artifact itself is refused before any run
+    for where, said in ((tmp_path, "is a folder: --reference-cache takes a file path"),
+                        (paths["swin_digits"], "is this command's input")):
+        r = cli("verify", paths["swin_digits"], "--samples", "8", "--batch-sizes", "8", "--reference-cache", where)
+        assert r.code == 2 and said in r.err and r.err.count("\n") == 1, r.err
 
 
 def test_imagenet_synset_folders_map_to_timms_class_indices(tmp_path, demo):

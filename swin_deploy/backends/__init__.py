@@ -62,12 +62,11 @@ def runner_for(path, backend: str | None = None, threads: int | None = None, ope
     from pathlib import Path
 
     from ..artifact import IR_SUFFIX
-    from ..errors import UserError
+    from ..errors import UserError, require_file
 
     path = Path(path)
     checked_threads(threads)
-    if not path.is_file():
-        raise UserError(f"{path} does not exist: pass an .onnx, .engine or OpenVINO .xml artifact")
+    require_file(path, "pass an .onnx, .engine or OpenVINO .xml artifact")
     backend = backend or default_backend(path)
     if said := unused_options(openvino, [backend]):
         raise UserError(said)

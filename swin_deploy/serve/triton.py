@@ -32,7 +32,7 @@ from ..artifact import (
     write_described_copy,
 )
 from ..enums import PerformanceHint, Precision, Runtime, TritonKind
-from ..errors import UserError, missing_package, require_at_least
+from ..errors import UserError, missing_package, require_at_least, require_file
 from ..fileio import atomic_directory, make_folder
 
 CONFIG = "config.pbtxt"
@@ -289,14 +289,14 @@ def write_model(artifact: Path, repo: Path, options: TritonOptions | None = None
 
     o = options or TritonOptions()
     artifact = Path(artifact)
-    if not artifact.is_file():
-        raise UserError(f"{artifact} does not exist: pass an .onnx, .engine or OpenVINO .xml artifact")
+    require_file(artifact, "pass an .onnx, .engine or OpenVINO .xml artifact")
     repo = Path(repo)
     if repo.exists() and not repo.is_dir():
         raise UserError(f"model repository {repo} is a file, not a folder: pass another `repo`")
-    name = o.name or model_name(artifact)
+    name = model_name(artifact) if o.name is None else o.name
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name.startswith("."):
-        raise UserError(f"model name '{name}' must be letters, digits, '_', '-' or '.': pass another `name`")
+        raise UserError(f"model name '{name}' must be letters, digits, '_', '-' or '.' (not starting with '.'): "
+                        "pass another `name`")
     target = repo / name
     if target.exists() and not o.overwrite:
         raise UserError(f"{target} exists: pass `overwrite` to replace it, or another `name`")

@@ -28,6 +28,7 @@ from ..compare import Check, Comparison, gate, named_as
 from ..data import Batch, ImageSet, checked_workers, list_images, stream_batches, transform_for
 from ..enums import Precision, WeightsSource
 from ..errors import UserError, require_at_least
+from ..fileio import check_outputs
 from ..models import Weights
 from ..tolerances import Thresholds, thresholds_for
 from .cache import CacheReader, CacheWriter
@@ -249,6 +250,8 @@ def verify_artifact(artifact: Path, options: VerifyOptions | None = None,
     o = replace(o, consistency_samples=o.consistency_samples or defaults.CONSISTENCY_SAMPLES)
     if o.reference_cache is not None and len(img_sizes) > 1:
         raise UserError("a reference cache holds one input size: run verify once per size of `img_sizes`")
+    # the cache is read when there and written when not: a folder or one of the inputs is no place for it
+    check_outputs([artifact, *filter(None, [o.reference])], reference_cache=o.reference_cache)
     candidate = runner_for(artifact, o.backend, o.threads, o.openvino, info.precision)
     reference = reference_for(info, o.weights, o.timm, o.reference, o.reference_device, o.transformers)
     inputs = [InputSet(info, o, size) for size in img_sizes]

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ...artifact import EngineInfo, read_sidecar
-from ...errors import UserError
+from ...errors import UserError, require_file
 from ..base import Runner, Timing, as_input, pad_batch
 from . import import_tensorrt
 
@@ -40,8 +40,7 @@ class TensorRTRunner(Runner):
                 from .loader import cuda_device
 
                 read_sidecar(self.path).check_runtime(self.path, trt.__version__, *cuda_device())
-            if not self.path.is_file():
-                raise UserError(f"{self.path} does not exist: pass an engine built by swin-deploy build-engine")
+            require_file(self.path, "pass an engine built by swin-deploy build-engine")
         data = self.serialized if self.serialized is not None else self.path.read_bytes()
         self.runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         self.engine = self.runtime.deserialize_cuda_engine(data)
