@@ -26,8 +26,20 @@ from .artifact import (
 from .errors import require_file
 from .fileio import sha256_files
 from .precision.graph import opset_of
+from .predict import class_names
 
 SHOWN_LABELS = 5  # class names listed before "..."
+
+
+def classes_of(info: ArtifactInfo) -> str:
+    """The class count and the names predict and Triton will show, with where they come from."""
+    names, source = class_names(info)
+    if source == "indices":
+        return f"{info.num_classes} (no names recorded: predict and Triton show indices)"
+    # timm's ImageNet descriptions hold commas ("tench, Tinca tinca"): ';' keeps one class from reading as two
+    sep = ", " if source == "metadata" else "; "
+    shown = sep.join(names[:SHOWN_LABELS]) + (f"{sep}..." if len(names) > SHOWN_LABELS else "")
+    return f"{info.num_classes}: {shown}" + ("" if source == "metadata" else f" (names from {source})")
 
 
 def describe_artifact(path: str | Path, variant: str | None = None) -> dict:
@@ -98,9 +110,7 @@ def _described(info: ArtifactInfo, kind: str) -> dict:
     doc["outputs"] = {name: "(" + ", ".join([b, *("H/W" if d == -1 else str(d) for d in dims)]) + ")"
                       for name, dims in info.output_dims().items()}
     if not info.headless:
-        labels = list(info.labels or [])
-        named = f": {', '.join(labels[:SHOWN_LABELS])}{', ...' if len(labels) > SHOWN_LABELS else ''}" if labels else ""
-        doc["classes"] = f"{info.num_classes}{named}"
+        doc["classes"] = classes_of(info)
     doc["preprocessing"] = info.preprocessing
     if kind == "onnx":  # an IR or engine records its source ONNX's, which says nothing of it
         doc["opset"] = info.opset

@@ -390,13 +390,32 @@ def test_inspect_describes_what_onnxruntime_finds_in_the_artifact(cli, artifacts
                  "source_sha256": artifact_sha256(artifacts["fp32"]),
                  "runs_on": ["onnxruntime", "openvino", "tensorrt (build-engine)"]},
         "int8_ort": {"int8_target": "onnxruntime", "runs_on": ["onnxruntime", "openvino"]},  # TensorRT refuses it
-        "dynamic": {"input_sizes": "64x64 to 128x128, multiples of 16 (default 64x64)", "batch": "any (dynamic)"},
+        "dynamic": {"input_sizes": "64x64 to 128x128, multiples of 16 (default 64x64)", "batch": "any (dynamic)",
+                    "classes": "10 (no names recorded: predict and Triton show indices)"},
         "features": {"model": "swinv2_test"},
         "static_batch": {"batch": "4 only (static)"},
         "uint8": {"input": "(B, 64, 64, 3) NHWC, uint8 pixels (normalisation in the graph)"},
     }[kind]
     assert {k: doc.get(k) for k in expected} == expected
     assert ("classes" in doc) == (kind != "features")
+
+
+def test_inspect_names_the_classes_predict_and_triton_show(artifacts):
+    """An ImageNet head has no names in its metadata: predict and Triton name its classes from timm's ImageNet-1k
+    table, and inspect says so rather than "1000" alone (its descriptions hold commas, so classes are split by ';')."""
+    from dataclasses import replace
+
+    from swin_deploy.artifact import artifact_info
+    from swin_deploy.describe import classes_of
+    from swin_deploy.predict import class_names
+
+    imagenet = replace(artifact_info(artifacts["fp32"]), num_classes=1000, labels=None)
+    names, source = class_names(imagenet)
+    assert source == "timm imagenet-1k" and names[:2] == ["tench, Tinca tinca", "goldfish, Carassius auratus"]
+    assert classes_of(imagenet) == ("1000: tench, Tinca tinca; goldfish, Carassius auratus; great white shark, white "
+                                    "shark, man-eater, man-eating shark, Carcharodon carcharias; tiger shark, "
+                                    "Galeocerdo cuvieri; hammerhead, hammerhead shark; ... (names from timm "
+                                    "imagenet-1k)")
 
 
 def test_inspect_describes_irs_and_foreign_graphs_and_refuses_what_is_not_there(cli, artifacts, tmp_path):
