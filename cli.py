@@ -78,8 +78,9 @@ def weights(checkpoint: Path | None, pretrained: bool, random_init: bool, seed: 
 
 
 def parsed(parse, text: str | None, flag: str):
-    """An option's text through its parser (swin_deploy.parsing), or None when the option was not given."""
-    return parse(text, flag) if text else None
+    """An option's text through its parser (swin_deploy.parsing), or None when the option was not given (an empty
+    value is given: the parser refuses it rather than it meaning the default)."""
+    return parse(text, flag) if text is not None else None
 
 
 def hw(text: str | None, flag: str) -> tuple[int, int] | None:
@@ -196,7 +197,7 @@ def openvino_options(settings: dict):
 
 def commas(text: str | None) -> tuple[str, ...] | None:
     """A comma-separated option's values (None: not given)."""
-    return tuple(v.strip() for v in text.split(",")) if text else None
+    return tuple(v.strip() for v in text.split(",")) if text is not None else None
 
 
 def use_threads(settings: dict) -> int | None:
@@ -357,7 +358,7 @@ def verify(
         weights=weights(checkpoint, pretrained, random_init, seed, ema), timm=timm, transformers=transformers,
         reference=reference, variant=variant,
         data=data, labels=labels, samples=samples, limit=limit, seed=seed, batch_sizes=ints(batch_sizes, "batch_sizes"),
-        consistency_samples=consistency_samples, img_sizes=parse_hw_list(img_sizes, "img_sizes") if img_sizes else None,
+        consistency_samples=consistency_samples, img_sizes=parsed(parse_hw_list, img_sizes, "img_sizes"),
         backend=backend, openvino=openvino_options(settings), threads=use_threads(settings),
         reference_device=reference_device,
         reference_cache=reference_cache, workers=workers,
@@ -483,7 +484,7 @@ def triton(
     options = TritonOptions(name=name, version=version, max_batch=max_batch, instances=instances, kind=kind,
                             runtime=runtime, threads=threads, streams=streams, performance_hint=performance_hint, bf16=bf16,
                             static_batch=static_batch, dynamic_batching=dynamic_batching,
-                            preferred_batch=parse_ints(preferred_batch, "preferred_batch") if preferred_batch else [],
+                            preferred_batch=parsed(parse_ints, preferred_batch, "preferred_batch") or [],
                             max_queue_delay_us=max_queue_delay_us, ort_tensorrt=ort_tensorrt, overwrite=overwrite,
                             variant=variant)
     render.triton_summary(write_model(artifact, repo, options))

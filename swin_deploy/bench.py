@@ -401,7 +401,7 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
     torch_cfg = _torch_config(o.torch_variant, infos, o.weights) if o.torch_variant else None
     torch_size = _torch_size(infos, runs_at, o.img_size, torch_cfg) if torch_cfg else None
     # each artifact's defaults (a static batch's own, a max batch's in place of those above it), benched for all
-    sizes = o.batch_sizes or sorted(set(defaults.BENCH_BATCH_SIZES).union(
+    sizes = list(dict.fromkeys(o.batch_sizes)) if o.batch_sizes else sorted(set(defaults.BENCH_BATCH_SIZES).union(
         *(i.default_batch_sizes(defaults.BENCH_BATCH_SIZES) for i in infos.values())))
     if min(sizes) < 1:
         raise UserError("batch sizes must be positive integers, e.g. `batch_sizes` 1,8,32")

@@ -9,27 +9,33 @@ from .errors import UserError
 
 def parse_hw(text: str, param: str) -> tuple[int, int]:
     """'224' or '224,256' or '224x256' -> (H, W)."""
-    parts = text.replace("x", ",").split(",")
-    try:
-        values = [int(p) for p in parts if p.strip()]
+    parts = text.strip().lower().replace("x", ",").split(",")
+    try:  # every part a number: '64,x' or '64x' is a slip, not 64x64
+        values = [int(p) for p in parts]
     except ValueError:
         values = []
     if len(values) not in (1, 2):
-        raise UserError(f"`{param}` takes H,W or a single side, e.g. 224 or 256,320; not '{text}'")
+        raise UserError(f"`{param}` takes a side or HxW (or H,W), e.g. 224 or 256x320; not '{text}'")
     return (values[0], values[-1])
 
 
 def parse_hw_list(text: str, param: str) -> list[tuple[int, int]]:
     """'224,256x320' -> [(224, 224), (256, 320)]: comma-separated sizes, each a side or HxW."""
-    return [parse_hw(t, param) for t in text.split(",") if t.strip()]
+    sizes = [parse_hw(t, param) for t in text.split(",") if t.strip()]
+    if not sizes:
+        raise UserError(f"`{param}` takes comma-separated sizes, each a side or HxW, e.g. 224,256x320; not '{text}'")
+    return sizes
 
 
 def parse_ints(text: str, param: str) -> list[int]:
     """'1,8,32' -> [1, 8, 32]."""
     try:
-        return [int(s) for s in text.split(",") if s.strip()]
+        values = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise UserError(f"`{param}` takes comma-separated integers, not '{text}'") from None
+        values = []
+    if not values:  # '' or ',' would otherwise mean the defaults
+        raise UserError(f"`{param}` takes comma-separated integers, e.g. 1,8,32; not '{text}'")
+    return values
 
 
 def parse_floats(text: str, param: str) -> tuple[float, ...]:

@@ -485,3 +485,29 @@ def test_a_number_out_of_range_is_named_alone_with_its_value(cli, tiny_onnx, tmp
         r = cli(*args)
         assert r.code == 2 and r.err.strip() == f"error: {said}", (args, r.err)
     assert list(repo.iterdir()) == []
+
+
+def test_an_empty_option_value_is_refused_not_read_as_the_default(cli, tiny_onnx, tmp_path):
+    """`--batch-sizes ""` (a shell variable that was never set) verified at the default sizes, `--backend ""` ran
+    onnxruntime and `--img-size 64,x` exported 64x64, each without a word."""
+    model = tiny_onnx["swin_test"]
+    for args, said in ((("verify", model, "--random-init", "--batch-sizes", ""), "--batch-sizes takes comma-separated"),
+                       (("verify", model, "--random-init", "--batch-sizes", ","), "not ','"),
+                       (("verify", model, "--random-init", "--backend", ""), "unknown backend ''"),
+                       (("bench", model, "--backend", ""), "unknown backend ''"),
+                       (("bench", model, "--max-rss", ""), "--max-rss takes a size"),
+                       (("verify", model, "--random-init", "--img-sizes", ""), "--img-sizes takes comma-separated"),
+                       (("triton", model, "--repo", tmp_path, "--preferred-batch", ""), "--preferred-batch takes"),
+                       (("export", "--variant", "swin_test", "--random-init", "--img-size", "", "-o",
+                         tmp_path / "m.onnx"), "--img-size takes a side or HxW")):
+        r = cli(*args)
+        assert r.code == 2 and said in r.err and r.err.count("\n") == 1, (args, r.err)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_batch_size_given_twice_runs_once(cli, tiny_onnx):
+    model = tiny_onnx["swin_test"]
+    r = cli("verify", model, "--random-init", "--samples", "4", "--batch-sizes", "3,1,3", "--report", "-")
+    assert r.code == 0 and [b["batch_size"] for b in json.loads(r.out)["batches"]] == [3, 1], r.err
+    r = cli("bench", model, "--batch-sizes", "8,1,1", "--iterations", "2", "--warmup", "0", "--json", "-")
+    assert r.code == 0 and [x["batch_size"] for x in json.loads(r.out)["results"]] == [8, 1], r.err

@@ -240,7 +240,9 @@ def test_interrupted_export_leaves_nothing(tmp_path, monkeypatch):
     (["--variant", "swin_t", "--img-size", "230"], "multiples of 32 (patch 4, then 3 patch mergings), not 230x230: "
                                                    "e.g. 224x224 or 256x256"),
     (["--variant", "swin_t", "--img-size", "224x230"], "multiples of 32"),
-    (["--variant", "swin_t", "--img-size", "2x3x4"], "--img-size takes H,W or a single side"),
+    (["--variant", "swin_t", "--img-size", "2x3x4"], "--img-size takes a side or HxW"),
+    (["--variant", "swin_test", "--random-init", "--img-size", "64,x"], "not '64,x'"),  # exported 64x64 without a word
+    (["--variant", "swin_test", "--random-init", "--dynamic-size", "--max-size", "128x"], "--max-size takes a side"),
     (["--variant", "swin_test", "--opset", "12"], "choose an opset from 13 to"),
     (["--variant", "swin_test", "--checkpoint", "missing.pth"], "does not exist"),
     (["--variant", "swin_test", "--random-init", "-o", "/nonexistent/dir/m.onnx"], "does not exist"),

@@ -67,7 +67,7 @@ def runner_for(path, backend: str | None = None, threads: int | None = None, ope
     path = Path(path)
     checked_threads(threads)
     require_file(path, "pass an .onnx, .engine or OpenVINO .xml artifact")
-    backend = backend or default_backend(path)
+    backend = default_backend(path) if backend is None else backend  # "" is a slip, not the default
     if said := unused_options(openvino, [backend]):
         raise UserError(said)
     if backend == "tensorrt":

@@ -223,7 +223,7 @@ def verify_artifact(artifact: Path, options: VerifyOptions | None = None,
     artifact = Path(artifact)
     info = artifact_info(artifact, o.variant)
     _check_inputs_fit(artifact, info, o)
-    sizes = o.batch_sizes or info.default_batch_sizes(defaults.VERIFY_BATCH_SIZES)
+    sizes = list(dict.fromkeys(o.batch_sizes or info.default_batch_sizes(defaults.VERIFY_BATCH_SIZES)))  # 1,1: once
     info.check_batch_sizes(sizes)
     require_at_least("consistency_samples", o.consistency_samples, 1)
     thresholds_for(info.precision).override(**o.thresholds)  # bad overrides fail before any model runs
