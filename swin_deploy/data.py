@@ -89,6 +89,10 @@ class ImageSet:
 
     def none_readable(self, what: str = "images") -> UserError:
         """The error for a set of which not one file could be read: how many, and the first one with why."""
+        if len(self) == 1 and self.skipped_paths:
+            (path, why), = self.skips(1)
+            return UserError(f"the {what.removesuffix('s')} {path} could not be read ({why}): point it at a readable "
+                             "image file")
         first = "".join(f" ({path}: {why})" for path, why in self.skips(1))
         return UserError(f"none of the {len(self)} {what} could be read{first}: point it at readable image files")
 

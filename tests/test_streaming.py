@@ -294,4 +294,7 @@ def test_unreadable_files_are_skipped_and_counted_or_refused_when_strict(cli, de
     only_bad.mkdir()
     (only_bad / "x.png").write_bytes(b"nope")
     r = cli("verify", paths["swin_digits"], "--data", only_bad)
-    assert r.code == 2 and f"none of the 1 images could be read ({only_bad / 'x.png'}: not a readable image)" in r.err
+    assert r.code == 2 and f"the image {only_bad / 'x.png'} could not be read (not a readable image)" in r.err
+    (only_bad / "y.png").write_bytes(b"nope")
+    r = cli("verify", paths["swin_digits"], "--data", only_bad)
+    assert r.code == 2 and f"none of the 2 images could be read ({only_bad / 'x.png'}: not a readable" in r.err
