@@ -166,7 +166,7 @@ def test_engine_profile_sizes_follow_the_dynamic_range():
     from dataclasses import replace
 
     from swin_deploy.artifact import ArtifactInfo
-    from swin_deploy.backends.tensorrt.loader import BuildOptions, check_profile
+    from swin_deploy.backends.tensorrt.loader import BuildOptions, check_profile, profile_sizes
     from swin_deploy.errors import UserError
 
     info = ArtifactInfo.for_config(get_config("swin_test"), "0" * 64, 17, max_batch=None, static_batch=False)
@@ -176,6 +176,16 @@ def test_engine_profile_sizes_follow_the_dynamic_range():
     check_profile(info, BuildOptions(min_size=(64, 64), opt_size=(96, 96), max_size=(128, 160)))
     with pytest.raises(UserError, match="outside this artifact's range"):
         check_profile(info, BuildOptions(max_size=(128, 192)))
+    # sides that do not grow min -> opt -> max are refused before the build (TensorRT refused them after the parse);
+    # the default opt size stays within the min and max given
+    for given, shown in (({"min_size": (128, 128), "max_size": (64, 64)}, "128x128, 128x128, 64x64"),
+                         ({"opt_size": (128, 64), "max_size": (64, 128)}, "64x64, 128x64, 64x128")):
+        with pytest.raises(UserError, match=f"`min_size` <= `opt_size` <= `max_size` in each side, not {shown}"):
+            check_profile(info, BuildOptions(**given))
+    assert profile_sizes(info, check_profile(info, BuildOptions(min_size=(96, 112)))) == {
+        "min": (96, 112), "opt": (96, 112), "max": (128, 160)}
+    assert profile_sizes(info, check_profile(info, BuildOptions())) == {"min": (64, 64), "opt": (64, 64),
+                                                                        "max": (128, 160)}
 
 
 def test_junit_and_failure_lines_name_the_input_size(cli, artifacts, tmp_path):

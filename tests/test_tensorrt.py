@@ -65,8 +65,10 @@ def test_engine_profile_checked_against_the_onnx():
     check_profile(info, BuildOptions(1, 8, 16))
     with pytest.raises(UserError, match="exceeds the batch the ONNX was exported"):
         check_profile(info, BuildOptions(1, 8, 32))
-    with pytest.raises(UserError, match="`min_batch` <= `opt_batch`"):
+    with pytest.raises(UserError, match="`min_batch` <= `opt_batch` <= `max_batch`, not 4, 2, 8"):
         check_profile(info, BuildOptions(4, 2, 8))
+    with pytest.raises(UserError, match="not 4, 4, 2 \\(those not given are defaults\\)"):  # opt: the default in 4..2
+        check_profile(info, BuildOptions(min_batch=4, max_batch=2))
     static = ArtifactInfo.for_config(get_config("swin_test"), "0" * 64, 17, max_batch=4, static_batch=True)
     with pytest.raises(UserError, match="static batch of 4"):
         check_profile(static, BuildOptions(1, 4, 4))

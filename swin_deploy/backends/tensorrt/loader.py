@@ -47,7 +47,8 @@ def check_profile(info: ArtifactInfo, options: BuildOptions) -> BuildOptions:
         opt = max(low, min(defaults.ENGINE_OPT_BATCH, high)) if options.opt_batch is None else options.opt_batch
         options = replace(options, min_batch=low, opt_batch=opt, max_batch=high)
     if not 1 <= options.min_batch <= options.opt_batch <= options.max_batch:
-        raise UserError("the profile needs 1 <= `min_batch` <= `opt_batch` <= `max_batch`")
+        raise UserError(f"the profile needs 1 <= `min_batch` <= `opt_batch` <= `max_batch`, not {options.min_batch}, "
+                        f"{options.opt_batch}, {options.max_batch} (those not given are defaults)")
     if info.fixed_batch is not None:
         b = info.fixed_batch
         if (options.min_batch, options.opt_batch, options.max_batch) != (b, b, b):
@@ -60,16 +61,29 @@ def check_profile(info: ArtifactInfo, options: BuildOptions) -> BuildOptions:
         raise UserError("`min_size`/`opt_size`/`max_size` need an ONNX exported with `dynamic_size`")
     for size in sizes:
         info.check_size(size)
+    if sizes:  # TensorRT refuses a profile whose sides do not grow from min to opt to max, after the parse
+        hw = list(profile_sizes(info, options).values())
+        if any(not hw[0][i] <= hw[1][i] <= hw[2][i] for i in (0, 1)):
+            shown = ", ".join(f"{h}x{w}" for h, w in hw)
+            raise UserError(f"the profile needs `min_size` <= `opt_size` <= `max_size` in each side, not {shown} "
+                            "(those not given are the ONNX's range ends and its size within them)")
     if info.onnxruntime_only:
         raise UserError(ORT_ONLY_INT8)
     return options
 
 
+def profile_sizes(info: ArtifactInfo, options: BuildOptions) -> dict[str, tuple[int, int]]:
+    """min/opt/max (H, W): those given, else a dynamic-size ONNX's range ends and its default size (within min..max,
+    as the default opt batch is)."""
+    lo, hi = (tuple(info.dynamic_size[:2]), tuple(info.dynamic_size[2:])) if info.dynamic_size else (None, None)
+    low, high = tuple(options.min_size or lo or info.img_size), tuple(options.max_size or hi or info.img_size)
+    opt = options.opt_size or tuple(max(a, min(d, b)) for d, a, b in zip(info.img_size, low, high))
+    return {"min": low, "opt": tuple(opt), "max": high}
+
+
 def profile_shapes(info: ArtifactInfo, options: BuildOptions) -> dict[str, list[int]]:
     """min/opt/max input shapes (the artifact's layout: NCHW, or NHWC for channels-last pixels)."""
-    lo, hi = (tuple(info.dynamic_size[:2]), tuple(info.dynamic_size[2:])) if info.dynamic_size else (None, None)
-    hw = {"min": options.min_size or lo or info.img_size, "opt": options.opt_size or info.img_size,
-          "max": options.max_size or hi or info.img_size}
+    hw = profile_sizes(info, options)
     batch = {"min": options.min_batch, "opt": options.opt_batch, "max": options.max_batch}
     return {k: list(info.input_shape(batch[k], hw[k])) for k in ("min", "opt", "max")}
 
