@@ -370,7 +370,12 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
     o = options or BenchOptions()
     g = o.gates
     artifacts = [Path(p) for p in artifacts]
-    if g.against is not None and Path(g.against) not in artifacts:
+    given: dict[Path, Path] = {}
+    for path in artifacts:  # one file named twice (t.onnx, ./dir/t.onnx) would be timed as one runner and shown once
+        if (first := given.setdefault(path.resolve(), path)) is not path:
+            spelled = "" if str(first) == str(path) else f" (as {first} and {path})"
+            raise UserError(f"{first.name} is given twice{spelled}: pass each artifact once")
+    if g.against is not None and Path(g.against).resolve() not in given:
         artifacts.append(Path(g.against))
     if not artifacts and not o.torch_variant:
         raise UserError("nothing to benchmark: pass artifact paths and/or `torch` VARIANT")

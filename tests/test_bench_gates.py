@@ -183,6 +183,13 @@ def test_two_artifacts_of_one_file_name_keep_a_row_each_and_against_finds_its_ow
     doc = json.loads(r.out)
     assert {row["label"] for row in doc["results"]} == {"old/model.onnx", "new/model.onnx"}
     assert doc["references"] == {"new/model.onnx": "old/model.onnx"} and len(doc["gates"]) == 1
+    # one file named twice was timed as one runner and shown once; `against` spelled otherwise is still the one file
+    r = cli("bench", new, tmp_path / "new" / ".." / "new" / "model.onnx", *FAST)
+    assert r.code == 2 and r.err.strip() == f"error: model.onnx is given twice (as {new} and " \
+        f"{tmp_path / 'new' / '..' / 'new' / 'model.onnx'}): pass each artifact once", r.err
+    r = cli("bench", old, new, "--against", tmp_path / "new" / ".." / "old" / "model.onnx", *FAST, "--min-speedup",
+            "0.3", "--json", "-")
+    assert r.code == 0 and json.loads(r.out)["references"] == {"new/model.onnx": "old/model.onnx"}, r.err
 
 
 def test_baseline_slowdown_gate_fails_on_a_regression_and_passes_on_an_improvement(cli, twins, tmp_path):
