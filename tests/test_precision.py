@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 
 import onnx
 import pytest
@@ -274,6 +275,10 @@ def test_verify_bad_input(cli, demo, tmp_path):
     empty.mkdir()
     cases = [
         (["verify", tmp_path / "missing.onnx"], "does not exist"),
+        # a gate of an artifact against itself (or a copy) on the same runtime passed whatever the artifact was
+        (["verify", paths["swin_digits"], "--reference", paths["swin_digits"]], "a gate against itself cannot fail"),
+        (["verify", shutil.copy(paths["swin_digits"], tmp_path / "copy.onnx"), "--reference", paths["swin_digits"]],
+         "the reference swin_digits.onnx is the same file as copy.onnx, run the same way"),
         (["verify", empty], "empty is a folder, not a file"),
         (["verify", paths["swin_digits"], "--data", next((folder / "data" / "val").iterdir()), "--labels", empty],
          "labels file " + str(empty) + " is a folder, not a file: pass a CSV"),

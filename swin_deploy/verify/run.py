@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import defaults, machine
 from ..artifact import ArtifactInfo, artifact_info, artifact_sha256
-from ..backends import run_batched, run_padded, runner_for
+from ..backends import default_backend, run_batched, run_padded, runner_for
 from ..backends.base import Runner
 from ..backends.openvino_runner import OpenVinoOptions
 from ..compare import Check, Comparison, gate, named_as
@@ -254,6 +254,14 @@ def verify_artifact(artifact: Path, options: VerifyOptions | None = None,
     check_outputs([artifact, *filter(None, [o.reference])], reference_cache=o.reference_cache)
     candidate = runner_for(artifact, o.backend, o.threads, o.openvino, info.precision)
     reference = reference_for(info, o.weights, o.timm, o.reference, o.reference_device, o.transformers)
+    # the reference runs on its default runtime: the same file there is a gate that cannot fail (the same file on
+    # another runtime or OpenVINO precision is a runtime check, and allowed)
+    if (o.reference is not None and o.openvino is None
+            and (o.backend or default_backend(artifact)) == default_backend(o.reference)
+            and artifact_sha256(o.reference) == artifact_sha256(artifact)):
+        raise UserError(f"the reference {Path(o.reference).name} is the same file as {artifact.name}, run the same "
+                        "way: a gate against itself cannot fail; pass another `reference`, run the artifact on "
+                        "another `backend`, or leave `reference` out to gate against PyTorch")
     inputs = [InputSet(info, o, size) for size in img_sizes]
     result = VerifyResult(artifact, info, {}, {}, inputs[0].describe(), thresholds_for(info.precision),
                           total_images=inputs[0].total)
