@@ -448,6 +448,10 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
                                             "input_size": _hw(torch_size)},
                                   spec=RunnerSpec(torch_config=torch_cfg, weights=o.weights, img_size=torch_size)))
     reference_of = _references(entries, g.against, torch_label, required=g.timed)
+    if g.timed and not reference_of:  # the reference alone: a gate with nothing to judge would pass every time
+        what = f"`against` {Path(g.against).name}" if g.against is not None else "the `torch` model"
+        raise UserError(f"the speed gates compare other runners with {what}, and it is the only one here: pass the "
+                        "artifacts to gate beside it")
     judge = None
     if g.any:
         baseline = Baseline.load(g.baseline) if g.baseline is not None else None

@@ -348,6 +348,10 @@ def test_speed_gates_need_a_reference_enough_rounds_and_benched_batches(cli, twi
         r = cli("bench", a, "--batch-sizes", "2", *args)
         assert r.code == 2 and message.replace("`torch`", "--torch").replace("`against`", "--against") \
             .replace("`gate_batch`", "--gate-batch") in r.err, (args, r.err)
+    # the reference alone: the gate judged nothing and passed (exit 0) however slow anything was
+    for args in (("bench", a, "--against", a), ("bench", "--against", a), ("bench", "--torch", "swin_test", "--random-init")):
+        r = cli(*args, *FAST, "--min-speedup", "1.2")
+        assert r.code == 2 and "and it is the only one here: pass the artifacts to gate beside it" in r.err, (args, r.err)
 
 
 def test_max_rss_gate_measures_each_runner_in_a_fresh_process(cli, demo, twins, tmp_path):
