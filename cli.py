@@ -465,20 +465,22 @@ def triton(
     ort_tensorrt: Annotated[str | None, typer.Option("--ort-tensorrt", help="fp16 | int8: onnxruntime's TensorRT "
                                                      "accelerator for an ONNX on GPU.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing model folder.")] = False,
-    check: Annotated[Path | None, typer.Option("--check", help="Validate an existing model folder DIR/NAME instead.")]
+    check: Annotated[Path | None, typer.Option("--check", help="Validate an existing model folder DIR/NAME, or each "
+                                                                 "model of a repository DIR, instead.")]
     = None,
     variant: OptVariant = None,
 ) -> None:
     """Write a Triton Inference Server model folder (config.pbtxt, labels, version/model) and validate it."""
     from swin_deploy import render
-    from swin_deploy.serve.triton import TritonOptions, check_model, write_model
+    from swin_deploy.serve.triton import TritonOptions, check_repository, write_model
 
     if check is not None:
         if artifact is not None or repo is not None:
             raise UserError("--check FOLDER validates an existing model: drop ARTIFACT and --repo")
-        findings = check_model(check)
-        render.findings(f"triton check {check}", findings)
-        raise typer.Exit(1 if findings else 0)
+        checked = check_repository(check)
+        for folder, findings in checked.items():
+            render.findings(f"triton check {folder}", findings)
+        raise typer.Exit(1 if any(checked.values()) else 0)
     if artifact is None or repo is None:
         raise UserError("pass ARTIFACT and --repo DIR (or --check DIR/NAME to validate a model folder)")
     options = TritonOptions(name=name, version=version, max_batch=max_batch, instances=instances, kind=kind,

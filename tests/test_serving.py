@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -182,6 +183,16 @@ def test_triton_check_catches_planted_defects(cli, artifacts, tmp_path, defect, 
     config.write_text(planted)
     r = cli("triton", "--check", folder)
     assert r.code == 1 and expected in r.out, r.out
+    if defect == "preferred_batch_size: 8":  # the repository (Triton's --model-repository): every model checked
+        write_model(artifacts["fp32"], tmp_path, TritonOptions(name="good"))
+        (tmp_path / "notes").mkdir()  # a folder without a config is no model
+        r = cli("triton", "--check", tmp_path)
+        assert r.code == 1 and expected in r.out and f"PASS triton check {tmp_path / 'good'}" in r.out, r.out
+        assert f"FAIL triton check {folder}: 1 finding(s)" in " ".join(r.out.split()) + " ".join(r.err.split()), r
+        shutil.rmtree(folder)
+        assert cli("triton", "--check", tmp_path).code == 0
+        r = cli("triton", "--check", tmp_path / "notes")
+        assert r.code == 2 and "has no config.pbtxt and no model folders with one" in r.err, r.err
 
 
 @needs_triton

@@ -350,6 +350,19 @@ def _served_precision(info: ArtifactInfo, o: TritonOptions) -> str | None:
     return f"{where}; gate it: verify --backend openvino --inference-precision bf16"
 
 
+def check_repository(folder: Path) -> dict[Path, list[str]]:
+    """Findings per model folder: `folder` itself when it is one (has a config.pbtxt), else each model folder of the
+    repository it is (as Triton's --model-repository takes it)."""
+    folder = Path(folder)
+    if not folder.is_dir() or (folder / CONFIG).is_file():
+        return {folder: check_model(folder)}
+    models = sorted(d for d in folder.iterdir() if (d / CONFIG).is_file())
+    if not models:
+        raise UserError(f"{folder} has no {CONFIG} and no model folders with one: pass a model folder (DIR/NAME) or "
+                        "a repository, or write one with swin-deploy triton")
+    return {model: check_model(model) for model in models}
+
+
 def check_model(folder: Path, name: str | None = None) -> list[str]:
     """Findings for a Triton model folder (empty: valid), one line each: what is wrong and what to do.
 
