@@ -294,7 +294,7 @@ def write_info(model: onnx.ModelProto, info: ArtifactInfo) -> None:
 def write_described_copy(source: Path, target: Path, info: ArtifactInfo) -> None:
     """A copy of an ONNX or IR that carries `info` as its swin-deploy metadata, so that a model someone else exported
     (read with `variant`) describes itself wherever it is copied to. The IR's .bin is copied as it is."""
-    if Path(source).suffix == IR_SUFFIX:
+    if kind_of(source) == "ir":
         import xml.etree.ElementTree as ET
 
         tree = ET.parse(source)
@@ -318,7 +318,7 @@ def load_onnx(path: str | Path, load_weights: bool = True) -> onnx.ModelProto:
     """onnx.load with a one-line error for missing, corrupt or non-ONNX files."""
     path = Path(path)
     require_file(path, "pass the path of an ONNX file (swin-deploy export writes one)")
-    if path.suffix == IR_SUFFIX:
+    if kind_of(path) == "ir":
         raise UserError(f"{path} is an OpenVINO IR: this takes the ONNX it was converted from")
     try:
         model = onnx.load(str(path), load_external_data=False)
@@ -339,9 +339,9 @@ def load_onnx(path: str | Path, load_weights: bool = True) -> onnx.ModelProto:
 def artifact_files(path: str | Path) -> list[Path]:
     """The files an artifact is: itself, and the weights that live beside it (an IR's .bin, an ONNX's external data)."""
     path = Path(path)
-    if path.suffix == IR_SUFFIX:
+    if kind_of(path) == "ir":
         return [path, ir_weights(path)]
-    if path.suffix in ENGINE_SUFFIXES:
+    if kind_of(path) == "engine":
         return [path]
     return [path, *(path.parent / f for f in external_data_files(load_onnx(path, load_weights=False)))]
 
@@ -417,7 +417,8 @@ KINDS = {"onnx": ("an ONNX", ".onnx"), "ir": ("an OpenVINO IR", IR_SUFFIX), "eng
 
 
 def kind_of(path: str | Path) -> str:
-    suffix = Path(path).suffix
+    """"engine", "ir" or "onnx", by the suffix in any case (model.XML is an IR, as OpenVINO reads it)."""
+    suffix = Path(path).suffix.lower()
     return "engine" if suffix in ENGINE_SUFFIXES else "ir" if suffix == IR_SUFFIX else "onnx"
 
 
@@ -439,9 +440,9 @@ def artifact_info(path: str | Path, variant: str | None = None, *, fallback_vari
     model it names, never silently lose to it; `fallback_variant` names it without that check (a reference artifact
     taken as its candidate's model)."""
     path = Path(path)
-    if path.suffix in ENGINE_SUFFIXES:
+    if kind_of(path) == "engine":
         return as_named(read_sidecar(path).artifact_info(), variant, path)
-    read = read_ir_info if path.suffix == IR_SUFFIX else read_info
+    read = read_ir_info if kind_of(path) == "ir" else read_info
     return read(path, variant, fallback_variant=fallback_variant)
 
 
@@ -562,9 +563,9 @@ def _ir_props(root) -> dict[str, str]:
 def has_metadata(path: str | Path) -> bool:
     """Whether an ONNX or IR carries swin-deploy metadata (an engine's sidecar always does, or is refused)."""
     path = Path(path)
-    if path.suffix in ENGINE_SUFFIXES:
+    if kind_of(path) == "engine":
         return True
-    if path.suffix == IR_SUFFIX:
+    if kind_of(path) == "ir":
         return "swin_deploy.variant" in _ir_props(ir_root(path))
     return any(p.key == "swin_deploy.variant" for p in load_onnx(path, load_weights=False).metadata_props)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from . import defaults, machine
-from .artifact import artifact_info, artifact_sha256, as_named
+from .artifact import artifact_info, artifact_sha256, as_named, kind_of
 from .backends import TAKEN_BY, default_backend, options_for, runner_for, unused_options
 from .backends.base import Runner, Timing
 from .backends.openvino_runner import OpenVinoOptions
@@ -120,7 +120,7 @@ def time_round_robin(cases: dict[str, tuple[Runner, np.ndarray]], warmup: int, i
 
 def _backends(path: Path, backends: tuple[str, ...] | None) -> list[str | None]:
     """The backends an artifact runs on: each of `backends` for an ONNX, its own (None) otherwise."""
-    return [None] if not backends or path.suffix != ".onnx" else list(backends)
+    return [None] if not backends or kind_of(path) != "onnx" else list(backends)
 
 
 def _short_names(paths: list[Path]) -> dict[Path, str]:

@@ -117,6 +117,9 @@ def test_an_output_named_as_another_kind_of_artifact_is_refused_or_decides_the_f
         (("quantize", model, "--precision", "fp16", "-o", tmp_path / "d.plan"), "d.onnx"),
         (("quantize", model, "--precision", "fp16", "-o", tmp_path / "e.xml"), "e.onnx"),
         (("build-engine", model, "-o", tmp_path / "f.trt"), "f.engine"),
+        # suffixes in any case: q.ENGINE was written as an ONNX and read back as one, model.XML likewise
+        (("quantize", model, "--precision", "fp16", "-o", tmp_path / "q.ENGINE"), "q.onnx"),
+        (("quantize", model, "--precision", "fp16", "-o", tmp_path / "r.XML"), "r.onnx"),
     ):
         r = cli(*args)
         assert r.code == 2 and f"name {'a TensorRT engine' if want.endswith('.engine') else 'an'}" in r.err \
@@ -125,6 +128,12 @@ def test_an_output_named_as_another_kind_of_artifact_is_refused_or_decides_the_f
     ir = tmp_path / "g.xml"
     assert cli("export", "--variant", "swin_test", "--random-init", "-o", ir).code == 0
     assert (tmp_path / "g.bin").is_file() and artifact_info(ir).variant == "swin_test"
+    upper = tmp_path / "H.XML"  # OpenVINO writes only a lowercase .xml, and reads either
+    assert cli("export", "--variant", "swin_test", "--random-init", "-o", upper).code == 0
+    assert (tmp_path / "H.bin").is_file() and artifact_info(upper).variant == "swin_test"
+    assert upper.read_bytes().startswith(b"<?xml")
+    r = cli("verify", upper, "--random-init", "--samples", "2", "--batch-sizes", "2", "--report", "-")
+    assert r.code == 0 and json.loads(r.out)["candidate"]["backend"] == "openvino", r.err
 
 
 def test_in_a_log_progress_is_a_plain_line_now_and_then_and_an_error_is_its_only_line(cli, tiny_onnx, tmp_path,

@@ -135,11 +135,12 @@ def prefixed(prefix: str, state_dict: dict) -> dict:
     return {prefix + k: v for k, v in state_dict.items()}
 
 
-def test_safetensors_checkpoint(tmp_path):
+@pytest.mark.parametrize("name", ["w.safetensors", "W.SAFETENSORS"])  # the upper-case one was unpickled and refused
+def test_safetensors_checkpoint(tmp_path, name):
     from safetensors.torch import save_file
 
     model, _ = build_model(get_config("swinv2_test"), Weights("random", seed=3))
-    path = tmp_path / "w.safetensors"
+    path = tmp_path / name
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
     loaded, _ = build_model(get_config("swinv2_test"), Weights("checkpoint", path))
     x = torch.randn(1, 3, 64, 64)

@@ -45,12 +45,9 @@ def options_for(options, backend: str):
 
 def default_backend(path) -> str:
     """The backend an artifact runs on unless told: .engine/.plan TensorRT, .xml OpenVINO, .onnx onnxruntime's CPU."""
-    from pathlib import Path
+    from ..artifact import kind_of
 
-    from ..artifact import ENGINE_SUFFIXES, IR_SUFFIX
-
-    suffix = Path(path).suffix
-    return "tensorrt" if suffix in ENGINE_SUFFIXES else "openvino" if suffix == IR_SUFFIX else "onnxruntime-cpu"
+    return {"engine": "tensorrt", "ir": "openvino"}.get(kind_of(path), "onnxruntime-cpu")
 
 
 def runner_for(path, backend: str | None = None, threads: int | None = None, openvino=None,
@@ -61,7 +58,7 @@ def runner_for(path, backend: str | None = None, threads: int | None = None, ope
     ArtifactInfo of a foreign ONNX passes it)."""
     from pathlib import Path
 
-    from ..artifact import IR_SUFFIX
+    from ..artifact import kind_of
     from ..errors import UserError, require_file
 
     path = Path(path)
@@ -78,7 +75,7 @@ def runner_for(path, backend: str | None = None, threads: int | None = None, ope
         from .openvino_runner import OpenVinoRunner
 
         return OpenVinoRunner(path, threads, openvino, precision)
-    if path.suffix == IR_SUFFIX:
+    if kind_of(path) == "ir":
         raise UserError(f"{path.name} is an OpenVINO IR: run it with `backend` openvino")
     if backend.startswith("onnxruntime-"):
         from .onnxruntime_runner import OnnxRuntimeRunner

@@ -81,7 +81,8 @@ def to_openvino(onnx_path: Path, out: Path | None = None, compress: bool = True,
         limit = thresholds_for(info.precision)
         delta, weights, note = 0.0, "float32", None
         for compressed in ([True, False] if compress else [False]):
-            xml = staging / ("fp16" if compressed else "fp32") / out.name
+            # OpenVINO writes only a lowercase .xml (it reads model.XML): staged so, renamed to `out` below
+            xml = staging / ("fp16" if compressed else "fp32") / f"{out.stem}.xml"
             xml.parent.mkdir()
             _save(ov, model, xml, compressed, out.parent)
             with OpenVinoRunner(xml, options=options, precision=info.precision) as runner:
@@ -99,7 +100,7 @@ def to_openvino(onnx_path: Path, out: Path | None = None, compress: bool = True,
                        "kept float32"
         else:
             raise RuntimeError(f"the IR differs from the ONNX by {delta:.2g} x max|output| even with float32 weights")
-        chosen = staging / ("fp16" if weights == "float16" else "fp32") / out.name
+        chosen = staging / ("fp16" if weights == "float16" else "fp32") / f"{out.stem}.xml"
         os.replace(ir_weights(chosen), ir_weights(out))  # the .bin first: a reader starts from the .xml
         os.replace(chosen, out)
     finally:

@@ -248,7 +248,7 @@ def _mapped_training_checkpoint(weights: Weights) -> dict:
     if not _own_layout(weights):
         return {}
     path = Path(weights.path)
-    if not path.is_file() or path.suffix == ".safetensors":
+    if not path.is_file() or path.suffix.lower() == ".safetensors":
         return {}
     try:
         checkpoint = _torch_load(path, mmap=True)
@@ -315,7 +315,7 @@ def _settings(args: dict) -> TrainingSettings:
 
 
 def _load_weights_file(path: Path):
-    if path.suffix == ".safetensors":
+    if path.suffix.lower() == ".safetensors":
         from safetensors.torch import load_file
 
         return load_file(str(path))
@@ -616,7 +616,7 @@ class Weights:
             raise UserError("`ema` takes a training checkpoint's EMA weights: pass that `checkpoint` with it")
         if checkpoint is not None:
             path = Path(checkpoint)
-            if not path.exists() and HUB_ID.match(str(checkpoint)) and path.suffix not in WEIGHT_SUFFIXES:
+            if not path.exists() and HUB_ID.match(str(checkpoint)) and path.suffix.lower() not in WEIGHT_SUFFIXES:
                 path = hub_snapshot(str(checkpoint))
             if ema and path.is_dir():
                 raise UserError("a checkpoint folder (transformers' or timm's hub) holds one set of weights: leave out "

@@ -19,14 +19,13 @@ from pathlib import Path
 
 from .. import defaults
 from ..artifact import (
-    ENGINE_SUFFIXES,
-    IR_SUFFIX,
     ORT_ONLY_INT8,
     ArtifactInfo,
     EngineInfo,
     artifact_info,
     external_data_files,
     ir_weights,
+    kind_of,
     load_onnx,
     read_sidecar,
     write_described_copy,
@@ -128,9 +127,9 @@ def read_io(path: Path, variant: str | None = None, openvino: bool = False) -> t
     """The artifact's metadata and I/O as the backend serving it sees them (`openvino`: Triton's OpenVINO backend)."""
     path = Path(path)
     info = artifact_info(path, variant)
-    if path.suffix in ENGINE_SUFFIXES:
+    if kind_of(path) == "engine":
         return info, engine_io(path, info)
-    return info, (openvino_io(path, info) if openvino or path.suffix == IR_SUFFIX else onnx_io(path, info))
+    return info, (openvino_io(path, info) if openvino or kind_of(path) == "ir" else onnx_io(path, info))
 
 
 @dataclass
@@ -300,7 +299,7 @@ def write_model(artifact: Path, repo: Path, options: TritonOptions | None = None
     target = repo / name
     if target.exists() and not o.overwrite:
         raise UserError(f"{target} exists: pass `overwrite` to replace it, or another `name`")
-    engine, ir = artifact.suffix in ENGINE_SUFFIXES, artifact.suffix == IR_SUFFIX
+    engine, ir = kind_of(artifact) == "engine", kind_of(artifact) == "ir"
     if (engine or ir) and o.runtime is not None and o.runtime != (Runtime.OPENVINO if ir else None):
         raise UserError(f"{artifact.name} runs on {'OpenVINO' if ir else 'TensorRT'} only: drop `runtime`")
     runtime = Runtime.OPENVINO if ir else None if engine else (o.runtime or Runtime.ONNXRUNTIME)
@@ -391,7 +390,7 @@ def check_model(folder: Path, name: str | None = None) -> list[str]:
         files = [config.default_model_filename or OPENVINO_DEFAULT_FILE]
         if not (versions[-1] / files[0]).is_file():
             return [*findings, f"version {versions[-1].name} has no {files[0]} for the OpenVINO backend: add it"]
-        if files[0].endswith(IR_SUFFIX) and not ir_weights(versions[-1] / files[0]).is_file():
+        if kind_of(files[0]) == "ir" and not ir_weights(versions[-1] / files[0]).is_file():
             return [*findings, f"{files[0]} has no {ir_weights(Path(files[0])).name} beside it: copy the weights"]
         if any(g.kind != pb.ModelInstanceGroup.KIND_CPU for g in config.instance_group):
             findings.append("Triton's OpenVINO backend runs on the CPU: use instance_group kind KIND_CPU")
