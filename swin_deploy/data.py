@@ -25,7 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from . import defaults
 from .errors import UserError, require_at_least, require_file
+from .machine import usable_cpus
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".npy"}
 ARRAY_SUFFIX = ".npy"  # an input array as the artifact takes it, already preprocessed (any channel count)
@@ -54,8 +56,13 @@ def default_workers() -> int:
 
 
 def checked_workers(workers: int | None) -> int:
-    """`workers` as given (None: default_workers()), refused unless at least 1."""
+    """`workers` as given (None: default_workers()), refused unless at least 1 and at most a few per CPU (decoding
+    may wait on storage, so more than the CPUs can help; a slip like 100000 would start a thread per image)."""
     require_at_least("workers", workers, 1)
+    top = defaults.WORKERS_PER_CPU * len(usable_cpus())
+    if workers is not None and workers > top:
+        raise UserError(f"`workers` {workers} is more than {defaults.WORKERS_PER_CPU} per CPU this process may use: "
+                        f"pass at most {top}")
     return default_workers() if workers is None else workers
 
 

@@ -25,6 +25,9 @@ PERCENTILE = 99.999
 FP16_KEEP_ABOVE = 1e4  # float16 overflows past 65504; keep nodes in float32 whose activations exceed this
 FP16_MAX = 65504.0
 
+# image decoding: workers allowed per usable CPU (decoding may wait on storage; more is a slip)
+WORKERS_PER_CPU = 4
+
 # verify
 VERIFY_BATCH_SIZES = (1, 3, 8)
 VERIFY_SAMPLES = 32  # seeded synthetic inputs when no images are given

@@ -496,6 +496,23 @@ def test_a_number_out_of_range_is_named_alone_with_its_value(cli, tiny_onnx, tmp
     assert list(repo.iterdir()) == []
 
 
+def test_more_threads_or_workers_than_the_machine_can_run_are_refused(cli, tiny_onnx, demo):
+    """`--threads 100000` (a slip) had onnxruntime start threads until the process limit, which took the shell that
+    ran it down too; `--workers 100000` would start a decode thread per image. Triton's --threads is the server's."""
+    from swin_deploy.machine import usable_cpus
+
+    folder, _ = demo
+    model, cpus = tiny_onnx["swin_test"], len(usable_cpus())
+    for args, said in ((("verify", model, "--random-init", "--threads", "100000"),
+                        f"--threads 100000 is more than the {cpus} CPUs this process may use: pass at most {cpus}"),
+                       (("bench", model, "--threads", str(cpus + 1)), f"--threads {cpus + 1} is more than the {cpus}"),
+                       (("predict", model, folder / "data" / "val" / "1", "--workers", "100000"),
+                        f"--workers 100000 is more than 4 per CPU this process may use: pass at most {4 * cpus}")):
+        r = cli(*args)
+        assert r.code == 2 and said in r.err and r.err.count("\n") == 1, (args, r.err)
+    assert cli("verify", model, "--random-init", "--samples", "2", "--batch-sizes", "2", "--threads", str(cpus)).code == 0
+
+
 def test_an_empty_option_value_is_refused_not_read_as_the_default(cli, tiny_onnx, tmp_path):
     """`--batch-sizes ""` (a shell variable that was never set) verified at the default sizes, `--backend ""` ran
     onnxruntime and `--img-size 64,x` exported 64x64, each without a word."""

@@ -9,12 +9,17 @@ BACKENDS = ("onnxruntime-cpu", "onnxruntime-cuda", "onnxruntime-tensorrt", "open
 
 
 def checked_threads(threads: int | None) -> int | None:
-    """`threads` as given (None: the runtime's choice), refused unless at least 1: runtimes read 0 and negative
-    counts as "choose for me" or fail deep inside, neither of which the user asked for."""
+    """`threads` as given (None: the runtime's choice), refused unless at least 1 (runtimes read 0 and negative
+    counts as "choose for me" or fail deep inside, neither of which the user asked for) and at most the CPUs this
+    process may use: more only contend for the same cores, and a slip (100000) exhausted the process limit and took
+    the shell down with it."""
     from ..errors import UserError
+    from ..machine import usable_cpus
 
     if threads is not None and threads < 1:
         raise UserError(f"`threads` must be at least 1, not {threads} (leave it out for the runtime's choice)")
+    if threads is not None and threads > (cpus := len(usable_cpus())):
+        raise UserError(f"`threads` {threads} is more than the {cpus} CPUs this process may use: pass at most {cpus}")
     return threads
 
 
