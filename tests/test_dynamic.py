@@ -109,6 +109,12 @@ def test_dynamic_default_range_when_the_native_size_is_below_its_minimum(cli, tm
     assert r.code == 0, r.err
     assert read_info(tmp_path / "x.onnx").dynamic_size == (64, 64, 128, 128)
     assert "32x32 is below the dynamic range" in r.out
+    # a size that could be in a dynamic range, left out of the range chosen beside it, was moved to the range's start
+    for args, said in ((("--img-size", "256", "--max-size", "128"), "--img-size 256x256 is outside the dynamic range "
+                        "64x64 to 128x128: pass a size within it, or widen --min-size/--max-size"),
+                       (("--img-size", "96", "--min-size", "112"), "--img-size 96x96 is outside the dynamic range 112x112")):
+        r = cli("export", "--variant", "swin_test", "--random-init", "--dynamic-size", *args, "-o", tmp_path / "y.onnx")
+        assert r.code == 2 and said in r.err and r.err.count("\n") == 1, (args, r.err)
 
 
 @pytest.mark.parametrize("dynamic", [False, True])

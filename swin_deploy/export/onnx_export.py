@@ -261,7 +261,15 @@ def _export_variant(variant: str | None, weights: Weights, out: Path | None, opt
     batch = _largest_batch(options)
     runs = [(batch, tuple(cfg.img_size))]
     if options.dynamic_size:
-        runs.append((1, cfg.for_dynamic(options.min_size, options.max_size)[1][1]))
+        lo, hi = cfg.for_dynamic(options.min_size, options.max_size)[1]
+        runs.append((1, hi))
+        h, w = cfg.img_size
+        # a default size outside the range moves into it, as does a native size below any dynamic range (with a note
+        # in the summary); a size the user chose that the range they chose leaves out is not moved without a word
+        if (options.img_size is not None and min(h, w) >= cfg.dynamic_min_size
+                and not (lo[0] <= h <= hi[0] and lo[1] <= w <= hi[1])):
+            raise UserError(f"`img_size` {h}x{w} is outside the dynamic range {lo[0]}x{lo[1]} to {hi[0]}x{hi[1]}: "
+                            "pass a size within it, or widen `min_size`/`max_size`")
     b, (h, w) = max(runs, key=lambda run: run[0] * cfg.activation_bytes(run[1]))
     smaller = ["`img_size`", *(["`max_size`"] if options.dynamic_size else []),
                *(["`max_batch`"] if b > max(defaults.EXPORT_PARITY_BATCH_SIZES) else [])]

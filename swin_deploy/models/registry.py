@@ -201,7 +201,8 @@ class SwinConfig:
             raise UserError(f"`min_size` for {self.name} must be at least {low} on each side "
                             f"(every stage needs one full {self.window_size}x{self.window_size} window)")
         if any(a > b for a, b in zip(min_size, max_size)):
-            raise UserError(f"`min_size` {min_size} exceeds `max_size` {max_size}")
+            raise UserError(f"`min_size` {min_size[0]}x{min_size[1]} exceeds `max_size` {max_size[0]}x{max_size[1]} on "
+                            "a side: pass a min no larger than the max")
 
     def for_dynamic(self, min_size: tuple[int, int] | None, max_size: tuple[int, int] | None
                     ) -> tuple[SwinConfig, tuple[tuple[int, int], tuple[int, int]]]:
