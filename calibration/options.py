@@ -108,6 +108,16 @@ class QuantizeOptions:
             _reject(unused, "INT8 conversion")
         elif self.fp16_keep_above != defaults.FP16_KEEP_ABOVE:
             _reject(["fp16_keep_above"], "FP16 conversion")
+        # the settings of reading calibration images mean nothing where none are read: no `calib_data`, or a cache's
+        # ranges in their place (the images were silently not read)
+        default = {"calib_images": defaults.CALIB_IMAGES, "calib_batch": defaults.CALIB_BATCH, "calib_size": None,
+                   "workers": None, "seed": defaults.SEED}
+        reading = [k for k, v in default.items() if getattr(self, k) != v]
+        if self.calib_cache is not None:
+            _reject([*(["calib_data"] if self.calib_data is not None else []), *reading],
+                    "calibration from images, which `calib_cache` replaces")
+        elif self.calib_data is None:
+            _reject(reading, "calibration images (`calib_data`)")
 
     @classmethod
     def of(cls, precision: Precision | str, **settings) -> QuantizeOptions:

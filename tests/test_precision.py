@@ -221,6 +221,13 @@ def test_quantize_bad_input(cli, demo, tmp_path):
         (["quantize", paths["swin_digits"], "--precision", "int8", "--calib-cache", tmp_path / "q.calib.json", "--method",
           "entropy"], "holds minmax ranges, not entropy"),
         (["quantize", paths["swin_digits"], "--precision", "fp16", "--fp16-keep-above", "-1"], "must be positive"),
+        # settings of reading images where none are read were ignored (the cache's ranges used, the images not read)
+        (["quantize", paths["swin_digits"], "--precision", "int8", "--calib-cache", tmp_path / "q.calib.json",
+          "--calib-data", folder / "data"], "--calib-data only applies to calibration from images, which --calib-cache"),
+        (["quantize", paths["swin_digits"], "--precision", "int8", "--calib-cache", tmp_path / "q.calib.json",
+          "--calib-images", "8"], "--calib-images only applies to calibration from images"),
+        (["quantize", paths["swin_digits"], "--precision", "fp16", "--calib-images", "8"],
+         "--calib-images only applies to calibration images (--calib-data): drop it"),
     ]
     for args, message in cases:
         out = tmp_path / "out.onnx"
