@@ -145,7 +145,8 @@ def reference_for(info: ArtifactInfo, weights: Weights, timm: bool = False, arti
     """Another artifact if given, else timm's model (with a checkpoint), else the native model with `weights`;
     PyTorch references run on `device` (auto: CUDA where there is one)."""
     if artifact is not None:
-        given = [n for n in (weights.option, timm and "timm", transformers and "transformers") if n]
+        given = [n for n in (weights.option, timm and "timm", transformers and "transformers",
+                             device != "auto" and "reference_device") if n]
         if given:
             raise UserError(f"{' and '.join(f'`{n}`' for n in given)} choose{'s' * (len(given) == 1)} a PyTorch "
                             f"reference, and `reference` {Path(artifact).name} is the one gated against: drop "

@@ -72,6 +72,9 @@ class InputSet:
         self.images: ImageSet | None = None
         self.samples = defaults.VERIFY_SAMPLES if options.samples is None else options.samples
         if options.data is not None:
+            if options.samples is not None:
+                raise UserError("`samples` sets how many synthetic inputs run without `data`: with images, `limit` "
+                                "caps how many")
             self.images = list_images(options.data, options.limit, options.seed, options.labels,
                                       None if info.headless else info.num_classes, info.labels)
             self.transform = transform_for(info, self.img_size)
