@@ -615,6 +615,8 @@ def bench(
                                             batch_sizes=ints(gate_batch, "gate_batch"),
                                             max_rss=parsed(parse_bytes, max_rss, "max_rss")),
                            memory=memory, variant=variant, img_size=hw(img_size, "img_size"))
+    if junit and not options.gates.any:  # a report of no test cases reads as a pass to CI
+        raise UserError("--junit records the gates' verdicts: pass a gate (--min-speedup, --max-slowdown or --max-rss)")
     with render.ticker("loading") as on_tick:
         report = bench_artifacts(artifacts or [], options, on_tick)
     stdout_json = str(json_path) == "-"  # stdout is then the JSON alone, for a pipe; the verdicts go to stderr

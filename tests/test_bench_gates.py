@@ -348,6 +348,9 @@ def test_speed_gates_need_a_reference_enough_rounds_and_benched_batches(cli, twi
         r = cli("bench", a, "--batch-sizes", "2", *args)
         assert r.code == 2 and message.replace("`torch`", "--torch").replace("`against`", "--against") \
             .replace("`gate_batch`", "--gate-batch") in r.err, (args, r.err)
+    # a JUnit report with no gates in it (tests="0") reads as a pass to CI
+    r = cli("bench", a, *FAST, "--junit", a.parent / "none.xml")
+    assert r.code == 2 and "--junit records the gates' verdicts: pass a gate" in r.err and not (a.parent / "none.xml").exists()
     # the reference alone: the gate judged nothing and passed (exit 0) however slow anything was
     for args in (("bench", a, "--against", a), ("bench", "--against", a), ("bench", "--torch", "swin_test", "--random-init")):
         r = cli(*args, *FAST, "--min-speedup", "1.2")
