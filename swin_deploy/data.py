@@ -256,24 +256,31 @@ def _label_text(field: str) -> str:
 
 def _read_labels_file(path: Path, folder: Path, synsets, num_classes: int | None,
                       class_names: tuple[str, ...] | None = None) -> tuple[list[Path], list[int]]:
-    """CSV `filename,label` (a header row is allowed); filenames relative to `folder`, with or without their suffix.
-    Kaggle's ImageNet `LOC_val_solution.csv` (ImageId,PredictionString) reads as it is."""
+    """CSV `filename,label` (a header row is allowed; tab- or semicolon-separated as a spreadsheet may save it);
+    filenames relative to `folder`, with or without their suffix. Kaggle's ImageNet `LOC_val_solution.csv`
+    (ImageId,PredictionString) reads as it is."""
     require_file(path, "pass a CSV of filename,label", what="labels file")
     files, labels = [], []
-    with open(path, newline="") as f:
-        for n, row in enumerate(csv.reader(f), start=1):
-            if not row or not "".join(row).strip() or row[0].startswith("#"):
-                continue
-            if len(row) < 2:
-                raise UserError(f"{path.name} line {n}: expected filename,label")
-            image = _labelled_file(folder, row[0].strip())
-            named = row[0].strip().lower() in FILENAME_HEADERS or row[1].strip().lower() in LABEL_HEADERS
-            if n == 1 and named and not image.is_file():
-                continue
-            if not image.is_file():
-                raise UserError(f"{path.name} line {n}: {image} does not exist")
-            files.append(image)
-            labels.append(_label(_label_text(row[1]), synsets, num_classes, f"{path.name} line {n}", class_names))
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError:
+        raise UserError(f"labels file {path} is not UTF-8 text: save it as UTF-8 (or plain ASCII)") from None
+    first = next((line for line in lines if line.strip() and not line.startswith("#")), "")
+    delimiter = next((d for d in (",", "\t", ";") if d in first), ",")  # the first data line's, comma first
+    for n, row in enumerate(csv.reader(lines, delimiter=delimiter), start=1):
+        if not row or not "".join(row).strip() or row[0].startswith("#"):
+            continue
+        if len(row) < 2:
+            raise UserError(f"{path.name} line {n}: expected filename,label (or tab- or semicolon-separated), "
+                            f"not '{lines[n - 1].strip()}'")
+        image = _labelled_file(folder, row[0].strip())
+        named = row[0].strip().lower() in FILENAME_HEADERS or row[1].strip().lower() in LABEL_HEADERS
+        if n == 1 and named and not image.is_file():
+            continue
+        if not image.is_file():
+            raise UserError(f"{path.name} line {n}: {image} does not exist: correct the line or drop it")
+        files.append(image)
+        labels.append(_label(_label_text(row[1]), synsets, num_classes, f"{path.name} line {n}", class_names))
     return files, labels
 
 

@@ -162,6 +162,18 @@ def test_kaggles_imagenet_solution_csv_reads_as_it_is(demo, tmp_path):
     # other headers as datasets spell them (this one was read as a missing file named 'file_name')
     (tmp_path / "labels.csv").write_text("file_name,class\nILSVRC2012_val_00000001.JPEG,n01443537\n")
     assert list_images(tmp_path, labels_file=tmp_path / "labels.csv", num_classes=1000).labels == [1]
+    # as a spreadsheet saves it: a byte-order mark, Windows line ends, tab or semicolon between the fields (tab- and
+    # semicolon-separated files were refused as "expected filename,label")
+    for i, separator in enumerate(("\t", ";", ",")):
+        (tmp_path / "sheet.csv").write_bytes(f"\ufefffilename{separator}label\r\n"
+                                             f"ILSVRC2012_val_0000000{i + 1}.JPEG{separator}n01443537\r\n".encode())
+        assert list_images(tmp_path, labels_file=tmp_path / "sheet.csv", num_classes=1000).labels == [1]
+    (tmp_path / "latin1.csv").write_bytes("ILSVRC2012_val_00000001.JPEG,n01443537 caf\xe9\n".encode("latin-1"))
+    with pytest.raises(UserError, match="latin1.csv is not UTF-8 text: save it as UTF-8"):  # was an internal error
+        list_images(tmp_path, labels_file=tmp_path / "latin1.csv", num_classes=1000)
+    (tmp_path / "one.csv").write_text("ILSVRC2012_val_00000001.JPEG n01443537\n")
+    with pytest.raises(UserError, match="one.csv line 1: expected filename,label .*, not 'ILSVRC2012_val_00000001"):
+        list_images(tmp_path, labels_file=tmp_path / "one.csv", num_classes=1000)
 
 
 def test_folders_and_labels_named_after_the_models_classes_map_by_name(cli, demo, tmp_path):
