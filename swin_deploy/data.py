@@ -137,7 +137,8 @@ def list_images(folder: str | Path, limit: int | None = None, seed: int = 0, lab
     require_at_least("limit", limit, 1)
     folder = Path(folder)
     if not folder.is_dir():
-        raise UserError(f"image folder {folder} does not exist: pass a folder of images (ImageFolder layout or flat)")
+        state = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise UserError(f"image folder {folder} {state}: pass a folder of images (ImageFolder layout or flat)")
     subdirs = sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
     synset_table: dict[str, int] = {}
 

@@ -287,6 +287,7 @@ def test_verify_bad_input(cli, demo, tmp_path):
         (["verify", shutil.copy(paths["swin_digits"], tmp_path / "copy.onnx"), "--reference", paths["swin_digits"]],
          "the reference swin_digits.onnx is the same file as copy.onnx, run the same way"),
         (["verify", empty], "empty is a folder, not a file"),
+        (["verify", paths["swin_digits"], "--data", paths["swin_digits"]], "is a file, not a folder: pass a folder of"),
         (["verify", paths["swin_digits"], "--data", next((folder / "data" / "val").iterdir()), "--labels", empty],
          "labels file " + str(empty) + " is a folder, not a file: pass a CSV"),
         (["verify", foreign], "--variant"),
