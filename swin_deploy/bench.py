@@ -368,6 +368,8 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
     """Latency of artifacts (and optionally the PyTorch model), interleaved, at each batch size; with
     `options.gates`, the speed and memory gates decided on the same rounds."""
     o = options or BenchOptions()
+    if o.backends:  # a backend named twice is one runner (two would share a label, and one be lost)
+        o = replace(o, backends=tuple(dict.fromkeys(o.backends)))
     g = o.gates
     artifacts = [Path(p) for p in artifacts]
     given: dict[Path, Path] = {}

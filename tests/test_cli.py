@@ -535,9 +535,14 @@ def test_an_empty_option_value_is_refused_not_read_as_the_default(cli, tiny_onnx
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_batch_size_given_twice_runs_once(cli, tiny_onnx):
+def test_a_batch_size_or_backend_given_twice_runs_once(cli, tiny_onnx):
+    """Each ran twice (a batch size, and was reported twice) or as two runners under one label (a backend, one of
+    them lost from the results)."""
     model = tiny_onnx["swin_test"]
     r = cli("verify", model, "--random-init", "--samples", "4", "--batch-sizes", "3,1,3", "--report", "-")
     assert r.code == 0 and [b["batch_size"] for b in json.loads(r.out)["batches"]] == [3, 1], r.err
     r = cli("bench", model, "--batch-sizes", "8,1,1", "--iterations", "2", "--warmup", "0", "--json", "-")
     assert r.code == 0 and [x["batch_size"] for x in json.loads(r.out)["results"]] == [8, 1], r.err
+    r = cli("bench", model, "--backend", "onnxruntime-cpu,onnxruntime-cpu", "--batch-sizes", "1", "--iterations", "2",
+            "--json", "-")
+    assert r.code == 0 and [x["label"] for x in json.loads(r.out)["results"]] == ["swin_test.onnx"], r.err
