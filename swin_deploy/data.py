@@ -118,7 +118,7 @@ def _label(text: str, synsets: Callable[[], dict[str, int]], num_classes: int | 
             raise UserError(f"{where}: '{text}' is not an ImageNet-1k synset")
         return synsets()[text]
     if class_names and text in class_names:
-        return class_names.index(text)
+        return _class_index(text, class_names, where)
     try:
         value = int(text)
     except ValueError:
@@ -207,7 +207,18 @@ def _by_class_name(folders: list[str], class_names: tuple[str, ...] | None, wher
         shown = ", ".join(class_names[:4]) + (", ..." if len(class_names) > 4 else "")
         raise UserError(f"class folder '{stray}' in {where} is not one of the model's classes ({shown}) where others "
                         "are: name every folder after a class, or use a flat folder with `labels`")
-    return {f: class_names.index(f) for f in folders}
+    return {f: _class_index(f, class_names, f"class folder {where / f}",
+                            "use a flat folder with `labels` giving class indices") for f in folders}
+
+
+def _class_index(name: str, class_names: tuple[str, ...], where: str,
+                 fix: str = "label these images by class index") -> int:
+    """The index of the class called `name`, refused where two classes share it (ImageNet's two "crane"s and
+    "maillot"s in the usual class-name lists): the first was taken silently."""
+    found = [i for i, n in enumerate(class_names) if n == name]
+    if len(found) > 1:
+        raise UserError(f"{where}: '{name}' names classes {found[0]} and {found[1]}: {fix}")
+    return found[0]
 
 
 def _images_under(folder: Path) -> list[Path]:

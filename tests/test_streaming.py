@@ -213,6 +213,16 @@ def test_folders_and_labels_named_after_the_models_classes_map_by_name(cli, demo
     shutil.copy(png, val / "ten" / png.name)
     r = cli("verify", named, "--data", val)
     assert r.code == 2 and "class folder 'ten'" in r.err and "not one of the model's classes" in r.err, r.err
+    # a name two classes share (as ImageNet's "crane" in the usual class lists): the first class was taken silently
+    from swin_deploy.data import list_images
+
+    shutil.rmtree(val / "ten")
+    shutil.rmtree(val / "nine")
+    twice = (*names[:9], "one")
+    with pytest.raises(UserError, match=f"class folder {val / 'one'}: 'one' names classes 1 and 9: use a flat folder"):
+        list_images(val, num_classes=10, class_names=twice)
+    with pytest.raises(UserError, match="labels.csv line 10: 'one' names classes 1 and 9: label these images by class"):
+        list_images(flat, labels_file=tmp_path / "labels.csv", num_classes=10, class_names=twice)
 
 
 def test_class_folders_for_some_classes_are_indices_or_refused(cli, demo, tmp_path):
