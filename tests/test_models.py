@@ -232,6 +232,9 @@ def test_activation_bytes_is_the_largest_tensor_a_forward_pass_makes(name, windo
 def test_unknown_variant_suggests():
     with pytest.raises(UserError, match="did you mean swinv2_t"):
         get_config("swinv2_tt")
+    # case is no part of a model's name (SWIN_T was "unknown variant")
+    assert get_config("SWIN_T") is get_config("swin_t")
+    assert get_config("Swin_Tiny_Patch4_Window7_224.MS_IN1K") is get_config("swin_t")
 
 
 @pytest.mark.parametrize("name, size", [

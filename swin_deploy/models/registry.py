@@ -376,7 +376,7 @@ def registered(name: str) -> bool:
 
 def get_config(name: str) -> SwinConfig:
     """Look a variant up by short name or full timm name (a timm pretrained tag like `.ms_in1k` is ignored)."""
-    key = name.strip()
+    key = name.strip().lower()  # timm names are lower case; SWIN_T is no other model
     base = key.split(".")[0]
     if key in VARIANTS:
         return VARIANTS[key]
