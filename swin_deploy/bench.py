@@ -15,7 +15,7 @@ import numpy as np
 
 from . import defaults, machine
 from .artifact import artifact_info, artifact_sha256, as_named, kind_of
-from .backends import TAKEN_BY, default_backend, options_for, runner_for, unused_options
+from .backends import TAKEN_BY, checked_backend, default_backend, options_for, runner_for, unused_options
 from .backends.base import Runner, Timing
 from .backends.openvino_runner import OpenVinoOptions
 from .bench_gates import Baseline, Judge, SpeedGates
@@ -369,7 +369,7 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
     `options.gates`, the speed and memory gates decided on the same rounds."""
     o = options or BenchOptions()
     if o.backends:  # a backend named twice is one runner (two would share a label, and one be lost)
-        o = replace(o, backends=tuple(dict.fromkeys(o.backends)))
+        o = replace(o, backends=tuple(dict.fromkeys(checked_backend(b) for b in o.backends)))
     g = o.gates
     artifacts = [Path(p) for p in artifacts]
     given: dict[Path, Path] = {}

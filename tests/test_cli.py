@@ -546,3 +546,8 @@ def test_a_batch_size_or_backend_given_twice_runs_once(cli, tiny_onnx):
     r = cli("bench", model, "--backend", "onnxruntime-cpu,onnxruntime-cpu", "--batch-sizes", "1", "--iterations", "2",
             "--json", "-")
     assert r.code == 0 and [x["label"] for x in json.loads(r.out)["results"]] == ["swin_test.onnx"], r.err
+    # spelled in another case, or with a space after a comma, a backend is the same one (it was "unknown backend")
+    r = cli("bench", model, "--backend", "OpenVINO, openvino", "--batch-sizes", "1", "--iterations", "2", "--json", "-")
+    assert r.code == 0 and [x["backend"] for x in json.loads(r.out)["results"]] == ["openvino f32"], r.err
+    r = cli("verify", model, "--random-init", "--samples", "2", "--batch-sizes", "2", "--backend", "OpenVINO")
+    assert r.code == 0, r.err

@@ -2,10 +2,23 @@
 
 from .base import Runner, Timing, run_batched, run_padded
 
-__all__ = ["Runner", "Timing", "checked_threads", "default_backend", "options_for", "run_batched", "run_padded",
-           "runner_for", "unused_options"]
+__all__ = ["Runner", "Timing", "checked_backend", "checked_threads", "default_backend", "options_for", "run_batched",
+           "run_padded", "runner_for", "unused_options"]
 
 BACKENDS = ("onnxruntime-cpu", "onnxruntime-cuda", "onnxruntime-tensorrt", "openvino", "tensorrt")
+
+
+def checked_backend(backend: str | None) -> str | None:
+    """`backend` as BACKENDS spell it (None: the artifact's default), in any case and without stray spaces; else a
+    UserError listing them (an empty name is a slip, not the default)."""
+    from ..errors import UserError
+
+    if backend is None:
+        return None
+    name = backend.strip().lower()
+    if name not in BACKENDS:
+        raise UserError(f"unknown backend '{backend}': choose {', '.join(BACKENDS)}")
+    return name
 
 
 def checked_threads(threads: int | None) -> int | None:
@@ -69,7 +82,7 @@ def runner_for(path, backend: str | None = None, threads: int | None = None, ope
     path = Path(path)
     checked_threads(threads)
     require_file(path, "pass an .onnx, .engine or OpenVINO .xml artifact")
-    backend = default_backend(path) if backend is None else backend  # "" is a slip, not the default
+    backend = checked_backend(backend) or default_backend(path)
     if said := unused_options(openvino, [backend]):
         raise UserError(said)
     if backend == "tensorrt":

@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import defaults, machine
 from ..artifact import ArtifactInfo, artifact_info, artifact_sha256
-from ..backends import default_backend, run_batched, run_padded, runner_for
+from ..backends import checked_backend, default_backend, run_batched, run_padded, runner_for
 from ..backends.base import Runner
 from ..backends.openvino_runner import OpenVinoOptions
 from ..compare import Check, Comparison, gate, named_as
@@ -222,6 +222,7 @@ def verify_artifact(artifact: Path, options: VerifyOptions | None = None,
                     on_progress: Progress = lambda what, n, total: None) -> VerifyResult:
     """Gate `artifact` against its reference at every batch size and input size, thresholds by precision."""
     o = options or VerifyOptions()
+    o = replace(o, backend=checked_backend(o.backend))
     start = time.perf_counter()
     artifact = Path(artifact)
     info = artifact_info(artifact, o.variant)
