@@ -422,10 +422,12 @@ def predict(
 ) -> None:
     """What the artifact sees: top-k classes with names per image (unreadable images are listed and skipped)."""
     from swin_deploy import render
+    from swin_deploy.data import image_files
     from swin_deploy.fileio import check_outputs
     from swin_deploy.predict import predict as run_predict
 
-    check_outputs([artifact, *images], json=json_path)
+    # the images found in folders too: --json photos/cat.jpg would replace one of them
+    check_outputs([artifact, *image_files(images)], json=json_path)
     with render.rate_progress() as on_progress:
         result = run_predict(artifact, images, top_k, batch_size, backend, workers, on_progress,
                              openvino=openvino_options(settings), threads=use_threads(settings), variant=variant,

@@ -100,6 +100,9 @@ def test_an_output_naming_the_commands_input_is_refused_and_the_input_kept(cli, 
     before = sha256_file(photo)
     r = cli("predict", model, photo, "--json", photo)
     assert r.code == 2 and "writing --json there would replace it" in r.err and sha256_file(photo) == before, r.err
+    r = cli("predict", model, tmp_path, "--json", photo)  # one of the images found in a folder: it was replaced
+    assert r.code == 2 and "writing --json there would replace it" in r.err and sha256_file(photo) == before, r.err
+    assert cli("predict", model, tmp_path, "--json", tmp_path / "top5.json").code == 0  # beside them is fine
 
 
 def test_an_output_named_as_another_kind_of_artifact_is_refused_or_decides_the_format(cli, tiny_onnx, tmp_path):
