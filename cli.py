@@ -426,8 +426,9 @@ def predict(
     from swin_deploy.fileio import check_outputs
     from swin_deploy.predict import predict as run_predict
 
-    # the images found in folders too: --json photos/cat.jpg would replace one of them
-    check_outputs([artifact, *image_files(images)], json=json_path)
+    check_outputs([artifact, *images], json=json_path)
+    if json_path is not None and str(json_path) != "-":  # an image found in a folder is an input too
+        check_outputs(image_files(images), json=json_path)
     with render.rate_progress() as on_progress:
         result = run_predict(artifact, images, top_k, batch_size, backend, workers, on_progress,
                              openvino=openvino_options(settings), threads=use_threads(settings), variant=variant,
