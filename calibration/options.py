@@ -75,6 +75,7 @@ class Int8Options:
 
 INT8_SETTINGS = {f.name for f in fields(Int8Options)}
 CALIBRATION_SETTINGS = ("calib_data", "calib_images", "calib_batch", "calib_size", "workers", "calib_cache")
+IMAGE_SETTINGS = ("calib_images", "calib_batch", "calib_size", "workers", "seed")  # how `calib_data` is read
 
 
 @dataclass
@@ -110,9 +111,8 @@ class QuantizeOptions:
             _reject(["fp16_keep_above"], "FP16 conversion")
         # the settings of reading calibration images mean nothing where none are read: no `calib_data`, or a cache's
         # ranges in their place (the images were silently not read)
-        default = {"calib_images": defaults.CALIB_IMAGES, "calib_batch": defaults.CALIB_BATCH, "calib_size": None,
-                   "workers": None, "seed": defaults.SEED}
-        reading = [k for k, v in default.items() if getattr(self, k) != v]
+        default = {f.name: f.default for f in fields(self)}
+        reading = [k for k in IMAGE_SETTINGS if getattr(self, k) != default[k]]
         if self.calib_cache is not None:
             _reject([*(["calib_data"] if self.calib_data is not None else []), *reading],
                     "calibration from images, which `calib_cache` replaces")
