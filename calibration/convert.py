@@ -124,8 +124,11 @@ def _reader(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOptions
                        io_names(model.graph)[0][0])
 
 
-def _note_run_images(result: QuantizeResult, ranges: Ranges, options: QuantizeOptions) -> None:
-    """Where memory cut the calibration batch smaller, the summary says so."""
+def _note_images(result: QuantizeResult, ranges: Ranges, reader: ImageReader, options: QuantizeOptions) -> None:
+    """Where the folder held fewer images than `calib_images` asks, or memory cut the calibration batch smaller,
+    the summary says so."""
+    if (found := len(reader.images)) < options.calib_images:
+        result.details["calib_images"] = f"{found}, all the folder holds ({options.calib_images} asked)"
     if n := ranges.run_images:
         result.details["calib_batch"] = (f"{n} image{'s' if n > 1 else ''} per run, not {options.calib_batch}: "
                                          "what fits in memory")
@@ -138,7 +141,7 @@ def _fp16(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOptions, 
         reader = _reader(model, info, options, lambda n: on_progress("measuring activations", n, len(reader.images)))
         ranges = calibrate(model, reader, op_types=None)  # every float tensor
         peaks = ranges.peaks(model)
-        _note_run_images(result, ranges, options)
+        _note_images(result, ranges, reader, options)
         hot = [name for name, peak in peaks.items() if peak > options.fp16_keep_above]
         block = sorted(set(block) | set(hot))
         result.calib_images, result.skipped_images = reader.used, reader.images.skipped
@@ -162,7 +165,7 @@ def _int8(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOptions, 
             raise UserError("int8 needs calibration images: pass `calib_data` DIR (swin-deploy demo-data writes some)")
         reader = _reader(model, info, options, lambda n: on_progress("calibrating", n, len(reader.images)))
         ranges = calibrate(model, reader, int8.method, int8.percentile, model_sha, op_types=int8.calibrated_ops)
-        _note_run_images(result, ranges, options)
+        _note_images(result, ranges, reader, options)
         result.skipped_images = reader.images.skipped
         result.cache_path = result.path.with_name(result.path.name.removesuffix(".onnx") + ".calib.json")
     result.calib_images = ranges.images

@@ -184,6 +184,27 @@ def test_calibration_cuts_its_runs_to_the_memory_available(demo, artifacts, tmp_
         assert b[name] == pytest.approx([lo, hi], rel=1e-4, abs=1e-5), name
 
 
+@pytest.mark.parametrize("precision", ["int8", "fp16"])
+def test_a_calibration_folder_smaller_than_calib_images_is_said_and_recorded(cli, demo, tmp_path, precision):
+    """`--calib-images 512` on a folder of 12 images calibrated on the 12 and said only "calibration images 12": the
+    summary and the artifact's metadata say that the folder held fewer than asked."""
+    from swin_deploy.artifact import read_info
+
+    folder, paths = demo
+    few = tmp_path / "few"
+    few.mkdir()
+    for image in sorted((folder / "data" / "calib" / "3").glob("*.png"))[:12]:
+        shutil.copy(image, few)
+    out = tmp_path / "q.onnx"
+    r = cli("quantize", paths["swin_digits"], "--precision", precision, "--calib-data", few, "-o", out)
+    assert r.code == 0, r.err
+    assert "12, all the folder holds (512 asked)" in r.out
+    assert read_info(out).details["calib_images"] == "12, all the folder holds (512 asked)"
+    r = cli("quantize", paths["swin_digits"], "--precision", precision, "--calib-data", few, "--calib-images", "8",
+            "-o", out)
+    assert r.code == 0 and "calib_images" not in read_info(out).details, r.out
+
+
 def test_quantize_bad_input(cli, demo, tmp_path):
     folder, paths = demo
     junk = tmp_path / "junk.onnx"
