@@ -34,6 +34,7 @@ def check_writable_dir(path: str | Path, option: str = "output") -> Path:
     """The folder an output will go to, or a UserError saying why it can't (naming the `option` that chose it)."""
     folder = Path(path).resolve().parent
     if not folder.is_dir():
+        _refuse_file_in_the_way(folder, option)
         raise UserError(f"output folder {folder} does not exist: create it or choose another `{option}` path")
     if not os.access(folder, os.W_OK):
         raise UserError(f"output folder {folder} is not writable: choose another `{option}` path")
@@ -74,12 +75,18 @@ def _cannot_write(folder: Path, error: OSError, option: str | None = None) -> Us
     return UserError(f"cannot write in {folder} ({error.strerror or error}): {_choose_another(option)}")
 
 
+def _refuse_file_in_the_way(folder: Path, option: str | None) -> None:
+    """A UserError where `folder`, or the nearest of its parents that exists, is a file: no folder can be made there."""
+    nearest = next((p for p in [folder, *folder.parents] if p.exists()), None)
+    if nearest is not None and not nearest.is_dir():
+        raise UserError(f"{nearest} is a file, not a folder: {_choose_another(option)}")
+
+
 def make_folder(path: str | Path, option: str | None = None) -> Path:
     """`path` as a folder new files can be written in, created with its parents if missing, or a UserError saying
     why it can't be (naming the `option` that chose it, if one did)."""
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise UserError(f"{path} is a file, not a folder: {_choose_another(option)}")
+    _refuse_file_in_the_way(path, option)
     try:
         path.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".swin-deploy-probe-", dir=path)

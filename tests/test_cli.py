@@ -55,6 +55,14 @@ def test_output_paths_are_refused_before_any_work_naming_their_option(cli, tiny_
                             (("predict", model, tmp_path), "--json")):
         r = cli(*command, option, missing)
         assert r.code == 2 and f"choose another {option} path" in r.err, (command, option, r.err)
+    # a file where a folder of the path belongs: no folder can be created there (it read "does not exist: create it")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for args in (("export", "--variant", "swin_test", "--random-init", "-o", blocker / "sub" / "m.onnx"),
+                 ("verify", model, "--random-init", "--report", blocker / "r.json"),
+                 ("triton", model, "--repo", blocker / "models"), ("demo-data", blocker / "sub" / "digits")):
+        r = cli(*args)
+        assert r.code == 2 and f"{blocker} is a file, not a folder: choose another" in r.err, (args, r.err)
     r = cli("bench", model, "--plot", tmp_path)
     assert r.code == 2 and "is a folder: --plot takes a file path" in r.err
     r = cli("bench", model, "--plot", tmp_path / "b.txt")  # a PNG was written there, after the whole run

@@ -273,7 +273,7 @@ def test_runtime_options_reach_the_runner_and_bad_ones_exit_2(cli, demo, artifac
     assert r.code == 0 and json.loads(r.out)["predictions"], r.err
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    for folder_given, said in ((blocker, "is a file"), (blocker / "sub", "cannot write in")):
+    for folder_given, said in ((blocker, "a-file is a file"), (blocker / "sub", "a-file is a file, not a folder")):
         r = cli("verify", artifacts["int8"], "--backend", "openvino", "--cache-dir", folder_given, "--samples", "2")
         assert r.code == 2 and said in r.err and "--cache-dir" in r.err and len(r.err.strip().splitlines()) == 1
     for command in (("verify", artifacts["fp32"], "--samples", "2"), ("predict", artifacts["fp32"], val / "3"),
