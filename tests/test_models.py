@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import pytest
@@ -167,6 +168,10 @@ def test_corrupt_checkpoint(tmp_path):
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(UserError, match="cannot read checkpoint"):
         read_checkpoint(path)
+    for name in ("empty.pth", "empty.safetensors"):  # a download that never finished: not a question of format
+        (tmp_path / name).write_bytes(b"")
+        with pytest.raises(UserError, match=re.escape(f"checkpoint {tmp_path / name} is empty (0 bytes): download or copy")):
+            read_checkpoint(tmp_path / name)
     model, _ = build_model(get_config("swin_test"), Weights("random"))
     torch.save(model, tmp_path / "whole.pth")  # the module pickled, which weights_only loading refuses
     with pytest.raises(UserError, match=r"a whole model saved with torch.save\(model\)\?\): save its state_dict"):

@@ -381,6 +381,8 @@ def _unwrapped(path: Path, ema: bool, stats: tuple) -> dict[str, torch.Tensor]:
             # torch's weights_only unpickler lacks the opcodes of protocols 4 and 5 (torch.save's default is 2)
             raise UserError(f"checkpoint {path} was saved with pickle protocol {protocol}, which PyTorch's safe loader "
                             "cannot read: save it again with torch.save's default protocol, or as safetensors") from e
+        if empty := [part for part in files if part.stat().st_size == 0]:  # a download or copy that never finished
+            raise UserError(f"checkpoint {empty[0]} is empty (0 bytes): download or copy it again") from e
         raise UserError(f"cannot read checkpoint {path} ({type(e).__name__}): is it a PyTorch or safetensors state_dict?") from e
     if not all(isinstance(part, dict) for part in loaded):
         raise UserError(f"checkpoint {path} holds no state_dict")
