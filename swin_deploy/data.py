@@ -293,6 +293,8 @@ def _read_labels_file(path: Path, folder: Path, synsets, num_classes: int | None
             raise UserError(f"{path.name} line {n}: {image} does not exist: correct the line or drop it")
         files.append(image)
         labels.append(_label(_label_text(row[1]), synsets, num_classes, f"{path.name} line {n}", class_names))
+    if not files:  # else "no images found in FOLDER", of a folder that may hold thousands
+        raise UserError(f"labels file {path} names no images: give one filename,label line per image")
     return files, labels
 
 

@@ -174,6 +174,11 @@ def test_kaggles_imagenet_solution_csv_reads_as_it_is(demo, tmp_path):
     (tmp_path / "one.csv").write_text("ILSVRC2012_val_00000001.JPEG n01443537\n")
     with pytest.raises(UserError, match="one.csv line 1: expected filename,label .*, not 'ILSVRC2012_val_00000001"):
         list_images(tmp_path, labels_file=tmp_path / "one.csv", num_classes=1000)
+    # a header alone, or nothing: it said "no images found" of a folder full of them
+    for text in ("filename,label\n", "", "# to fill in\n"):
+        (tmp_path / "none.csv").write_text(text)
+        with pytest.raises(UserError, match="labels file .*none.csv names no images: give one filename,label line"):
+            list_images(tmp_path, labels_file=tmp_path / "none.csv", num_classes=1000)
 
 
 def test_folders_and_labels_named_after_the_models_classes_map_by_name(cli, demo, tmp_path):
