@@ -6,6 +6,7 @@ confidence intervals and gates of swin_deploy.latency / bench_gates decided on t
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -388,8 +389,8 @@ def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
         raise UserError("choose `iterations` or `seconds`, not both")
     iterations = defaults.BENCH_ITERATIONS if o.iterations is None and o.seconds is None else o.iterations
     require_at_least("iterations", iterations, 1)
-    if o.seconds is not None and o.seconds <= 0:
-        raise UserError(f"`seconds` must be positive, not {o.seconds:g}")
+    if o.seconds is not None and not 0 < o.seconds < math.inf:  # nan timed nothing, inf never ended
+        raise UserError(f"`seconds` must be a positive number of seconds, not {o.seconds:g}")
     require_at_least("warmup", o.warmup, 0)
     if g.timed and iterations is not None and iterations < defaults.GATE_MIN_ROUNDS:
         raise UserError(f"speed gates need at least {defaults.GATE_MIN_ROUNDS} rounds: raise `iterations`")

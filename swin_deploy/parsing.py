@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from .errors import UserError
@@ -44,7 +45,7 @@ def parse_floats(text: str, param: str) -> tuple[float, ...]:
         values = tuple(float(s) for s in text.split(",") if s.strip())
     except ValueError:
         values = ()
-    if not values:
+    if not values or not all(map(math.isfinite, values)):  # nan and inf parse as floats
         raise UserError(f"`{param}` takes comma-separated numbers, e.g. 0.5,0.5,0.5; not '{text}'")
     return values
 
@@ -55,7 +56,7 @@ def parse_bytes(text: str, param: str) -> int:
     t = text.strip().lower().removesuffix("ib").removesuffix("b")
     try:
         return int(float(t[:-1]) * units[t[-1]]) if t and t[-1] in units else int(t)
-    except (ValueError, KeyError):
+    except (ValueError, KeyError, OverflowError):  # OverflowError: 'infg'
         raise UserError(f"`{param}` takes a size like 4GiB or 512MiB, not '{text}'") from None
 
 
@@ -71,9 +72,12 @@ def parse_fraction(text: str, param: str) -> float:
     """'10%' or '0.1' -> 0.1."""
     t = text.strip()
     try:
-        return float(t[:-1]) / 100 if t.endswith("%") else float(t)
+        value = float(t[:-1]) / 100 if t.endswith("%") else float(t)
     except ValueError:
-        raise UserError(f"`{param}` takes a fraction like 10% or 0.1, not '{text}'") from None
+        value = math.nan
+    if not math.isfinite(value):  # nan and inf parse as floats
+        raise UserError(f"`{param}` takes a fraction like 10% or 0.1, not '{text}'")
+    return value
 
 
 def read_class_names(path: str | Path, param: str) -> tuple[str, ...]:

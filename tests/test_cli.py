@@ -496,7 +496,17 @@ def test_a_number_out_of_range_is_named_alone_with_its_value(cli, tiny_onnx, tmp
     repo.mkdir()
     for args, said in ((("bench", model, "--iterations", "0"), "--iterations must be at least 1, not 0"),
                        (("bench", model, "--warmup", "-1"), "--warmup must be at least 0, not -1"),
-                       (("bench", model, "--seconds", "0"), "--seconds must be positive, not 0"),
+                       (("bench", model, "--seconds", "0"), "--seconds must be a positive number of seconds, not 0"),
+                       # nan timed nothing (an internal error after the load) and inf never ended
+                       (("bench", model, "--seconds", "nan"), "--seconds must be a positive number of seconds, not nan"),
+                       (("bench", model, "--seconds", "inf"), "--seconds must be a positive number of seconds, not inf"),
+                       (("bench", model, "--max-rss", "infg"), "--max-rss takes a size like 4GiB or 512MiB, not 'infg'"),
+                       (("bench", model, "--baseline", model, "--max-slowdown", "inf"),
+                        "--max-slowdown takes a fraction like 10% or 0.1, not 'inf'"),
+                       # a mean or std of nan or inf was recorded as the artifact's preprocessing
+                       *((("export", "--variant", "swin_test", "--random-init", option, value, "-o",
+                           tmp_path / "m.onnx"), f"{option} takes comma-separated numbers, e.g. 0.5,0.5,0.5; "
+                          f"not '{value}'") for option, value in (("--mean", "nan"), ("--std", "0.5,inf,0.5"))),
                        (("triton", model, "--repo", repo, "--instances", "0"), "--instances must be at least 1, not 0"),
                        (("triton", model, "--repo", repo, "--max-queue-delay-us", "-5"),
                         "--max-queue-delay-us must be at least 0, not -5"),

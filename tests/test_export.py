@@ -133,6 +133,20 @@ def test_a_fine_tunes_preprocessing_is_recorded_and_used(cli, tmp_path):
     assert np.abs(out - want).max() <= 1e-4 * np.abs(want).max()
 
 
+def test_preprocessing_refuses_values_that_are_not_finite():
+    """The library's own check (the CLI's parser refuses nan and inf first): a mean or std of nan or inf was recorded
+    as the artifact's preprocessing, and every image read that way became nan."""
+    import math
+
+    from swin_deploy.errors import UserError
+    from swin_deploy.models.registry import Preprocessing
+
+    for field, values in (("mean", (0.5, math.nan, 0.5)), ("std", (math.inf,))):
+        with pytest.raises(UserError, match=f"`{field}` must be finite numbers, not "):
+            Preprocessing(**{field: values})
+    assert Preprocessing(mean=(0.5,), std=(0.25,)).std == (0.25,)
+
+
 def test_a_timm_training_checkpoint_says_model_size_and_preprocessing(cli, tmp_path):
     """timm's train.py saves its `args`: the model name, --input-size and the eval preprocessing (--mean, --std,
     --interpolation, --crop-pct, --crop-mode) become export's defaults; options given on the command line win."""

@@ -8,6 +8,7 @@ installed timm so the two never drift apart silently.
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -45,6 +46,9 @@ class Preprocessing:
     crop_mode: str | None = None
 
     def __post_init__(self) -> None:
+        for name, values in (("mean", self.mean), ("std", self.std)):
+            if values is not None and not all(map(math.isfinite, values)):
+                raise UserError(f"`{name}` must be finite numbers, not {', '.join(map(str, values))}")
         if self.std is not None and min(self.std) <= 0:
             raise UserError(f"`std` must be positive, not {', '.join(map(str, self.std))}")
         if self.interpolation is not None and self.interpolation not in INTERPOLATIONS:
