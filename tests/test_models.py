@@ -260,8 +260,10 @@ def test_sizes_that_do_not_tile_pad_as_timm(name, size):
 def test_sizes_must_be_multiples_of_the_stride():
     with pytest.raises(UserError, match="multiples of 32 .* not 230x230: e.g. 224x224 or 256x256"):
         get_config("swin_t").with_img_size((230, 230))
-    with pytest.raises(UserError, match="multiples of 16 .* e.g. 16x16 or 16x16"):
+    with pytest.raises(UserError, match="multiples of 16 .* not 8x8: e.g. 16x16$"):  # once, not "16x16 or 16x16"
         get_config("swin_test").with_img_size((8, 8))
+    with pytest.raises(UserError, match="not 64x70: e.g. 64x64 or 64x80$"):  # a side that fits stays as it is
+        get_config("swin_test").with_img_size((64, 70))
 
 
 @pytest.mark.parametrize("pad_first", [False, True], ids=["timm", "transformers"])

@@ -224,11 +224,13 @@ class SwinConfig:
         if min(img_size) < 1:
             raise UserError(f"image size must be positive, not {img_size[0]}x{img_size[1]}")
         if any(s % self.stride for s in img_size):
-            fit = [s - s % self.stride or self.stride for s in img_size] + [s + self.stride - s % self.stride for s in img_size]
+            # the nearest fitting sizes below and above (a side that fits stays as it is)
+            down = "x".join(str(s - s % self.stride or self.stride) for s in img_size)
+            up = "x".join(str(s + -s % self.stride) for s in img_size)
             raise UserError(
                 f"{self.name} takes input sides that are multiples of {self.stride} (patch {self.patch_size}, then "
                 f"{len(self.depths) - 1} patch mergings), not {img_size[0]}x{img_size[1]}: e.g. "
-                f"{fit[0]}x{fit[1]} or {fit[2]}x{fit[3]}")
+                + (down if down == up else f"{down} or {up}"))
         small = [(i, g) for i, g in enumerate(self.stage_grids(img_size), start=1) if min(g) < self.window_size]
         if small and self.pad_first and self.version == 1 and not self.always_partition and not self.keep_window:
             i, (h, w) = small[0]
