@@ -4,6 +4,7 @@ the IR carries the metadata, Triton's OpenVINO backend gets a valid folder, and 
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from conftest import no_vnni
@@ -216,6 +217,16 @@ def test_triton_openvino_folders_from_onnx_and_ir(cli, artifacts, tmp_path):
     (repo / "b" / "1" / "model.bin").unlink()
     r = cli("triton", "--check", repo / "b")
     assert r.code == 1 and "model.bin" in r.out
+    # weights cut short (a copy that never finished): a finding, and an IR like that is refused; both were internal
+    # errors, OpenVINO's own traceback
+    weights = xml.with_suffix(".bin").read_bytes()[:1000]
+    (repo / "b" / "1" / "model.bin").write_bytes(weights)
+    r = cli("triton", "--check", repo / "b")
+    assert r.code == 1 and "model.xml: OpenVINO cannot read model.xml (RuntimeError: " in r.out, r.out + r.err
+    cut = shutil.copy(xml, tmp_path / "cut.xml")
+    cut.with_suffix(".bin").write_bytes(weights)
+    r = cli("triton", cut, "--repo", repo, "--name", "b3")
+    assert r.code == 2 and "OpenVINO cannot read cut.xml" in r.err and len(r.err.strip().splitlines()) == 1, r.err
     r = cli("triton", xml, "--repo", repo, "--name", "c", "--kind", "gpu")
     assert r.code == 2 and "runs on the CPU" in r.err and not (repo / "c").exists()
     r = cli("triton", artifacts["fp32"], "--repo", repo, "--name", "d", "--threads", "2")

@@ -76,6 +76,15 @@ def _reason(error: Exception) -> str:
     return f"{type(error).__name__}: {(told or lines or [''])[0][:200]}"
 
 
+def read_model(path: Path):
+    """An ONNX or IR as OpenVINO reads it, or a UserError with OpenVINO's reason (an IR beside another model's .bin
+    fails its shape checks here)."""
+    try:
+        return import_openvino().Core().read_model(str(path))
+    except Exception as e:
+        raise UserError(f"OpenVINO cannot read {Path(path).name} ({_reason(e)}): is it a valid ONNX or IR?") from e
+
+
 def cpu_capabilities() -> list[str]:
     """What OpenVINO's CPU plugin says this CPU can compute in (FP32, BF16, FP16, INT8, ...)."""
     return list(import_openvino().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
@@ -151,10 +160,7 @@ class OpenVinoRunner(Runner):
         if self.options.cache_dir is not None:
             # OpenVINO fails on an unwritable cache only when it first writes a blob, naming its own sources
             config["CACHE_DIR"] = str(make_folder(self.options.cache_dir, "cache_dir"))
-        try:
-            model = core.read_model(str(self.path))
-        except Exception as e:
-            raise UserError(f"OpenVINO cannot read {self.path.name} ({_reason(e)}): is it a valid ONNX or IR?") from e
+        model = read_model(self.path)
         try:
             compiled = core.compile_model(model, "CPU", config)
         except Exception as e:

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import defaults
 from ..artifact import IR_RT_INFO, artifact_info, check_artifact_name, ir_weights
-from ..backends.openvino_runner import OpenVinoOptions, OpenVinoRunner, import_openvino
+from ..backends.openvino_runner import OpenVinoOptions, OpenVinoRunner, import_openvino, read_model
 from ..compare import Comparison, gate
 from ..enums import ExecutionPrecision
 from ..errors import UserError
@@ -36,13 +36,13 @@ def default_ir_path(onnx_path: Path) -> Path:
     return Path(onnx_path).with_suffix(".xml")
 
 
-def _read_onnx(ov, onnx_path: Path):
+def _read_onnx(onnx_path: Path):
     """The ONNX as OpenVINO's runtime reads it, which is what `--backend openvino` runs for the ONNX itself, so the IR
     is that same graph and the CPU plugin applies the same passes to both at compile time. Not `convert_model`: its
     extra passes (OpenVINO 2026.4) rewrite our INT8 graphs so that their outputs move by 0.01-0.2 x max|output| on the
     test models against OpenVINO running the ONNX, and fail on a FakeQuantize after a transpose whose constants
     mix float32 and float16 (`TransposeFQ`: the INT8 of a `--channels-last` export)."""
-    return ov.Core().read_model(str(onnx_path))
+    return read_model(onnx_path)
 
 
 def _save(ov, model, xml: Path, compressed: bool, folder: Path) -> None:
@@ -69,7 +69,7 @@ def to_openvino(onnx_path: Path, out: Path | None = None, compress: bool = True,
     check_artifact_name(out, "ir")
     staging = staging_folder(out)
     try:
-        model = _read_onnx(ov, onnx_path)
+        model = _read_onnx(onnx_path)
         for key, value in info.to_props().items():
             model.set_rt_info(value, [IR_RT_INFO, key.removeprefix("swin_deploy.")])
         x = info.example_input(np.random.default_rng(defaults.SEED), info.fixed_batch or 2)

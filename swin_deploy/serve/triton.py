@@ -105,9 +105,9 @@ def openvino_io(path: Path, info: ArtifactInfo) -> ArtifactIO:
     """I/O of an IR, or of an ONNX served by Triton's OpenVINO backend, as OpenVINO reads it (dynamic dims -1): that
     backend compares output dims exactly with what OpenVINO infers, which can be static where the ONNX's own shapes
     are symbolic."""
-    from ..backends.openvino_runner import import_openvino
+    from ..backends.openvino_runner import read_model
 
-    model = import_openvino().Core().read_model(str(path))
+    model = read_model(path)
     names = {"f32": "float32", "f16": "float16", "u8": "uint8", "i8": "int8"}
 
     def tensors(ports) -> list[Tensor]:
