@@ -229,8 +229,10 @@ def _images_under(folder: Path) -> list[Path]:
                   and not any(part.startswith(".") for part in f.relative_to(folder).parts))
 
 
-def image_files(paths: list[str | Path]) -> list[Path]:
-    """Image files named directly or found (recursively, sorted) in the folders named."""
+def image_files(paths: list[str | Path] | str | Path) -> list[Path]:
+    """Image files named directly or found (recursively, sorted) in the folders named (one path, or a list)."""
+    if isinstance(paths, (str, Path)):  # else a str is taken apart into one-letter paths
+        paths = [paths]
     found: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():

@@ -60,7 +60,7 @@ def class_names(info: ArtifactInfo) -> tuple[list[str], str]:
     return [str(i) for i in range(info.num_classes)], "indices"
 
 
-def predict(artifact: Path, images: list[str | Path], top_k: int = 5, batch_size: int | None = None,
+def predict(artifact: Path, images: list[str | Path] | str | Path, top_k: int = 5, batch_size: int | None = None,
             backend: str | None = None, workers: int | None = None,
             on_progress: Callable[[str, int, int], None] = lambda what, n, total: None,
             openvino=None, threads: int | None = None, variant: str | None = None,

@@ -376,6 +376,9 @@ def test_predict_runs_fewer_images_than_its_batch_as_a_batch_of_their_own(demo, 
     batches.clear()
     predict_module.predict(paths["swin_digits"], [folder / "data" / "val" / "4"])
     assert batches and set(batches) == {8}
+    # one path alone, as a str: it was taken apart into one-letter paths ("/ does not exist", or worse, found)
+    alone = predict_module.predict(str(paths["swin_digits"]), str(one[0]))
+    assert [p.image for p in alone.predictions] == [str(one[0])]
     batches.clear()  # an artifact with a max batch below the default is run at its max, not refused
     capped = export_small(tmp_path, "swin_digits", max_batch=4)
     assert len(predict_module.predict(capped, [folder / "data" / "val" / "4"]).predictions) > 4 and set(batches) == {4}

@@ -163,6 +163,22 @@ def test_wrong_variant_checkpoint_names_tensor_and_shapes(tmp_path):
         build_model(get_config("swinv2_test"), Weights("checkpoint", path))
 
 
+def test_weights_take_a_path_as_str_and_a_checkpoint_needs_one(tmp_path):
+    """A library caller's verify_artifact(..., VerifyOptions(weights=Weights("checkpoint", "w.pth"))) failed inside
+    with "'str' object has no attribute 'name'"."""
+    from swin_deploy.export import ExportOptions, export_variant
+    from swin_deploy.verify.run import VerifyOptions, verify_artifact
+
+    model, _ = build_model(get_config("swin_test"), Weights("random"))
+    torch.save(model.state_dict(), tmp_path / "w.pth")
+    weights = Weights("checkpoint", str(tmp_path / "w.pth"))
+    onnx_path = export_variant("swin_test", weights, tmp_path / "w.onnx", ExportOptions(max_batch=1)).path
+    result = verify_artifact(onnx_path, VerifyOptions(weights=weights, samples=4, batch_sizes=(1,)))
+    assert result.passed, result.failures()
+    with pytest.raises(UserError, match="weights from a `checkpoint` need its path"):
+        Weights("checkpoint")
+
+
 def test_corrupt_checkpoint(tmp_path):
     path = tmp_path / "bad.pth"
     path.write_bytes(b"not a checkpoint")

@@ -600,6 +600,10 @@ class Weights:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "source", WeightsSource.parse(self.source))
+        if self.path is not None:
+            object.__setattr__(self, "path", Path(self.path))  # a str from a library caller
+        elif self.source == WeightsSource.CHECKPOINT:
+            raise UserError("weights from a `checkpoint` need its path: Weights(\"checkpoint\", PATH)")
 
     @property
     def option(self) -> str | None:
