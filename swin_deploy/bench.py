@@ -22,6 +22,7 @@ from .backends.openvino_runner import OpenVinoOptions
 from .bench_gates import Baseline, Judge, SpeedGates
 from .enums import PerformanceHint
 from .errors import UserError, require_at_least
+from .fileio import path_list
 from .latency import GateResult, Interval, median_ci, speedup_ci
 from .models import SwinConfig, Weights
 
@@ -364,15 +365,15 @@ class BenchReport:
                 "machine_load": self.load.as_dict() if self.load else None}
 
 
-def bench_artifacts(artifacts: list[Path], options: BenchOptions | None = None,
+def bench_artifacts(artifacts: list[str | Path] | str | Path, options: BenchOptions | None = None,
                     on_tick: Callable[[str], None] = lambda msg: None) -> BenchReport:
-    """Latency of artifacts (and optionally the PyTorch model), interleaved, at each batch size; with
-    `options.gates`, the speed and memory gates decided on the same rounds."""
+    """Latency of artifacts (one path, or a list; and optionally the PyTorch model), interleaved, at each batch size;
+    with `options.gates`, the speed and memory gates decided on the same rounds."""
+    artifacts = path_list(artifacts)
     o = options or BenchOptions()
     if o.backends:  # a backend named twice is one runner (two would share a label, and one be lost)
         o = replace(o, backends=tuple(dict.fromkeys(checked_backend(b) for b in o.backends)))
     g = o.gates
-    artifacts = [Path(p) for p in artifacts]
     given: dict[Path, Path] = {}
     for path in artifacts:  # one file named twice (t.onnx, ./dir/t.onnx) would be timed as one runner and shown once
         if (first := given.setdefault(path.resolve(), path)) is not path:

@@ -27,6 +27,7 @@ import numpy as np
 
 from . import defaults
 from .errors import UserError, require_at_least, require_file
+from .fileio import path_list
 from .machine import usable_cpus
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".npy"}
@@ -231,10 +232,9 @@ def _images_under(folder: Path) -> list[Path]:
 
 def image_files(paths: list[str | Path] | str | Path) -> list[Path]:
     """Image files named directly or found (recursively, sorted) in the folders named (one path, or a list)."""
-    if isinstance(paths, (str, Path)):  # else a str is taken apart into one-letter paths
-        paths = [paths]
+    paths = path_list(paths)
     found: list[Path] = []
-    for p in map(Path, paths):
+    for p in paths:
         if p.is_dir():
             found += _images_under(p)
         elif p.is_file():

@@ -30,6 +30,12 @@ def sha256_files(paths: Iterable[str | Path]) -> str:
     return hashlib.sha256("".join(sha256_file(p) for p in paths).encode()).hexdigest()
 
 
+def path_list(paths: Iterable[str | Path] | str | Path) -> list[Path]:
+    """One path or several as a list of Paths, for library callers that pass one alone (a str would otherwise be
+    taken apart into one-letter paths)."""
+    return [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
+
+
 def check_writable_dir(path: str | Path, option: str = "output") -> Path:
     """The folder an output will go to, or a UserError saying why it can't (naming the `option` that chose it)."""
     folder = Path(path).resolve().parent

@@ -478,3 +478,11 @@ def test_on_arm_the_core_and_vector_isa_come_from_part_and_features(tmp_path, mo
     assert (machine.cpu_name(), machine.vector_isa()) == (name, isa)
     assert machine.describe()["core"] == (name if name.startswith("Neoverse") else "unknown")
     assert machine.exact_int8_dot_products() is None  # the int16-saturation note is x86's alone
+
+
+def test_bench_takes_one_artifact_path_alone(tiny_onnx):
+    """A library caller's bench_artifacts("m.onnx") took the str apart into one-letter paths ("/ does not exist")."""
+    from swin_deploy.bench import BenchOptions, bench_artifacts
+
+    report = bench_artifacts(str(tiny_onnx["swin_test"]), BenchOptions(iterations=2, batch_sizes=(1,)))
+    assert [r.label for r in report.results] == ["swin_test.onnx"]
