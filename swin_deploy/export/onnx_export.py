@@ -80,6 +80,9 @@ class ExportOptions:
     window_size: int | None = None
 
     def __post_init__(self) -> None:
+        for name in ("img_size", "min_size", "max_size"):  # a side alone, as timm takes img_size=224, or a list
+            if (size := getattr(self, name)) is not None:
+                object.__setattr__(self, name, (size, size) if isinstance(size, int) else tuple(size))
         if self.format is not None:
             object.__setattr__(self, "format", ExportFormat.parse(self.format, "format"))
         object.__setattr__(self, "simplifier", Simplifier.parse(self.simplifier, "simplifier"))
