@@ -12,6 +12,7 @@ from pathlib import Path
 from swin_deploy import defaults
 from swin_deploy.enums import CalibMethod, HighPrecision, Int8Target, Precision, QdqPlacement
 from swin_deploy.errors import UserError, require_at_least
+from swin_deploy.parsing import as_hw
 
 DEFAULT_HIGH_PRECISION = {Int8Target.TENSORRT: HighPrecision.FP16, Int8Target.ONNXRUNTIME: HighPrecision.FP32}
 LINEAR_OPS = ("MatMul", "Conv", "Gemm")  # the ops INT8 quantizes
@@ -93,6 +94,7 @@ class QuantizeOptions:
     workers: int | None = None  # image decode workers (default: by the machine)
 
     def __post_init__(self) -> None:
+        self.calib_size = as_hw(self.calib_size, "calib_size")
         self.precision = Precision.parse(self.precision, "precision")
         if self.precision == Precision.FP32:
             raise UserError("`precision` fp32 is what export writes: choose fp16 or int8")

@@ -25,6 +25,7 @@ from .errors import UserError, require_at_least
 from .fileio import path_list
 from .latency import GateResult, Interval, median_ci, speedup_ci
 from .models import SwinConfig, Weights
+from .parsing import as_hw
 
 
 @dataclass
@@ -298,6 +299,9 @@ class BenchOptions:
     memory: bool = False  # measure each runner's peak memory in a fresh process (implied by gates.max_rss)
     variant: str | None = None  # what model an ONNX without swin-deploy metadata is
     img_size: tuple[int, int] | None = None  # every runner's input size (None: each artifact's own)
+
+    def __post_init__(self) -> None:
+        self.img_size = as_hw(self.img_size, "img_size")
 
 
 @dataclass(frozen=True)

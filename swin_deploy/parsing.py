@@ -3,9 +3,24 @@
 from __future__ import annotations
 
 import math
+import operator
 from pathlib import Path
 
 from .errors import UserError
+
+
+def as_hw(size, param: str) -> tuple[int, int] | None:
+    """A size as the library takes it: one side (224, as timm takes img_size) or (H, W) in any sequence; None stays
+    None."""
+    if size is None:
+        return None
+    try:
+        hw = (operator.index(size),) * 2 if not hasattr(size, "__len__") else tuple(map(operator.index, size))
+    except TypeError:  # a float, a str: operator.index takes whole numbers only (numpy's too)
+        hw = ()
+    if len(hw) != 2:
+        raise UserError(f"`{param}` takes one side or (H, W) in whole pixels, not {size!r}")
+    return hw
 
 
 def parse_hw(text: str, param: str) -> tuple[int, int]:

@@ -18,6 +18,7 @@ from .backends import run_padded, runner_for
 from .compare import named_as
 from .data import ImageSet, image_files, stream_batches, transform_for
 from .errors import UserError, require_at_least
+from .parsing import as_hw
 
 IMAGENET_INFO = {1000: "imagenet-1k", 21841: "imagenet-22k"}
 
@@ -70,7 +71,7 @@ def predict(artifact: Path, images: list[str | Path] | str | Path, top_k: int = 
     onnxruntime-cpu); `threads`: the runtime's CPU threads (None: its choice); `variant`: what model an ONNX without
     swin-deploy metadata is; `img_size`: the size images are preprocessed to (None: the artifact's own; a
     dynamic-size artifact takes any in its range)."""
-    artifact = Path(artifact)
+    artifact, img_size = Path(artifact), as_hw(img_size, "img_size")
     info = artifact_info(artifact, variant)
     if info.headless:
         what = "feature maps" if info.features else "pooled features (no classifier)"

@@ -332,3 +332,32 @@ def test_verify_gates_a_dynamic_artifact_at_its_range_ends_unless_sizes_are_chos
 
     r = cli("verify", dynamic, "--reference", tiny_onnx["swin_test"], "--samples", "2", "--batch-sizes", "1")
     assert r.code == 0 and "the size range's end 128x128 was not gated" in r.err, r.err
+
+
+def test_the_library_takes_a_size_as_one_side_or_a_sequence(artifacts, demo, tmp_path):
+    """ExportOptions(img_size=96), as timm takes img_size=224, and the sizes of bench, verify, predict and quantize
+    given as one side failed with "'int' object is not iterable" or "... is not subscriptable"."""
+    import numpy as np
+
+    from calibration import QuantizeOptions, quantize
+    from swin_deploy.bench import BenchOptions, bench_artifacts
+    from swin_deploy.errors import UserError
+    from swin_deploy.export import ExportOptions, export_variant
+    from swin_deploy.predict import predict
+    from swin_deploy.verify.run import VerifyOptions, verify_artifact
+
+    options = ExportOptions(img_size=96, max_batch=1)
+    assert read_info(export_variant("swin_test", Weights("random"), tmp_path / "a.onnx", options).path).img_size == (96, 96)
+    ranged = ExportOptions(dynamic_size=True, min_size=np.int64(64), max_size=[128, 112])
+    assert (ranged.min_size, ranged.max_size) == ((64, 64), (128, 112))
+    dynamic, images = artifacts["dynamic"], demo[0] / "data" / "calib" / "3"  # swin_test, 64x64 to 128x128
+    report = bench_artifacts([dynamic], BenchOptions(iterations=2, batch_sizes=[1], img_size=96))
+    assert report.runners[dynamic.name]["input_size"] == "96x96"
+    result = verify_artifact(dynamic, VerifyOptions(weights=Weights("random"), samples=2, batch_sizes=[1],
+                                                    img_sizes=[96, (64, 128)]))
+    assert result.passed and sorted({b.img_size for b in result.batches}) == [(64, 128), (96, 96)], result.failures()
+    assert predict(dynamic, images, img_size=96).predictions
+    q = quantize(dynamic, tmp_path / "q.onnx", QuantizeOptions("int8", calib_data=images, calib_images=4, calib_size=96))
+    assert q.details["calib_size"] == "96x96"
+    with pytest.raises(UserError, match=r"`img_size` takes one side or \(H, W\) in whole pixels, not 2.5"):
+        BenchOptions(img_size=2.5)

@@ -133,17 +133,6 @@ def test_a_fine_tunes_preprocessing_is_recorded_and_used(cli, tmp_path):
     assert np.abs(out - want).max() <= 1e-4 * np.abs(want).max()
 
 
-def test_export_options_take_a_size_as_one_side_or_a_list(tmp_path):
-    """ExportOptions(img_size=96), as timm takes img_size=224, failed with "'int' object is not iterable"."""
-    from swin_deploy.export import export_variant
-
-    options = ExportOptions(img_size=96, max_batch=1)
-    assert options.img_size == (96, 96)
-    assert read_info(export_variant("swin_test", Weights("random"), tmp_path / "a.onnx", options).path).img_size == (96, 96)
-    ranged = ExportOptions(dynamic_size=True, min_size=64, max_size=[128, 160])
-    assert (ranged.min_size, ranged.max_size) == ((64, 64), (128, 160))
-
-
 def test_preprocessing_refuses_values_that_are_not_finite():
     """The library's own check (the CLI's parser refuses nan and inf first): a mean or std of nan or inf was recorded
     as the artifact's preprocessing, and every image read that way became nan."""

@@ -37,6 +37,7 @@ from ..models.checkpoint import (
     window_in_tensors,
 )
 from ..models.registry import registered
+from ..parsing import as_hw
 from ..tolerances import EXPORT_PARITY_REL
 
 MIN_OPSET = defaults.MIN_OPSET
@@ -80,9 +81,8 @@ class ExportOptions:
     window_size: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("img_size", "min_size", "max_size"):  # a side alone, as timm takes img_size=224, or a list
-            if (size := getattr(self, name)) is not None:
-                object.__setattr__(self, name, (size, size) if isinstance(size, int) else tuple(size))
+        for name in ("img_size", "min_size", "max_size"):
+            object.__setattr__(self, name, as_hw(getattr(self, name), name))
         if self.format is not None:
             object.__setattr__(self, "format", ExportFormat.parse(self.format, "format"))
         object.__setattr__(self, "simplifier", Simplifier.parse(self.simplifier, "simplifier"))

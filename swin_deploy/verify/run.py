@@ -30,6 +30,7 @@ from ..enums import Precision, WeightsSource
 from ..errors import UserError, require_at_least
 from ..fileio import check_outputs
 from ..models import Weights
+from ..parsing import as_hw
 from ..tolerances import Thresholds, thresholds_for
 from .cache import CacheReader, CacheWriter
 from .reference import Reference, reference_for
@@ -61,6 +62,10 @@ class VerifyOptions:
     openvino: OpenVinoOptions | None = None  # with `backend` openvino (or an IR): inference precision, hint, cache;
     # the hint also with onnxruntime-cpu
     threads: int | None = None  # the candidate runtime's CPU threads (None: its choice)
+
+    def __post_init__(self) -> None:
+        if self.img_sizes is not None:
+            self.img_sizes = [as_hw(size, "img_sizes") for size in self.img_sizes]
 
 
 class InputSet:
