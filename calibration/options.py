@@ -51,7 +51,8 @@ class Int8Options:
         check_percentile(self.percentile)
         if self.percentile != defaults.PERCENTILE and self.method != CalibMethod.PERCENTILE:
             raise UserError("`percentile` goes with `method` percentile")
-        self.exclude = list(self.exclude or [])
+        # one pattern alone is a pattern, not its letters
+        self.exclude = [self.exclude] if isinstance(self.exclude, str) else list(self.exclude or [])
 
     def changed(self) -> list[str]:
         """The settings that differ from their defaults."""

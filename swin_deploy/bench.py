@@ -25,7 +25,7 @@ from .errors import UserError, require_at_least
 from .fileio import path_list
 from .latency import GateResult, Interval, median_ci, speedup_ci
 from .models import SwinConfig, Weights
-from .parsing import as_hw
+from .parsing import as_hw, one_or_many
 
 
 @dataclass
@@ -302,6 +302,8 @@ class BenchOptions:
 
     def __post_init__(self) -> None:
         self.img_size = as_hw(self.img_size, "img_size")
+        self.backends, self.hints = one_or_many(self.backends), one_or_many(self.hints)
+        self.batch_sizes = None if self.batch_sizes is None else list(one_or_many(self.batch_sizes))
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,14 @@ from pathlib import Path
 from .errors import UserError
 
 
+def one_or_many(value) -> tuple | None:
+    """A setting that takes several values, given one alone (a str, a number) or several; None stays None. A str
+    would otherwise be taken apart into its letters."""
+    if value is None:
+        return None
+    return (value,) if isinstance(value, (str, int)) or not hasattr(value, "__iter__") else tuple(value)
+
+
 def as_hw(size, param: str) -> tuple[int, int] | None:
     """A size as the library takes it: one side (224, as timm takes img_size) or (H, W) in any sequence; None stays
     None."""

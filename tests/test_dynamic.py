@@ -334,9 +334,10 @@ def test_verify_gates_a_dynamic_artifact_at_its_range_ends_unless_sizes_are_chos
     assert r.code == 0 and "the size range's end 128x128 was not gated" in r.err, r.err
 
 
-def test_the_library_takes_a_size_as_one_side_or_a_sequence(artifacts, demo, tmp_path):
+def test_the_library_takes_a_size_as_one_side_and_one_value_where_it_takes_several(artifacts, demo, tmp_path):
     """ExportOptions(img_size=96), as timm takes img_size=224, and the sizes of bench, verify, predict and quantize
-    given as one side failed with "'int' object is not iterable" or "... is not subscriptable"."""
+    given as one side failed with "'int' object is not iterable" or "... is not subscriptable"; one batch size, backend
+    or hint alone failed alike, or was taken apart into letters ("unknown backend 'o'")."""
     import numpy as np
 
     from calibration import QuantizeOptions, quantize
@@ -351,9 +352,11 @@ def test_the_library_takes_a_size_as_one_side_or_a_sequence(artifacts, demo, tmp
     ranged = ExportOptions(dynamic_size=True, min_size=np.int64(64), max_size=[128, 112])
     assert (ranged.min_size, ranged.max_size) == ((64, 64), (128, 112))
     dynamic, images = artifacts["dynamic"], demo[0] / "data" / "calib" / "3"  # swin_test, 64x64 to 128x128
-    report = bench_artifacts([dynamic], BenchOptions(iterations=2, batch_sizes=[1], img_size=96))
+    report = bench_artifacts([dynamic], BenchOptions(iterations=2, batch_sizes=2, img_size=96, backends="openvino",
+                                                     hints="latency"))
     assert report.runners[dynamic.name]["input_size"] == "96x96"
-    result = verify_artifact(dynamic, VerifyOptions(weights=Weights("random"), samples=2, batch_sizes=[1],
+    assert [(r.backend, r.batch_size) for r in report.results] == [("openvino f32", 2)]
+    result = verify_artifact(dynamic, VerifyOptions(weights=Weights("random"), samples=2, batch_sizes=1,
                                                     img_sizes=[96, (64, 128)]))
     assert result.passed and sorted({b.img_size for b in result.batches}) == [(64, 128), (96, 96)], result.failures()
     assert predict(dynamic, images, img_size=96).predictions

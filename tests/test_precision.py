@@ -504,12 +504,14 @@ def test_int8_placement_options(cli, demo, tmp_path):
         r = cli("quantize", paths["swin_digits"], "--precision", "int8", "--calib-data", calib, "--calib-images", "32",
                 "-o", out, *extra)
         assert r.code == 0, r.err
-        model = onnx.load(str(out))
+        return quantized_in(out), any(i.data_type == onnx.TensorProto.FLOAT16
+                                      for i in onnx.load(str(out)).graph.initializer), out
+
+    def quantized_in(path):
+        model = onnx.load(str(path))
         producer = {o: n.op_type for n in model.graph.node for o in n.output}
-        names = {n.name for n in model.graph.node if n.op_type in ("MatMul", "Conv", "Gemm")
-                 and any(producer.get(i) == "DequantizeLinear" for i in n.input)}
-        fp16 = any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer)
-        return names, fp16, out
+        return {n.name for n in model.graph.node if n.op_type in ("MatMul", "Conv", "Gemm")
+                and any(producer.get(i) == "DequantizeLinear" for i in n.input)}
 
     fp32 = onnx.load(str(paths["swin_digits"]))
     weights = {i.name for i in fp32.graph.initializer}
@@ -521,6 +523,12 @@ def test_int8_placement_options(cli, demo, tmp_path):
     assert fp16 and base == linear
     excluded, _, _ = quantized_ops("--exclude", "*/mlp/*")
     assert excluded == {n for n in base if "/mlp/" not in n} and excluded != base
+    # the library takes one pattern alone as a pattern (it was taken apart into letters, and '*' excluded everything)
+    from calibration import Int8Options, QuantizeOptions, quantize
+
+    alone = quantize(paths["swin_digits"], tmp_path / "alone.onnx", QuantizeOptions(
+        "int8", calib_data=calib, calib_images=32, int8=Int8Options(exclude="*/mlp/*"))).path
+    assert quantized_in(alone) == excluded
     with_head, _, _ = quantized_ops("--quantize-head")
     assert with_head == base | head
     with_attention, _, out = quantized_ops("--attention-matmuls")

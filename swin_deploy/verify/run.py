@@ -30,7 +30,7 @@ from ..enums import Precision, WeightsSource
 from ..errors import UserError, require_at_least
 from ..fileio import check_outputs
 from ..models import Weights
-from ..parsing import as_hw
+from ..parsing import as_hw, one_or_many
 from ..tolerances import Thresholds, thresholds_for
 from .cache import CacheReader, CacheWriter
 from .reference import Reference, reference_for
@@ -64,8 +64,10 @@ class VerifyOptions:
     threads: int | None = None  # the candidate runtime's CPU threads (None: its choice)
 
     def __post_init__(self) -> None:
-        if self.img_sizes is not None:
-            self.img_sizes = [as_hw(size, "img_sizes") for size in self.img_sizes]
+        if self.img_sizes is not None:  # each a side or (H, W): (64, 96) is two sizes, as --img-sizes 64,96 is
+            self.img_sizes = [as_hw(size, "img_sizes") for size in one_or_many(self.img_sizes)]
+        if self.batch_sizes is not None:
+            self.batch_sizes = list(one_or_many(self.batch_sizes))
 
 
 class InputSet:
