@@ -12,7 +12,7 @@ from pathlib import Path
 from swin_deploy import defaults
 from swin_deploy.enums import CalibMethod, HighPrecision, Int8Target, Precision, QdqPlacement
 from swin_deploy.errors import UserError, require_at_least
-from swin_deploy.parsing import as_hw
+from swin_deploy.parsing import as_hw, one_or_many
 
 DEFAULT_HIGH_PRECISION = {Int8Target.TENSORRT: HighPrecision.FP16, Int8Target.ONNXRUNTIME: HighPrecision.FP32}
 LINEAR_OPS = ("MatMul", "Conv", "Gemm")  # the ops INT8 quantizes
@@ -51,8 +51,7 @@ class Int8Options:
         check_percentile(self.percentile)
         if self.percentile != defaults.PERCENTILE and self.method != CalibMethod.PERCENTILE:
             raise UserError("`percentile` goes with `method` percentile")
-        # one pattern alone is a pattern, not its letters
-        self.exclude = [self.exclude] if isinstance(self.exclude, str) else list(self.exclude or [])
+        self.exclude = list(one_or_many(self.exclude) or ())
 
     def changed(self) -> list[str]:
         """The settings that differ from their defaults."""

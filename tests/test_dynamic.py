@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 
 import numpy as np
@@ -364,3 +365,10 @@ def test_the_library_takes_a_size_as_one_side_and_one_value_where_it_takes_sever
     assert q.details["calib_size"] == "96x96"
     with pytest.raises(UserError, match=r"`img_size` takes one side or \(H, W\) in whole pixels, not 2.5"):
         BenchOptions(img_size=2.5)
+    with pytest.raises(UserError, match="`class_names` gives 1 name for the model's 10 classes"):  # not 4: c, a, t, s
+        export_variant("swin_test", Weights("random"), tmp_path / "c.onnx", ExportOptions(class_names="cats"))
+    if importlib.util.find_spec("tritonclient"):
+        from swin_deploy.serve.triton import TritonOptions, write_model
+
+        config = write_model(dynamic, tmp_path / "repo", TritonOptions(preferred_batch=4)).config_text
+        assert "preferred_batch_size: 4" in config

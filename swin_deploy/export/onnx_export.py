@@ -37,7 +37,7 @@ from ..models.checkpoint import (
     window_in_tensors,
 )
 from ..models.registry import registered
-from ..parsing import as_hw
+from ..parsing import as_hw, one_or_many
 from ..tolerances import EXPORT_PARITY_REL
 
 MIN_OPSET = defaults.MIN_OPSET
@@ -83,6 +83,7 @@ class ExportOptions:
     def __post_init__(self) -> None:
         for name in ("img_size", "min_size", "max_size"):
             object.__setattr__(self, name, as_hw(getattr(self, name), name))
+        object.__setattr__(self, "class_names", one_or_many(self.class_names))
         if self.format is not None:
             object.__setattr__(self, "format", ExportFormat.parse(self.format, "format"))
         object.__setattr__(self, "simplifier", Simplifier.parse(self.simplifier, "simplifier"))
@@ -347,7 +348,8 @@ def _named(cfg, class_names: tuple[str, ...] | None):
     if not cfg.num_classes or cfg.backbone is not None:
         raise UserError("`class_names` names a classifier's classes, and this model has no classifier")
     if len(class_names) != cfg.num_classes:
-        raise UserError(f"`class_names` gives {len(class_names)} names for the model's {cfg.num_classes} classes: one "
+        n = len(class_names)
+        raise UserError(f"`class_names` gives {n} name{'s' * (n != 1)} for the model's {cfg.num_classes} classes: one "
                         "name per line, in class-index order")
     return replace(cfg, labels=tuple(class_names))
 

@@ -33,6 +33,7 @@ from ..artifact import (
 from ..enums import PerformanceHint, Precision, Runtime, TritonKind
 from ..errors import UserError, missing_package, require_at_least, require_file
 from ..fileio import atomic_directory, make_folder
+from ..parsing import one_or_many
 
 CONFIG = "config.pbtxt"
 LABELS = "labels.txt"
@@ -155,6 +156,7 @@ class TritonOptions:
     variant: str | None = None  # what model an ONNX or IR without swin-deploy metadata is
 
     def __post_init__(self) -> None:
+        self.preferred_batch = list(one_or_many(self.preferred_batch) or ())
         if self.runtime is not None:
             self.runtime = Runtime.parse(self.runtime, "runtime")
         if self.kind is not None:
