@@ -274,6 +274,11 @@ def test_sizes_that_do_not_tile_pad_as_timm(name, size):
 
 
 def test_sizes_must_be_multiples_of_the_stride():
+    # one side alone, as timm's img_size=224 (it failed with "'int' object is not iterable")
+    model = SwinTransformer(get_config("swin_test").with_img_size(96)).eval()
+    with torch.no_grad():
+        assert model(torch.zeros(1, 3, 96, 96)).shape == (1, 10)
+    assert get_config("swin_test").at_size(96, dynamic=True).img_size == (96, 96)
     with pytest.raises(UserError, match="multiples of 32 .* not 230x230: e.g. 224x224 or 256x256"):
         get_config("swin_t").with_img_size((230, 230))
     with pytest.raises(UserError, match="multiples of 16 .* not 8x8: e.g. 16x16$"):  # once, not "16x16 or 16x16"

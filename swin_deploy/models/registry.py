@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from ..errors import UserError
+from ..parsing import as_hw
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -240,18 +241,20 @@ class SwinConfig:
                             f"{self.window_size}, which transformers' Swin cannot run either (its position bias is sized "
                             "for the window): there is no reference to export against; use a larger size")
 
-    def with_img_size(self, size: tuple[int, int]) -> SwinConfig:
+    def with_img_size(self, size: tuple[int, int] | int) -> SwinConfig:
+        size = as_hw(size, "img_size")
         self.check_img_size(size)
         return replace(self, img_size=size)
 
     def at_size(self, size: tuple[int, int] | None, dynamic: bool = False) -> SwinConfig:
         """This config at input `size` (None: its own). A static size must be a multiple of the stride (stages
         that do not tile into windows are padded); a dynamic-size model's range is checked by `for_dynamic`."""
-        if size is None or tuple(size) == tuple(self.img_size):
+        size = as_hw(size, "img_size")
+        if size is None or size == tuple(self.img_size):
             return self
         if min(size) < 1:
             raise UserError(f"image size must be positive, not {size[0]}x{size[1]}")
-        return replace(self, img_size=tuple(size)) if dynamic else self.with_img_size(tuple(size))
+        return replace(self, img_size=size) if dynamic else self.with_img_size(size)
 
     def weights_shape(self) -> tuple:
         """What a timm-layout state_dict of this model shows of its architecture: version, patch size, embedding
