@@ -84,6 +84,11 @@ def test_engine_profile_checked_against_the_onnx():
     assert profile(info, min_batch=2, max_batch=8) == (2, 8, 8) and profile(info, opt_batch=2) == (1, 2, 16)
     with pytest.raises(UserError, match="exceeds the batch the ONNX was exported"):
         check_profile(replace(info, max_batch=4), BuildOptions(opt_batch=8))
+    # a size as one side, as the library takes sizes everywhere (it failed with "'int' object is not iterable")
+    from swin_deploy.backends.tensorrt.loader import profile_sizes
+
+    assert profile_sizes(info, BuildOptions(min_size=64, opt_size=64, max_size=[64, 64])) == {
+        "min": (64, 64), "opt": (64, 64), "max": (64, 64)}
     info = replace(info, precision=Precision.INT8, int8_target=Int8Target.ONNXRUNTIME)
     with pytest.raises(UserError, match="targets onnxruntime"):
         check_profile(info, BuildOptions(1, 8, 16))

@@ -14,6 +14,7 @@ import onnx
 from ... import defaults
 from ...artifact import ORT_ONLY_INT8, ArtifactInfo, EngineInfo
 from ...errors import UserError
+from ...parsing import as_hw
 from ...precision.graph import io_names
 from . import import_tensorrt
 
@@ -31,6 +32,10 @@ class BuildOptions:
     workspace_bytes: int = defaults.WORKSPACE_BYTES
     timing_cache: Path | None = None
     optimization_level: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("min_size", "opt_size", "max_size"):
+            setattr(self, name, as_hw(getattr(self, name), name))
 
 
 def check_profile(info: ArtifactInfo, options: BuildOptions) -> BuildOptions:
