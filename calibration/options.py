@@ -95,6 +95,7 @@ class QuantizeOptions:
 
     def __post_init__(self) -> None:
         self.calib_size = as_hw(self.calib_size, "calib_size")
+        require_at_least("seed", self.seed, 0)
         self.precision = Precision.parse(self.precision, "precision")
         if self.precision == Precision.FP32:
             raise UserError("`precision` fp32 is what export writes: choose fp16 or int8")

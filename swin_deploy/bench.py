@@ -302,6 +302,7 @@ class BenchOptions:
 
     def __post_init__(self) -> None:
         self.img_size = as_hw(self.img_size, "img_size")
+        require_at_least("seed", self.seed, 0)
         self.backends, self.hints = one_or_many(self.backends), one_or_many(self.hints)
         self.batch_sizes = None if self.batch_sizes is None else list(one_or_many(self.batch_sizes))
 

@@ -47,6 +47,8 @@ class Thresholds:
 
     def override(self, **values: float | None) -> Thresholds:
         given = {k: v for k, v in values.items() if v is not None}
+        if unknown := sorted(set(given) - set(RANGES)):
+            raise UserError(f"unknown threshold `{unknown[0]}`: choose {', '.join(f'`{k}`' for k in RANGES)}")
         for name, v in given.items():
             low, high = RANGES[name]
             if not low <= v <= high:

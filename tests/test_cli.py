@@ -518,10 +518,29 @@ def test_a_number_out_of_range_is_named_alone_with_its_value(cli, tiny_onnx, tmp
                         "--streams must be at least 1, not 0"),
                        (("export", "--variant", "swin_test", "--random-init", "--max-batch", "0", "-o",
                          tmp_path / "m.onnx"), "--max-batch must be at least 1, not 0"),
-                       (("verify", model, "--random-init", "--samples", "0"), "--samples must be at least 1, not 0")):
+                       (("verify", model, "--random-init", "--samples", "0"), "--samples must be at least 1, not 0"),
+                       # numpy's generators refuse a negative seed: bench's was an internal error, export's made
+                       # weights that verify could not remake
+                       *(((command, model, "--seed", "-1"), "--seed must be at least 0, not -1")
+                         for command in ("bench", "verify")),
+                       (("export", "--variant", "swin_test", "--random-init", "--seed", "-1", "-o", tmp_path / "m.onnx"),
+                        "--seed must be at least 0, not -1")):
         r = cli(*args)
         assert r.code == 2 and r.err.strip() == f"error: {said}", (args, r.err)
     assert list(repo.iterdir()) == []
+
+
+def test_the_library_names_an_unknown_threshold_and_reads_a_device_in_any_case(tiny_onnx):
+    """VerifyOptions(thresholds={"max_rel": 0.1}) was a KeyError, and reference_device "CPU" unknown."""
+    from swin_deploy.errors import UserError
+    from swin_deploy.models import Weights
+    from swin_deploy.verify.run import VerifyOptions, verify_artifact
+
+    options = {"weights": Weights("random"), "samples": 2, "batch_sizes": [1]}
+    with pytest.raises(UserError, match="unknown threshold `max_rel`: choose `max_rel_delta`, `min_cosine`"):
+        verify_artifact(tiny_onnx["swin_test"], VerifyOptions(**options, thresholds={"max_rel": 0.1}))
+    result = verify_artifact(tiny_onnx["swin_test"], VerifyOptions(**options, reference_device="CPU"))
+    assert result.passed and result.reference["device"] == "cpu", result.reference
 
 
 def test_more_threads_or_workers_than_the_machine_can_run_are_refused(cli, tiny_onnx, demo):

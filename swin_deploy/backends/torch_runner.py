@@ -16,6 +16,7 @@ def resolve_device(device: str) -> str:
     """'auto' -> 'cuda' where torch sees a GPU, else 'cpu'; 'cuda' without one is a UserError."""
     from ..errors import UserError
 
+    device = str(device).lower()  # as backends and variants are read in any case
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device not in ("cpu", "cuda"):

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from ..enums import WeightsSource
-from ..errors import UserError
+from ..errors import UserError, require_at_least
 from ..fileio import sha256_file, sha256_files
 from .hf import (
     SHARD_INDEXES,
@@ -604,6 +604,7 @@ class Weights:
             object.__setattr__(self, "path", Path(self.path))  # a str from a library caller
         elif self.source == WeightsSource.CHECKPOINT:
             raise UserError("weights from a `checkpoint` need its path: Weights(\"checkpoint\", PATH)")
+        require_at_least("seed", self.seed, 0)  # numpy's generators refuse negative seeds (torch takes them)
 
     @property
     def option(self) -> str | None:

@@ -64,6 +64,7 @@ class VerifyOptions:
     threads: int | None = None  # the candidate runtime's CPU threads (None: its choice)
 
     def __post_init__(self) -> None:
+        require_at_least("seed", self.seed, 0)
         if self.img_sizes is not None:  # each a side or (H, W): (64, 96) is two sizes, as --img-sizes 64,96 is
             self.img_sizes = [as_hw(size, "img_sizes") for size in one_or_many(self.img_sizes)]
         if self.batch_sizes is not None:
