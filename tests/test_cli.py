@@ -519,8 +519,7 @@ def test_a_number_out_of_range_is_named_alone_with_its_value(cli, tiny_onnx, tmp
                        (("export", "--variant", "swin_test", "--random-init", "--max-batch", "0", "-o",
                          tmp_path / "m.onnx"), "--max-batch must be at least 1, not 0"),
                        (("verify", model, "--random-init", "--samples", "0"), "--samples must be at least 1, not 0"),
-                       # numpy's generators refuse a negative seed: bench's was an internal error, export's made
-                       # weights that verify could not remake
+                       # numpy's generators refuse a negative seed: bench's was an internal error (export took it)
                        *(((command, model, "--seed", "-1"), "--seed must be at least 0, not -1")
                          for command in ("bench", "verify")),
                        (("export", "--variant", "swin_test", "--random-init", "--seed", "-1", "-o", tmp_path / "m.onnx"),
