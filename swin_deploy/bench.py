@@ -304,6 +304,8 @@ class BenchOptions:
         self.img_size = as_hw(self.img_size, "img_size")
         require_at_least("seed", self.seed, 0)
         self.backends, self.hints = one_or_many(self.backends), one_or_many(self.hints)
+        if self.backends:  # a backend named twice is one runner (two would share a label, and one be lost)
+            self.backends = tuple(dict.fromkeys(checked_backend(b) for b in self.backends))
         self.batch_sizes = None if self.batch_sizes is None else list(one_or_many(self.batch_sizes))
 
 
@@ -378,8 +380,6 @@ def bench_artifacts(artifacts: list[str | Path] | str | Path, options: BenchOpti
     with `options.gates`, the speed and memory gates decided on the same rounds."""
     artifacts = path_list(artifacts)
     o = options or BenchOptions()
-    if o.backends:  # a backend named twice is one runner (two would share a label, and one be lost)
-        o = replace(o, backends=tuple(dict.fromkeys(checked_backend(b) for b in o.backends)))
     g = o.gates
     given: dict[Path, Path] = {}
     for path in artifacts:  # one file named twice (t.onnx, ./dir/t.onnx) would be timed as one runner and shown once

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .errors import UserError, out_of_space
+from .parsing import one_or_many
 
 
 def sha256_file(path: str | Path) -> str:
@@ -33,7 +34,7 @@ def sha256_files(paths: Iterable[str | Path]) -> str:
 def path_list(paths: Iterable[str | Path] | str | Path) -> list[Path]:
     """One path or several as a list of Paths, for library callers that pass one alone (a str would otherwise be
     taken apart into one-letter paths)."""
-    return [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
+    return [Path(p) for p in one_or_many(paths)]
 
 
 def check_writable_dir(path: str | Path, option: str = "output") -> Path:

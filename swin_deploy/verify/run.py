@@ -64,6 +64,7 @@ class VerifyOptions:
     threads: int | None = None  # the candidate runtime's CPU threads (None: its choice)
 
     def __post_init__(self) -> None:
+        self.backend = checked_backend(self.backend)
         require_at_least("seed", self.seed, 0)
         if self.img_sizes is not None:  # each a side or (H, W): (64, 96) is two sizes, as --img-sizes 64,96 is
             self.img_sizes = [as_hw(size, "img_sizes") for size in one_or_many(self.img_sizes)]
@@ -230,7 +231,6 @@ def verify_artifact(artifact: Path, options: VerifyOptions | None = None,
                     on_progress: Progress = lambda what, n, total: None) -> VerifyResult:
     """Gate `artifact` against its reference at every batch size and input size, thresholds by precision."""
     o = options or VerifyOptions()
-    o = replace(o, backend=checked_backend(o.backend))
     start = time.perf_counter()
     artifact = Path(artifact)
     info = artifact_info(artifact, o.variant)
