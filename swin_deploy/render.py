@@ -185,8 +185,8 @@ def failure(label: str, text: str) -> None:
 # ---- one renderer per command result -------------------------------------------------------------------------
 def variants_table(configs) -> None:
     rows = [[c.name, c.timm_name or "-", c.version, "x".join(map(str, c.img_size)), c.window_size,
-             f"{c.params / 1e6:.2f}", f"{c.gflops():.2f}"] for c in configs]
-    columns("Swin variants", ["name", "timm name", "V", "input", "window", "params (M)", "GFLOPs"], rows,
+             f"{c.params / 1e6:.2f}", f"{c.gmacs():.2f}"] for c in configs]
+    columns("Swin variants", ["name", "timm name", "V", "input", "window", "params (M)", "GMACs"], rows,
             left=("name", "timm name", "V", "input"))
 
 

@@ -221,6 +221,30 @@ def test_registry_param_count_matches_model():
         assert cfg.params == sum(p.numel() for p in SwinTransformer(cfg).parameters()), name
 
 
+def test_registry_gmacs_match_torch_flop_counter():
+    """The variants table's GMACs against torch's own counter of the model's forward (FLOPs = 2 x MACs), at the
+    variant's size and at one that pads. V2's forward also runs its position-bias MLP, which the export folds into a
+    constant, so there the count is that MLP's less."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def counted(cfg, size):
+        model = SwinTransformer(cfg.at_size(size)).eval()
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(torch.zeros(1, cfg.in_chans, *(size or cfg.img_size)))
+        return counter.get_total_flops() / 2e9
+
+    for name, size in (("swin_t", None), ("swin_test", (80, 96)), ("swinv2_test", None), ("swinv2_test", (96, 64))):
+        cfg = get_config(name)
+        macs = cfg.gmacs(size)
+        if cfg.version == 2:
+            grids = cfg.stage_grids(size or cfg.img_size)
+            tables = sum(depth * (2 * min(g[0], cfg.window_size) - 1) * (2 * min(g[1], cfg.window_size) - 1)
+                         * (2 * 512 + 512 * heads) for depth, g, heads in zip(cfg.depths, grids, cfg.num_heads))
+            macs += tables / 1e9
+        assert counted(cfg, size) == pytest.approx(macs, rel=1e-9), (name, size)
+    assert round(get_config("swin_t").gmacs(), 1) == 4.5  # timm's model card, the Swin paper's "4.5G FLOPs"
+
+
 @pytest.mark.parametrize("name, window, size", [
     ("swin_test", None, (64, 64)),  # the MLP's hidden layer is the largest
     ("swinv2_test", 8, (128, 128)),  # the attention scores are
@@ -340,7 +364,7 @@ def test_variants_command(cli):
     assert r.code == 0
     rows = {row["name"]: row for row in json.loads(r.out)}
     assert rows["swin_t"]["timm_name"] == "swin_tiny_patch4_window7_224"
-    assert rows["swin_t"]["params_m"] == 28.29 and 4.3 < rows["swin_t"]["gflops"] / 2 < 4.6  # 4.5 GMACs
+    assert rows["swin_t"]["params_m"] == 28.29 and rows["swin_t"]["gmacs"] == 4.49  # timm: 4.5 GMACs
     assert len([r for r in rows.values() if r["timm_name"]]) == 18
     r = cli("variants")
-    assert r.code == 0 and "swinv2_b_192to384" in r.out
+    assert r.code == 0 and "swinv2_b_192to384" in r.out and "GMACs" in r.out
