@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -205,6 +206,40 @@ def test_ema_weights_of_a_training_checkpoint(cli, tmp_path):
     r = cli("export", "--checkpoint", lightning, "--variant", "swin_test", "-o", tmp_path / "l.onnx")
     assert r.code == 0 and "also holds EMA weights (--ema exports those)" in " ".join(r.out.split()), r.out
 
+
+def test_weights_under_a_training_scripts_own_key_and_files_that_hold_none(cli, tmp_path):
+    """A training script of its own keeps the model under a key of its choosing ('net', beside 'net_ema'): found by
+    what it holds. Several models, a TorchScript archive and a checkpoint without weights: exit 2 saying what to do,
+    without torch's warnings."""
+    raw, _ = build_model(get_config("swin_test"), Weights("random", seed=1))
+    ema, _ = build_model(get_config("swin_test"), Weights("random", seed=2))
+    x = torch.randn(2, 3, 64, 64)
+    ckpt = tmp_path / "train.pth"
+    torch.save({"epoch": 3, "metrics": {"acc": torch.tensor(0.9)}, "net": raw.state_dict(),
+                "net_ema": ema.state_dict(), "optimizer": {"state": {}, "param_groups": []}}, ckpt)
+    for flags, model in (([], raw), (["--ema"], ema)):
+        out = tmp_path / f"m{len(flags)}.onnx"
+        r = cli("export", "--checkpoint", ckpt, "--variant", "swin_test", *flags, "-o", out)
+        assert r.code == 0, r.err
+        with torch.no_grad():
+            want = model(x).numpy()
+        got = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})[0]
+        assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max(), flags
+    two = tmp_path / "two.pth"
+    torch.save({"teacher": raw.state_dict(), "student": ema.state_dict()}, two)
+    scripted = tmp_path / "scripted.pt"
+    with warnings.catch_warnings():  # torch.jit is deprecated: still what many saved models are
+        warnings.simplefilter("ignore")
+        torch.jit.save(torch.jit.trace(raw, x), scripted)
+    empty = tmp_path / "optimizer.pth"
+    torch.save({"epoch": 3, "optimizer": {"state": {}, "param_groups": []}}, empty)
+    for path, says in ((two, "holds several models (teacher, student): save the one to deploy as its own state_dict"),
+                       (scripted, "is a TorchScript archive (torch.jit.save): save its weights with torch.save("
+                                  "torch.jit.load(path).state_dict(), 'weights.pth')"),
+                       (empty, "holds no model's state_dict (epoch, optimizer: not tensors)")):
+        r = cli("export", "--checkpoint", path, "--variant", "swin_test", "-o", tmp_path / "n.onnx")
+        assert r.code == 2 and says in " ".join(r.err.split()) and "Warning" not in r.err, r.err
+        assert not (tmp_path / "n.onnx").exists()
 
 def test_graph_is_at_most_half_of_timms(tmp_path):
     """Node count after the same simplification, vs timm's own export of the same architecture."""

@@ -122,10 +122,32 @@ def unwrap_checkpoint(checkpoint: dict, ema: bool = False, name: str = "checkpoi
         if not holds_ema(checkpoint):
             raise UserError(f"{name} holds no EMA weights ({' or '.join(EMA_KEYS)}): leave out `ema`")
         found = next((checkpoint[k] for k in EMA_KEYS if isinstance(checkpoint.get(k), dict)), None)
+        if found is None and any(_is_ema(k) for k in _nested_models(checkpoint)):
+            found = _nested_model(checkpoint, True, name)
         return found if found is not None else unwrap_checkpoint(checkpoint, name=name)  # `model_prefix` picks it
     if all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
         return checkpoint
-    return next((checkpoint[k] for k in CONTAINER_KEYS if isinstance(checkpoint.get(k), dict)), checkpoint)
+    found = next((checkpoint[k] for k in CONTAINER_KEYS if isinstance(checkpoint.get(k), dict)), None)
+    return found if found is not None else _nested_model(checkpoint, False, name)
+
+
+def _nested_models(checkpoint: dict) -> list[str]:
+    """The keys under which a training script of its own kept a model's flat state_dict ('net', 'network',
+    'weights', ...): tensors only, a 4D one among them (every Swin layout's patch embedding is a convolution), so a
+    dict of metrics is not taken for a model."""
+    return [str(k) for k, v in checkpoint.items() if isinstance(v, dict) and v
+            and all(isinstance(t, torch.Tensor) for t in v.values()) and any(t.ndim == 4 for t in v.values())]
+
+
+def _nested_model(checkpoint: dict, ema: bool, name: str) -> dict:
+    """The one model `_nested_models` finds (beside an EMA copy, `ema` chooses), else the checkpoint as it is (where
+    it holds no model, read_checkpoint says what it holds)."""
+    keys = _nested_models(checkpoint)
+    chosen = [k for k in keys if _is_ema(k) == ema] if len(keys) > 1 else keys
+    if len(chosen) > 1:
+        raise UserError(f"{name} holds several models ({', '.join(chosen)}): save the one to deploy as its own "
+                        "state_dict")
+    return checkpoint[chosen[0]] if chosen else checkpoint
 
 
 # a tensor every Swin checkpoint in timm or official layout has, under whatever a wrapper saved the model as
@@ -142,8 +164,8 @@ def _is_ema(prefix: str) -> bool:
 
 def holds_ema(checkpoint: dict) -> bool:
     """Whether a training checkpoint holds EMA weights: in an EMA container, or as a wrapped copy ('model_ema.')."""
-    return any(isinstance(checkpoint.get(k), dict) for k in EMA_KEYS) or \
-        any(_is_ema(prefix) for prefix in _model_prefixes(unwrap_checkpoint(checkpoint)))
+    return any(isinstance(checkpoint.get(k), dict) for k in EMA_KEYS) or any(map(_is_ema, _nested_models(checkpoint))) \
+        or any(_is_ema(prefix) for prefix in _model_prefixes(unwrap_checkpoint(checkpoint)))
 
 
 def model_prefix(state_dict: dict, ema: bool = False, name: str = "checkpoint") -> dict:
@@ -194,7 +216,19 @@ def _pickle_protocol(path: Path) -> int | None:
     return head[1] if len(head) == 2 and head[0] == pickle.PROTO[0] else None
 
 
+def _is_torchscript(path: Path) -> bool:
+    """Whether a file is a TorchScript archive: a torch.save zip that also holds the module's code."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(n.split("/")[1:2] == ["code"] for n in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 def _torch_load(path: Path, mmap: bool = False):
+    if _is_torchscript(path):  # torch.load would hand it to torch.jit.load: code and modules, not a state_dict
+        raise UserError(f"checkpoint {path} is a TorchScript archive (torch.jit.save): save its weights with "
+                        "torch.save(torch.jit.load(path).state_dict(), 'weights.pth') and pass that")
     # weights_only keeps unpickling safe; timm's training checkpoints also carry their argparse.Namespace
     with torch.serialization.safe_globals([argparse.Namespace]), warnings.catch_warnings():
         # torch warns of every pickle protocol above its default before it reads the file: one it cannot read is
@@ -341,8 +375,10 @@ def read_checkpoint(path: str | Path, ema: bool = False) -> dict[str, torch.Tens
         sd = convert_torchvision_state_dict(sd)
     else:
         sd = convert_official_state_dict(feature_list_names(sd))
-    if not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise UserError(f"checkpoint {path} is not a flat state_dict of tensors")
+    if other := [str(k) for k, v in sd.items() if not isinstance(v, torch.Tensor)]:
+        shown = ", ".join(other[:6]) + (", ..." if len(other) > 6 else "")
+        raise UserError(f"checkpoint {path} holds no model's state_dict ({shown}: not tensors): save the model's "
+                        "state_dict() alone, as torch.save(model.state_dict(), path)")
     return sd
 
 
@@ -370,6 +406,8 @@ def _unwrapped(path: Path, ema: bool, stats: tuple) -> dict[str, torch.Tensor]:
     files = weight_files(path)
     try:
         loaded = [_load_weights_file(part) for part in files]
+    except UserError:
+        raise
     except Exception as e:  # corrupt or foreign files raise many different types
         if isinstance(e, pickle.UnpicklingError) and "Unsupported global" in str(e):
             # weights_only refuses to run the code a pickled object needs: loading it would be unsafe
