@@ -49,6 +49,7 @@ class Unreadable:
 
 
 UNREADABLE = Unreadable()
+EMPTY = Unreadable("empty (0 bytes)", "copy it again, or remove it")  # a copy or download that never finished
 
 
 def default_workers() -> int:
@@ -407,7 +408,14 @@ def _decode(path: Path, transform: InputTransform) -> np.ndarray | Unreadable:
         limit = 2 * Image.MAX_IMAGE_PIXELS / 1e6
         return Unreadable(f"more than {limit:.3g} megapixels, PIL's decompression-bomb limit", "downscale it")
     except Exception:  # PIL and numpy raise many types for truncated or foreign files
-        return UNREADABLE
+        return EMPTY if _is_empty(path) else UNREADABLE
+
+
+def _is_empty(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except OSError:
+        return False
 
 
 def stream_batches(images: ImageSet, transform, batch_size: int, workers: int | None = None,

@@ -325,3 +325,8 @@ def test_unreadable_files_are_skipped_and_counted_or_refused_when_strict(cli, de
     (only_bad / "y.png").write_bytes(b"nope")
     r = cli("verify", paths["swin_digits"], "--data", only_bad)
     assert r.code == 2 and f"none of the 2 images could be read ({only_bad / 'x.png'}: not a readable" in r.err
+    (val / "3" / "zz_empty.png").write_bytes(b"")  # a copy that never finished says so
+    r = cli("predict", paths["swin_digits"], val / "3")
+    assert r.code == 0 and "zz_empty.png: empty (0 bytes): copy it again, or remove it" in " ".join(r.err.split()), r.err
+    r = cli("verify", paths["swin_digits"], "--data", val / "3", "--strict")
+    assert r.code == 2 and "zz_empty.png is empty (0 bytes): copy it again, or remove it, or drop --strict" in r.err
