@@ -30,7 +30,9 @@ from .errors import UserError, require_at_least, require_file
 from .fileio import path_list
 from .machine import usable_cpus
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".npy"}
+# torchvision ImageFolder's suffixes, and what browsers and phones also save (GIF: its first frame, JFIF, AVIF)
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".jfif", ".bmp", ".webp", ".avif", ".gif", ".tif", ".tiff", ".ppm", ".pgm",
+                  ".pbm", ".pnm", ".npy"}
 ARRAY_SUFFIX = ".npy"  # an input array as the artifact takes it, already preprocessed (any channel count)
 IMAGE_MODES = {1: "L", 3: "RGB"}  # how an image file is read for a model with this many input channels
 SYNSET = re.compile(r"^n\d{8}$")
