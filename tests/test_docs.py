@@ -83,3 +83,19 @@ def test_the_readmes_python_api_example_runs(demo, tmp_path, monkeypatch, capsys
     runpy.run_path(str(tmp_path / "example.py"), run_name="__main__")
     assert capsys.readouterr().out.strip() == "True []"
     assert (tmp_path / "m.onnx").is_file()
+
+
+def test_the_readmes_ci_workflow_installs_the_tool_into_a_python_of_its_own():
+    """The README's GitHub Actions job as a runner reads it: valid YAML; Python set up before the first pip (Ubuntu
+    24.04's own Python is externally managed: pip refuses to install into it); swin-deploy installed from the path
+    its checkout step names, before any step runs it."""
+    import yaml  # timm's dependency
+
+    text = (ROOT / "README.md").read_text()
+    steps = yaml.safe_load(re.search(r"```yaml\n(.*?)```", text.split("## In CI", 1)[1], flags=re.S)[1])["jobs"]["gate"]["steps"]
+    runs = [i for i, s in enumerate(steps) if "run" in s]
+    setup = next(i for i, s in enumerate(steps) if s.get("uses", "").startswith("actions/setup-python@"))
+    assert setup < runs[0] and "pip install" in steps[runs[0]]["run"]
+    tool = next(s["with"]["path"] for s in steps if "swin-deploy" in str(s.get("with", {}).get("repository", "")))
+    install = next(i for i in runs if f"pip install ./{tool}" in steps[i]["run"])
+    assert install < min(i for i in runs if steps[i]["run"].startswith("swin-deploy "))
