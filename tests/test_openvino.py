@@ -261,6 +261,9 @@ def test_bad_openvino_inputs_exit_2_with_one_line(cli, artifacts, tmp_path, monk
     monkeypatch.setattr(ovr, "cpu_capabilities", lambda: ["FP32", "INT8"])  # a CPU without BF16 (AVX2-only)
     r = cli("verify", artifacts["fp32"], "--backend", "openvino", "--inference-precision", "bf16", "--samples", "2")
     assert r.code == 2 and "cannot compute in bf16" in r.err and "--inference-precision f32" in r.err
+    monkeypatch.setattr(ovr, "cpu_capabilities", lambda: ["BF16", "FP32", "INT8"])  # AVX-512 BF16, no FP16 (Zen 4)
+    r = cli("verify", artifacts["fp32"], "--backend", "openvino", "--inference-precision", "f16", "--samples", "2")
+    assert r.code == 2 and "cannot compute in f16" in r.err and "--inference-precision bf16 or f32" in r.err, r.err
 
     def missing():
         raise ovr.missing_package("openvino", "openvino")

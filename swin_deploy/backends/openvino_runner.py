@@ -150,8 +150,9 @@ class OpenVinoRunner(Runner):
         wanted = self._wanted_precision()
         capabilities = cpu_capabilities()
         if wanted in NEEDS and NEEDS[wanted] not in capabilities:
+            can = [p.value for p, needs in NEEDS.items() if needs in capabilities] + [ExecutionPrecision.F32.value]
             raise UserError(f"this CPU cannot compute in {wanted} (OpenVINO reports {', '.join(capabilities)}): use "
-                            "`inference_precision` f32")
+                            f"`inference_precision` {' or '.join(can)}")
         config: dict[str, object] = {"PERFORMANCE_HINT": self.options.hint.value.upper()}
         if wanted is not None:
             config["INFERENCE_PRECISION_HINT"] = wanted.value
