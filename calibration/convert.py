@@ -125,10 +125,11 @@ def _reader(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOptions
 
 
 def _note_images(result: QuantizeResult, ranges: Ranges, reader: ImageReader, options: QuantizeOptions) -> None:
-    """Where the folder held fewer images than `calib_images` asks, or memory cut the calibration batch smaller,
-    the summary says so."""
-    if (found := len(reader.images)) < options.calib_images:
-        result.details["calib_images"] = f"{found}, all the folder holds ({options.calib_images} asked)"
+    """How many images calibrated the artifact (its metadata keeps it: how it was made), and where the folder held
+    fewer than `calib_images` asks, or memory cut the calibration batch smaller, that it did."""
+    found = len(reader.images)
+    result.details["calib_images"] = str(found) if found >= options.calib_images else \
+        f"{found}, all the folder holds ({options.calib_images} asked)"
     if n := ranges.run_images:
         result.details["calib_batch"] = (f"{n} image{'s' if n > 1 else ''} per run, not {options.calib_batch}: "
                                          "what fits in memory")
@@ -160,6 +161,7 @@ def _int8(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOptions, 
         if wanted != ranges.label:
             raise UserError(f"calibration cache {options.calib_cache} holds {ranges.label} ranges, not {wanted}: pass "
                             f"`method` {ranges.method} to use it, or drop `calib_cache` to calibrate again")
+        result.details["calib_images"] = f"{ranges.images} (calibration cache {options.calib_cache.name})"
     else:
         if options.calib_data is None:
             raise UserError("int8 needs calibration images: pass `calib_data` DIR (swin-deploy demo-data writes some)")

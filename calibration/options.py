@@ -95,6 +95,7 @@ class QuantizeOptions:
 
     def __post_init__(self) -> None:
         self.calib_size = as_hw(self.calib_size, "calib_size")
+        self.calib_data, self.calib_cache = (None if p is None else Path(p) for p in (self.calib_data, self.calib_cache))
         require_at_least("seed", self.seed, 0)
         self.precision = Precision.parse(self.precision, "precision")
         if self.precision == Precision.FP32:

@@ -265,8 +265,6 @@ def notes(found: list[str]) -> None:
 def quantize_summary(source_name: str, result) -> None:
     rows = {"path": result.path, "precision": result.precision, "quantized / converted nodes": result.quantized_nodes,
             "nodes kept in float": result.float_nodes, **result.details}
-    if result.calib_images:
-        rows["calibration images"] = result.calib_images
     if result.skipped_images:
         rows["unreadable images skipped"] = result.skipped_images
     if result.cache_path:

@@ -146,6 +146,10 @@ def test_calibration_cache_reuse_and_refusal(cli, demo, tmp_path):
     again = tmp_path / "b.int8.onnx"
     assert cli("quantize", paths["swin_digits"], "--precision", "int8", "--calib-cache", cache, "-o", again).code == 0
     assert [n.name for n in onnx.load(str(again)).graph.node] == [n.name for n in onnx.load(str(first)).graph.node]
+    from swin_deploy.artifact import read_info  # each artifact says what calibrated it
+
+    assert read_info(first).details["calib_images"] == "64"
+    assert read_info(again).details["calib_images"] == "64 (calibration cache a.int8.calib.json)"
     other = cli("quantize", paths["swinv2_digits"], "--precision", "int8", "--calib-cache", cache,
                 "-o", tmp_path / "c.onnx")
     assert other.code == 2 and "made for another model" in other.err
@@ -202,7 +206,9 @@ def test_a_calibration_folder_smaller_than_calib_images_is_said_and_recorded(cli
     assert read_info(out).details["calib_images"] == "12, all the folder holds (512 asked)"
     r = cli("quantize", paths["swin_digits"], "--precision", precision, "--calib-data", few, "--calib-images", "8",
             "-o", out)
-    assert r.code == 0 and "calib_images" not in read_info(out).details, r.out
+    assert r.code == 0 and read_info(out).details["calib_images"] == "8", r.out  # how it was made, always
+    r = cli("inspect", out)
+    assert r.code == 0 and "calib_images: 8" in r.out, r.out
 
 
 def test_quantize_bad_input(cli, demo, tmp_path):
