@@ -190,6 +190,15 @@ class ArtifactInfo:
         return ("this CPU has no VNNI, so its int8 matmuls add pairs of products in saturating int16, which 8-bit "
                 "weights can overflow: for CPUs like it quantize with `reduce_range` (7-bit weights; docs/cpu.md)")
 
+    def speed_note(self, backend: str | None) -> str | None:
+        """Why the TensorRT-target INT8 times slower than float on onnxruntime's CPU runner (swin_t: 1.8x-3.5x its fp32
+        on an AMD EPYC Zen 4, benchmarks/RESULTS.md "CPU peers on AMD EPYC Zen 4"; as slow on every CPU measured),
+        while OpenVINO runs the same file as the fastest CPU INT8 where the CPU has VNNI. None elsewhere."""
+        if self.precision != Precision.INT8 or self.int8_target != Int8Target.TENSORRT or backend != "onnxruntime-cpu":
+            return None
+        return ("INT8 for TensorRT (symmetric int8, float16 between the Q/DQ), which onnxruntime's CPU runs slower than "
+                "float: on a CPU run it with `backend` openvino, or quantize with `target` onnxruntime (docs/cpu.md)")
+
     @property
     def headless(self) -> bool:
         """Outputs no class scores: pooled features, or feature maps."""

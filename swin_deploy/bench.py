@@ -436,6 +436,7 @@ def bench_artifacts(artifacts: list[str | Path] | str | Path, options: BenchOpti
         identity = {"model": f"{info.variant} {info.precision} weights {info.weights_sha256[:16] or 'unknown'}",
                     "artifact_sha256": artifact_sha256(path), "input_size": _hw(runs_at[path])}
         overflowing, note = [], None  # its speed may be that of a wrong answer: verify it there before shipping
+        ran_on = []
         for backend, hint in _runs(path, backends, hints):
             shown = [str(s) for s in (backend if len(backends) > 1 else None, hint if len(hints) > 1 else None) if s]
             label = f"{names[path]} [{', '.join(shown)}]" if shown else names[path]
@@ -448,8 +449,11 @@ def bench_artifacts(artifacts: list[str | Path] | str | Path, options: BenchOpti
             if (said := info.overflow_note(runner.name)) and runner.name not in overflowing:
                 overflowing.append(runner.name)
                 note = said
+            ran_on.append(runner.name)
         if overflowing:
             notes.append(f"{names[path]} on {', '.join(overflowing)}: {note}")
+        if slow := next(filter(None, map(info.speed_note, ran_on)), None):
+            notes.append(f"{names[path]} on onnxruntime-cpu: {slow}")
     torch_label = None
     if torch_cfg:
         runner, example, weights_sha = torch_runner(torch_cfg, o.weights, torch_size)

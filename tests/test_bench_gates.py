@@ -486,3 +486,18 @@ def test_bench_takes_one_artifact_path_alone(tiny_onnx):
 
     report = bench_artifacts(str(tiny_onnx["swin_test"]), BenchOptions(iterations=2, batch_sizes=(1,)))
     assert [r.label for r in report.results] == ["swin_test.onnx"]
+
+
+def test_bench_says_where_the_tensorrt_int8_runs_slow_on_a_cpu(cli, artifacts):
+    """The TensorRT-target INT8 on onnxruntime's CPU times slower than float (a new user's first table): bench says
+    so, once, with what to run instead; not for it on OpenVINO, nor for the onnxruntime-target INT8."""
+    r = cli("bench", artifacts["int8"], artifacts["int8_ort"], "--backend", "onnxruntime-cpu,openvino",
+            "--batch-sizes", "1", "--iterations", "2", "--json", "-")
+    assert r.code == 0, r.err
+    notes = [n for n in json.loads(r.out)["notes"] if "INT8 for TensorRT" in n]
+    assert notes == [f"{artifacts['int8'].name} on onnxruntime-cpu: INT8 for TensorRT (symmetric int8, float16 between "
+                     "the Q/DQ), which onnxruntime's CPU runs slower than float: on a CPU run it with `backend` "
+                     "openvino, or quantize with `target` onnxruntime (docs/cpu.md)"], notes
+    r = cli("bench", artifacts["int8"], "--batch-sizes", "1", "--iterations", "2")  # on the command line, its flags
+    assert r.code == 0 and "run it with --backend openvino, or quantize with --target onnxruntime" in " ".join(
+        r.err.split()), r.err
