@@ -127,9 +127,8 @@ def _reader(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOptions
 def _note_images(result: QuantizeResult, ranges: Ranges, reader: ImageReader, options: QuantizeOptions) -> None:
     """How many images calibrated the artifact (its metadata keeps it: how it was made), and where the folder held
     fewer than `calib_images` asks, or memory cut the calibration batch smaller, that it did."""
-    found = len(reader.images)
-    result.details["calib_images"] = str(found) if found >= options.calib_images else \
-        f"{found}, all the folder holds ({options.calib_images} asked)"
+    result.details["calib_images"] = str(reader.used) if len(reader.images) >= options.calib_images else \
+        f"{reader.used}, all the folder holds ({options.calib_images} asked)"  # less the unreadable, if any
     if n := ranges.run_images:
         result.details["calib_batch"] = (f"{n} image{'s' if n > 1 else ''} per run, not {options.calib_batch}: "
                                          "what fits in memory")
