@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import typer.core
 
 from calibration.options import Int8Options, QuantizeOptions
 from swin_deploy import defaults
@@ -29,6 +30,37 @@ from swin_deploy.parsing import parse_bytes, parse_floats, parse_fraction, parse
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Export Swin Transformer V1/V2 to ONNX and TensorRT, set precision, and gate accuracy and speed.")
+
+
+class OnceCommand(typer.core.TyperCommand):
+    """A command that refuses an option given twice: click keeps the last value silently, so `quantize --calib-data a
+    --calib-data b` calibrated on b alone and `--batch-sizes 1 --batch-sizes 8` benched batch 8 alone."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        if not ctx.resilient_parsing:
+            _, _, order = self.make_parser(ctx).parse_args(args=list(args))
+            seen = set()
+            for param in order:
+                # click's Option by its type name: typer carries its own copy of click since 0.2x
+                once = param.param_type_name == "option" and not (param.multiple or param.count or param.is_eager)
+                if once and param in seen:
+                    ctx.fail(_given_twice(param, args))
+                seen.add(param)
+        return super().parse_args(ctx, args)
+
+
+command = functools.partial(app.command, cls=OnceCommand)
+
+
+def _given_twice(param, args: list[str]) -> str:
+    spelled = list(dict.fromkeys(a.split("=", 1)[0] for a in args if a.split("=", 1)[0] in (*param.opts,
+                                                                                         *param.secondary_opts)))
+    if len(spelled) < 2:  # one spelling twice (or as `-ofile`, which names no option by itself)
+        return f"{spelled[0] if spelled else max(param.opts, key=len)} given twice: give it once (only the last " \
+               "would count)"
+    if {*spelled} & {*param.opts} and {*spelled} & {*param.secondary_opts}:
+        return f"{' and '.join(spelled)} say opposite things: give one of them"
+    return f"{' and '.join(spelled)} are the same option: give it once (only the last would count)"
 
 
 def _print_version(asked: bool) -> None:
@@ -218,7 +250,7 @@ INT8_OPTIONS = _int8_options()
 
 
 # ---- commands ------------------------------------------------------------------------------------------------
-@app.command()
+@command()
 def variants(json_path: Json = None) -> None:
     """List the registered Swin variants."""
     from swin_deploy import render
@@ -237,7 +269,7 @@ def _simplifier(simplifier: str | None, no_simplify: bool) -> str:
     return "none" if no_simplify else simplifier or defaults.SIMPLIFIER
 
 
-@app.command()
+@command()
 def export(
     variant: Variant = None,
     checkpoint: Checkpoint = None,
@@ -301,7 +333,7 @@ def export(
     render.export_summary(result)
 
 
-@app.command()
+@command()
 @shared(RUNTIME_OPTIONS)
 def verify(
     artifact: Annotated[Path, typer.Argument(help="The .onnx, .engine or OpenVINO .xml to check.")],
@@ -382,7 +414,7 @@ def verify(
                        "all gates met")
 
 
-@app.command()
+@command()
 @shared(CALIBRATION_OPTIONS, INT8_OPTIONS)
 def quantize(
     model: Annotated[Path, typer.Argument(help="An fp32 ONNX from swin-deploy export.")],
@@ -405,7 +437,7 @@ def quantize(
     render.quantize_summary(model.name, result)
 
 
-@app.command()
+@command()
 @shared(RUNTIME_OPTIONS)
 def predict(
     artifact: Annotated[Path, typer.Argument(help="An .onnx (any precision), .engine or OpenVINO .xml.")],
@@ -441,7 +473,7 @@ def predict(
         render.predictions(result)
 
 
-@app.command()
+@command()
 def triton(
     artifact: Annotated[Path | None, typer.Argument(help="An .onnx, .engine or OpenVINO .xml to serve.")] = None,
     repo: Annotated[Path | None, typer.Option("--repo", help="The model repository folder to write into.")] = None,
@@ -495,7 +527,7 @@ def triton(
     render.triton_summary(write_model(artifact, repo, options))
 
 
-@app.command()
+@command()
 def check(
     artifact: Annotated[Path, typer.Argument(help="The ONNX to lint.")],
     target: Annotated[str, typer.Option("--target", help="The runtime whose rules apply: tensorrt.")] = "tensorrt",
@@ -514,7 +546,7 @@ def check(
     raise typer.Exit(1 if findings else 0)
 
 
-@app.command("inspect")
+@command("inspect")
 def inspect_artifact(
     artifact: Annotated[Path, typer.Argument(help="An ONNX, OpenVINO IR or TensorRT engine.")],
     variant: OptVariant = None,
@@ -532,7 +564,7 @@ def inspect_artifact(
     write_json(json_path, doc)
 
 
-@app.command()
+@command()
 def convert(
     model: Annotated[Path, typer.Argument(help="An ONNX of any precision (another tool's with --variant).")],
     target_format: Annotated[str, typer.Option("--format", help="openvino: an IR (.xml + .bin).")] = "openvino",
@@ -549,7 +581,7 @@ def convert(
     render.ir_summary(model.name, to_openvino(model, output, variant=variant))
 
 
-@app.command("demo-data")
+@command("demo-data")
 def demo_data(folder: Annotated[Path, typer.Argument(help="Where to write calib/ and val/.")]) -> None:
     """Write the demo models' dataset (scikit-learn digits) as PNG files in ImageFolder layout."""
     from swin_deploy import render
@@ -559,7 +591,7 @@ def demo_data(folder: Annotated[Path, typer.Argument(help="Where to write calib/
     render.summary("demo data", {"folder": folder, "calib images": counts["calib"], "val images (held out)": counts["val"]})
 
 
-@app.command()
+@command()
 @shared(RUNTIME_OPTIONS)
 def bench(
     artifacts: Annotated[list[Path] | None, typer.Argument(help="ONNX files, OpenVINO IRs and/or TensorRT engines.")] = None,
@@ -641,7 +673,7 @@ def bench(
         render.message(f"[green]PASS[/green] {len(report.gates)} gate(s) met")
 
 
-@app.command("build-engine")
+@command("build-engine")
 @shared(CALIBRATION_OPTIONS, INT8_OPTIONS)
 def build_engine(
     model: Annotated[Path, typer.Argument(help="ONNX from export (fp32) or quantize (fp16/int8).")],

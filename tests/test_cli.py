@@ -193,6 +193,23 @@ def test_a_command_line_click_cannot_parse_is_one_line_too(cli, args, said):
     assert r.code == 2 and "Usage: swin-deploy" in r.out  # no command at all: the help
 
 
+@pytest.mark.parametrize("args, said", [
+    (("quantize", "m.onnx", "--calib-data", "a/", "--calib-data", "b/"), "--calib-data given twice: give it once"),
+    (("bench", "m.onnx", "--batch-sizes", "1", "--batch-sizes=8"), "--batch-sizes given twice: give it once"),
+    (("export", "-o", "a.onnx", "--output", "b.onnx"), "-o and --output are the same option: give it once"),
+    (("export", "-oa.onnx", "-ob.onnx"), "--output given twice"),
+    (("triton", "m.onnx", "--dynamic-batching", "--no-dynamic-batching"),
+     "--dynamic-batching and --no-dynamic-batching say opposite things: give one of them"),
+])
+def test_an_option_given_twice_is_refused_not_the_last_kept(cli, tmp_path, monkeypatch, args, said):
+    """click keeps an option's last value silently: `quantize --calib-data a --calib-data b` calibrated on b alone
+    and said nothing. Exit 2 in one line, before anything is read or written."""
+    monkeypatch.chdir(tmp_path)
+    r = cli(*args)
+    assert r.code == 2 and r.err.startswith("error: ") and said in r.err and r.err.count("\n") == 1, r.err
+    assert not any(tmp_path.iterdir())
+
+
 def test_verify_options_are_refused_where_they_would_be_ignored_or_mean_nothing(cli, tiny_onnx, demo):
     """--limit and --strict act on --data's images: without --data they were ignored (32 synthetic inputs ran); a
     PyTorch reference's weights beside --reference were ignored too, even a checkpoint that does not exist;
