@@ -241,6 +241,7 @@ def test_weights_under_a_training_scripts_own_key_and_files_that_hold_none(cli, 
         assert r.code == 2 and says in " ".join(r.err.split()) and "Warning" not in r.err, r.err
         assert not (tmp_path / "n.onnx").exists()
 
+
 def test_graph_is_at_most_half_of_timms(tmp_path):
     """Node count after the same simplification, vs timm's own export of the same architecture."""
     import warnings
