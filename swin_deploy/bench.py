@@ -435,7 +435,6 @@ def bench_artifacts(artifacts: list[str | Path] | str | Path, options: BenchOpti
         backends = _backends(path, o.backends)
         identity = {"model": f"{info.variant} {info.precision} weights {info.weights_sha256[:16] or 'unknown'}",
                     "artifact_sha256": artifact_sha256(path), "input_size": _hw(runs_at[path])}
-        overflowing, note = [], None  # its speed may be that of a wrong answer: verify it there before shipping
         ran_on = []
         for backend, hint in _runs(path, backends, hints):
             shown = [str(s) for s in (backend if len(backends) > 1 else None, hint if len(hints) > 1 else None) if s]
@@ -446,14 +445,12 @@ def bench_artifacts(artifacts: list[str | Path] | str | Path, options: BenchOpti
             spec = RunnerSpec(path, backend, o.threads, options, variant=o.variant, img_size=runs_at[path])
             runner, example = spec.runner()
             entries.append(BenchEntry(label, runner, example, info.accepts_batch, identity, spec))
-            if (said := info.overflow_note(runner.name)) and runner.name not in overflowing:
-                overflowing.append(runner.name)
-                note = said
             ran_on.append(runner.name)
-        if overflowing:
-            notes.append(f"{names[path]} on {', '.join(overflowing)}: {note}")
-        if slow := next(filter(None, map(info.speed_note, ran_on)), None):
-            notes.append(f"{names[path]} on onnxruntime-cpu: {slow}")
+        # what its times cannot show: a speed that may be that of a wrong answer (verify it there before shipping),
+        # or a runtime that runs this artifact slower than float
+        for note_of in (info.overflow_note, info.speed_note):
+            if runtimes := [name for name in dict.fromkeys(ran_on) if note_of(name)]:
+                notes.append(f"{names[path]} on {', '.join(runtimes)}: {note_of(runtimes[0])}")
     torch_label = None
     if torch_cfg:
         runner, example, weights_sha = torch_runner(torch_cfg, o.weights, torch_size)
