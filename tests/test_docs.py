@@ -89,7 +89,7 @@ def test_the_readmes_ci_workflow_installs_the_tool_into_a_python_of_its_own():
     """The README's GitHub Actions job as a runner reads it: valid YAML; Python set up before the first pip (Ubuntu
     24.04's own Python is externally managed: pip refuses to install into it); swin-deploy installed from the path
     its checkout step names, before any step runs it."""
-    import yaml  # timm's dependency
+    import yaml
 
     text = (ROOT / "README.md").read_text()
     steps = yaml.safe_load(re.search(r"```yaml\n(.*?)```", text.split("## In CI", 1)[1], flags=re.S)[1])["jobs"]["gate"]["steps"]
