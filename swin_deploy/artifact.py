@@ -193,8 +193,7 @@ class ArtifactInfo:
     def speed_note(self, backend: str | None) -> str | None:
         """Why the TensorRT-target INT8 times slower than float on onnxruntime's CPU runner (swin_t: 1.8x-3.5x its fp32
         on an AMD EPYC Zen 4 with AVX-512 VNNI, benchmarks/RESULTS.md "CPU peers on AMD EPYC Zen 4"; as slow on every
-        CPU measured),
-        while OpenVINO runs the same file as the fastest CPU INT8 where the CPU has VNNI. None elsewhere."""
+        CPU measured), while OpenVINO runs the same file as the fastest CPU INT8 where the CPU has VNNI. None elsewhere."""
         if self.precision != Precision.INT8 or self.int8_target != Int8Target.TENSORRT or backend != "onnxruntime-cpu":
             return None
         return ("INT8 for TensorRT (symmetric int8, float16 between the Q/DQ), which onnxruntime's CPU runs slower than "
