@@ -410,8 +410,7 @@ def verify(
     if not result.passed:
         raise GateFailed(f"{artifact.name} failed {len(result.failures())} check(s)")
     if not stdout_json:
-        render.message(f"[green]PASS[/green] {artifact.name}: {len(result.batches)} run(s) (batch size x input size), "
-                       "all gates met")
+        render.passed(f"{artifact.name}: {len(result.batches)} run(s) (batch size x input size), all gates met")
 
 
 @command()
@@ -670,7 +669,7 @@ def bench(
     if not report.passed:
         raise GateFailed(f"{len(report.failures())} of {len(report.gates)} gate(s) failed")
     if report.gates and not stdout_json:
-        render.message(f"[green]PASS[/green] {len(report.gates)} gate(s) met")
+        render.passed(f"{len(report.gates)} gate(s) met")
 
 
 @command("build-engine")

@@ -1,6 +1,8 @@
 """What the command line shows: rich tables on stdout, progress and messages on stderr.
 
 The presentation layer of cli.py (only it imports this module); the library itself never prints.
+Text goes to rich as `Text`, never as markup: paths, labels and class names may hold brackets ("exp[lr=0.1]/m.onnx"),
+which rich would read as styles (or fail on, "[/b]"); the few styled words are built as styled `Text`.
 Piped output (CI logs) is laid out at PIPED_WIDTH columns instead of rich's 80, so tables do not
 wrap artifact names over two lines.
 """
@@ -16,7 +18,6 @@ from datetime import timedelta
 from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -51,7 +52,7 @@ err = _console(stderr=True)
 
 def progress_bar(counted: bool = True) -> Progress:
     """The one rich progress line every long command shows on stderr (with a bar and count if `counted`)."""
-    columns = [SpinnerColumn(), TextColumn("{task.description}")]
+    columns = [SpinnerColumn(), TextColumn("{task.description}", markup=False)]
     columns += [BarColumn(), MofNCompleteColumn()] if counted else []
     return _progress(*columns, TimeElapsedColumn())
 
@@ -84,7 +85,7 @@ class _LoggedProgress(Progress):
         for task in self.tasks:
             if not task.finished:
                 done = f": {task.completed:.0f}/{task.total:.0f}" if task.total else ""
-                err.print(f"{escape(task.description)}{done} ({timedelta(seconds=round(task.elapsed or 0))})",
+                err.print(Text(f"{task.description}{done} ({timedelta(seconds=round(task.elapsed or 0))})"),
                           highlight=False, soft_wrap=True)
 
 
@@ -146,27 +147,36 @@ def ticker(first: str) -> Iterator[Callable[[str], None]]:
         yield lambda msg: progress.update(task, description=msg)
 
 
+def _plain(value: object) -> Text:
+    return value if isinstance(value, Text) else Text(str(value))
+
+
 def summary(title: str, rows: dict[str, object]) -> None:
-    t = Table(title=title, show_header=False, title_justify="left", min_width=min(len(title), out.width))
+    t = Table(title=_plain(title), show_header=False, title_justify="left", min_width=min(len(title), out.width))
     t.add_column(style="bold", no_wrap=True)
     t.add_column(overflow="fold")
     for k, v in rows.items():
-        t.add_row(k, str(v))
+        t.add_row(_plain(k), _plain(v))
     out.print(t)
 
 
 def columns(title: str, headers: list[str], rows: list[list[object]], left: tuple[str, ...] = ()) -> None:
     """A table with a header row; `left` columns are left-aligned and never wrapped (names), the rest numbers."""
-    t = Table(title=title, min_width=min(len(title), out.width))  # a title wraps at the table's width
+    t = Table(title=_plain(title), min_width=min(len(title), out.width))  # a title wraps at the table's width
     for h in headers:
-        t.add_column(h, justify="left" if h in left else "right", no_wrap=h in left)
+        t.add_column(_plain(h), justify="left" if h in left else "right", no_wrap=h in left)
     for row in rows:
-        t.add_row(*map(str, row))
+        t.add_row(*map(_plain, row))
     out.print(t)
 
 
 def message(text: str) -> None:
-    out.print(text, highlight=False)
+    out.print(Text(text), highlight=False)
+
+
+def passed(text: str) -> None:
+    """A gate's or a check's success line: a green PASS, then `text`."""
+    out.print(Text.assemble(("PASS", "green"), " ", text), highlight=False)
 
 
 def flag(param: str) -> str:
@@ -175,11 +185,11 @@ def flag(param: str) -> str:
 
 
 def warn(text: str) -> None:
-    err.print(escape(text), highlight=False)
+    err.print(Text(text), highlight=False)
 
 
 def failure(label: str, text: str) -> None:
-    err.print(f"[red]{label}[/red] {escape(text)}", highlight=False, soft_wrap=True)
+    err.print(Text.assemble((label, "red"), " ", text), highlight=False, soft_wrap=True)
 
 
 # ---- one renderer per command result -------------------------------------------------------------------------
@@ -280,8 +290,7 @@ def bench_table(report) -> None:
     sizes = set(size_of.values())  # one input size goes in the title, several in a column
     headers = ["artifact", "backend", *(["input"] if len(sizes) > 1 else []), "batch", "p50 [95% CI]", "p90", "p99",
                "img/s", *(["speedup [95% CI]"] if speedups else []), *(["compute p50"] if device else [])]
-    # labels name the backend in brackets ("m.onnx [openvino]"), which rich would read as markup
-    rows = [[escape(r.label), r.backend, *([size_of.get(r.label, "-")] if len(sizes) > 1 else []), r.batch_size,
+    rows = [[r.label, r.backend, *([size_of.get(r.label, "-")] if len(sizes) > 1 else []), r.batch_size,
              f"{r.p50_ms:.2f} [{r.p50_ci[0]:.2f}, {r.p50_ci[1]:.2f}]",
              f"{r.p90_ms:.2f}", f"{r.p99_ms:.2f}", f"{r.throughput:.1f}",
              *([_interval(r.speedup) if r.speedup else "-"] if speedups else []),
@@ -290,7 +299,7 @@ def bench_table(report) -> None:
     refs = sorted(set(report.references.values()))
     at = f" at {next(iter(sizes))}" if len(sizes) == 1 else ""
     title = (f"latency (ms, host to host) and throughput{at} on {report.machine['cpu']} ({report.machine['vector_isa']})"
-             + (f"; speedup vs {escape(', '.join(refs))}" if speedups else ""))
+             + (f"; speedup vs {', '.join(refs)}" if speedups else ""))
     columns(title, headers, rows, left=("artifact", "backend"))
     for f in report.fastest():
         first, second = _runner_name(f.label, f.backend), _runner_name(f.next_label, f.next_backend)
@@ -298,7 +307,7 @@ def bench_table(report) -> None:
                 if f.decided else f"fastest at batch {f.batch_size}: {first}, tied within the noise with {second} "
                 f"({_interval(f.lead)})")
     memory = any(r.get("peak_rss_mib") for r in report.runners.values())
-    loaded = [[escape(label), r.get("load_ms", "-"),
+    loaded = [[label, r.get("load_ms", "-"),
                *([r.get("runner_peak_mib", "-"), r.get("peak_rss_mib", "-")] if memory else [])]
               for label, r in report.runners.items()]
     columns("start-up" + " and peak host memory (a fresh process per runner)" * memory,
@@ -306,7 +315,7 @@ def bench_table(report) -> None:
     notes(report.notes)
     if report.gates:
         columns("gates", ["runner", "batch", "gate", "value [95% CI]", "threshold", "verdict"],
-                [[escape(g.label), g.batch_size or "-", g.gate, _gate_value(g), _gate_threshold(g), _verdict(g)]
+                [[g.label, g.batch_size or "-", g.gate, _gate_value(g), _gate_threshold(g), _verdict(g)]
                  for g in report.gates], left=("runner", "gate"))
 
 
@@ -315,8 +324,8 @@ def _runner_name(label: str, backend: str) -> str:
     "m.onnx [openvino] (f32, 2 streams)", "m.onnx (onnxruntime-cpu)")."""
     runtime, _, rest = backend.partition(" ")
     if runtime.rstrip(",") in re.split(r"[\s\[\],]+", label):
-        return escape(label) + (f" ({escape(rest)})" if rest else "")
-    return f"{escape(label)} ({escape(backend)})"
+        return label + (f" ({rest})" if rest else "")
+    return f"{label} ({backend})"
 
 
 def _interval(iv) -> str:
@@ -333,8 +342,9 @@ def _gate_threshold(g) -> str:
     return f">= {g.threshold:g}x" if g.gate == "min_speedup" else f"<= {1 + g.threshold:g}x"
 
 
-def _verdict(g) -> str:
-    return {"pass": "[green]pass[/green]", "fail": "[red]FAIL[/red]"}.get(str(g.verdict), "[yellow]inconclusive[/yellow]")
+def _verdict(g) -> Text:
+    return {"pass": Text("pass", "green"), "fail": Text("FAIL", "red")}.get(str(g.verdict),
+                                                                         Text("inconclusive", "yellow"))
 
 
 def engine_summary(result) -> None:
@@ -356,11 +366,11 @@ def predictions(result) -> None:
 def findings(title: str, found: list[str]) -> None:
     """A lint's result: one line per finding, then PASS/FAIL."""
     for f in found:
-        out.print(f"- {escape(f)}", highlight=False, soft_wrap=True)
+        out.print(Text(f"- {f}"), highlight=False, soft_wrap=True)
     if found:
         failure("FAIL", f"{title}: {len(found)} finding(s)")
     else:
-        message(f"PASS {escape(title)}: no findings")
+        passed(f"{title}: no findings")
 
 
 def triton_summary(result) -> None:

@@ -38,6 +38,31 @@ def test_piped_tables_keep_artifact_names_on_one_line(cli, tiny_onnx, tmp_path):
     assert any(f"verify {long_name.name}" in line for line in r.out.splitlines())
 
 
+def test_brackets_in_paths_and_names_are_shown_as_written_not_read_as_styles(cli, tiny_onnx, demo, tmp_path):
+    """Run folders are often named by their settings ("exp[lr=0.1]"); rich reads brackets as markup: "[bold]" vanished
+    from a predict title and a folder named "x[/b]" was an internal error (exit 3) after export had done its work."""
+    folder, _ = demo
+    run = tmp_path / "x[" / "b]"  # shown as .../x[/b]/...
+    run.mkdir(parents=True)
+    model = run / "m[bold].onnx"
+    r = cli("export", "--variant", "swin_test", "--random-init", "-o", model)
+    assert r.code == 0 and "x[/b]/m[bold].onnx" in r.out, r.out + r.err
+    image = run / "cat[red].png"
+    shutil.copy(next((folder / "data" / "val" / "1").iterdir()), image)
+    shown = {"predict": (("predict", model, image), image.name),
+             "verify": (("verify", model, "--random-init", "--samples", "2", "--batch-sizes", "1"),
+                        f"PASS {model.name}"),
+             "bench": (("bench", model, "--backend", "onnxruntime-cpu,openvino", "--batch-sizes", "1",
+                        "--iterations", "1", "--warmup", "0"), f"{model.name} [openvino]"),
+             "inspect": (("inspect", model), model.name),
+             "check": (("check", model), f"PASS {model.name}")}
+    for command, (args, text) in shown.items():
+        r = cli(*args)
+        assert r.code == 0 and text in r.out, (command, r.out, r.err)
+    r = cli("predict", tmp_path / "[/i]" / "m.onnx", image)  # and in an error's one line
+    assert r.code == 2 and "[/i]" in r.err and len(r.err.strip().splitlines()) == 1, r.err
+
+
 def test_output_paths_are_refused_before_any_work_naming_their_option(cli, tiny_onnx, tmp_path, monkeypatch):
     import swin_deploy.bench
     import swin_deploy.predict
