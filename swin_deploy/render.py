@@ -160,11 +160,13 @@ def summary(title: str, rows: dict[str, object]) -> None:
     out.print(t)
 
 
-def columns(title: str, headers: list[str], rows: list[list[object]], left: tuple[str, ...] = ()) -> None:
-    """A table with a header row; `left` columns are left-aligned and never wrapped (names), the rest numbers."""
+def columns(title: str, headers: list[str], rows: list[list[object]], left: tuple[str, ...] = (),
+            wrapped: tuple[str, ...] = ()) -> None:
+    """A table with a header row; `left` columns are left-aligned and never wrapped (names), `wrapped` ones
+    left-aligned and wrapped (lists), the rest numbers."""
     t = Table(title=_plain(title), min_width=min(len(title), out.width))  # a title wraps at the table's width
     for h in headers:
-        t.add_column(_plain(h), justify="left" if h in left else "right", no_wrap=h in left)
+        t.add_column(_plain(h), justify="left" if h in left + wrapped else "right", no_wrap=h in left)
     for row in rows:
         t.add_row(*map(_plain, row))
     out.print(t)
@@ -358,9 +360,21 @@ def engine_summary(result) -> None:
 
 
 def predictions(result) -> None:
-    for p in result.predictions:
+    """One image: its ranked classes. Several: a row each, the best class first (a folder's worth of per-image tables
+    is ten lines an image to scroll through; --json has every score)."""
+    if len(result.predictions) == 1:
+        p = result.predictions[0]
         columns(p.image, ["rank", "class", "label", "probability"],
-                [[i + 1, t["index"], t["label"], f"{t['probability']:.4f}"] for i, t in enumerate(p.top)], left=("label",))
+                [[i + 1, t["index"], t["label"], f"{t['probability']:.4f}"] for i, t in enumerate(p.top)],
+                left=("label",))
+        return
+    k = max((len(p.top) for p in result.predictions), default=0)
+    rows = [[p.image, p.top[0]["label"], f"{p.top[0]['probability']:.4f}",
+             *(["; ".join(f"{t['label']} ({t['probability']:.4f})" for t in p.top[1:])] if k > 1 else [])]
+            for p in result.predictions]
+    columns(f"{result.artifact.name}: top-{k} of {len(rows)} images", ["image", "label", "probability",
+                                                                       *(["next"] if k > 1 else [])],
+            rows, left=("image",), wrapped=("label", "next"))
 
 
 def findings(title: str, found: list[str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import onnx
@@ -235,6 +236,12 @@ def test_predict_names_digits_and_agrees_with_pytorch(cli, demo, tmp_path):
     one = next((val / "7").iterdir())
     r = cli("predict", int8, one, bad)
     assert r.code == 0 and f"skipped {bad}" in r.err and str(one) in r.out and "probability" in r.out
+    several = sorted((val / "7").iterdir())[:4]  # several images: one row each, not a table each
+    r = cli("predict", int8, *several, "--top-k", "2")
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in r.out.splitlines() if "│" in line]
+    assert r.code == 0 and [row[0] for row in rows] == list(map(str, several)), r.out
+    assert [row[1] for row in rows] == [by_image[str(f)]["label"] for f in several] and all(
+        re.fullmatch(r"\d \(0\.\d{4}\)", row[3]) for row in rows), r.out
     r = cli("predict", int8, bad)
     assert r.code == 2 and f"the image {bad} could not be read (not a readable image)" in r.err
     assert cli("predict", int8, tmp_path / "missing.png").code == 2
