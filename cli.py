@@ -481,7 +481,9 @@ def triton(
     max_batch: Annotated[int | None, typer.Option("--max-batch", help="max_batch_size (default: the engine profile's "
                                                   "or the export's max, else 32).")] = None,
     instances: Annotated[int, typer.Option("--instances", help="Model instances.")] = 1,
-    kind: Annotated[str | None, typer.Option("--kind", help="gpu | cpu (default: cpu for OpenVINO, else gpu).")] = None,
+    kind: Annotated[str | None, typer.Option("--kind", help=(
+        "gpu | cpu | auto (default: cpu for OpenVINO; gpu for an engine or with --ort-tensorrt; else auto, the "
+        "server's GPUs or its CPU where it has none)."))] = None,
     runtime: Annotated[str | None, typer.Option("--runtime", help="For an ONNX: onnxruntime (default) | openvino "
                                                 "(Triton's OpenVINO backend, CPU).")] = None,
     threads: Annotated[int | None, typer.Option("--threads", help="OpenVINO: INFERENCE_NUM_THREADS.")] = None,

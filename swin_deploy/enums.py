@@ -110,10 +110,11 @@ class ExportFormat(Choice):
 
 
 class TritonKind(Choice):
-    """Where Triton runs a model's instances."""
+    """Where Triton runs a model's instances (auto: its GPUs, or its CPU on a server without them)."""
 
     GPU = "gpu"
     CPU = "cpu"
+    AUTO = "auto"
 
 
 class WeightsSource(Choice):

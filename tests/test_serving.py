@@ -220,8 +220,21 @@ def test_onnx_with_external_data_is_served_whole_and_a_missing_weights_file_name
 
 @needs_triton
 def test_triton_refuses_to_overwrite_and_bad_options(cli, artifacts, tmp_path):
+    from tritonclient.grpc import model_config_pb2 as pb
+
     assert cli("triton", artifacts["fp32"], "--repo", tmp_path, "--name", "m").code == 0
     before = (tmp_path / "m" / "config.pbtxt").read_text()
+    # an ONNX on onnxruntime runs where the server can (KIND_AUTO: its GPUs, else its CPU; KIND_GPU does not load on a
+    # CPU-only server), unless told; onnxruntime's TensorRT accelerator is GPU-only
+    assert [g.kind for g in parse_config(tmp_path / "m").instance_group] == [pb.ModelInstanceGroup.KIND_AUTO]
+    assert "kind" not in before.split("instance_group")[1].split("}")[0]  # Triton's default, so not written
+    for args, kind in ((("--ort-tensorrt", "fp16"), "KIND_GPU"), (("--kind", "gpu"), "KIND_GPU"),
+                       (("--kind", "cpu"), "KIND_CPU")):
+        assert cli("triton", artifacts["fp32"], "--repo", tmp_path / kind / args[0], *args).code == 0
+        config = parse_config(tmp_path / kind / args[0] / artifacts["fp32"].stem.replace(".", "_"))
+        assert [pb.ModelInstanceGroup.Kind.Name(g.kind) for g in config.instance_group] == [kind], args
+    r = cli("triton", artifacts["fp32"], "--repo", tmp_path, "--name", "n", "--kind", "auto", "--ort-tensorrt", "fp16")
+    assert r.code == 2 and "--kind gpu" in r.err, r.err
     r = cli("triton", artifacts["fp32"], "--repo", tmp_path, "--name", "m", "--max-batch", "8")
     assert r.code == 2 and "--overwrite" in r.err
     assert (tmp_path / "m" / "config.pbtxt").read_text() == before
@@ -259,6 +272,8 @@ def fake_engine(tmp_path: Path, onnx_path: Path, min_batch: int, max_batch: int)
 
 @needs_triton
 def test_triton_plan_from_engine_sidecar(cli, artifacts, tmp_path):
+    from tritonclient.grpc import model_config_pb2 as pb
+
     engine = fake_engine(tmp_path, artifacts["int8"], 1, 16)
     repo = tmp_path / "repo"
     repo.mkdir()
@@ -274,7 +289,10 @@ def test_triton_plan_from_engine_sidecar(cli, artifacts, tmp_path):
     r = cli("triton", late, "--repo", repo, "--name", "late")
     assert r.code == 2 and "--min-batch 1" in r.err
     assert cli("triton", late, "--repo", repo, "--name", "late", "--no-dynamic-batching").code == 0
-    assert cli("triton", engine, "--repo", repo, "--name", "cpu", "--kind", "cpu").code == 2
+    assert [g.kind for g in config.instance_group] == [pb.ModelInstanceGroup.KIND_GPU]
+    for kind in ("cpu", "auto"):  # a plan needs a GPU: KIND_AUTO would try the CPU on a server without one
+        r = cli("triton", engine, "--repo", repo, "--name", kind, "--kind", kind)
+        assert r.code == 2 and f"drop --kind {kind}" in r.err, r.err
     # a max_batch_size beyond the profile, planted
     config_path = repo / "plan" / "config.pbtxt"
     config_path.write_text(config_path.read_text().replace("max_batch_size: 16", "max_batch_size: 32"))

@@ -139,7 +139,7 @@ class TritonOptions:
     version: int = 1
     max_batch: int | None = None  # default: the engine profile's max, the ONNX's checked max, or 32
     instances: int = 1
-    kind: TritonKind | None = None  # default: cpu for OpenVINO, else gpu
+    kind: TritonKind | None = None  # default: see default_kind
     runtime: Runtime | None = None  # for an ONNX: onnxruntime (default) or OpenVINO; an IR is always OpenVINO
     threads: int | None = None  # OpenVINO: INFERENCE_NUM_THREADS
     streams: int | None = None  # OpenVINO: NUM_STREAMS
@@ -195,6 +195,16 @@ def model_name(artifact: Path) -> str:
     return name or "model"
 
 
+def default_kind(runtime: Runtime | None, ort_tensorrt: bool) -> TritonKind:
+    """Where instances run unless `kind` says: OpenVINO's backend on the CPU, a TensorRT plan (runtime None) and
+    onnxruntime's TensorRT accelerator on the GPU, and onnxruntime otherwise wherever the server has (KIND_AUTO, what
+    Triton itself does without a kind: its GPUs, else its CPU), so one folder loads on a GPU server and a CPU-only one
+    alike, where KIND_GPU fails to load without a GPU."""
+    if runtime == Runtime.OPENVINO:
+        return TritonKind.CPU
+    return TritonKind.GPU if runtime is None or ort_tensorrt else TritonKind.AUTO
+
+
 def build_config(name: str, info: ArtifactInfo, io: ArtifactIO, model_file: str, options: TritonOptions,
                  has_labels: bool):
     """The ModelConfig protobuf for the artifact (UserError for options the artifact cannot honour)."""
@@ -243,11 +253,12 @@ def build_config(name: str, info: ArtifactInfo, io: ArtifactIO, model_file: str,
         if has_labels and t.name == "logits":
             out.label_filename = LABELS
     if engine and o.kind != TritonKind.GPU:
-        raise UserError("a TensorRT plan runs on the GPU only: drop `kind` cpu or serve the ONNX")
+        raise UserError(f"a TensorRT plan runs on the GPU only: drop `kind` {o.kind}, or serve the ONNX")
     if o.runtime == Runtime.OPENVINO and o.kind != TritonKind.CPU:
-        raise UserError("Triton's OpenVINO backend runs on the CPU: drop `kind` gpu")
-    config.instance_group.add(count=o.instances, kind=pb.ModelInstanceGroup.KIND_GPU if o.kind == TritonKind.GPU
-                              else pb.ModelInstanceGroup.KIND_CPU)
+        raise UserError(f"Triton's OpenVINO backend runs on the CPU only: drop `kind` {o.kind}")
+    config.instance_group.add(count=o.instances, kind={TritonKind.GPU: pb.ModelInstanceGroup.KIND_GPU,
+                                                       TritonKind.CPU: pb.ModelInstanceGroup.KIND_CPU,
+                                                       TritonKind.AUTO: pb.ModelInstanceGroup.KIND_AUTO}[o.kind])
     if o.ort_tensorrt is not None:
         _ort_tensorrt(config, info, engine, o)
     return config
@@ -270,7 +281,8 @@ def _openvino_parameters(config, o: TritonOptions) -> None:
 
 def _ort_tensorrt(config, info: ArtifactInfo, engine: bool, o: TritonOptions) -> None:
     if engine or o.kind != TritonKind.GPU or o.runtime == Runtime.OPENVINO:
-        raise UserError("`ort_tensorrt` is onnxruntime's TensorRT accelerator: it goes with an ONNX on `kind` gpu")
+        raise UserError("`ort_tensorrt` is onnxruntime's TensorRT accelerator: it goes with an ONNX on `kind` gpu "
+                        "(its default)")
     if info.onnxruntime_only:
         raise UserError(f"{ORT_ONLY_INT8}, or serve it without `ort_tensorrt`")
     if o.ort_tensorrt == Precision.INT8 and info.precision != Precision.INT8:
@@ -306,7 +318,7 @@ def write_model(artifact: Path, repo: Path, options: TritonOptions | None = None
         raise UserError(f"{artifact.name} runs on {'OpenVINO' if ir else 'TensorRT'} only: drop `runtime`")
     runtime = Runtime.OPENVINO if ir else None if engine else (o.runtime or Runtime.ONNXRUNTIME)
     o.check_runtime(runtime)
-    o = replace(o, runtime=runtime, kind=o.kind or (TritonKind.CPU if runtime == Runtime.OPENVINO else TritonKind.GPU))
+    o = replace(o, runtime=runtime, kind=o.kind or default_kind(runtime, o.ort_tensorrt is not None))
     info, io = read_io(artifact, o.variant, openvino=runtime == Runtime.OPENVINO)
     labels = None if info.headless else class_names(info)[0]
     model_file = "model.plan" if engine else OPENVINO_DEFAULT_FILE if ir else "model.onnx"
