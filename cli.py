@@ -423,14 +423,33 @@ def quantize(
     Int8Options.target,
     fp16_keep_above: Annotated[float, typer.Option(
         "--fp16-keep-above", help="FP16: keep nodes whose activations exceed this.")] = QuantizeOptions.fp16_keep_above,
+    sensitivity: Annotated[bool, typer.Option("--sensitivity", help=(
+        "INT8: rank the blocks by how far each alone in INT8 moves the output (vs float32, on calibration images), "
+        "to pick --exclude; writes no model."))] = False,
+    json_path: Json = None,
     **settings,
 ) -> None:
     """Decide precision in the ONNX: FP16 with an FP32 block list, or INT8 Q/DQ from calibration images."""
     from calibration import quantize as convert
     from swin_deploy import render
+    from swin_deploy.fileio import check_outputs
 
     options = QuantizeOptions.of(precision, target=target, fp16_keep_above=fp16_keep_above,
                                  **conversion_settings(settings))
+    if json_path is not None and not sensitivity:
+        raise UserError("--json writes the --sensitivity ranking: add --sensitivity (quantize writes the model itself)")
+    if sensitivity:
+        from calibration.sensitivity import sensitivity as rank_blocks
+
+        if output is not None:
+            raise UserError("--sensitivity writes no model: drop --output (then quantize with --exclude)")
+        check_outputs([model], json=json_path)
+        with render.image_progress("sensitivity") as on_progress:
+            ranking = rank_blocks(model, options, on_progress=on_progress)
+        write_json(json_path, ranking.as_dict())
+        if str(json_path) != "-":
+            render.sensitivity_table(ranking)
+        return
     with render.image_progress(precision) as on_progress:
         result = convert(model, output, options, on_progress)
     render.quantize_summary(model.name, result)

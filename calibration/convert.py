@@ -68,7 +68,7 @@ def quantize(src: Path, out: Path | None, options: QuantizeOptions, on_progress:
     out = Path(out or default_output(src, options.precision))
     model = load_onnx(src)
     info = read_info(src, options.variant)
-    _refuse_quantized(model, info, src)
+    refuse_quantized(model, info, src)
     check_artifact_name(out, "onnx")
     check_outputs([src, *([options.calib_cache] if options.calib_cache else [])], output=out)
     model_sha = sha256_file(src)
@@ -106,7 +106,7 @@ def _check_tensorrt_rules(model: onnx.ModelProto, info: ArtifactInfo, result: Qu
     result.details["tensorrt_check"] = f"clean (TensorRT {' and '.join(map(str, VERSIONS))} parser rules)"
 
 
-def _refuse_quantized(model: onnx.ModelProto, info: ArtifactInfo, path: Path) -> None:
+def refuse_quantized(model: onnx.ModelProto, info: ArtifactInfo, path: Path) -> None:
     already = info.precision != Precision.FP32 or any(n.op_type in ("QuantizeLinear", "DequantizeLinear")
                                                       for n in model.graph.node) \
         or any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer)
@@ -151,9 +151,11 @@ def _fp16(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOptions, 
     return convert_fp16(model, block)
 
 
-def _int8(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOptions, model_sha: str,
-          result: QuantizeResult, on_progress: Progress) -> tuple[onnx.ModelProto, Ranges]:
+def int8_ranges(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOptions, model_sha: str,
+                on_progress: Progress, result: QuantizeResult | None = None) -> Ranges:
+    """The INT8 ranges `options` ask for: from `calib_cache`, else calibrated on `calib_data` (how, into `result`)."""
     int8 = options.int8
+    result = result or QuantizeResult(Path(), Precision.INT8, 0, 0)
     if options.calib_cache is not None:
         ranges = Ranges.load(options.calib_cache, model_sha)
         wanted = Ranges(model_sha, int8.method, int8.percentile if int8.method == "percentile" else None, 0, {}).label
@@ -168,7 +170,6 @@ def _int8(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOptions, 
         ranges = calibrate(model, reader, int8.method, int8.percentile, model_sha, op_types=int8.calibrated_ops)
         _note_images(result, ranges, reader, options)
         result.skipped_images = reader.images.skipped
-        result.cache_path = result.path.with_name(result.path.name.removesuffix(".onnx") + ".calib.json")
     result.calib_images = ranges.images
     if int8.placement == QdqPlacement.NVIDIA and options.calib_cache is not None:
         adds = set(residual_adds(model))
@@ -176,6 +177,15 @@ def _int8(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOptions, 
         if missing:
             raise UserError(f"calibration cache {options.calib_cache} has no ranges for the residual adds the nvidia "
                             "placement quantizes (it was made for `placement` linear): drop `calib_cache` to calibrate again")
+    return ranges
+
+
+def _int8(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOptions, model_sha: str,
+          result: QuantizeResult, on_progress: Progress) -> tuple[onnx.ModelProto, Ranges]:
+    int8 = options.int8
+    ranges = int8_ranges(model, info, options, model_sha, on_progress, result)
+    if options.calib_cache is None:
+        result.cache_path = result.path.with_name(result.path.name.removesuffix(".onnx") + ".calib.json")
     qmodel, placement = quantize_int8(model, ranges, int8)
     result.quantized_nodes, result.float_nodes = len(placement.quantize), placement.kept
     if options.calib_size is not None:

@@ -285,6 +285,24 @@ def quantize_summary(source_name: str, result) -> None:
     summary(f"quantized {source_name}", rows)
 
 
+def sensitivity_table(result) -> None:
+    """`quantize --sensitivity`: the blocks, worst first, under the whole INT8; then which to keep in float."""
+    rows = [[b.block if b.block != "all" else "every block (what quantize writes)", b.nodes, f"{b.max_rel_delta:.4g}",
+             f"{b.min_cosine:.6f}"] for b in (result.whole, *result.blocks)]
+    columns(f"INT8 of one block at a time against float32: {result.model.name} on {result.images} calibration images "
+            f"(ranges from {result.calib_images})", ["block", "Q/DQ nodes", "max rel delta", "min cosine"], rows,
+            left=("block",))
+    breaking = result.breaking()
+    if breaking:
+        excludes = " ".join(f"{flag('exclude')} '{b.block}'" for b in breaking)
+        message(f"{len(breaking)} block(s) alone break the INT8 gates (verify's max rel delta and cosine): keep "
+                f"{'it' if len(breaking) == 1 else 'them'} in float with {excludes}, then quantize and verify again")
+    else:
+        message("no block alone breaks the INT8 gates (verify's max rel delta and cosine)" +
+                ("; all of them together do: the drift adds up over blocks, so keep the worst in float one at a time "
+                 f"with {flag('exclude')} and verify again" if not result.whole_within() else ""))
+
+
 def bench_table(report) -> None:
     device = report.device_timed
     speedups = any(r.speedup is not None for r in report.results)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+from pathlib import Path
 
 import onnx
 import pytest
@@ -297,6 +298,62 @@ def test_verify_gate_fails_on_a_perturbed_weight(cli, demo, tmp_path):
     # the same artifact passes once the threshold allows the change
     assert cli("verify", bad, "--samples", "16", "--batch-sizes", "8", "--max-rel-delta", "1", "--min-cosine", "0.9",
                "--min-top1-agreement", "0", "--min-top5-agreement", "0").code == 0
+
+
+def plant_outlier_channel(src: Path, dst: Path, block: str, scale: float = 1000.0) -> None:
+    """`block`'s v projection writes channel 0 `scale` times larger and proj reads it `scale` times smaller: attn @ v
+    is linear in v, so the float32 function is the same, but proj's input now holds one channel that a per-tensor int8
+    scale cannot hold beside the others (the outlier channels real transformers grow)."""
+    model = onnx.load(str(src))
+    weights = {t.name: t for t in model.graph.initializer}
+    nodes = {n.name: n for n in model.graph.node}
+
+    def rescale(name: str, index, factor: float) -> None:
+        array = numpy_helper.to_array(weights[name]).copy()
+        array[index] *= factor
+        weights[name].CopyFrom(numpy_helper.from_array(array, name))
+
+    v, proj = nodes[f"{block}/attn/MatMul_2"], nodes[f"{block}/attn/proj/MatMul"]
+    rescale(next(i for i in v.input if i in weights), (slice(None), 0), scale)
+    bias_add = next(n for n in model.graph.node if n.op_type == "Add" and v.output[0] in n.input)
+    rescale(next(i for i in bias_add.input if i in weights), 0, scale)
+    rescale(next(i for i in proj.input if i in weights), 0, 1 / scale)
+    onnx.save(model, str(dst))
+
+
+def test_sensitivity_finds_the_block_that_breaks_int8_and_its_exclude_fixes_it(cli, demo, tmp_path):
+    folder, paths = demo
+    calib, val = folder / "data" / "calib", folder / "data" / "val"
+    images = ("--calib-data", calib, "--calib-images", "64")
+    block = "/layers/layers.1/blocks/blocks.0"
+    planted = tmp_path / "planted.onnx"
+    plant_outlier_channel(paths["swin_digits"], planted, block)
+    assert cli("verify", planted, "--data", val).code == 0  # the same function in float32
+    assert cli("quantize", planted, "--precision", "int8", *images, "-o", tmp_path / "q.onnx").code == 0
+    r = cli("verify", tmp_path / "q.onnx", "--data", val)
+    assert r.code == 1, r.out  # the INT8 fails its gates
+    r = cli("quantize", planted, "--precision", "int8", *images, "--sensitivity", "--json", "-")
+    assert r.code == 0, r.err
+    ranking = json.loads(r.out)
+    first, second = ranking["blocks"][:2]
+    assert first["block"] == f"{block}/*" and first["max_rel_delta"] > 0.25 > 10 * second["max_rel_delta"], ranking
+    assert ranking["whole"]["max_rel_delta"] > 0.25 and ranking["images"] == 32 and ranking["calib_images"] == 64
+    assert not list(tmp_path.glob("planted.int8*"))  # it writes no model
+    r = cli("quantize", planted, "--precision", "int8", *images, "--sensitivity")
+    assert r.code == 0 and f"keep it in float with --exclude '{block}/*'" in r.out, r.out
+    assert cli("quantize", planted, "--precision", "int8", *images, "--exclude", f"{block}/*",
+               "-o", tmp_path / "kept.onnx").code == 0
+    r = cli("verify", tmp_path / "kept.onnx", "--data", val)
+    assert r.code == 0, r.out + r.err
+    # the unplanted model: no block alone breaks the gates
+    r = cli("quantize", paths["swin_digits"], "--precision", "int8", *images, "--sensitivity")
+    assert r.code == 0 and "no block alone breaks the INT8 gates" in r.out and "all of them together" not in r.out
+    for args, said in ((("--precision", "fp16", "--sensitivity"), "--precision int8"),
+                       (("--precision", "int8", "--sensitivity", "-o", tmp_path / "x.onnx"), "drop --output"),
+                       (("--precision", "int8", "--json", tmp_path / "x.json"), "add --sensitivity"),
+                       (("--precision", "int8", "--sensitivity"), "--calib-data")):
+        r = cli("quantize", planted, *args, *(["--calib-data", calib] if "--calib-data" not in said else []))
+        assert r.code == 2 and said in r.err and len(r.err.strip().splitlines()) == 1, (args, r.err)
 
 
 def test_verify_bad_input(cli, demo, tmp_path):
