@@ -287,8 +287,8 @@ def quantize_summary(source_name: str, result) -> None:
 
 def sensitivity_table(result) -> None:
     """`quantize --sensitivity`: the blocks, worst first, under the whole INT8; then which to keep in float."""
-    rows = [[b.block if b.block != "all" else "every block (what quantize writes)", b.nodes, f"{b.max_rel_delta:.4g}",
-             f"{b.min_cosine:.6f}"] for b in (result.whole, *result.blocks)]
+    rows = [[name, b.nodes, f"{b.max_rel_delta:.4g}", f"{b.min_cosine:.6f}"]
+            for name, b in [("every block (what quantize writes)", result.whole), *((b.block, b) for b in result.blocks)]]
     columns(f"INT8 of one block at a time against float32: {result.model.name} on {result.images} calibration images "
             f"(ranges from {result.calib_images})", ["block", "Q/DQ nodes", "max rel delta", "min cosine"], rows,
             left=("block",))
