@@ -110,9 +110,13 @@ def image_progress(label: str) -> Iterator[Callable[[str, int, int], None]]:
     """Progress over images: yields on_progress(step, images done in this call, total images or 0)."""
     with progress_bar() as progress:
         task = progress.add_task(f"{label}: converting", total=None)
+        last = [""]  # the step reported last
 
         def on_progress(step: str, n: int, total: int) -> None:
-            progress.update(task, description=f"{label}: {step}", total=total or None)
+            # a new step counts from zero (the images calibrated are not the blocks quantized after them)
+            restart = {"completed": 0} if step != last[0] else {}
+            last[0] = step
+            progress.update(task, description=f"{label}: {step}", total=total or None, **restart)
             progress.advance(task, n)
 
         yield on_progress

@@ -195,6 +195,22 @@ def test_in_a_log_progress_is_a_plain_line_now_and_then_and_an_error_is_its_only
     assert not [x for x in r.err.splitlines() if x.startswith("batch ") and "/" in x], r.err
 
 
+def test_each_step_of_a_conversion_counts_its_own_work(monkeypatch, capsys):
+    """quantize's progress moves from images calibrated to blocks quantized: the second count starts from zero (it
+    read 65/10, and a step past its total is no longer logged)."""
+    from swin_deploy import defaults, render
+
+    monkeypatch.setattr(defaults, "LOG_PROGRESS_EVERY_S", 0.0)
+    with render.image_progress("int8") as on_progress:
+        on_progress("calibrating", 32, 64)
+        on_progress("calibrating", 32, 64)
+        on_progress("quantizing one block at a time", 1, 10)
+    lines = [line.split(" (")[0] for line in capsys.readouterr().err.splitlines()]
+    assert lines[-1] == "int8: quantizing one block at a time: 1/10", lines
+    counts = [line.rsplit(": ", 1)[1].split("/") for line in lines]
+    assert all(int(done) <= int(total) for done, total in counts), lines
+
+
 def test_version_is_one_line_a_ci_log_can_record(cli):
     from swin_deploy import __version__
 
