@@ -195,6 +195,9 @@ def _int8_options() -> list[inspect.Parameter]:
         placement=Annotated[str, typer.Option("--placement", help="INT8 Q/DQ: linear (linear layers' inputs) | nvidia "
                                               "(+ attention matmuls and residual adds, NVIDIA's guidance for TensorRT).")],
         exclude=Annotated[list[str] | None, typer.Option("--exclude", help="Node-name glob to keep in float (repeatable).")],
+        auto_exclude=Annotated[bool, typer.Option("--auto-exclude", help="Keep blocks in float, worst first, until "
+                                                  "the INT8 is within verify's INT8 gates on calibration images (the "
+                                                  "--sensitivity search).")],
         reduce_range=Annotated[bool, typer.Option("--reduce-range", help="7-bit weights, exact on CPUs without VNNI "
                                                   "(AVX2 only, or AVX-512 before Cascade Lake): docs/cpu.md.")],
     )
@@ -439,7 +442,7 @@ def quantize(
     if json_path is not None and not sensitivity:
         raise UserError("--json writes the --sensitivity ranking: add --sensitivity (quantize writes the model itself)")
     if sensitivity:
-        from calibration.sensitivity import sensitivity as rank_blocks
+        from calibration.convert import sensitivity as rank_blocks
 
         if output is not None:
             raise UserError("--sensitivity writes no model: drop --output (then quantize with --exclude)")

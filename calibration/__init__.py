@@ -5,8 +5,9 @@ reader.py     calibration images, preprocessed per the model's metadata (an onnx
 ranges.py     the one statistics pass (minmax / entropy / percentile) and the JSON calibration cache
 placement.py  which nodes get Q/DQ: the linear layers, optionally the attention matmuls and the head
 int8.py       the Q/DQ model for a target runtime (TensorRT or onnxruntime)
-convert.py    the one dispatch by precision: fp32 ONNX -> FP16 or INT8 ONNX, checked and written atomically
-sensitivity.py  which block an INT8 loses its accuracy in: each block quantized alone, against float32
+convert.py    the one dispatch by precision: fp32 ONNX -> FP16 or INT8 ONNX, checked and written atomically; the
+              per-block INT8 sensitivity of an fp32 ONNX (writes nothing)
+sensitivity.py  which blocks an INT8 loses its accuracy in (each quantized alone, against float32) and which to keep in float
 engine.py     build-engine's chain: quantize for TensorRT, then build
 
 This package builds on swin_deploy (artifact metadata, images, FP16 conversion, graph utilities, backends);

@@ -28,16 +28,18 @@ from swin_deploy.artifact import (
 from swin_deploy.backends.onnxruntime_runner import OnnxRuntimeRunner
 from swin_deploy.data import list_images
 from swin_deploy.enums import Int8Target, Precision, QdqPlacement
-from swin_deploy.errors import GateFailed, UserError
+from swin_deploy.errors import GateFailed, UserError, require_at_least
 from swin_deploy.fileio import atomic_output, check_outputs, sha256_file
 from swin_deploy.precision.fp16 import convert_fp16, default_block_list
 from swin_deploy.precision.graph import io_names, opset_of
+from swin_deploy.tolerances import thresholds_for
 
 from .int8 import quantize_int8
-from .options import QuantizeOptions
+from .options import Int8Options, QuantizeOptions
 from .placement import residual_adds
 from .ranges import Ranges, calibrate
 from .reader import ImageReader
+from .sensitivity import SensitivityResult, measure
 
 Progress = Callable[[str, int, int], None]  # (step, images done in this call, total images or 0)
 
@@ -92,6 +94,40 @@ def quantize(src: Path, out: Path | None, options: QuantizeOptions, on_progress:
             ranges.save(result.cache_path)
     result.seconds = time.perf_counter() - start
     return result
+
+
+def sensitivity(src: Path, options: QuantizeOptions, images: int = defaults.SENSITIVITY_IMAGES,
+                on_progress: Progress = lambda s, n, t: None) -> SensitivityResult:
+    """Rank the blocks of the fp32 ONNX `src` by how far quantizing each alone (with `options`' INT8 settings and
+    ranges) moves its outputs on `images` of the calibration images, and find the worst-first blocks to keep in float
+    for an INT8 within verify's INT8 gates (calibration.sensitivity). Writes nothing (a `calib_cache` is read)."""
+    start = time.perf_counter()
+    if options.precision != Precision.INT8:
+        raise UserError("`sensitivity` ranks the blocks of an INT8: pass `precision` int8")
+    if options.int8.auto_exclude:
+        raise UserError("`sensitivity` names the blocks `auto_exclude` would keep in float, and writes no model: "
+                        "drop `auto_exclude`")
+    src = Path(src)
+    model = load_onnx(src)
+    info = read_info(src, options.variant)
+    refuse_quantized(model, info, src)
+    if options.calib_data is None:
+        raise UserError("`sensitivity` runs the blocks on calibration images: pass `calib_data` DIR")
+    ranges = int8_ranges(model, info, options, sha256_file(src), on_progress)
+    found = _rank_blocks(model, info, options, ranges, options.int8, images, on_progress)
+    found.model, found.seconds = src, time.perf_counter() - start
+    return found
+
+
+def _rank_blocks(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOptions, ranges: Ranges,
+                 int8: Int8Options, images: int, on_progress: Progress, rank_within: bool = True) -> SensitivityResult:
+    require_at_least("images", images, 1)
+    sample = list_images(options.calib_data, limit=min(images, options.calib_images), seed=options.seed)
+    reader = ImageReader(sample, info, options.calib_batch, lambda n: on_progress("reading images", n, len(sample)),
+                         options.calib_size, options.workers, io_names(model.graph)[0][0])
+    limits = thresholds_for(Precision.INT8)
+    whole, ranked, search = measure(model, ranges, int8, list(reader.batches()), limits, on_progress, rank_within)
+    return SensitivityResult(Path(), reader.used, ranges.images, limits, whole, ranked, search)
 
 
 def _check_tensorrt_rules(model: onnx.ModelProto, info: ArtifactInfo, result: QuantizeResult) -> None:
@@ -186,6 +222,22 @@ def _int8(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOptions, 
     ranges = int8_ranges(model, info, options, model_sha, on_progress, result)
     if options.calib_cache is None:
         result.cache_path = result.path.with_name(result.path.name.removesuffix(".onnx") + ".calib.json")
+    if int8.auto_exclude:
+        # an INT8 within the gates as it is needs no ranking
+        found = _rank_blocks(model, info, options, ranges, int8, defaults.SENSITIVITY_IMAGES, on_progress,
+                             rank_within=False)
+        if not found.found:
+            raise GateFailed(f"no INT8 short of every block in float is within verify's INT8 gates on "
+                             f"{found.images} calibration images (quantize --sensitivity ranks them): try `method` "
+                             "percentile or entropy; nothing was written")
+        int8 = replace(int8, exclude=[*int8.exclude, *found.keep_float])
+        kept = found.kept
+        result.details["auto_exclude"] = (
+            f"{len(found.keep_float)} of {len(found.blocks)} blocks kept in float" if found.keep_float else
+            "no block needed in float") + (f": max rel delta {kept.max_rel_delta:.4g}, min cosine "
+                                           f"{kept.min_cosine:.6f} on {found.images} calibration images")
+    if int8.exclude:
+        result.details["exclude"] = " ".join(int8.exclude)
     qmodel, placement = quantize_int8(model, ranges, int8)
     result.quantized_nodes, result.float_nodes = len(placement.quantize), placement.kept
     if options.calib_size is not None:

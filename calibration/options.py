@@ -38,6 +38,9 @@ class Int8Options:
     # 7-bit weights ([-64, 64]): on x86 CPUs without VNNI (AVX2, AVX-512 before Cascade Lake) onnxruntime's and
     # OpenVINO's int8 matmuls add pairs of 8-bit products in saturating int16, which 8-bit weights can overflow
     reduce_range: bool = False
+    # keep blocks in float, the worst of calibration.sensitivity's ranking first, one more at a time until the INT8 is
+    # within verify's INT8 gates against float32 on calibration images; they add to `exclude`
+    auto_exclude: bool = False
 
     def __post_init__(self) -> None:
         self.target = Int8Target.parse(self.target, "target")
@@ -117,6 +120,9 @@ class QuantizeOptions:
         # ranges in their place (the images were silently not read)
         default = {f.name: f.default for f in fields(self)}
         reading = [k for k in IMAGE_SETTINGS if getattr(self, k) != default[k]]
+        if self.calib_cache is not None and self.int8.auto_exclude:
+            raise UserError("`auto_exclude` runs the INT8 on calibration images: pass `calib_data` instead of "
+                            "`calib_cache`")
         if self.calib_cache is not None:
             _reject([*(["calib_data"] if self.calib_data is not None else []), *reading],
                     "calibration from images, which `calib_cache` replaces")

@@ -290,21 +290,37 @@ def quantize_summary(source_name: str, result) -> None:
 
 
 def sensitivity_table(result) -> None:
-    """`quantize --sensitivity`: the blocks, worst first, under the whole INT8; then which to keep in float."""
-    rows = [[name, b.nodes, f"{b.max_rel_delta:.4g}", f"{b.min_cosine:.6f}"]
-            for name, b in [("every block (what quantize writes)", result.whole), *((b.block, b) for b in result.blocks)]]
+    """`quantize --sensitivity`: the blocks, worst first, under the whole INT8; the whole INT8 again with the worst kept
+    in float one more at a time; then the `--exclude` that brings it within the gates."""
+    classifier = result.whole.top1_agreement is not None
+
+    def row(name: str, b) -> list:
+        return [name, b.nodes, f"{b.max_rel_delta:.4g}", f"{b.min_cosine:.6f}",
+                *([f"{b.top1_agreement:.3f}"] if classifier else []), ", ".join(b.outside) or "-"]
+
+    headers = ["block", "Q/DQ nodes", "max rel delta", "min cosine", *(["top-1 agreement"] if classifier else []),
+               "outside the gates"]
     columns(f"INT8 of one block at a time against float32: {result.model.name} on {result.images} calibration images "
-            f"(ranges from {result.calib_images})", ["block", "Q/DQ nodes", "max rel delta", "min cosine"], rows,
-            left=("block",))
-    breaking = result.breaking()
-    if breaking:
-        excludes = " ".join(f"{flag('exclude')} '{b.block}'" for b in breaking)
-        message(f"{len(breaking)} block(s) alone break the INT8 gates (verify's max rel delta and cosine): keep "
-                f"{'it' if len(breaking) == 1 else 'them'} in float with {excludes}, then quantize and verify again")
+            f"(ranges from {result.calib_images})", headers,
+            [row("every block (what quantize writes)", result.whole), *(row(b.block, b) for b in result.blocks)],
+            left=("block", "outside the gates"))
+    if result.search:
+        columns("the whole INT8, keeping the worst blocks in float one more at a time",
+                ["also in float", *headers[1:]], [row(b.block, b) for b in result.search],
+                left=("also in float", "outside the gates"))
+    alone = len(result.breaking())
+    gates = "verify's INT8 gates"
+    alone_text = (f"no block alone breaks {gates}" if not alone else
+                  f"{alone} block{'s' if alone > 1 else ''} alone break{'' if alone > 1 else 's'} {gates}")
+    if result.whole.within:
+        message(f"{alone_text}; the whole INT8 is within them")
+    elif result.found:
+        excludes = " ".join(f"{flag('exclude')} '{b}'" for b in result.keep_float)
+        message(f"{alone_text}; the whole INT8 does, and is within them with {len(result.keep_float)} kept in float: "
+                f"quantize with {excludes} (or {flag('auto-exclude')}), then verify again")
     else:
-        message("no block alone breaks the INT8 gates (verify's max rel delta and cosine)" +
-                ("; all of them together do: the drift adds up over blocks, so keep the worst in float one at a time "
-                 f"with {flag('exclude')} and verify again" if not result.whole_within() else ""))
+        message(f"{alone_text}; the whole INT8 does, and still does with all but one block kept in float: try "
+                f"{flag('method')} percentile or entropy")
 
 
 def bench_table(report) -> None:

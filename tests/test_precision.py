@@ -321,13 +321,14 @@ def plant_outlier_channel(src: Path, dst: Path, block: str, scale: float = 1000.
     onnx.save(model, str(dst))
 
 
-def test_sensitivity_finds_the_block_that_breaks_int8_and_its_exclude_fixes_it(cli, demo, tmp_path):
+def test_sensitivity_finds_the_blocks_that_break_int8_and_auto_exclude_keeps_them_in_float(cli, demo, tmp_path):
     folder, paths = demo
     calib, val = folder / "data" / "calib", folder / "data" / "val"
     images = ("--calib-data", calib, "--calib-images", "64")
-    block = "/layers/layers.1/blocks/blocks.0"
+    outliers = ("/layers/layers.1/blocks/blocks.0", "/layers/layers.2/blocks/blocks.1")
     planted = tmp_path / "planted.onnx"
-    plant_outlier_channel(paths["swin_digits"], planted, block)
+    plant_outlier_channel(paths["swin_digits"], tmp_path / "once.onnx", outliers[0], 1000.0)
+    plant_outlier_channel(tmp_path / "once.onnx", planted, outliers[1], 300.0)
     assert cli("verify", planted, "--data", val).code == 0  # the same function in float32
     assert cli("quantize", planted, "--precision", "int8", *images, "-o", tmp_path / "q.onnx").code == 0
     r = cli("verify", tmp_path / "q.onnx", "--data", val)
@@ -335,25 +336,67 @@ def test_sensitivity_finds_the_block_that_breaks_int8_and_its_exclude_fixes_it(c
     r = cli("quantize", planted, "--precision", "int8", *images, "--sensitivity", "--json", "-")
     assert r.code == 0, r.err
     ranking = json.loads(r.out)
-    first, second = ranking["blocks"][:2]
-    assert first["block"] == f"{block}/*" and first["max_rel_delta"] > 0.25 > 10 * second["max_rel_delta"], ranking
+    blocks = ranking["blocks"]
+    worst, second = (b["block"] for b in blocks[:2])
+    assert {worst, second} == {f"{b}/*" for b in outliers}, ranking
+    assert blocks[1]["max_rel_delta"] > 0.25 > 10 * blocks[2]["max_rel_delta"], ranking
     assert ranking["whole"]["max_rel_delta"] > 0.25 and ranking["images"] == 32 and ranking["calib_images"] == 64
+    # the search keeps the worst in float one more at a time: with the worst alone the second still breaks the gates
+    assert ranking["keep_float"] == [worst, second], ranking
+    first_step, last_step = ranking["search"]
+    assert "max_rel_delta" in first_step["outside"] and last_step["outside"] == [] and last_step["max_rel_delta"] < 0.25
     assert not list(tmp_path.glob("planted.int8*"))  # it writes no model
     r = cli("quantize", planted, "--precision", "int8", *images, "--sensitivity")
-    assert r.code == 0 and f"keep it in float with --exclude '{block}/*'" in r.out, r.out
-    assert cli("quantize", planted, "--precision", "int8", *images, "--exclude", f"{block}/*",
-               "-o", tmp_path / "kept.onnx").code == 0
-    r = cli("verify", tmp_path / "kept.onnx", "--data", val)
+    assert r.code == 0 and "2 blocks alone break verify's INT8 gates" in r.out, r.out
+    assert f"quantize with --exclude '{worst}' --exclude '{second}' (or --auto-exclude)" in " ".join(r.out.split())
+    # --auto-exclude writes that INT8, which passes verify, and records what it kept in float
+    auto = tmp_path / "auto.onnx"
+    r = cli("quantize", planted, "--precision", "int8", *images, "--auto-exclude", "-o", auto)
+    assert r.code == 0, r.err
+    r = cli("verify", auto, "--data", val)
     assert r.code == 0, r.out + r.err
-    # the unplanted model: no block alone breaks the gates
+    r = cli("inspect", auto, "--json", "-")
+    details = json.loads(r.out)["precision_details"]
+    assert details["exclude"] == f"{worst} {second}" and details["auto_exclude"].startswith("2 of 9 blocks"), details
+    # the unplanted model: within the gates as it is, nothing to keep in float
     r = cli("quantize", paths["swin_digits"], "--precision", "int8", *images, "--sensitivity")
-    assert r.code == 0 and "no block alone breaks the INT8 gates" in r.out and "all of them together" not in r.out
+    assert r.code == 0 and "no block alone breaks" in r.out and "the whole INT8 is within them" in r.out, r.out
+    r = cli("quantize", paths["swin_digits"], "--precision", "int8", *images, "--auto-exclude", "-o", auto)
+    details = json.loads(cli("inspect", auto, "--json", "-").out)["precision_details"]
+    assert r.code == 0 and details["auto_exclude"].startswith("no block needed in float") and "exclude" not in details
+    cache = next(tmp_path.glob("q.calib.json"))
     for args, said in ((("--precision", "fp16", "--sensitivity"), "--precision int8"),
                        (("--precision", "int8", "--sensitivity", "-o", tmp_path / "x.onnx"), "drop --output"),
                        (("--precision", "int8", "--json", tmp_path / "x.json"), "add --sensitivity"),
+                       (("--precision", "int8", "--sensitivity", "--auto-exclude"), "drop --auto-exclude"),
+                       (("--precision", "int8", "--auto-exclude", "--calib-cache", cache), "instead of --calib-cache"),
                        (("--precision", "int8", "--sensitivity"), "--calib-data")):
-        r = cli("quantize", planted, *args, *(["--calib-data", calib] if "--calib-data" not in said else []))
+        with_images = "--calib-data" not in said and "--calib-cache" not in args
+        r = cli("quantize", planted, *args, *(["--calib-data", calib] if with_images else []))
         assert r.code == 2 and said in r.err and len(r.err.strip().splitlines()) == 1, (args, r.err)
+
+
+def test_the_block_search_ends_short_of_every_block_in_float(demo):
+    """Where no INT8 short of the float32 model is within the limits, the search stops one block short and says so."""
+    from calibration.options import Int8Options
+    from calibration.ranges import calibrate
+    from calibration.reader import ImageReader
+    from calibration.sensitivity import SensitivityResult, measure
+    from swin_deploy.artifact import read_info
+    from swin_deploy.data import list_images
+    from swin_deploy.tolerances import Thresholds
+
+    folder, paths = demo
+    model = onnx.load(str(paths["swin_digits"]))
+    reader = ImageReader(list_images(folder / "data" / "calib", limit=16), read_info(paths["swin_digits"]), 8)
+    ranges = calibrate(model, reader, op_types=Int8Options().calibrated_ops)
+    exact = Thresholds(max_rel_delta=0.0, min_cosine=1.0, min_top1_agreement=1.0, min_top5_agreement=1.0,
+                       max_top1_drop=0.0)
+    whole, ranked, search = measure(model, ranges, Int8Options(), list(reader.batches()), exact, lambda *a: None)
+    result = SensitivityResult(paths["swin_digits"], 16, 16, exact, whole, ranked, search)
+    assert len(ranked) == 9 and len(search) == 8 and not result.found and not result.whole.within
+    assert [s.block for s in search] == [b.block for b in ranked[:8]]
+    assert search[-1].nodes == ranked[-1].nodes  # the last step quantizes the least sensitive block alone
 
 
 def test_verify_bad_input(cli, demo, tmp_path):
