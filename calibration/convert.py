@@ -72,6 +72,7 @@ def quantize(src: Path, out: Path | None, options: QuantizeOptions, on_progress:
     info = read_info(src, options.variant)
     refuse_quantized(model, info, src)
     check_artifact_name(out, "onnx")
+    options.check_images_read(compared=False)
     check_outputs([src, *([options.calib_cache] if options.calib_cache else [])], output=out)
     model_sha = sha256_file(src)
     result = QuantizeResult(out, options.precision, 0, 0)
@@ -113,6 +114,7 @@ def sensitivity(src: Path, options: QuantizeOptions, images: int = defaults.SENS
     refuse_quantized(model, info, src)
     if options.calib_data is None:
         raise UserError("`sensitivity` runs the blocks on calibration images: pass `calib_data` DIR")
+    options.check_images_read(compared=True)
     ranges = int8_ranges(model, info, options, sha256_file(src), on_progress)
     found = _rank_blocks(model, info, options, ranges, options.int8, images, on_progress)
     found.model, found.seconds = src, time.perf_counter() - start

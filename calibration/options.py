@@ -116,18 +116,20 @@ class QuantizeOptions:
             _reject(unused, "INT8 conversion")
         elif self.fp16_keep_above != defaults.FP16_KEEP_ABOVE:
             _reject(["fp16_keep_above"], "FP16 conversion")
-        # the settings of reading calibration images mean nothing where none are read: no `calib_data`, or a cache's
-        # ranges in their place (the images were silently not read)
+        # the settings of reading calibration images mean nothing where none are read
         default = {f.name: f.default for f in fields(self)}
-        reading = [k for k in IMAGE_SETTINGS if getattr(self, k) != default[k]]
-        if self.calib_cache is not None and self.int8.auto_exclude:
-            raise UserError("`auto_exclude` runs the INT8 on calibration images: pass `calib_data` instead of "
-                            "`calib_cache`")
-        if self.calib_cache is not None:
-            _reject([*(["calib_data"] if self.calib_data is not None else []), *reading],
-                    "calibration from images, which `calib_cache` replaces")
-        elif self.calib_data is None:
-            _reject(reading, "calibration images (`calib_data`)")
+        if self.calib_data is None:
+            _reject([k for k in IMAGE_SETTINGS if getattr(self, k) != default[k]], "calibration images (`calib_data`)")
+            if self.int8.auto_exclude:
+                raise UserError("`auto_exclude` compares the INT8 with float32 on calibration images: pass `calib_data` "
+                                "DIR (with `calib_cache` too, its ranges are used)")
+
+    def check_images_read(self, compared: bool) -> None:
+        """With a cache's ranges, images are read only to compare the INT8 with float32 (`auto_exclude`, or the
+        sensitivity ranking when `compared`): anywhere else they would be silently not read."""
+        if self.calib_cache is not None and self.calib_data is not None and not (compared or self.int8.auto_exclude):
+            raise UserError("`calib_data` is not read where `calib_cache` gives the ranges (only `auto_exclude` and "
+                            "`sensitivity` compare the INT8 on images then): drop one of them")
 
     @classmethod
     def of(cls, precision: Precision | str, **settings) -> QuantizeOptions:

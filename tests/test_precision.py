@@ -251,9 +251,9 @@ def test_quantize_bad_input(cli, demo, tmp_path):
         (["quantize", paths["swin_digits"], "--precision", "fp16", "--fp16-keep-above", "-1"], "must be positive"),
         # settings of reading images where none are read were ignored (the cache's ranges used, the images not read)
         (["quantize", paths["swin_digits"], "--precision", "int8", "--calib-cache", tmp_path / "q.calib.json",
-          "--calib-data", folder / "data"], "--calib-data only applies to calibration from images, which --calib-cache"),
+          "--calib-data", folder / "data"], "--calib-data is not read where --calib-cache gives the ranges"),
         (["quantize", paths["swin_digits"], "--precision", "int8", "--calib-cache", tmp_path / "q.calib.json",
-          "--calib-images", "8"], "--calib-images only applies to calibration from images"),
+          "--calib-images", "8"], "--calib-images only applies to calibration images (--calib-data)"),
         (["quantize", paths["swin_digits"], "--precision", "fp16", "--calib-images", "8"],
          "--calib-images only applies to calibration images (--calib-data): drop it"),
     ]
@@ -364,12 +364,16 @@ def test_sensitivity_finds_the_blocks_that_break_int8_and_auto_exclude_keeps_the
     r = cli("quantize", paths["swin_digits"], "--precision", "int8", *images, "--auto-exclude", "-o", auto)
     details = json.loads(cli("inspect", auto, "--json", "-").out)["precision_details"]
     assert r.code == 0 and details["auto_exclude"].startswith("no block needed in float") and "exclude" not in details
-    cache = next(tmp_path.glob("q.calib.json"))
+    # a calibration cache's ranges, compared on images: the same ranking with no calibration run
+    cache = tmp_path / "q.calib.json"
+    r = cli("quantize", planted, "--precision", "int8", "--calib-cache", cache, "--calib-data", calib, "--sensitivity",
+            "--json", "-")
+    assert r.code == 0 and json.loads(r.out)["keep_float"] == [worst, second] and json.loads(r.out)["calib_images"] == 64
     for args, said in ((("--precision", "fp16", "--sensitivity"), "--precision int8"),
                        (("--precision", "int8", "--sensitivity", "-o", tmp_path / "x.onnx"), "drop --output"),
                        (("--precision", "int8", "--json", tmp_path / "x.json"), "add --sensitivity"),
                        (("--precision", "int8", "--sensitivity", "--auto-exclude"), "drop --auto-exclude"),
-                       (("--precision", "int8", "--auto-exclude", "--calib-cache", cache), "instead of --calib-cache"),
+                       (("--precision", "int8", "--auto-exclude", "--calib-cache", cache), "pass --calib-data"),
                        (("--precision", "int8", "--sensitivity"), "--calib-data")):
         with_images = "--calib-data" not in said and "--calib-cache" not in args
         r = cli("quantize", planted, *args, *(["--calib-data", calib] if with_images else []))
