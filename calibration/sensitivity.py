@@ -26,6 +26,7 @@ from swin_deploy.tolerances import Thresholds
 from .int8 import quantize_int8
 from .options import Int8Options
 from .placement import select_nodes
+from .ranges import Ranges
 
 # a block's node-name prefix in the graphs swin-deploy exports (its modules' names): stage i's j-th block or its patch
 # merging; any other name groups under its first path component (/patch_embed, the head)
@@ -53,7 +54,8 @@ class SensitivityResult:
     calib_images: int  # the ranges' images
     limits: Thresholds  # the gates a block or the whole INT8 is measured against
     whole: BlockDrift  # every block quantized: what `quantize` writes with these options
-    blocks: list[BlockDrift] = field(default_factory=list)  # one block quantized at a time, the worst first
+    # one block quantized at a time: those outside the limits first, then by max rel delta, the worst first
+    blocks: list[BlockDrift] = field(default_factory=list)
     # where `whole` is outside `limits`: the whole INT8 again after each further ranked block is kept in float (`block`
     # names the block added), until one is within them
     search: list[BlockDrift] = field(default_factory=list)
@@ -93,12 +95,13 @@ def block_of(node_name: str) -> str:
     return prefix + "/*"
 
 
-def measure(model: onnx.ModelProto, ranges, int8: Int8Options, inputs: list[dict[str, np.ndarray]],
+def measure(model: onnx.ModelProto, ranges: Ranges, int8: Int8Options, inputs: list[dict[str, np.ndarray]],
             limits: Thresholds, on_step: Callable[[str, int, int], None], rank_within: bool = True
             ) -> tuple[BlockDrift, list[BlockDrift], list[BlockDrift]]:
     """The whole INT8 of `model` (its `ranges`, `int8`'s settings), each block's INT8 alone, worst first (not where the
     whole is within `limits`, unless `rank_within`), and the search that keeps ranked blocks in float until the whole
     is within them; each against float32 on `inputs`."""
+
     def outputs(graph: onnx.ModelProto) -> list[dict[str, np.ndarray]]:
         with OnnxRuntimeRunner(graph.SerializeToString()) as runner:
             return [runner.infer(x) for x in inputs]
@@ -128,12 +131,12 @@ def measure(model: onnx.ModelProto, ranges, int8: Int8Options, inputs: list[dict
     for block in blocks:
         ranked.append(drift([b for b in blocks if b != block], block))
         on_step(step, 1, steps)
-    ranked.sort(key=lambda b: (-b.max_rel_delta, b.min_cosine))
+    ranked.sort(key=lambda b: (b.within, -b.max_rel_delta, b.min_cosine))  # those outside the gates first
     search: list[BlockDrift] = []
     if not whole.within:
         step = "keeping the worst blocks in float"
         on_step(step, 0, len(ranked))
-        # every block in float is the float32 model, within any limits: the search ends at the last block at most
+        # it stops one short of every block in float, which is the float32 model
         for k in range(1, len(ranked)):
             search.append(drift([b.block for b in ranked[:k]], ranked[k - 1].block))
             on_step(step, 1, len(ranked))
