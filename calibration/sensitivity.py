@@ -28,9 +28,10 @@ from .options import Int8Options
 from .placement import select_nodes
 from .ranges import Ranges
 
-# a block's node-name prefix in the graphs swin-deploy exports (its modules' names): stage i's j-th block or its patch
-# merging; any other name groups under its first path component (/patch_embed, the head)
-BLOCK = re.compile(r"^(/layers/layers\.\d+/(?:blocks/blocks\.\d+|downsample))/")
+# a block's node-name prefix, as torch.onnx names nodes after their modules: a Swin block or a patch merging in
+# swin-deploy's and timm's exports (/layers/layers.1/blocks/blocks.0, /layers/layers.1/downsample), transformers'
+# (/swin/encoder/layers.0/blocks.0) and torchvision's (/features/features.1/features.1.0)
+BLOCK = re.compile(r"^(.*?/(?:blocks\.\d+|downsample|features\.\d+\.\d+))/")
 
 
 @dataclass(frozen=True)
@@ -89,10 +90,13 @@ class SensitivityResult:
 
 
 def block_of(node_name: str) -> str:
-    """The block a node belongs to, as the `exclude` glob that matches its nodes alone."""
+    """The block a node belongs to, as the `exclude` glob that matches its nodes alone; outside the blocks, the node's
+    module (the patch embedding, torchvision's patch mergings, the head); the node itself where its name has no path."""
     found = BLOCK.match(node_name)
-    prefix = found.group(1) if found else "/" + node_name.lstrip("/").split("/")[0]
-    return prefix + "/*"
+    if found:
+        return found.group(1) + "/*"
+    module = node_name.rpartition("/")[0]
+    return module + "/*" if module else node_name
 
 
 def measure(model: onnx.ModelProto, ranges: Ranges, int8: Int8Options, inputs: list[dict[str, np.ndarray]],

@@ -379,6 +379,30 @@ def test_sensitivity_finds_the_blocks_that_break_int8_and_auto_exclude_keeps_the
         assert r.code == 2 and said in r.err and len(r.err.strip().splitlines()) == 1, (args, r.err)
 
 
+@pytest.mark.parametrize("node, block", [
+    # swin-deploy's and timm's exports
+    ("/layers/layers.1/blocks/blocks.0/attn/qkv/MatMul", "/layers/layers.1/blocks/blocks.0/*"),
+    ("/layers/layers.2/downsample/reduction/MatMul", "/layers/layers.2/downsample/*"),
+    ("/patch_embed/proj/Conv", "/patch_embed/proj/*"),
+    ("/head/fc/MatMul", "/head/fc/*"),
+    # transformers 5's (torch.onnx of SwinForImageClassification)
+    ("/swin/encoder/layers.0/blocks.1/attention/q_proj/MatMul", "/swin/encoder/layers.0/blocks.1/*"),
+    ("/swin/encoder/layers.0/downsample/reduction/MatMul", "/swin/encoder/layers.0/downsample/*"),
+    ("/swin/embeddings/patch_embeddings/projection/Conv", "/swin/embeddings/patch_embeddings/projection/*"),
+    ("/classifier/Gemm", "/classifier/*"),
+    # torchvision's swin_t
+    ("/features/features.1/features.1.0/attn/MatMul", "/features/features.1/features.1.0/*"),
+    ("/features/features.2/reduction/MatMul", "/features/features.2/reduction/*"),
+    ("/features/features.0/features.0.0/Conv", "/features/features.0/features.0.0/*"),
+    ("MatMul_12", "MatMul_12"),
+])
+def test_blocks_are_found_in_every_exporters_node_names(node, block):
+    """A block's glob never reaches past it: a foreign graph's blocks rank one by one, not as one '/swin/*'."""
+    from calibration.sensitivity import block_of
+
+    assert block_of(node) == block
+
+
 def test_the_block_search_ends_short_of_every_block_in_float(demo):
     """Where no INT8 short of the float32 model is within the limits, the search stops one block short and says so."""
     from calibration.options import Int8Options
