@@ -36,7 +36,7 @@ from swin_deploy.tolerances import thresholds_for
 
 from .int8 import quantize_int8
 from .options import Int8Options, QuantizeOptions
-from .placement import residual_adds
+from .placement import residual_adds, select_nodes
 from .ranges import Ranges, calibrate
 from .reader import ImageReader
 from .sensitivity import SensitivityResult, measure
@@ -221,6 +221,10 @@ def int8_ranges(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOpt
 def _int8(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOptions, model_sha: str,
           result: QuantizeResult, on_progress: Progress) -> tuple[onnx.ModelProto, Ranges]:
     int8 = options.int8
+    if not select_nodes(model, int8.attention, int8.quantize_head, int8.exclude, int8.placement).quantize:
+        # an "int8" artifact without a Q/DQ would be the float model under another name
+        raise UserError(f"`exclude` {' '.join(repr(p) for p in int8.exclude)} keeps every node INT8 would quantize in "
+                        "float: narrow it (or quantize with `precision` fp16 for a float16 model)")
     ranges = int8_ranges(model, info, options, model_sha, on_progress, result)
     if options.calib_cache is None:
         result.cache_path = result.path.with_name(result.path.name.removesuffix(".onnx") + ".calib.json")

@@ -246,6 +246,9 @@ def test_quantize_bad_input(cli, demo, tmp_path):
           "percentile", "--percentile", "150"], "--percentile must be in (0, 100]"),
         (["quantize", paths["swin_digits"], "--precision", "int8", "--calib-data", folder / "data", "--exclude",
           "*/mpl/*"], "--exclude '*/mpl/*' matches no node"),
+        # an "int8" artifact with no Q/DQ at all was written, and verified as INT8
+        (["quantize", paths["swin_digits"], "--precision", "int8", "--calib-data", folder / "data", "--exclude",
+          "/layers/*", "--exclude", "/patch_embed/*"], "--exclude '/layers/*' '/patch_embed/*' keeps every node INT8"),
         (["quantize", paths["swin_digits"], "--precision", "int8", "--calib-cache", tmp_path / "q.calib.json", "--method",
           "entropy"], "holds minmax ranges, not entropy"),
         (["quantize", paths["swin_digits"], "--precision", "fp16", "--fp16-keep-above", "-1"], "must be positive"),
