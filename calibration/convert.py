@@ -234,7 +234,7 @@ def _int8(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOptions, 
                              rank_within=False)
         if not found.found:
             raise GateFailed(f"no INT8 short of every block in float is within verify's INT8 gates on "
-                             f"{found.images} calibration images (quantize --sensitivity ranks them): try `method` "
+                             f"{found.images} calibration images (`sensitivity` ranks the blocks): try `method` "
                              "percentile or entropy; nothing was written")
         int8 = replace(int8, exclude=[*int8.exclude, *found.keep_float])
         kept = found.kept

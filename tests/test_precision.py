@@ -16,6 +16,8 @@ import pytest
 from conftest import no_vnni
 from onnx import numpy_helper
 
+from swin_deploy.errors import GateFailed
+
 DEMO = ("swin_digits", "swinv2_digits")  # the demo fixture exports both
 
 
@@ -406,9 +408,11 @@ def test_blocks_are_found_in_every_exporters_node_names(node, block):
     assert block_of(node) == block
 
 
-def test_the_block_search_ends_short_of_every_block_in_float(demo):
-    """Where no INT8 short of the float32 model is within the limits, the search stops one block short and says so."""
-    from calibration.options import Int8Options
+def test_the_block_search_ends_short_of_every_block_in_float(demo, tmp_path, monkeypatch):
+    """Where no INT8 short of the float32 model is within the limits, the search stops one block short and says so,
+    and --auto-exclude writes nothing."""
+    from calibration import convert
+    from calibration.options import Int8Options, QuantizeOptions
     from calibration.ranges import calibrate
     from calibration.reader import ImageReader
     from calibration.sensitivity import SensitivityResult, measure
@@ -427,6 +431,13 @@ def test_the_block_search_ends_short_of_every_block_in_float(demo):
     assert len(ranked) == 9 and len(search) == 8 and not result.found and not result.whole.within
     assert [s.block for s in search] == [b.block for b in ranked[:8]]
     assert search[-1].nodes == ranked[-1].nodes  # the last step quantizes the least sensitive block alone
+    monkeypatch.setattr(convert, "thresholds_for", lambda precision: exact)
+    out = tmp_path / "auto.onnx"
+    options = QuantizeOptions("int8", calib_data=folder / "data" / "calib", calib_images=16,
+                              int8=Int8Options(auto_exclude=True))
+    with pytest.raises(GateFailed, match="no INT8 short of every block in float is within"):
+        convert.quantize(paths["swin_digits"], out, options)
+    assert not out.exists() and not list(tmp_path.iterdir())
 
 
 def test_verify_bad_input(cli, demo, tmp_path):
