@@ -413,31 +413,31 @@ def test_the_block_search_ends_short_of_every_block_in_float(demo, tmp_path, mon
     and --auto-exclude writes nothing."""
     from calibration import convert
     from calibration.options import Int8Options, QuantizeOptions
-    from calibration.ranges import calibrate
-    from calibration.reader import ImageReader
     from calibration.sensitivity import SensitivityResult, measure
-    from swin_deploy.artifact import read_info
-    from swin_deploy.data import list_images
     from swin_deploy.tolerances import Thresholds
 
     folder, paths = demo
-    model = onnx.load(str(paths["swin_digits"]))
-    reader = ImageReader(list_images(folder / "data" / "calib", limit=16), read_info(paths["swin_digits"]), 8)
-    ranges = calibrate(model, reader, op_types=Int8Options().calibrated_ops)
     exact = Thresholds(max_rel_delta=0.0, min_cosine=1.0, min_top1_agreement=1.0, min_top5_agreement=1.0,
                        max_top1_drop=0.0)
-    whole, ranked, search = measure(model, ranges, Int8Options(), list(reader.batches()), exact, lambda *a: None)
-    result = SensitivityResult(paths["swin_digits"], 16, 16, exact, whole, ranked, search)
-    assert len(ranked) == 9 and len(search) == 8 and not result.found and not result.whole.within
-    assert [s.block for s in search] == [b.block for b in ranked[:8]]
-    assert search[-1].nodes == ranked[-1].nodes  # the last step quantizes the least sensitive block alone
     monkeypatch.setattr(convert, "thresholds_for", lambda precision: exact)
+    measured = []
+
+    def kept_measure(*args, **kwargs):
+        measured.append(measure(*args, **kwargs))
+        return measured[-1]
+
+    monkeypatch.setattr(convert, "measure", kept_measure)
     out = tmp_path / "auto.onnx"
     options = QuantizeOptions("int8", calib_data=folder / "data" / "calib", calib_images=16,
                               int8=Int8Options(auto_exclude=True))
     with pytest.raises(GateFailed, match="no INT8 short of every block in float is within"):
         convert.quantize(paths["swin_digits"], out, options)
     assert not out.exists() and not list(tmp_path.iterdir())
+    whole, ranked, search = measured[0]
+    result = SensitivityResult(paths["swin_digits"], 16, 16, exact, whole, ranked, search)
+    assert len(ranked) == 9 and len(search) == 8 and not result.found and not result.whole.within
+    assert [s.block for s in search] == [b.block for b in ranked[:8]]
+    assert search[-1].nodes == ranked[-1].nodes  # the last step quantizes the least sensitive block alone
 
 
 def test_verify_bad_input(cli, demo, tmp_path):
