@@ -23,7 +23,7 @@ from typing import Annotated
 import typer
 import typer.core
 
-from calibration.options import Int8Options, QuantizeOptions
+from calibration.options import GATES, Int8Options, QuantizeOptions
 from swin_deploy import defaults
 from swin_deploy.errors import GateFailed, SwinDeployError, UserError, out_of_space
 from swin_deploy.parsing import parse_bytes, parse_floats, parse_fraction, parse_hw, parse_hw_list, parse_ints, read_class_names
@@ -96,6 +96,8 @@ Workers = Annotated[int | None, typer.Option("--workers", help="Image decode wor
 ImgSize = Annotated[str | None, typer.Option("--img-size", help="Input size, e.g. 384 or 512x640: a dynamic-size "
                                              "artifact runs at any size in its range (default: the artifact's own).")]
 Gate = Annotated[float | None, typer.Option(help="Gate threshold (default: by precision, swin_deploy/tolerances.py).")]
+SearchGate = Annotated[float | None, typer.Option(help="--auto-exclude and --sensitivity: the gate to reach against "
+                                                  "float32 (default: verify's INT8 one).")]
 
 
 def batch_sizes_option(default: str):
@@ -198,6 +200,13 @@ def _int8_options() -> list[inspect.Parameter]:
         auto_exclude=Annotated[bool, typer.Option("--auto-exclude", help="Keep blocks in float, worst first, until "
                                                   "the INT8 is within verify's INT8 gates on calibration images (the "
                                                   "--sensitivity search).")],
+        **{name: SearchGate for name in GATES},
+        compare_images=Annotated[int, typer.Option("--compare-images", help="--auto-exclude and --sensitivity: "
+                                                   "images each comparison runs on.")],
+        compare_data=Annotated[Path | None, typer.Option("--compare-data", help="--auto-exclude and --sensitivity: "
+                                                         "compare on these images, e.g. the validation set verify "
+                                                         "will use (default: calibration-folder images calibration "
+                                                         "did not read).")],
         reduce_range=Annotated[bool, typer.Option("--reduce-range", help="7-bit weights, exact on CPUs without VNNI "
                                                   "(AVX2 only, or AVX-512 before Cascade Lake): docs/cpu.md.")],
     )

@@ -7,6 +7,7 @@ Both read calibration images through the same statistics pass (ranges.calibrate)
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -26,13 +27,12 @@ from swin_deploy.artifact import (
     write_info,
 )
 from swin_deploy.backends.onnxruntime_runner import OnnxRuntimeRunner
-from swin_deploy.data import list_images
+from swin_deploy.data import ImageSet, list_images
 from swin_deploy.enums import Int8Target, Precision, QdqPlacement
-from swin_deploy.errors import GateFailed, UserError, require_at_least
+from swin_deploy.errors import GateFailed, UserError
 from swin_deploy.fileio import atomic_output, check_outputs, sha256_file
 from swin_deploy.precision.fp16 import convert_fp16, default_block_list
 from swin_deploy.precision.graph import io_names, opset_of
-from swin_deploy.tolerances import thresholds_for
 
 from .int8 import quantize_int8
 from .options import Int8Options, QuantizeOptions
@@ -72,7 +72,7 @@ def quantize(src: Path, out: Path | None, options: QuantizeOptions, on_progress:
     info = read_info(src, options.variant)
     refuse_quantized(model, info, src)
     check_artifact_name(out, "onnx")
-    options.check_images_read(compared=False)
+    options.check_comparison(compared=False)
     check_outputs([src, *([options.calib_cache] if options.calib_cache else [])], output=out)
     model_sha = sha256_file(src)
     result = QuantizeResult(out, options.precision, 0, 0)
@@ -97,11 +97,11 @@ def quantize(src: Path, out: Path | None, options: QuantizeOptions, on_progress:
     return result
 
 
-def sensitivity(src: Path, options: QuantizeOptions, images: int = defaults.SENSITIVITY_IMAGES,
-                on_progress: Progress = lambda s, n, t: None) -> SensitivityResult:
+def sensitivity(src: Path, options: QuantizeOptions, on_progress: Progress = lambda s, n, t: None
+                ) -> SensitivityResult:
     """Rank the blocks of the fp32 ONNX `src` by how far quantizing each alone (with `options`' INT8 settings and
-    ranges) moves its outputs on `images` of the calibration images, and find the worst-first blocks to keep in float
-    for an INT8 within verify's INT8 gates (calibration.sensitivity). Writes nothing (a `calib_cache` is read)."""
+    ranges) moves its outputs on `compare_images` of the calibration images, and find the worst-first blocks to keep
+    in float for an INT8 within the INT8 gates (calibration.sensitivity). Writes nothing (a `calib_cache` is read)."""
     start = time.perf_counter()
     if options.precision != Precision.INT8:
         raise UserError("`sensitivity` ranks the blocks of an INT8: pass `precision` int8")
@@ -112,24 +112,44 @@ def sensitivity(src: Path, options: QuantizeOptions, images: int = defaults.SENS
     model = load_onnx(src)
     info = read_info(src, options.variant)
     refuse_quantized(model, info, src)
-    if options.calib_data is None:
-        raise UserError("`sensitivity` runs the blocks on calibration images: pass `calib_data` DIR")
-    options.check_images_read(compared=True)
+    if options.calib_data is None and options.int8.compare_data is None:
+        raise UserError("`sensitivity` runs the blocks on images: pass `calib_data` DIR (or `compare_data` DIR)")
+    options.check_comparison(compared=True)
     ranges = int8_ranges(model, info, options, sha256_file(src), on_progress)
-    found = _rank_blocks(model, info, options, ranges, options.int8, images, on_progress)
+    found = _rank_blocks(model, info, options, ranges, options.int8, on_progress)
     found.model, found.seconds = src, time.perf_counter() - start
     return found
 
 
 def _rank_blocks(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOptions, ranges: Ranges,
-                 int8: Int8Options, images: int, on_progress: Progress, rank_within: bool = True) -> SensitivityResult:
-    require_at_least("images", images, 1)
-    sample = list_images(options.calib_data, limit=min(images, options.calib_images), seed=options.seed)
+                 int8: Int8Options, on_progress: Progress, rank_within: bool = True) -> SensitivityResult:
+    sample, compared_on, held_out = _compare_images(options)
     reader = ImageReader(sample, info, options.calib_batch, lambda n: on_progress("reading images", n, len(sample)),
                          options.calib_size, options.workers, io_names(model.graph)[0][0])
-    limits = thresholds_for(Precision.INT8)
+    limits = int8.limits()
     whole, ranked, search = measure(model, ranges, int8, list(reader.batches()), limits, on_progress, rank_within)
-    return SensitivityResult(Path(), reader.used, ranges.images, limits, whole, ranked, search)
+    return SensitivityResult(Path(), reader.used, compared_on, held_out, ranges.images, limits, whole, ranked, search)
+
+
+def _compare_images(options: QuantizeOptions) -> tuple[ImageSet, str, bool | None]:
+    """The images the INT8 is compared with float32 on, what they are, and whether none of them made its ranges (None:
+    not known). `compare_data` where given (a validation set: what verify will gate on); else, where the calibration
+    folder holds more images than calibration read, those others: on the images that made its ranges an INT8 looks
+    better than on any other (they clip nothing)."""
+    int8 = options.int8
+    if int8.compare_data is not None:
+        return list_images(int8.compare_data, limit=int8.compare_images, seed=options.seed), \
+            f"images of {int8.compare_data}", None
+    if options.calib_cache is not None:
+        return list_images(options.calib_data, limit=int8.compare_images, seed=options.seed), \
+            "images of the calibration folder", None
+    calibrated = set(list_images(options.calib_data, limit=options.calib_images, seed=options.seed).files)
+    others = [f for f in list_images(options.calib_data).files if f not in calibrated]
+    if not others:
+        return list_images(options.calib_data, limit=min(int8.compare_images, options.calib_images), seed=options.seed), \
+            "calibration images (the folder holds no others; those that made the ranges flatter an INT8)", False
+    keep = sorted(random.Random(options.seed).sample(range(len(others)), min(int8.compare_images, len(others))))
+    return ImageSet([others[i] for i in keep], None), "held-out images of the calibration folder", True
 
 
 def _check_tensorrt_rules(model: onnx.ModelProto, info: ArtifactInfo, result: QuantizeResult) -> None:
@@ -230,18 +250,17 @@ def _int8(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOptions, 
         result.cache_path = result.path.with_name(result.path.name.removesuffix(".onnx") + ".calib.json")
     if int8.auto_exclude:
         # an INT8 within the gates as it is needs no ranking
-        found = _rank_blocks(model, info, options, ranges, int8, defaults.SENSITIVITY_IMAGES, on_progress,
-                             rank_within=False)
+        found = _rank_blocks(model, info, options, ranges, int8, on_progress, rank_within=False)
         if not found.found:
-            raise GateFailed(f"no INT8 short of every block in float is within verify's INT8 gates on "
-                             f"{found.images} calibration images (`sensitivity` ranks the blocks): try `method` "
+            raise GateFailed(f"no INT8 short of every block in float is within the INT8 gates on "
+                             f"{found.describe_images()} (`sensitivity` ranks the blocks): try `method` "
                              "percentile or entropy; nothing was written")
         int8 = replace(int8, exclude=[*int8.exclude, *found.keep_float])
         kept = found.kept
         result.details["auto_exclude"] = (
             f"{len(found.keep_float)} of {len(found.blocks)} blocks kept in float" if found.keep_float else
             "no block needed in float") + (f": max rel delta {kept.max_rel_delta:.4g}, min cosine "
-                                           f"{kept.min_cosine:.6f} on {found.images} calibration images")
+                                           f"{kept.min_cosine:.6f} on {found.describe_images()}")
     if int8.exclude:
         result.details["exclude"] = " ".join(int8.exclude)
     qmodel, placement = quantize_int8(model, ranges, int8)

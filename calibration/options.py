@@ -13,6 +13,7 @@ from swin_deploy import defaults
 from swin_deploy.enums import CalibMethod, HighPrecision, Int8Target, Precision, QdqPlacement
 from swin_deploy.errors import UserError, require_at_least
 from swin_deploy.parsing import as_hw, one_or_many
+from swin_deploy.tolerances import Thresholds, thresholds_for
 
 DEFAULT_HIGH_PRECISION = {Int8Target.TENSORRT: HighPrecision.FP16, Int8Target.ONNXRUNTIME: HighPrecision.FP32}
 LINEAR_OPS = ("MatMul", "Conv", "Gemm")  # the ops INT8 quantizes
@@ -41,6 +42,16 @@ class Int8Options:
     # keep blocks in float, the worst of calibration.sensitivity's ranking first, one more at a time until the INT8 is
     # within verify's INT8 gates against float32 on calibration images; they add to `exclude`
     auto_exclude: bool = False
+    # the gates `auto_exclude` and the sensitivity ranking measure against (None: verify's INT8 default); tighter ones
+    # where verify will be run with tighter ones
+    max_rel_delta: float | None = None
+    min_cosine: float | None = None
+    min_top1_agreement: float | None = None
+    min_top5_agreement: float | None = None
+    # calibration images the comparisons run on: a max over more images is larger, so a tight `max_rel_delta` reached
+    # on a few may be missed on a validation set; more images cost time in every pass
+    compare_images: int = defaults.COMPARE_IMAGES
+    compare_data: Path | None = None  # the images to compare on (a validation set); default: the calibration folder's
 
     def __post_init__(self) -> None:
         self.target = Int8Target.parse(self.target, "target")
@@ -55,6 +66,20 @@ class Int8Options:
         if self.percentile != defaults.PERCENTILE and self.method != CalibMethod.PERCENTILE:
             raise UserError("`percentile` goes with `method` percentile")
         self.exclude = list(one_or_many(self.exclude) or ())
+        self.limits()  # refuses a gate out of its range
+        require_at_least("compare_images", self.compare_images, 1)
+        self.compare_data = None if self.compare_data is None else Path(self.compare_data)
+
+    @property
+    def comparison(self) -> list[str]:
+        """The settings of comparing the INT8 with float32 that differ from their defaults."""
+        return [name for name in GATES if getattr(self, name) is not None] + \
+            (["compare_images"] if self.compare_images != defaults.COMPARE_IMAGES else []) + \
+            (["compare_data"] if self.compare_data is not None else [])
+
+    def limits(self) -> Thresholds:
+        """What an INT8 with blocks kept in float must be within, against float32 on calibration images."""
+        return thresholds_for(Precision.INT8).override(**{name: getattr(self, name) for name in GATES})
 
     def changed(self) -> list[str]:
         """The settings that differ from their defaults."""
@@ -77,6 +102,7 @@ class Int8Options:
         return (*LINEAR_OPS, "Add") if self.placement == QdqPlacement.NVIDIA else LINEAR_OPS
 
 
+GATES = ("max_rel_delta", "min_cosine", "min_top1_agreement", "min_top5_agreement")  # verify's, less accuracy (no labels)
 INT8_SETTINGS = {f.name for f in fields(Int8Options)}
 CALIBRATION_SETTINGS = ("calib_data", "calib_images", "calib_batch", "calib_size", "workers", "calib_cache")
 IMAGE_SETTINGS = ("calib_images", "calib_batch", "calib_size", "workers", "seed")  # how `calib_data` is read
@@ -120,14 +146,21 @@ class QuantizeOptions:
         default = {f.name: f.default for f in fields(self)}
         if self.calib_data is None:
             _reject([k for k in IMAGE_SETTINGS if getattr(self, k) != default[k]], "calibration images (`calib_data`)")
-            if self.int8.auto_exclude:
-                raise UserError("`auto_exclude` compares the INT8 with float32 on calibration images: pass `calib_data` "
-                                "DIR (with `calib_cache` too, its ranges are used)")
+            if self.int8.auto_exclude and self.int8.compare_data is None:
+                raise UserError("`auto_exclude` compares the INT8 with float32 on images: pass `calib_data` DIR (with "
+                                "`calib_cache` too, its ranges are used) or `compare_data` DIR")
 
-    def check_images_read(self, compared: bool) -> None:
-        """With a cache's ranges, images are read only to compare the INT8 with float32 (`auto_exclude`, or the
-        sensitivity ranking when `compared`): anywhere else they would be silently not read."""
-        if self.calib_cache is not None and self.calib_data is not None and not (compared or self.int8.auto_exclude):
+    def check_comparison(self, compared: bool) -> None:
+        """Settings of comparing the INT8 with float32 (`auto_exclude`, or the sensitivity ranking when `compared`) mean
+        nothing elsewhere: the gates to reach, and images beside a cache's ranges (they would be silently not read)."""
+        cached = self.calib_cache is not None and self.calib_data is not None
+        if compared or self.int8.auto_exclude:
+            if cached and self.int8.compare_data is not None:
+                raise UserError("`calib_data` is not read where `calib_cache` gives the ranges and `compare_data` the "
+                                "images to compare on: drop `calib_data`")
+            return
+        _reject(self.int8.comparison, "`auto_exclude` and `sensitivity`")
+        if cached:
             raise UserError("`calib_data` is not read where `calib_cache` gives the ranges (only `auto_exclude` and "
                             "`sensitivity` compare the INT8 on images then): drop one of them")
 

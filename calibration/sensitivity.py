@@ -51,7 +51,9 @@ class BlockDrift:
 @dataclass
 class SensitivityResult:
     model: Path
-    images: int  # calibration images the outputs were compared on
+    images: int  # images the outputs were compared on
+    compared_on: str  # which they are: "held-out images of the calibration folder", ...
+    held_out: bool | None  # whether none of them made the ranges (None: not known)
     calib_images: int  # the ranges' images
     limits: Thresholds  # the gates a block or the whole INT8 is measured against
     whole: BlockDrift  # every block quantized: what `quantize` writes with these options
@@ -61,6 +63,9 @@ class SensitivityResult:
     # names the block added), until one is within them
     search: list[BlockDrift] = field(default_factory=list)
     seconds: float = 0.0
+
+    def describe_images(self) -> str:
+        return f"{self.images} {self.compared_on}"
 
     def breaking(self) -> list[BlockDrift]:
         """The blocks whose INT8 alone breaks the limits, worst first."""
@@ -83,7 +88,8 @@ class SensitivityResult:
         return self.search[-1] if self.search else self.whole
 
     def as_dict(self) -> dict:
-        return {"model": str(self.model), "images": self.images, "calib_images": self.calib_images,
+        return {"model": str(self.model), "images": self.images, "compared_on": self.compared_on, "held_out": self.held_out,
+                "calib_images": self.calib_images,
                 "limits": self.limits.as_dict(),
                 "whole": asdict(self.whole), "blocks": [asdict(b) for b in self.blocks],
                 "keep_float": self.keep_float, "search": [asdict(s) for s in self.search], "seconds": self.seconds}

@@ -33,8 +33,10 @@ from rich.table import Table
 from rich.text import Text
 
 from . import defaults
+from .enums import Precision
 from .errors import spell_params
 from .parsing import format_bytes
+from .tolerances import thresholds_for
 
 PIPED_WIDTH = 200
 
@@ -300,8 +302,8 @@ def sensitivity_table(result) -> None:
 
     headers = ["block", "Q/DQ nodes", "max rel delta", "min cosine", *(["top-1 agreement"] if classifier else []),
                "outside the gates"]
-    columns(f"INT8 of one block at a time against float32: {result.model.name} on {result.images} calibration images "
-            f"(ranges from {result.calib_images})", headers,
+    columns(f"INT8 of one block at a time against float32: {result.model.name} on {result.describe_images()}; ranges "
+            f"from {result.calib_images}", headers,
             [row("every block (what quantize writes)", result.whole), *(row(b.block, b) for b in result.blocks)],
             left=("block", "outside the gates"))
     if result.search:
@@ -309,7 +311,10 @@ def sensitivity_table(result) -> None:
                 ["also in float", *headers[1:]], [row(b.block, b) for b in result.search],
                 left=("also in float", "outside the gates"))
     alone = len(result.breaking())
-    gates = "verify's INT8 gates"
+    limits, default = result.limits.as_dict(), thresholds_for(Precision.INT8).as_dict()
+    given = {name: value for name, value in limits.items() if value != default[name]}
+    gates_given = [f"{flag(name)} {value:g}" for name, value in given.items()]
+    gates = f"the INT8 gates given ({', '.join(gates_given)})" if given else "verify's INT8 gates"
     alone_text = (f"no block alone breaks {gates}" if not alone else
                   f"{alone} block{'s' if alone > 1 else ''} alone break{'' if alone > 1 else 's'} {gates}")
     if result.whole.within:
@@ -317,7 +322,7 @@ def sensitivity_table(result) -> None:
     elif result.found:
         excludes = " ".join(f"{flag('exclude')} '{b}'" for b in result.keep_float)
         message(f"{alone_text}; the whole INT8 does, and is within them with {len(result.keep_float)} kept in float: "
-                f"quantize with {excludes} (or {flag('auto-exclude')}), then verify again")
+                f"quantize with {excludes} (or {' '.join([flag('auto-exclude'), *gates_given])}), then verify again")
     else:
         message(f"{alone_text}; the whole INT8 does, and still does with all but one block kept in float: try "
                 f"{flag('method')} percentile or entropy")

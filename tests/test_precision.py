@@ -349,6 +349,7 @@ def test_sensitivity_finds_the_blocks_that_break_int8_and_auto_exclude_keeps_the
     assert {worst, second} == {f"{b}/*" for b in outliers}, ranking
     assert blocks[1]["max_rel_delta"] > 0.25 > 10 * blocks[2]["max_rel_delta"], ranking
     assert ranking["whole"]["max_rel_delta"] > 0.25 and ranking["images"] == 32 and ranking["calib_images"] == 64
+    assert ranking["held_out"] is None  # the cache does not say which images made its ranges
     # the search keeps the worst in float one more at a time: with the worst alone the second still breaks the gates
     assert ranking["keep_float"] == [worst, second], ranking
     first_step, last_step = ranking["search"]
@@ -365,13 +366,34 @@ def test_sensitivity_finds_the_blocks_that_break_int8_and_auto_exclude_keeps_the
     r = cli("inspect", auto, "--json", "-")
     details = json.loads(r.out)["precision_details"]
     assert details["exclude"] == f"{worst} {second}" and details["auto_exclude"].startswith("2 of 9 blocks"), details
+    # compared on images of the folder that calibration did not read (64 of its 1438 made the ranges)
+    assert "on 32 held-out images of the calibration folder" in details["auto_exclude"], details
     # the unplanted model: within the gates as it is, nothing to keep in float
     r = cli("quantize", paths["swin_digits"], "--precision", "int8", *images, "--sensitivity")
     assert r.code == 0 and "no block alone breaks" in r.out and "the whole INT8 is within them" in r.out, r.out
     r = cli("quantize", paths["swin_digits"], "--precision", "int8", *images, "--auto-exclude", "-o", auto)
     details = json.loads(cli("inspect", auto, "--json", "-").out)["precision_details"]
     assert r.code == 0 and details["auto_exclude"].startswith("no block needed in float") and "exclude" not in details
+    # a folder no larger than calibration reads: compared on the calibration images, and said so; a gate asked for
+    few = tmp_path / "few"
+    few.mkdir()
+    for image in sorted(calib.rglob("*.png"))[:40]:
+        shutil.copy(image, few / image.name)
+    r = cli("quantize", paths["swin_digits"], "--precision", "int8", "--calib-data", few, "--sensitivity",
+            "--max-rel-delta", "0.005", "--json", "-")
+    ranking = json.loads(r.out)
+    assert r.code == 0 and ranking["held_out"] is False and ranking["images"] == 32, r.err
+    assert ranking["limits"]["max_rel_delta"] == 0.005 and ranking["limits"]["min_cosine"] == 0.98
+    for row in [ranking["whole"], *ranking["blocks"], *ranking["search"]]:
+        assert ("max_rel_delta" in row["outside"]) == (row["max_rel_delta"] > 0.005), row
     for args, said in ((("--precision", "fp16", "--sensitivity"), "--precision int8"),
+                       (("--precision", "int8", "--max-rel-delta", "0.1"), "--max-rel-delta only applies to "
+                                                                             "--auto-exclude and --sensitivity"),
+                       (("--precision", "int8", "--compare-images", "64"), "--compare-images only applies to"),
+                       (("--precision", "int8", "--auto-exclude", "--calib-cache", cache, "--compare-data", val,
+                         "--calib-data", calib),
+                        "--calib-data is not read where --calib-cache gives the ranges and --compare-data"),
+                       (("--precision", "int8", "--auto-exclude", "--min-cosine", "1.5"), "--min-cosine must be"),
                        (("--precision", "int8", "--sensitivity", "-o", tmp_path / "x.onnx"), "drop --output"),
                        (("--precision", "int8", "--json", tmp_path / "x.json"), "add --sensitivity"),
                        (("--precision", "int8", "--sensitivity", "--auto-exclude"), "drop --auto-exclude"),
@@ -380,6 +402,24 @@ def test_sensitivity_finds_the_blocks_that_break_int8_and_auto_exclude_keeps_the
         with_images = "--calib-data" not in said and "--calib-cache" not in args
         r = cli("quantize", planted, *args, *(["--calib-data", calib] if with_images else []))
         assert r.code == 2 and said in r.err and len(r.err.strip().splitlines()) == 1, (args, r.err)
+
+
+def test_auto_exclude_reaches_a_tighter_gate_on_the_images_verify_will_gate_on(cli, demo, tmp_path):
+    """A CI gating verify at --max-rel-delta 0.01 (not INT8's 0.25): --auto-exclude aims at that gate, compared on the
+    validation images verify will read, and what it writes passes that verify."""
+    folder, paths = demo
+    calib, val = folder / "data" / "calib", folder / "data" / "val"
+    out = tmp_path / "tight.onnx"
+    r = cli("quantize", paths["swin_digits"], "--precision", "int8", "--calib-data", calib, "--calib-images", "64",
+            "--auto-exclude", "--max-rel-delta", "0.01", "--compare-data", val, "--compare-images", "359", "-o", out)
+    assert r.code == 0, r.err
+    details = json.loads(cli("inspect", out, "--json", "-").out)["precision_details"]
+    assert f"on 359 images of {val}" in details["auto_exclude"] and details["exclude"], details
+    assert cli("verify", out, "--data", val, "--max-rel-delta", "0.01").code == 0
+    # the whole INT8, which --auto-exclude kept blocks of in float for that gate, does not pass it
+    assert cli("quantize", paths["swin_digits"], "--precision", "int8", "--calib-data", calib, "--calib-images", "64",
+               "-o", tmp_path / "whole.onnx").code == 0
+    assert cli("verify", tmp_path / "whole.onnx", "--data", val, "--max-rel-delta", "0.01").code == 1
 
 
 @pytest.mark.parametrize("node, block", [
@@ -407,17 +447,13 @@ def test_blocks_are_found_in_every_exporters_node_names(node, block):
 
 
 def test_the_block_search_ends_short_of_every_block_in_float(demo, tmp_path, monkeypatch):
-    """Where no INT8 short of the float32 model is within the limits, the search stops one block short and says so,
-    and --auto-exclude writes nothing."""
+    """Where no INT8 short of the float32 model is within the gates asked for (here: exact), the search stops one
+    block short and says so, and --auto-exclude writes nothing."""
     from calibration import convert
     from calibration.options import Int8Options, QuantizeOptions
     from calibration.sensitivity import SensitivityResult, measure
-    from swin_deploy.tolerances import Thresholds
 
     folder, paths = demo
-    exact = Thresholds(max_rel_delta=0.0, min_cosine=1.0, min_top1_agreement=1.0, min_top5_agreement=1.0,
-                       max_top1_drop=0.0)
-    monkeypatch.setattr(convert, "thresholds_for", lambda precision: exact)
     measured = []
 
     def kept_measure(*args, **kwargs):
@@ -426,13 +462,15 @@ def test_the_block_search_ends_short_of_every_block_in_float(demo, tmp_path, mon
 
     monkeypatch.setattr(convert, "measure", kept_measure)
     out = tmp_path / "auto.onnx"
-    options = QuantizeOptions("int8", calib_data=folder / "data" / "calib", calib_images=16,
-                              int8=Int8Options(auto_exclude=True))
+    exact = Int8Options(auto_exclude=True, max_rel_delta=0.0, min_cosine=1.0, min_top1_agreement=1.0,
+                        min_top5_agreement=1.0)
+    options = QuantizeOptions("int8", calib_data=folder / "data" / "calib", calib_images=16, int8=exact)
     with pytest.raises(GateFailed, match="no INT8 short of every block in float is within"):
         convert.quantize(paths["swin_digits"], out, options)
     assert not out.exists() and not list(tmp_path.iterdir())
     whole, ranked, search = measured[0]
-    result = SensitivityResult(paths["swin_digits"], 16, 16, exact, whole, ranked, search)
+    result = SensitivityResult(paths["swin_digits"], 32, "held-out images", True, 16, exact.limits(), whole, ranked,
+                               search)
     assert len(ranked) == 9 and len(search) == 8 and not result.found and not result.whole.within
     assert [s.block for s in search] == [b.block for b in ranked[:8]]
     assert search[-1].nodes == ranked[-1].nodes  # the last step quantizes the least sensitive block alone
