@@ -198,8 +198,8 @@ def _int8_options() -> list[inspect.Parameter]:
                                               "(+ attention matmuls and residual adds, NVIDIA's guidance for TensorRT).")],
         exclude=Annotated[list[str] | None, typer.Option("--exclude", help="Node-name glob to keep in float (repeatable).")],
         auto_exclude=Annotated[bool, typer.Option("--auto-exclude", help="Keep blocks in float, worst first, until "
-                                                  "the INT8 is within verify's INT8 gates on calibration images (the "
-                                                  "--sensitivity search).")],
+                                                  "the INT8 is within verify's INT8 gates (or those given) on the "
+                                                  "images compared (the --sensitivity search).")],
         **{name: SearchGate for name in GATES},
         compare_images=Annotated[int, typer.Option("--compare-images", help="--auto-exclude and --sensitivity: "
                                                    "images each comparison runs on.")],

@@ -40,7 +40,7 @@ class Int8Options:
     # OpenVINO's int8 matmuls add pairs of 8-bit products in saturating int16, which 8-bit weights can overflow
     reduce_range: bool = False
     # keep blocks in float, the worst of calibration.sensitivity's ranking first, one more at a time until the INT8 is
-    # within verify's INT8 gates against float32 on calibration images; they add to `exclude`
+    # within the gates below against float32 on the images compared; they add to `exclude`
     auto_exclude: bool = False
     # the gates `auto_exclude` and the sensitivity ranking measure against (None: verify's INT8 default); tighter ones
     # where verify will be run with tighter ones
@@ -48,10 +48,11 @@ class Int8Options:
     min_cosine: float | None = None
     min_top1_agreement: float | None = None
     min_top5_agreement: float | None = None
-    # calibration images the comparisons run on: a max over more images is larger, so a tight `max_rel_delta` reached
-    # on a few may be missed on a validation set; more images cost time in every pass
+    # images the comparisons run on: a max over more images is larger, so a tight `max_rel_delta` reached on a few may
+    # be missed on a validation set; more images cost time in every pass
     compare_images: int = defaults.COMPARE_IMAGES
-    compare_data: Path | None = None  # the images to compare on (a validation set); default: the calibration folder's
+    # the images to compare on (a validation set); default: the calibration folder's that calibration did not read
+    compare_data: Path | None = None
 
     def __post_init__(self) -> None:
         self.target = Int8Target.parse(self.target, "target")
@@ -78,7 +79,7 @@ class Int8Options:
             (["compare_data"] if self.compare_data is not None else [])
 
     def limits(self) -> Thresholds:
-        """What an INT8 with blocks kept in float must be within, against float32 on calibration images."""
+        """What an INT8 with blocks kept in float must be within, against float32 on the images compared."""
         return thresholds_for(Precision.INT8).override(**{name: getattr(self, name) for name in GATES})
 
     def changed(self) -> list[str]:
