@@ -25,6 +25,7 @@ import typer.core
 
 from calibration.options import GATES, Int8Options, QuantizeOptions
 from swin_deploy import defaults
+from swin_deploy.enums import Precision
 from swin_deploy.errors import GateFailed, SwinDeployError, UserError, out_of_space
 from swin_deploy.parsing import parse_bytes, parse_floats, parse_fraction, parse_hw, parse_hw_list, parse_ints, read_class_names
 
@@ -419,6 +420,9 @@ def verify(
     write_reports(result, None if stdout_json else report, junit)
     for line in result.failures():
         render.failure("fail", line)
+    if not result.passed and result.info.precision == Precision.INT8:
+        render.warn("what to do: `swin-deploy quantize` of the fp32 ONNX with --sensitivity names the blocks an INT8 "
+                    "loses its accuracy in, and with --auto-exclude keeps them in float (docs/precision.md)")
     if not result.passed:
         raise GateFailed(f"{artifact.name} failed {len(result.failures())} check(s)")
     if not stdout_json:

@@ -337,7 +337,8 @@ def test_sensitivity_finds_the_blocks_that_break_int8_and_auto_exclude_keeps_the
     assert cli("verify", planted, "--data", val).code == 0  # the same function in float32
     assert cli("quantize", planted, "--precision", "int8", *images, "-o", tmp_path / "q.onnx").code == 0
     r = cli("verify", tmp_path / "q.onnx", "--data", val)
-    assert r.code == 1, r.out  # the INT8 fails its gates
+    assert r.code == 1, r.out  # the INT8 fails its gates, and verify says what to run next
+    assert "with --sensitivity names the blocks" in r.err and "with --auto-exclude keeps them" in r.err, r.err
     # the ranges of that quantize (its calibration cache), compared on the images: nothing is calibrated again
     cache = tmp_path / "q.calib.json"
     r = cli("quantize", planted, "--precision", "int8", "--calib-cache", cache, "--calib-data", calib, "--sensitivity",
