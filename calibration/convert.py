@@ -115,15 +115,17 @@ def sensitivity(src: Path, options: QuantizeOptions, on_progress: Progress = lam
     if options.calib_data is None and options.int8.compare_data is None:
         raise UserError("`sensitivity` runs the blocks on images: pass `calib_data` DIR (or `compare_data` DIR)")
     options.check_comparison(compared=True)
+    compare = _compare_images(options)  # before calibrating: a mistyped folder costs a second, not a calibration
     ranges = int8_ranges(model, info, options, sha256_file(src), on_progress)
-    found = _rank_blocks(model, info, options, ranges, options.int8, on_progress)
+    found = _rank_blocks(model, info, options, ranges, options.int8, compare, on_progress)
     found.model, found.seconds = src, time.perf_counter() - start
     return found
 
 
 def _rank_blocks(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOptions, ranges: Ranges,
-                 int8: Int8Options, on_progress: Progress, rank_within: bool = True) -> SensitivityResult:
-    sample, compared_on, held_out = _compare_images(options)
+                 int8: Int8Options, compare: tuple[ImageSet, str, bool | None], on_progress: Progress,
+                 rank_within: bool = True) -> SensitivityResult:
+    sample, compared_on, held_out = compare
     reader = ImageReader(sample, info, options.calib_batch, lambda n: on_progress("reading images", n, len(sample)),
                          options.calib_size, options.workers, io_names(model.graph)[0][0])
     limits = int8.limits()
@@ -245,12 +247,13 @@ def _int8(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOptions, 
         # an "int8" artifact without a Q/DQ would be the float model under another name
         raise UserError(f"`exclude` {' '.join(repr(p) for p in int8.exclude)} keeps every node INT8 would quantize in "
                         "float: narrow it (or quantize with `precision` fp16 for a float16 model)")
+    compare = _compare_images(options) if int8.auto_exclude else None  # before calibrating, as in `sensitivity`
     ranges = int8_ranges(model, info, options, model_sha, on_progress, result)
     if options.calib_cache is None:
         result.cache_path = result.path.with_name(result.path.name.removesuffix(".onnx") + ".calib.json")
     if int8.auto_exclude:
         # an INT8 within the gates as it is needs no ranking
-        found = _rank_blocks(model, info, options, ranges, int8, on_progress, rank_within=False)
+        found = _rank_blocks(model, info, options, ranges, int8, compare, on_progress, rank_within=False)
         if not found.found:
             raise GateFailed(f"no INT8 short of every block in float is within the INT8 gates on "
                              f"{found.describe_images()} (`sensitivity` ranks the blocks): try `method` "

@@ -395,6 +395,8 @@ def test_sensitivity_finds_the_blocks_that_break_int8_and_auto_exclude_keeps_the
                          "--calib-data", calib),
                         "--calib-data is not read where --calib-cache gives the ranges and --compare-data"),
                        (("--precision", "int8", "--auto-exclude", "--min-cosine", "1.5"), "--min-cosine must be"),
+                       (("--precision", "int8", "--auto-exclude", "--compare-data", tmp_path / "nowhere"),
+                        "nowhere does not exist"),
                        (("--precision", "int8", "--sensitivity", "-o", tmp_path / "x.onnx"), "drop --output"),
                        (("--precision", "int8", "--json", tmp_path / "x.json"), "add --sensitivity"),
                        (("--precision", "int8", "--sensitivity", "--auto-exclude"), "drop --auto-exclude"),
