@@ -15,7 +15,7 @@ SIMPLIFIER = "onnxslim"  # see the README's export section for the measurements 
 # calibration (FP16 hot-node detection and INT8 ranges)
 CALIB_IMAGES = 512
 CALIB_BATCH = 16
-COMPARE_IMAGES = 32  # calibration images an INT8 is compared with float32 on (quantize --sensitivity, --auto-exclude)
+COMPARE_IMAGES = 32  # images an INT8 is compared with float32 on (quantize --sensitivity, --auto-exclude)
 # onnxruntime's calibrators hold every intermediate of every image they are fed until they reduce it,
 # so images are fed in chunks of this many
 CALIB_CHUNK_IMAGES = 16

@@ -322,7 +322,7 @@ def sensitivity_table(result) -> None:
     elif result.found:
         excludes = " ".join(f"{flag('exclude')} '{b}'" for b in result.keep_float)
         message(f"{alone_text}; the whole INT8 does, and is within them with {len(result.keep_float)} kept in float: "
-                f"quantize with {excludes} (or {' '.join([flag('auto-exclude'), *gates_given])}), then verify again")
+                f"quantize with {excludes} (or with {flag('auto-exclude')} and these options), then verify again")
     else:
         message(f"{alone_text}; the whole INT8 does, and still does with all but one block kept in float: try "
                 f"{flag('method')} percentile or entropy")

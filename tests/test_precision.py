@@ -357,7 +357,8 @@ def test_sensitivity_finds_the_blocks_that_break_int8_and_auto_exclude_keeps_the
     assert "max_rel_delta" in first_step["outside"] and last_step["outside"] == [] and last_step["max_rel_delta"] < 0.25
     assert not list(tmp_path.glob("planted.int8*"))  # it writes no model
     assert "2 blocks alone break verify's INT8 gates" in r.out, r.out  # the table and what to do, beside the JSON
-    assert f"quantize with --exclude '{worst}' --exclude '{second}' (or --auto-exclude)" in " ".join(r.out.split())
+    assert f"quantize with --exclude '{worst}' --exclude '{second}' (or with --auto-exclude and these options)" in \
+        " ".join(r.out.split())
     # --auto-exclude writes that INT8, which passes verify, and records what it kept in float
     auto = tmp_path / "auto.onnx"
     r = cli("quantize", planted, "--precision", "int8", *images, "--auto-exclude", "-o", auto)
