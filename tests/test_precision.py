@@ -433,6 +433,9 @@ def test_auto_exclude_reaches_a_tighter_gate_on_the_images_verify_will_gate_on(c
     ("/layers/layers.2/downsample/reduction/MatMul", "/layers/layers.2/downsample/*"),
     ("/patch_embed/proj/Conv", "/patch_embed/proj/*"),
     ("/head/fc/MatMul", "/head/fc/*"),
+    # swin-deploy's raw-pixel (`--input-format uint8`) and feature-map (`--features`) exports nest them differently
+    ("/module/layers/layers.2/blocks/blocks.1/attn/qkv/MatMul", "/module/layers/layers.2/blocks/blocks.1/*"),
+    ("/layers.2/blocks/blocks.0/mlp/fc1/MatMul", "/layers.2/blocks/blocks.0/*"),
     # transformers 5's (torch.onnx of SwinForImageClassification)
     ("/swin/encoder/layers.0/blocks.1/attention/q_proj/MatMul", "/swin/encoder/layers.0/blocks.1/*"),
     ("/swin/encoder/layers.0/downsample/reduction/MatMul", "/swin/encoder/layers.0/downsample/*"),
