@@ -440,8 +440,8 @@ def quantize(
     fp16_keep_above: Annotated[float, typer.Option(
         "--fp16-keep-above", help="FP16: keep nodes whose activations exceed this.")] = QuantizeOptions.fp16_keep_above,
     sensitivity: Annotated[bool, typer.Option("--sensitivity", help=(
-        "INT8: rank the blocks by how far each alone in INT8 moves the output (vs float32, on calibration images), "
-        "to pick --exclude; writes no model."))] = False,
+        "INT8: rank the blocks by how far each alone in INT8 moves the output (vs float32, on images of the "
+        "calibration folder or --compare-data), to pick --exclude; writes no model."))] = False,
     json_path: Json = None,
     **settings,
 ) -> None:

@@ -7,7 +7,6 @@ Both read calibration images through the same statistics pass (ranges.calibrate)
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -35,7 +34,7 @@ from swin_deploy.precision.fp16 import convert_fp16, default_block_list
 from swin_deploy.precision.graph import io_names, opset_of
 
 from .int8 import quantize_int8
-from .options import Int8Options, QuantizeOptions
+from .options import QuantizeOptions
 from .placement import residual_adds, select_nodes
 from .ranges import Ranges, calibrate
 from .reader import ImageReader
@@ -66,11 +65,8 @@ def quantize(src: Path, out: Path | None, options: QuantizeOptions, on_progress:
              ) -> QuantizeResult:
     """Convert `src` to `options.precision` at `out` (default: beside it); `on_progress` reports images."""
     start = time.perf_counter()
-    src = Path(src)
+    src, model, info = _fp32_source(src, options)
     out = Path(out or default_output(src, options.precision))
-    model = load_onnx(src)
-    info = read_info(src, options.variant)
-    refuse_quantized(model, info, src)
     check_artifact_name(out, "onnx")
     options.check_comparison(compared=False)
     check_outputs([src, *([options.calib_cache] if options.calib_cache else [])], output=out)
@@ -108,26 +104,34 @@ def sensitivity(src: Path, options: QuantizeOptions, on_progress: Progress = lam
     if options.int8.auto_exclude:
         raise UserError("`sensitivity` names the blocks `auto_exclude` would keep in float, and writes no model: "
                         "drop `auto_exclude`")
-    src = Path(src)
-    model = load_onnx(src)
-    info = read_info(src, options.variant)
-    refuse_quantized(model, info, src)
+    src, model, info = _fp32_source(src, options)
     if options.calib_data is None and options.int8.compare_data is None:
         raise UserError("`sensitivity` runs the blocks on images: pass `calib_data` DIR (or `compare_data` DIR)")
     options.check_comparison(compared=True)
     compare = _compare_images(options)  # before calibrating: a mistyped folder costs a second, not a calibration
     ranges = int8_ranges(model, info, options, sha256_file(src), on_progress)
-    found = _rank_blocks(model, info, options, ranges, options.int8, compare, on_progress)
+    found = _rank_blocks(model, info, options, ranges, compare, on_progress)
     found.model, found.seconds = src, time.perf_counter() - start
     return found
 
 
+def _fp32_source(src: Path, options: QuantizeOptions) -> tuple[Path, onnx.ModelProto, ArtifactInfo]:
+    """The fp32 ONNX to quantize, its graph and metadata (a quantized one is refused)."""
+    src = Path(src)
+    model = load_onnx(src)
+    info = read_info(src, options.variant)
+    refuse_quantized(model, info, src)
+    return src, model, info
+
+
 def _rank_blocks(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOptions, ranges: Ranges,
-                 int8: Int8Options, compare: tuple[ImageSet, str, bool | None], on_progress: Progress,
+                 compare: tuple[ImageSet, str, bool | None], on_progress: Progress,
                  rank_within: bool = True) -> SensitivityResult:
+    """calibration.sensitivity's ranking and search with `options`' INT8 settings, on the `compare` images."""
     sample, compared_on, held_out = compare
     reader = ImageReader(sample, info, options.calib_batch, lambda n: on_progress("reading images", n, len(sample)),
                          options.calib_size, options.workers, io_names(model.graph)[0][0])
+    int8 = options.int8
     limits = int8.limits()
     whole, ranked, search = measure(model, ranges, int8, list(reader.batches()), limits, on_progress, rank_within)
     return SensitivityResult(Path(), reader.used, compared_on, held_out, ranges.images, limits, whole, ranked, search)
@@ -150,8 +154,8 @@ def _compare_images(options: QuantizeOptions) -> tuple[ImageSet, str, bool | Non
     if not others:
         return list_images(options.calib_data, limit=min(int8.compare_images, options.calib_images), seed=options.seed), \
             "calibration images (the folder holds no others; those that made the ranges flatter an INT8)", False
-    keep = sorted(random.Random(options.seed).sample(range(len(others)), min(int8.compare_images, len(others))))
-    return ImageSet([others[i] for i in keep], None), "held-out images of the calibration folder", True
+    return ImageSet(others, None).sample(int8.compare_images, options.seed), "held-out images of the calibration folder", \
+        True
 
 
 def _check_tensorrt_rules(model: onnx.ModelProto, info: ArtifactInfo, result: QuantizeResult) -> None:
@@ -253,7 +257,7 @@ def _int8(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOptions, 
         result.cache_path = result.path.with_name(result.path.name.removesuffix(".onnx") + ".calib.json")
     if int8.auto_exclude:
         # an INT8 within the gates as it is needs no ranking
-        found = _rank_blocks(model, info, options, ranges, int8, compare, on_progress, rank_within=False)
+        found = _rank_blocks(model, info, options, ranges, compare, on_progress, rank_within=False)
         if not found.found:
             raise GateFailed(f"no INT8 short of every block in float is within the INT8 gates on "
                              f"{found.describe_images()} (`sensitivity` ranks the blocks): try `method` "

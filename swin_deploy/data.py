@@ -20,7 +20,7 @@ import re
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +83,14 @@ class ImageSet:
 
     def __len__(self) -> int:
         return len(self.files)
+
+    def sample(self, limit: int, seed: int) -> ImageSet:
+        """`limit` of the images, drawn by `seed`, in their listed order; all of them where there are no more."""
+        if limit >= len(self.files):
+            return self
+        keep = sorted(random.Random(seed).sample(range(len(self.files)), limit))
+        return replace(self, files=[self.files[i] for i in keep],
+                       labels=None if self.labels is None else [self.labels[i] for i in keep])
 
     def skip(self, path: Path, why: Unreadable = UNREADABLE) -> None:
         self.skipped += 1
@@ -194,11 +202,8 @@ def list_images(folder: str | Path, limit: int | None = None, seed: int = 0, lab
         files = [f for f in _images_under(folder) if f.parent == folder]
     if not files:
         raise UserError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found in {folder}")
-    if limit is not None and limit < len(files):
-        keep = sorted(random.Random(seed).sample(range(len(files)), limit))
-        files = [files[i] for i in keep]
-        labels = [labels[i] for i in keep] if labels is not None else None
-    return ImageSet(files, labels, classes, label_source=source, unlabelled=unlabelled)
+    images = ImageSet(files, labels, classes, label_source=source, unlabelled=unlabelled)
+    return images if limit is None else images.sample(limit, seed)
 
 
 def _by_class_name(folders: list[str], class_names: tuple[str, ...] | None, where: Path) -> dict[str, int] | None:
