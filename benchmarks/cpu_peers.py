@@ -83,17 +83,18 @@ def default_precision() -> str:
     return "bf16" if "BF16" in cpu_capabilities() else "f32"
 
 
-def nncf_int8(onnx_path: Path, calib: np.ndarray, out: Path) -> Path:
+def nncf_int8(onnx_path: Path, calib: np.ndarray, out: Path, transformer: bool = True) -> Path:
     """timm's ONNX quantized by NNCF for OpenVINO: post-training INT8 with its transformer preset, as OpenVINO's
-    own Swin notebooks do. On a CPU whose int8 products do not add exactly, with NNCF's overflow fix on every layer
-    (7-bit weights, OpenVINO's documented workaround for such CPUs; NNCF's default fixes the first layer only)."""
+    own Swin notebooks do (`transformer=False`: NNCF's default settings). On a CPU whose int8 products do not add
+    exactly, with NNCF's overflow fix on every layer (7-bit weights, OpenVINO's documented workaround for such CPUs;
+    NNCF's default fixes the first layer only)."""
     import nncf
     import openvino as ov
 
     model = ov.Core().read_model(str(onnx_path))
     fix = nncf.OverflowFix.ENABLE if exact_int8_dot_products() is False else nncf.OverflowFix.FIRST_LAYER
     quantized = nncf.quantize(model, nncf.Dataset([calib[i:i + 1] for i in range(len(calib))]),
-                              model_type=nncf.ModelType.TRANSFORMER, subset_size=len(calib),
+                              model_type=nncf.ModelType.TRANSFORMER if transformer else None, subset_size=len(calib),
                               advanced_parameters=nncf.AdvancedQuantizationParameters(overflow_fix=fix))
     ov.save_model(quantized, str(out))
     return out

@@ -31,6 +31,7 @@ from swin_deploy.export import ExportOptions, export_onnx
 from swin_deploy.export.onnx_export import simplify
 from swin_deploy.models import Weights, build_model, get_config
 from swin_deploy.tolerances import EXPORT_PARITY_REL
+from swin_deploy.verify.timm_reference import timm_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, median_ms, parser  # noqa: E402
@@ -41,7 +42,9 @@ def timm_export(name: str, state_dict: dict, path: Path, simplifier: str = "onnx
     import timm
 
     cfg = get_config(name).at_size(img_size)
-    model = timm.create_model(cfg.timm_name, pretrained=False, img_size=cfg.img_size).eval()
+    # a registered variant as timm names it; a config timm has no name for (the demo models) from timm's classes
+    model = timm.create_model(cfg.timm_name, pretrained=False, img_size=cfg.img_size).eval() if cfg.timm_name \
+        else timm_model(cfg)
     model.load_state_dict(state_dict)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
