@@ -372,3 +372,30 @@ def test_the_library_takes_a_size_as_one_side_and_one_value_where_it_takes_sever
 
         config = write_model(dynamic, tmp_path / "repo", TritonOptions(preferred_batch=4)).config_text
         assert "preferred_batch_size: 4" in config
+
+
+@pytest.mark.parametrize("name", ["swin_test", "swinv2_test"])
+def test_every_geometry_names_its_nodes_by_module_path(cli, tmp_path, name):
+    """Dynamic-size exports, and fixed sizes whose stage grids pad, run the blocks on spatial order; their graphs name
+    every node by its module path as the window-order export does, so `--exclude '/layers/layers.1/*'` and
+    `--sensitivity`'s blocks mean the same in each."""
+    from calibration.sensitivity import block_of
+
+    def blocks(path) -> set[str]:
+        """The block (or module) of every node with weights that INT8 quantizes."""
+        proto = onnx.load(str(path))
+        weights = {i.name for i in proto.graph.initializer}
+        return {block_of(n.name) for n in proto.graph.node
+                if n.op_type in ("MatMul", "Conv", "Gemm") and weights.intersection(n.input)}
+
+    stages = [f"/layers.{i}" for i in range(3)]
+    every = {"/patch_embed/proj/*", *(f"{s}/downsample/*" for s in stages[1:]),
+             *(f"{s}/blocks/blocks.{j}/*" for s in stages for j in range(2))}
+    classifier = {b.replace("/layers.", "/layers/layers.") for b in every} | {"/fc/*"}
+    geometries = {"window order": [], "padded": ["--img-size", "80"],
+                  "dynamic": ["--dynamic-size", "--max-size", "128,128"]}
+    for geometry, args in geometries.items():
+        for features, expected in (([], classifier), (["--features"], every)):
+            path = tmp_path / f"{len(features)}.onnx"
+            assert cli("export", "--variant", name, "--random-init", *args, *features, "-o", path).code == 0
+            assert blocks(path) == expected, (geometry, features, sorted(blocks(path)))

@@ -16,6 +16,8 @@ model evaluates it once into constants, the dynamic-size model traces it into th
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -126,19 +128,39 @@ def relative_position_index(window: tuple[int, int]) -> torch.Tensor:
     return rel.sum(-1)
 
 
+class Spatial(NamedTuple):
+    """Tokens (B, H * W, C) in spatial order with their grid's H and W: what the spatial path (dynamic geometry, or a
+    static grid that pads) passes from module to module, through nn.Sequential too. Every module then runs by its
+    call, so an exported graph names its nodes by module path (/layers/layers.1/blocks/blocks.0/...) as on the
+    window-order path, and `--exclude` globs and `--sensitivity`'s blocks mean the same in both. H, W: traced sizes
+    for dynamic geometry, constants for a static grid."""
+
+    x: torch.Tensor
+    H: int | torch.Tensor
+    W: int | torch.Tensor
+
+
 class PatchEmbed(nn.Module):
     """Image to patch tokens: Conv2d(kernel = stride = patch) then LayerNorm.
 
-    (B, 3, H, W) -> (B, H/p * W/p, C), tokens in row-major spatial order.
+    (B, 3, H, W) -> (B, H/p * W/p, C), tokens in row-major spatial order; `spatial`: as Spatial, with the token
+    grid `grid` (static geometry) or, without one, the convolution's traced output size (dynamic geometry).
     """
 
-    def __init__(self, patch_size: int, in_chans: int, embed_dim: int):
+    def __init__(self, patch_size: int, in_chans: int, embed_dim: int, spatial: bool = False,
+                 grid: tuple[int, int] | None = None):
         super().__init__()
         self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
         self.norm = nn.LayerNorm(embed_dim)
+        self.spatial, self.grid = spatial, grid
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.proj(x).flatten(2).transpose(1, 2))
+    def forward(self, x: torch.Tensor) -> torch.Tensor | Spatial:
+        x = self.proj(x)
+        tokens = self.norm(x.flatten(2).transpose(1, 2))
+        if not self.spatial:
+            return tokens
+        H, W = self.grid or (x.shape[2], x.shape[3])
+        return Spatial(tokens, H, W)
 
     @torch.no_grad()
     def fold_normalization(self, mean, std, scale: float = 255.0) -> None:
@@ -183,15 +205,14 @@ class PatchMerging(nn.Module):
         idx = torch.stack([pos_in[(2 * oi + dh) * W + (2 * oj + dw)] for dh, dw in offsets], dim=1)
         return idx.reshape(-1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor | Spatial) -> torch.Tensor | Spatial:
+        if isinstance(x, Spatial):  # (B, H * W, C) in spatial order, H and W even -> (B, H/2 * W/2, 2C) spatial
+            t, H, W = x
+            C = t.shape[-1]
+            t = t.reshape(-1, H // 2, 2, W // 2, 2, C).permute(0, 1, 3, 4, 2, 5).reshape(-1, (H // 2) * (W // 2), 4 * C)
+            return Spatial(self.project(t), H // 2, W // 2)
         # -1 for the batch and constants for the rest keep the exported Reshape free of Shape ops
         return self.project(x.index_select(1, self.gather).reshape(-1, self.gather.numel() // 4, self.reduction.in_features))
-
-    def forward_spatial(self, x: torch.Tensor, H, W) -> torch.Tensor:
-        """Dynamic-size path: (B, H * W, C) in spatial order, H and W even -> (B, H/2 * W/2, 2C) spatial."""
-        C = x.shape[-1]
-        x = x.reshape(-1, H // 2, 2, W // 2, 2, C).permute(0, 1, 3, 4, 2, 5).reshape(-1, (H // 2) * (W // 2), 4 * C)
-        return self.project(x)
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
         if self.post_norm:

@@ -23,6 +23,7 @@ from .layers import (
     Mlp,
     PatchEmbed,
     PatchMerging,
+    Spatial,
     attend,
     heads_major,
     inverse_order,
@@ -146,11 +147,11 @@ def _l2_normalize(x: torch.Tensor) -> torch.Tensor:
 class SwinBlock(nn.Module):
     """One (shifted-)window transformer block. V1: pre-norm residuals; V2: res-post-norm.
 
-    Static geometry (`forward`): input (B, L, C) in the previous layout; `reorder` (L,) moves it into this
-    block's window order first (absent when the orders agree); output (B, L, C) in this block's window order.
-    Spatial geometry (`forward_spatial`): (B, H * W, C) in spatial order in and out, any H and W; the
-    window indices, padding and shift mask are built from H and W (see layers.window_partition_index): traced
-    sizes for a dynamic-size model, constants for a static one whose grids need padding.
+    Static geometry: input (B, L, C) in the previous layout; `reorder` (L,) moves it into this block's window
+    order first (absent when the orders agree); output (B, L, C) in this block's window order.
+    Spatial geometry: a Spatial, (B, H * W, C) in spatial order in and out, any H and W; the window indices,
+    padding and shift mask are built from H and W (see layers.window_partition_index): traced sizes for a
+    dynamic-size model, constants for a static one whose grids need padding.
     """
 
     def __init__(self, cfg: SwinConfig, dim: int, num_heads: int, window: tuple[int, int], shift: tuple[int, int],
@@ -204,13 +205,15 @@ class SwinBlock(nn.Module):
         x = x + attend_fn(self.norm1(x))
         return x + self.mlp(self.norm2(x))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor | Spatial) -> torch.Tensor | Spatial:
+        if isinstance(x, Spatial):
+            return Spatial(self._spatial(*x), x.H, x.W)
         if self.reorder is not None:
             x = x.index_select(1, self.reorder)
         per_window = self.attn_mask is not None
         return self.residual(x, lambda t: self.attn(t, self.attn_bias(), self.num_windows, per_window))
 
-    def forward_spatial(self, x: torch.Tensor, H, W) -> torch.Tensor:
+    def _spatial(self, x: torch.Tensor, H, W) -> torch.Tensor:
         (wh, ww), (sh, sw) = self.window, self.shift
         # timm's rule: an axis that fits in one window gets no shift (arithmetic, not control flow); transformers'
         # SwinBackbone keeps it (dynamic sizes give every stage at least one whole window)
@@ -263,7 +266,7 @@ class SwinStage(nn.Module):
 
     Window order (`grid` given, `spatial` False): (B, L_in, C_in) in the previous layout -> (B, L, C) in the last
     block's window order; `orders` holds each block's window order (spatial index per position). Spatial (dynamic
-    geometry, `grid` None, or a static grid that needs padding): spatial order in and out, `forward_spatial`.
+    geometry, `grid` None, or a static grid that needs padding): a Spatial in and out, in spatial order.
     """
 
     def __init__(self, cfg: SwinConfig, index: int, dim: int, grid: tuple[int, int] | None,
@@ -293,16 +296,8 @@ class SwinStage(nn.Module):
         if ordered:  # static features: back from the last window order to spatial order
             self.register_buffer("to_spatial", inverse_order(self.orders[-1]), persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor | Spatial) -> torch.Tensor | Spatial:
         return self.blocks(self.downsample(x))
-
-    def forward_spatial(self, x: torch.Tensor, H, W):
-        if isinstance(self.downsample, PatchMerging):
-            x = self.downsample.forward_spatial(x, H, W)
-            H, W = H // 2, W // 2
-        for block in self.blocks:
-            x = block.forward_spatial(x, H, W)
-        return x, H, W
 
 
 class SwinTransformer(nn.Module):
@@ -322,8 +317,8 @@ class SwinTransformer(nn.Module):
             cfg.check_img_size(cfg.img_size)
         # a static size whose windows do not tile some stage grid runs the spatial path with constant geometry
         self.cfg, self.dynamic, self.spatial = cfg, dynamic, dynamic or pads(cfg)
-        self.patch_embed = PatchEmbed(cfg.patch_size, cfg.in_chans, cfg.embed_dim)
         grid = None if dynamic else (cfg.img_size[0] // cfg.patch_size, cfg.img_size[1] // cfg.patch_size)
+        self.patch_embed = PatchEmbed(cfg.patch_size, cfg.in_chans, cfg.embed_dim, self.spatial, grid)
         order = None if self.spatial else torch.arange(grid[0] * grid[1])  # patch embedding: row-major spatial order
         prev_grid = None
         stages = []
@@ -366,27 +361,17 @@ class SwinTransformer(nn.Module):
                 block.freeze()
         return self
 
-    def _embed(self, x: torch.Tensor):
-        """(B, 3, H, W) -> patch tokens (B, H/p * W/p, C) in spatial order, and the token grid's H, W (traced sizes
-        for dynamic geometry, constants for static)."""
-        x = self.patch_embed.proj(x)
-        if self.dynamic:
-            H, W = x.shape[2], x.shape[3]
-        else:
-            H, W = self.cfg.stage_grids(self.cfg.img_size)[0]
-        return self.patch_embed.norm(x.flatten(2).transpose(1, 2)), H, W
-
     def forward_stages(self, x: torch.Tensor, stem: bool = False) -> list[torch.Tensor]:
         """(B, C_in, H, W) -> each stage's output (B, C_i, H_i, W_i), NCHW, before the final norm (as timm's
         forward_intermediates with norm=False); `stem`: the patch embedding's map first."""
-        x, H, W = self._embed(x)
-        outs = [x.reshape(-1, H, W, self.cfg.embed_dim).permute(0, 3, 1, 2)] if stem else []
+        x = self.patch_embed(x)
+        H, W = (x.H, x.W) if self.spatial else self.cfg.stage_grids(self.cfg.img_size)[0]
+        outs = [(x.x if self.spatial else x).reshape(-1, H, W, self.cfg.embed_dim).permute(0, 3, 1, 2)] if stem else []
         for stage in self.layers:
+            x = stage(x)
             if self.spatial:
-                x, H, W = stage.forward_spatial(x, H, W)
-                spatial = x
+                spatial, H, W = x
             else:
-                x = stage(x)
                 H, W = stage.grid
                 spatial = x.index_select(1, stage.to_spatial)
             outs.append(spatial.reshape(-1, H, W, stage.dim).permute(0, 3, 1, 2))
@@ -394,12 +379,8 @@ class SwinTransformer(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) -> (B, L_last, C_last) after the final norm (window order where the windows tile)."""
-        if self.spatial:
-            x, H, W = self._embed(x)
-            for stage in self.layers:
-                x, H, W = stage.forward_spatial(x, H, W)
-            return self.norm(x)
-        return self.norm(self.layers(self.patch_embed(x)))
+        x = self.layers(self.patch_embed(x))
+        return self.norm(x.x if self.spatial else x)
 
     def forward_backbone(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(B, C_in, H, W) -> transformers' backbone maps: the stages of cfg.backbone, NCHW (SwinBackbone: each
