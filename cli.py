@@ -293,7 +293,8 @@ def export(
     img_size: Annotated[str | None, typer.Option("--img-size", help="Input size, e.g. 384 or 512x640 (default: the "
                                                  "variant's); stage grids the windows do not tile are padded.")] = None,
     opset: Annotated[int, typer.Option("--opset", help="ONNX opset, 13 up to the newest supported.")] = defaults.OPSET,
-    max_batch: Annotated[int | None, typer.Option("--max-batch", help="Largest batch the artifact is checked for.")] = None,
+    max_batch: Annotated[int | None, typer.Option("--max-batch", help="Largest batch the artifact takes (its engine "
+                                                  "profiles' and Triton's max).")] = None,
     static_batch: Annotated[bool, typer.Option("--static-batch", help="Fixed batch (--max-batch or 1).")] = False,
     simplifier: Annotated[str | None, typer.Option("--simplifier", help="onnxsim | onnxslim | onnxslim+onnxsim | none "
                                                    f"(default {defaults.SIMPLIFIER}).")] = None,

@@ -72,10 +72,10 @@ def test_dynamic_size_export_runs_at_every_size(cli, tmp_path, name):
     assert outside.code == 2 and "outside this artifact's range" in outside.err
 
 
-def test_export_parity_runs_every_batch_size_at_the_native_size_and_one_image_at_the_others(tmp_path, monkeypatch):
-    """A dynamic range can end where a batch of 3 takes most of a machine's memory (swinv2_b_192to384 at its
-    1536x1536 end: 20 GiB), and the batch axis is handled alike at every size."""
-    from swin_deploy.export import ExportOptions, export_onnx, onnx_export
+@pytest.fixture
+def fed_to_parity(monkeypatch) -> list[tuple[int, ...]]:
+    """The input shapes export's parity check runs through onnxruntime, in order."""
+    from swin_deploy.export import onnx_export
 
     fed = []
 
@@ -85,9 +85,31 @@ def test_export_parity_runs_every_batch_size_at_the_native_size_and_one_image_at
             return super().infer(x)
 
     monkeypatch.setattr(onnx_export, "OnnxRuntimeRunner", Recording)
+    return fed
+
+
+def test_export_parity_runs_every_batch_size_at_the_native_size_and_one_image_at_the_others(tmp_path, fed_to_parity):
+    """A dynamic range can end where a batch of 3 takes most of a machine's memory (swinv2_b_192to384 at its
+    1536x1536 end: 20 GiB), and the batch axis is handled alike at every size."""
+    from swin_deploy.export import ExportOptions, export_onnx
+
     model, sha = build_model(get_config("swin_test"), Weights("random"))
     export_onnx(model, sha, tmp_path / "d.onnx", ExportOptions(dynamic_size=True, max_size=(128, 128)))
-    assert fed == [(1, 3, 64, 64), (3, 3, 64, 64), (1, 3, 96, 112), (1, 3, 128, 128)]
+    assert fed_to_parity == [(1, 3, 64, 64), (3, 3, 64, 64), (1, 3, 96, 112), (1, 3, 128, 128)]
+
+
+@pytest.mark.parametrize("options, batches", [
+    ({"max_batch": 256}, [1, 3]),  # a server's max batch is not checked image by image (swin_b: 3.6 min, 9.3 GiB)
+    ({"max_batch": 2}, [1, 2]),  # nor past it
+    ({"max_batch": 1}, [1]),
+    ({"max_batch": 4, "static_batch": True}, [4]),  # a static batch runs at its own
+])
+def test_export_parity_runs_within_the_max_batch(tmp_path, fed_to_parity, options, batches):
+    from swin_deploy.export import ExportOptions, export_onnx
+
+    model, sha = build_model(get_config("swin_test"), Weights("random"))
+    export_onnx(model, sha, tmp_path / "d.onnx", ExportOptions(**options))
+    assert [shape[0] for shape in fed_to_parity] == batches
 
 
 def test_dynamic_size_bad_ranges(cli, tmp_path):

@@ -63,7 +63,7 @@ def test_engine_profile_checked_against_the_onnx():
 
     info = ArtifactInfo.for_config(get_config("swin_test"), "0" * 64, 17, max_batch=16, static_batch=False)
     check_profile(info, BuildOptions(1, 8, 16))
-    with pytest.raises(UserError, match="exceeds the batch the ONNX was exported"):
+    with pytest.raises(UserError, match="exceeds the max batch the ONNX was exported with"):
         check_profile(info, BuildOptions(1, 8, 32))
     with pytest.raises(UserError, match="`min_batch` <= `opt_batch` <= `max_batch`, not 4, 2, 8"):
         check_profile(info, BuildOptions(4, 2, 8))
@@ -82,7 +82,7 @@ def test_engine_profile_checked_against_the_onnx():
     assert profile(replace(info, max_batch=None)) == (1, 8, 32) and profile(replace(info, max_batch=4)) == (1, 4, 4)
     assert profile(replace(info, max_batch=None), opt_batch=64) == (1, 64, 64)
     assert profile(info, min_batch=2, max_batch=8) == (2, 8, 8) and profile(info, opt_batch=2) == (1, 2, 16)
-    with pytest.raises(UserError, match="exceeds the batch the ONNX was exported"):
+    with pytest.raises(UserError, match="exceeds the max batch the ONNX was exported with"):
         check_profile(replace(info, max_batch=4), BuildOptions(opt_batch=8))
     # a size as one side, as the library takes sizes everywhere (it failed with "'int' object is not iterable")
     from swin_deploy.backends.tensorrt.loader import profile_sizes

@@ -231,7 +231,7 @@ def build_config(name: str, info: ArtifactInfo, io: ArtifactIO, model_file: str,
         top = o.max_batch or hi or defaults.TRITON_MAX_BATCH
         require_at_least("max_batch", o.max_batch, 1)
         if o.max_batch is not None and hi and o.max_batch > hi:
-            where = "the engine profile's max batch" if engine else "the batch the ONNX was exported and checked for"
+            where = "the engine profile's max batch" if engine else "the max batch the ONNX was exported with"
             raise UserError(f"`max_batch` {o.max_batch} is outside 1..{hi} ({where}): pass at most {hi}")
         dynamic = o.dynamic_batching if o.dynamic_batching is not None else True
         if dynamic and lo != 1:
@@ -469,7 +469,7 @@ def _check_batching(config, io: ArtifactIO, pb) -> list[str]:
     if top > 0 and io.batch is not None:
         lo, hi = io.batch
         if hi and top > hi:
-            what = "the engine profile covers" if io.engine_profile else "the ONNX was exported and checked for"
+            what = "the engine profile covers" if io.engine_profile else "the ONNX was exported with"
             findings.append(f"max_batch_size {top} exceeds the largest batch {what} ({hi}): lower it to {hi}")
         if config.HasField("dynamic_batching") and lo > 1:
             findings.append(f"dynamic batching sends batches from 1 but the engine's profile starts at {lo}: rebuild "

@@ -40,7 +40,7 @@ class BuildOptions:
 
 def check_profile(info: ArtifactInfo, options: BuildOptions) -> BuildOptions:
     """`options` with the batches left unset decided for the ONNX `info` describes (its static batch; else the
-    defaults, the max and opt batch within the max batch it was exported and checked for), once they are a profile it
+    defaults, the max and opt batch within the max batch it was exported with), once they are a profile it
     can take."""
     if info.fixed_batch is not None:
         options = replace(options, **{f"{k}_batch": info.fixed_batch for k in ("min", "opt", "max")
@@ -59,7 +59,7 @@ def check_profile(info: ArtifactInfo, options: BuildOptions) -> BuildOptions:
         if (options.min_batch, options.opt_batch, options.max_batch) != (b, b, b):
             raise UserError(f"this ONNX has a static batch of {b}: pass `min_batch` {b} `opt_batch` {b} `max_batch` {b}")
     elif info.max_batch and options.max_batch > info.max_batch:
-        raise UserError(f"`max_batch` {options.max_batch} exceeds the batch the ONNX was exported and checked for "
+        raise UserError(f"`max_batch` {options.max_batch} exceeds the max batch the ONNX was exported with "
                         f"({info.max_batch}): re-export with `max_batch` {options.max_batch}")
     sizes = [s for s in (options.min_size, options.opt_size, options.max_size) if s is not None]
     if sizes and info.dynamic_size is None:
