@@ -440,7 +440,9 @@ class PixelInput(nn.Module):
         x = x.float()
         if self.channels_last:
             x = x.permute(0, 3, 1, 2)
-        return self.module(x)
+        # forward, not a call: the graph then names the wrapped model's nodes as its float export does
+        # (/layers/layers.1/..., not /module/layers/layers.1/...), so one --exclude glob fits both
+        return self.module.forward(x)
 
 
 def output_module(model: SwinTransformer, feature_maps: bool) -> nn.Module:
