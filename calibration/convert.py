@@ -133,8 +133,10 @@ def _rank_blocks(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOp
                          options.calib_size, options.workers, io_names(model.graph)[0][0])
     int8 = options.int8
     limits = int8.limits()
-    whole, ranked, search = measure(model, ranges, int8, list(reader.batches()), limits, on_progress, rank_within)
-    return SensitivityResult(Path(), reader.used, compared_on, held_out, ranges.images, limits, whole, ranked, search)
+    whole, ranked, search, back = measure(model, ranges, int8, list(reader.batches()), limits, on_progress,
+                                          rank_within)
+    return SensitivityResult(Path(), reader.used, compared_on, held_out, ranges.images, limits, whole, ranked, search,
+                             back)
 
 
 def _compare_images(options: QuantizeOptions) -> tuple[ImageSet, str, bool | None]:

@@ -40,7 +40,8 @@ class Int8Options:
     # OpenVINO's int8 matmuls add pairs of 8-bit products in saturating int16, which 8-bit weights can overflow
     reduce_range: bool = False
     # keep blocks in float, the worst of calibration.sensitivity's ranking first, one more at a time until the INT8 is
-    # within the gates below against float32 on the images compared; they add to `exclude`
+    # within the gates below against float32 on the images compared, then those it can do without back in INT8;
+    # they add to `exclude`
     auto_exclude: bool = False
     # the gates `auto_exclude` and the sensitivity ranking measure against (None: verify's INT8 default); tighter ones
     # where verify will be run with tighter ones

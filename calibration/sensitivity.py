@@ -5,8 +5,10 @@ int8 scale cannot hold beside the rest). Polygraphy's `debug precision` and Mode
 those layers on TensorRT; this does it in the ONNX, on the CPU, with one calibration: for each block (a Swin block, a
 patch merging, the patch embedding) write the INT8 graph with only that block's Q/DQ, run it and the float32 model on
 calibration images with onnxruntime, and rank the blocks by how far their INT8 moves the output. Then, where the whole
-INT8 is outside the gates, keep the ranked blocks in float one more at a time, worst first, until it is within them:
-that list is the `exclude` to quantize with (`quantize --auto-exclude` does it in one step).
+INT8 is outside the gates, keep the ranked blocks in float one more at a time, worst first, until it is within them;
+then put each kept block but the last back into INT8 in turn, the last-ranked first, and leave it there where the whole
+stays within them (each block was ranked alone, and with the later ones in float an earlier one may be needed no more):
+what is left is the `exclude` to quantize with (`quantize --auto-exclude` does it in one step).
 """
 
 from __future__ import annotations
@@ -62,6 +64,9 @@ class SensitivityResult:
     # where `whole` is outside `limits`: the whole INT8 again after each further ranked block is kept in float (`block`
     # names the block added), until one is within them
     search: list[BlockDrift] = field(default_factory=list)
+    # where the search got within them: the whole INT8 again with each kept block but the last back in INT8 in turn
+    # (`block` names it), the last-ranked first; one within the limits stays in INT8
+    back: list[BlockDrift] = field(default_factory=list)
     seconds: float = 0.0
 
     def describe_images(self) -> str:
@@ -78,21 +83,24 @@ class SensitivityResult:
 
     @property
     def keep_float(self) -> list[str]:
-        """The worst-ranked blocks to keep in float (their `exclude` globs) for an INT8 within the limits, as few as the
-        ranking's order allows: none where the whole INT8 is within them already."""
-        return [step.block for step in self.search]
+        """The blocks to keep in float (their `exclude` globs) for an INT8 within the limits: those the search kept
+        that could not go back into INT8; none where the whole INT8 is within them already."""
+        returned = {step.block for step in self.back if step.within}
+        return [step.block for step in self.search if step.block not in returned]
 
     @property
     def kept(self) -> BlockDrift:
         """The INT8 with `keep_float` in float: what `quantize --auto-exclude` writes."""
-        return self.search[-1] if self.search else self.whole
+        returned = [step for step in self.back if step.within]
+        return returned[-1] if returned else self.search[-1] if self.search else self.whole
 
     def as_dict(self) -> dict:
         return {"model": str(self.model), "images": self.images, "compared_on": self.compared_on, "held_out": self.held_out,
                 "calib_images": self.calib_images,
                 "limits": self.limits.as_dict(),
                 "whole": asdict(self.whole), "blocks": [asdict(b) for b in self.blocks],
-                "keep_float": self.keep_float, "search": [asdict(s) for s in self.search], "seconds": self.seconds}
+                "keep_float": self.keep_float, "search": [asdict(s) for s in self.search],
+                "back": [asdict(b) for b in self.back], "seconds": self.seconds}
 
 
 def block_of(node_name: str) -> str:
@@ -107,10 +115,11 @@ def block_of(node_name: str) -> str:
 
 def measure(model: onnx.ModelProto, ranges: Ranges, int8: Int8Options, inputs: list[dict[str, np.ndarray]],
             limits: Thresholds, on_step: Callable[[str, int, int], None], rank_within: bool = True
-            ) -> tuple[BlockDrift, list[BlockDrift], list[BlockDrift]]:
+            ) -> tuple[BlockDrift, list[BlockDrift], list[BlockDrift], list[BlockDrift]]:
     """The whole INT8 of `model` (its `ranges`, `int8`'s settings), each block's INT8 alone, worst first (not where the
-    whole is within `limits`, unless `rank_within`), and the search that keeps ranked blocks in float until the whole
-    is within them; each against float32 on `inputs`."""
+    whole is within `limits`, unless `rank_within`), the search that keeps ranked blocks in float until the whole
+    is within them, and the kept blocks put back into INT8 in turn (SensitivityResult.search, .back); each against
+    float32 on `inputs`."""
 
     def outputs(graph: onnx.ModelProto) -> list[dict[str, np.ndarray]]:
         with OnnxRuntimeRunner(graph.SerializeToString()) as runner:
@@ -137,19 +146,42 @@ def measure(model: onnx.ModelProto, ranges: Ranges, int8: Int8Options, inputs: l
     on_step(step, 1, steps)
     ranked: list[BlockDrift] = []
     if whole.within and not rank_within:
-        return whole, ranked, []
+        return whole, ranked, [], []
     for block in blocks:
         ranked.append(drift([b for b in blocks if b != block], block))
         on_step(step, 1, steps)
     ranked.sort(key=lambda b: (b.within, -b.max_rel_delta, b.min_cosine))  # those outside the gates first
+    if whole.within:
+        return whole, ranked, [], []
+    return whole, ranked, *search_float([b.block for b in ranked], drift, on_step)
+
+
+def search_float(ranked: list[str], drift: Callable[[list[str], str], BlockDrift],
+                 on_step: Callable[[str, int, int], None] = lambda what, n, total: None
+                 ) -> tuple[list[BlockDrift], list[BlockDrift]]:
+    """The blocks to keep in float for a whole INT8 within the limits, given the blocks `ranked` worst first and
+    `drift(in_float, block)`, the whole INT8 measured with the blocks `in_float` kept in float (`block` names the step).
+    Returns the search (one more ranked block in float at a time, until the whole is within the limits; it stops one
+    short of every block in float, which is the float32 model) and, where it got there, each kept block but the last
+    put back into INT8 in turn, the last-ranked first, staying there where the whole is still within them
+    (SensitivityResult.search and .back)."""
+    step = "keeping the worst blocks in float"
+    on_step(step, 0, len(ranked))
     search: list[BlockDrift] = []
-    if not whole.within:
-        step = "keeping the worst blocks in float"
-        on_step(step, 0, len(ranked))
-        # it stops one short of every block in float, which is the float32 model
-        for k in range(1, len(ranked)):
-            search.append(drift([b.block for b in ranked[:k]], ranked[k - 1].block))
-            on_step(step, 1, len(ranked))
-            if search[-1].within:
-                break
-    return whole, ranked, search
+    for k in range(1, len(ranked)):
+        search.append(drift(ranked[:k], ranked[k - 1]))
+        on_step(step, 1, len(ranked))
+        if search[-1].within:
+            break
+    back: list[BlockDrift] = []
+    if search and search[-1].within and len(search) > 1:
+        # the last block kept is needed (without it the whole was outside); an earlier one, ranked alone, may not be
+        # with the later ones in float, and each block in float gives back part of the INT8's speed
+        step, kept = "putting kept blocks back into INT8", [s.block for s in search]
+        on_step(step, 0, len(kept) - 1)
+        for block in reversed(kept[:-1]):
+            back.append(drift([b for b in kept if b != block], block))
+            on_step(step, 1, len(kept) - 1)
+            if back[-1].within:
+                kept.remove(block)
+    return search, back

@@ -293,7 +293,8 @@ def quantize_summary(source_name: str, result) -> None:
 
 def sensitivity_table(result) -> None:
     """`quantize --sensitivity`: the blocks, worst first, under the whole INT8; the whole INT8 again with the worst kept
-    in float one more at a time; then the `--exclude` that brings it within the gates."""
+    in float one more at a time, then with each kept block back in INT8 in turn; then the `--exclude` that brings it
+    within the gates."""
     classifier = result.whole.top1_agreement is not None
 
     def row(name: str, b) -> list:
@@ -310,6 +311,10 @@ def sensitivity_table(result) -> None:
         columns("the whole INT8, keeping the worst blocks in float one more at a time",
                 ["also in float", *headers[1:]], [row(b.block, b) for b in result.search],
                 left=("also in float", "outside the gates"))
+    if result.back:
+        columns("the whole INT8, putting each kept block back into INT8 in turn (within the gates: it stays there)",
+                ["back in INT8", *headers[1:]], [row(b.block, b) for b in result.back],
+                left=("back in INT8", "outside the gates"))
     alone = len(result.breaking())
     limits, default = result.limits.as_dict(), thresholds_for(Precision.INT8).as_dict()
     given = {name: value for name, value in limits.items() if value != default[name]}

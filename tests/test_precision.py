@@ -353,6 +353,8 @@ def test_sensitivity_finds_the_blocks_that_break_int8_and_auto_exclude_keeps_the
     assert ranking["held_out"] is None  # the cache does not say which images made its ranges
     # the search keeps the worst in float one more at a time: with the worst alone the second still breaks the gates
     assert ranking["keep_float"] == [worst, second], ranking
+    # and the worst cannot go back into INT8 with the second in float
+    assert [b["block"] for b in ranking["back"]] == [worst] and ranking["back"][0]["outside"], ranking
     first_step, last_step = ranking["search"]
     assert "max_rel_delta" in first_step["outside"] and last_step["outside"] == [] and last_step["max_rel_delta"] < 0.25
     assert not list(tmp_path.glob("planted.int8*"))  # it writes no model
@@ -476,12 +478,38 @@ def test_the_block_search_ends_short_of_every_block_in_float(demo, tmp_path, mon
     with pytest.raises(GateFailed, match="no INT8 short of every block in float is within"):
         convert.quantize(paths["swin_digits"], out, options)
     assert not out.exists() and not list(tmp_path.iterdir())
-    whole, ranked, search = measured[0]
+    whole, ranked, search, back = measured[0]
     result = SensitivityResult(paths["swin_digits"], 32, "held-out images", True, 16, exact.limits(), whole, ranked,
-                               search)
+                               search, back)
     assert len(ranked) == 9 and len(search) == 8 and not result.found and not result.whole.within
+    assert back == []  # nothing goes back into INT8 where the search found nothing
     assert [s.block for s in search] == [b.block for b in ranked[:8]]
     assert search[-1].nodes == ranked[-1].nodes  # the last step quantizes the least sensitive block alone
+
+
+def test_blocks_the_search_kept_go_back_into_int8_where_the_others_suffice():
+    """Each block is ranked alone, so the search can keep one in float that the blocks kept after it make needless:
+    it goes back into INT8 (each block in float costs speed), and one still needed stays in float."""
+    from calibration.sensitivity import BlockDrift, SensitivityResult, search_float
+    from swin_deploy.enums import Precision
+    from swin_deploy.tolerances import thresholds_for
+
+    measured = []
+
+    def drift(in_float: list[str], block: str) -> BlockDrift:  # within the gates where B and C are both in float
+        measured.append(sorted(in_float))
+        return BlockDrift(block, 1, 0.0, 1.0, None, () if {"B", "C"} <= set(in_float) else ("max_rel_delta",))
+
+    search, back = search_float(["A", "B", "C", "D"], drift)
+    assert measured == [["A"], ["A", "B"], ["A", "B", "C"], ["A", "C"], ["B", "C"]]
+    assert [s.block for s in search] == ["A", "B", "C"] and [b.block for b in back] == ["B", "A"]
+    assert [b.within for b in back] == [False, True]
+    limits = thresholds_for(Precision.INT8)
+    result = SensitivityResult(Path("m.onnx"), 32, "images", True, 64, limits, search[0], [], search, back)
+    assert result.keep_float == ["B", "C"] and result.kept is back[-1] and result.found
+    # where the first block kept is enough, or nothing is, nothing is put back
+    assert search_float(["A", "B"], lambda f, b: BlockDrift(b, 1, 0.0, 1.0, None, ()))[1] == []
+    assert search_float(["A", "B", "C"], lambda f, b: BlockDrift(b, 1, 1.0, 0.0, None, ("min_cosine",)))[1] == []
 
 
 def test_verify_bad_input(cli, demo, tmp_path):
