@@ -25,16 +25,17 @@ def machine() -> str:
 
 
 def parser(doc: str | None, *, variants: tuple[str, ...] = ("swin_t", "swinv2_t"),
-           batch_sizes: tuple[int, ...] | None = (1, 8), runs: int = defaults.BENCH_ITERATIONS,
+           batch_sizes: tuple[int, ...] | None = (1, 8), runs: int | None = defaults.BENCH_ITERATIONS,
            warmup: int = defaults.BENCH_WARMUP) -> argparse.ArgumentParser:
     """The options every model benchmark here takes, with its own defaults: --variants, --batch-sizes (left out for
-    None), --runs (timed rounds) and --warmup (untimed rounds)."""
+    None), --runs (timed rounds) and --warmup (untimed rounds), both left out for `runs` None (nothing timed)."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variants", nargs="+", default=list(variants))
     if batch_sizes is not None:
         ap.add_argument("--batch-sizes", nargs="+", type=int, default=list(batch_sizes))
-    ap.add_argument("--runs", type=int, default=runs, help=f"timed rounds (default {runs})")
-    ap.add_argument("--warmup", type=int, default=warmup, help=f"untimed rounds first (default {warmup})")
+    if runs is not None:
+        ap.add_argument("--runs", type=int, default=runs, help=f"timed rounds (default {runs})")
+        ap.add_argument("--warmup", type=int, default=warmup, help=f"untimed rounds first (default {warmup})")
     return ap
 
 

@@ -31,16 +31,13 @@ from swin_deploy.models import Weights, build_model, get_config
 from swin_deploy.verify.run import VerifyOptions, verify_artifact
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine  # noqa: E402
+from common import machine, parser  # noqa: E402
 from cpu_peers import nncf_int8  # noqa: E402
 from export_vs_timm import timm_export  # noqa: E402
 
 
 def main() -> None:
-    import argparse
-
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--variants", nargs="+", default=["swin_digits", "swinv2_digits"])
+    ap = parser(__doc__, variants=("swin_digits", "swinv2_digits"), batch_sizes=None, runs=None)
     ap.add_argument("--calib-images", type=int, default=64)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
