@@ -422,8 +422,13 @@ def verify(
     for line in result.failures():
         render.failure("fail", line)
     if not result.passed and result.info.precision == Precision.INT8:
-        render.warn("what to do: `swin-deploy quantize` of the fp32 ONNX with --sensitivity names the blocks an INT8 "
-                    "loses its accuracy in, and with --auto-exclude keeps them in float (docs/precision.md)")
+        # an INT8 another tool made (no swin-deploy metadata, so no weights hash): its own quantizer's blocks are not
+        # the ones --sensitivity would find in swin-deploy's INT8
+        made_here = bool(result.info.weights_sha256)
+        render.warn("what to do: `swin-deploy quantize` of the fp32 ONNX " + (
+            "with --sensitivity names the blocks an INT8 loses its accuracy in, and with --auto-exclude keeps them in "
+            "float" if made_here else "(with --variant) writes swin-deploy's INT8 of it, with --auto-exclude keeping "
+            "in float the blocks it would lose its accuracy in") + " (docs/precision.md)")
     if not result.passed:
         raise GateFailed(f"{artifact.name} failed {len(result.failures())} check(s)")
     if not stdout_json:

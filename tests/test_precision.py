@@ -339,6 +339,13 @@ def test_sensitivity_finds_the_blocks_that_break_int8_and_auto_exclude_keeps_the
     r = cli("verify", tmp_path / "q.onnx", "--data", val)
     assert r.code == 1, r.out  # the INT8 fails its gates, and verify says what to run next
     assert "with --sensitivity names the blocks" in r.err and "with --auto-exclude keeps them" in r.err, r.err
+    # the same INT8 as another tool's (no swin-deploy metadata): swin-deploy's quantize is offered in its place
+    foreign = onnx.load(str(tmp_path / "q.onnx"))
+    del foreign.metadata_props[:]
+    onnx.save(foreign, str(tmp_path / "foreign.onnx"))
+    r = cli("verify", tmp_path / "foreign.onnx", "--variant", "swin_digits", "--data", val)
+    assert r.code == 1 and "(with --variant) writes swin-deploy's INT8 of it, with --auto-exclude" in " ".join(
+        r.err.split()), r.err
     # the ranges of that quantize (its calibration cache), compared on the images: nothing is calibrated again
     cache = tmp_path / "q.calib.json"
     r = cli("quantize", planted, "--precision", "int8", "--calib-cache", cache, "--calib-data", calib, "--sensitivity",
