@@ -103,6 +103,7 @@ def test_export_parity_runs_every_batch_size_at_the_native_size_and_one_image_at
     ({"max_batch": 2}, [1, 2]),  # nor past it
     ({"max_batch": 1}, [1]),
     ({"max_batch": 4, "static_batch": True}, [4]),  # a static batch runs at its own
+    ({"static_batch": True}, [1]),
 ])
 def test_export_parity_runs_within_the_max_batch(tmp_path, fed_to_parity, options, batches):
     from swin_deploy.export import ExportOptions, export_onnx

@@ -369,8 +369,8 @@ def _parity_batches(options: ExportOptions) -> tuple[int, ...]:
     max batch. Not the max batch itself: the graph takes the batch as -1 in every Reshape, so a batch of 3 proves the
     axis dynamic as well as a server's max batch would (swin_b at 256 took 3.6 min and 9.3 GiB), and verify gates
     batch consistency at the batch sizes asked for."""
-    if options.static_batch and options.max_batch:
-        return (options.max_batch,)
+    if options.static_batch:
+        return (options.max_batch or 1,)
     cap = options.max_batch or max(defaults.EXPORT_PARITY_BATCH_SIZES)
     return tuple(sorted({min(b, cap) for b in defaults.EXPORT_PARITY_BATCH_SIZES}))
 
