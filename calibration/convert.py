@@ -96,8 +96,8 @@ def quantize(src: Path, out: Path | None, options: QuantizeOptions, on_progress:
 def sensitivity(src: Path, options: QuantizeOptions, on_progress: Progress = lambda s, n, t: None
                 ) -> SensitivityResult:
     """Rank the blocks of the fp32 ONNX `src` by how far quantizing each alone (with `options`' INT8 settings and
-    ranges) moves its outputs on `compare_images` of the calibration images, and find the worst-first blocks to keep
-    in float for an INT8 within the INT8 gates (calibration.sensitivity). Writes nothing (a `calib_cache` is read)."""
+    ranges) moves its outputs on `compare_images` of the calibration images, and find the blocks to keep in float for
+    an INT8 within the INT8 gates (calibration.sensitivity). Writes nothing (a `calib_cache` is read)."""
     start = time.perf_counter()
     if options.precision != Precision.INT8:
         raise UserError("`sensitivity` ranks the blocks of an INT8: pass `precision` int8")

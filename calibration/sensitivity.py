@@ -82,17 +82,21 @@ class SensitivityResult:
         return self.kept.within
 
     @property
+    def put_back(self) -> list[BlockDrift]:
+        """The steps of `back` whose block went back into INT8 (the whole stayed within the limits)."""
+        return [step for step in self.back if step.within]
+
+    @property
     def keep_float(self) -> list[str]:
         """The blocks to keep in float (their `exclude` globs) for an INT8 within the limits: those the search kept
         that could not go back into INT8; none where the whole INT8 is within them already."""
-        returned = {step.block for step in self.back if step.within}
+        returned = {step.block for step in self.put_back}
         return [step.block for step in self.search if step.block not in returned]
 
     @property
     def kept(self) -> BlockDrift:
         """The INT8 with `keep_float` in float: what `quantize --auto-exclude` writes."""
-        returned = [step for step in self.back if step.within]
-        return returned[-1] if returned else self.search[-1] if self.search else self.whole
+        return (self.put_back or self.search or [self.whole])[-1]
 
     def as_dict(self) -> dict:
         return {"model": str(self.model), "images": self.images, "compared_on": self.compared_on, "held_out": self.held_out,

@@ -98,6 +98,11 @@ class ExportOptions:
             raise UserError("`channels_last` goes with `input_format` uint8 (raw pixels as B, H, W, 3)")
         if (self.min_size or self.max_size) and not self.dynamic_size:
             raise UserError("`min_size`/`max_size` go with `dynamic_size`")
+
+    @property
+    def fixed_batch(self) -> int | None:
+        """A static-batch export's batch (`max_batch`, or 1); None for a dynamic batch."""
+        return (self.max_batch or 1) if self.static_batch else None
         if self.class_names is not None and self.features:
             raise UserError("`class_names` names a classifier's classes, and `features` outputs the stage feature maps "
                             "instead: leave one out")
@@ -369,16 +374,16 @@ def _parity_batches(options: ExportOptions) -> tuple[int, ...]:
     max batch. Not the max batch itself: the graph takes the batch as -1 in every Reshape, so a batch of 3 proves the
     axis dynamic as well as a server's max batch would (swin_b at 256 took 3.6 min and 9.3 GiB), and verify gates
     batch consistency at the batch sizes asked for."""
-    if options.static_batch:
-        return (options.max_batch or 1,)
+    if options.fixed_batch:
+        return (options.fixed_batch,)
     cap = options.max_batch or max(defaults.EXPORT_PARITY_BATCH_SIZES)
     return tuple(sorted({min(b, cap) for b in defaults.EXPORT_PARITY_BATCH_SIZES}))
 
 
 def _largest_batch(options: ExportOptions) -> int:
     """The largest batch an export runs: its static batch, else its parity check's largest (1 without one)."""
-    if options.static_batch and options.max_batch:
-        return options.max_batch
+    if options.fixed_batch:
+        return options.fixed_batch
     return max(_parity_batches(options)) if options.verify else 1
 
 
@@ -396,7 +401,7 @@ def _export_onnx(model: SwinTransformer, weights_sha256: str, out: Path, options
     model = model.eval().freeze()
     module = output_module(model, options.features)
     outputs = module.output_names()
-    batch = options.max_batch if options.static_batch and options.max_batch else 1
+    batch = options.fixed_batch or 1
     info = ArtifactInfo.for_config(_named(cfg, options.class_names), weights_sha256, options.opset, options.max_batch,
                                    options.static_batch,
                                    outputs=tuple(outputs), input_format=options.input_format,
