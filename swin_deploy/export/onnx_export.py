@@ -98,17 +98,17 @@ class ExportOptions:
             raise UserError("`channels_last` goes with `input_format` uint8 (raw pixels as B, H, W, 3)")
         if (self.min_size or self.max_size) and not self.dynamic_size:
             raise UserError("`min_size`/`max_size` go with `dynamic_size`")
-
-    @property
-    def fixed_batch(self) -> int | None:
-        """A static-batch export's batch (`max_batch`, or 1); None for a dynamic batch."""
-        return (self.max_batch or 1) if self.static_batch else None
         if self.class_names is not None and self.features:
             raise UserError("`class_names` names a classifier's classes, and `features` outputs the stage feature maps "
                             "instead: leave one out")
         require_at_least("window_size", self.window_size, 1)
         if self.img_size is not None and min(self.img_size) < 1:
             raise UserError(f"image size must be positive, not {self.img_size[0]}x{self.img_size[1]}")
+
+    @property
+    def fixed_batch(self) -> int | None:
+        """A static-batch export's batch (`max_batch`, or 1); None for a dynamic batch."""
+        return (self.max_batch or 1) if self.static_batch else None
 
 
 def check_sizes(cfg, size_range: tuple[tuple[int, int], tuple[int, int]] | None) -> list[tuple[int, int]]:
