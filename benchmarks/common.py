@@ -51,17 +51,22 @@ def median_ms(cases: dict[str, tuple[Runner, np.ndarray]], warmup: int, runs: in
     return {label: float(np.median(ms)) for label, ms in rounds_ms(cases, warmup, runs).items()}
 
 
-def openvino_infer(path, shape: list[int] | None, threads: int, hint: str = "LATENCY"):
-    """An infer function of the model at `path`, compiled by OpenVINO for the CPU for exactly `shape` (None: the
-    shapes it was exported with), with this performance hint; one synchronous request."""
+def openvino_compiled(path, shape: list[int] | None, threads: int, hint: str = "LATENCY", counters: bool = False):
+    """The model at `path` compiled by OpenVINO for the CPU for exactly `shape` (None: the shapes it was exported
+    with), with this performance hint, and OpenVINO's per-layer counters on where `counters` (which slows it)."""
     import openvino as ov
 
     core = ov.Core()
     model = core.read_model(str(path))
     if shape is not None:
         model.reshape({model.inputs[0]: shape})
-    request = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": threads,
-                                                "PERFORMANCE_HINT": hint}).create_infer_request()
+    return core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": hint,
+                                             "PERF_COUNT": counters})
+
+
+def openvino_infer(path, shape: list[int] | None, threads: int, hint: str = "LATENCY"):
+    """An infer function of `openvino_compiled`'s model: one synchronous request."""
+    request = openvino_compiled(path, shape, threads, hint).create_infer_request()
     return lambda x: request.infer({0: x})
 
 
