@@ -30,7 +30,7 @@ from swin_deploy.data import ImageSet, list_images
 from swin_deploy.enums import Int8Target, Precision, QdqPlacement
 from swin_deploy.errors import GateFailed, UserError
 from swin_deploy.fileio import atomic_output, check_outputs, sha256_file
-from swin_deploy.precision.fp16 import convert_fp16, default_block_list
+from swin_deploy.precision.fp16 import convert_fp16, default_block_list, first_float16_overflow, hot_block_list
 from swin_deploy.precision.graph import io_names, opset_of
 
 from .int8 import quantize_int8
@@ -86,7 +86,7 @@ def quantize(src: Path, out: Path | None, options: QuantizeOptions, on_progress:
     with atomic_output(out, suffix=".onnx") as tmp:
         onnx.save(qmodel, str(tmp))
         onnx.checker.check_model(str(tmp), full_check=True)
-        _smoke_run(tmp, qmodel, info)
+        _smoke_run(tmp, qmodel, info, options)
         if result.cache_path is not None and ranges is not None:
             ranges.save(result.cache_path)
     result.seconds = time.perf_counter() - start
@@ -206,12 +206,15 @@ def _fp16(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOptions, 
     if options.calib_data is not None:
         reader = _reader(model, info, options, lambda n: on_progress("measuring activations", n, len(reader.images)))
         ranges = calibrate(model, reader, op_types=None)  # every float tensor
-        peaks = ranges.peaks(model)
         _note_images(result, ranges, reader, options)
-        hot = [name for name, peak in peaks.items() if peak > options.fp16_keep_above]
+        hot = hot_block_list(model, ranges.peaks(), options.fp16_keep_above)
         block = sorted(set(block) | set(hot))
         result.calib_images, result.skipped_images = reader.used, reader.images.skipped
         result.details.update(fp16_keep_above=str(options.fp16_keep_above), fp16_hot_nodes=str(len(hot)))
+    else:
+        # only images show where a trained model's activations pass float16's range: the artifact says they were not
+        # looked at (inspect shows it)
+        result.details["fp16_hot_nodes"] = "not looked for (no calibration images)"
     result.quantized_nodes, result.float_nodes = len(model.graph.node) - len(block), len(block)
     result.details["fp32_nodes"] = str(len(block))
     return convert_fp16(model, block)
@@ -284,12 +287,25 @@ def _int8(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOptions, 
     return qmodel, ranges
 
 
-def _smoke_run(path: Path, model: onnx.ModelProto, info: ArtifactInfo) -> None:
-    """The converted model keeps float32 outputs, and loads and runs in onnxruntime CPU with finite output."""
+def _smoke_run(path: Path, model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOptions) -> None:
+    """The converted model keeps float32 outputs, and loads and runs in onnxruntime CPU with finite outputs on a
+    synthetic input. An FP16 made without calibration images, which only the Swin block list guards, is also run with
+    its float16 tensors read out as they are stored: onnxruntime's CPU computes a chain of float16 nodes in float32
+    (it drops the casts between them), so its outputs alone would not show a float16 overflow that a GPU has."""
     if any(o.type.tensor_type.elem_type != onnx.TensorProto.FLOAT for o in model.graph.output):
         raise RuntimeError("converted model has non-float32 outputs")
     x = info.example_input(np.random.default_rng(defaults.SEED), info.fixed_batch or 1)
+    fp16 = options.precision == Precision.FP16
+    if fp16 and options.calib_data is None:
+        fix = "pass `calib_data` images, so the nodes whose activations pass `fp16_keep_above` on them stay float32"
+        overflow = first_float16_overflow(model, x)
+        if overflow is not None:
+            raise GateFailed(f"float16 overflows in the FP16 conversion: {overflow} writes values past 65504 on a "
+                             f"synthetic input (a GPU computes inf there): {fix}")
     with OnnxRuntimeRunner(path) as runner:
         outputs = runner.infer(x)
     if not all(np.isfinite(o).all() for o in outputs.values()):
+        if fp16:  # a float16 node onnxruntime's CPU runs in float16 overflowed
+            raise GateFailed("the FP16 conversion computes non-finite outputs on a synthetic input (float16 overflows "
+                             f"past 65504): {'lower `fp16_keep_above`' if options.calib_data else 'pass `calib_data`'}")
         raise RuntimeError("converted model produced non-finite outputs")

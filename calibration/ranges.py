@@ -46,14 +46,9 @@ class Ranges:
         """The method as a cache names it: 'minmax', 'percentile 99.999', ..."""
         return method_label(self.method, self.percentile)
 
-    def peaks(self, model: onnx.ModelProto) -> dict[str, float]:
-        """Largest |value| of each node's outputs, by node name (nodes whose outputs were calibrated)."""
-        out: dict[str, float] = {}
-        for node in model.graph.node:
-            seen = [max(abs(lo), abs(hi)) for name in node.output if name in self.ranges for lo, hi in [self.ranges[name]]]
-            if seen:
-                out[node.name] = max(seen)
-        return out
+    def peaks(self) -> dict[str, float]:
+        """Largest |value| of each calibrated tensor, by tensor name."""
+        return {name: max(abs(lo), abs(hi)) for name, (lo, hi) in self.ranges.items()}
 
     def tensors_data(self) -> TensorsData:
         data = {k: TensorData(lowest=np.float32(lo), highest=np.float32(hi)) for k, (lo, hi) in self.ranges.items()}

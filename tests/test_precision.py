@@ -326,6 +326,52 @@ def plant_outlier_channel(src: Path, dst: Path, block: str, scale: float = 1000.
     onnx.save(model, str(dst))
 
 
+def test_fp16_keeps_what_writes_or_reads_an_activation_past_its_range_in_float32(cli, demo, tmp_path):
+    """An activation float16 cannot hold: v's channel 0 a million times larger (proj reads it a million times
+    smaller, so the float32 function is the same), past 65504 on every image. onnxruntime's CPU computes a chain of
+    float16 nodes in float32, so verify there passes such an FP16 either way: a GPU's inf shows only in the float16
+    tensors as stored, which `first_float16_overflow` reads out."""
+    from swin_deploy.artifact import read_info
+    from swin_deploy.data import list_images, load_all, transform_for
+    from swin_deploy.precision.fp16 import convert_fp16, default_block_list, first_float16_overflow
+
+    folder, paths = demo
+    calib, val = folder / "data" / "calib", folder / "data" / "val"
+    block = "/layers/layers.1/blocks/blocks.0"
+    hot = tmp_path / "hot.onnx"
+    plant_outlier_channel(paths["swin_digits"], hot, block, 1e6)
+    images, _ = load_all(list_images(val, limit=32), transform_for(read_info(hot)))
+    # with calibration images the planted tensors' writers stay float32, and so do their readers: proj's input is
+    # never cast to float16 (it was, past 65504, with the readers in float16)
+    out = tmp_path / "hot.fp16.onnx"
+    r = cli("quantize", hot, "--precision", "fp16", "--calib-data", calib, "--calib-images", "64", "-o", out)
+    assert r.code == 0, r.err
+    model = onnx.load(str(out))
+    assert first_float16_overflow(model, images) is None
+    weights = {t.name: t.data_type for t in model.graph.initializer}
+    proj = next(n for n in model.graph.node if n.name == f"{block}/attn/proj/MatMul")
+    assert [weights[i] for i in proj.input if i in weights] == [onnx.TensorProto.FLOAT]
+    assert cli("verify", out, "--data", val, "--batch-sizes", "8").code == 0
+    # the readers in float16, as before: onnxruntime's CPU runs it finite and verify passes it, while a GPU gets inf
+    source = onnx.load(str(hot))
+    writers = [n.name for n in source.graph.node if n.name.startswith(f"{block}/attn/") and "proj" not in n.name]
+    blind = convert_fp16(source, default_block_list(source) + writers)
+    blind.metadata_props.extend(model.metadata_props)
+    onnx.save(blind, str(tmp_path / "readers16.onnx"))
+    assert first_float16_overflow(blind, images) == f"{block}/attn/Reshape_7_output_0_cast_to_fp16_node"
+    assert cli("verify", tmp_path / "readers16.onnx", "--data", val, "--batch-sizes", "8").code == 0
+    # without them the conversion finds the overflow, says what to do and writes nothing
+    r = cli("quantize", hot, "--precision", "fp16", "-o", tmp_path / "blind.onnx")
+    assert r.code == 1 and f"{block}/attn/MatMul_2 writes values past 65504" in r.err, r.err
+    assert "pass --calib-data images" in r.err and len(r.err.strip().splitlines()) == 1
+    assert not list(tmp_path.glob("blind*"))
+    # an FP16 made without them says its activations were not looked at
+    plain = tmp_path / "plain.fp16.onnx"
+    assert cli("quantize", paths["swin_digits"], "--precision", "fp16", "-o", plain).code == 0
+    details = json.loads(cli("inspect", plain, "--json", "-").out)["precision_details"]
+    assert details["fp16_hot_nodes"] == "not looked for (no calibration images)", details
+
+
 def test_sensitivity_finds_the_blocks_that_break_int8_and_auto_exclude_keeps_them_in_float(cli, demo, tmp_path):
     folder, paths = demo
     calib, val = folder / "data" / "calib", folder / "data" / "val"

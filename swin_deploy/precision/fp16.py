@@ -5,8 +5,8 @@ onnxruntime's bundled float16 converter does the conversion. Kept in float32:
     squares) overflows float16's 65504 on activations of a few hundred, which Swin's residual stream reaches;
   * V2's cosine attention path: ReduceL2 -> Clip -> Div normalisation of q and k, and the logit
     scale multiply (up to 100x);
-  * any node the caller names, e.g. one whose output peak on calibration images exceeds a limit
-    (calibration.convert measures the peaks).
+  * any node the caller names: `hot_block_list` names the nodes that write or read a tensor whose peak on
+    calibration images exceeds a limit (calibration.convert measures the peaks).
 Three converter defects are repaired after it runs (see graph.py): input Casts out of topological
 order, duplicate Casts when a tensor feeds two blocked nodes, and float16 round trips between two
 blocked nodes (which turned V2's 1e-12 norm clamp into 0 and a zero padding token into NaN).
@@ -43,6 +43,35 @@ def default_block_list(model: onnx.ModelProto) -> list[str]:
             if node.op_type == "Sqrt":
                 block.extend(n.name for n in users[node.output[0]] if n.op_type == "Div")
     return sorted(set(block))
+
+
+def hot_block_list(model: onnx.ModelProto, peaks: dict[str, float], limit: float) -> list[str]:
+    """The nodes to keep in float32 for activations past `limit` (`peaks`: tensor name -> largest |value| measured):
+    each node that writes such a tensor, and each node that reads one. A float16 reader would get the tensor through
+    the converter's Cast to float16, which turns values past 65504 into inf on a GPU (onnxruntime's CPU runs such
+    casts between float16 nodes in float32, so a CPU run does not show it)."""
+    hot = {name for name, peak in peaks.items() if peak > limit}
+    users = consumers(model.graph)
+    return sorted({n.name for n in model.graph.node if hot.intersection(n.output)}
+                  | {reader.name for name in hot for reader in users.get(name, [])})
+
+
+def first_float16_overflow(model: onnx.ModelProto, x) -> str | None:
+    """The first node, in graph order, whose float16 output holds a value float16 cannot (inf or NaN) on input `x`, or
+    None. The float16 tensors are read out as graph outputs, so onnxruntime stores each as float16: run as it is, its
+    CPU computes a chain of float16 nodes in float32 (it drops the casts between them) and would not show it."""
+    import numpy as np
+    import onnxruntime as ort
+
+    typed = {v.name: v for v in onnx.shape_inference.infer_shapes(model).graph.value_info
+             if v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16}
+    writers = {name: node.name for node in model.graph.node for name in node.output if name in typed}
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    probe.graph.output.extend(typed[name] for name in writers)
+    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    values = session.run(list(writers), {model.graph.input[0].name: x})
+    return next((writers[name] for name, value in zip(writers, values) if not np.isfinite(value).all()), None)
 
 
 def convert_fp16(model: onnx.ModelProto, block_list: list[str]) -> onnx.ModelProto:
