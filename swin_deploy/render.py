@@ -265,7 +265,9 @@ def verify_table(result) -> None:
                     f"{', '.join(f'{b.img_size[0]}x{b.img_size[1]}' for b in ends)} over the {ends[0].scope}")
     gated = "output" if result.info.headless else "logit"
     message("; ".join(said) + (f" ({gated} gates only)" if consistency or ends else "")
-            + (f"; {flag('img_sizes')} gates chosen sizes in full" if ends else ""))
+            + (f"; {flag('img_sizes')} gates chosen sizes in full" if ends else "")
+            + (f"; float16 tensors read out as a GPU stores them over the first {result.float16_inputs}"
+               if result.float16_inputs else ""))
     if result.info.headless:
         message(f"top-k agreement and accuracy: not applicable ({', '.join(result.info.outputs)} out, no class scores)")
     if result.skipped_images:

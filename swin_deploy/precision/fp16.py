@@ -19,6 +19,10 @@ import onnx
 from .graph import consumers, dedupe_casts, opset_of, remove_cast_round_trips, toposort, unique_node_names
 
 LAYERNORM_DECOMPOSED = {"ReduceMean", "Sub", "Pow", "Sqrt"}
+# operators whose outputs hold only values their inputs hold (or zeros), so cannot overflow where their inputs did not;
+# DequantizeLinear's output is within its calibrated range, which its float16 input held
+SAME_VALUES = {"Reshape", "Transpose", "Gather", "Squeeze", "Unsqueeze", "Flatten", "Slice", "Concat", "Split",
+               "Identity", "Expand", "Pad", "DequantizeLinear"}
 
 
 def default_block_list(model: onnx.ModelProto) -> list[str]:
@@ -56,22 +60,41 @@ def hot_block_list(model: onnx.ModelProto, peaks: dict[str, float], limit: float
                   | {reader.name for name in hot for reader in users.get(name, [])})
 
 
-def first_float16_overflow(model: onnx.ModelProto, x) -> str | None:
-    """The first node, in graph order, whose float16 output holds a value float16 cannot (inf or NaN) on input `x`, or
-    None. The float16 tensors are read out as graph outputs, so onnxruntime stores each as float16: run as it is, its
-    CPU computes a chain of float16 nodes in float32 (it drops the casts between them) and would not show it."""
-    import numpy as np
-    import onnxruntime as ort
+class Float16Probe:
+    """An ONNX's float16 tensors read out as stored. onnxruntime's CPU has no float16 kernel for most operators, so it
+    computes a chain of float16 nodes in float32 and drops the casts between them: a value past 65504, inf on a GPU,
+    stays finite in its outputs. Read out as graph outputs, the tensors are stored as float16, as a GPU stores them."""
 
-    typed = {v.name: v for v in onnx.shape_inference.infer_shapes(model).graph.value_info
-             if v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16}
-    writers = {name: node.name for node in model.graph.node for name in node.output if name in typed}
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    probe.graph.output.extend(typed[name] for name in writers)
-    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
-    values = session.run(list(writers), {model.graph.input[0].name: x})
-    return next((writers[name] for name, value in zip(writers, values) if not np.isfinite(value).all()), None)
+    def __init__(self, model: onnx.ModelProto):
+        typed = {v.name: v for v in onnx.shape_inference.infer_shapes(model).graph.value_info
+                 if v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16}
+        self.writers = {name: node.name for node in model.graph.node if node.op_type not in SAME_VALUES
+                        for name in node.output if name in typed}
+        self.input = model.graph.input[0].name
+        self._session = None
+        if self.writers:
+            import onnxruntime as ort
+
+            probe = onnx.ModelProto()
+            probe.CopyFrom(model)
+            probe.graph.output.extend(typed[name] for name in self.writers)
+            self._session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+
+    def first_overflow(self, x) -> str | None:
+        """The first node, in graph order, whose float16 output holds a value float16 cannot (inf or NaN) on input
+        `x` (one batch), or None."""
+        import numpy as np
+
+        if self._session is None:
+            return None
+        values = self._session.run(list(self.writers), {self.input: x})
+        return next((self.writers[name] for name, value in zip(self.writers, values) if not np.isfinite(value).all()),
+                    None)
+
+
+def first_float16_overflow(model: onnx.ModelProto, x) -> str | None:
+    """`Float16Probe.first_overflow` of `model` on the batch `x`."""
+    return Float16Probe(model).first_overflow(x)
 
 
 def convert_fp16(model: onnx.ModelProto, block_list: list[str]) -> onnx.ModelProto:

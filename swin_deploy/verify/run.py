@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import defaults, machine
-from ..artifact import ArtifactInfo, artifact_info, artifact_sha256
+from ..artifact import ArtifactInfo, artifact_info, artifact_sha256, kind_of
 from ..backends import checked_backend, default_backend, run_batched, run_padded, runner_for
 from ..backends.base import Runner
 from ..backends.openvino_runner import OpenVinoOptions
@@ -31,6 +31,7 @@ from ..errors import UserError, require_at_least
 from ..fileio import check_outputs
 from ..models import Weights
 from ..parsing import as_hw, one_or_many
+from ..precision.fp16 import Float16Probe
 from ..tolerances import Thresholds, thresholds_for
 from .cache import CacheReader, CacheWriter
 from .reference import Reference, reference_for
@@ -181,6 +182,7 @@ class VerifyResult:
     cache: dict | None = None  # {"path", "hit"} with a reference cache
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)  # what the gate cannot see but the user should know
+    float16_inputs: int = 0  # inputs whose float16 tensors were read out as stored (0: none were)
 
     @property
     def passed(self) -> bool:
@@ -211,7 +213,7 @@ class VerifyResult:
             "passed": self.passed, "seconds": round(self.seconds, 2),
             "images": {"listed": self.total_images, "skipped": self.skipped_images,
                        "skipped_examples": self.skipped_examples, "labels": self.labels},
-            "reference_cache": self.cache, "notes": self.notes,
+            "reference_cache": self.cache, "notes": self.notes, "float16_inputs": self.float16_inputs,
             # no class scores, so no top-k or accuracy: reported as such rather than gated or silently absent
             "not_applicable": ["top1_agreement", "top5_agreement", "accuracy"] if self.info.headless else [],
             "batches": [{"batch_size": b.batch_size, "img_size": list(b.img_size), "passed": b.passed,
@@ -265,6 +267,7 @@ def verify_artifact(artifact: Path, options: VerifyOptions | None = None,
     # the cache is read when there and written when not: a folder or one of the inputs is no place for it
     check_outputs([artifact, *filter(None, [o.reference])], reference_cache=o.reference_cache)
     candidate = runner_for(artifact, o.backend, o.threads, o.openvino, info.precision)
+    probe = _float16_probe(artifact, o.backend or default_backend(artifact))
     reference = reference_for(info, o.weights, o.timm, o.reference, o.reference_device, o.transformers)
     # the reference runs on its default runtime: the same file there is a gate that cannot fail (the same file on
     # another runtime or OpenVINO precision is a runtime check, and allowed)
@@ -294,7 +297,7 @@ def verify_artifact(artifact: Path, options: VerifyOptions | None = None,
                                  f"the size range's end {listed} was") + " not gated, as the reference cannot run "
                                 "there: gate it against the PyTorch model or a reference that takes that size")
         for inp in inputs:
-            _gate_input_set(inp, sizes, candidate, reference, thresholds, o, cache_key, result, on_progress)
+            _gate_input_set(inp, sizes, candidate, reference, thresholds, o, cache_key, result, on_progress, probe)
         for size in ends:
             _gate_range_end(InputSet(info, o, size), sizes[0], candidate, reference, thresholds,
                             o.consistency_samples, result, on_progress)
@@ -321,11 +324,48 @@ def _check_inputs_fit(artifact: Path, info: ArtifactInfo, o: VerifyOptions) -> N
                         "(synthetic inputs fall outside its calibrated ranges; `samples` N runs them anyway)")
 
 
+def _float16_probe(artifact: Path, backend: str) -> Float16Probe | None:
+    """What reads out the float16 tensors of an ONNX run on a CPU runtime, or None. onnxruntime's CPU computes chains
+    of float16 nodes in float32 and OpenVINO in f32 or bf16, so a float16 overflow a GPU has (inf past 65504) does
+    not reach their outputs; a GPU runtime computes float16 itself, and its outputs show it."""
+    if kind_of(artifact) != "onnx" or backend not in ("onnxruntime-cpu", "openvino"):
+        return None
+    import onnx
+
+    probe = Float16Probe(onnx.load(str(artifact)))
+    return probe if probe.writers else None
+
+
+def _float16_check(probe: Float16Probe, x: np.ndarray, batch: int, info: ArtifactInfo, backend: str,
+                   result: VerifyResult) -> Check:
+    """The share of inputs `x` whose float16 tensors, as stored, hold no inf or NaN (run `batch` at a time: 1, or a
+    static batch's own), gated at 1; a note names the first node that overflows and what to do."""
+    overflowed, first = 0, None
+    for start in range(0, len(x), batch):
+        part = x[start:start + batch]
+        node = probe.first_overflow(np.concatenate([part, np.repeat(part[-1:], batch - len(part), axis=0)]))
+        if node is not None:
+            overflowed, first = overflowed + len(part), first or node
+    value = 1.0 - overflowed / len(x)
+    result.float16_inputs = len(x)
+    if first is not None:
+        fix = ("quantize it with `high_precision` fp32 (float32 outside the Q/DQ)" if info.precision == Precision.INT8
+               else "quantize the fp32 export with `calib_data` images (the nodes whose activations pass "
+                    "`fp16_keep_above` on them stay float32)")
+        result.notes.append(f"float16 overflows at {first} on {overflowed} of {len(x)} inputs: its float16 tensors, read "
+                            f"out as a GPU stores them, hold inf there ({backend} computes them in float32 or bf16, so "
+                            f"its outputs stayed finite): {fix}")
+    return Check("float16_finite", value, 1.0, "min", value >= 1.0)
+
+
 def _gate_input_set(inp: InputSet, sizes: list[int], candidate: Runner, ref_source: Reference, thresholds: Thresholds,
-                    o: VerifyOptions, cache_key: dict | None, result: VerifyResult, on_progress: Progress) -> None:
-    """The full pass at the first batch size, then batch consistency on a subset at every other size."""
+                    o: VerifyOptions, cache_key: dict | None, result: VerifyResult, on_progress: Progress,
+                    probe: Float16Probe | None = None) -> None:
+    """The full pass at the first batch size, then batch consistency on a subset at every other size; with `probe`,
+    the float16 tensors of the first FLOAT16_PROBE_INPUTS inputs (at most `consistency_samples`) as stored."""
     main, others = sizes[0], sizes[1:]
-    keep = o.consistency_samples if others else 0
+    probed = min(o.consistency_samples, defaults.FLOAT16_PROBE_INPUTS) if probe is not None else 0
+    keep = max(o.consistency_samples if others else 0, probed)
     cached = CacheReader(o.reference_cache, cache_key) if cache_key is not None and result.cache["hit"] else None
     writer = CacheWriter(o.reference_cache, cache_key) if cache_key is not None and cached is None else None
     comparison, subset = Comparison(), []
@@ -356,10 +396,17 @@ def _gate_input_set(inp: InputSet, sizes: list[int], candidate: Runner, ref_sour
             writer.discard()
         reference.deactivate()
     metrics = comparison.metrics()
-    result.batches.append(BatchResult(main, metrics, gate(metrics, thresholds), inp.img_size, comparison.samples, "all"))
+    checks = gate(metrics, thresholds)
+    x = np.concatenate([s[0] for s in subset])[:keep] if subset else None
+    if probe is not None:
+        on_progress(f"{_sizes(inp.img_size)}, float16 tensors as stored", 0, inp.total)
+        stored = _float16_check(probe, x[:probed], inp.info.fixed_batch or 1, inp.info,
+                                result.candidate.get("backend", ""), result)
+        metrics["float16_finite"] = stored.value
+        checks.append(stored)
+    result.batches.append(BatchResult(main, metrics, checks, inp.img_size, comparison.samples, "all"))
     if not others:
         return
-    x = np.concatenate([s[0] for s in subset])[:keep]
     ref = {k: np.concatenate([s[1][k] for s in subset])[:keep] for k in subset[0][1]}
     for b in others:  # consistency: the same logit gates, no accuracy (that is over the whole set, above)
         on_progress(f"{_sizes(inp.img_size)}, batch {b} (consistency)", 0, inp.total)
