@@ -388,12 +388,12 @@ def test_a_float16_overflow_a_cpu_hides_stays_out_of_fp16_and_verify_catches_it(
         report = json.loads((tmp_path / "r.json").read_text())
         assert report["float16_inputs"] == stored, report
         assert ("quantize it with --high-precision fp32" in " ".join(r.err.split())) == (high == "fp16"), r.err
-    # without them the conversion finds the overflow, says what to do and writes nothing
+    # without calibration images the FP16 conversion finds the overflow, says what to do and writes nothing
     r = cli("quantize", hot, "--precision", "fp16", "-o", tmp_path / "blind.onnx")
     assert r.code == 1 and f"{block}/attn/MatMul_2 writes values past 65504" in r.err, r.err
     assert "pass --calib-data images" in r.err and len(r.err.strip().splitlines()) == 1
     assert not list(tmp_path.glob("blind*"))
-    # an FP16 made without them says its activations were not looked at
+    # an FP16 made without them says its activations were not looked at (the unplanted model converts)
     plain = tmp_path / "plain.fp16.onnx"
     assert cli("quantize", paths["swin_digits"], "--precision", "fp16", "-o", plain).code == 0
     details = json.loads(cli("inspect", plain, "--json", "-").out)["precision_details"]
