@@ -349,12 +349,14 @@ def _float16_check(probe: Float16Probe, x: np.ndarray, batch: int, info: Artifac
     value = 1.0 - overflowed / len(x)
     result.float16_inputs = len(x)
     if first is not None:
-        keep_above = info.details.get("fp16_keep_above")
-        fix = ("quantize it with `high_precision` fp32 (float32 outside the Q/DQ)" if info.precision == Precision.INT8
-               else f"quantize it again with a lower `fp16_keep_above` (it was {keep_above}) or more `calib_data` "
-                    "images" if keep_above
-               else "quantize the fp32 export with `calib_data` images (the nodes whose activations pass "
-                    "`fp16_keep_above` on them stay float32)")
+        keep_above = info.details.get("fp16_keep_above")  # recorded where the FP16 was made with images
+        if info.precision == Precision.INT8:
+            fix = "quantize it with `high_precision` fp32 (float32 outside the Q/DQ)"
+        elif keep_above:
+            fix = f"quantize it again with a lower `fp16_keep_above` (it was {keep_above}) or more `calib_data` images"
+        else:
+            fix = ("quantize the fp32 export with `calib_data` images (the nodes whose activations pass "
+                   "`fp16_keep_above` on them stay float32)")
         result.notes.append(f"float16 overflows at {first} on {overflowed} of {len(x)} inputs: its float16 tensors, read "
                             f"out as a GPU stores them, hold inf there ({backend} computes them in float32 or bf16, so "
                             f"its outputs stayed finite): {fix}")
