@@ -101,6 +101,10 @@ SearchGate = Annotated[float | None, typer.Option(help="--auto-exclude and --sen
                                                   "float32 (default: verify's INT8 one).")]
 
 
+def _listed(sizes: tuple[int, ...]) -> str:
+    return ",".join(map(str, sizes))
+
+
 def batch_sizes_option(default: str):
     """--batch-sizes, defaulting to None so the library can choose by artifact (a static batch)."""
     return Annotated[str | None, typer.Option("--batch-sizes", help=f"Comma-separated batch sizes (default: {default}).")]
@@ -369,8 +373,9 @@ def verify(
                                                 f"{defaults.VERIFY_SAMPLES}; INT8 of trained weights needs --data, or "
                                                 "--samples to run them anyway).")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="Use at most this many images from --data.")] = None,
-    batch_sizes: batch_sizes_option("1,3,8, or a static-batch artifact's own; accuracy over every input at the "
-                                     "first, batch consistency on a subset at the others") = None,
+    batch_sizes: batch_sizes_option(f"{_listed(defaults.VERIFY_BATCH_SIZES)}, or a static-batch artifact's own; "
+                                     "accuracy over every input at the first, batch consistency on a subset at the "
+                                     "others") = None,
     consistency_samples: Annotated[int | None, typer.Option(
         help=f"Inputs each further batch size (and a dynamic range's ends) is checked on (default "
              f"{defaults.CONSISTENCY_SAMPLES}).")] = None,
@@ -645,7 +650,7 @@ def bench(
     ema: Ema = False,
     backend: Annotated[str | None, typer.Option("--backend", help="Comma-separated: each ONNX runs on each. "
                                                   + BACKEND_HELP)] = None,
-    batch_sizes: batch_sizes_option("1,8,32 and any static-batch artifact's own") = None,
+    batch_sizes: batch_sizes_option(f"{_listed(defaults.BENCH_BATCH_SIZES)} and any static-batch artifact's own") = None,
     warmup: Annotated[int, typer.Option("--warmup", help="Untimed runs per batch size.")] = defaults.BENCH_WARMUP,
     iterations: Annotated[int | None, typer.Option("--iterations", help="Timed runs per batch size "
                                                    f"(default {defaults.BENCH_ITERATIONS}).")] = None,

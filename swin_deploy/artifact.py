@@ -89,13 +89,11 @@ class ArtifactInfo:
         return self.max_batch is None or batch <= self.max_batch
 
     def default_batch_sizes(self, defaults: tuple[int, ...]) -> list[int]:
-        """`defaults`, or the one batch a static-batch artifact takes; those above a max batch give way to it."""
+        """`defaults`, or the one batch a static-batch artifact takes; those above a max batch give way to it, in
+        their place (the first size is the one verify runs every input at)."""
         if self.fixed_batch:
             return [self.fixed_batch]
-        taken = [b for b in defaults if self.accepts_batch(b)]
-        if len(taken) < len(defaults) and self.max_batch not in taken:
-            taken.append(self.max_batch)
-        return taken
+        return list(dict.fromkeys(b if self.accepts_batch(b) else self.max_batch for b in defaults))
 
     def check_batch_sizes(self, sizes: list[int]) -> None:
         """A UserError unless every size is one this artifact takes."""
