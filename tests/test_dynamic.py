@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+from collections import namedtuple
 
 import numpy as np
 import onnx
@@ -350,12 +351,39 @@ def test_verify_gates_a_dynamic_artifact_at_its_range_ends_unless_sizes_are_chos
     doctored = tmp_path / "doctored.onnx"
     _size_dependent_copy(dynamic, doctored, 64)
     bad = cli("verify", doctored, "--random-init", "--samples", "4")
-    assert bad.code == 1 and "batch 8 at 128x128: max_rel_delta" in bad.err, bad.err  # the first of the defaults
+    assert bad.code == 1 and "batch 1 at 128x128: max_rel_delta" in bad.err, bad.err
     assert "at 64x64" not in bad.err
     assert cli("verify", doctored, "--random-init", "--samples", "4", "--img-sizes", "64").code == 0
 
     r = cli("verify", dynamic, "--reference", tiny_onnx["swin_test"], "--samples", "2", "--batch-sizes", "1")
     assert r.code == 0 and "the size range's end 128x128 was not gated" in r.err, r.err
+
+
+def test_a_dynamic_artifacts_range_ends_run_at_the_smallest_batch_size(cli, artifacts, tmp_path, monkeypatch):
+    """The range's ends ran at the first batch size, and memory was checked for the largest at the largest end: with
+    every input at batch 8 first, an end at 4x the pixels would take 8 images' activations, 32x the memory of one at
+    the artifact's size. What an end can break breaks every input alike, so the ends run at the smallest size: a
+    machine with room for batch 8 at the artifact's size and one image at its largest end verifies it."""
+    import psutil
+
+    from swin_deploy import defaults
+
+    dynamic = artifacts["dynamic"]  # swin_test, 64x64 to 128x128
+    per_image = read_info(dynamic).config().activation_bytes
+    one_at_end = per_image((128, 128)) * defaults.PEAK_ACTIVATIONS
+    assert 8 * per_image((64, 64)) * defaults.PEAK_ACTIVATIONS <= 2 * one_at_end
+    memory = namedtuple("Memory", "available")
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: memory(3 * one_at_end))  # batch 8 at the end needs 8x
+    report = tmp_path / "r.json"
+    r = cli("verify", dynamic, "--random-init", "--samples", "8", "--report", report)
+    assert r.code == 0, r.err
+    assert [(b["img_size"], b["batch_size"], b["role"]) for b in json.loads(report.read_text())["batches"]] == [
+        ([64, 64], 8, "accuracy"), ([64, 64], 1, "consistency"), ([64, 64], 3, "consistency"),
+        ([128, 128], 1, "range end")]
+    # where the smallest batch asked for does not fit at the end, it says so, and what to do, before anything runs
+    r = cli("verify", dynamic, "--random-init", "--samples", "8", "--batch-sizes", "4")
+    assert r.code == 2 and r.err.startswith("error: batch 4 at 128x128 needs more than") and len(r.err.splitlines()) == 1
+    assert "gate sizes that fit with --img-sizes, or add a smaller batch to --batch-sizes" in r.err, r.err
 
 
 def test_the_library_takes_a_size_as_one_side_and_one_value_where_it_takes_several(artifacts, demo, tmp_path):

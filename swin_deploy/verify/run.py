@@ -246,8 +246,11 @@ def verify_artifact(artifact: Path, options: VerifyOptions | None = None,
         info.check_size(size)
     # a dynamic-size artifact is gated at its size and, unless the sizes are chosen, at its range's ends
     ends = [] if o.img_sizes else info.range_ends()
-    info.check_memory(max(sizes), [*img_sizes, *ends],
+    info.check_memory(max(sizes), img_sizes,
                       "choose smaller `batch_sizes`" + (" or `img_sizes`" if info.dynamic_size else ""))
+    if ends:  # at the smallest batch size: what an end can break breaks every input alike, at any batch
+        info.check_memory(min(sizes), ends, "gate sizes that fit with `img_sizes`" + (
+            "" if min(sizes) == 1 else ", or add a smaller batch to `batch_sizes` (the range's ends run at the smallest)"))
     unchecked = []
     if o.reference is not None:  # the reference artifact runs at every size too
         other = artifact_info(o.reference, fallback_variant=info.variant)
@@ -299,7 +302,7 @@ def verify_artifact(artifact: Path, options: VerifyOptions | None = None,
         for inp in inputs:
             _gate_input_set(inp, sizes, candidate, reference, thresholds, o, cache_key, result, on_progress, probe)
         for size in ends:
-            _gate_range_end(InputSet(info, o, size), sizes[0], candidate, reference, thresholds,
+            _gate_range_end(InputSet(info, o, size), min(sizes), candidate, reference, thresholds,
                             o.consistency_samples, result, on_progress)
     if inputs[0].images is not None:
         images = inputs[0].images
@@ -424,10 +427,11 @@ def _gate_input_set(inp: InputSet, sizes: list[int], candidate: Runner, ref_sour
 
 def _gate_range_end(inp: InputSet, batch_size: int, candidate: Runner, ref_source: Reference, thresholds: Thresholds,
                     limit: int, result: VerifyResult, on_progress: Progress) -> None:
-    """One end of a dynamic-size artifact's range, on the first `limit` inputs at the first batch size: the graph's
-    shape-dependent parts (padding, shifts, masks, the window size) are what a size can break, and they break every
-    input alike, so a subset shows it at a fraction of a full pass (the ends can be 4x the pixels or more). The same
-    logit gates as batch consistency; the reference is computed here, as a reference cache holds one size."""
+    """One end of a dynamic-size artifact's range, on the first `limit` inputs at `batch_size` (the smallest asked
+    for: the largest end can be 4x the pixels or more): the graph's shape-dependent parts (padding, shifts, masks, the
+    window size) are what a size can break, and they break every input alike, so a subset shows it at a fraction of
+    a full pass. The same logit gates as batch consistency; the reference is computed here, as a reference cache
+    holds one size."""
     check, reference = Comparison(), ref_source.runner
     label = f"{_sizes(inp.img_size)}, batch {batch_size} (range end)"
     reference.activate()
