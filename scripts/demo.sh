@@ -18,7 +18,7 @@ swin-deploy quantize "$out/$model.onnx" --precision int8 --target tensorrt --cal
 swin-deploy quantize "$out/$model.onnx" --precision int8 --target onnxruntime --reduce-range \
   --calib-data "$out/data/calib" -o "$out/$model.int8-ort.onnx"
 for artifact in "$model.onnx" "$model.fp16.onnx" "$model.int8.onnx" "$model.int8-ort.onnx"; do
-  swin-deploy verify "$out/$artifact" --data "$out/data/val" --batch-sizes 1,8,32 \
+  swin-deploy verify "$out/$artifact" --data "$out/data/val" --batch-sizes 8,1,32 \
     --report "$out/${artifact%.onnx}.verify.json" --junit "$out/${artifact%.onnx}.junit.xml"
 done
 # the INT8 this CPU runs on OpenVINO (docs/cpu.md): the TensorRT-target graph where int8 products add exactly (VNNI,
@@ -27,7 +27,7 @@ done
 ov_int8=$(python -c 'from swin_deploy.machine import exact_int8_dot_products as exact
 print("int8-ort" if exact() is False else "int8")')
 ov_int8="$model.$ov_int8.onnx"
-swin-deploy verify "$out/$ov_int8" --backend openvino --data "$out/data/val" --batch-sizes 1,8,32 \
+swin-deploy verify "$out/$ov_int8" --backend openvino --data "$out/data/val" --batch-sizes 8,1,32 \
   --report "$out/${ov_int8%.onnx}.openvino.verify.json" --junit "$out/${ov_int8%.onnx}.openvino.junit.xml"
 swin-deploy check "$out/$model.int8.onnx"   # TensorRT's ONNX parser rules, statically (no GPU needed)
 swin-deploy triton "$out/$model.int8.onnx" --repo "$out/triton" --name "$model" --overwrite --preferred-batch 8,16
@@ -56,7 +56,7 @@ PY
 read -r gate_file gate_backend <<< "$gate"
 if [[ "$gate_backend" == openvino && "$gate_file" != "$ov_int8" ]]; then
   # every artifact was verified on onnxruntime, and one INT8 on OpenVINO: verify this one where it runs fastest
-  swin-deploy verify "$out/$gate_file" --backend openvino --data "$out/data/val" --batch-sizes 1,32 \
+  swin-deploy verify "$out/$gate_file" --backend openvino --data "$out/data/val" --batch-sizes 32,1 \
     --report "$out/speed-gate.verify.json" --junit "$out/speed-gate.verify.junit.xml"
 fi
 swin-deploy bench "$out/$gate_file" --backend "$gate_backend" --torch "$model" --batch-sizes 32 --iterations 50 \

@@ -18,7 +18,7 @@ for v in swin_digits swinv2_digits; do
   swin-deploy build-engine "$out/$v.onnx" --fp16 -o "$out/$v.fp16.engine"
   swin-deploy build-engine "$out/$v.onnx" --int8 --calib-data "$out/data/calib" -o "$out/$v.int8.engine"
   for p in fp16 int8; do
-    swin-deploy verify "$out/$v.$p.engine" --data "$out/data/val" --batch-sizes 1,32 --report "$out/$v.$p.verify.json"
+    swin-deploy verify "$out/$v.$p.engine" --data "$out/data/val" --batch-sizes 32,1 --report "$out/$v.$p.verify.json"
   done
 done
 
@@ -28,7 +28,7 @@ for v in swin_t swinv2_t; do
   swin-deploy build-engine "$out/$v.onnx" --fp16 -o "$out/$v.fp16.engine"
   swin-deploy build-engine "$out/$v.onnx" --int8 --calib-data "$out/data/calib" --calib-images 256 -o "$out/$v.int8.engine"
   for p in fp16 int8; do
-    swin-deploy verify "$out/$v.$p.engine" --random-init --batch-sizes 1,8,32 --samples 64 "${no_topk[@]}" \
+    swin-deploy verify "$out/$v.$p.engine" --random-init --batch-sizes 8,1,32 --samples 64 "${no_topk[@]}" \
       --report "$out/$v.$p.verify.json"
   done
   # we found no TF32 switch in onnxruntime's TensorRT provider, and TensorRT's default is on (float32 GEMMs at
