@@ -22,7 +22,7 @@ import numpy as np
 from .. import defaults, machine
 from ..artifact import ArtifactInfo, artifact_info, artifact_sha256, kind_of
 from ..backends import checked_backend, default_backend, run_batched, run_padded, runner_for
-from ..backends.base import Runner
+from ..backends.base import Runner, pad_batch
 from ..backends.openvino_runner import OpenVinoOptions
 from ..compare import Check, Comparison, gate, named_as
 from ..data import Batch, ImageSet, checked_workers, list_images, stream_batches, transform_for
@@ -346,7 +346,7 @@ def _float16_check(probe: Float16Probe, x: np.ndarray, batch: int, info: Artifac
     overflowed, first = 0, None
     for start in range(0, len(x), batch):
         part = x[start:start + batch]
-        node = probe.first_overflow(np.concatenate([part, np.repeat(part[-1:], batch - len(part), axis=0)]))
+        node = probe.first_overflow(pad_batch(part, batch))
         if node is not None:
             overflowed, first = overflowed + len(part), first or node
     value = 1.0 - overflowed / len(x)
