@@ -279,6 +279,6 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor
     """
     # k^T is a Transpose feeding the MatMul in the ONNX: the onnxruntime INT8 target folds it into the
     # matmul (precision.graph.fold_transpose_into_matmul); TensorRT's builder does such folding itself
-    N = q.shape[-2]
+    N = bias.shape[-1]  # not q's: a constant bias then reshapes to a constant in the ONNX
     attn = torch.matmul(q, k.transpose(-2, -1)) + bias.reshape(1, -1, N, N)
     return torch.matmul(F.softmax(attn, dim=-1), v)
