@@ -262,6 +262,35 @@ def test_graph_is_at_most_half_of_timms(tmp_path):
         assert ours <= 0.5 * theirs, (name, ours, theirs)
 
 
+@pytest.mark.parametrize("name, options, held", [
+    ("swin_test", {}, True),
+    ("swinv2_test", dict(dynamic_size=True, min_size=(64, 64), max_size=(128, 128)), True),
+    ("swinv2_test", dict(features=True), True),
+    ("swin_test", dict(input_format="uint8", channels_last=True), True),
+    ("swinv2_test", dict(static_batch=True, max_batch=2), False),  # static shapes: onnxslim writes Gemms from weights
+])
+def test_onnxslim_runs_without_the_weights_and_returns_the_graph_it_returns_with_them(tmp_path, monkeypatch, name,
+                                                                                      options, held):
+    """The export holds the matmul weights out of onnxslim, which copies the whole model for each of its passes: what
+    comes back must be what onnxslim makes of the whole model, node for node, with every weight in place."""
+    import onnxslim
+
+    from swin_deploy.export.onnx_export import simplify
+
+    model, sha = build_model(get_config(name), Weights("random"))
+    raw = export_onnx(model, sha, tmp_path / "raw.onnx", ExportOptions(simplifier="none", verify=False, **options)).path
+    whole, seen = onnxslim.slim, []
+    monkeypatch.setattr(onnxslim, "slim", lambda m: seen.append([i.name for i in m.graph.input]) or whole(m))
+    ours, theirs = simplify(onnx.load(str(raw))), whole(onnx.load(str(raw)))
+    assert (len(seen[0]) > 1) == held, seen  # the weights it was not given were inputs to it
+    assert ours.graph.node == theirs.graph.node and len(ours.graph.node) < len(onnx.load(str(raw)).graph.node)
+    assert list(ours.graph.input) == list(theirs.graph.input) and ours.graph.output == theirs.graph.output
+    assert ours.graph.value_info == theirs.graph.value_info
+    weights = {init.name: init for init in ours.graph.initializer}
+    assert len(weights) == len(ours.graph.initializer) == len(theirs.graph.initializer)
+    assert all(weights[init.name] == init for init in theirs.graph.initializer)
+
+
 def test_failed_parity_exits_1_and_leaves_nothing(cli, tmp_path, monkeypatch):
     from swin_deploy.export import onnx_export
 

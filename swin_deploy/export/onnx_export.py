@@ -8,6 +8,7 @@ both are covered by tests.
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from collections.abc import Callable
@@ -190,9 +191,7 @@ def simplify(model: onnx.ModelProto, simplifier: Simplifier | str = defaults.SIM
     """Constant folding, dead-node removal and shape-op cleanup by onnx-simplifier and/or onnxslim."""
     simplifier = Simplifier.parse(simplifier, "simplifier")
     if simplifier in (Simplifier.ONNXSLIM, Simplifier.BOTH):
-        import onnxslim
-
-        model = onnxslim.slim(model)
+        model = _slim_with_weights_held_out(model)
     if simplifier in (Simplifier.ONNXSIM, Simplifier.BOTH):
         try:
             import onnxsim
@@ -202,6 +201,63 @@ def simplify(model: onnx.ModelProto, simplifier: Simplifier | str = defaults.SIM
         if not ok:  # its own check compares against the unsimplified model; ours (parity) runs after too
             raise RuntimeError("onnx-simplifier's own check of the simplified graph failed")
     return model
+
+
+def _slim_with_weights_held_out(model: onnx.ModelProto) -> onnx.ModelProto:
+    """onnxslim, with the large constants that only meet the input's values in a MatMul or an Add (weights, attention
+    bias and masks) held out of it as graph inputs meanwhile.
+
+    onnxslim serializes the whole model for each of its shape-inference passes (four for a Swin) and measures its size
+    for each, so with the constants in it spent most of its time copying them: 17 of 22 s in swin_b's export (AMD EPYC
+    Zen 4). Whatever it does to a graph whose constants it cannot see holds for any values, so the result computes the
+    same; and the result is the same graph, node for node (tests/test_export.py), where onnxslim 0.1 reads no such
+    constant's values: a node of the input's values is never folded (one of its shape alone may be, so shapes do not
+    count), its MatMul+Add -> Gemm rewrite reads the weight but needs a static activation shape (so a graph whose
+    inputs are all static is slimmed whole), it drops an Add of zeros (so constants of zeros stay in) and it merges
+    equal constants of fewer than 1000 elements (so those stay in)."""
+    import onnxslim
+
+    graph = model.graph
+    dims = [dim for value in graph.input for dim in value.type.tensor_type.shape.dim]
+    if all(dim.HasField("dim_value") for dim in dims):
+        return onnxslim.slim(model)
+    live = {value.name for value in graph.input}  # what the input's values reach
+    for node in graph.node:  # exporters write nodes in topological order
+        if node.op_type not in ("Shape", "Size") and live.intersection(node.input):
+            live.update(node.output)
+    meets: dict[str, set[tuple[str, int]]] = {}  # (op, index) of each reader whose other inputs are all live
+    for node in graph.node:
+        for index, name in enumerate(node.input):
+            rest_live = all(other in live for k, other in enumerate(node.input) if k != index)
+            meets.setdefault(name, set()).add((node.op_type, index) if rest_live else ("", -1))
+    fits = {("MatMul", 1), ("Add", 0), ("Add", 1)}
+    values = [(init.name, init) for init in graph.initializer]
+    values += [(node.output[0], node.attribute[0].t) for node in graph.node
+               if node.op_type == "Constant" and node.attribute[0].name == "value"]
+    held = {name: value for name, value in values
+            if math.prod(value.dims) >= 1000 and meets.get(name) and meets[name] <= fits
+            and onnx.numpy_helper.to_array(value).any()}
+    if not held:
+        return onnxslim.slim(model)
+    light = onnx.ModelProto()
+    light.CopyFrom(model)  # the caller's model stays whole whatever onnxslim does
+    kept = [init for init in light.graph.initializer if init.name not in held]
+    del light.graph.initializer[:]
+    light.graph.initializer.extend(kept)
+    nodes = [node for node in light.graph.node if not (node.op_type == "Constant" and node.output[0] in held)]
+    del light.graph.node[:]
+    light.graph.node.extend(nodes)
+    light.graph.input.extend(onnx.helper.make_tensor_value_info(name, value.data_type, list(value.dims))
+                             for name, value in held.items())
+    slim = onnxslim.slim(light)
+    inputs = list(slim.graph.input)
+    del slim.graph.input[:]
+    slim.graph.input.extend(value for value in inputs if value.name not in held)
+    for value in inputs:
+        if value.name in held:  # as onnxslim writes a Constant node's value: an initializer named as its output
+            slim.graph.initializer.append(held[value.name])
+            slim.graph.initializer[-1].name = value.name
+    return slim
 
 
 def graph_problems(model: onnx.ModelProto) -> list[str]:
