@@ -1,6 +1,6 @@
-"""onnxslim inside `swin-deploy export`: with the matmul weights held out of it (as the export runs it) against the
-whole model (as it ran before), on the same torch export, taking turns; that both give the same graph; and the whole
-export's time either way (torch export, simplification, checks, parity, as `swin-deploy export` runs it).
+"""onnxslim inside `swin-deploy export`: with the large constants (weights, attention biases and masks) held out of it,
+as the export runs it, against the whole model, as it ran before, on the same torch export, taking turns; that both give
+the same graph; and the whole export's time either way (torch export, simplification, checks, parity).
 
     python benchmarks/export_time.py [--variants swin_t swinv2_t swin_b] [--runs 3]
 """
@@ -54,13 +54,13 @@ def main() -> None:
                     whole = result
         same = same_graph(result, whole)
         export = {}
-        held_out = onnx_export._slim_with_weights_held_out
+        held_out = onnx_export._slim_with_constants_held_out
         for label, slim in (("whole", onnxslim.slim), ("held", held_out)):
-            onnx_export._slim_with_weights_held_out = slim
+            onnx_export._slim_with_constants_held_out = slim
             start = time.perf_counter()
             export_onnx(model, sha, tmp / f"{name}.onnx", ExportOptions())
             export[label] = time.perf_counter() - start
-        onnx_export._slim_with_weights_held_out = held_out
+        onnx_export._slim_with_constants_held_out = held_out
         w, h = (float(np.median(seconds[k])) for k in ("whole", "held"))
         constants = [*raw.graph.initializer, *(n.attribute[0].t for n in raw.graph.node if n.op_type == "Constant")]
         mb = sum(len(t.raw_data) for t in constants) / 2**20

@@ -191,7 +191,7 @@ def simplify(model: onnx.ModelProto, simplifier: Simplifier | str = defaults.SIM
     """Constant folding, dead-node removal and shape-op cleanup by onnx-simplifier and/or onnxslim."""
     simplifier = Simplifier.parse(simplifier, "simplifier")
     if simplifier in (Simplifier.ONNXSLIM, Simplifier.BOTH):
-        model = _slim_with_weights_held_out(model)
+        model = _slim_with_constants_held_out(model)
     if simplifier in (Simplifier.ONNXSIM, Simplifier.BOTH):
         try:
             import onnxsim
@@ -203,18 +203,18 @@ def simplify(model: onnx.ModelProto, simplifier: Simplifier | str = defaults.SIM
     return model
 
 
-def _slim_with_weights_held_out(model: onnx.ModelProto) -> onnx.ModelProto:
+def _slim_with_constants_held_out(model: onnx.ModelProto) -> onnx.ModelProto:
     """onnxslim, with the large constants that only meet the input's values in a MatMul or an Add (weights, attention
     bias and masks) held out of it as graph inputs meanwhile.
 
-    onnxslim serializes the whole model for each of its shape-inference passes (four for a Swin) and measures its size
-    for each, so with the constants in it spent most of its time copying them: 17 of 22 s in swin_b's export (AMD EPYC
-    Zen 4). Whatever it does to a graph whose constants it cannot see holds for any values, so the result computes the
-    same; and the result is the same graph, node for node (tests/test_export.py), where onnxslim 0.1 reads no such
-    constant's values: a node of the input's values is never folded (one of its shape alone may be, so shapes do not
-    count), its MatMul+Add -> Gemm rewrite reads the weight but needs a static activation shape (so a graph whose
-    inputs are all static is slimmed whole), it drops an Add of zeros (so constants of zeros stay in) and it merges
-    equal constants of fewer than 1000 elements (so those stay in)."""
+    onnxslim serializes the whole model for each of its shape-inference passes (four for a Swin) and measures its
+    size for each, so with the constants in it spent most of its time copying them: 11.6 of 18.4 s in swin_b's
+    export (AMD EPYC Zen 4). Whatever it does to a graph whose constants it cannot see holds for any values, so the
+    result computes the same; and the result is the same graph, node for node (tests/test_export.py), where onnxslim
+    0.1 reads no such constant's values: a node of the input's values is never folded (one of its shape alone may
+    be, so shapes do not count), its MatMul+Add -> Gemm rewrite reads the weight but needs a static activation shape
+    (so a graph whose inputs are all static is slimmed whole), it drops an Add of zeros (so constants of zeros stay
+    in) and it merges equal constants of fewer than 1000 elements (so those stay in)."""
     import onnxslim
 
     graph = model.graph
