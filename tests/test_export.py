@@ -293,6 +293,25 @@ def test_onnxslim_runs_without_the_large_constants_and_returns_the_graph_it_retu
     assert all(weights[init.name] == init for init in theirs.graph.initializer)
 
 
+def test_an_export_past_what_one_onnx_file_holds_is_refused_and_the_dynamic_size_it_names_fits(cli, tmp_path,
+                                                                                                 monkeypatch):
+    """Attention biases and masks grow with the windows: swinv2_t_w16 at 2560x2560 holds 3.1 GiB of them, and that
+    export failed inside torch with a hint to change the opset, then ran out of memory and left a 3 GiB temporary
+    file. The limit here is swin_test's weights plus one byte, so its biases are what passes it."""
+    from swin_deploy.export import onnx_export
+
+    model, _ = build_model(get_config("swin_test"), Weights("random"))
+    monkeypatch.setattr(onnx_export, "ONNX_FILE_LIMIT", sum(p.numel() * 4 for p in model.parameters()) + 1)
+    r = cli("export", "--variant", "swin_test", "--random-init", "--img-size", "128", "-o", tmp_path / "m.onnx")
+    said = " ".join(r.err.split())
+    assert r.code == 2 and "past the 2 GiB an ONNX file can hold: export with --dynamic-size" in said, r.err
+    assert "at 128x128 the ONNX would hold" in said and "Traceback" not in r.err
+    assert list(tmp_path.iterdir()) == []
+    r = cli("export", "--variant", "swin_test", "--random-init", "--dynamic-size", "--max-size", "128",
+            "-o", tmp_path / "m.onnx")
+    assert r.code == 0, r.err
+
+
 def test_failed_parity_exits_1_and_leaves_nothing(cli, tmp_path, monkeypatch):
     from swin_deploy.export import onnx_export
 

@@ -443,6 +443,24 @@ def _largest_batch(options: ExportOptions) -> int:
     return max(_parity_batches(options)) if options.verify else 1
 
 
+ONNX_FILE_LIMIT = 2**31 - 2**26  # protobuf's 2 GiB, less room for the graph itself
+
+
+def _check_file_size(model: SwinTransformer, img_size: tuple[int, int]) -> None:
+    """Refuse a fixed-size export whose constants would not fit in one ONNX file: its attention biases and masks grow
+    with the windows (swinv2_t_w16 at 2560x2560 holds 3.1 GiB of them), and past 2 GiB the exporters write external
+    data files, fail, or run out of memory trying."""
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    biases = sum(m.frozen_bias.numel() * m.frozen_bias.element_size() for m in model.modules()
+                 if getattr(m, "frozen_bias", None) is not None)
+    if weights + biases > ONNX_FILE_LIMIT:
+        h, w = img_size
+        raise UserError(f"at {h}x{w} the ONNX would hold {(weights + biases) / 2**30:.1f} GiB of weights, attention "
+                        f"biases and masks ({biases / 2**30:.1f} GiB of biases and masks), past the 2 GiB an ONNX file "
+                        "can hold: export with `dynamic_size`, which computes the biases at run time, or at a smaller "
+                        "`img_size`")
+
+
 def _export_onnx(model: SwinTransformer, weights_sha256: str, out: Path, options: ExportOptions,
                  on_step: Callable[[str], None]) -> ExportResult:
     cfg, size_range, note = model.cfg, None, None
@@ -455,6 +473,8 @@ def _export_onnx(model: SwinTransformer, weights_sha256: str, out: Path, options
     model = _with_geometry(model, cfg, options.dynamic_size)
     start = time.perf_counter()
     model = model.eval().freeze()
+    if not options.dynamic_size:
+        _check_file_size(model, cfg.img_size)
     module = output_module(model, options.features)
     outputs = module.output_names()
     batch = options.fixed_batch or 1
