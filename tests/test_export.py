@@ -295,8 +295,8 @@ def test_onnxslim_runs_without_the_large_constants_and_returns_the_graph_it_retu
 
 def test_an_export_past_what_one_onnx_file_holds_is_refused_and_the_dynamic_size_it_names_fits(cli, tmp_path,
                                                                                                  monkeypatch):
-    """Attention biases and masks grow with the windows: swinv2_t_w16 at 2560x2560 holds 3.1 GiB of them, and that
-    export failed inside torch with a hint to change the opset, then ran out of memory and left a 3 GiB temporary
+    """Attention biases and masks grow with the windows: swinv2_t_w16 at 2560x2560 holds 2.8 GiB of them, and that
+    export failed inside torch with a hint to change the opset, then ran out of memory and left a 3.1 GB temporary
     file. The limit here is swin_test's weights plus one byte, so its biases are what passes it."""
     from swin_deploy.export import onnx_export
 
