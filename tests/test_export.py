@@ -71,6 +71,24 @@ def test_dynamo_exporter_fallback_path(tmp_path):
     ort_vs_torch(result.path, model, (1, 4))
 
 
+def test_a_torchscript_failure_below_opset_18_names_itself_and_the_opset_the_fallback_needs(cli, tmp_path,
+                                                                                               monkeypatch):
+    export = torch.onnx.export
+
+    def torchscript_fails(*args, dynamo=True, **kwargs):
+        if not dynamo:
+            raise RuntimeError("unsupported thing\nmore detail")
+        return export(*args, dynamo=dynamo, **kwargs)
+
+    monkeypatch.setattr(torch.onnx, "export", torchscript_fails)
+    r = cli("export", "--variant", "swin_test", "--random-init", "-o", tmp_path / "m.onnx")
+    said = " ".join(r.err.split())
+    assert r.code == 2 and "the TorchScript exporter failed (RuntimeError: unsupported thing), and the dynamo " \
+        "exporter writes opset 18 or newer, not 17: pass --opset 18" in said, r.err
+    r = cli("export", "--variant", "swin_test", "--random-init", "--opset", "18", "-o", tmp_path / "m.onnx")
+    assert r.code == 0 and read_info(tmp_path / "m.onnx").opset == 18, r.err
+
+
 def test_static_batch(cli, tmp_path):
     path = tmp_path / "s.onnx"
     assert cli("export", "--variant", "swin_test", "--random-init", "--static-batch", "--max-batch", "4",

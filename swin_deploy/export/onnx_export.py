@@ -160,13 +160,17 @@ def _torch_export(model: torch.nn.Module, example: torch.Tensor, path: Path, ops
                 return "torchscript"
             except OSError:
                 raise  # writing failed (a full disk), not the exporter: the other exporter would fail the same way
-            except Exception:
+            except Exception as e:
                 if exporter == "torchscript" or dynamic_size:
                     raise
+                said = (str(e).strip().splitlines() or [""])[0][:120]
+                failed = f"the TorchScript exporter failed ({type(e).__name__}: {said}), and "
+        else:
+            failed = ""
         if opset < 18:
             # onnx's version converter has no Split adapter from 18 down, so the torch.export path
             # cannot produce these opsets for Swin
-            raise UserError(f"the dynamo exporter writes opset 18 or newer, not {opset}: pass `opset` 18")
+            raise UserError(f"{failed}the dynamo exporter writes opset 18 or newer, not {opset}: pass `opset` 18")
         if dynamic_size:
             raise UserError("`dynamic_size` needs the TorchScript exporter: drop `exporter` dynamo")
         dynamic = None if static else {"x": {0: torch.export.Dim("batch", min=1, max=4096)}}
