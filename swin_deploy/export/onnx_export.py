@@ -454,9 +454,7 @@ def _check_file_size(model: SwinTransformer, img_size: tuple[int, int]) -> None:
     """Refuse a fixed-size export whose constants would not fit in one ONNX file: its attention biases and masks grow
     with the windows (swinv2_t_w16 at 2560x2560 holds 2.8 GiB of them), and past 2 GiB the exporters write external
     data files, fail, or run out of memory trying."""
-    weights = sum(p.numel() * p.element_size() for p in model.parameters())
-    biases = sum(m.frozen_bias.numel() * m.frozen_bias.element_size() for m in model.modules()
-                 if getattr(m, "frozen_bias", None) is not None)
+    weights, biases = model.frozen_bytes()
     if weights + biases > ONNX_FILE_LIMIT:
         h, w = img_size
         raise UserError(f"at {h}x{w} the ONNX would hold {(weights + biases) / 2**30:.1f} GiB of weights, attention "

@@ -361,6 +361,13 @@ class SwinTransformer(nn.Module):
                 block.freeze()
         return self
 
+    def frozen_bytes(self) -> tuple[int, int]:
+        """(weights, frozen attention biases and masks) in bytes: the constants a fixed-size export writes."""
+        weights = sum(p.numel() * p.element_size() for p in self.parameters())
+        biases = sum(block.frozen_bias.numel() * block.frozen_bias.element_size() for stage in self.layers
+                     for block in stage.blocks if block.frozen_bias is not None)
+        return weights, biases
+
     def forward_stages(self, x: torch.Tensor, stem: bool = False) -> list[torch.Tensor]:
         """(B, C_in, H, W) -> each stage's output (B, C_i, H_i, W_i), NCHW, before the final norm (as timm's
         forward_intermediates with norm=False); `stem`: the patch embedding's map first."""
