@@ -1,10 +1,11 @@
 """Activation statistics from calibration images: the one pass both precisions use.
 
-`calibrate` runs onnxruntime's calibrators (MinMax, Entropy, Percentile) over the images: INT8 takes the
-ranges of the linear layers' tensors, FP16 the min/max of every float tensor (its overflow check).
+`calibrate` measures the images' ranges (MinMax) or runs onnxruntime's calibrators (Entropy, Percentile):
+INT8 takes the ranges of the linear layers' tensors, FP16 the min/max of every float tensor (its overflow
+check), and an INT8 that computes in float16 outside its Q/DQ both (`float_peaks`).
 The calibration cache is plain JSON, {"model_sha256", "method", "percentile", "images", "ranges":
-{tensor: [min, max]}}, written next to the INT8 output and reusable; a cache made for another model
-or with another method is refused.
+{tensor: [min, max]}, "float_peaks": {tensor: peak} where measured}, written next to the INT8 output and
+reusable; a cache made for another model or with another method is refused.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class Ranges:
     images: int
     ranges: dict[str, tuple[float, float]]
     run_images: int = 0  # images per calibration run, where memory cut the batch smaller (not cached); 0: not cut
+    # largest |value| of every float tensor on the same images (what may overflow float16), where measured
+    float_peaks: dict[str, float] | None = None
 
     @property
     def label(self) -> str:
@@ -60,14 +63,18 @@ class Ranges:
         with atomic_output(path) as tmp:
             tmp.write_text(json.dumps({"model_sha256": self.model_sha256, "method": str(self.method),
                                        "percentile": self.percentile, "images": self.images,
-                                       "ranges": {k: list(v) for k, v in self.ranges.items()}}, indent=1))
+                                       "ranges": {k: list(v) for k, v in self.ranges.items()},
+                                       **({} if self.float_peaks is None else {"float_peaks": self.float_peaks})},
+                                      indent=1))
 
     @classmethod
     def load(cls, path: Path, model_sha256: str) -> Ranges:
         try:
             raw = json.loads(Path(path).read_text())
             cache = cls(raw["model_sha256"], CalibMethod(raw["method"]), raw.get("percentile"), int(raw["images"]),
-                        {k: (float(v[0]), float(v[1])) for k, v in raw["ranges"].items()})
+                        {k: (float(v[0]), float(v[1])) for k, v in raw["ranges"].items()},
+                        float_peaks=None if raw.get("float_peaks") is None else
+                        {k: float(v) for k, v in raw["float_peaks"].items()})
         except (OSError, ValueError, KeyError, TypeError, IndexError) as e:
             raise UserError(f"{path} is not a swin-deploy calibration cache ({type(e).__name__})") from e
         if cache.model_sha256 != model_sha256:
@@ -90,37 +97,102 @@ def method_label(method: CalibMethod, percentile: float | None) -> str:
 
 def calibrate(model: onnx.ModelProto, reader, method: CalibMethod = CalibMethod.MINMAX,
               percentile: float = defaults.PERCENTILE, model_sha256: str = "",
-              op_types: tuple[str, ...] | None = LINEAR_OPS) -> Ranges:
-    """Run the calibrator over every batch the reader yields: ranges of the inputs and outputs of `op_types`
-    nodes (None: of every float tensor)."""
+              op_types: tuple[str, ...] | None = LINEAR_OPS, float_peaks: bool = False) -> Ranges:
+    """Ranges of the inputs and outputs of `op_types` nodes (None: of every float tensor) over every batch the reader
+    yields; with `float_peaks`, also the largest |value| of every float tensor (the histogram methods' ranges are
+    clipped, not peaks)."""
     method = CalibMethod.parse(method, "method")
     if method == CalibMethod.PERCENTILE:
         check_percentile(percentile)
-    extra = {"percentile": percentile, "symmetric": False} if method == CalibMethod.PERCENTILE else \
-        {"symmetric": False} if method == CalibMethod.ENTROPY else {}
+    extra = {"percentile": percentile, "symmetric": False} if method == CalibMethod.PERCENTILE else {"symmetric": False}
     with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp) / "model.onnx"
-        onnx.save(model, str(src))
-        calibrator = create_calibrator(src, op_types_to_calibrate=list(op_types) if op_types else None,
-                                       augmented_model_path=str(Path(tmp) / "augmented.onnx"),
-                                       calibrate_method=METHODS[method], extra_options=extra)
-        # onnxruntime's calibrators keep every intermediate output of every image until collect_data()
+        histogram = None
+        if method != CalibMethod.MINMAX:
+            src = Path(tmp) / "model.onnx"
+            onnx.save(model, str(src))
+            histogram = create_calibrator(src, op_types_to_calibrate=list(op_types) if op_types else None,
+                                          augmented_model_path=str(Path(tmp) / "augmented.onnx"),
+                                          calibrate_method=METHODS[method], extra_options=extra)
+        stats = TensorStats(model) if histogram is None or float_peaks else None
+        sessions = [histogram.infer_session] if histogram else []
+        sessions += [stats.session] if stats else []
+        # onnxruntime's histogram calibrators keep every intermediate output of every image until collect_data()
         # returns (entropy on 512 swin_t images peaked above 24 GB and was killed); repeated calls merge their
         # results, so feed them a chunk at a time, in runs that fit in memory. They also print progress to stdout;
         # library code must not.
         batches = iter(reader.get_next, None)
         first = next(batches)  # the reader raises when it has no readable image
-        fit = _images_that_fit(calibrator.infer_session, first, whole=bool(reader.fixed))
+        fit = min(_images_that_fit(session, first, whole=bool(reader.fixed)) for session in sessions)
         per_run = reader.batch_size if reader.fixed else min(reader.batch_size, fit)
         runs = _recut(itertools.chain([first], batches), per_run)
         with contextlib.redirect_stdout(io.StringIO()):
             while chunk := list(itertools.islice(runs, max(1, min(defaults.CALIB_CHUNK_IMAGES, fit) // per_run))):
-                calibrator.collect_data(_ListReader(chunk))
-            data = calibrator.compute_data()
-    ranges = {k: (float(np.asarray(v.range_value[0]).min()), float(np.asarray(v.range_value[1]).max()))
-              for k, v in data.data.items()}
+                if histogram is not None:
+                    histogram.collect_data(_ListReader(chunk))
+                for feed in chunk if stats else ():
+                    stats.update(feed)
+            if histogram is not None:
+                ranges = {k: (float(np.asarray(v.range_value[0]).min()), float(np.asarray(v.range_value[1]).max()))
+                          for k, v in histogram.compute_data().data.items()}
+            else:
+                ranges = stats.ranges(op_types)
     return Ranges(model_sha256, method, percentile if method == CalibMethod.PERCENTILE else None, reader.used, ranges,
-                  per_run if per_run < reader.batch_size else 0)
+                  per_run if per_run < reader.batch_size else 0, stats.peaks() if float_peaks else None)
+
+
+SAME_SET = {"Reshape", "Transpose", "Identity", "Flatten", "Squeeze", "Unsqueeze"}  # output: the input's values
+
+
+class TensorStats:
+    """The min and max of every float tensor of a model over the batches it is given: what onnxruntime's MinMax
+    calibrator measures, to the last bit (the same unoptimised graph, the same tensors), but read out and reduced in
+    numpy a run at a time, where its calibrator adds a ReduceMin and a ReduceMax per tensor to the graph; those are
+    slow on CPU, so this reads every float tensor in the time it took for the linear layers' alone, and FP16's pass
+    over every tensor in half its time (benchmarks/calibration_time.py)."""
+
+    def __init__(self, model: onnx.ModelProto):
+        import onnxruntime as ort
+
+        graph = onnx.shape_inference.infer_shapes(model).graph
+        weights = {t.name for t in graph.initializer}
+        floats = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
+        self.nodes = [(node.op_type, [*node.input, *node.output]) for node in graph.node]
+        typed = {v.name: v for v in (*graph.input, *graph.value_info, *graph.output)
+                 if v.type.tensor_type.elem_type in floats and v.name not in weights}
+        self.tensors = list(typed)
+        # a tensor that only moves another's values holds exactly its min and max: not read out (swin_t: 126 of 389)
+        self.copies = {}
+        for node in graph.node:
+            if node.op_type in SAME_SET and node.input[0] in typed and node.output[0] in typed:
+                self.copies[node.output[0]] = self.copies.get(node.input[0], node.input[0])
+        measured = onnx.ModelProto()
+        measured.CopyFrom(model)
+        del measured.graph.output[:]
+        measured.graph.output.extend(v for name, v in typed.items() if name not in self.copies)
+        self.read = [name for name in typed if name not in self.copies]
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # as onnxruntime's calibrators
+        self.session = ort.InferenceSession(measured.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        self.low: dict[str, float] = {}
+        self.high: dict[str, float] = {}
+
+    def update(self, feed: dict[str, np.ndarray]) -> None:
+        for name, value in zip(self.read, self.session.run(None, feed)):
+            low, high = float(np.nanmin(value)), float(np.nanmax(value))
+            self.low[name] = min(self.low.get(name, low), low)
+            self.high[name] = max(self.high.get(name, high), high)
+
+    def _range(self, name: str) -> tuple[float, float]:
+        source = self.copies.get(name, name)
+        return self.low[source], self.high[source]
+
+    def ranges(self, op_types: tuple[str, ...] | None) -> dict[str, tuple[float, float]]:
+        """(min, max) of the inputs and outputs of `op_types` nodes (None: of every float tensor)."""
+        selected = {t for op, tensors in self.nodes if not op_types or op in op_types for t in tensors}
+        return {name: self._range(name) for name in self.tensors if name in selected}
+
+    def peaks(self) -> dict[str, float]:
+        return {name: max(abs(value) for value in self._range(name)) for name in self.tensors}
 
 
 def _images_that_fit(session, batch: dict[str, np.ndarray], whole: bool) -> int:

@@ -175,9 +175,14 @@ def test_calibration_cuts_its_runs_to_the_memory_available(demo, artifacts, tmp_
     options = QuantizeOptions("int8", calib_data=folder / "data" / "calib", calib_images=24, calib_batch=8)
     plain = quantize(artifacts[kind], tmp_path / "plain.onnx", options)
     runs: list[int] = []
-    reader = calibration.ranges._ListReader
-    monkeypatch.setattr(calibration.ranges, "_ListReader", lambda items: runs.extend(len(i["input"]) for i in items)
-                        or reader(items))
+    recut = calibration.ranges._recut
+
+    def spied(batches, size):  # the runs calibration takes
+        for run in recut(batches, size):
+            runs.append(len(run["input"]))
+            yield run
+
+    monkeypatch.setattr(calibration.ranges, "_recut", spied)
     monkeypatch.setattr(psutil, "virtual_memory", lambda: namedtuple("Memory", "available")(1))
     cut = quantize(artifacts[kind], tmp_path / "cut.onnx", options)
     whole = kind == "static_batch"
