@@ -426,7 +426,7 @@ def verify(
     write_reports(result, None if stdout_json else report, junit)
     for line in result.failures():
         render.failure("fail", line)
-    if not result.passed and result.info.precision == Precision.INT8:
+    if not result.passed and result.info.precision == Precision.INT8 and not result.float16_overflowed:
         # an INT8 another tool made (no swin-deploy metadata, so no weights hash): its own quantizer's blocks are not
         # the ones --sensitivity would find in swin-deploy's INT8
         made_here = bool(result.info.weights_sha256)
@@ -449,7 +449,8 @@ def quantize(
     target: Annotated[str, typer.Option("--target", help="INT8 for tensorrt (symmetric int8) | onnxruntime (U8S8).")] =
     Int8Options.target,
     fp16_keep_above: Annotated[float, typer.Option(
-        "--fp16-keep-above", help="FP16: keep nodes whose activations exceed this.")] = QuantizeOptions.fp16_keep_above,
+        "--fp16-keep-above", help="FP16, and INT8 with float16 outside its Q/DQ: keep in float32 the nodes whose "
+        "activations on the calibration images exceed this.")] = QuantizeOptions.fp16_keep_above,
     sensitivity: Annotated[bool, typer.Option("--sensitivity", help=(
         "INT8: rank the blocks by how far each alone in INT8 moves the output (vs float32, on images of the "
         "calibration folder or --compare-data), to pick --exclude; writes no model."))] = False,

@@ -27,7 +27,7 @@ from swin_deploy.artifact import (
 )
 from swin_deploy.backends.onnxruntime_runner import OnnxRuntimeRunner
 from swin_deploy.data import ImageSet, list_images
-from swin_deploy.enums import Int8Target, Precision, QdqPlacement
+from swin_deploy.enums import HighPrecision, Int8Target, Precision, QdqPlacement
 from swin_deploy.errors import GateFailed, UserError
 from swin_deploy.fileio import atomic_output, check_outputs, sha256_file
 from swin_deploy.precision.fp16 import convert_fp16, default_block_list, first_float16_overflow, hot_block_list
@@ -134,7 +134,7 @@ def _rank_blocks(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOp
     int8 = options.int8
     limits = int8.limits()
     whole, ranked, search, back = measure(model, ranges, int8, list(reader.batches()), limits, on_progress,
-                                          rank_within)
+                                          rank_within, options.fp16_keep_above)
     return SensitivityResult(Path(), reader.used, compared_on, held_out, ranges.images, limits, whole, ranked, search,
                              back)
 
@@ -236,7 +236,10 @@ def int8_ranges(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOpt
         if options.calib_data is None:
             raise UserError("int8 needs calibration images: pass `calib_data` DIR (swin-deploy demo-data writes some)")
         reader = _reader(model, info, options, lambda n: on_progress("calibrating", n, len(reader.images)))
-        ranges = calibrate(model, reader, int8.method, int8.percentile, model_sha, op_types=int8.calibrated_ops)
+        # float16 outside the Q/DQ: the peaks of every float tensor too, so the nodes past `fp16_keep_above` stay
+        # float32 as in FP16
+        ranges = calibrate(model, reader, int8.method, int8.percentile, model_sha, op_types=int8.calibrated_ops,
+                           float_peaks=int8.high == HighPrecision.FP16)
         _note_images(result, ranges, reader, options)
         result.skipped_images = reader.images.skipped
     result.calib_images = ranges.images
@@ -275,7 +278,7 @@ def _int8(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOptions, 
                                            f"{kept.min_cosine:.6f} on {found.describe_images()}")
     if int8.exclude:
         result.details["exclude"] = " ".join(int8.exclude)
-    qmodel, placement = quantize_int8(model, ranges, int8)
+    qmodel, placement = quantize_int8(model, ranges, int8, options.fp16_keep_above)
     result.quantized_nodes, result.float_nodes = len(placement.quantize), placement.kept
     if options.calib_size is not None:
         result.details["calib_size"] = "x".join(map(str, options.calib_size))
@@ -284,6 +287,11 @@ def _int8(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOptions, 
                           **({"residual_adds": str(placement.residual_adds)} if placement.residual_adds else {}),
                           activations="int8 symmetric" if int8.target == Int8Target.TENSORRT else "uint8 asymmetric",
                           int8_weights=INT8_WEIGHTS_7BIT if int8.reduce_range else INT8_WEIGHTS_8BIT)
+    if int8.high == HighPrecision.FP16:
+        result.details.update(
+            {"fp16_keep_above": str(options.fp16_keep_above), "fp16_hot_nodes": str(placement.float32_hot)}
+            if ranges.float_peaks is not None else  # a cache made for float32 outside the Q/DQ, or by an older version
+            {"fp16_hot_nodes": f"not looked for (calibration cache {options.calib_cache.name} has no peaks)"})
     return qmodel, ranges
 
 

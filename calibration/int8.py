@@ -19,17 +19,28 @@ from onnx import version_converter
 from onnxruntime.quantization import QuantType
 from onnxruntime.quantization.qdq_quantizer import QDQQuantizer
 
+from swin_deploy import defaults
 from swin_deploy.enums import HighPrecision, Int8Target
-from swin_deploy.precision.fp16 import convert_fp16, default_block_list
-from swin_deploy.precision.graph import consumers, fold_transpose_into_matmul, opset_of, producers, toposort
+from swin_deploy.precision.fp16 import convert_fp16, default_block_list, hot_block_list
+from swin_deploy.precision.graph import (
+    consumers,
+    fold_transpose_into_matmul,
+    opset_of,
+    own_float_initializers,
+    producers,
+    toposort,
+)
 
 from .options import Int8Options
 from .placement import Placement, select_nodes
 from .ranges import Ranges
 
 QDQ_FP16_OPSET = 19
-def quantize_int8(model: onnx.ModelProto, ranges: Ranges, options: Int8Options) -> tuple[onnx.ModelProto, Placement]:
-    """Q/DQ model (and the placement used) from a float32 model and its calibration ranges."""
+def quantize_int8(model: onnx.ModelProto, ranges: Ranges, options: Int8Options,
+                  fp16_keep_above: float = defaults.FP16_KEEP_ABOVE) -> tuple[onnx.ModelProto, Placement]:
+    """Q/DQ model (and the placement used) from a float32 model and its calibration ranges. With float16 outside the
+    Q/DQ, the nodes that write or read a tensor whose peak passes `fp16_keep_above` stay float32, as in FP16
+    (where `ranges` measured the peaks: `Placement.float32_hot` counts them)."""
     symmetric = options.target == Int8Target.TENSORRT
     high = options.high
     if high == HighPrecision.FP16 and opset_of(model) < QDQ_FP16_OPSET:
@@ -59,7 +70,10 @@ def quantize_int8(model: onnx.ModelProto, ranges: Ranges, options: Int8Options) 
     qmodel = quantizer.model.model
     toposort(qmodel.graph)  # the quantizer appends the input's Q/DQ after its consumers
     if high == HighPrecision.FP16:
-        qmodel = convert_fp16(qmodel, default_block_list(qmodel))
+        hot = [] if ranges.float_peaks is None else hot_block_list(qmodel, ranges.float_peaks, fp16_keep_above)
+        own_float_initializers(qmodel.graph, set(hot))  # a Q/DQ kept in float32 keeps a float32 scale
+        placement.float32_hot = len(hot)
+        qmodel = convert_fp16(qmodel, sorted(set(default_block_list(qmodel)) | set(hot)))
     if options.target == Int8Target.ONNXRUNTIME:
         float_for_float_nodes(qmodel, set(placement.quantize))
         fold_transpose_into_matmul(qmodel)

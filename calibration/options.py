@@ -142,8 +142,8 @@ class QuantizeOptions:
         if self.precision == Precision.FP16:
             unused = self.int8.changed() + (["calib_cache"] if self.calib_cache is not None else [])
             _reject(unused, "INT8 conversion")
-        elif self.fp16_keep_above != defaults.FP16_KEEP_ABOVE:
-            _reject(["fp16_keep_above"], "FP16 conversion")
+        elif self.fp16_keep_above != defaults.FP16_KEEP_ABOVE and self.int8.high != HighPrecision.FP16:
+            _reject(["fp16_keep_above"], "float16 nodes (`precision` fp16, or int8 with `high_precision` fp16)")
         # the settings of reading calibration images mean nothing where none are read
         default = {f.name: f.default for f in fields(self)}
         if self.calib_data is None:

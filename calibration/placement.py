@@ -30,6 +30,7 @@ class Placement:
     kept: int  # nodes left in high precision
     attention_matmuls: bool
     residual_adds: int = 0
+    float32_hot: int = 0  # nodes kept float32 beside float16 for their activations' peaks
 
 
 def select_nodes(model: onnx.ModelProto, attention_matmuls: bool, head: bool, exclude: list[str],

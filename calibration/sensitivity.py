@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from swin_deploy import defaults
 from swin_deploy.backends.onnxruntime_runner import OnnxRuntimeRunner
 from swin_deploy.compare import Comparison, gate
 from swin_deploy.tolerances import Thresholds
@@ -118,7 +119,8 @@ def block_of(node_name: str) -> str:
 
 
 def measure(model: onnx.ModelProto, ranges: Ranges, int8: Int8Options, inputs: list[dict[str, np.ndarray]],
-            limits: Thresholds, on_step: Callable[[str, int, int], None], rank_within: bool = True
+            limits: Thresholds, on_step: Callable[[str, int, int], None], rank_within: bool = True,
+            fp16_keep_above: float = defaults.FP16_KEEP_ABOVE
             ) -> tuple[BlockDrift, list[BlockDrift], list[BlockDrift], list[BlockDrift]]:
     """The whole INT8 of `model` (its `ranges`, `int8`'s settings), each block's INT8 alone, worst first (not where the
     whole is within `limits`, unless `rank_within`), the search that keeps ranked blocks in float until the whole
@@ -134,7 +136,7 @@ def measure(model: onnx.ModelProto, ranges: Ranges, int8: Int8Options, inputs: l
     blocks = list(dict.fromkeys(block_of(name) for name in placement.quantize))
 
     def drift(in_float: list[str], name: str) -> BlockDrift:
-        qmodel, chosen = quantize_int8(model, ranges, replace(int8, exclude=[*int8.exclude, *in_float]))
+        qmodel, chosen = quantize_int8(model, ranges, replace(int8, exclude=[*int8.exclude, *in_float]), fp16_keep_above)
         compared = Comparison()
         for ref, cand in zip(reference, outputs(qmodel)):
             compared.update(ref, cand)

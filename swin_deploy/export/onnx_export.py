@@ -39,6 +39,7 @@ from ..models.checkpoint import (
 )
 from ..models.registry import registered
 from ..parsing import as_hw, one_or_many
+from ..precision.graph import constant_values, input_dependent
 from ..tolerances import EXPORT_PARITY_REL
 
 MIN_OPSET = defaults.MIN_OPSET
@@ -225,20 +226,14 @@ def _slim_with_constants_held_out(model: onnx.ModelProto) -> onnx.ModelProto:
     dims = [dim for value in graph.input for dim in value.type.tensor_type.shape.dim]
     if all(dim.HasField("dim_value") for dim in dims):
         return onnxslim.slim(model)
-    live = {value.name for value in graph.input}  # what the input's values reach
-    for node in graph.node:  # exporters write nodes in topological order
-        if node.op_type not in ("Shape", "Size") and live.intersection(node.input):
-            live.update(node.output)
+    live = input_dependent(graph)  # exporters write nodes in topological order
     meets: dict[str, set[tuple[str, int]]] = {}  # (op, index) of each reader whose other inputs are all live
     for node in graph.node:
         for index, name in enumerate(node.input):
             rest_live = all(other in live for k, other in enumerate(node.input) if k != index)
             meets.setdefault(name, set()).add((node.op_type, index) if rest_live else ("", -1))
     fits = {("MatMul", 1), ("Add", 0), ("Add", 1)}
-    values = [(init.name, init) for init in graph.initializer]
-    values += [(node.output[0], node.attribute[0].t) for node in graph.node
-               if node.op_type == "Constant" and node.attribute[0].name == "value"]
-    held = {name: value for name, value in values
+    held = {name: value for name, value in constant_values(graph).items()
             if math.prod(value.dims) >= 1000 and meets.get(name) and meets[name] <= fits
             and onnx.numpy_helper.to_array(value).any()}
     if not held:

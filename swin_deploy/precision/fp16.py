@@ -14,9 +14,22 @@ blocked nodes (which turned V2's 1e-12 norm clamp into 0 and a zero padding toke
 
 from __future__ import annotations
 
+import numpy as np
 import onnx
+from onnx import numpy_helper
 
-from .graph import consumers, dedupe_casts, opset_of, remove_cast_round_trips, toposort, unique_node_names
+from ..defaults import FP16_MAX
+from .graph import (
+    constant_values,
+    consumers,
+    dedupe_casts,
+    input_dependent,
+    opset_of,
+    producers,
+    remove_cast_round_trips,
+    toposort,
+    unique_node_names,
+)
 
 LAYERNORM_DECOMPOSED = {"ReduceMean", "Sub", "Pow", "Sqrt"}
 # operators whose outputs hold only values their inputs hold (or zeros), so cannot overflow where their inputs did not;
@@ -53,11 +66,49 @@ def hot_block_list(model: onnx.ModelProto, peaks: dict[str, float], limit: float
     """The nodes to keep in float32 for activations past `limit` (`peaks`: tensor name -> largest |value| measured):
     each node that writes such a tensor, and each node that reads one. A float16 reader would get the tensor through
     the converter's Cast to float16, which turns values past 65504 into inf on a GPU (onnxruntime's CPU runs such
-    casts between float16 nodes in float32, so a CPU run does not show it)."""
-    hot = {name for name, peak in peaks.items() if peak > limit}
-    users = consumers(model.graph)
-    return sorted({n.name for n in model.graph.node if hot.intersection(n.output)}
-                  | {reader.name for name in hot for reader in users.get(name, [])})
+    casts between float16 nodes in float32, so a CPU run does not show it).
+
+    In a Q/DQ graph the DequantizeLinear of such a tensor's QuantizeLinear gives back values as large, so it counts as
+    a writer too; and a DequantizeLinear whose every reader stays float32 stays with them, as a Cast between it and its
+    node would hide the pair TensorRT fuses."""
+    graph = model.graph
+    hot = hot_tensors(graph, peaks, limit)
+    quantized = set()
+    for node in graph.node:  # in graph order: a QuantizeLinear before its DequantizeLinear
+        if node.op_type == "QuantizeLinear" and node.input[0] in hot:
+            quantized.add(node.output[0])
+        elif node.op_type == "DequantizeLinear" and node.input[0] in quantized:
+            hot.add(node.output[0])
+    users = consumers(graph)
+    block = {n.name for n in graph.node if hot.intersection(n.output)} | \
+        {reader.name for name in hot for reader in users.get(name, [])}
+    block |= {n.name for n in graph.node if n.op_type == "DequantizeLinear" and users.get(n.output[0])
+              and all(reader.name in block for reader in users[n.output[0]])}
+    return sorted(block)
+
+
+def hot_tensors(graph: onnx.GraphProto, peaks: dict[str, float], limit: float) -> set[str]:
+    """The tensors whose peak passes `limit`, a margin below float16's largest value for inputs calibration did not
+    see. A tensor that does not depend on the input's values (a shifted window's mask, MASK_VALUE -1e4, computed
+    from shapes by a dynamic-size export) is the same for every input, so only float16's own limit applies; and an Add
+    of such a term keeps the margin for its other term only: peak(other) * 65504 / limit + peak(term) <= 65504."""
+    live = input_dependent(graph)
+    values = constant_values(graph)
+    made = producers(graph)
+
+    def fixed_peak(name: str) -> float | None:  # of a term that does not depend on the input, where known
+        if name in values:
+            return float(np.abs(numpy_helper.to_array(values[name])).max(initial=0.0))
+        return peaks.get(name)
+
+    def fixed_term_within(node: onnx.NodeProto) -> bool:
+        grows = [i for i in node.input if i in live]
+        fixed = [fixed_peak(i) for i in node.input if i not in live]
+        return (node.op_type == "Add" and len(grows) == 1 and len(fixed) == 1 and fixed[0] is not None
+                and grows[0] in peaks and peaks[grows[0]] * FP16_MAX / limit + fixed[0] <= FP16_MAX)
+
+    return {name for name, peak in peaks.items()
+            if peak > FP16_MAX or (peak > limit and name in live and not (name in made and fixed_term_within(made[name])))}
 
 
 class Float16Probe:

@@ -56,8 +56,49 @@ def unique_node_names(graph: onnx.GraphProto) -> None:
         seen[node.name] += 1
 
 
+def input_dependent(graph: onnx.GraphProto) -> set[str]:
+    """The tensors whose values depend on the graph inputs' values, not only on their shapes (nodes in topological
+    order): what any node but Shape and Size reads of them."""
+    live = {value.name for value in graph.input} - initializer_names(graph)
+    for node in graph.node:
+        if node.op_type not in ("Shape", "Size") and live.intersection(node.input):
+            live.update(node.output)
+    return live
+
+
+def constant_values(graph: onnx.GraphProto) -> dict[str, onnx.TensorProto]:
+    """The initializers and the Constant nodes' values, by tensor name."""
+    values = {init.name: init for init in graph.initializer}
+    values.update({node.output[0]: node.attribute[0].t for node in graph.node
+                   if node.op_type == "Constant" and node.attribute[0].name == "value"})
+    return values
+
+
 def initializer_names(graph: onnx.GraphProto) -> set[str]:
     return {i.name for i in graph.initializer}
+
+
+def own_float_initializers(graph: onnx.GraphProto, nodes: set[str]) -> int:
+    """Give `nodes` their own copy of each float initializer they share with other nodes; returns how many copies.
+    A float16 conversion that keeps `nodes` in float32 then leaves each a constant of its own type: the converter
+    would hand them the float16 one through a Cast, and TensorRT takes a Q/DQ scale only as a constant."""
+    readers = consumers(graph)
+    names = initializer_names(graph)
+    copies = []
+    for tensor in graph.initializer:
+        inside = [n for n in readers.get(tensor.name, []) if n.name in nodes]
+        if tensor.data_type != onnx.TensorProto.FLOAT or not inside or len(inside) == len(readers[tensor.name]):
+            continue
+        copy = onnx.TensorProto()
+        copy.CopyFrom(tensor)
+        copy.name = next(f"{tensor.name}_fp32{i or ''}" for i in range(len(names) + 1)
+                         if f"{tensor.name}_fp32{i or ''}" not in names)
+        names.add(copy.name)
+        copies.append(copy)
+        for node in inside:
+            node.input[:] = [copy.name if i == tensor.name else i for i in node.input]
+    graph.initializer.extend(copies)
+    return len(copies)
 
 
 def io_names(graph: onnx.GraphProto) -> tuple[list[str], list[str]]:

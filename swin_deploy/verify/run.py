@@ -188,6 +188,11 @@ class VerifyResult:
     def passed(self) -> bool:
         return all(b.passed for b in self.batches)
 
+    @property
+    def float16_overflowed(self) -> bool:
+        """A float16 tensor overflowed (the notes say what to do): what went wrong, whatever else failed with it."""
+        return any(c.metric == "float16_finite" and not c.passed for b in self.batches for c in b.checks)
+
     def shown_metrics(self) -> list[str]:
         """The metrics a summary shows, in order: deltas, every gated metric, then accuracies."""
         first = self.batches[0]
@@ -352,14 +357,15 @@ def _float16_check(probe: Float16Probe, x: np.ndarray, batch: int, info: Artifac
     value = 1.0 - overflowed / len(x)
     result.float16_inputs = len(x)
     if first is not None:
-        keep_above = info.details.get("fp16_keep_above")  # recorded where the FP16 was made with images
-        if info.precision == Precision.INT8:
-            fix = "quantize it with `high_precision` fp32 (float32 outside the Q/DQ)"
-        elif keep_above:
+        # recorded where the peaks were measured: an FP16 made with images, an INT8 with float16 outside its Q/DQ
+        keep_above = info.details.get("fp16_keep_above")
+        if keep_above:
             fix = f"quantize it again with a lower `fp16_keep_above` (it was {keep_above}) or more `calib_data` images"
         else:
             fix = ("quantize the fp32 export with `calib_data` images (the nodes whose activations pass "
                    "`fp16_keep_above` on them stay float32)")
+        if info.precision == Precision.INT8:
+            fix += ", or with `high_precision` fp32 (float32 outside the Q/DQ)"
         result.notes.append(f"float16 overflows at {first} on {overflowed} of {len(x)} inputs: its float16 tensors, read "
                             f"out as a GPU stores them, hold inf there ({backend} computes them in float32 or bf16, so "
                             f"its outputs stayed finite): {fix}")
