@@ -185,6 +185,9 @@ def _calibration_options() -> list[inspect.Parameter]:
         calib_cache=Annotated[Path | None, typer.Option("--calib-cache", help="INT8: reuse the ranges of an earlier run.")],
         workers=Annotated[int | None, typer.Option("--workers", help="Image decode workers (default: by the machine).")],
         seed=Annotated[int, typer.Option("--seed", help="Seed for sampling calibration images.")],
+        fp16_keep_above=Annotated[float, typer.Option(
+            "--fp16-keep-above", help="FP16, and INT8 with float16 outside its Q/DQ: keep in float32 the nodes whose "
+            "activations on the calibration images exceed this.")],
         variant=OptVariant,
     )
 
@@ -448,9 +451,6 @@ def quantize(
     output: Output = None,
     target: Annotated[str, typer.Option("--target", help="INT8 for tensorrt (symmetric int8) | onnxruntime (U8S8).")] =
     Int8Options.target,
-    fp16_keep_above: Annotated[float, typer.Option(
-        "--fp16-keep-above", help="FP16, and INT8 with float16 outside its Q/DQ: keep in float32 the nodes whose "
-        "activations on the calibration images exceed this.")] = QuantizeOptions.fp16_keep_above,
     sensitivity: Annotated[bool, typer.Option("--sensitivity", help=(
         "INT8: rank the blocks by how far each alone in INT8 moves the output (vs float32, on images of the "
         "calibration folder or --compare-data), to pick --exclude; writes no model."))] = False,
@@ -462,8 +462,7 @@ def quantize(
     from swin_deploy import render
     from swin_deploy.fileio import check_outputs
 
-    options = QuantizeOptions.of(precision, target=target, fp16_keep_above=fp16_keep_above,
-                                 **conversion_settings(settings))
+    options = QuantizeOptions.of(precision, target=target, **conversion_settings(settings))
     if json_path is not None and not sensitivity:
         raise UserError("--json writes the --sensitivity ranking: add --sensitivity (quantize writes the model itself)")
     if sensitivity:

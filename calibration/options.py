@@ -106,7 +106,8 @@ class Int8Options:
 
 GATES = ("max_rel_delta", "min_cosine", "min_top1_agreement", "min_top5_agreement")  # verify's, less accuracy (no labels)
 INT8_SETTINGS = {f.name for f in fields(Int8Options)}
-CALIBRATION_SETTINGS = ("calib_data", "calib_images", "calib_batch", "calib_size", "workers", "calib_cache")
+CALIBRATION_SETTINGS = ("calib_data", "calib_images", "calib_batch", "calib_size", "workers", "calib_cache",
+                        "fp16_keep_above")
 IMAGE_SETTINGS = ("calib_images", "calib_batch", "calib_size", "workers", "seed")  # how `calib_data` is read
 
 

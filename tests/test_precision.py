@@ -250,6 +250,8 @@ def test_quantize_bad_input(cli, demo, tmp_path):
          "--reduce-range only applies to INT8 conversion"),
         (["build-engine", paths["swin_digits"], "--calib-data", folder / "data"],
          "--calib-data only applies to a conversion (--fp16 or --int8)"),
+        (["build-engine", paths["swin_digits"], "--fp16-keep-above", "100"],
+         "--fp16-keep-above only applies to a conversion (--fp16 or --int8)"),
         (["quantize", paths["swin_digits"], "--precision", "int8", "--calib-data", folder / "data", "--method",
           "percentile", "--percentile", "150"], "--percentile must be in (0, 100]"),
         (["quantize", paths["swin_digits"], "--precision", "int8", "--calib-data", folder / "data", "--exclude",
