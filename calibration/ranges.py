@@ -178,13 +178,15 @@ class TensorStats:
 
     def update(self, feed: dict[str, np.ndarray]) -> None:
         for name, value in zip(self.read, self.session.run(None, feed)):
+            if not value.size:  # an empty tensor (a zero padding's slice) holds nothing
+                continue
             low, high = float(np.nanmin(value)), float(np.nanmax(value))
             self.low[name] = min(self.low.get(name, low), low)
             self.high[name] = max(self.high.get(name, high), high)
 
     def _range(self, name: str) -> tuple[float, float]:
         source = self.copies.get(name, name)
-        return self.low[source], self.high[source]
+        return self.low.get(source, 0.0), self.high.get(source, 0.0)
 
     def ranges(self, op_types: tuple[str, ...] | None) -> dict[str, tuple[float, float]]:
         """(min, max) of the inputs and outputs of `op_types` nodes (None: of every float tensor)."""

@@ -11,6 +11,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 from conftest import no_vnni
@@ -409,6 +410,42 @@ def test_a_float16_overflow_a_cpu_hides_stays_out_of_fp16_and_verify_catches_it(
     assert cli("quantize", paths["swin_digits"], "--precision", "fp16", "-o", plain).code == 0
     details = json.loads(cli("inspect", plain, "--json", "-").out)["precision_details"]
     assert details["fp16_hot_nodes"] == "not looked for (no calibration images)", details
+
+
+def test_minmax_ranges_are_onnxruntime_calibrators_to_the_last_bit(demo, tmp_path):
+    """calibrate reads minmax ranges out of the graph itself (onnxruntime's MinMax calibrator reduces them in the graph,
+    slowly): the same tensors and the same values, bit for bit, for the INT8 placements' op sets and for every float
+    tensor (FP16's pass), and the peaks beside them are every float tensor's largest |value|."""
+    from onnxruntime.quantization import CalibrationMethod, create_calibrator
+
+    from calibration.options import LINEAR_OPS
+    from calibration.ranges import calibrate
+
+    class Batches:
+        fixed, batch_size, used = None, 8, 24
+
+        def __init__(self):
+            rng = np.random.default_rng(0)
+            self.items = iter([{"input": rng.standard_normal((8, 3, 32, 32), np.float32)} for _ in range(3)])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    _, paths = demo
+    for name, path in paths.items():
+        model = onnx.load(str(path))
+        for op_types in (LINEAR_OPS, (*LINEAR_OPS, "Add"), None):
+            calibrator = create_calibrator(path, op_types_to_calibrate=list(op_types) if op_types else None,
+                                           augmented_model_path=str(tmp_path / "augmented.onnx"),
+                                           calibrate_method=CalibrationMethod.MinMax)
+            calibrator.collect_data(Batches())
+            theirs = {k: (float(np.min(v.range_value[0])), float(np.max(v.range_value[1])))
+                      for k, v in calibrator.compute_data().data.items()}
+            ours = calibrate(model, Batches(), op_types=op_types, float_peaks=True)
+            assert ours.ranges == theirs, (name, op_types)
+            every = calibrate(model, Batches(), op_types=None).ranges
+            assert ours.float_peaks == {k: max(abs(lo), abs(hi)) for k, (lo, hi) in every.items()}, name
+            assert len(every) > len(theirs) if op_types else every == theirs
 
 
 def scale_residual_stream(src: Path, dst: Path, scale: float) -> None:
