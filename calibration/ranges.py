@@ -160,7 +160,7 @@ class TensorStats:
         typed = {v.name: v for v in (*graph.input, *graph.value_info, *graph.output)
                  if v.type.tensor_type.elem_type in floats and v.name not in weights}
         self.tensors = list(typed)
-        # a tensor that only moves another's values holds exactly its min and max: not read out (swin_t: 126 of 389)
+        # a tensor that only moves another's values holds exactly its min and max: not read out (a third of Swin's)
         self.copies = {}
         for node in graph.node:
             if node.op_type in SAME_SET and node.input[0] in typed and node.output[0] in typed:
