@@ -51,7 +51,7 @@ class Ranges:
 
     def peaks(self) -> dict[str, float]:
         """Largest |value| of each calibrated tensor, by tensor name."""
-        return {name: max(abs(lo), abs(hi)) for name, (lo, hi) in self.ranges.items()}
+        return peaks_of(self.ranges)
 
     def tensors_data(self) -> TensorsData:
         data = {k: TensorData(lowest=np.float32(lo), highest=np.float32(hi)) for k, (lo, hi) in self.ranges.items()}
@@ -89,6 +89,10 @@ class _ListReader:
 
     def get_next(self) -> dict | None:
         return next(self.items, None)
+
+
+def peaks_of(ranges: dict[str, tuple[float, float]]) -> dict[str, float]:
+    return {name: max(abs(lo), abs(hi)) for name, (lo, hi) in ranges.items()}
 
 
 def method_label(method: CalibMethod, percentile: float | None) -> str:
@@ -137,7 +141,7 @@ def calibrate(model: onnx.ModelProto, reader, method: CalibMethod = CalibMethod.
             else:
                 ranges = stats.ranges(op_types)
     return Ranges(model_sha256, method, percentile if method == CalibMethod.PERCENTILE else None, reader.used, ranges,
-                  per_run if per_run < reader.batch_size else 0, stats.peaks() if float_peaks else None)
+                  per_run if per_run < reader.batch_size else 0, peaks_of(stats.ranges(None)) if float_peaks else None)
 
 
 SAME_SET = {"Reshape", "Transpose", "Identity", "Flatten", "Squeeze", "Unsqueeze"}  # output: the input's values
@@ -192,9 +196,6 @@ class TensorStats:
         """(min, max) of the inputs and outputs of `op_types` nodes (None: of every float tensor)."""
         selected = {t for op, tensors in self.nodes if not op_types or op in op_types for t in tensors}
         return {name: self._range(name) for name in self.tensors if name in selected}
-
-    def peaks(self) -> dict[str, float]:
-        return {name: max(abs(value) for value in self._range(name)) for name in self.tensors}
 
 
 def _images_that_fit(session, batch: dict[str, np.ndarray], whole: bool) -> int:
