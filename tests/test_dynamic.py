@@ -57,6 +57,10 @@ def test_dynamic_size_export_runs_at_every_size(cli, tmp_path, name):
     assert graph_problems(proto) == []  # no If/Loop/Scan/Roll, default domain only
     dims = [d.dim_param or d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
     assert dims == ["batch", 3, "height", "width"]
+    # the size is read once, after the patch embedding; heads, head and window sizes are the model's constants, so
+    # no block reads a shape at run time (a simplifier cannot fold such reads where H and W are symbolic)
+    shapes = [n.name for n in proto.graph.node if n.op_type == "Shape"]
+    assert shapes and all(name.startswith("/patch_embed/") for name in shapes), shapes
     info = read_info(path)
     assert info.dynamic_size == (64, 64, 160, 160) and info.outputs == ("logits",)
     model, _ = build_model(get_config(name), Weights("random"), dynamic=True)

@@ -208,7 +208,7 @@ class PatchMerging(nn.Module):
     def forward(self, x: torch.Tensor | Spatial) -> torch.Tensor | Spatial:
         if isinstance(x, Spatial):  # (B, H * W, C) in spatial order, H and W even -> (B, H/2 * W/2, 2C) spatial
             t, H, W = x
-            C = t.shape[-1]
+            C = self.reduction.in_features // 4
             t = t.reshape(-1, H // 2, 2, W // 2, 2, C).permute(0, 1, 3, 4, 2, 5).reshape(-1, (H // 2) * (W // 2), 4 * C)
             return Spatial(self.project(t), H // 2, W // 2)
         # -1 for the batch and constants for the rest keep the exported Reshape free of Shape ops
@@ -246,9 +246,11 @@ def project_heads(x: torch.Tensor, weight: torch.Tensor, bias: list[torch.Tensor
                  for i in range(3))
 
 
-def heads_major(t: torch.Tensor, num_windows, window_area: int, per_window: bool) -> torch.Tensor:
+def heads_major(t: torch.Tensor, num_windows, window_area: int, num_heads: int, head_dim: int,
+                per_window: bool) -> torch.Tensor:
     """Token-major (B, nW * N, heads, d) in window order -> attention layout, always 4D: (B * nW, heads, N, d),
-    or (B, nW * heads, N, d) when `per_window`.
+    or (B, nW * heads, N, d) when `per_window`. N, heads and d are given, not read from `t`: each traced shape
+    is a Shape/Gather/Unsqueeze/Concat chain in the exported ONNX that the simplifier then has to fold.
 
     Why 4D, and why two forms: the fused attention kernels take [batch, heads, N, d] with an additive mask
     broadcast over batch (TensorRT's attention fusion, docs.nvidia.com/deeplearning/tensorrt, "Fused
@@ -257,28 +259,29 @@ def heads_major(t: torch.Tensor, num_windows, window_area: int, per_window: bool
     heads axis where the shift mask differs per window, so that (nW * heads, N, N) still broadcasts over batch.
     Measured against the 5D layout in benchmarks/RESULTS.md ("4D attention").
     """
-    h, d = t.shape[-2], t.shape[-1]
+    h, d = num_heads, head_dim
     if not per_window:
         return t.reshape(-1, window_area, h, d).permute(0, 2, 1, 3)
     return t.reshape(-1, num_windows, window_area, h, d).permute(0, 1, 3, 2, 4).reshape(-1, num_windows * h,
                                                                                         window_area, d)
 
 
-def merge_heads(x: torch.Tensor, num_windows, num_heads: int, per_window: bool) -> torch.Tensor:
-    """heads_major's layout -> (B, nW * N, heads * d)."""
-    N, d = x.shape[-2], x.shape[-1]
+def merge_heads(x: torch.Tensor, num_windows, num_heads: int, window_area: int, head_dim: int,
+                per_window: bool) -> torch.Tensor:
+    """heads_major's layout -> (B, nW * N, heads * d); N and d given, as heads_major's."""
+    N, d = window_area, head_dim
     x = x.reshape(-1, num_windows, num_heads, N, d).permute(0, 1, 3, 2, 4) if per_window else x.permute(0, 2, 1, 3)
     return x.reshape(-1, num_windows * N, num_heads * d)
 
 
-def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor, window_area: int) -> torch.Tensor:
     """softmax(q k^T + bias) v with q pre-scaled; q, k, v (B', G, N, d) as heads_major lays them out
     (G = heads, or windows * heads).
 
-    bias: (1 or nW, heads, N, N), one slice per window when G holds the windows; broadcast over B'.
+    bias: (1 or nW, heads, N, N), one slice per window when G holds the windows; broadcast over B'. N: window_area.
     """
     # k^T is a Transpose feeding the MatMul in the ONNX: the onnxruntime INT8 target folds it into the
     # matmul (precision.graph.fold_transpose_into_matmul); TensorRT's builder does such folding itself
-    N = bias.shape[-1]  # not q's: a constant bias then reshapes to a constant in the ONNX
+    N = window_area  # not a shape read from a tensor: the bias then reshapes by a constant in the ONNX
     attn = torch.matmul(q, k.transpose(-2, -1)) + bias.reshape(1, -1, N, N)
     return torch.matmul(F.softmax(attn, dim=-1), v)

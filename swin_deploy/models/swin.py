@@ -47,16 +47,25 @@ class _WindowAttentionBase(nn.Module):
     window: tuple[int, int]
 
     def token_major(self, x: torch.Tensor, bias: list[torch.Tensor | None], num_windows) -> tuple[torch.Tensor, ...]:
-        return project_heads(x, self.qkv.weight, bias, self.num_heads, num_windows * self.window[0] * self.window[1])
+        return project_heads(x, self.qkv.weight, bias, self.num_heads, num_windows * self.window_area)
+
+    @property
+    def window_area(self) -> int:
+        return self.window[0] * self.window[1]
+
+    @property
+    def head_dim(self) -> int:
+        return self.qkv.in_features // self.num_heads
 
     def to_heads(self, tensors, num_windows, per_window: bool) -> tuple[torch.Tensor, ...]:
-        return tuple(heads_major(t, num_windows, self.window[0] * self.window[1], per_window) for t in tensors)
+        return tuple(heads_major(t, num_windows, self.window_area, self.num_heads, self.head_dim, per_window)
+                     for t in tensors)
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor, num_windows, per_window: bool) -> torch.Tensor:
         """x (B, nW * N, C) in window order; bias (1 or nW, heads, N, N); `per_window`: the bias differs per window
         (see heads_major)."""
-        out = attend(*self.qkv_heads(x, num_windows, per_window), bias)
-        return self.proj(merge_heads(out, num_windows, self.num_heads, per_window))
+        out = attend(*self.qkv_heads(x, num_windows, per_window), bias, self.window_area)
+        return self.proj(merge_heads(out, num_windows, self.num_heads, self.window_area, self.head_dim, per_window))
 
 
 class WindowAttention(_WindowAttentionBase):
@@ -76,7 +85,7 @@ class WindowAttention(_WindowAttentionBase):
 
     def position_bias(self) -> torch.Tensor:
         """(heads, N, N) from the table."""
-        N = self.window[0] * self.window[1]
+        N = self.window_area
         bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
         return bias.view(N, N, -1).permute(2, 0, 1)
 
@@ -116,7 +125,7 @@ class WindowAttentionV2(_WindowAttentionBase):
 
     def position_bias(self) -> torch.Tensor:
         """(heads, N, N): 16 * sigmoid(cpb_mlp(table))[index]."""
-        N = self.window[0] * self.window[1]
+        N = self.window_area
         table = self.cpb_mlp(self.relative_coords_table).view(-1, self.num_heads)
         bias = table[self.relative_position_index.view(-1)].view(N, N, -1).permute(2, 0, 1)
         return 16 * torch.sigmoid(bias)
