@@ -170,29 +170,27 @@ def test_features_export_verify_bench(cli, tmp_path, dynamic):
     assert b.code == 0, b.err
 
 
-def test_quantized_dynamic_model_verifies_at_several_sizes(cli, tmp_path):
-    from swin_deploy.demo import write_digits
-
-    write_digits(tmp_path / "data")
+def test_quantized_dynamic_model_verifies_at_several_sizes(cli, demo, tmp_path):
+    data = demo[0] / "data"
     path = tmp_path / "d.onnx"
     assert cli("export", "--variant", "swinv2_digits", "--dynamic-size", "--max-size", "64,64", "-o", path).code == 0
     for precision in ("fp16", "int8"):
         q = tmp_path / f"d.{precision}.onnx"
-        r = cli("quantize", path, "--precision", precision, "--calib-data", tmp_path / "data" / "calib",
+        r = cli("quantize", path, "--precision", precision, "--calib-data", data / "calib",
                 "--calib-images", "64", "-o", q)
         assert r.code == 0, r.err
         assert read_info(q).dynamic_size == (32, 32, 64, 64)
-        v = cli("verify", q, "--data", tmp_path / "data" / "val", "--img-sizes", "32,48x64", "--batch-sizes", "16")
+        v = cli("verify", q, "--data", data / "val", "--img-sizes", "32,48x64", "--batch-sizes", "16")
         assert v.code == 0, v.err
     # calibrating at another size in the range: recorded, and still within the INT8 gate at both sizes
     q = tmp_path / "d.int8-48.onnx"
-    r = cli("quantize", path, "--precision", "int8", "--calib-data", tmp_path / "data" / "calib", "--calib-images", "64",
+    r = cli("quantize", path, "--precision", "int8", "--calib-data", data / "calib", "--calib-images", "64",
             "--calib-size", "48,48", "-o", q)
     assert r.code == 0, r.err
     meta = {p.key: p.value for p in onnx.load(str(q)).metadata_props}
     assert meta["swin_deploy.calib_size"] == "48x48"
-    assert cli("verify", q, "--data", tmp_path / "data" / "val", "--img-sizes", "32,48", "--batch-sizes", "16").code == 0
-    r = cli("quantize", path, "--precision", "int8", "--calib-data", tmp_path / "data" / "calib", "--calib-size", "96",
+    assert cli("verify", q, "--data", data / "val", "--img-sizes", "32,48", "--batch-sizes", "16").code == 0
+    r = cli("quantize", path, "--precision", "int8", "--calib-data", data / "calib", "--calib-size", "96",
             "-o", tmp_path / "bad.onnx")
     assert r.code == 2 and "outside this artifact's range" in r.err
 
