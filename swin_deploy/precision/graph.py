@@ -78,8 +78,8 @@ def initializer_names(graph: onnx.GraphProto) -> set[str]:
     return {i.name for i in graph.initializer}
 
 
-def own_float_initializers(graph: onnx.GraphProto, nodes: set[str]) -> int:
-    """Give `nodes` their own copy of each float initializer they share with other nodes; returns how many copies.
+def own_float_initializers(graph: onnx.GraphProto, nodes: set[str]) -> None:
+    """Give `nodes` their own copy of each float initializer they share with other nodes.
     A float16 conversion that keeps `nodes` in float32 then leaves each a constant of its own type: the converter
     would hand them the float16 one through a Cast, and TensorRT takes a Q/DQ scale only as a constant."""
     readers = consumers(graph)
@@ -98,7 +98,6 @@ def own_float_initializers(graph: onnx.GraphProto, nodes: set[str]) -> int:
         for node in inside:
             node.input[:] = [copy.name if i == tensor.name else i for i in node.input]
     graph.initializer.extend(copies)
-    return len(copies)
 
 
 def io_names(graph: onnx.GraphProto) -> tuple[list[str], list[str]]:
