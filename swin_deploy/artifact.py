@@ -327,6 +327,10 @@ def load_onnx(path: str | Path, load_weights: bool = True) -> onnx.ModelProto:
     require_file(path, "pass the path of an ONNX file (swin-deploy export writes one)")
     if kind_of(path) == "ir":
         raise UserError(f"{path} is an OpenVINO IR: this takes the ONNX it was converted from")
+    if path.suffix.lower() == ".bin" and path.with_suffix(IR_SUFFIX).is_file():
+        xml = path.with_suffix(IR_SUFFIX).name
+        raise UserError(f"{path} is the weights file of the OpenVINO IR {xml}, not a model: pass {xml}, or the ONNX "
+                        "it was converted from")
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as e:

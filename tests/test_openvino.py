@@ -255,6 +255,10 @@ def test_bad_openvino_inputs_exit_2_with_one_line(cli, artifacts, tmp_path, monk
     assert cli("convert", artifacts["fp32"], "-o", xml).code == 0
     r = cli("convert", xml, "-o", tmp_path / "again.xml")  # an IR is converted already
     assert r.code == 2 and "is not an ONNX" in r.err and len(r.err.strip().splitlines()) == 1
+    for command in ("verify", "bench", "inspect"):  # the IR's weights passed for the model
+        r = cli(command, xml.with_suffix(".bin"))
+        assert r.code == 2 and "m.bin is the weights file of the OpenVINO IR m.xml, not a model: pass m.xml" in r.err
+        assert len(r.err.strip().splitlines()) == 1
     xml.with_suffix(".bin").unlink()
     r = cli("verify", xml, "--random-init", "--samples", "2")
     assert r.code == 2 and "no weights file m.bin" in r.err and len(r.err.strip().splitlines()) == 1
