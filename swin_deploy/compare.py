@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .errors import UserError
-from .tolerances import Thresholds
+from .tolerances import NEAR_TIE_MEAN_DELTAS, Thresholds
 
 
 def max_rel_delta(ref: np.ndarray, cand: np.ndarray) -> float:
@@ -80,6 +80,7 @@ class Comparison:
         self.top1_agree = self.top5_agree = 0
         self.correct: dict[str, int] = {"ref_top1": 0, "ref_top5": 0, "cand_top1": 0, "cand_top5": 0}
         self.labelled = 0
+        self.flip_margins: list[float] = []  # per input whose top-1 differs: how far the reference preferred its own
 
     def update(self, ref: dict[str, np.ndarray], cand: dict[str, np.ndarray], labels: np.ndarray | None = None) -> None:
         cand = paired_outputs(ref, cand)
@@ -89,9 +90,11 @@ class Comparison:
         if "logits" in ref:
             r, c = ref["logits"], _clean(cand["logits"])
             k = min(5, r.shape[1])
-            ref_top1 = r.argmax(1)
+            ref_top1, cand_top1 = r.argmax(1), c.argmax(1)
             cand_topk = np.argsort(-c, axis=1)[:, :k]
-            self.top1_agree += int((c.argmax(1) == ref_top1).sum())
+            self.top1_agree += int((cand_top1 == ref_top1).sum())
+            rows = np.flatnonzero(cand_top1 != ref_top1)
+            self.flip_margins += (r[rows, ref_top1[rows]] - r[rows, cand_top1[rows]]).tolist()
             self.top5_agree += int((cand_topk == ref_top1[:, None]).any(axis=1).sum())
             if labels is not None:
                 ref_topk = np.argsort(-r, axis=1)[:, :k]
@@ -107,6 +110,12 @@ class Comparison:
                 out.update(d.metrics())
                 out["top1_agreement"] = self.top1_agree / max(self.samples, 1)
                 out["top5_agreement"] = self.top5_agree / max(self.samples, 1)
+                # which disagreements are the reference's near-ties (tolerances.NEAR_TIE_MEAN_DELTAS): a failed
+                # top-1 gate of those alone says the reference cannot tell the classes apart, not that the artifact
+                # is off; both counts are reported, the gate stays on top1_agreement
+                tie = NEAR_TIE_MEAN_DELTAS * out["mean_abs_delta"]
+                out["top1_disagreements"] = float(len(self.flip_margins))
+                out["top1_near_ties"] = float(sum(m <= tie for m in self.flip_margins))
                 if self.labelled:
                     out.update({k: v * 100 / self.labelled for k, v in self.correct.items()})
                     out["top1_drop"] = out["ref_top1"] - out["cand_top1"]

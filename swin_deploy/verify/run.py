@@ -32,7 +32,7 @@ from ..fileio import check_outputs
 from ..models import Weights
 from ..parsing import as_hw, one_or_many
 from ..precision.fp16 import Float16Probe
-from ..tolerances import Thresholds, thresholds_for
+from ..tolerances import NEAR_TIE_MEAN_DELTAS, Thresholds, thresholds_for
 from .cache import CacheReader, CacheWriter
 from .reference import Reference, reference_for
 
@@ -199,6 +199,15 @@ class VerifyResult:
         return [*[m for m in ("max_abs_delta", "mean_abs_delta") if m in first.metrics], *[c.metric for c in first.checks],
                 *[m for m in ("ref_top1", "cand_top1", "ref_top5", "cand_top5") if m in first.metrics]]
 
+    def near_tie_failure(self) -> BatchResult | None:
+        """The first failed run, when every failed run failed top-1 agreement alone and every input it disagrees on
+        is a near-tie in the reference (tolerances.NEAR_TIE_MEAN_DELTAS); else None."""
+        failed = [b for b in self.batches if not b.passed]
+        if failed and all([c.metric for c in b.checks if not c.passed] == ["top1_agreement"]
+                          and b.metrics["top1_near_ties"] == b.metrics["top1_disagreements"] for b in failed):
+            return failed[0]
+        return None
+
     def limits(self) -> dict[str, str]:
         return {c.metric: ("<= " if c.kind == "max" else ">= ") + f"{c.threshold:.6g}" for c in self.batches[0].checks}
 
@@ -317,6 +326,15 @@ def verify_artifact(artifact: Path, options: VerifyOptions | None = None,
         result.skipped_images = images.skipped
         result.skipped_examples = images.skipped_examples()
         result.labels = images.label_source
+    if (tied := result.near_tie_failure()) is not None:
+        m, n = tied.metrics, int(tied.metrics["top1_disagreements"])
+        result.notes.append(
+            f"{tied.describe()}: " + ("the one input whose top-1 differs is a near-tie" if n == 1 else
+                                      f"all {n} inputs whose top-1 differs are near-ties") + " in the "
+            f"reference (its top-1 ahead of the artifact's pick by under {NEAR_TIE_MEAN_DELTAS:g} x the artifact's "
+            f"mean |delta|, {NEAR_TIE_MEAN_DELTAS * m['mean_abs_delta']:.3g}), not a larger error" + (
+                ": random weights' logits are nearly flat; gate top-1 on trained weights (`checkpoint`) or set "
+                "`min_top1_agreement`" if o.weights.source == WeightsSource.RANDOM and o.reference is None else ""))
     result.seconds = time.perf_counter() - start
     return result
 
