@@ -41,7 +41,7 @@ from .enums import ExecutionPrecision, Precision
 from .errors import UserError
 
 EXPORT_PARITY_REL = 1e-4
-NEAR_TIE_MEAN_DELTAS = 4.0  # a top-1 disagreement within this many mean |delta| of the reference's margin: a near-tie
+NEAR_TIE_MEAN_DELTAS = 4.0  # a top-1 disagreement the reference decided by under this many mean |delta|: a near-tie
 GATE_CONFIDENCE = 0.95
 TIMM_PARITY_REL = 1e-4
 
