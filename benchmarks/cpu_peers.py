@@ -39,6 +39,7 @@ from swin_deploy.compare import Comparison
 from swin_deploy.data import list_images, load_all, transform_for
 from swin_deploy.demo import write_digits
 from swin_deploy.enums import Precision
+from swin_deploy.errors import UserError
 from swin_deploy.export import ExportOptions, export_onnx
 from swin_deploy.latency import speedup_ci
 from swin_deploy.machine import exact_int8_dot_products
@@ -164,10 +165,25 @@ def accuracy(rows: list[Row], name: str, images: np.ndarray, data: Path,
     return out
 
 
+def compiled(rows: list[Row]) -> tuple[list[Row], dict[str, str]]:
+    """The rows whose runner compiles, and why each other did not: a runtime that cannot compile a peer's graph
+    (OpenVINO 2026.4 on NNCF's INT8 of timm's swinv2_b_192to384) leaves that peer out of the table, not the run."""
+    kept, failed = [], {}
+    for row in rows:
+        try:
+            with row.runner:
+                kept.append(row)
+        except UserError as e:
+            failed[row.label] = str(e).splitlines()[0][:160]
+    return kept, failed
+
+
 def vs_peer(rounds: dict[str, list[float]], peers: list[str], label: str) -> str:
     """How many times as fast as the strongest peer (the one with the lowest median) `label` ran: the median over
     rounds of peer_i / label_i with its 95% bootstrap interval, as `swin-deploy bench` gates a speedup (paired rounds
     cancel the machine's drift, which moves both alike)."""
+    if not peers:
+        return "-"
     peer = min(peers, key=lambda p: np.median(rounds[p]))
     s = speedup_ci(rounds[peer], rounds[label])
     return f"{s.estimate:.2f}x [{s.low:.2f}, {s.high:.2f}]"
@@ -206,6 +222,7 @@ def main() -> None:
         if args.head_to_head:
             rows = [r for r in rows if "default" in r.label or "NNCF" in r.label
                     or r.label.startswith(f"swin-deploy {form}, {runtime}")]
+        rows, failed = compiled(rows)
         acc = accuracy(rows, name, images[:32], data, size)
         times: dict[int, dict[str, list[float]]] = {}
         for r in rows:
@@ -226,6 +243,8 @@ def main() -> None:
             ms = " / ".join(f"{np.median(times[b][r.label]):.1f}" for b in args.batch_sizes)
             ratio = " / ".join(vs_peer(times[b], peers, r.label) for b in args.batch_sizes)
             print(f"| {r.label} | {ms} | {ratio} | {acc[r.label]} |", flush=True)
+        for label, why in failed.items():
+            print(f"| {label} | does not compile: {why} | - | - | - | - |", flush=True)
 
 
 if __name__ == "__main__":
