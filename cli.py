@@ -25,7 +25,7 @@ import typer.core
 
 from calibration.options import GATES, Int8Options, QuantizeOptions
 from swin_deploy import defaults
-from swin_deploy.enums import Precision, WeightsSource
+from swin_deploy.enums import Precision
 from swin_deploy.errors import GateFailed, SwinDeployError, UserError, out_of_space
 from swin_deploy.parsing import parse_bytes, parse_floats, parse_fraction, parse_hw, parse_hw_list, parse_ints, read_class_names
 
@@ -430,10 +430,8 @@ def verify(
     for line in result.failures():
         render.failure("fail", line)
     # near-ties of random weights alone failed: the note says what to do, and no block of the INT8 is to blame
-    random_ties = (result.near_tie_failure() is not None and options.weights.source == WeightsSource.RANDOM
-                   and options.reference is None)
     if not result.passed and result.info.precision == Precision.INT8 and not result.float16_overflowed \
-            and not random_ties:
+            and not result.random_near_ties:
         # an INT8 another tool made (no swin-deploy metadata, so no weights hash): its own quantizer's blocks are not
         # the ones --sensitivity would find in swin-deploy's INT8
         made_here = bool(result.info.weights_sha256)

@@ -183,6 +183,7 @@ class VerifyResult:
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)  # what the gate cannot see but the user should know
     float16_inputs: int = 0  # inputs whose float16 tensors were read out as stored (0: none were)
+    random_near_ties: bool = False  # top-1 failed only by near-ties of a random-weights PyTorch reference
 
     @property
     def passed(self) -> bool:
@@ -331,6 +332,7 @@ def verify_artifact(artifact: Path, options: VerifyOptions | None = None,
         result.skipped_examples = images.skipped_examples()
         result.labels = images.label_source
     if (tied := result.near_tie_failure()) is not None:
+        result.random_near_ties = o.weights.source == WeightsSource.RANDOM and o.reference is None
         m, n = tied.metrics, tied.images
         differ, ties = int(m["top1_disagreements"]), int(m["top1_near_ties"])
         which = ("the one input whose top-1 differs is a near-tie" if differ == 1 else
@@ -343,7 +345,7 @@ def verify_artifact(artifact: Path, options: VerifyOptions | None = None,
             f"{NEAR_TIE_MEAN_DELTAS:g} x the artifact's mean |delta|, {NEAR_TIE_MEAN_DELTAS * m['mean_abs_delta']:.3g})"
             f"{rest}: not a larger error" + (
                 "; random weights' logits are nearly flat: gate top-1 on trained weights (`checkpoint`) or set "
-                "`min_top1_agreement`" if o.weights.source == WeightsSource.RANDOM and o.reference is None else ""))
+                "`min_top1_agreement`" if result.random_near_ties else ""))
     result.seconds = time.perf_counter() - start
     return result
 
