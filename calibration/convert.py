@@ -198,6 +198,10 @@ def _note_images(result: QuantizeResult, ranges: Ranges, reader: ImageReader, op
     if n := ranges.run_images:
         result.details["calib_batch"] = (f"{n} image{'s' if n > 1 else ''} per run, not {options.calib_batch}: "
                                          "what fits in memory")
+    if ranges.grouped:
+        groups, size = ranges.grouped
+        result.details["calib_passes"] = (f"{groups}, a group of tensors each: a run of the static batch reads out "
+                                          f"{size / 2**30:.1f} GiB, past what fits in memory")
 
 
 def _fp16(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOptions, result: QuantizeResult,

@@ -43,6 +43,8 @@ class Ranges:
     run_images: int = 0  # images per calibration run, where memory cut the batch smaller (not cached); 0: not cut
     # largest |value| of every float tensor on the same images (what may overflow float16), where measured
     float_peaks: dict[str, float] | None = None
+    # (groups, bytes): a static batch's read-out past the memory share, read a group of tensors per pass (not cached)
+    grouped: tuple[int, int] | None = None
 
     @property
     def label(self) -> str:
@@ -117,31 +119,62 @@ def calibrate(model: onnx.ModelProto, reader, method: CalibMethod = CalibMethod.
             histogram = create_calibrator(src, op_types_to_calibrate=list(op_types) if op_types else None,
                                           augmented_model_path=str(Path(tmp) / "augmented.onnx"),
                                           calibrate_method=METHODS[method], extra_options=extra)
-        stats = TensorStats(model) if histogram is None or float_peaks else None
+        budget = _memory_budget()
+        if histogram is not None and reader.fixed:
+            _refuse_oversized_histogram(model, op_types, method, budget)
+        stats = TensorStats(model, budget) if histogram is None or float_peaks else None
+        grouped = stats is not None and len(stats.groups) > 1
         sessions = [histogram.infer_session] if histogram else []
-        sessions += [stats.session] if stats else []
+        sessions += [stats.session] if stats and not grouped else []
         # onnxruntime's histogram calibrators keep every intermediate output of every image until collect_data()
         # returns (entropy on 512 swin_t images peaked above 24 GB and was killed); repeated calls merge their
         # results, so feed them a chunk at a time, in runs that fit in memory. They also print progress to stdout;
         # library code must not.
         batches = iter(reader.get_next, None)
         first = next(batches)  # the reader raises when it has no readable image
-        fit = min(_images_that_fit(session, first, whole=bool(reader.fixed)) for session in sessions)
+        fit = min((_images_that_fit(session, first, whole=bool(reader.fixed)) for session in sessions),
+                  default=reader.batch_size)
         per_run = reader.batch_size if reader.fixed else min(reader.batch_size, fit)
         runs = _recut(itertools.chain([first], batches), per_run)
+        held = []  # grouped: every run, read once per group
         with contextlib.redirect_stdout(io.StringIO()):
             while chunk := list(itertools.islice(runs, max(1, min(defaults.CALIB_CHUNK_IMAGES, fit) // per_run))):
                 if histogram is not None:
                     histogram.collect_data(_ListReader(chunk))
-                for feed in chunk if stats else ():
+                if grouped:
+                    held += chunk
+                for feed in chunk if stats and not grouped else ():
                     stats.update(feed)
+            if grouped:
+                stats.update_grouped(held)
             if histogram is not None:
                 ranges = {k: (float(np.asarray(v.range_value[0]).min()), float(np.asarray(v.range_value[1]).max()))
                           for k, v in histogram.compute_data().data.items()}
             else:
                 ranges = stats.ranges(op_types)
     return Ranges(model_sha256, method, percentile if method == CalibMethod.PERCENTILE else None, reader.used, ranges,
-                  per_run if per_run < reader.batch_size else 0, peaks_of(stats.ranges(None)) if float_peaks else None)
+                  per_run if per_run < reader.batch_size else 0, peaks_of(stats.ranges(None)) if float_peaks else None,
+                  (len(stats.groups), stats.read_bytes) if grouped else None)
+
+
+def _memory_budget() -> int:
+    """Bytes one calibration run may take: CALIB_MEMORY_SHARE of the memory available now."""
+    import psutil
+
+    return int(psutil.virtual_memory().available * defaults.CALIB_MEMORY_SHARE)
+
+
+def _refuse_oversized_histogram(model: onnx.ModelProto, op_types: tuple[str, ...] | None, method: CalibMethod,
+                                budget: int) -> None:
+    """onnxruntime's histogram calibrators read their tensors out in one run, which a static batch cannot cut."""
+    graph = onnx.shape_inference.infer_shapes(model).graph
+    typed = {v.name: v for v in (*graph.input, *graph.value_info, *graph.output)}
+    names = {t for node in graph.node if not op_types or node.op_type in op_types for t in (*node.input, *node.output)}
+    sizes = [_static_bytes(typed[n]) for n in names if n in typed]
+    if None not in sizes and sum(sizes) > budget:
+        raise UserError(f"`method` {method} reads {sum(sizes) / 2**30:.1f} GiB of activations per run of this "
+                        f"static-batch model, past the {budget / 2**30:.1f} GiB calibration may take here: use "
+                        "`method` minmax (it reads them in groups), or calibrate a dynamic-batch export")
 
 
 SAME_SET = {"Reshape", "Transpose", "Identity", "Flatten", "Squeeze", "Unsqueeze"}  # output: the input's values
@@ -154,9 +187,7 @@ class TensorStats:
     slow on CPU, so this reads every float tensor in the time it took for the linear layers' alone, and FP16's pass
     over every tensor in half its time (benchmarks/calibration_time.py)."""
 
-    def __init__(self, model: onnx.ModelProto):
-        import onnxruntime as ort
-
+    def __init__(self, model: onnx.ModelProto, budget: int | None = None):
         graph = onnx.shape_inference.infer_shapes(model).graph
         weights = {t.name for t in graph.initializer}
         floats = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
@@ -169,19 +200,44 @@ class TensorStats:
         for node in graph.node:
             if node.op_type in SAME_SET and node.input[0] in typed and node.output[0] in typed:
                 self.copies[node.output[0]] = self.copies.get(node.input[0], node.input[0])
-        measured = onnx.ModelProto()
-        measured.CopyFrom(model)
-        del measured.graph.output[:]
-        measured.graph.output.extend(v for name, v in typed.items() if name not in self.copies)
         self.read = [name for name in typed if name not in self.copies]
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # as onnxruntime's calibrators
-        self.session = ort.InferenceSession(measured.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        self.model, self.typed = model, typed
+        # a static-shape model's read-out is known before it runs, and its batch cannot be cut: where that read-out
+        # passes `budget` bytes the tensors are read in groups, one pass over the images each (onnxruntime keeps
+        # every graph output of a run alive whether it is fetched or not, so a group needs a session of its own)
+        sizes = [_static_bytes(typed[name]) for name in self.read]
+        self.read_bytes = None if None in sizes else sum(sizes)
+        self.groups = [self.read] if budget is None or self.read_bytes is None or self.read_bytes <= budget else \
+            _split(self.read, sizes, budget)
+        self.session = self._session(self.read) if len(self.groups) == 1 else None
         self.low: dict[str, float] = {}
         self.high: dict[str, float] = {}
 
+    def _session(self, names: list[str]):
+        import onnxruntime as ort
+
+        measured = onnx.ModelProto()
+        measured.CopyFrom(self.model)
+        del measured.graph.output[:]
+        measured.graph.output.extend(self.typed[name] for name in names)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # as onnxruntime's calibrators
+        return ort.InferenceSession(measured.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
     def update(self, feed: dict[str, np.ndarray]) -> None:
-        for name, value in zip(self.read, self.session.run(None, feed)):
+        """One run's min and max (one group of tensors read: `update_grouped`)."""
+        self._reduce(self.read, self.session.run(None, feed))
+
+    def update_grouped(self, feeds: list[dict[str, np.ndarray]]) -> None:
+        """Every run's min and max, a group of tensors at a time, one session alive at a time."""
+        for names in self.groups:
+            session = self._session(names)
+            for feed in feeds:
+                self._reduce(names, session.run(None, feed))
+            del session
+
+    def _reduce(self, names: list[str], values: list[np.ndarray]) -> None:
+        for name, value in zip(names, values):
             if not value.size:  # an empty tensor (a zero padding's slice) holds nothing
                 continue
             low, high = float(np.nanmin(value)), float(np.nanmax(value))
@@ -198,6 +254,27 @@ class TensorStats:
         return {name: self._range(name) for name in self.tensors if name in selected}
 
 
+def _static_bytes(value: onnx.ValueInfoProto) -> int | None:
+    """A tensor's size in bytes where every dimension is known, else None."""
+    dims = value.type.tensor_type.shape.dim
+    if not all(d.HasField("dim_value") for d in dims):
+        return None
+    return int(np.prod([d.dim_value for d in dims], dtype=np.int64)) * \
+        onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type).itemsize
+
+
+def _split(names: list[str], sizes: list[int], budget: int) -> list[list[str]]:
+    """`names` in graph order, cut into groups of at most `budget` bytes (a larger tensor alone)."""
+    groups, size = [[]], 0
+    for name, n in zip(names, sizes):
+        if groups[-1] and size + n > budget:
+            groups.append([])
+            size = 0
+        groups[-1].append(name)
+        size += n
+    return groups
+
+
 def _images_that_fit(session, batch: dict[str, np.ndarray], whole: bool) -> int:
     """How many images one calibration run may take: what one image's run adds to this process's memory
     (onnxruntime's arena keeps its high-water mark; the calibrated outputs are still held when it is read) against
@@ -210,7 +287,7 @@ def _images_that_fit(session, batch: dict[str, np.ndarray], whole: bool) -> int:
     outputs = session.run(None, {k: v[:images] for k, v in batch.items()})
     per_image = max((process.memory_info().rss - before) // images, 1)
     del outputs
-    return max(1, int(psutil.virtual_memory().available * defaults.CALIB_MEMORY_SHARE // per_image))
+    return max(1, _memory_budget() // per_image)
 
 
 def _recut(batches, size: int):

@@ -191,10 +191,36 @@ def test_calibration_cuts_its_runs_to_the_memory_available(demo, artifacts, tmp_
     assert "calib_batch" not in plain.details
     assert ("calib_batch" not in cut.details) if whole else \
         cut.details["calib_batch"] == "1 image per run, not 8: what fits in memory"
+    assert "calib_passes" not in plain.details
+    if whole:  # with no memory to spare, one tensor per group: as many passes as tensors read out
+        from calibration.ranges import TensorStats
+
+        read = len(TensorStats(onnx.load(str(artifacts[kind]))).read)
+        assert cut.details["calib_passes"].startswith(f"{read}, a group of tensors each: a run of the static batch "
+                                                      "reads out "), cut.details
+    else:
+        assert "calib_passes" not in cut.details
     a, b = (json.loads(r.cache_path.read_text())["ranges"] for r in (plain, cut))
     assert a.keys() == b.keys()
     for name, (lo, hi) in a.items():
         assert b[name] == pytest.approx([lo, hi], rel=1e-4, abs=1e-5), name
+
+
+def test_a_histogram_calibration_a_static_batch_cannot_fit_is_refused(cli, demo, artifacts, tmp_path, monkeypatch):
+    """onnxruntime's histogram calibrators read a whole static batch out at once: past the memory calibration may
+    take, exit 2 naming minmax (which reads it in groups) before any run, nothing written."""
+    from collections import namedtuple
+
+    import psutil
+
+    folder, _ = demo
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: namedtuple("Memory", "available")(2**20))
+    out = tmp_path / "p.int8.onnx"
+    r = cli("quantize", artifacts["static_batch"], "--precision", "int8", "--calib-data", folder / "data" / "calib",
+            "--method", "percentile", "-o", out)
+    assert r.code == 2 and "static-batch model, past the 0.0 GiB calibration may take here: use --method minmax" in \
+        " ".join(r.err.split()), r.err
+    assert len(r.err.strip().splitlines()) == 1 and not out.exists()
 
 
 @pytest.mark.parametrize("precision", ["int8", "fp16"])
