@@ -33,7 +33,7 @@ from swin_deploy.fileio import atomic_output, check_outputs, sha256_file
 from swin_deploy.precision.fp16 import convert_fp16, default_block_list, first_float16_overflow, hot_block_list
 from swin_deploy.precision.graph import io_names, opset_of
 
-from .int8 import quantize_int8
+from .int8 import coarse_attention_probabilities, quantize_int8
 from .options import QuantizeOptions
 from .placement import residual_adds, select_nodes
 from .ranges import Ranges, calibrate
@@ -54,6 +54,7 @@ class QuantizeResult:
     cache_path: Path | None = None
     seconds: float = 0.0
     details: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what the summary cannot show but the user should know
 
 
 def default_output(model: Path, precision: Precision | str) -> Path:
@@ -284,6 +285,16 @@ def _int8(model: onnx.ModelProto, info: ArtifactInfo, options: QuantizeOptions, 
         result.details["exclude"] = " ".join(int8.exclude)
     qmodel, placement = quantize_int8(model, ranges, int8, options.fp16_keep_above)
     result.quantized_nodes, result.float_nodes = len(placement.quantize), placement.kept
+    coarse = coarse_attention_probabilities(model, ranges, set(placement.quantize),
+                                            symmetric=int8.target == Int8Target.TENSORRT)
+    if coarse and coarse.coarse:
+        result.notes.append(
+            f"quantized attention: in {coarse.coarse} of {coarse.quantized} blocks one int8 step of the attention "
+            f"probabilities ({coarse.step:.2g}) is at or above the mean probability of a {coarse.keys}-token window "
+            f"({1 / coarse.keys:.2g}), so most of them round to 0 or one step; at 12x12 to 24x24 windows quantized "
+            "attention moved random weights' logits 2.3x to 15x as far as INT8 without it (docs/precision.md, \"Large "
+            "windows\"): gate it with verify on real images, or leave the attention in float (`placement` linear, no "
+            "`attention_matmuls`)")
     if options.calib_size is not None:
         result.details["calib_size"] = "x".join(map(str, options.calib_size))
     result.details.update(target=str(int8.target), method=str(ranges.method), high_precision=str(int8.high),

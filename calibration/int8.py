@@ -14,6 +14,8 @@ Ranges come from calibration.ranges; onnxruntime's QDQQuantizer writes the Q/DQ 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import onnx
 from onnx import version_converter
 from onnxruntime.quantization import QuantType
@@ -78,6 +80,40 @@ def quantize_int8(model: onnx.ModelProto, ranges: Ranges, options: Int8Options,
         float_for_float_nodes(qmodel, set(placement.quantize))
         fold_transpose_into_matmul(qmodel)
     return qmodel, placement
+
+
+class CoarseProbabilities(NamedTuple):
+    """Quantized attention probabilities whose int8 step is at or above their window's mean probability."""
+    coarse: int  # of `quantized` tensors
+    quantized: int
+    step: float  # the largest such step
+    keys: int  # the most keys a coarse window attends to
+
+
+def coarse_attention_probabilities(model: onnx.ModelProto, ranges: Ranges, quantized: set[str],
+                                   symmetric: bool) -> CoarseProbabilities | None:
+    """The attention probabilities (Softmax outputs read by a quantized MatMul, `attn @ v`) whose int8 step is at or
+    above 1/N, the mean probability over a window's N keys: most of their probabilities then round to 0 or to one
+    step, and the attention no longer sums to 1. The step is what onnxruntime's quantizer makes of the calibrated
+    range (max|x| / 127 symmetric, (max - min(0, min)) / 255 asymmetric), so it grows with the largest probability
+    seen and the window's size does not shrink it. None when no probability tensor is quantized."""
+    readers = consumers(model.graph)
+    shapes = {v.name: v.type.tensor_type.shape for v in onnx.shape_inference.infer_shapes(model).graph.value_info}
+    found = []
+    for node in model.graph.node:
+        out = node.output[0] if node.op_type == "Softmax" else None
+        if out not in ranges.ranges or not any(r.name in quantized for r in readers.get(out, [])):
+            continue
+        lo, hi = ranges.ranges[out]
+        step = max(abs(lo), abs(hi)) / 127 if symmetric else (hi - min(0.0, lo)) / 255
+        dims = shapes[out].dim if out in shapes else []
+        keys = dims[-1].dim_value if dims and dims[-1].HasField("dim_value") else 0  # static: a window's tokens
+        found.append((step, keys))
+    if not found:
+        return None
+    coarse = [(step, keys) for step, keys in found if keys and step * keys >= 1]
+    return CoarseProbabilities(len(coarse), len(found), max((s for s, _ in coarse), default=0.0),
+                               max((k for _, k in coarse), default=0))
 
 
 def float_for_float_nodes(model: onnx.ModelProto, quantized: set[str]) -> int:

@@ -291,6 +291,7 @@ def quantize_summary(source_name: str, result) -> None:
         rows["calibration cache"] = result.cache_path
     rows["seconds"] = f"{result.seconds:.1f}"
     summary(f"quantized {source_name}", rows)
+    notes(result.notes)
 
 
 def sensitivity_table(result) -> None:

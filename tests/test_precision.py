@@ -160,11 +160,52 @@ def test_calibration_cache_reuse_and_refusal(cli, demo, tmp_path):
     assert not (tmp_path / "c.onnx").exists()
 
 
+def test_quantized_attention_probabilities_coarser_than_their_mean_are_told(cli, demo, tmp_path):
+    """An int8 step of the attention probabilities at or above 1/N (N keys a window) is told at quantize time; the
+    demo's 16-token windows calibrate well under it, a planted range of the same graph over it."""
+    from calibration.int8 import coarse_attention_probabilities
+    from calibration.placement import select_nodes
+    from calibration.ranges import Ranges
+    from swin_deploy.enums import QdqPlacement
+
+    folder, paths = demo
+    first = tmp_path / "a.int8.onnx"
+    r = cli("quantize", paths["swin_digits"], "--precision", "int8", "--calib-data", folder / "data" / "calib",
+            "--calib-images", "32", "--attention-matmuls", "-o", first)
+    assert r.code == 0 and "quantized attention" not in r.err, r.err
+    cache = tmp_path / "a.int8.calib.json"
+    raw = json.loads(cache.read_text())
+    probabilities = sorted(k for k in raw["ranges"] if k.endswith("/attn/Softmax_output_0"))
+    assert len(probabilities) == 6 and all(raw["ranges"][k][1] * 16 / 127 < 1 for k in probabilities)
+    raw["ranges"][probabilities[0]] = [0.0, 8.0]  # a step of 8/127 = 0.063, over 1/16
+    cache.write_text(json.dumps(raw))
+    r = cli("quantize", paths["swin_digits"], "--precision", "int8", "--calib-cache", cache, "--attention-matmuls",
+            "-o", tmp_path / "b.int8.onnx")
+    assert r.code == 0, r.err
+    assert ("note: quantized attention: in 1 of 6 blocks one int8 step of the attention probabilities (0.063) is at "
+            "or above the mean probability of a 16-token window (0.062)") in " ".join(r.err.split())
+    assert "--attention-matmuls" in r.err and "verify" in r.err
+    r = cli("quantize", paths["swin_digits"], "--precision", "int8", "--calib-cache", cache, "-o", tmp_path / "c.onnx")
+    assert r.code == 0 and "quantized attention" not in r.err, r.err  # the attention stays in float
+
+    model = onnx.load(str(paths["swin_digits"]))
+    quantized = set(select_nodes(model, True, False, [], QdqPlacement.LINEAR).quantize)
+    ranges = Ranges.load(cache, raw["model_sha256"])
+    assert coarse_attention_probabilities(model, ranges, quantized, symmetric=True)[:2] == (1, 6)
+    # uint8 (onnxruntime's target) has twice the steps: 8/255 is under 1/16, 16/255 over
+    assert coarse_attention_probabilities(model, ranges, quantized, symmetric=False)[:2] == (0, 6)
+    ranges.ranges[probabilities[0]] = (0.0, 16.0)
+    assert coarse_attention_probabilities(model, ranges, quantized, symmetric=False)[:2] == (1, 6)
+    linear = set(select_nodes(model, False, False, [], QdqPlacement.LINEAR).quantize)
+    assert coarse_attention_probabilities(model, ranges, linear, symmetric=True) is None
+
+
 @pytest.mark.parametrize("kind", ["fp32", "static_batch"])
 def test_calibration_cuts_its_runs_to_the_memory_available(demo, artifacts, tmp_path, monkeypatch, kind):
     """A swinv2_b at 384x384 takes ~2.5 GiB per image in the calibrator, so its default batch of 16 was killed on a
     24 GiB machine. With (as reported) almost no memory free, runs take one image each, and the ranges are those of
-    the uncut batches; a static-batch model's runs stay whole, the only batch it takes."""
+    the uncut batches; a static-batch model's runs stay whole, the only batch it takes, and its tensors are read out a
+    group at a time (a swinv2_b_192to384 exported with a static batch of 8 was killed reading out ~20 GiB at once)."""
     from collections import namedtuple
 
     import psutil
