@@ -26,6 +26,8 @@ from onnxruntime.quantization.calibrate import TensorData, TensorsData
 from swin_deploy import defaults
 from swin_deploy.enums import CalibMethod
 from swin_deploy.errors import UserError
+from swin_deploy.machine import readout_budget
+from swin_deploy.precision.graph import readout_groups, static_bytes
 
 from .options import LINEAR_OPS, check_percentile
 
@@ -119,7 +121,7 @@ def calibrate(model: onnx.ModelProto, reader, method: CalibMethod = CalibMethod.
             histogram = create_calibrator(src, op_types_to_calibrate=list(op_types) if op_types else None,
                                           augmented_model_path=str(Path(tmp) / "augmented.onnx"),
                                           calibrate_method=METHODS[method], extra_options=extra)
-        budget = _memory_budget()
+        budget = readout_budget()
         if histogram is not None and reader.fixed:
             _refuse_oversized_histogram(model, op_types, method, budget)
         stats = TensorStats(model, budget) if histogram is None or float_peaks else None
@@ -154,14 +156,7 @@ def calibrate(model: onnx.ModelProto, reader, method: CalibMethod = CalibMethod.
                 ranges = stats.ranges(op_types)
     return Ranges(model_sha256, method, percentile if method == CalibMethod.PERCENTILE else None, reader.used, ranges,
                   per_run if per_run < reader.batch_size else 0, peaks_of(stats.ranges(None)) if float_peaks else None,
-                  (len(stats.groups), stats.read_bytes) if grouped else None)
-
-
-def _memory_budget() -> int:
-    """Bytes one calibration run may take: CALIB_MEMORY_SHARE of the memory available now."""
-    import psutil
-
-    return int(psutil.virtual_memory().available * defaults.CALIB_MEMORY_SHARE)
+                  (len(stats.groups), stats.read_bytes()) if grouped else None)
 
 
 def _refuse_oversized_histogram(model: onnx.ModelProto, op_types: tuple[str, ...] | None, method: CalibMethod,
@@ -170,7 +165,7 @@ def _refuse_oversized_histogram(model: onnx.ModelProto, op_types: tuple[str, ...
     graph = onnx.shape_inference.infer_shapes(model).graph
     typed = {v.name: v for v in (*graph.input, *graph.value_info, *graph.output)}
     names = {t for node in graph.node if not op_types or node.op_type in op_types for t in (*node.input, *node.output)}
-    sizes = [_static_bytes(typed[n]) for n in names if n in typed]
+    sizes = [static_bytes(typed[n]) for n in names if n in typed]
     if None not in sizes and sum(sizes) > budget:
         raise UserError(f"`method` {method} reads {sum(sizes) / 2**30:.1f} GiB of activations per run of this "
                         f"static-batch model, past the {budget / 2**30:.1f} GiB calibration may take here: use "
@@ -202,16 +197,16 @@ class TensorStats:
                 self.copies[node.output[0]] = self.copies.get(node.input[0], node.input[0])
         self.read = [name for name in typed if name not in self.copies]
         self.model, self.typed = model, typed
-        # a static-shape model's read-out is known before it runs, and its batch cannot be cut: where that read-out
-        # passes `budget` bytes the tensors are read in groups, one pass over the images each (onnxruntime keeps
-        # every graph output of a run alive whether it is fetched or not, so a group needs a session of its own)
-        sizes = [_static_bytes(typed[name]) for name in self.read]
-        self.read_bytes = None if None in sizes else sum(sizes)
-        self.groups = [self.read] if budget is None or self.read_bytes is None or self.read_bytes <= budget else \
-            _split(self.read, sizes, budget)
+        # a static batch cannot be cut: where its read-out passes `budget` the tensors are read a group at a time, one
+        # pass over the images each
+        self.groups = [self.read] if budget is None else readout_groups(self.read, typed, budget)
         self.session = self._session(self.read) if len(self.groups) == 1 else None
         self.low: dict[str, float] = {}
         self.high: dict[str, float] = {}
+
+    def read_bytes(self) -> int:
+        """Bytes a run reads out (static shapes only)."""
+        return sum(static_bytes(self.typed[name]) or 0 for name in self.read)
 
     def _session(self, names: list[str]):
         import onnxruntime as ort
@@ -254,31 +249,10 @@ class TensorStats:
         return {name: self._range(name) for name in self.tensors if name in selected}
 
 
-def _static_bytes(value: onnx.ValueInfoProto) -> int | None:
-    """A tensor's size in bytes where every dimension is known, else None."""
-    dims = value.type.tensor_type.shape.dim
-    if not all(d.HasField("dim_value") for d in dims):
-        return None
-    return int(np.prod([d.dim_value for d in dims], dtype=np.int64)) * \
-        onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type).itemsize
-
-
-def _split(names: list[str], sizes: list[int], budget: int) -> list[list[str]]:
-    """`names` in graph order, cut into groups of at most `budget` bytes (a larger tensor alone)."""
-    groups, size = [[]], 0
-    for name, n in zip(names, sizes):
-        if groups[-1] and size + n > budget:
-            groups.append([])
-            size = 0
-        groups[-1].append(name)
-        size += n
-    return groups
-
-
 def _images_that_fit(session, batch: dict[str, np.ndarray], whole: bool) -> int:
     """How many images one calibration run may take: what one image's run adds to this process's memory
     (onnxruntime's arena keeps its high-water mark; the calibrated outputs are still held when it is read) against
-    CALIB_MEMORY_SHARE of the memory available then. `whole`: a static-batch model runs the batch as it is."""
+    READOUT_MEMORY_SHARE of the memory available then. `whole`: a static-batch model runs the batch as it is."""
     import psutil
 
     process = psutil.Process()
@@ -287,7 +261,7 @@ def _images_that_fit(session, batch: dict[str, np.ndarray], whole: bool) -> int:
     outputs = session.run(None, {k: v[:images] for k, v in batch.items()})
     per_image = max((process.memory_info().rss - before) // images, 1)
     del outputs
-    return max(1, _memory_budget() // per_image)
+    return max(1, readout_budget() // per_image)
 
 
 def _recut(batches, size: int):

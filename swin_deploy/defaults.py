@@ -19,9 +19,10 @@ COMPARE_IMAGES = 32  # images an INT8 is compared with float32 on (quantize --se
 # onnxruntime's calibrators hold every intermediate of every image they are fed until they reduce it,
 # so images are fed in chunks of this many
 CALIB_CHUNK_IMAGES = 16
-# share of the memory available when calibration starts that its runs may take: batches are cut smaller where one
-# image's run needs more (a swinv2_b at 384x384: ~2.5 GiB per image in onnxruntime's calibrator)
-CALIB_MEMORY_SHARE = 0.25
+# share of the memory available that a run reading out a model's tensors may take (calibration, verify's float16
+# probe): batches are cut smaller where one image's run needs more (a swinv2_b at 384x384: ~2.5 GiB per image in
+# onnxruntime's calibrator), and a static batch, which cannot be cut, reads its tensors a group at a time
+READOUT_MEMORY_SHARE = 0.25
 PERCENTILE = 99.999
 FP16_KEEP_ABOVE = 1e4  # float16 overflows past 65504; keep nodes in float32 whose activations exceed this
 FP16_MAX = 65504.0

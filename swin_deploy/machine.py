@@ -215,6 +215,14 @@ def describe() -> dict[str, str]:
             "python": platform.python_version()}
 
 
+def readout_budget() -> int:
+    """Bytes a run that reads out a model's tensors may take: READOUT_MEMORY_SHARE of the memory available now
+    (onnxruntime's arena grows in powers of two, so a run can take twice its need)."""
+    import psutil
+
+    return int(psutil.virtual_memory().available * defaults.READOUT_MEMORY_SHARE)
+
+
 def check_memory(tensor_bytes: float, what: str, fix: str, peak: float = defaults.PEAK_ACTIVATIONS) -> None:
     """Refuse at once a run whose largest tensor (`tensor_bytes`, e.g. SwinConfig.activation_bytes times the batch)
     says it cannot fit: a mistyped size or batch (22400 for 224) would otherwise run until the kernel kills the

@@ -515,6 +515,46 @@ def test_minmax_ranges_are_onnxruntime_calibrators_to_the_last_bit(demo, tmp_pat
             assert len(every) > len(theirs) if op_types else every == theirs
 
 
+def test_the_float16_probe_reads_a_static_batch_a_group_at_a_time(tmp_path, monkeypatch):
+    """A static batch cannot be cut: where its float16 read-out passes the memory share (a swinv2_b_192to384 INT8 at a
+    static batch of 8 was killed in verify), the probe reads the tensors a group at a time, in graph order, and finds
+    the same first overflow per batch as reading them all at once."""
+    from collections import namedtuple
+
+    import psutil
+    from conftest import export_small
+
+    from swin_deploy.artifact import read_info
+    from swin_deploy.precision.fp16 import Float16Probe, convert_fp16, default_block_list
+    from swin_deploy.precision.graph import readout_groups, static_bytes
+
+    static = export_small(tmp_path, "swin_digits", static_batch=True, max_batch=4)
+    source = onnx.load(str(static))
+    fine = Float16Probe(convert_fp16(source, default_block_list(source)))
+    # a middle block's v projection (a Gemm in a static export) 1e8 times larger: past 65504 in float16
+    v = next(n for n in source.graph.node if n.name == "/layers/layers.1/blocks/blocks.0/attn/MatMul_2_output_0")
+    weight = next(t for t in source.graph.initializer if t.name == v.input[1])
+    weight.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(weight) * 1e8, weight.name))
+    blind = Float16Probe(convert_fp16(source, default_block_list(source)))
+    x = read_info(static).example_input(np.random.default_rng(0), 4)
+    whole = [blind.first_overflows([x, x]), fine.first_overflows([x])]
+    assert whole == [[v.name] * 2, [None]]
+    total = sum(static_bytes(blind.typed[name]) for name in blind.writers)
+    # a quarter of the memory available, halved (a probe's run takes about twice its read-out): an eighth per group
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: namedtuple("Memory", "available")(total))
+    groups = readout_groups(list(blind.writers), blind.typed, total // 8)
+    assert len(groups) >= 8 and sum(groups, []) == list(blind.writers)
+    first_group = next(i for i, g in enumerate(groups) if any(blind.writers[n] == whole[0][0] for n in g))
+    assert 0 < first_group < len(groups) - 1  # found past the first group, and the groups after it not needed
+    sessions = []
+    session = Float16Probe._session
+    monkeypatch.setattr(Float16Probe, "_session",
+                        lambda self, names, arena: sessions.append((names, arena)) or session(self, names, arena))
+    assert blind.first_overflows([x, x]) == whole[0]
+    assert sessions == [(names, False) for names in groups[:first_group + 1]]  # no arena: it would keep each peak
+    assert fine.first_overflows([x]) == whole[1] and len(sessions) > first_group + 1 + 3
+
+
 def scale_residual_stream(src: Path, dst: Path, scale: float) -> None:
     """The first stage's residual stream `scale` times larger, as trained Swins grow theirs: the patch embedding's
     LayerNorm and every attention and MLP output of the stage write `scale` times larger, and only LayerNorms read the

@@ -210,3 +210,32 @@ def fold_transpose_into_matmul(model: onnx.ModelProto) -> int:
     if folded and not any(o.domain == MS_DOMAIN for o in model.opset_import):
         model.opset_import.append(onnx.helper.make_opsetid(MS_DOMAIN, 1))
     return folded
+
+
+def static_bytes(value: onnx.ValueInfoProto) -> int | None:
+    """A tensor's size in bytes where every dimension is known, else None."""
+    dims = value.type.tensor_type.shape.dim
+    if not all(d.HasField("dim_value") for d in dims):
+        return None
+    size = 1
+    for d in dims:
+        size *= d.dim_value
+    return size * onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type).itemsize
+
+
+def readout_groups(names: list[str], typed: dict[str, onnx.ValueInfoProto], budget: int) -> list[list[str]]:
+    """The tensors `names` (in graph order) to read out of a run, cut into consecutive groups of at most `budget`
+    bytes (a larger tensor alone) where their static shapes say that reading all at once would pass it; else one
+    group. onnxruntime keeps every graph output of a run alive whether it is fetched or not, so each group needs a
+    session of its own, and a dynamic shape (the batch, a window count) is not known before a run: one group."""
+    sizes = [static_bytes(typed[name]) for name in names]
+    if None in sizes or sum(sizes) <= budget:
+        return [names]
+    groups, size = [[]], 0
+    for name, n in zip(names, sizes):
+        if groups[-1] and size + n > budget:
+            groups.append([])
+            size = 0
+        groups[-1].append(name)
+        size += n
+    return groups

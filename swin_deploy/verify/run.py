@@ -377,12 +377,10 @@ def _float16_check(probe: Float16Probe, x: np.ndarray, batch: int, info: Artifac
                    result: VerifyResult) -> Check:
     """The share of inputs `x` whose float16 tensors, as stored, hold no inf or NaN (run `batch` at a time: 1, or a
     static batch's own), gated at 1; a note names the first node that overflows and what to do."""
-    overflowed, first = 0, None
-    for start in range(0, len(x), batch):
-        part = x[start:start + batch]
-        node = probe.first_overflow(pad_batch(part, batch))
-        if node is not None:
-            overflowed, first = overflowed + len(part), first or node
+    parts = [x[start:start + batch] for start in range(0, len(x), batch)]
+    nodes = probe.first_overflows([pad_batch(part, batch) for part in parts])
+    overflowed = sum(len(part) for part, node in zip(parts, nodes) if node is not None)
+    first = next((node for node in nodes if node is not None), None)
     value = 1.0 - overflowed / len(x)
     result.float16_inputs = len(x)
     if first is not None:
