@@ -200,8 +200,9 @@ def _note_images(result: QuantizeResult, ranges: Ranges, reader: ImageReader, op
         result.details["calib_batch"] = (f"{n} image{'s' if n > 1 else ''} per run, not {options.calib_batch}: "
                                          "what fits in memory")
     if ranges.grouped:
-        groups, size = ranges.grouped
-        result.details["calib_passes"] = (f"{groups}, a group of tensors each: a run of the static batch reads out "
+        groups, size, images = ranges.grouped
+        run = f"{images} images (the static batch)" if images > 1 else "one image"
+        result.details["calib_passes"] = (f"{groups}, a group of tensors each: a run of {run} reads out "
                                           f"{size / 2**30:.1f} GiB, past what fits in memory")
 
 

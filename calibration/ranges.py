@@ -27,7 +27,7 @@ from swin_deploy import defaults
 from swin_deploy.enums import CalibMethod
 from swin_deploy.errors import UserError
 from swin_deploy.machine import readout_budget
-from swin_deploy.precision.graph import readout_groups, static_bytes
+from swin_deploy.precision.graph import batch_shapes, readout_groups, static_bytes
 
 from .options import LINEAR_OPS, check_percentile
 
@@ -45,8 +45,9 @@ class Ranges:
     run_images: int = 0  # images per calibration run, where memory cut the batch smaller (not cached); 0: not cut
     # largest |value| of every float tensor on the same images (what may overflow float16), where measured
     float_peaks: dict[str, float] | None = None
-    # (groups, bytes): a static batch's read-out past the memory share, read a group of tensors per pass (not cached)
-    grouped: tuple[int, int] | None = None
+    # (groups, bytes, images a run): a run's read-out past the memory share, read a group of tensors per pass (not
+    # cached)
+    grouped: tuple[int, int, int] | None = None
 
     @property
     def label(self) -> str:
@@ -121,10 +122,12 @@ def calibrate(model: onnx.ModelProto, reader, method: CalibMethod = CalibMethod.
             histogram = create_calibrator(src, op_types_to_calibrate=list(op_types) if op_types else None,
                                           augmented_model_path=str(Path(tmp) / "augmented.onnx"),
                                           calibrate_method=METHODS[method], extra_options=extra)
-        budget = readout_budget()
-        if histogram is not None and reader.fixed:
-            _refuse_oversized_histogram(model, op_types, method, budget)
-        stats = TensorStats(model, budget) if histogram is None or float_peaks else None
+        # a run's read-out, where its shapes are known before it runs (a fixed-size graph): a static batch's own, else
+        # one image's, the least a run can take
+        budget, smallest = readout_budget(), reader.fixed or 1
+        if histogram is not None:
+            _refuse_oversized_histogram(model, op_types, method, budget, smallest)
+        stats = TensorStats(model, budget, smallest) if histogram is None or float_peaks else None
         grouped = stats is not None and len(stats.groups) > 1
         sessions = [histogram.infer_session] if histogram else []
         sessions += [stats.session] if stats and not grouped else []
@@ -136,6 +139,8 @@ def calibrate(model: onnx.ModelProto, reader, method: CalibMethod = CalibMethod.
         first = next(batches)  # the reader raises when it has no readable image
         fit = min((_images_that_fit(session, first, whole=bool(reader.fixed)) for session in sessions),
                   default=reader.batch_size)
+        if grouped:  # its groups hold what the smallest run reads out
+            fit = smallest
         per_run = reader.batch_size if reader.fixed else min(reader.batch_size, fit)
         runs = _recut(itertools.chain([first], batches), per_run)
         held = []  # grouped: every run, read once per group
@@ -156,20 +161,23 @@ def calibrate(model: onnx.ModelProto, reader, method: CalibMethod = CalibMethod.
                 ranges = stats.ranges(op_types)
     return Ranges(model_sha256, method, percentile if method == CalibMethod.PERCENTILE else None, reader.used, ranges,
                   per_run if per_run < reader.batch_size else 0, peaks_of(stats.ranges(None)) if float_peaks else None,
-                  (len(stats.groups), stats.read_bytes()) if grouped else None)
+                  (len(stats.groups), stats.read_bytes(), smallest) if grouped else None)
 
 
 def _refuse_oversized_histogram(model: onnx.ModelProto, op_types: tuple[str, ...] | None, method: CalibMethod,
-                                budget: int) -> None:
-    """onnxruntime's histogram calibrators read their tensors out in one run, which a static batch cannot cut."""
-    graph = onnx.shape_inference.infer_shapes(model).graph
-    typed = {v.name: v for v in (*graph.input, *graph.value_info, *graph.output)}
-    names = {t for node in graph.node if not op_types or node.op_type in op_types for t in (*node.input, *node.output)}
-    sizes = [static_bytes(typed[n]) for n in names if n in typed]
+                                budget: int, smallest: int) -> None:
+    """onnxruntime's histogram calibrators read their tensors out in one run: where the smallest run's (`smallest`
+    images) passes `budget`, they cannot run here."""
+    typed = batch_shapes(model, smallest)
+    weights = {t.name for t in model.graph.initializer}
+    names = {t for node in model.graph.node if not op_types or node.op_type in op_types
+             for t in (*node.input, *node.output) if t in typed and t not in weights}
+    sizes = [static_bytes(typed[n]) for n in names]
     if None not in sizes and sum(sizes) > budget:
-        raise UserError(f"`method` {method} reads {sum(sizes) / 2**30:.1f} GiB of activations per run of this "
-                        f"static-batch model, past the {budget / 2**30:.1f} GiB calibration may take here: use "
-                        "`method` minmax (it reads them in groups), or calibrate a dynamic-batch export")
+        what = f"a run of this static batch of {smallest}" if smallest > 1 else "one image"
+        raise UserError(f"`method` {method} reads {sum(sizes) / 2**30:.1f} GiB of activations for {what}, past the "
+                        f"{budget / 2**30:.1f} GiB calibration may take here: use `method` minmax (it reads them in "
+                        "groups)")
 
 
 SAME_SET = {"Reshape", "Transpose", "Identity", "Flatten", "Squeeze", "Unsqueeze"}  # output: the input's values
@@ -182,7 +190,7 @@ class TensorStats:
     slow on CPU, so this reads every float tensor in the time it took for the linear layers' alone, and FP16's pass
     over every tensor in half its time (benchmarks/calibration_time.py)."""
 
-    def __init__(self, model: onnx.ModelProto, budget: int | None = None):
+    def __init__(self, model: onnx.ModelProto, budget: int | None = None, batch: int = 1):
         graph = onnx.shape_inference.infer_shapes(model).graph
         weights = {t.name for t in graph.initializer}
         floats = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
@@ -197,16 +205,17 @@ class TensorStats:
                 self.copies[node.output[0]] = self.copies.get(node.input[0], node.input[0])
         self.read = [name for name in typed if name not in self.copies]
         self.model, self.typed = model, typed
-        # a static batch cannot be cut: where its read-out passes `budget` the tensors are read a group at a time, one
-        # pass over the images each
-        self.groups = [self.read] if budget is None else readout_groups(self.read, typed, budget)
+        # where a run of `batch` images (a static batch cannot be cut; else one, the least) reads out more than
+        # `budget`, the tensors are read a group at a time, one pass over the images each
+        self.sized = typed if budget is None else batch_shapes(model, batch)
+        self.groups = [self.read] if budget is None else readout_groups(self.read, self.sized, budget)
         self.session = self._session(self.read) if len(self.groups) == 1 else None
         self.low: dict[str, float] = {}
         self.high: dict[str, float] = {}
 
     def read_bytes(self) -> int:
         """Bytes a run reads out (static shapes only)."""
-        return sum(static_bytes(self.typed[name]) or 0 for name in self.read)
+        return sum(static_bytes(self.sized[name]) or 0 for name in self.read)
 
     def _session(self, names: list[str]):
         import onnxruntime as ort

@@ -200,18 +200,21 @@ def test_quantized_attention_probabilities_coarser_than_their_mean_are_told(cli,
     assert coarse_attention_probabilities(model, ranges, linear, symmetric=True) is None
 
 
-@pytest.mark.parametrize("kind", ["fp32", "static_batch"])
+@pytest.mark.parametrize("kind", ["fp32", "dynamic", "static_batch"])
 def test_calibration_cuts_its_runs_to_the_memory_available(demo, artifacts, tmp_path, monkeypatch, kind):
     """A swinv2_b at 384x384 takes ~2.5 GiB per image in the calibrator, so its default batch of 16 was killed on a
     24 GiB machine. With (as reported) almost no memory free, runs take one image each, and the ranges are those of
-    the uncut batches; a static-batch model's runs stay whole, the only batch it takes, and its tensors are read out a
-    group at a time (a swinv2_b_192to384 exported with a static batch of 8 was killed reading out ~20 GiB at once)."""
+    the uncut batches; a static-batch model's runs stay whole, the only batch it takes. Where a fixed-size graph's
+    shapes say that even the smallest run reads out more (one image, or the static batch: a swinv2_b_192to384 at a
+    static batch of 8 was killed reading out 24.8 GiB at once), its tensors are read a group at a time; a dynamic-size
+    graph's sizes are not known before it runs, so its runs are cut by measuring one."""
     from collections import namedtuple
 
     import psutil
 
     import calibration.ranges
     from calibration import QuantizeOptions, quantize
+    from calibration.ranges import TensorStats
 
     folder, _ = demo
     options = QuantizeOptions("int8", calib_data=folder / "data" / "calib", calib_images=24, calib_batch=8)
@@ -229,27 +232,27 @@ def test_calibration_cuts_its_runs_to_the_memory_available(demo, artifacts, tmp_
     cut = quantize(artifacts[kind], tmp_path / "cut.onnx", options)
     whole = kind == "static_batch"
     assert runs == ([4] * 6 if whole else [1] * 24)
-    assert "calib_batch" not in plain.details
+    assert "calib_batch" not in plain.details and "calib_passes" not in plain.details
     assert ("calib_batch" not in cut.details) if whole else \
         cut.details["calib_batch"] == "1 image per run, not 8: what fits in memory"
-    assert "calib_passes" not in plain.details
-    if whole:  # with no memory to spare, one tensor per group: as many passes as tensors read out
-        from calibration.ranges import TensorStats
-
-        read = len(TensorStats(onnx.load(str(artifacts[kind]))).read)
-        assert cut.details["calib_passes"].startswith(f"{read}, a group of tensors each: a run of the static batch "
-                                                      "reads out "), cut.details
-    else:
+    if kind == "dynamic":
         assert "calib_passes" not in cut.details
+    else:  # with no memory to spare, one tensor per group: as many passes as tensors read out
+        read = len(TensorStats(onnx.load(str(artifacts[kind]))).read)
+        run = "4 images (the static batch)" if whole else "one image"
+        assert cut.details["calib_passes"].startswith(f"{read}, a group of tensors each: a run of {run} reads out "), \
+            cut.details
     a, b = (json.loads(r.cache_path.read_text())["ranges"] for r in (plain, cut))
     assert a.keys() == b.keys()
     for name, (lo, hi) in a.items():
         assert b[name] == pytest.approx([lo, hi], rel=1e-4, abs=1e-5), name
 
 
-def test_a_histogram_calibration_a_static_batch_cannot_fit_is_refused(cli, demo, artifacts, tmp_path, monkeypatch):
-    """onnxruntime's histogram calibrators read a whole static batch out at once: past the memory calibration may
-    take, exit 2 naming minmax (which reads it in groups) before any run, nothing written."""
+@pytest.mark.parametrize("kind", ["fp32", "static_batch"])
+def test_a_histogram_calibration_that_cannot_fit_is_refused(cli, demo, artifacts, tmp_path, monkeypatch, kind):
+    """onnxruntime's histogram calibrators read a run's tensors out at once: where a fixed-size graph's shapes say the
+    smallest run (one image, or a static batch) passes the memory calibration may take, exit 2 naming minmax (which
+    reads them in groups) before any run, nothing written."""
     from collections import namedtuple
 
     import psutil
@@ -257,10 +260,11 @@ def test_a_histogram_calibration_a_static_batch_cannot_fit_is_refused(cli, demo,
     folder, _ = demo
     monkeypatch.setattr(psutil, "virtual_memory", lambda: namedtuple("Memory", "available")(2**20))
     out = tmp_path / "p.int8.onnx"
-    r = cli("quantize", artifacts["static_batch"], "--precision", "int8", "--calib-data", folder / "data" / "calib",
+    r = cli("quantize", artifacts[kind], "--precision", "int8", "--calib-data", folder / "data" / "calib",
             "--method", "percentile", "-o", out)
-    assert r.code == 2 and "static-batch model, past the 0.0 GiB calibration may take here: use --method minmax" in \
-        " ".join(r.err.split()), r.err
+    run = "a run of this static batch of 4" if kind == "static_batch" else "one image"
+    assert r.code == 2 and f"of activations for {run}, past the 0.0 GiB calibration may take here: use --method " \
+        "minmax" in " ".join(r.err.split()), r.err
     assert len(r.err.strip().splitlines()) == 1 and not out.exists()
 
 
@@ -515,10 +519,12 @@ def test_minmax_ranges_are_onnxruntime_calibrators_to_the_last_bit(demo, tmp_pat
             assert len(every) > len(theirs) if op_types else every == theirs
 
 
-def test_the_float16_probe_reads_a_static_batch_a_group_at_a_time(tmp_path, monkeypatch):
-    """A static batch cannot be cut: where its float16 read-out passes the memory share (a swinv2_b_192to384 INT8 at a
-    static batch of 8 was killed in verify), the probe reads the tensors a group at a time, in graph order, and finds
-    the same first overflow per batch as reading them all at once."""
+@pytest.mark.parametrize("static", [True, False])
+def test_the_float16_probe_reads_a_large_run_a_group_at_a_time(tmp_path, monkeypatch, static):
+    """Where a run's float16 read-out passes the memory share (a swinv2_b_192to384 INT8 at a static batch of 8 was
+    killed in verify), as a fixed-size graph's shapes tell with the batch fixed at the run's, the probe reads the
+    tensors a group at a time, in graph order, and finds the same first overflow per batch as reading them all at
+    once."""
     from collections import namedtuple
 
     import psutil
@@ -526,23 +532,26 @@ def test_the_float16_probe_reads_a_static_batch_a_group_at_a_time(tmp_path, monk
 
     from swin_deploy.artifact import read_info
     from swin_deploy.precision.fp16 import Float16Probe, convert_fp16, default_block_list
-    from swin_deploy.precision.graph import readout_groups, static_bytes
+    from swin_deploy.precision.graph import batch_shapes, readout_groups, static_bytes
 
-    static = export_small(tmp_path, "swin_digits", static_batch=True, max_batch=4)
+    static = export_small(tmp_path, "swin_digits", static_batch=static, max_batch=4)
     source = onnx.load(str(static))
     fine = Float16Probe(convert_fp16(source, default_block_list(source)))
-    # a middle block's v projection (a Gemm in a static export) 1e8 times larger: past 65504 in float16
-    v = next(n for n in source.graph.node if n.name == "/layers/layers.1/blocks/blocks.0/attn/MatMul_2_output_0")
+    # a middle block's v projection (a MatMul, fused with its bias into a Gemm in a static export) 1e8 times larger:
+    # past 65504 in float16
+    v = next(n for n in source.graph.node if n.name in ("/layers/layers.1/blocks/blocks.0/attn/MatMul_2",
+                                                          "/layers/layers.1/blocks/blocks.0/attn/MatMul_2_output_0"))
     weight = next(t for t in source.graph.initializer if t.name == v.input[1])
     weight.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(weight) * 1e8, weight.name))
     blind = Float16Probe(convert_fp16(source, default_block_list(source)))
     x = read_info(static).example_input(np.random.default_rng(0), 4)
     whole = [blind.first_overflows([x, x]), fine.first_overflows([x])]
     assert whole == [[v.name] * 2, [None]]
-    total = sum(static_bytes(blind.typed[name]) for name in blind.writers)
+    sized = batch_shapes(blind.model, 4)
+    total = sum(static_bytes(sized[name]) for name in blind.writers)
     # a quarter of the memory available, halved (a probe's run takes about twice its read-out): an eighth per group
     monkeypatch.setattr(psutil, "virtual_memory", lambda: namedtuple("Memory", "available")(total))
-    groups = readout_groups(list(blind.writers), blind.typed, total // 8)
+    groups = readout_groups(list(blind.writers), sized, total // 8)
     assert len(groups) >= 8 and sum(groups, []) == list(blind.writers)
     first_group = next(i for i, g in enumerate(groups) if any(blind.writers[n] == whole[0][0] for n in g))
     assert 0 < first_group < len(groups) - 1  # found past the first group, and the groups after it not needed

@@ -21,6 +21,7 @@ from onnx import numpy_helper
 from ..defaults import FP16_MAX
 from ..machine import readout_budget
 from .graph import (
+    batch_shapes,
     constant_values,
     consumers,
     dedupe_casts,
@@ -117,7 +118,8 @@ class Float16Probe:
     """An ONNX's float16 tensors read out as stored. onnxruntime's CPU has no float16 kernel for most operators, so it
     computes a chain of float16 nodes in float32 and drops the casts between them: a value past 65504, inf on a GPU,
     stays finite in its outputs. Read out as graph outputs, the tensors are stored as float16, as a GPU stores them.
-    A static batch whose read-out passes the memory share is read a group of tensors at a time."""
+    A run whose read-out passes the memory share, where a fixed-size graph's shapes tell, is read a group of tensors
+    at a time."""
 
     def __init__(self, model: onnx.ModelProto):
         typed = {v.name: v for v in onnx.shape_inference.infer_shapes(model).graph.value_info
@@ -143,7 +145,9 @@ class Float16Probe:
         found: list[str | None] = [None] * len(batches)
         # a run takes about twice what it reads out (measured: 1.7x-1.9x, the float32 copies onnxruntime's CPU
         # computes the float16 chains in, and the largest working tensors)
-        groups = readout_groups(list(self.writers), self.typed, readout_budget() // 2) if self.writers else []
+        # sizes with the batch fixed at the runs': a fixed-size graph's are then known before it runs
+        sized = {**self.typed, **batch_shapes(self.model, len(batches[0]))} if self.writers and batches else {}
+        groups = readout_groups(list(self.writers), sized, readout_budget() // 2) if sized else []
         for names in groups:  # consecutive in graph order: a batch's first overflow is in the first group with one
             todo = [i for i, node in enumerate(found) if node is None]
             if not todo:

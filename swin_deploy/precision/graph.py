@@ -223,11 +223,23 @@ def static_bytes(value: onnx.ValueInfoProto) -> int | None:
     return size * onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type).itemsize
 
 
+def batch_shapes(model: onnx.ModelProto, batch: int) -> dict[str, onnx.ValueInfoProto]:
+    """Every tensor's type with the input's batch fixed at `batch`: shape inference carries it through a fixed-size
+    graph, so its tensors' sizes per run are known before it runs (a dynamic-size graph keeps its unknown dims)."""
+    fixed = onnx.ModelProto()
+    fixed.CopyFrom(model)
+    dim = fixed.graph.input[0].type.tensor_type.shape.dim[0]
+    dim.Clear()
+    dim.dim_value = batch
+    graph = onnx.shape_inference.infer_shapes(fixed, data_prop=True).graph
+    return {v.name: v for v in (*graph.input, *graph.value_info, *graph.output)}
+
+
 def readout_groups(names: list[str], typed: dict[str, onnx.ValueInfoProto], budget: int) -> list[list[str]]:
     """The tensors `names` (in graph order) to read out of a run, cut into consecutive groups of at most `budget`
-    bytes (a larger tensor alone) where their static shapes say that reading all at once would pass it; else one
-    group. onnxruntime keeps every graph output of a run alive whether it is fetched or not, so each group needs a
-    session of its own, and a dynamic shape (the batch, a window count) is not known before a run: one group."""
+    bytes (a larger tensor alone) where their shapes in `typed` say that reading all at once would pass it; else one
+    group (also where a shape is not known before a run). onnxruntime keeps every graph output of a run alive whether
+    it is fetched or not, so each group needs a session of its own."""
     sizes = [static_bytes(typed[name]) for name in names]
     if None in sizes or sum(sizes) <= budget:
         return [names]
