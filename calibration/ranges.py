@@ -207,7 +207,7 @@ class TensorStats:
         self.model, self.typed = model, typed
         # where a run of `batch` images (a static batch cannot be cut; else one, the least) reads out more than
         # `budget`, the tensors are read a group at a time, one pass over the images each
-        self.sized = typed if budget is None else batch_shapes(model, batch)
+        self.sized = typed if budget is None else {**typed, **batch_shapes(model, batch)}
         self.groups = [self.read] if budget is None else readout_groups(self.read, self.sized, budget)
         self.session = self._session(self.read) if len(self.groups) == 1 else None
         self.low: dict[str, float] = {}
