@@ -125,9 +125,10 @@ def calibrate(model: onnx.ModelProto, reader, method: CalibMethod = CalibMethod.
         # a run's read-out, where its shapes are known before it runs (a fixed-size graph): a static batch's own, else
         # one image's, the least a run can take
         budget, smallest = readout_budget(), reader.fixed or 1
+        sized = batch_shapes(model, smallest)
         if histogram is not None:
-            _refuse_oversized_histogram(model, op_types, method, budget, smallest)
-        stats = TensorStats(model, budget, smallest) if histogram is None or float_peaks else None
+            _refuse_oversized_histogram(model, op_types, method, budget, sized, smallest)
+        stats = TensorStats(model, budget, sized) if histogram is None or float_peaks else None
         grouped = stats is not None and len(stats.groups) > 1
         sessions = [histogram.infer_session] if histogram else []
         sessions += [stats.session] if stats and not grouped else []
@@ -137,10 +138,9 @@ def calibrate(model: onnx.ModelProto, reader, method: CalibMethod = CalibMethod.
         # library code must not.
         batches = iter(reader.get_next, None)
         first = next(batches)  # the reader raises when it has no readable image
-        fit = min((_images_that_fit(session, first, whole=bool(reader.fixed)) for session in sessions),
-                  default=reader.batch_size)
-        if grouped:  # its groups hold what the smallest run reads out
-            fit = smallest
+        # grouped: its groups hold what the smallest run reads out
+        fit = smallest if grouped else min(_images_that_fit(session, first, whole=bool(reader.fixed))
+                                           for session in sessions)
         per_run = reader.batch_size if reader.fixed else min(reader.batch_size, fit)
         runs = _recut(itertools.chain([first], batches), per_run)
         held = []  # grouped: every run, read once per group
@@ -165,10 +165,9 @@ def calibrate(model: onnx.ModelProto, reader, method: CalibMethod = CalibMethod.
 
 
 def _refuse_oversized_histogram(model: onnx.ModelProto, op_types: tuple[str, ...] | None, method: CalibMethod,
-                                budget: int, smallest: int) -> None:
+                                budget: int, typed: dict[str, onnx.ValueInfoProto], smallest: int) -> None:
     """onnxruntime's histogram calibrators read their tensors out in one run: where the smallest run's (`smallest`
-    images) passes `budget`, they cannot run here."""
-    typed = batch_shapes(model, smallest)
+    images, its tensors' types `typed`) passes `budget`, they cannot run here."""
     weights = {t.name for t in model.graph.initializer}
     names = {t for node in model.graph.node if not op_types or node.op_type in op_types
              for t in (*node.input, *node.output) if t in typed and t not in weights}
@@ -190,7 +189,8 @@ class TensorStats:
     slow on CPU, so this reads every float tensor in the time it took for the linear layers' alone, and FP16's pass
     over every tensor in half its time (benchmarks/calibration_time.py)."""
 
-    def __init__(self, model: onnx.ModelProto, budget: int | None = None, batch: int = 1):
+    def __init__(self, model: onnx.ModelProto, budget: int | None = None,
+                 sized: dict[str, onnx.ValueInfoProto] | None = None):
         graph = onnx.shape_inference.infer_shapes(model).graph
         weights = {t.name for t in graph.initializer}
         floats = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
@@ -205,9 +205,9 @@ class TensorStats:
                 self.copies[node.output[0]] = self.copies.get(node.input[0], node.input[0])
         self.read = [name for name in typed if name not in self.copies]
         self.model, self.typed = model, typed
-        # where a run of `batch` images (a static batch cannot be cut; else one, the least) reads out more than
-        # `budget`, the tensors are read a group at a time, one pass over the images each
-        self.sized = typed if budget is None else {**typed, **batch_shapes(model, batch)}
+        # where the smallest run (its tensors' types `sized`: a static batch cannot be cut; else one image) reads out
+        # more than `budget`, the tensors are read a group at a time, one pass over the images each
+        self.sized = {**typed, **(sized or {})}
         self.groups = [self.read] if budget is None else readout_groups(self.read, self.sized, budget)
         self.session = self._session(self.read) if len(self.groups) == 1 else None
         self.low: dict[str, float] = {}
