@@ -27,7 +27,7 @@ from swin_deploy import defaults
 from swin_deploy.enums import CalibMethod
 from swin_deploy.errors import UserError
 from swin_deploy.machine import readout_budget
-from swin_deploy.precision.graph import batch_shapes, readout_groups, static_bytes
+from swin_deploy.precision.graph import readout_groups, run_shapes, static_bytes
 
 from .options import LINEAR_OPS, check_percentile
 
@@ -122,10 +122,12 @@ def calibrate(model: onnx.ModelProto, reader, method: CalibMethod = CalibMethod.
             histogram = create_calibrator(src, op_types_to_calibrate=list(op_types) if op_types else None,
                                           augmented_model_path=str(Path(tmp) / "augmented.onnx"),
                                           calibrate_method=METHODS[method], extra_options=extra)
-        # a run's read-out, where its shapes are known before it runs (a fixed-size graph): a static batch's own, else
-        # one image's, the least a run can take
+        batches = iter(reader.get_next, None)
+        first = next(batches)  # the reader raises when it has no readable image
+        # a run's read-out, known before it runs from its input's shape (the reader's images share one size): a
+        # static batch's own, else one image's, the least a run can take
         budget, smallest = readout_budget(), reader.fixed or 1
-        sized = batch_shapes(model, smallest)
+        sized = run_shapes(model, (smallest, *next(iter(first.values())).shape[1:]))
         if histogram is not None:
             _refuse_oversized_histogram(model, op_types, method, budget, sized, smallest)
         stats = TensorStats(model, budget, sized) if histogram is None or float_peaks else None
@@ -136,8 +138,6 @@ def calibrate(model: onnx.ModelProto, reader, method: CalibMethod = CalibMethod.
         # returns (entropy on 512 swin_t images peaked above 24 GB and was killed); repeated calls merge their
         # results, so feed them a chunk at a time, in runs that fit in memory. They also print progress to stdout;
         # library code must not.
-        batches = iter(reader.get_next, None)
-        first = next(batches)  # the reader raises when it has no readable image
         # grouped: its groups hold what the smallest run reads out
         fit = smallest if grouped else min(_images_that_fit(session, first, whole=bool(reader.fixed))
                                            for session in sessions)

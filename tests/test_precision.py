@@ -200,24 +200,28 @@ def test_quantized_attention_probabilities_coarser_than_their_mean_are_told(cli,
     assert coarse_attention_probabilities(model, ranges, linear, symmetric=True) is None
 
 
-@pytest.mark.parametrize("kind", ["fp32", "dynamic", "static_batch"])
+@pytest.mark.parametrize("kind", ["fp32", "dynamic", "static_batch", "sizes_unknown"])
 def test_calibration_cuts_its_runs_to_the_memory_available(demo, artifacts, tmp_path, monkeypatch, kind):
     """A swinv2_b at 384x384 takes ~2.5 GiB per image in the calibrator, so its default batch of 16 was killed on a
     24 GiB machine. With (as reported) almost no memory free, runs take one image each, and the ranges are those of
-    the uncut batches; a static-batch model's runs stay whole, the only batch it takes. Where a fixed-size graph's
-    shapes say that even the smallest run reads out more (one image, or the static batch: a swinv2_b_192to384 at a
-    static batch of 8 was killed reading out 24.8 GiB at once), its tensors are read a group at a time; a dynamic-size
-    graph's sizes are not known before it runs, so its runs are cut by measuring one."""
+    the uncut batches; a static-batch model's runs stay whole, the only batch it takes. Where the graph's shapes at
+    the run's input shape say that even the smallest run reads out more (one image, or the static batch: a
+    swinv2_b_192to384 at a static batch of 8 was killed reading out 24.8 GiB at once), its tensors are read a group
+    at a time, a dynamic-size graph's too; where shape inference cannot tell, the runs are cut by measuring one."""
     from collections import namedtuple
 
     import psutil
 
     import calibration.ranges
+    import swin_deploy.precision.graph
     from calibration import QuantizeOptions, quantize
     from calibration.ranges import TensorStats
 
     folder, _ = demo
     options = QuantizeOptions("int8", calib_data=folder / "data" / "calib", calib_images=24, calib_batch=8)
+    if kind == "sizes_unknown":  # a dynamic-size graph whose sizes no shape inference follows
+        monkeypatch.setattr(swin_deploy.precision.graph, "_symbolic_shapes", lambda model: None)
+    kind, measured = ("dynamic", True) if kind == "sizes_unknown" else (kind, False)
     plain = quantize(artifacts[kind], tmp_path / "plain.onnx", options)
     runs: list[int] = []
     recut = calibration.ranges._recut
@@ -235,7 +239,7 @@ def test_calibration_cuts_its_runs_to_the_memory_available(demo, artifacts, tmp_
     assert "calib_batch" not in plain.details and "calib_passes" not in plain.details
     assert ("calib_batch" not in cut.details) if whole else \
         cut.details["calib_batch"] == "1 image per run, not 8: what fits in memory"
-    if kind == "dynamic":
+    if measured:
         assert "calib_passes" not in cut.details
     else:  # with no memory to spare, one tensor per group: as many passes as tensors read out
         read = len(TensorStats(onnx.load(str(artifacts[kind]))).read)
@@ -248,9 +252,42 @@ def test_calibration_cuts_its_runs_to_the_memory_available(demo, artifacts, tmp_
         assert b[name] == pytest.approx([lo, hi], rel=1e-4, abs=1e-5), name
 
 
-@pytest.mark.parametrize("kind", ["fp32", "static_batch"])
+def test_a_dynamic_size_runs_tensor_sizes_are_known_before_it_runs(demo, tmp_path):
+    """ONNX's shape inference stops at the Range and Mod a dynamic-size graph computes its window grid with, even with
+    the input's shape fixed; the sizes calibration and the float16 probe cut their read-out by are those a run at that
+    shape gives, for every tensor of a V2's float32 export and of its INT8 (opset 19, whose ReduceL2 takes its axes as
+    an input)."""
+    import onnxruntime as ort
+    from conftest import export_small
+
+    from calibration import QuantizeOptions, quantize
+    from swin_deploy.precision.graph import run_shapes
+
+    folder, _ = demo
+    fp32 = export_small(tmp_path, "swinv2_test", dynamic_size=True, min_size=(64, 64), max_size=(128, 128))
+    int8 = quantize(fp32, tmp_path / "q.int8.onnx", QuantizeOptions(
+        "int8", calib_data=folder / "data" / "calib", calib_images=4, calib_size=(64, 96))).path
+    shape = (2, 3, 96, 128)  # neither the default size nor the calibration's; the stage grids pad
+    for path in (fp32, int8):
+        model = onnx.load(str(path))
+        assert any(n.op_type == "Range" for n in model.graph.node)
+        made = {name for node in model.graph.node for name in node.output}
+        plain = {v.name for v in onnx.shape_inference.infer_shapes(model).graph.value_info if v.name in made
+                 and v.type.tensor_type.elem_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)}
+        typed = run_shapes(model, shape)
+        read = onnx.ModelProto()
+        read.CopyFrom(model)
+        read.graph.output.extend(onnx.helper.make_empty_tensor_value_info(name) for name in sorted(plain))
+        values = ort.InferenceSession(read.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+            sorted(plain), {"input": np.zeros(shape, np.float32)})
+        assert len(values) > 200
+        for name, value in zip(sorted(plain), values):
+            assert tuple(d.dim_value for d in typed[name].type.tensor_type.shape.dim) == value.shape, name
+
+
+@pytest.mark.parametrize("kind", ["fp32", "dynamic", "static_batch"])
 def test_a_histogram_calibration_that_cannot_fit_is_refused(cli, demo, artifacts, tmp_path, monkeypatch, kind):
-    """onnxruntime's histogram calibrators read a run's tensors out at once: where a fixed-size graph's shapes say the
+    """onnxruntime's histogram calibrators read a run's tensors out at once: where the graph's shapes say the
     smallest run (one image, or a static batch) passes the memory calibration may take, exit 2 naming minmax (which
     reads them in groups) before any run, nothing written."""
     from collections import namedtuple
@@ -519,10 +556,10 @@ def test_minmax_ranges_are_onnxruntime_calibrators_to_the_last_bit(demo, tmp_pat
             assert len(every) > len(theirs) if op_types else every == theirs
 
 
-@pytest.mark.parametrize("static", [True, False])
-def test_the_float16_probe_reads_a_large_run_a_group_at_a_time(tmp_path, monkeypatch, static):
+@pytest.mark.parametrize("form", ["static_batch", "dynamic_batch", "dynamic_size"])
+def test_the_float16_probe_reads_a_large_run_a_group_at_a_time(tmp_path, monkeypatch, form):
     """Where a run's float16 read-out passes the memory share (a swinv2_b_192to384 INT8 at a static batch of 8 was
-    killed in verify), as a fixed-size graph's shapes tell with the batch fixed at the run's, the probe reads the
+    killed in verify), as the graph's shapes tell with its input's shape fixed at the run's, the probe reads the
     tensors a group at a time, in graph order, and finds the same first overflow per batch as reading them all at
     once."""
     from collections import namedtuple
@@ -532,9 +569,11 @@ def test_the_float16_probe_reads_a_large_run_a_group_at_a_time(tmp_path, monkeyp
 
     from swin_deploy.artifact import read_info
     from swin_deploy.precision.fp16 import Float16Probe, convert_fp16, default_block_list
-    from swin_deploy.precision.graph import batch_shapes, readout_groups, static_bytes
+    from swin_deploy.precision.graph import readout_groups, run_shapes, static_bytes
 
-    static = export_small(tmp_path, "swin_digits", static_batch=static, max_batch=4)
+    options = {"static_batch": dict(static_batch=True, max_batch=4), "dynamic_batch": {},
+               "dynamic_size": dict(dynamic_size=True, min_size=(32, 32), max_size=(64, 64))}[form]
+    static = export_small(tmp_path, "swin_digits", **options)
     source = onnx.load(str(static))
     fine = Float16Probe(convert_fp16(source, default_block_list(source)))
     # a middle block's v projection (a MatMul, fused with its bias into a Gemm in a static export) 1e8 times larger:
@@ -547,7 +586,7 @@ def test_the_float16_probe_reads_a_large_run_a_group_at_a_time(tmp_path, monkeyp
     x = read_info(static).example_input(np.random.default_rng(0), 4)
     whole = [blind.first_overflows([x, x]), fine.first_overflows([x])]
     assert whole == [[v.name] * 2, [None]]
-    sized = batch_shapes(blind.model, 4)
+    sized = run_shapes(blind.model, x.shape)
     total = sum(static_bytes(sized[name]) for name in blind.writers)
     # a quarter of the memory available, halved (a probe's run takes about twice its read-out): an eighth per group
     monkeypatch.setattr(psutil, "virtual_memory", lambda: namedtuple("Memory", "available")(total))

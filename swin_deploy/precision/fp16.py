@@ -21,7 +21,6 @@ from onnx import numpy_helper
 from ..defaults import FP16_MAX
 from ..machine import readout_budget
 from .graph import (
-    batch_shapes,
     constant_values,
     consumers,
     dedupe_casts,
@@ -30,6 +29,7 @@ from .graph import (
     producers,
     readout_groups,
     remove_cast_round_trips,
+    run_shapes,
     toposort,
     unique_node_names,
 )
@@ -118,8 +118,8 @@ class Float16Probe:
     """An ONNX's float16 tensors read out as stored. onnxruntime's CPU has no float16 kernel for most operators, so it
     computes a chain of float16 nodes in float32 and drops the casts between them: a value past 65504, inf on a GPU,
     stays finite in its outputs. Read out as graph outputs, the tensors are stored as float16, as a GPU stores them.
-    A run whose read-out passes the memory share, where a fixed-size graph's shapes tell, is read a group of tensors
-    at a time."""
+    A run whose read-out passes the memory share, where the graph's shapes tell, is read a group of tensors at a
+    time."""
 
     def __init__(self, model: onnx.ModelProto):
         typed = {v.name: v for v in onnx.shape_inference.infer_shapes(model).graph.value_info
@@ -145,8 +145,8 @@ class Float16Probe:
         found: list[str | None] = [None] * len(batches)
         if not self.writers or not batches:
             return found
-        # sizes with the batch fixed at the runs': a fixed-size graph's are then known before it runs
-        sized = {**self.typed, **batch_shapes(self.model, len(batches[0]))}
+        # sizes with the input's shape fixed at the runs' (one shape for all): known before they run
+        sized = {**self.typed, **run_shapes(self.model, batches[0].shape)}
         # a run takes about twice what it reads out (measured: 1.7x-1.9x, the float32 copies onnxruntime's CPU
         # computes the float16 chains in, and the largest working tensors)
         groups = readout_groups(list(self.writers), sized, readout_budget() // 2)

@@ -223,16 +223,43 @@ def static_bytes(value: onnx.ValueInfoProto) -> int | None:
     return size * onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type).itemsize
 
 
-def batch_shapes(model: onnx.ModelProto, batch: int) -> dict[str, onnx.ValueInfoProto]:
-    """Every tensor's type with the input's batch fixed at `batch`: shape inference carries it through a fixed-size
-    graph, so its tensors' sizes per run are known before it runs (a dynamic-size graph keeps its unknown dims)."""
+def run_shapes(model: onnx.ModelProto, shape: tuple[int, ...]) -> dict[str, onnx.ValueInfoProto]:
+    """Every tensor's type in a run whose input has `shape`: shape inference carries it through the graph, so the
+    tensors' sizes per run are known before it runs (a dim it cannot follow stays unknown)."""
     fixed = onnx.ModelProto()
     fixed.CopyFrom(model)
-    dim = fixed.graph.input[0].type.tensor_type.shape.dim[0]
-    dim.Clear()
-    dim.dim_value = batch
-    graph = onnx.shape_inference.infer_shapes(fixed, data_prop=True).graph
+    dims = fixed.graph.input[0].type.tensor_type.shape.dim
+    dynamic_size = any(not dim.HasField("dim_value") for dim in dims[1:])
+    for dim, n in zip(dims, shape):
+        dim.Clear()
+        dim.dim_value = n
+    graph = _symbolic_shapes(fixed) if dynamic_size else None
+    if graph is None:
+        graph = onnx.shape_inference.infer_shapes(fixed, data_prop=True).graph
     return {v.name: v for v in (*graph.input, *graph.value_info, *graph.output)}
+
+
+def _symbolic_shapes(model: onnx.ModelProto) -> onnx.GraphProto | None:
+    """The graph with every shape onnxruntime's symbolic shape inference finds, or None where it cannot finish. A
+    dynamic-size graph computes its window grid from the input's size with Range and Mod, where ONNX's own data
+    propagation stops; onnxruntime's follows them. Its loop is run here rather than through `infer_shapes`, which
+    saves the model to the working directory when it cannot finish."""
+    try:
+        from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+        inference = SymbolicShapeInference(2**31 - 1, auto_merge=False, guess_output_rank=False, verbose=0)
+        # it reads opset 18's axes input for ReduceSum and ReduceMean only, and every reduction takes the same input
+        # since (a V2's INT8 at opset 19 normalises q and k with ReduceL2)
+        for op in ("ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMin", "ReduceSumSquare"):
+            inference.dispatcher_.setdefault(op, inference._infer_ReduceMean)
+        inference._preprocess(model)
+        done = False
+        while inference.run_:
+            done = inference._infer_impl()
+        inference._update_output_from_vi()
+    except Exception:  # an operator or a version of the tool it does not know: ONNX's shapes, unknown dims and all
+        return None
+    return inference.out_mp_.graph if done else None
 
 
 def readout_groups(names: list[str], typed: dict[str, onnx.ValueInfoProto], budget: int) -> list[list[str]]:
