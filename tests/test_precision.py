@@ -573,8 +573,8 @@ def test_the_float16_probe_reads_a_large_run_a_group_at_a_time(tmp_path, monkeyp
 
     options = {"static_batch": dict(static_batch=True, max_batch=4), "dynamic_batch": {},
                "dynamic_size": dict(dynamic_size=True, min_size=(32, 32), max_size=(64, 64))}[form]
-    static = export_small(tmp_path, "swin_digits", **options)
-    source = onnx.load(str(static))
+    exported = export_small(tmp_path, "swin_digits", **options)
+    source = onnx.load(str(exported))
     fine = Float16Probe(convert_fp16(source, default_block_list(source)))
     # a middle block's v projection (a MatMul, fused with its bias into a Gemm in a static export) 1e8 times larger:
     # past 65504 in float16
@@ -583,7 +583,7 @@ def test_the_float16_probe_reads_a_large_run_a_group_at_a_time(tmp_path, monkeyp
     weight = next(t for t in source.graph.initializer if t.name == v.input[1])
     weight.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(weight) * 1e8, weight.name))
     blind = Float16Probe(convert_fp16(source, default_block_list(source)))
-    x = read_info(static).example_input(np.random.default_rng(0), 4)
+    x = read_info(exported).example_input(np.random.default_rng(0), 4)
     whole = [blind.first_overflows([x, x]), fine.first_overflows([x])]
     assert whole == [[v.name] * 2, [None]]
     sized = run_shapes(blind.model, x.shape)
