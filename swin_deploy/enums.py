@@ -1,16 +1,16 @@
 """The closed sets of choices, as enums checked in one place (`parse`), not free strings.
 
-Each is a `str` enum, so `Precision.INT8 == "int8"` and its value is what metadata and JSON store.
+Each is a `StrEnum`, so `Precision.INT8 == "int8"` and its value is what metadata and JSON store.
 """
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from .errors import UserError
 
 
-class Choice(str, Enum):
+class Choice(StrEnum):
     @classmethod
     def parse(cls, value: str | Choice, param: str | None = None) -> Choice:
         """`value` as a member, or a UserError listing the choices (naming `param` if given)."""
@@ -22,14 +22,8 @@ class Choice(str, Enum):
             what = f"`{param}`" if param else _WHAT.get(cls.__name__, cls.__name__)
             raise UserError(f"unknown {what} '{value}': choose {', '.join(m.value for m in cls)}") from None
 
-    def __str__(self) -> str:
-        return self.value
-
-    def __hash__(self) -> int:  # as the plain string, so a member and its value are the same dict key
+    def __hash__(self) -> int:  # as the plain string (Enum hashes the name), so a member and its value are one dict key
         return str.__hash__(self)
-
-    def __format__(self, spec: str) -> str:
-        return format(self.value, spec)
 
 
 class Precision(Choice):

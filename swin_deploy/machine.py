@@ -16,7 +16,8 @@ CPUINFO = Path("/proc/cpuinfo")
 
 
 # numpy's names for the features its runtime dispatch detects -> Linux's flag names, read where there is no
-# /proc/cpuinfo (macOS, Windows). numpy does not detect AMX, AVX-VNNI, or Arm's I8MM and BF16, so those go unnamed there.
+# /proc/cpuinfo (macOS, Windows). numpy does not detect AMX, AVX-VNNI, or Arm's I8MM and BF16 (numpy 2.2 and older
+# not AVX-512 BF16 either), so those go unnamed there.
 _NUMPY_FLAGS = {"SSE2": "sse2", "AVX2": "avx2", "AVX512F": "avx512f", "AVX512VNNI": "avx512_vnni",
                 "AVX512BF16": "avx512_bf16", "ASIMD": "asimd", "ASIMDDP": "asimddp", "SVE": "sve"}
 

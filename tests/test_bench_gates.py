@@ -446,7 +446,8 @@ def test_numpys_view_of_this_cpu_agrees_with_proc_cpuinfo(monkeypatch, tmp_path)
     monkeypatch.setattr(machine, "CPUINFO", tmp_path / "none")
     arm = linux.startswith(("NEON", "SVE"))
     expected = linux.replace("SVE2", "SVE")
-    for part in ("+AMX", "+AVX-VNNI", "+I8MM", "+SME", *(["+BF16"] if arm else [])):
+    numpy_bf16 = "AVX512BF16" in machine._numpy_features()  # numpy 2.2 and older do not detect it
+    for part in ("+AMX", "+AVX-VNNI", "+I8MM", "+SME", *(["+BF16"] if arm or not numpy_bf16 else [])):
         expected = expected.replace(part, "")
     assert machine.vector_isa() == expected
 

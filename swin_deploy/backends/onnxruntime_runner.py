@@ -8,6 +8,7 @@ physical core) on a part of each batch at once, which saves the per-operator han
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,17 @@ PROVIDERS = {
 # graph's ~500 nodes. onnxruntime's own "stop spinning when the last Run() returns" keeps both
 # (benchmarks/ort_threading.py).
 SESSION_CONFIG = {"session.force_spinning_stop": "1"}
+
+
+def load_failure(e: Exception) -> str:
+    """onnxruntime's own reason, in a line: "Unsupported model IR version: 14, max supported IR version: 13" says what
+    to do where "is it a valid ONNX model?" did not. Its messages carry a status prefix and, for some, the C++ source
+    location and signature that raised them; neither helps a user."""
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
+    # "Load model from m.onnx failed:/onnxruntime_src/.../model.cc:256 onnxruntime::Model::Model(...) Unsupported ..."
+    text = re.sub(r"(?:Load model from .* failed:)?\S*\.(?:cc|cpp|h):\d+ \S.*?\) (?=\S)", "", text)
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 class OnnxRuntimeRunner(Runner):
@@ -88,7 +100,8 @@ class OnnxRuntimeRunner(Runner):
             return ort.InferenceSession(source, options, providers=providers)
         except Exception as e:
             what = self.path or "the model"
-            raise UserError(f"onnxruntime cannot load {what} ({type(e).__name__}): is it a valid ONNX model?") from e
+            raise UserError(f"onnxruntime {ort.__version__} cannot load {what}: {load_failure(e)} (an ONNX it cannot "
+                            "read, or an onnxruntime too old for it: upgrade onnxruntime)") from e
 
     def _run(self, x: np.ndarray) -> list[np.ndarray]:
         return self.session.run(self.output_names, {self.input_name: x})
