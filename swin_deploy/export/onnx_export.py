@@ -175,6 +175,9 @@ def _torch_export(model: torch.nn.Module, example: torch.Tensor, path: Path, ops
         if dynamic_size:
             raise UserError("`dynamic_size` needs the TorchScript exporter: drop `exporter` dynamo")
         dynamic = None if static else {"x": {0: torch.export.Dim("batch", min=1, max=4096)}}
+        if not static and example.shape[0] == 1:
+            # torch.export may take a size-1 example dim for the constant 1 (torch 2.7 did: a static batch)
+            example = example.expand(2, *example.shape[1:]).contiguous()
         program = torch.onnx.export(model, (example,), None, input_names=["input"], output_names=outputs,
                                     opset_version=opset, dynamo=True, dynamic_shapes=dynamic, verbose=False)
         program.save(str(path), external_data=False)
