@@ -64,10 +64,19 @@ def test_every_accepted_opset(tmp_path, opset):
         ort_vs_torch(result.path, model, (2,))
 
 
-def test_dynamo_exporter_fallback_path(tmp_path):
+def test_dynamo_exporter_fallback_path(tmp_path, monkeypatch):
+    export, examples = torch.onnx.export, []
+
+    def recording(model, args, *rest, **kwargs):
+        examples.append(tuple(args[0].shape))
+        return export(model, args, *rest, **kwargs)
+
+    monkeypatch.setattr(torch.onnx, "export", recording)
     model, sha = build_model(get_config("swinv2_test"), Weights("random"))
     result = export_onnx(model, sha, tmp_path / "d.onnx", ExportOptions(exporter="dynamo", opset=18, max_batch=4))
     assert result.exporter == "dynamo" and result.parity_delta <= 1e-4
+    # a batch-1 example is what torch 2.7's torch.export took for a constant batch (a static graph)
+    assert examples and examples[0][0] >= 2, examples
     ort_vs_torch(result.path, model, (1, 4))
 
 
