@@ -72,6 +72,10 @@ class _LoggedProgress(Progress):
         super().__init__(console=err, disable=True)
         self._logged = time.monotonic()
 
+    def stop(self) -> None:
+        # nothing was drawn, so nothing ends; rich before 14.3 printed an empty line here even when disabled
+        self.live.stop()
+
     def update(self, task_id: TaskID, **changes) -> None:
         super().update(task_id, **changes)
         self._log()
