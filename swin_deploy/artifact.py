@@ -566,6 +566,14 @@ def ir_root(xml: Path):
         raise UserError(f"{xml} is not a readable OpenVINO IR ({e}): convert it again") from e
 
 
+def ir_weights_short(xml: Path) -> bool:
+    """Whether an IR's .bin ends before the last weight its XML lists (a copy cut short, another model's .bin): read
+    from the file sizes, as OpenVINO's words for it differ between its releases."""
+    ends = (int(d.get("offset", 0)) + int(d.get("size", 0)) for layer in ir_root(xml).iterfind("layers/layer")
+            if layer.get("type") == "Const" and (d := layer.find("data")) is not None)
+    return max(ends, default=0) > ir_weights(xml).stat().st_size
+
+
 def _ir_props(root) -> dict[str, str]:
     section = root.find(f"rt_info/{IR_RT_INFO}")
     return {} if section is None else {f"swin_deploy.{e.tag}": e.get("value", "") for e in section}

@@ -79,13 +79,13 @@ def _reason(error: Exception) -> str:
 def read_model(path: Path):
     """An ONNX or IR as OpenVINO reads it, or a UserError with OpenVINO's reason (an IR beside another model's .bin
     fails its shape checks here)."""
-    from ..artifact import ir_weights, kind_of
+    from ..artifact import ir_weights, ir_weights_short, kind_of
 
     path = Path(path)
     try:
         return import_openvino().Core().read_model(str(path))
     except Exception as e:
-        if kind_of(path) == "ir" and "weights_range" in str(e):  # OpenVINO's own words are a source-code check
+        if kind_of(path) == "ir" and ir_weights_short(path):
             raise UserError(f"OpenVINO cannot read {path.name}: {ir_weights(path).name} is shorter than the "
                             "weights it lists (a copy cut short, or another model's .bin): copy both files again, or "
                             "write the IR again (swin-deploy convert)") from e
