@@ -22,6 +22,7 @@ from typing import Annotated
 
 import typer
 import typer.core
+from typer import TyperException as UsageErrors  # click's usage errors, in the copy of click typer carries
 
 from calibration.options import GATES, Int8Options, QuantizeOptions
 from swin_deploy import defaults
@@ -785,12 +786,6 @@ def _sigterm_unwinds():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-try:
-    from typer import TyperException as UsageErrors  # click's usage errors, in the click typer carries since 0.2x
-except ImportError:  # an older typer, on click itself
-    from click import ClickException as UsageErrors
 
 
 def main() -> None:
