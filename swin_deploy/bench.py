@@ -489,6 +489,13 @@ def bench_artifacts(artifacts: list[str | Path] | str | Path, options: BenchOpti
                      f"{load.cores} usable cores busy on average{stolen}; these times and gates were measured beside "
                      "that load, which slows some runners more than others (a gate can fail on it): repeat on a quiet "
                      "machine before trusting them")
+    if load.throttled is not None and load.throttled >= defaults.THROTTLED_PERIODS:
+        fits = int(load.quota_cpus)
+        fix = f"bench with at most {fits} thread(s) (`threads`), or " if fits else "bench "
+        notes.append(f"the CPU quota throttled this run: its cgroup may use {load.quota_cpus:.2g} CPUs, and the kernel "
+                     f"stopped it for the rest of the period in {load.throttled:.0%} of the scheduler periods while it "
+                     "ran, so these times include waits for the quota, longer in some rounds than others (a gate can "
+                     f"fail on them): {fix}where the quota covers the threads")
     return BenchReport(results, {e.label: e.describe() for e in entries}, o.threads, gates, reference_of,
                        notes=notes, load=load)
 

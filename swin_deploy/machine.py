@@ -164,6 +164,64 @@ def usable_cpus() -> list[int]:
     return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
 
 
+@dataclass(frozen=True)
+class CpuQuota:
+    """This process's cgroup's CPU controller (v2's unified one or v1's `cpu`), read where it sets a quota: the CFS
+    bandwidth limit containers and CI pods run under (`docker --cpus`, a Kubernetes CPU limit). Under it the kernel
+    stops the whole group for the rest of each scheduler period once it has used its share, which sched_getaffinity
+    and the load on the cores do not show: a run then waits for the quota, not for the model."""
+
+    folder: Path
+    v2: bool
+
+    @classmethod
+    def of_this_process(cls, root: Path = Path("/")) -> CpuQuota | None:
+        try:
+            lines = (root / "proc/self/cgroup").read_text().splitlines()
+        except OSError:
+            return None
+        for line in lines:
+            _, controllers, path = line.split(":", 2)
+            if controllers == "":  # v2: one hierarchy; its cpu.max is there when the cpu controller is enabled
+                found = [(root / "sys/fs/cgroup" / path.lstrip("/"), True)]
+            elif "cpu" in controllers.split(","):  # v1: mounted as cpu, or cpu,cpuacct; inside a container at "/"
+                found = [(root / "sys/fs/cgroup" / mount / path.lstrip("/"), False) for mount in ("cpu", "cpu,cpuacct")]
+            else:
+                continue
+            for folder, v2 in found:
+                quota = cls(folder, v2)
+                if quota.cpus() is not None:
+                    return quota
+        return None
+
+    def cpus(self) -> float | None:
+        """The CPUs the quota allows (quota / period), None where the group has none."""
+        try:
+            if self.v2:
+                limit, period = (self.folder / "cpu.max").read_text().split()
+            else:
+                limit, period = ((self.folder / f"cpu.cfs_{k}_us").read_text().strip() for k in ("quota", "period"))
+            return None if limit in ("max", "-1") else int(limit) / int(period)
+        except (OSError, ValueError):
+            return None
+
+    def periods(self) -> tuple[int, int] | None:
+        """Scheduler periods so far with the group runnable, and those in which the quota stopped it (cpu.stat)."""
+        try:
+            stat = dict(line.split() for line in (self.folder / "cpu.stat").read_text().splitlines() if line.strip())
+            return int(stat["nr_periods"]), int(stat["nr_throttled"])
+        except (OSError, ValueError, KeyError):
+            return None
+
+
+def quota_threads() -> int | None:
+    """The threads a CPU quota leaves room for, where it allows fewer CPUs than this process may run on: its whole
+    CPUs, at least 1. None without such a quota."""
+    quota = CpuQuota.of_this_process()
+    cpus = quota.cpus() if quota else None
+    return None if cpus is None or cpus >= len(usable_cpus()) else max(1, int(cpus))
+
+
 @dataclass
 class MachineLoad:
     """How busy the cores this process may run on were with work not its own, on average over a measured span: other
@@ -172,13 +230,19 @@ class MachineLoad:
     other_cores: float = 0.0
     steal_cores: float = 0.0
     cores: int = 1
+    # a CPU quota (a container's, a CI pod's): the CPUs it allows, and the share of its scheduler periods in which
+    # it stopped this process's group; None where there is no quota
+    quota_cpus: float | None = None
+    throttled: float | None = None
 
     @property
     def busy(self) -> float:
         return self.other_cores + self.steal_cores
 
     def as_dict(self) -> dict:
-        return {"other_cores": round(self.other_cores, 2), "steal_cores": round(self.steal_cores, 2), "cores": self.cores}
+        quota = None if self.quota_cpus is None else round(self.quota_cpus, 2)
+        return {"other_cores": round(self.other_cores, 2), "steal_cores": round(self.steal_cores, 2), "cores": self.cores,
+                "quota_cpus": quota, "throttled_periods": None if self.throttled is None else round(self.throttled, 3)}
 
 
 class LoadMeter:
@@ -188,6 +252,8 @@ class LoadMeter:
 
     def __enter__(self) -> MachineLoad:
         self.load, self.start = MachineLoad(), (time.perf_counter(), *self._counters())
+        self.quota = CpuQuota.of_this_process()
+        self.periods = self.quota.periods() if self.quota else None
         return self.load
 
     def __exit__(self, *exc) -> None:
@@ -197,6 +263,10 @@ class LoadMeter:
             self.load.other_cores = max(0.0, (busy - own) / wall)
             self.load.steal_cores = max(0.0, steal / wall)
         self.load.cores = len(usable_cpus())
+        if self.quota and self.periods and (now := self.quota.periods()):
+            (periods, throttled), (periods0, throttled0) = now, self.periods
+            self.load.quota_cpus = self.quota.cpus()
+            self.load.throttled = (throttled - throttled0) / (periods - periods0) if periods > periods0 else 0.0
 
     def _counters(self) -> tuple[float, float, float]:
         """CPU seconds so far: busy and stolen on the usable cores, and this process's own (with finished children)."""

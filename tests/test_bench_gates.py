@@ -4,6 +4,7 @@ times), with exit codes, JSON and JUnit; the statistics on synthetic rounds with
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -502,3 +503,85 @@ def test_bench_says_where_the_tensorrt_int8_runs_slow_on_a_cpu(cli, artifacts):
     r = cli("bench", artifacts["int8"], "--batch-sizes", "1", "--iterations", "2")  # on the command line, its flags
     assert r.code == 0 and "run it with --backend openvino, or quantize with --target onnxruntime" in " ".join(
         r.err.split()), r.err
+
+
+def test_a_cpu_quota_is_read_from_the_cgroup_files_of_either_version(tmp_path):
+    """A container's CPU limit as the kernel keeps it: cgroup v2's cpu.max, or v1's cfs quota and period under the cpu
+    controller's mount (cpu, or cpu,cpuacct); none where the group sets no limit or there is no cgroup."""
+    def tree(name, cgroup, files):
+        root = tmp_path / name
+        (root / "proc/self").mkdir(parents=True)
+        (root / "proc/self/cgroup").write_text(cgroup)
+        for path, text in files.items():
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            (root / path).write_text(text)
+        return machine.CpuQuota.of_this_process(root)
+
+    stat = "nr_periods 120\nnr_throttled 30\nthrottled_usec 9000\n"
+    v2 = tree("v2", "0::/ci.slice/job-7\n", {"sys/fs/cgroup/ci.slice/job-7/cpu.max": "150000 100000\n",
+                                              "sys/fs/cgroup/ci.slice/job-7/cpu.stat": stat})
+    assert v2 is not None and v2.cpus() == 1.5 and v2.periods() == (120, 30)
+    v1 = tree("v1", "4:memory:/pod\n3:cpu,cpuacct:/pod/c1\n0::/\n",
+              {"sys/fs/cgroup/cpu,cpuacct/pod/c1/cpu.cfs_quota_us": "50000\n",
+               "sys/fs/cgroup/cpu,cpuacct/pod/c1/cpu.cfs_period_us": "100000\n",
+               "sys/fs/cgroup/cpu,cpuacct/pod/c1/cpu.stat": "nr_periods 10\nnr_throttled 9\nthrottled_time 5\n"})
+    assert v1 is not None and v1.cpus() == 0.5 and v1.periods() == (10, 9)
+    assert tree("unlimited", "0::/\n", {"sys/fs/cgroup/cpu.max": "max 100000\n"}) is None
+    assert tree("v1_unlimited", "1:cpu:/\n", {"sys/fs/cgroup/cpu/cpu.cfs_quota_us": "-1\n",
+                                             "sys/fs/cgroup/cpu/cpu.cfs_period_us": "100000\n"}) is None
+    assert machine.CpuQuota.of_this_process(tmp_path / "nothing") is None
+
+
+def test_threads_left_to_the_runtime_are_the_quotas_under_a_cpu_quota(monkeypatch):
+    """Under a CPU quota below the cores the process may run on, the threads left to the runtime are the quota's whole
+    CPUs (at least 1); a quota of all the cores, none, or threads given leave them as they were."""
+    from swin_deploy.backends import checked_threads
+
+    def quota(cpus):
+        monkeypatch.setattr(machine.CpuQuota, "of_this_process", classmethod(
+            lambda cls, root=None: None if cpus is None else type("Q", (), {"cpus": lambda self: cpus})()))
+
+    monkeypatch.setattr(machine, "usable_cpus", lambda: [0, 1, 2, 3])
+    for cpus, threads in ((None, None), (4.0, None), (6.0, None), (2.5, 2), (1.0, 1), (0.5, 1)):
+        quota(cpus)
+        assert (machine.quota_threads(), checked_threads(None), checked_threads(3)) == (threads, threads, 3), cpus
+
+
+def _bench_in_a_cpu_quota(cpus, *args):
+    """`swin-deploy bench ... --json -` run in a cgroup v1 group limited to `cpus` CPUs, where this machine lets the
+    test make one (root, a writable cpu controller); skips elsewhere."""
+    import subprocess
+    import sys
+
+    group = Path("/sys/fs/cgroup/cpu") / f"swin-deploy-test-{os.getpid()}"
+    try:
+        group.mkdir()
+        (group / "cpu.cfs_quota_us").write_text(str(int(int((group / "cpu.cfs_period_us").read_text()) * cpus)))
+    except OSError as e:
+        if group.exists():
+            group.rmdir()
+        pytest.skip(f"no cgroup v1 cpu group can be made here ({e})")
+    command = [sys.executable, "-m", "cli", "bench", *map(str, args), "--json", "-"]
+    try:
+        r = subprocess.run(["sh", "-c", f'echo $$ > {group}/cgroup.procs && exec "$@"', "sh", *command],
+                           capture_output=True, text=True, cwd=Path(__file__).parents[1], timeout=300)
+    finally:
+        group.rmdir()
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_bench_says_when_a_cpu_quota_throttled_it(twins):
+    """Under a CPU quota smaller than bench's threads the kernel stops the process group for part of each period, which
+    neither the cores' load nor the affinity shows: the JSON records it and a note says so. Left to choose, bench
+    takes the quota's threads and is not throttled."""
+    a, b = twins
+    doc = _bench_in_a_cpu_quota(0.1, a, "--against", b, *FAST)  # a tenth: bench's pauses between turns do not hide it
+    assert doc["machine_load"]["quota_cpus"] == 0.1 and doc["machine_load"]["throttled_periods"] >= 0.1, doc
+    assert any(n.startswith("the CPU quota throttled this run: its cgroup may use 0.1 CPUs") and
+               n.endswith("bench where the quota covers the threads") for n in doc["notes"]), doc["notes"]
+    if len(machine.usable_cpus()) < 2:
+        return
+    doc = _bench_in_a_cpu_quota(1.0, a, "--against", b, *FAST[:-2])
+    assert doc["threads"] == 1 and doc["machine_load"]["throttled_periods"] < 0.1, doc
+    assert not any(n.startswith("the CPU quota") for n in doc["notes"]), doc["notes"]

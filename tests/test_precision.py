@@ -1114,8 +1114,9 @@ def test_reduce_range_weights_cannot_saturate_int8_matmuls_without_vnni(cli, dem
 
     def bench_notes(*paths):  # bench says it too: the fastest path may be a wrong answer
         r = cli("bench", *paths, "--backend", backend, "--batch-sizes", "1", "--iterations", "2", "--json", "-")
-        assert r.code == 0, r.err  # less bench's note on a busy machine, which a loaded CI runner may get too
-        return [n for n in json.loads(r.out)["notes"] if not n.startswith("the machine was busy")]
+        assert r.code == 0, r.err  # less bench's notes on a busy or throttled machine, which a CI runner may get too
+        machine_notes = ("the machine was busy", "the CPU quota throttled")
+        return [n for n in json.loads(r.out)["notes"] if not n.startswith(machine_notes)]
 
     assert [n.split(":")[0] for n in bench_notes(out8, out7)] == [f"{out8.name} on {backend}"]
 

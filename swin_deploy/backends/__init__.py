@@ -22,16 +22,23 @@ def checked_backend(backend: str | None) -> str | None:
 
 
 def checked_threads(threads: int | None) -> int | None:
-    """`threads` as given (None: the runtime's choice), refused unless at least 1 (runtimes read 0 and negative
-    counts as "choose for me" or fail deep inside, neither of which the user asked for) and at most the CPUs this
-    process may use: more only contend for the same cores, and a slip (100000) exhausted the process limit and took
-    the shell down with it."""
-    from ..errors import UserError
-    from ..machine import usable_cpus
+    """`threads` as given, refused unless at least 1 (runtimes read 0 and negative counts as "choose for me" or fail
+    deep inside, neither of which the user asked for) and at most the CPUs this process may use: more only contend for
+    the same cores, and a slip (100000) exhausted the process limit and took the shell down with it.
 
-    if threads is not None and threads < 1:
+    None is the runtime's choice, except under a CPU quota (a container's, a CI pod's) that allows fewer CPUs than
+    the process may run on: the runtimes count the cores and run that many threads, which the kernel stops for the
+    rest of each period once they have used the quota, so None is the quota's whole CPUs (machine.quota_threads).
+    (benchmarks/RESULTS.md, "CPU quotas": with 2 threads under a 1-CPU quota, bench read an artifact as 1.35x
+    as fast as itself.)"""
+    from ..errors import UserError
+    from ..machine import quota_threads, usable_cpus
+
+    if threads is None:
+        return quota_threads()
+    if threads < 1:
         raise UserError(f"`threads` must be at least 1, not {threads} (leave it out for the runtime's choice)")
-    if threads is not None and threads > (cpus := len(usable_cpus())):
+    if threads > (cpus := len(usable_cpus())):
         raise UserError(f"`threads` {threads} is more than the {cpus} CPUs this process may use: pass at most {cpus}")
     return threads
 
@@ -80,7 +87,7 @@ def runner_for(path, backend: str | None = None, threads: int | None = None, ope
     from ..errors import UserError, require_file
 
     path = Path(path)
-    checked_threads(threads)
+    threads = checked_threads(threads)
     require_file(path, "pass an .onnx, .engine or OpenVINO .xml artifact")
     backend = checked_backend(backend) or default_backend(path)
     if said := unused_options(openvino, [backend]):
