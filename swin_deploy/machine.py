@@ -183,14 +183,17 @@ class CpuQuota:
         for line in lines:
             _, controllers, path = line.split(":", 2)
             if controllers == "":  # v2: one hierarchy; its cpu.max is there when the cpu controller is enabled
-                found = [(root / "sys/fs/cgroup" / path.lstrip("/"), True)]
-            elif "cpu" in controllers.split(","):  # v1: mounted as cpu, or cpu,cpuacct; inside a container at "/"
-                found = [(root / "sys/fs/cgroup" / mount / path.lstrip("/"), False) for mount in ("cpu", "cpu,cpuacct")]
+                mounts, v2 = [root / "sys/fs/cgroup"], True
+            elif "cpu" in controllers.split(","):  # v1: mounted as cpu, or cpu,cpuacct
+                mounts, v2 = [root / "sys/fs/cgroup" / m for m in ("cpu", "cpu,cpuacct")], False
             else:
                 continue
-            for folder, v2 in found:
-                quota = cls(folder, v2)
-                if quota.cpus() is not None:
+            parts = [part for part in path.split("/") if part]
+            # the path is the host's where a container has no cgroup namespace, and its mount shows the container's
+            # own group as the root: the longest tail of the path that is there is this process's group
+            for mount in mounts:
+                folder = next((f for i in range(len(parts) + 1) if (f := mount.joinpath(*parts[i:])).is_dir()), None)
+                if folder is not None and (quota := cls(folder, v2)).cpus() is not None:
                     return quota
         return None
 

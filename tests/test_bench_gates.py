@@ -526,6 +526,10 @@ def test_a_cpu_quota_is_read_from_the_cgroup_files_of_either_version(tmp_path):
                "sys/fs/cgroup/cpu,cpuacct/pod/c1/cpu.cfs_period_us": "100000\n",
                "sys/fs/cgroup/cpu,cpuacct/pod/c1/cpu.stat": "nr_periods 10\nnr_throttled 9\nthrottled_time 5\n"})
     assert v1 is not None and v1.cpus() == 0.5 and v1.periods() == (10, 9)
+    # in a container without a cgroup namespace the path is the host's, and the mount's root the container's group
+    docker = tree("docker", "1:cpu:/docker/4f2a/job\n", {"sys/fs/cgroup/cpu/job/cpu.cfs_quota_us": "200000\n",
+                                                        "sys/fs/cgroup/cpu/job/cpu.cfs_period_us": "100000\n"})
+    assert docker is not None and docker.cpus() == 2.0
     assert tree("unlimited", "0::/\n", {"sys/fs/cgroup/cpu.max": "max 100000\n"}) is None
     assert tree("v1_unlimited", "1:cpu:/\n", {"sys/fs/cgroup/cpu/cpu.cfs_quota_us": "-1\n",
                                              "sys/fs/cgroup/cpu/cpu.cfs_period_us": "100000\n"}) is None
