@@ -69,7 +69,7 @@ GATE_MIN_ROUNDS = 10  # below this many rounds a speed gate's interval means lit
 # its usable cores busy on average while it ran: idle 2-core guests read 0.00-0.02, a process spinning on one core 0.7-1.0
 BUSY_MACHINE_CORES = 0.2
 # bench notes a CPU quota (a container's, a CI pod's) that stopped its group in at least this share of the scheduler
-# periods while it ran: a swin_t bench with 2 threads under a 1-CPU quota read 0.9, one with 1 thread 0.0
+# periods while it ran: a swin_t bench with 2 threads under a 1-CPU quota read 0.97, one with 1 thread 0.01
 THROTTLED_PERIODS = 0.1
 
 # the command line's progress where stderr is no terminal (a CI log): a plain line at most this often, so long work

@@ -181,6 +181,8 @@ class CpuQuota:
         except OSError:
             return None
         for line in lines:
+            if line.count(":") < 2:
+                continue
             _, controllers, path = line.split(":", 2)
             if controllers == "":  # v2: one hierarchy; its cpu.max is there when the cpu controller is enabled
                 mounts, v2 = [root / "sys/fs/cgroup"], True
@@ -266,9 +268,10 @@ class LoadMeter:
             self.load.other_cores = max(0.0, (busy - own) / wall)
             self.load.steal_cores = max(0.0, steal / wall)
         self.load.cores = len(usable_cpus())
-        if self.quota and self.periods and (now := self.quota.periods()):
+        cpus = self.quota.cpus() if self.quota else None
+        if cpus is not None and self.periods and (now := self.quota.periods()):
             (periods, throttled), (periods0, throttled0) = now, self.periods
-            self.load.quota_cpus = self.quota.cpus()
+            self.load.quota_cpus = cpus
             self.load.throttled = (throttled - throttled0) / (periods - periods0) if periods > periods0 else 0.0
 
     def _counters(self) -> tuple[float, float, float]:

@@ -521,7 +521,7 @@ def test_a_cpu_quota_is_read_from_the_cgroup_files_of_either_version(tmp_path):
     v2 = tree("v2", "0::/ci.slice/job-7\n", {"sys/fs/cgroup/ci.slice/job-7/cpu.max": "150000 100000\n",
                                               "sys/fs/cgroup/ci.slice/job-7/cpu.stat": stat})
     assert v2 is not None and v2.cpus() == 1.5 and v2.periods() == (120, 30)
-    v1 = tree("v1", "4:memory:/pod\n3:cpu,cpuacct:/pod/c1\n0::/\n",
+    v1 = tree("v1", "not a cgroup line\n4:memory:/pod\n3:cpu,cpuacct:/pod/c1\n0::/\n",
               {"sys/fs/cgroup/cpu,cpuacct/pod/c1/cpu.cfs_quota_us": "50000\n",
                "sys/fs/cgroup/cpu,cpuacct/pod/c1/cpu.cfs_period_us": "100000\n",
                "sys/fs/cgroup/cpu,cpuacct/pod/c1/cpu.stat": "nr_periods 10\nnr_throttled 9\nthrottled_time 5\n"})

@@ -29,8 +29,8 @@ def checked_threads(threads: int | None) -> int | None:
     None is the runtime's choice, except under a CPU quota (a container's, a CI pod's) that allows fewer CPUs than
     the process may run on: the runtimes count the cores and run that many threads, which the kernel stops for the
     rest of each period once they have used the quota, so None is the quota's whole CPUs (machine.quota_threads).
-    (benchmarks/RESULTS.md, "CPU quotas": with 2 threads under a 1-CPU quota, bench read an artifact as 1.35x
-    as fast as itself.)"""
+    (benchmarks/RESULTS.md, "Latency gates under a CPU quota": with 2 threads under a 1-CPU quota, bench read an
+    artifact as 1.35x as fast as itself.)"""
     from ..errors import UserError
     from ..machine import quota_threads, usable_cpus
 
