@@ -330,6 +330,22 @@ def test_a_precision_openvino_cannot_compile_in_is_named_with_what_to_do(cli, ar
     assert cli("verify", artifacts["int8"], "--backend", "openvino", "--samples", "2").code == 0
 
 
+@pytest.mark.parametrize("promised", ["input", "logits", "features", "stem", "stage3"])
+def test_runner_and_triton_name_a_port_by_the_name_the_artifact_promises(promised):
+    """A port OpenVINO gives several names (a converter's Cast merged into it) is named as the artifact promises, by
+    the runner and by the Triton config alike (one function), whichever name OpenVINO lists first."""
+    from swin_deploy.backends.openvino_runner import port_name
+
+    class Port:
+        def get_names(self):
+            return {"a/cast_output_0", promised, "z_extra"}
+
+        def get_any_name(self):
+            return "a/cast_output_0"
+
+    assert port_name(Port()) == promised
+
+
 @pytest.mark.parametrize("kind", ["fp32", "fp32_v2", "int8"])
 def test_openvino_runs_each_window_attention_as_one_fused_kernel(demo, artifacts, kind):
     """The 4D attention layout (layers.heads_major) is what OpenVINO's MHA kernel takes: no Softmax and no attention

@@ -58,8 +58,16 @@ class OpenVinoOptions:
         return cls(**settings) if any(v is not None for v in settings.values()) else None
 
 
-# the output names swin-deploy artifacts have: logits, pooled features, or feature maps (stem, stage1..N)
-PROMISED_OUTPUTS = ("logits", "features", "stem")
+# the names swin-deploy artifacts give their tensors: the input; logits, pooled features, or feature maps (stem,
+# stage1..N)
+PROMISED_NAMES = ("input", "logits", "features", "stem")
+
+
+def port_name(port) -> str:
+    """A model input's or output's name as the artifact promises it: an OpenVINO port carries every name its tensor
+    had on the way (the fp16 converter's casts add their own), and any one of them otherwise."""
+    return next((n for n in sorted(port.get_names()) if n in PROMISED_NAMES or n.startswith("stage")),
+                port.get_any_name())
 
 def import_openvino():
     try:
@@ -182,10 +190,7 @@ class OpenVinoRunner(Runner):
         self.streams = int(compiled.get_property("NUM_STREAMS"))
         self.dynamic = _Compiled(compiled, self.parallel)
         self.static: dict[tuple[int, ...], _Compiled] = {}  # input shape -> its static compile
-        # an output tensor carries every name it had on its way out (the fp16 converter's casts add their own):
-        # prefer the name the artifact promises
-        self.output_names = [next((n for n in sorted(o.get_names()) if n in PROMISED_OUTPUTS or n.startswith("stage")),
-                                  o.get_any_name()) for o in compiled.outputs]
+        self.output_names = [port_name(o) for o in compiled.outputs]
         # what the compiled model computes in (an openvino Type: f32, bf16, f16), whatever was asked
         self.execution_precision = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
 

@@ -106,7 +106,7 @@ def openvino_io(path: Path, info: ArtifactInfo) -> ArtifactIO:
     """I/O of an IR, or of an ONNX served by Triton's OpenVINO backend, as OpenVINO reads it (dynamic dims -1): that
     backend compares output dims exactly with what OpenVINO infers, which can be static where the ONNX's own shapes
     are symbolic."""
-    from ..backends.openvino_runner import read_model
+    from ..backends.openvino_runner import port_name, read_model
 
     model = read_model(path)
     names = {"f32": "float32", "f16": "float16", "u8": "uint8", "i8": "int8"}
@@ -114,10 +114,9 @@ def openvino_io(path: Path, info: ArtifactInfo) -> ArtifactIO:
     def tensors(ports) -> list[Tensor]:
         out = []
         for port in ports:
-            wanted = [n for n in port.get_names() if n in ("input", "logits") or n.startswith("stage")]
             dims = tuple(d.get_length() if d.is_static else -1 for d in port.get_partial_shape())
-            out.append(Tensor((wanted or [port.get_any_name()])[0], names.get(port.get_element_type().get_type_name(),
-                                                                          str(port.get_element_type())), dims))
+            out.append(Tensor(port_name(port), names.get(port.get_element_type().get_type_name(),
+                                                         str(port.get_element_type())), dims))
         return out
 
     batch = None if info.static_batch else (1, info.max_batch or 0)
