@@ -30,7 +30,23 @@ from swin_deploy.enums import Precision
 from swin_deploy.errors import GateFailed, SwinDeployError, UserError, out_of_space
 from swin_deploy.parsing import parse_bytes, parse_floats, parse_fraction, parse_hw, parse_hw_list, parse_ints, read_class_names
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+
+def _flags_untyped(params: list) -> list:
+    """Flags shown without a value type. Typer 0.29's help labels every option with its type, flags too
+    (`--static-batch <bool>`, read as if it took true/false, which is a usage error); earlier releases left the
+    type out for flags, as click does."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.display_type_rich = lambda ctx: None
+    return params
+
+
+class UntypedFlagsGroup(typer.core.TyperGroup):
+    def get_params(self, ctx) -> list:
+        return _flags_untyped(super().get_params(ctx))
+
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, cls=UntypedFlagsGroup,
                   help="Export Swin Transformer V1/V2 to ONNX and TensorRT, set precision, and gate accuracy and speed.")
 
 
@@ -49,6 +65,9 @@ class OnceCommand(typer.core.TyperCommand):
                     ctx.fail(_given_twice(param, args))
                 seen.add(param)
         return super().parse_args(ctx, args)
+
+    def get_params(self, ctx) -> list:
+        return _flags_untyped(super().get_params(ctx))
 
 
 command = functools.partial(app.command, cls=OnceCommand)

@@ -218,6 +218,20 @@ def test_version_is_one_line_a_ci_log_can_record(cli):
     assert (r.code, r.out) == (0, f"swin-deploy {__version__}\n"), r
 
 
+def test_help_shows_a_type_for_options_that_take_a_value_and_none_for_flags(cli, monkeypatch):
+    """`--static-batch <bool>` reads as if it took true/false (a usage error): flags show no type, in every command's
+    help and the top level's, while valued options keep theirs."""
+    import re
+
+    monkeypatch.setenv("COLUMNS", "200")
+    for args in ((), ("export",), ("verify",), ("triton",), ("quantize",)):
+        r = cli(*args, "--help")
+        assert r.code == 0, r.err
+        assert "<bool>" not in r.out and re.search(r"--help +Show this message", r.out), r.out
+    r = cli("export", "--help")
+    assert re.search(r"--static-batch +Fixed batch", r.out) and re.search(r"--max-batch +<int>", r.out), r.out
+
+
 @pytest.mark.parametrize("args, said", [
     (("verify",), "Missing argument 'artifact'. (see swin-deploy verify --help)"),
     (("verify", "m.onnx", "--bogus"), "No such option: --bogus (see swin-deploy verify --help)"),
