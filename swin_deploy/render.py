@@ -252,8 +252,10 @@ def verify_table(result) -> None:
     ran = result.candidate.get("backend", "")
     if result.candidate.get("execution_precision"):
         ran += f", computing in {result.candidate['execution_precision']}"
-    columns(f"verify {result.artifact.name} ({result.info.precision} on {ran}) vs {result.reference['backend']} on "
-            f"{result.inputs}",
+    against = result.reference["backend"]
+    if result.reference.get("execution_precision"):
+        against += f" (computing in {result.reference['execution_precision']})"
+    columns(f"verify {result.artifact.name} ({result.info.precision} on {ran}) vs {against} on {result.inputs}",
             headers, rows, left=("metric",))
     full = [b for b in result.batches if b.role == "accuracy"]
     consistency = [b for b in result.batches if b.role == "consistency"]

@@ -92,6 +92,27 @@ def test_ir_export_and_convert_carry_the_metadata(cli, demo, artifacts, tmp_path
     assert r.code == 0 and top1.count("7") >= 0.9 * len(top1)
 
 
+def test_an_openvino_reference_names_what_it_computed_in(cli, demo, artifacts, tmp_path):
+    """An IR as the reference runs on OpenVINO like any IR (fp32: in f32, whatever the candidate is asked to compute
+    in); the report and the header say what it computed in, known once it ran, and from a reference cache as it ran
+    when the cache was written."""
+    from swin_deploy.backends.openvino_runner import cpu_capabilities
+
+    folder, _ = demo
+    xml = tmp_path / "fp32.xml"
+    assert cli("convert", artifacts["fp32"], "-o", xml).code == 0
+    report, cache = tmp_path / "r.json", tmp_path / "ref.cache"
+    for hit in (False, True):
+        r = cli("verify", artifacts["int8"], "--reference", xml, "--backend", "openvino", "--inference-precision",
+                "bf16" if "BF16" in cpu_capabilities() else "f32", "--data", folder / "data" / "val", "--limit", "16",
+                "--reference-cache", cache, "--report", report)
+        assert r.code == 0, r.out + r.err
+        doc = json.loads(report.read_text())
+        assert doc["reference_cache"]["hit"] is hit
+        assert doc["reference"]["backend"] == "openvino" and doc["reference"]["execution_precision"] == "f32"
+        assert "vs openvino (computing in f32)" in " ".join(r.out.split()), r.out
+
+
 def test_an_ir_is_identified_by_its_weights_too(cli, artifacts, tmp_path):
     """Two IRs with one graph and other weights (the same architecture converted from two fine-tunes without our
     metadata) have the same .xml: the identity that keys verify's reference cache and bench's baseline comparison

@@ -42,8 +42,11 @@ class CacheWriter:
         self._tmp.write(np.ascontiguousarray(rows).tobytes())
         self.index.extend(int(i) for i in index)
 
-    def commit(self) -> None:
-        header = json.dumps({"key": self.key, "outputs": self.shapes or {}, "rows": len(self.index)}).encode()
+    def commit(self, described: dict | None = None) -> None:
+        """`described`: the reference runner's description (its runtime, what it computed in), for the reports of
+        runs that read the cache instead of running it."""
+        header = json.dumps({"key": self.key, "outputs": self.shapes or {}, "rows": len(self.index),
+                             "described": described or {}}).encode()
         self._tmp.seek(0)
         with atomic_output(self.path) as tmp, open(tmp, "wb") as f:
             f.write(MAGIC + struct.pack("<Q", len(header)) + header)
@@ -80,6 +83,7 @@ class CacheReader:
                 raise UserError(f"reference cache {path} was made for another {field.replace('_', ' ')}: delete it to "
                                 "build it again, or pass another `reference_cache`")
         self.row_of = {int(i): r for r, i in enumerate(index)}
+        self.described: dict = header.get("described") or {}  # the reference as it ran when the cache was written
 
     def outputs(self, index: np.ndarray) -> dict[str, np.ndarray]:
         """The reference outputs of these images (by position in the image list), as the runner gave them."""

@@ -311,7 +311,6 @@ def verify_artifact(artifact: Path, options: VerifyOptions | None = None,
         # gate what actually runs: a runtime computing below the artifact's precision gets that precision's gate
         thresholds = thresholds_for(info.precision, result.candidate.get("execution_precision")).override(**o.thresholds)
         result.thresholds = thresholds
-        result.reference = reference.runner.describe()
         result.notes = [n for n in [info.overflow_note(result.candidate.get("backend"))] if n]
         if unchecked:
             listed = ", ".join(map(_sizes, unchecked))
@@ -323,6 +322,8 @@ def verify_artifact(artifact: Path, options: VerifyOptions | None = None,
         for size in ends:
             _gate_range_end(InputSet(info, o, size), min(sizes), candidate, reference, thresholds,
                             o.consistency_samples, result, on_progress)
+    # described once it ran (what an OpenVINO reference computed in is known only then), or as the cache recorded it
+    result.reference = result.reference or reference.runner.describe()
     if inputs[0].images is not None:
         images = inputs[0].images
         if images.unlabelled:  # the labels file decides the set; say what it leaves out, as an accuracy gate's scope
@@ -429,8 +430,10 @@ def _gate_input_set(inp: InputSet, sizes: list[int], candidate: Runner, ref_sour
             on_progress(label, len(batch.x), inp.total)
         if comparison.samples == 0:
             raise inp.images.none_readable()  # synthetic inputs always run
+        if cached is not None:
+            result.reference = cached.described
         if writer is not None:
-            writer.commit()
+            writer.commit(reference.describe())
             writer = None
     finally:
         if writer is not None:
