@@ -141,6 +141,29 @@ def test_loader_writes_a_strongly_typed_engine_and_its_sidecar(stand_in, demo, t
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.engine", "m.engine.json", "timing.cache"]
 
 
+def test_each_artifact_kind_on_a_backend_that_cannot_run_it_is_one_line(stand_in, cli, demo, tmp_path):
+    """An engine runs on TensorRT alone, an IR on OpenVINO alone, and the tensorrt backend runs engines, not ONNX:
+    said before anything loads, with what to run instead (not TensorRT's or OpenVINO's failure to parse the file).
+    (bench's `backend` is each ONNX's, so an engine or IR among them runs on its own.)"""
+    from swin_deploy.backends.tensorrt.loader import BuildOptions
+
+    _, paths = demo
+    engine, ir = tmp_path / "m.engine", tmp_path / "m.xml"
+    build(paths["swin_digits"], engine, BuildOptions(1, 4, 8))
+    assert cli("convert", paths["swin_digits"], "-o", ir).code == 0
+    cases = [((engine, "openvino"), "m.engine is a TensorRT engine: run it with --backend tensorrt"),
+             ((engine, "onnxruntime-cpu"), "m.engine is a TensorRT engine: run it with --backend tensorrt"),
+             ((ir, "tensorrt"), "m.xml is an OpenVINO IR: run it with --backend openvino"),
+             ((ir, "onnxruntime-cuda"), "m.xml is an OpenVINO IR: run it with --backend openvino"),
+             ((paths["swin_digits"], "tensorrt"), "build one with swin-deploy build-engine, or run the ONNX on "
+                                                  "TensorRT through onnxruntime (--backend onnxruntime-tensorrt)")]
+    for (path, backend), said in cases:
+        bench = [["bench", path, "--iterations", "2"]] if path.suffix == ".onnx" else []
+        for command in (["verify", path, "--samples", "2"], ["predict", path, paths["swin_digits"]], *bench):
+            r = cli(*command, "--backend", backend)
+            assert r.code == 2 and said in r.err and r.err.count("\n") == 1, (command, backend, r.err)
+
+
 def test_inspect_reads_an_engine_from_its_sidecar_without_tensorrt(stand_in, cli, demo, tmp_path, monkeypatch):
     """What an engine is comes from the sidecar build-engine wrote: inspect runs where TensorRT is not installed (a CI
     machine checking what it ships) and names the TensorRT and GPU the engine is for."""

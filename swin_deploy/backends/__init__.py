@@ -92,6 +92,14 @@ def runner_for(path, backend: str | None = None, threads: int | None = None, ope
     backend = checked_backend(backend) or default_backend(path)
     if said := unused_options(openvino, [backend]):
         raise UserError(said)
+    kind = kind_of(path)
+    if kind == "engine" and backend != "tensorrt":
+        raise UserError(f"{path.name} is a TensorRT engine: run it with `backend` tensorrt (on an NVIDIA GPU)")
+    if kind == "ir" and backend != "openvino":
+        raise UserError(f"{path.name} is an OpenVINO IR: run it with `backend` openvino")
+    if kind == "onnx" and backend == "tensorrt":
+        raise UserError(f"{path.name} is an ONNX, and `backend` tensorrt runs engines: build one with swin-deploy "
+                        "build-engine, or run the ONNX on TensorRT through onnxruntime (`backend` onnxruntime-tensorrt)")
     if backend == "tensorrt":
         from .tensorrt.runner import TensorRTRunner
 
@@ -100,8 +108,6 @@ def runner_for(path, backend: str | None = None, threads: int | None = None, ope
         from .openvino_runner import OpenVinoRunner
 
         return OpenVinoRunner(path, threads, openvino, precision)
-    if kind_of(path) == "ir":
-        raise UserError(f"{path.name} is an OpenVINO IR: run it with `backend` openvino")
     if backend.startswith("onnxruntime-"):
         from .onnxruntime_runner import OnnxRuntimeRunner
 
