@@ -1,4 +1,5 @@
-"""What an artifact sees in pictures: top-k classes with names, for any ONNX (any precision) or TensorRT engine.
+"""What an artifact sees in pictures: top-k classes with names, for any ONNX (any precision), OpenVINO IR or
+TensorRT engine.
 
 Class names come from the artifact's metadata (a transformers fine-tune's id2label, the demo digits), else from
 timm's offline ImageNet class descriptions for 1000- and 21841-class models, else the class index.
@@ -40,9 +41,10 @@ class PredictResult:
     skip_reasons: list[str] = field(default_factory=list)  # why, one per skipped image
     label_source: str = "indices"
     notes: list[str] = field(default_factory=list)  # why the scores may be off here (an INT8 that overflows)
+    runner: dict = field(default_factory=dict)  # what computed the scores: runtime, version, execution precision
 
     def as_dict(self) -> dict:
-        return {"artifact": str(self.artifact), "labels": self.label_source,
+        return {"artifact": str(self.artifact), "runner": self.runner, "labels": self.label_source,
                 "predictions": [p.as_dict() for p in self.predictions], "skipped": self.skipped, "notes": self.notes}
 
 
@@ -101,6 +103,7 @@ def predict(artifact: Path, images: list[str | Path] | str | Path, top_k: int = 
                 result.predictions.append(Prediction(str(files.files[i]), [
                     {"index": int(c), "label": names[c], "probability": round(float(row[c]), 6)} for c in top]))
             on_progress("predicting", len(b.x), len(files))
+        result.runner = runner.describe()
     result.skipped, result.skip_reasons = [str(p) for p, _ in files.skips()], [str(w) for _, w in files.skips()]
     if not result.predictions:
         raise files.none_readable()

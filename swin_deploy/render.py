@@ -419,9 +419,12 @@ def engine_summary(result) -> None:
 def predictions(result) -> None:
     """One image: its ranked classes. Several: a row each, the best class first (a folder's worth of per-image tables
     is ten lines an image to scroll through; --json has every score)."""
+    ran = result.runner.get("backend", "")
+    if result.runner.get("execution_precision"):
+        ran += f", computing in {result.runner['execution_precision']}"
     if len(result.predictions) == 1:
         p = result.predictions[0]
-        columns(p.image, ["rank", "class", "label", "probability"],
+        columns(f"{p.image} on {ran}", ["rank", "class", "label", "probability"],
                 [[i + 1, t["index"], t["label"], f"{t['probability']:.4f}"] for i, t in enumerate(p.top)],
                 left=("label",))
         return
@@ -429,7 +432,7 @@ def predictions(result) -> None:
     rows = [[p.image, p.top[0]["label"], f"{p.top[0]['probability']:.4f}",
              *(["; ".join(f"{t['label']} ({t['probability']:.4f})" for t in p.top[1:])] if k > 1 else [])]
             for p in result.predictions]
-    columns(f"{result.artifact.name}: top-{k} of {len(rows)} images", ["image", "label", "probability",
+    columns(f"{result.artifact.name} on {ran}: top-{k} of {len(rows)} images", ["image", "label", "probability",
                                                                        *(["next"] if k > 1 else [])],
             rows, left=("image",), wrapped=("label", "next"))
 

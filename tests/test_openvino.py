@@ -314,6 +314,10 @@ def test_runtime_options_reach_the_runner_and_bad_ones_exit_2(cli, demo, artifac
     assert list(cache.glob("*.blob"))  # OpenVINO cached what it compiled, in the folder it was given
     r = cli("predict", artifacts["int8"], val / "3", "--backend", "openvino", "--threads", "1", "--json", "-")
     assert r.code == 0 and json.loads(r.out)["predictions"], r.err
+    ran = json.loads(r.out)["runner"]  # what computed the scores: the runtime and what it computed in
+    assert ran["backend"] == "openvino" and ran["threads"] == 1 and ran["execution_precision"] in ("f32", "bf16", "f16")
+    r = cli("predict", artifacts["fp32"], val / "3", "--backend", "openvino", "--inference-precision", "f32")
+    assert r.code == 0 and "on openvino, computing in f32: top-5" in " ".join(r.out.split()), r.out
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     for folder_given, said in ((blocker, "a-file is a file"), (blocker / "sub", "a-file is a file, not a folder")):
