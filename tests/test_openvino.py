@@ -355,10 +355,10 @@ def test_a_precision_openvino_cannot_compile_in_is_named_with_what_to_do(cli, ar
     assert cli("verify", artifacts["int8"], "--backend", "openvino", "--samples", "2").code == 0
 
 
-@pytest.mark.parametrize("promised", ["input", "logits", "features", "stem", "stage3"])
-def test_runner_and_triton_name_a_port_by_the_name_the_artifact_promises(promised):
-    """A port OpenVINO gives several names (a converter's Cast merged into it) is named as the artifact promises, by
-    the runner and by the Triton config alike (one function), whichever name OpenVINO lists first."""
+@pytest.mark.parametrize("promised", ["logits", "features", "stem", "stage3"])
+def test_the_runner_names_an_output_as_the_artifact_promises(promised):
+    """A port OpenVINO gives several names (a converter's Cast merged into it) is named as the artifact promises,
+    whichever name OpenVINO lists first."""
     from swin_deploy.backends.openvino_runner import port_name
 
     class Port:
@@ -369,6 +369,26 @@ def test_runner_and_triton_name_a_port_by_the_name_the_artifact_promises(promise
             return "a/cast_output_0"
 
     assert port_name(Port()) == promised
+
+
+def test_a_port_with_several_names_runs_and_is_served_by_the_name_each_side_knows(cli, artifacts, tmp_path):
+    """verify reads the promised `logits`; Triton's OpenVINO backend matches config names against get_any_name()
+    alone (its ValidateInputs/ValidateOutputs), so the config names the port as that, and --check agrees."""
+    pytest.importorskip("tritonclient.grpc")
+    import openvino as ov
+
+    xml, multi = tmp_path / "m.xml", tmp_path / "multi.xml"
+    assert cli("convert", artifacts["fp32"], "-o", xml).code == 0
+    model = ov.Core().read_model(str(xml))
+    model.outputs[0].get_tensor().add_names({"a/cast_output_0"})
+    ov.save_model(model, str(multi), compress_to_fp16=False)
+    assert ov.Core().read_model(str(multi)).outputs[0].get_any_name() == "a/cast_output_0"
+    assert cli("verify", multi, "--samples", "4").code == 0
+    assert cli("triton", multi, "--repo", tmp_path / "repo").code == 0
+    config = (tmp_path / "repo" / "multi" / "config.pbtxt").read_text()
+    assert 'name: "a/cast_output_0"' in config and 'name: "logits"' not in config, config
+    assert 'label_filename: "labels.txt"' in config  # still the logits, whatever the backend calls them
+    assert cli("triton", "--check", tmp_path / "repo" / "multi").code == 0
 
 
 @pytest.mark.parametrize("kind", ["fp32", "fp32_v2", "int8"])

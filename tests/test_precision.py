@@ -1031,6 +1031,7 @@ def test_a_foreign_onnx_runs_in_every_command_with_the_gates_its_graph_asks_for(
     assert cli("triton", int8, "--repo", tmp_path / "repo", "--variant", "swin_digits").code == 0
     config = (tmp_path / "repo" / "q" / "config.pbtxt").read_text()
     assert 'name: "output"' in config and cli("triton", "--check", tmp_path / "repo" / "q").code == 0
+    assert 'label_filename: "labels.txt"' in config  # its one output is the logits: the class names go with it
     cases = [(("verify", fp32, "--variant", "swinv2_test", "--samples", "2"), "takes ?x3x32x32 inputs where swinv2_test"),
              (("bench", fp32, "--iterations", "2"), "--variant"), (("predict", fp32, val / "4"), "--variant"),
              (("triton", fp32, "--repo", tmp_path / "repo"), "--variant"), (("convert", fp32), "--variant")]

@@ -106,7 +106,7 @@ def openvino_io(path: Path, info: ArtifactInfo) -> ArtifactIO:
     """I/O of an IR, or of an ONNX served by Triton's OpenVINO backend, as OpenVINO reads it (dynamic dims -1): that
     backend compares output dims exactly with what OpenVINO infers, which can be static where the ONNX's own shapes
     are symbolic."""
-    from ..backends.openvino_runner import port_name, read_model
+    from ..backends.openvino_runner import read_model
 
     model = read_model(path)
     names = {"f32": "float32", "f16": "float16", "u8": "uint8", "i8": "int8"}
@@ -115,7 +115,9 @@ def openvino_io(path: Path, info: ArtifactInfo) -> ArtifactIO:
         out = []
         for port in ports:
             dims = tuple(d.get_length() if d.is_static else -1 for d in port.get_partial_shape())
-            out.append(Tensor(port_name(port), names.get(port.get_element_type().get_type_name(),
+            # the backend knows a port by get_any_name() alone (its ValidateInputs/ValidateOutputs), whatever other
+            # names OpenVINO gives it: a config naming another is refused at load
+            out.append(Tensor(port.get_any_name(), names.get(port.get_element_type().get_type_name(),
                                                          str(port.get_element_type())), dims))
         return out
 
@@ -249,7 +251,7 @@ def build_config(name: str, info: ArtifactInfo, io: ArtifactIO, model_file: str,
         config.input.add(name=t.name, data_type=TRITON_DTYPES[t.dtype], dims=t.shape[strip:])
     for t in io.outputs:
         out = config.output.add(name=t.name, data_type=TRITON_DTYPES[t.dtype], dims=t.shape[strip:])
-        if has_labels and t.name == "logits":
+        if has_labels and len(io.outputs) == 1:  # a classifier's one output is its logits, whatever it is named
             out.label_filename = LABELS
     if engine and o.kind != TritonKind.GPU:
         raise UserError(f"a TensorRT plan runs on the GPU only: drop `kind` {o.kind}, or serve the ONNX")
