@@ -113,6 +113,24 @@ def test_an_openvino_reference_names_what_it_computed_in(cli, demo, artifacts, t
         assert "vs openvino (computing in f32)" in " ".join(r.out.split()), r.out
 
 
+def test_junit_cases_of_two_artifacts_or_two_runtimes_do_not_collide(cli, artifacts, tmp_path):
+    """CI merges JUnit files and keys each result on class and name: the INT8 for TensorRT and the one for
+    onnxruntime of one model, and one artifact on two runtimes, are separate tests (they shared `variant.int8`)."""
+    import xml.etree.ElementTree as ET
+
+    seen = {}
+    for path, backend in ((artifacts["int8"], "onnxruntime-cpu"), (artifacts["int8"], "openvino"),
+                          (artifacts["int8_ort"], "onnxruntime-cpu")):
+        junit = tmp_path / f"{len(seen)}.xml"
+        assert cli("verify", path, "--backend", backend, "--samples", "2", "--batch-sizes", "2",
+                   "--junit", junit).code == 0
+        cases = [(c.get("classname"), c.get("name")) for c in ET.parse(junit).getroot().iter("testcase")]
+        assert cases and all(path.name in c and backend in c for c, _ in cases), cases
+        seen[(path, backend)] = set(cases)
+    first, second, third = seen.values()
+    assert not first & second and not first & third and not second & third
+
+
 def test_an_ir_is_identified_by_its_weights_too(cli, artifacts, tmp_path):
     """Two IRs with one graph and other weights (the same architecture converted from two fine-tunes without our
     metadata) have the same .xml: the identity that keys verify's reference cache and bench's baseline comparison

@@ -10,7 +10,11 @@ from .run import VerifyResult
 
 
 def junit_report(result: VerifyResult) -> str:
-    classname = f"{result.info.variant}.{result.info.precision}"
+    """One test case per batch size and metric, under a class naming the artifact and what ran it, as bench labels
+    its runners: CI dashboards key results on class and name, so two artifacts of one model (INT8 for TensorRT and
+    for onnxruntime) or one artifact on two runtimes are separate tests, not one overwriting the other."""
+    ran = [result.candidate.get("backend"), result.candidate.get("execution_precision")]
+    classname = f"{result.artifact.name} [{', '.join(str(r) for r in ran if r)}]"
     cases = [(classname, f"{b.describe().replace(' ', '')}.{c.metric}",
               None if c.passed else f"{b.describe()}: {c.describe()}") for b in result.batches for c in b.checks]
     return junit_xml(f"swin-deploy verify {result.artifact.name}", cases, result.seconds)
