@@ -728,7 +728,7 @@ def bench(
         render.bench_table(report)
     write_json(json_path, report.as_dict())
     if junit:
-        write_text_atomic(junit, junit_report(report.gates))
+        write_text_atomic(junit, junit_report(report.gates, report.runners))
     if plot_path:
         plot(report.results, plot_path)
     for gate in report.gates:

@@ -192,10 +192,19 @@ class Judge:
         return GateResult(GateKind.MAX_RSS, label, None, float(self.gates.max_rss), value, verdict)
 
 
-def junit_report(gates: list[GateResult], seconds: float = 0.0) -> str:
-    """One JUnit test case per gate (runner, batch size, gate), named like verify's."""
+def junit_report(gates: list[GateResult], runners: dict[str, dict] | None = None, seconds: float = 0.0) -> str:
+    """One JUnit test case per gate (runner, batch size, gate), named like verify's: under a class naming the
+    artifact and what ran it (`runners`: each runner's description by label), so the reports of runs on other
+    runtimes or hints merge without collisions."""
     from .fileio import junit_xml
 
-    cases = [(g.label, f"batch{g.batch_size}.{g.gate}" if g.batch_size else str(g.gate),
+    def classname(label: str) -> str:
+        described = (runners or {}).get(label)
+        if not described:
+            return label
+        ran = [described.get(k) for k in ("backend", "execution_precision", "performance_hint")]
+        return f"{label.split(' [')[0]} [{', '.join(str(r) for r in ran if r)}]"
+
+    cases = [(classname(g.label), f"batch{g.batch_size}.{g.gate}" if g.batch_size else str(g.gate),
               None if g.passed else g.describe()) for g in gates]
     return junit_xml("swin-deploy bench gates", cases, seconds)

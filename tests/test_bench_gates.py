@@ -161,6 +161,8 @@ def test_min_speedup_fails_and_passes_on_the_same_artifact(cli, twins, tmp_path)
     assert doc["references"] == {"a.onnx": "b.onnx"}
     suite = ET.parse(tmp_path / "f.xml").getroot()
     assert suite.get("failures") == "1" and suite.find("testcase").get("name") == "batch2.min_speedup"
+    # classed by the artifact and what ran it, so a run on another runtime or hint is another test when merged
+    assert suite.find("testcase").get("classname") == "a.onnx [onnxruntime-cpu, latency]"
     r = cli("bench", a, "--against", b, *FAST, "--min-speedup", "0.3", "--json", tmp_path / "p.json")
     assert r.code == 0, r.err
     doc = json.loads((tmp_path / "p.json").read_text())
