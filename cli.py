@@ -581,10 +581,12 @@ def triton(
     if check is not None:
         if artifact is not None or repo is not None:
             raise UserError("--check FOLDER validates an existing model: drop ARTIFACT and --repo")
-        checked = check_repository(check)
-        for folder, findings in checked.items():
+        checked = check_repository(check, variant)
+        for folder, why in checked.skipped.items():
+            render.skipped(str(folder), why)
+        for folder, findings in checked.findings.items():
             render.findings(f"triton check {folder}", findings)
-        raise typer.Exit(1 if any(checked.values()) else 0)
+        raise typer.Exit(1 if any(checked.findings.values()) else 0)
     if artifact is None or repo is None:
         raise UserError("pass ARTIFACT and --repo DIR (or --check DIR/NAME to validate a model folder)")
     options = TritonOptions(name=name, version=version, max_batch=max_batch, instances=instances, kind=kind,

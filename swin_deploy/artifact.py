@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 
 from .enums import CalibMethod, InputFormat, Int8Target, Precision
-from .errors import UserError, require_file
+from .errors import NoMetadata, UserError, require_file
 from .fileio import sha256_files
 from .machine import check_memory, exact_int8_dot_products
 from .models.registry import SwinConfig, get_config
@@ -389,7 +389,7 @@ def read_info(path: str | Path, variant: str | None = None, *, fallback_variant:
         return as_named(info, variant, Path(path))
     variant = variant or fallback_variant
     if variant is None:
-        raise UserError(f"{path} carries no swin-deploy metadata: pass `variant` NAME to say what model it is")
+        raise NoMetadata(f"{path} carries no swin-deploy metadata: pass `variant` NAME to say what model it is")
     dims = [d.dim_value if d.HasField("dim_value") else None for d in model.graph.input[0].type.tensor_type.shape.dim]
     return _foreign_info(Path(path), variant, dims, opset_of(model), graph_precision(model))
 
@@ -545,7 +545,7 @@ def read_ir_info(xml: str | Path, variant: str | None = None, *, fallback_varian
         return as_named(info, variant, xml)
     variant = variant or fallback_variant
     if variant is None:
-        raise UserError(f"{xml} carries no swin-deploy metadata: pass `variant` NAME to say what model it is")
+        raise NoMetadata(f"{xml} carries no swin-deploy metadata: pass `variant` NAME to say what model it is")
     layers = root.findall("layers/layer")
     parameter = next((layer.find("data") for layer in layers if layer.get("type") == "Parameter"), None)
     shape = (parameter.get("shape", "") if parameter is not None else "").split(",")

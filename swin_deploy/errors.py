@@ -36,6 +36,10 @@ class UserError(SwinDeployError):
     exit_code = 2
 
 
+class NoMetadata(UserError):
+    """An ONNX or IR without swin-deploy's metadata, read where no `variant` says what model it is."""
+
+
 class GateFailed(SwinDeployError):
     """A measured result is outside its threshold; exit code 1."""
 

@@ -440,11 +440,16 @@ def predictions(result) -> None:
 def findings(title: str, found: list[str]) -> None:
     """A lint's result: one line per finding, then PASS/FAIL."""
     for f in found:
-        out.print(Text(f"- {f}"), highlight=False, soft_wrap=True)
+        out.print(Text(f"- {spell_params(f, flag)}"), highlight=False, soft_wrap=True)
     if found:
         failure("FAIL", f"{title}: {len(found)} finding(s)")
     else:
         passed(f"{title}: no findings")
+
+
+def skipped(title: str, why: str) -> None:
+    """Something a check left out, and why (a repository's model of another runtime)."""
+    message(f"skipped {title}: {spell_params(why, flag)}")
 
 
 def triton_summary(result) -> None:

@@ -219,6 +219,69 @@ def test_onnx_with_external_data_is_served_whole_and_a_missing_weights_file_name
 
 
 @needs_triton
+def test_triton_check_of_a_repository_serving_other_models_too(cli, artifacts, tmp_path):
+    """A repository holds other models beside swin-deploy's: a Python-backend model and an ONNX without swin-deploy
+    metadata are skipped with the reason (the latter checked with --variant), the Swin model is checked; a folder that
+    cannot be checked, given alone, is one line and exit 2, as is a repository with nothing to check."""
+    from swin_deploy.serve.triton import TritonOptions, write_model
+
+    repo = tmp_path / "repo"
+    write_model(artifacts["fp32"], repo, TritonOptions(name="swin"))
+    (repo / "py" / "1").mkdir(parents=True)
+    (repo / "py" / "config.pbtxt").write_text('name: "py"\nbackend: "python"\nmax_batch_size: 0\n')
+    (repo / "py" / "1" / "model.py").write_text("")
+    foreign = onnx.load(str(artifacts["fp32"]))
+    del foreign.metadata_props[:]
+    (repo / "other" / "1").mkdir(parents=True)
+    onnx.save(foreign, str(repo / "other" / "1" / "model.onnx"))
+    config = (repo / "swin" / "config.pbtxt").read_text().replace('name: "swin"', 'name: "other"')
+    (repo / "other" / "config.pbtxt").write_text(config.replace("label_filename", "# label_filename"))
+    r = cli("triton", "--check", repo)
+    out = " ".join(r.out.split())
+    assert r.code == 0 and f"PASS triton check {repo / 'swin'}" in out, r.out + r.err
+    assert f'skipped {repo / "py"}: py has backend "python"' in out and f"skipped {repo / 'other'}:" in out
+    assert "no swin-deploy metadata: pass --variant NAME" in out  # spelled for the command line
+    r = cli("triton", "--check", repo, "--variant", "swin_digits")  # applies to the models without metadata only
+    out = " ".join(r.out.split())
+    assert r.code == 0 and f"PASS triton check {repo / 'other'}" in out and f"PASS triton check {repo / 'swin'}" in out
+    for alone, said in ((repo / "py", 'py has backend "python": swin-deploy checks the onnxruntime'),
+                        (repo / "other", "carries no swin-deploy metadata: pass --variant NAME")):
+        r = cli("triton", "--check", alone)
+        assert r.code == 2 and said in r.err and r.err.count("\n") == 1, r.err
+    shutil.rmtree(repo / "swin")
+    shutil.rmtree(repo / "other")
+    r = cli("triton", "--check", repo)
+    assert r.code == 2 and "no model in" in r.err and "is one swin-deploy checks" in r.err, r.err
+
+
+@needs_triton
+def test_triton_check_reads_the_runtime_from_platform_or_backend_and_the_file_name(cli, artifacts, tmp_path):
+    """Triton takes `backend: "onnxruntime"` as well as `platform: "onnxruntime_onnx"`, and `default_model_filename`:
+    neither is a finding (both were); a file the runtime cannot load, or two names for different runtimes, are."""
+    from swin_deploy.serve.triton import TritonOptions, write_model
+
+    folder = write_model(artifacts["fp32"], tmp_path, TritonOptions(name="m")).folder
+    config = folder / "config.pbtxt"
+    text = config.read_text()
+    assert 'platform: "onnxruntime_onnx"' in text
+    config.write_text(text.replace('platform: "onnxruntime_onnx"', 'backend: "onnxruntime"'))
+    assert cli("triton", "--check", folder).code == 0
+    (folder / "1" / "model.onnx").rename(folder / "1" / "swin.onnx")
+    r = cli("triton", "--check", folder)
+    assert r.code == 1 and "version 1 has no model.onnx for onnxruntime: add it" in r.out, r.out
+    config.write_text(config.read_text() + 'default_model_filename: "swin.onnx"\n')
+    assert cli("triton", "--check", folder).code == 0
+    (folder / "1" / "swin.onnx").rename(folder / "1" / "model.onnx")
+    config.write_text(text.replace('platform: "onnxruntime_onnx"', 'platform: "tensorrt_plan"'))
+    r = cli("triton", "--check", folder)
+    assert r.code == 1 and 'has no model.plan for tensorrt_plan (it holds model.onnx: serve that with platform ' \
+                           '"onnxruntime_onnx")' in " ".join(r.out.split()), r.out
+    config.write_text(text + 'backend: "tensorrt"\n')
+    r = cli("triton", "--check", folder)
+    assert r.code == 1 and 'platform "onnxruntime_onnx" and backend "tensorrt" name different runtimes' in r.out, r.out
+
+
+@needs_triton
 def test_triton_refuses_to_overwrite_and_bad_options(cli, artifacts, tmp_path):
     from tritonclient.grpc import model_config_pb2 as pb
 

@@ -31,7 +31,7 @@ from ..artifact import (
     write_described_copy,
 )
 from ..enums import PerformanceHint, Precision, Runtime, TritonKind
-from ..errors import UserError, missing_package, require_at_least, require_file
+from ..errors import NoMetadata, UserError, missing_package, require_at_least, require_file
 from ..fileio import atomic_directory, make_folder
 from ..parsing import one_or_many
 
@@ -364,23 +364,69 @@ def _served_precision(info: ArtifactInfo, o: TritonOptions) -> str | None:
     return f"{where}; gate it: verify --backend openvino --inference-precision bf16"
 
 
-def check_repository(folder: Path) -> dict[Path, list[str]]:
+class NotChecked(UserError):
+    """A model folder swin-deploy does not check: one served by a runtime it does not write for (Python, PyTorch,
+    TensorFlow, an ensemble)."""
+
+
+@dataclass
+class RepositoryCheck:
+    findings: dict[Path, list[str]]  # per model folder checked (empty list: valid)
+    skipped: dict[Path, str]  # per model folder of the repository that is not swin-deploy's to check: why
+
+
+def check_repository(folder: Path, variant: str | None = None) -> RepositoryCheck:
     """Findings per model folder: `folder` itself when it is one (has a config.pbtxt), else each model folder of the
-    repository it is (as Triton's --model-repository takes it)."""
+    repository it is (as Triton's --model-repository takes it). A repository's models of other runtimes, and those
+    without swin-deploy metadata when no `variant` says what they are, are skipped with the reason: a repository
+    serves other models beside Swin ones. A model folder given alone that cannot be checked is a UserError."""
     folder = Path(folder)
     if not folder.is_dir() or (folder / CONFIG).is_file():
-        return {folder: check_model(folder)}
+        return RepositoryCheck({folder: check_model(folder, variant=variant)}, {})
     models = sorted(d for d in folder.iterdir() if (d / CONFIG).is_file())
     if not models:
         raise UserError(f"{folder} has no {CONFIG} and no model folders with one: pass a model folder (DIR/NAME) or "
                         "a repository, or write one with swin-deploy triton")
-    return {model: check_model(model) for model in models}
+    result = RepositoryCheck({}, {})
+    for model in models:
+        try:
+            result.findings[model] = check_model(model, variant=variant)
+        except (NotChecked, NoMetadata) as e:
+            result.skipped[model] = str(e)
+    if not result.findings:
+        raise UserError(f"no model in {folder} is one swin-deploy checks ({next(iter(result.skipped.values()))}): "
+                        "pass a repository with onnxruntime, TensorRT or OpenVINO models of swin-deploy artifacts")
+    return result
 
 
-def check_model(folder: Path, name: str | None = None) -> list[str]:
+# the model file each runtime swin-deploy serves loads by default, by the config's platform or backend (Triton takes
+# either: `platform: "onnxruntime_onnx"` or `backend: "onnxruntime"`)
+SERVED_FILES = {"onnxruntime_onnx": "model.onnx", "onnxruntime": "model.onnx", "tensorrt_plan": "model.plan",
+                "tensorrt": "model.plan", OPENVINO_BACKEND: OPENVINO_DEFAULT_FILE}
+BACKEND_OF_PLATFORM = {"onnxruntime_onnx": "onnxruntime", "tensorrt_plan": "tensorrt"}
+
+
+def _served_file(config, folder: Path) -> tuple[str, list[str]]:
+    """(the model file the config's runtime loads, findings on how the config names that runtime); NotChecked for a
+    runtime swin-deploy does not serve."""
+    runtime = config.platform or config.backend
+    if runtime not in SERVED_FILES:
+        said = f'platform "{config.platform}"' if config.platform else (f'backend "{config.backend}"' if config.backend
+                                                                          else "no platform or backend")
+        raise NotChecked(f"{folder.name} has {said}: swin-deploy checks the onnxruntime, TensorRT and OpenVINO "
+                         "models it writes")
+    findings = []
+    if config.platform and config.backend and BACKEND_OF_PLATFORM.get(config.platform) != config.backend:
+        findings.append(f'platform "{config.platform}" and backend "{config.backend}" name different runtimes: keep '
+                        "one of them")
+    return config.default_model_filename or SERVED_FILES[runtime], findings
+
+
+def check_model(folder: Path, name: str | None = None, variant: str | None = None) -> list[str]:
     """Findings for a Triton model folder (empty: valid), one line each: what is wrong and what to do.
 
-    `name`: the model name the folder will have (default: the folder's name)."""
+    `name`: the model name the folder will have (default: the folder's name); `variant`: what model a model file
+    without swin-deploy metadata is (without it, NoMetadata). NotChecked for a runtime swin-deploy does not serve."""
     from google.protobuf import text_format
 
     pb = model_config_pb2()
@@ -394,32 +440,36 @@ def check_model(folder: Path, name: str | None = None) -> list[str]:
         config = text_format.Parse(config_path.read_text(), pb.ModelConfig())
     except text_format.ParseError as e:
         return [f"{CONFIG}: not a valid Triton ModelConfig ({e}): fix the line named"]
-    findings: list[str] = []
+    served, findings = _served_file(config, folder)
+    openvino = (config.platform or config.backend) == OPENVINO_BACKEND
     name = name or folder.name
     if config.name and config.name != name:
         findings.append(f"name '{config.name}' differs from the folder '{name}': Triton refuses it; make them equal")
     versions = sorted(d for d in folder.iterdir() if d.is_dir() and d.name.isdigit())
     if not versions:
         return [*findings, "no version folder (e.g. 1/) with the model file: add one"]
-    if config.backend == OPENVINO_BACKEND:
-        files = [config.default_model_filename or OPENVINO_DEFAULT_FILE]
-        if not (versions[-1] / files[0]).is_file():
-            return [*findings, f"version {versions[-1].name} has no {files[0]} for the OpenVINO backend: add it"]
-        if kind_of(files[0]) == "ir" and not ir_weights(versions[-1] / files[0]).is_file():
-            return [*findings, f"{files[0]} has no {ir_weights(Path(files[0])).name} beside it: copy the weights"]
+    if not (versions[-1] / served).is_file():
+        others = [f for f in SERVED_FILES.values() if f != served and (versions[-1] / f).is_file()]
+        held = f" (it holds {others[0]}: serve that with platform \"{PLATFORMS[others[0]]}\")" \
+            if others and others[0] in PLATFORMS else ""
+        return [*findings, f"version {versions[-1].name} has no {served} for {config.platform or config.backend}"
+                           f"{held}: add it"]
+    if openvino:
+        if kind_of(served) == "ir" and not ir_weights(versions[-1] / served).is_file():
+            return [*findings, f"{served} has no {ir_weights(Path(served)).name} beside it: copy the weights"]
         if any(g.kind != pb.ModelInstanceGroup.KIND_CPU for g in config.instance_group):
             findings.append("Triton's OpenVINO backend runs on the CPU: use instance_group kind KIND_CPU")
-    else:
-        files = [f for f in PLATFORMS if (versions[-1] / f).is_file()]
-        if len(files) != 1:
-            return [*findings, f"version {versions[-1].name} needs exactly one of {', '.join(PLATFORMS)}: add the model "
-                               "file"]
-        if config.platform != PLATFORMS[files[0]]:
-            findings.append(f"platform '{config.platform}' does not run {files[0]}: use platform "
-                            f"\"{PLATFORMS[files[0]]}\"")
-    model_file = versions[-1] / files[0]
+    model_file = versions[-1] / served
     try:
-        info, io = read_io(model_file, openvino=config.backend == OPENVINO_BACKEND)
+        try:
+            info, io = read_io(model_file, openvino=openvino)
+        except NoMetadata:
+            if variant is None:
+                raise
+            # `variant` says what the models without metadata are; those with it are what it says
+            info, io = read_io(model_file, variant, openvino=openvino)
+    except NoMetadata:
+        raise
     except UserError as e:
         return [*findings, f"{model_file.name}: {e}"]
     findings += _check_io(config, io)
@@ -431,7 +481,7 @@ def check_model(folder: Path, name: str | None = None) -> list[str]:
             lines = (folder / out.label_filename).read_text().splitlines()
             if len(lines) != info.num_classes:
                 findings.append(f"{out.label_filename} has {len(lines)} lines for {info.num_classes} classes: one per class")
-    if files[0] == "model.plan" and any(g.kind == pb.ModelInstanceGroup.KIND_CPU for g in config.instance_group):
+    if kind_of(model_file) == "engine" and any(g.kind == pb.ModelInstanceGroup.KIND_CPU for g in config.instance_group):
         findings.append("instance_group KIND_CPU with a TensorRT plan: plans run on the GPU; use KIND_GPU")
     return findings
 
