@@ -409,6 +409,9 @@ def bench_artifacts(artifacts: list[str | Path] | str | Path, options: BenchOpti
     if o.variant is not None and all(info.weights_sha256 for info in infos.values()):
         for path, info in infos.items():  # no artifact here lacks metadata: `variant` may only repeat what theirs say
             as_named(info, o.variant, path)
+    if o.backends and not any(kind_of(p) == "onnx" for p in infos):
+        own = ", ".join(f"{p.name} on {default_backend(p)}" for p in infos)
+        raise UserError(f"`backend` chooses each ONNX's runtime, and none of these is an ONNX ({own}): drop it")
     hints = _hints(o)
     given = o.openvino if hints == (None,) else replace(o.openvino or OpenVinoOptions(), performance_hint=hints[0])
     if said := unused_options(given, {b or default_backend(p) for p in infos for b in _backends(p, o.backends)}):

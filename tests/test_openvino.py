@@ -230,7 +230,15 @@ def test_bench_runs_each_onnx_on_each_backend_and_reports_load_time(cli, artifac
     fastest = next(line for line in r.out.splitlines() if line.startswith("fastest at batch 1"))
     assert f"int8.onnx [openvino] ({backends['int8.onnx [openvino]'].split()[1]})" in fastest, fastest
     assert "int8.onnx [onnxruntime-cpu]" in fastest and "(onnxruntime-cpu)" not in fastest, fastest
-
+    # --backend is each ONNX's runtime: with no ONNX among the artifacts it would be ignored, so it is refused
+    xml = tmp_path / "m.xml"
+    assert cli("convert", artifacts["fp32"], "-o", xml).code == 0
+    r = cli("bench", xml, "--backend", "onnxruntime-cpu", "--batch-sizes", "1", "--iterations", "2")
+    assert r.code == 2 and "none of these is an ONNX (m.xml on openvino): drop it" in r.err, r.err
+    r = cli("bench", xml, artifacts["fp32"], "--backend", "onnxruntime-cpu", "--batch-sizes", "1", "--iterations", "2",
+            "--json", out)
+    assert r.code == 0 and {row["backend"].split()[0] for row in json.loads(out.read_text())["results"]} == {
+        "openvino", "onnxruntime-cpu"}, r.err
 
 
 def test_triton_openvino_folders_from_onnx_and_ir(cli, artifacts, tmp_path):
