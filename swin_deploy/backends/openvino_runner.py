@@ -69,6 +69,7 @@ def port_name(port) -> str:
     return next((n for n in sorted(port.get_names()) if n in PROMISED_NAMES or n.startswith("stage")),
                 port.get_any_name())
 
+
 def import_openvino():
     try:
         import openvino
