@@ -279,6 +279,12 @@ def test_triton_check_reads_the_runtime_from_platform_or_backend_and_the_file_na
     config.write_text(text + 'backend: "tensorrt"\n')
     r = cli("triton", "--check", folder)
     assert r.code == 1 and 'platform "onnxruntime_onnx" and backend "tensorrt" name different runtimes' in r.out, r.out
+    # versions by number, as Triton serves the highest: 10 (whole) after 9 (its model file missing)
+    config.write_text(text)
+    (folder / "1").rename(folder / "10")
+    (folder / "9").mkdir()
+    r = cli("triton", "--check", folder)
+    assert r.code == 0, r.out
 
 
 @needs_triton

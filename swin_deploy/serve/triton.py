@@ -445,7 +445,8 @@ def check_model(folder: Path, name: str | None = None, variant: str | None = Non
     name = name or folder.name
     if config.name and config.name != name:
         findings.append(f"name '{config.name}' differs from the folder '{name}': Triton refuses it; make them equal")
-    versions = sorted(d for d in folder.iterdir() if d.is_dir() and d.name.isdigit())
+    # by number, as Triton's version policy orders them (its default serves the highest): "10" comes after "9"
+    versions = sorted((d for d in folder.iterdir() if d.is_dir() and d.name.isdigit()), key=lambda d: int(d.name))
     if not versions:
         return [*findings, "no version folder (e.g. 1/) with the model file: add one"]
     if not (versions[-1] / served).is_file():
