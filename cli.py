@@ -369,6 +369,7 @@ def export(
                                                         interpolation, crop_pct, crop_mode),
                             class_names=parsed(read_class_names, class_names, "class_names"), window_size=window_size)
     source = weights(checkpoint, pretrained, random_init, seed, ema)
+    use_threads({"threads": None})  # PyTorch's threads: a CPU quota's CPUs where there is one, as verify's
     with render.steps(6) as on_step:
         result = export_variant(variant, source, output, options, on_step=on_step)
     render.export_summary(result)

@@ -26,7 +26,7 @@ from onnxruntime.quantization.calibrate import TensorData, TensorsData
 from swin_deploy import defaults
 from swin_deploy.enums import CalibMethod
 from swin_deploy.errors import UserError
-from swin_deploy.machine import readout_budget
+from swin_deploy.machine import quota_threads, readout_budget
 from swin_deploy.precision.graph import readout_groups, run_shapes, static_bytes
 
 from .options import LINEAR_OPS, check_percentile
@@ -226,6 +226,7 @@ class TensorStats:
         measured.graph.output.extend(self.typed[name] for name in names)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # as onnxruntime's calibrators
+        options.intra_op_num_threads = quota_threads() or 0  # a CPU quota's CPUs, not a thread per core (0: default)
         return ort.InferenceSession(measured.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
     def update(self, feed: dict[str, np.ndarray]) -> None:

@@ -3,6 +3,7 @@ times), with exit codes, JSON and JUnit; the statistics on synthetic rounds with
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -551,6 +552,34 @@ def test_threads_left_to_the_runtime_are_the_quotas_under_a_cpu_quota(monkeypatc
     for cpus, threads in ((None, None), (4.0, None), (6.0, None), (2.5, 2), (1.0, 1), (0.5, 1)):
         quota(cpus)
         assert (machine.quota_threads(), checked_threads(None), checked_threads(3)) == (threads, threads, 3), cpus
+
+
+def test_export_and_quantize_sessions_take_the_quotas_threads_too(monkeypatch, artifacts):
+    """The onnxruntime sessions export's parity check, quantize's calibration and the FP16 overflow probe make, and
+    the OpenVINO compile convert checks with, take a CPU quota's CPUs as threads (the runtimes' default, one per core,
+    is throttled under it), and the default otherwise (0, or none given)."""
+    import onnx
+
+    from calibration.ranges import TensorStats
+    from swin_deploy.backends.onnxruntime_runner import OnnxRuntimeRunner
+    from swin_deploy.precision.fp16 import Float16Probe
+
+    model, fp16 = onnx.load(str(artifacts["fp32"])), onnx.load(str(artifacts["fp16"]))
+    monkeypatch.setattr(machine, "usable_cpus", lambda: [0, 1, 2, 3])
+    for cpus, threads in ((None, 0), (1.0, 1), (2.5, 2)):
+        monkeypatch.setattr(machine.CpuQuota, "of_this_process", classmethod(
+            lambda cls, root=None, cpus=cpus: None if cpus is None else type("Q", (), {"cpus": lambda self: cpus})()))
+        with OnnxRuntimeRunner(artifacts["fp32"]) as runner:
+            assert runner.session.get_session_options().intra_op_num_threads == threads
+        if importlib.util.find_spec("openvino"):  # convert's check against the ONNX runs on OpenVINO
+            from swin_deploy.backends.openvino_runner import OpenVinoRunner
+
+            with OpenVinoRunner(artifacts["fp32"]) as runner:
+                assert runner.config.get("INFERENCE_NUM_THREADS") == (threads or None)
+        stats = TensorStats(model)._session([model.graph.output[0].name])
+        probe = Float16Probe(fp16)
+        for session in (stats, probe._session(list(probe.typed)[:1])):
+            assert session.get_session_options().intra_op_num_threads == threads
 
 
 def _bench_in_a_cpu_quota(cpus, *args):

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..enums import PerformanceHint
 from ..errors import UserError, missing_package
-from ..machine import physical_cores
+from ..machine import physical_cores, quota_threads
 from .base import Runner
 
 # precision lives in the ONNX: float32 tensors compute in float32. onnxruntime's CUDA provider runs float32
@@ -60,7 +60,9 @@ class OnnxRuntimeRunner(Runner):
                             f"not onnxruntime-{provider}")
         self.model = model if isinstance(model, bytes) else Path(model)
         self.path = None if isinstance(model, bytes) else self.model
-        self.provider, self.threads = provider, threads
+        # threads not given: a CPU quota's CPUs where there is one (onnxruntime's default, a thread per core, is
+        # throttled under it), else onnxruntime's choice
+        self.provider, self.threads = provider, threads if threads is not None else quota_threads()
         self.name = f"onnxruntime-{provider}"
         self.streams = 1  # requests run at once on parts of a batch (set when activated)
 

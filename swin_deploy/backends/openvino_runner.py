@@ -26,6 +26,7 @@ from .. import defaults
 from ..enums import ExecutionPrecision, PerformanceHint, Precision
 from ..errors import UserError, missing_package
 from ..fileio import make_folder
+from ..machine import quota_threads
 from .base import Runner
 
 # the CPU capability (OpenVINO's OPTIMIZATION_CAPABILITIES) each execution precision needs; the enum's values are
@@ -141,7 +142,9 @@ class OpenVinoRunner(Runner):
     def __init__(self, model: str | Path, threads: int | None = None, options: OpenVinoOptions | None = None,
                  precision: Precision | None = None):
         super().__init__()
-        self.path, self.threads = Path(model), threads
+        # threads not given: a CPU quota's CPUs where there is one (OpenVINO's default, a thread per core, is
+        # throttled under it), else OpenVINO's choice
+        self.path, self.threads = Path(model), threads if threads is not None else quota_threads()
         self.options = options or OpenVinoOptions()
         self.hint = self.options.hint
         self.precision = precision  # the artifact's; read from its metadata when None

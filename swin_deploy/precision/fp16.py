@@ -19,7 +19,7 @@ import onnx
 from onnx import numpy_helper
 
 from ..defaults import FP16_MAX
-from ..machine import readout_budget
+from ..machine import quota_threads, readout_budget
 from .graph import (
     constant_values,
     consumers,
@@ -137,6 +137,7 @@ class Float16Probe:
         probe.graph.output.extend(self.typed[name] for name in names)
         options = ort.SessionOptions()
         options.enable_cpu_mem_arena = arena
+        options.intra_op_num_threads = quota_threads() or 0  # a CPU quota's CPUs, not a thread per core (0: default)
         return ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
     def first_overflows(self, batches: list) -> list[str | None]:
