@@ -241,6 +241,8 @@ def test_triton_check_of_a_repository_serving_other_models_too(cli, artifacts, t
     assert r.code == 0 and f"PASS triton check {repo / 'swin'}" in out, r.out + r.err
     assert f'skipped {repo / "py"}: py has backend "python"' in out and f"skipped {repo / 'other'}:" in out
     assert "no swin-deploy metadata: pass --variant NAME" in out  # spelled for the command line
+    r = cli("triton", "--check", repo, "--variant", "swin_nope")
+    assert r.code == 2 and "unknown variant 'swin_nope'" in r.err and r.err.count("\n") == 1, r.err
     r = cli("triton", "--check", repo, "--variant", "swin_digits")  # applies to the models without metadata only
     out = " ".join(r.out.split())
     assert r.code == 0 and f"PASS triton check {repo / 'other'}" in out and f"PASS triton check {repo / 'swin'}" in out

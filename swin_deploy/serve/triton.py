@@ -380,7 +380,11 @@ def check_repository(folder: Path, variant: str | None = None) -> RepositoryChec
     repository it is (as Triton's --model-repository takes it). A repository's models of other runtimes, and those
     without swin-deploy metadata when no `variant` says what they are, are skipped with the reason: a repository
     serves other models beside Swin ones. A model folder given alone that cannot be checked is a UserError."""
+    from ..models.registry import get_config
+
     folder = Path(folder)
+    if variant is not None:
+        get_config(variant)  # an unknown name is the user's slip, not a finding in each model it would apply to
     if not folder.is_dir() or (folder / CONFIG).is_file():
         return RepositoryCheck({folder: check_model(folder, variant=variant)}, {})
     models = sorted(d for d in folder.iterdir() if (d / CONFIG).is_file())
