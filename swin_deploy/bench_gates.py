@@ -194,16 +194,13 @@ class Judge:
 
 def junit_report(gates: list[GateResult], runners: dict[str, dict] | None = None, seconds: float = 0.0) -> str:
     """One JUnit test case per gate (runner, batch size, gate), named like verify's: under a class naming the
-    artifact and what ran it (`runners`: each runner's description by label), so the reports of runs on other
-    runtimes or hints merge without collisions."""
-    from .fileio import junit_xml
+    artifact and what ran it (`runners`: each runner's description by label; fileio.junit_class)."""
+    from .fileio import junit_class, junit_xml
 
     def classname(label: str) -> str:
         described = (runners or {}).get(label)
-        if not described:
-            return label
-        ran = [described.get(k) for k in ("backend", "execution_precision", "performance_hint")]
-        return f"{label.split(' [')[0]} [{', '.join(str(r) for r in ran if r)}]"
+        return junit_class(label.split(" [")[0], described, ("backend", "execution_precision", "performance_hint")) \
+            if described else label
 
     cases = [(classname(g.label), f"batch{g.batch_size}.{g.gate}" if g.batch_size else str(g.gate),
               None if g.passed else g.describe()) for g in gates]

@@ -187,6 +187,14 @@ def write_text_atomic(path: str | Path, text: str) -> None:
         tmp.write_text(text)
 
 
+def junit_class(name: str, described: dict, keys: tuple[str, ...]) -> str:
+    """A JUnit class naming an artifact and what ran it (`keys` of its runner's description, those it has):
+    `model.int8.onnx [openvino, bf16]`. CI dashboards key results on class and name, so runs of two artifacts of one
+    model, or of one artifact on two runtimes, stay separate tests when their reports are merged."""
+    ran = [described.get(k) for k in keys]
+    return f"{name} [{', '.join(str(r) for r in ran if r)}]"
+
+
 def junit_xml(suite_name: str, cases: list[tuple[str, str, str | None]], seconds: float) -> str:
     """A JUnit testsuite of (classname, name, failure message or None) cases, as CI systems read it."""
     import xml.etree.ElementTree as ET

@@ -242,6 +242,12 @@ def ir_summary(source: str, result) -> None:
                                     **({"note": spell_params(result.note, flag)} if result.note else {})})
 
 
+def _ran_on(described: dict) -> str:
+    """A runner's runtime, and what it computed in where it chooses (OpenVINO): "openvino, computing in bf16"."""
+    ran = described.get("backend", "")
+    return f"{ran}, computing in {described['execution_precision']}" if described.get("execution_precision") else ran
+
+
 def verify_table(result) -> None:
     sizes = {b.img_size for b in result.batches}
     headers = ["metric", *[f"batch {b.batch_size}" + (f" @{b.img_size[0]}x{b.img_size[1]}" if len(sizes) > 1 else "")
@@ -249,9 +255,7 @@ def verify_table(result) -> None:
     limits = result.limits()
     rows = [[m, *[f"{b.metrics[m]:.4g}" if m in b.metrics else "-" for b in result.batches], limits.get(m, "")]
             for m in result.shown_metrics()]
-    ran = result.candidate.get("backend", "")
-    if result.candidate.get("execution_precision"):
-        ran += f", computing in {result.candidate['execution_precision']}"
+    ran = _ran_on(result.candidate)
     against = result.reference["backend"]
     if result.reference.get("execution_precision"):
         against += f" (computing in {result.reference['execution_precision']})"
@@ -419,9 +423,7 @@ def engine_summary(result) -> None:
 def predictions(result) -> None:
     """One image: its ranked classes. Several: a row each, the best class first (a folder's worth of per-image tables
     is ten lines an image to scroll through; --json has every score)."""
-    ran = result.runner.get("backend", "")
-    if result.runner.get("execution_precision"):
-        ran += f", computing in {result.runner['execution_precision']}"
+    ran = _ran_on(result.runner)
     if len(result.predictions) == 1:
         p = result.predictions[0]
         columns(f"{p.image} on {ran}", ["rank", "class", "label", "probability"],

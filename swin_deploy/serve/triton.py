@@ -125,10 +125,12 @@ def openvino_io(path: Path, info: ArtifactInfo) -> ArtifactIO:
     return ArtifactIO(tensors(model.inputs), tensors(model.outputs), batch)
 
 
-def read_io(path: Path, variant: str | None = None, openvino: bool = False) -> tuple[ArtifactInfo, ArtifactIO]:
-    """The artifact's metadata and I/O as the backend serving it sees them (`openvino`: Triton's OpenVINO backend)."""
+def read_io(path: Path, variant: str | None = None, openvino: bool = False, *,
+            fallback_variant: str | None = None) -> tuple[ArtifactInfo, ArtifactIO]:
+    """The artifact's metadata and I/O as the backend serving it sees them (`openvino`: Triton's OpenVINO backend);
+    `variant` and `fallback_variant` as artifact_info takes them."""
     path = Path(path)
-    info = artifact_info(path, variant)
+    info = artifact_info(path, variant, fallback_variant=fallback_variant)
     if kind_of(path) == "engine":
         return info, engine_io(path, info)
     return info, (openvino_io(path, info) if openvino or kind_of(path) == "ir" else onnx_io(path, info))
@@ -405,9 +407,10 @@ def check_repository(folder: Path, variant: str | None = None) -> RepositoryChec
 
 # the model file each runtime swin-deploy serves loads by default, by the config's platform or backend (Triton takes
 # either: `platform: "onnxruntime_onnx"` or `backend: "onnxruntime"`)
-SERVED_FILES = {"onnxruntime_onnx": "model.onnx", "onnxruntime": "model.onnx", "tensorrt_plan": "model.plan",
-                "tensorrt": "model.plan", OPENVINO_BACKEND: OPENVINO_DEFAULT_FILE}
 BACKEND_OF_PLATFORM = {"onnxruntime_onnx": "onnxruntime", "tensorrt_plan": "tensorrt"}
+SERVED_FILES = {**{platform: file for file, platform in PLATFORMS.items()},
+                **{BACKEND_OF_PLATFORM[platform]: file for file, platform in PLATFORMS.items()},
+                OPENVINO_BACKEND: OPENVINO_DEFAULT_FILE}
 
 
 def _served_file(config, folder: Path) -> tuple[str, list[str]]:
@@ -466,13 +469,8 @@ def check_model(folder: Path, name: str | None = None, variant: str | None = Non
             findings.append("Triton's OpenVINO backend runs on the CPU: use instance_group kind KIND_CPU")
     model_file = versions[-1] / served
     try:
-        try:
-            info, io = read_io(model_file, openvino=openvino)
-        except NoMetadata:
-            if variant is None:
-                raise
-            # `variant` says what the models without metadata are; those with it are what it says
-            info, io = read_io(model_file, variant, openvino=openvino)
+        # `variant` says what the models without metadata are; those with it are what it says
+        info, io = read_io(model_file, openvino=openvino, fallback_variant=variant)
     except NoMetadata:
         raise
     except UserError as e:

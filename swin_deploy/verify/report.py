@@ -5,16 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..fileio import junit_xml, write_text_atomic
+from ..fileio import junit_class, junit_xml, write_text_atomic
 from .run import VerifyResult
 
 
 def junit_report(result: VerifyResult) -> str:
-    """One test case per batch size and metric, under a class naming the artifact and what ran it, as bench labels
-    its runners: CI dashboards key results on class and name, so two artifacts of one model (INT8 for TensorRT and
-    for onnxruntime) or one artifact on two runtimes are separate tests, not one overwriting the other."""
-    ran = [result.candidate.get("backend"), result.candidate.get("execution_precision")]
-    classname = f"{result.artifact.name} [{', '.join(str(r) for r in ran if r)}]"
+    """One test case per batch size and metric, under a class naming the artifact and what ran it
+    (fileio.junit_class)."""
+    classname = junit_class(result.artifact.name, result.candidate, ("backend", "execution_precision"))
     cases = [(classname, f"{b.describe().replace(' ', '')}.{c.metric}",
               None if c.passed else f"{b.describe()}: {c.describe()}") for b in result.batches for c in b.checks]
     return junit_xml(f"swin-deploy verify {result.artifact.name}", cases, result.seconds)
